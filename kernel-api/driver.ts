@@ -1,0 +1,140 @@
+/**
+ * The driver-facing kernel API: what a strategy (a remote-mapping design) may call, with
+ * Linux's names and meanings. A strategy is written once against `DriverKernel` and runs
+ * on both kernels. Results are values (an errno, a VM_FAULT code); nothing throws.
+ */
+import type { Errno, Outcome } from './outcome.ts';
+import type { DriverHold } from './state.ts';
+
+/** FOLL_* flags of get_user_pages_remote / pin_user_pages_remote. */
+export const FOLL_WRITE = 0x01;
+export const FOLL_GET = 0x04;
+export const FOLL_FORCE = 0x10;
+export const FOLL_NOFAULT = 0x80000;
+export const FOLL_PIN = 0x40000;
+
+/** PTRACE_MODE_* of ptrace_may_access. */
+export type PtraceMode = 'read' | 'attach';
+
+/** The fields of vm_area_struct a driver reads or sets in its mmap hook. */
+export interface DriverVma {
+  readonly id: number;
+  /** pid of the mm this VMA belongs to. */
+  readonly mm: number;
+  readonly start: number;
+  readonly end: number;
+  /** vm_pgoff, in pages. */
+  readonly pgoff: number;
+  readonly shared: boolean;
+  readonly prot: number;
+  pfnmap: boolean;
+  mixedmap: boolean;
+  io: boolean;
+  dontcopy: boolean;
+  dontexpand: boolean;
+  vmOps: VmOperations | null;
+  privateData: unknown;
+}
+
+/** A fault handler's result: vmf->page with a reference taken, or VM_FAULT_NOPAGE / SIGBUS / OOM. */
+export type FaultResult =
+  | { kind: 'page'; pfn: number }
+  | { kind: 'nopage' }
+  | { kind: 'sigbus' }
+  | { kind: 'oom' };
+
+/** struct vm_operations_struct. `name` names the driver in maps and stories. */
+export interface VmOperations {
+  readonly name: string;
+  open?(vma: DriverVma): void;
+  close?(vma: DriverVma): void;
+  fault?(vma: DriverVma, addr: number, pgoff: number, write: boolean): FaultResult;
+  may_split?(vma: DriverVma, addr: number): Errno | 0;
+}
+
+/** struct file_operations of a driver file. */
+export interface FileOperations {
+  readonly name: string;
+  mmap?(file: DriverFile, vma: DriverVma): Errno | 0;
+  release?(file: DriverFile): void;
+}
+
+/** struct file of a driver: f_count references (fds and VMAs), private_data. */
+export type DriverFile = {
+  readonly id: number;
+  readonly fop: FileOperations;
+  privateData: unknown;
+};
+
+/** struct mmu_interval_notifier_ops: the invalidate callback. */
+export interface MmuIntervalNotifierOps {
+  invalidate(notifier: MmuIntervalNotifier, range: { start: number; end: number; event: 'unmap' | 'clear' | 'protection' | 'oom' | 'exit' | 'migrate' }): boolean;
+}
+
+export type MmuIntervalNotifier = {
+  readonly id: number;
+  readonly mm: number;
+  readonly start: number;
+  readonly end: number;
+};
+
+/** A handle on an mm taken with get_task_mm (mmget), released with mmput. */
+export type MmHandle = { readonly pid: number; readonly generation: number };
+
+export interface DriverKernel {
+  readonly zeroPfn: number;
+  taskAlive(pid: number): boolean;
+  ptrace_may_access(caller: number, target: number, mode: PtraceMode): boolean;
+  get_task_mm(pid: number): MmHandle | null;
+  mmput(mm: MmHandle): void;
+  /** True once the OOM reaper has torn the mm down (MMF_OOM_SKIP / mm->mm_users == 0). */
+  mm_reaped(mm: MmHandle): boolean;
+  find_vma(mm: MmHandle, addr: number): DriverVma | null;
+  find_exact_vma(mm: MmHandle, start: number, end: number): DriverVma | null;
+  /** One page; FOLL_GET or FOLL_PIN decides what reference is taken. Returns the pfn or an errno. */
+  get_user_pages_remote(mm: MmHandle, addr: number, gupFlags: number): number | Errno;
+  pin_user_pages_remote(mm: MmHandle, addr: number, gupFlags: number): number | Errno;
+  unpin_user_page(pfn: number): void;
+  get_page(pfn: number): void;
+  put_page(pfn: number): void;
+  alloc_page(): number | null;
+  __free_page(pfn: number): void;
+  SetPageReserved(pfn: number): void;
+  ClearPageReserved(pfn: number): void;
+  /** Kernel access to a page's contents through the direct map. */
+  page_read(pfn: number): number;
+  page_write(pfn: number, value: number): void;
+  /** A slab object; null when fault injection fails it. */
+  kmalloc(tag: string): number | null;
+  kfree(obj: number): void;
+  remap_pfn_range(vma: DriverVma, addr: number, pfn: number, nrPages: number): Errno | 0;
+  vm_insert_page(vma: DriverVma, addr: number, pfn: number): Errno | 0;
+  vmf_insert_pfn(vma: DriverVma, addr: number, pfn: number): FaultResult;
+  zap_vma_ptes(vma: DriverVma, addr: number, nrPages: number): void;
+  mmu_interval_notifier_insert(mm: MmHandle, start: number, lengthPages: number, ops: MmuIntervalNotifierOps): MmuIntervalNotifier | Errno;
+  mmu_interval_notifier_remove(n: MmuIntervalNotifier): void;
+  mmu_interval_read_begin(n: MmuIntervalNotifier): number;
+  mmu_interval_read_retry(n: MmuIntervalNotifier, seq: number): boolean;
+  /** anon_inode_getfd: a new fd in `pid`'s table for a driver file. */
+  anon_inode_getfd(pid: number, fop: FileOperations, privateData: unknown): number | Errno;
+  fdget(pid: number, fd: number): DriverFile | null;
+}
+
+/** A remote view a strategy maintains: page `addr` of `pid` shows page `targetAddr` of `target`. */
+export type RemoteView = {
+  pid: number;
+  addr: number;
+  target: number;
+  targetAddr: number;
+  /** How the design promises to behave when the target page is gone. */
+  onMissing: 'sigbus' | 'zero' | 'stale-ok';
+};
+
+/** One instance of a strategy, living inside one kernel. */
+export interface StrategyInstance {
+  call(call: string, args: Record<string, number | boolean | string>): Outcome;
+  /** References this driver's own data structures hold on frames. */
+  holds(): Iterable<DriverHold>;
+  /** The remote views the design promises to keep coherent. */
+  remoteViews(): Iterable<RemoteView>;
+}

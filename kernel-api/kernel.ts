@@ -1,0 +1,44 @@
+/**
+ * The Kernel interface both kernels implement: step an operation, expose state for the
+ * invariants, and — for the tests that prove each invariant can fail — corrupt state on
+ * purpose in named ways.
+ */
+import type { Op } from './op.ts';
+import type { Outcome } from './outcome.ts';
+import type { KernelInspect } from './state.ts';
+import type { KernelConfig } from './config.ts';
+import type { DriverKernel, StrategyInstance } from './driver.ts';
+
+export type KernelKind = 'model' | 'impl';
+
+/**
+ * Deliberate corruptions, one per invariant, each naming what it breaks. They exist so
+ * that tests can show an invariant fails when its property is violated.
+ */
+export type Corruption =
+  | { kind: 'leak-ref'; pfn: number }
+  | { kind: 'skew-mapcount'; pfn: number }
+  | { kind: 'free-under-pte'; pid: number; addr: number }
+  | { kind: 'set-value'; pfn: number; value: number }
+  | { kind: 'make-writable'; pid: number; addr: number }
+  | { kind: 'skew-rss'; pid: number }
+  | { kind: 'skew-swap-count'; slot: number }
+  | { kind: 'pte-outside-vma'; pid: number; addr: number; to: number }
+  | { kind: 'leak-frame' }
+  | { kind: 'skip-ptrace-check' };
+
+/** A strategy as registered: its name and a factory run once per kernel instance. */
+export type StrategyFactory = {
+  readonly name: string;
+  create(kernel: DriverKernel): StrategyInstance;
+};
+
+export interface Kernel {
+  readonly kind: KernelKind;
+  readonly config: Readonly<KernelConfig>;
+  step(op: Op): Outcome;
+  readonly inspect: KernelInspect;
+  /** The strategies loaded into this kernel, by name. */
+  strategy(name: string): StrategyInstance | undefined;
+  corrupt(c: Corruption): void;
+}

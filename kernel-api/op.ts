@@ -1,0 +1,128 @@
+/**
+ * Operations: the trace language. Every operation is plain JSON data, a discriminated
+ * union on `op`, so that a trace is a JSON array and a repro file is a trace.
+ *
+ * Units: every address and length is in pages (one unit = one 4 KiB page); values are
+ * 32-bit unsigned integers, one per page. Ranges are half-open, as `vm_end` is in Linux.
+ */
+
+/** PROT_* bits, as in <asm-generic/mman-common.h>. */
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
+export type Prot = number;
+
+/** The advice values that `madvise` emulates. */
+export type Advice = 'DONTNEED' | 'PAGEOUT' | 'COLD' | 'DONTFORK' | 'DOFORK';
+
+/** How the fd behind a file mapping was opened: O_RDONLY or O_RDWR. */
+export type OpenMode = 'r' | 'rw';
+
+export type SpawnOp = {
+  op: 'spawn';
+  /** Real and effective uid of the new process; 0 has CAP_SYS_PTRACE. Default 1000. */
+  uid?: number;
+};
+
+export type MmapOp = {
+  op: 'mmap';
+  pid: number;
+  /** Hint address (0: none); with `fixed` or `noreplace`, the exact address. */
+  addr: number;
+  lengthPages: number;
+  prot: Prot;
+  /** MAP_SHARED when true, MAP_PRIVATE otherwise. */
+  shared: boolean;
+  /** MAP_FIXED: replace whatever is mapped there. */
+  fixed?: boolean;
+  /** MAP_FIXED_NOREPLACE: EEXIST when anything is mapped there. */
+  noreplace?: boolean;
+  /** File id from `creat`; absent for anonymous memory (shared anon is a shmem object). */
+  file?: number;
+  /** File offset in pages. */
+  pgoff?: number;
+  /** Open mode of the fd; default 'rw'. */
+  mode?: OpenMode;
+  /** A driver fd of `pid` (from a strategy's open call) to map instead of a file. */
+  fd?: number;
+};
+
+/** close(2) of a driver fd. */
+export type CloseOp = { op: 'close'; pid: number; fd: number };
+
+export type MunmapOp = { op: 'munmap'; pid: number; addr: number; lengthPages: number };
+export type MprotectOp = { op: 'mprotect'; pid: number; addr: number; lengthPages: number; prot: Prot };
+
+export type MremapOp = {
+  op: 'mremap';
+  pid: number;
+  addr: number;
+  oldPages: number;
+  newPages: number;
+  /** MREMAP_MAYMOVE */
+  maymove?: boolean;
+  /** MREMAP_FIXED, with `newAddr` (requires maymove). */
+  fixed?: boolean;
+  newAddr?: number;
+};
+
+export type MadviseOp = { op: 'madvise'; pid: number; addr: number; lengthPages: number; advice: Advice };
+export type ReadOp = { op: 'read'; pid: number; addr: number };
+export type WriteOp = { op: 'write'; pid: number; addr: number; value: number };
+export type ForkOp = { op: 'fork'; pid: number };
+export type ExitOp = { op: 'exit'; pid: number };
+
+/**
+ * Memory reclaim. With `pid`/`addr`: reclaim the frame mapped there (as MADV_PAGEOUT of a
+ * single page would, but regardless of sharing). With `count`: the `count` least recently
+ * used frames on the LRU.
+ */
+export type ReclaimOp =
+  | { op: 'reclaim'; pid: number; addr: number }
+  | { op: 'reclaim'; count: number };
+
+/** Kill `pid` as the OOM killer does: reap its private anonymous memory, then exit. */
+export type OomOp = { op: 'oom'; pid: number };
+
+/** Create a regular file of `sizePages` zero pages; returns its id. */
+export type CreatOp = { op: 'creat'; sizePages: number };
+export type PreadOp = { op: 'pread'; file: number; index: number };
+export type PwriteOp = { op: 'pwrite'; file: number; index: number; value: number };
+export type TruncateOp = { op: 'truncate'; file: number; sizePages: number };
+
+/** Read or write through /proc/<target>/mem, opened by `pid` (FOLL_FORCE semantics). */
+export type ProcMemReadOp = { op: 'proc_mem_read'; pid: number; target: number; addr: number };
+export type ProcMemWriteOp = { op: 'proc_mem_write'; pid: number; target: number; addr: number; value: number };
+
+/** process_vm_readv / process_vm_writev of one page-sized iovec. */
+export type ProcessVmReadvOp = { op: 'process_vm_readv'; pid: number; target: number; addr: number };
+export type ProcessVmWritevOp = { op: 'process_vm_writev'; pid: number; target: number; addr: number; value: number };
+
+/** prctl(PR_SET_DUMPABLE). */
+export type SetDumpableOp = { op: 'set_dumpable'; pid: number; dumpable: boolean };
+
+/** Fault injection, as /proc/self/fail-nth: the `nth` allocation from now (1 = the next) fails. */
+export type FailNthOp = { op: 'fail_nth'; nth: number };
+
+/**
+ * A call into a strategy (a remote-mapping driver). `call` is one of the operations the
+ * strategy declares; `args` is its JSON arguments.
+ */
+export type DriverOp = { op: 'drv'; strategy: string; call: string; args: Record<string, number | boolean | string> };
+
+export type Op =
+  | SpawnOp | MmapOp | MunmapOp | MprotectOp | MremapOp | MadviseOp
+  | ReadOp | WriteOp | ForkOp | ExitOp | ReclaimOp | OomOp
+  | CreatOp | PreadOp | PwriteOp | TruncateOp
+  | ProcMemReadOp | ProcMemWriteOp | ProcessVmReadvOp | ProcessVmWritevOp
+  | SetDumpableOp | FailNthOp | CloseOp | DriverOp;
+
+export type OpName = Op['op'];
+
+/** Every core operation name, in a fixed order (for counters and reports). */
+export const CORE_OP_NAMES: readonly OpName[] = [
+  'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit',
+  'reclaim', 'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write',
+  'process_vm_readv', 'process_vm_writev', 'set_dumpable', 'fail_nth', 'close',
+];

@@ -1,0 +1,117 @@
+/**
+ * Read-only views of kernel state, the one inspection interface through which the
+ * invariants of `properties/` judge either kernel. A view names things the way
+ * `include/linux/mm_types.h` does; it holds no logic.
+ */
+
+export type FrameKind = 'anon' | 'file' | 'shmem' | 'driver' | 'zero';
+
+export type FrameView = {
+  pfn: number;
+  kind: FrameKind;
+  /** folio_ref_count(): mappings + pins + page cache + swap cache + driver holds. */
+  refcount: number;
+  /** folio_mapcount(): non-special PTEs that map this frame. */
+  mapcount: number;
+  /** FOLL_PIN pins (each also counts once in refcount; Linux biases by 1024 instead). */
+  pincount: number;
+  dirty: boolean;
+  /** PG_reserved (SetPageReserved). */
+  reserved: boolean;
+  /** PageAnonExclusive: this anonymous page belongs to exactly one mm. */
+  anonExclusive: boolean;
+  /** Swap slot of the swap cache entry holding this frame, or -1. */
+  swapSlot: number;
+  /** Owning file (page cache or shmem) and index, or -1. */
+  file: number;
+  index: number;
+  value: number;
+};
+
+export type PteView =
+  | { kind: 'present'; pfn: number; write: boolean; dirty: boolean; softDirty: boolean; special: boolean; uffdWp: boolean }
+  | { kind: 'swap'; slot: number; exclusive: boolean; softDirty: boolean };
+
+export type VmaView = {
+  /** First page of the VMA. */
+  start: number;
+  /** First page after the VMA (half-open, as vm_end). */
+  end: number;
+  prot: number;
+  shared: boolean;
+  /** VM_MAYWRITE: mprotect(PROT_WRITE) is allowed. */
+  mayWrite: boolean;
+  /** File id, or -1 for anonymous private memory. Shared anonymous memory has a shmem file. */
+  file: number;
+  /** Offset in the file, in pages. */
+  pgoff: number;
+  pfnmap: boolean;
+  mixedmap: boolean;
+  io: boolean;
+  dontcopy: boolean;
+  dontexpand: boolean;
+  /** Name of the driver (strategy) whose vm_ops this VMA has, or ''. */
+  driver: string;
+  /** Stable id for stories and repros (`map#N`). */
+  id: number;
+};
+
+export type ProcessState = 'running' | 'exited';
+
+export type ProcessView = {
+  pid: number;
+  ppid: number;
+  uid: number;
+  dumpable: boolean;
+  state: ProcessState;
+  /** Set once the OOM reaper has torn down the private anonymous memory. */
+  oomReaped: boolean;
+  rss: RssCounters;
+};
+
+/** mm->rss_stat: MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS. */
+export type RssCounters = { anon: number; file: number; shmem: number; swap: number };
+
+export type FileView = {
+  id: number;
+  /** i_size in pages. */
+  sizePages: number;
+  shmem: boolean;
+};
+
+export type SwapSlotView = {
+  slot: number;
+  /** swap_map count: swap PTEs and shmem entries that name this slot. */
+  count: number;
+  /** pfn of the swap cache frame, or -1. */
+  cachePfn: number;
+  value: number;
+};
+
+/** A reference a driver claims to hold on a frame (from its own data structures). */
+export type DriverHold = { pfn: number; holder: string; pins: number; refs: number };
+
+/**
+ * The inspection interface. Iteration order is defined: processes by pid, VMAs and PTEs
+ * by address, frames by pfn, files by id, swap slots by number.
+ */
+export interface KernelInspect {
+  readonly zeroPfn: number;
+  frames(): Iterable<FrameView>;
+  frame(pfn: number): FrameView | undefined;
+  processes(): Iterable<ProcessView>;
+  vmas(pid: number): Iterable<VmaView>;
+  ptes(pid: number): Iterable<[addr: number, pte: PteView]>;
+  files(): Iterable<FileView>;
+  /** Page cache (or shmem) entries of a file: index → pfn. */
+  pagecache(file: number): Iterable<[index: number, pfn: number]>;
+  /** Swapped-out shmem entries of a file: index → slot. */
+  shmemSwap(file: number): Iterable<[index: number, slot: number]>;
+  /** The backing store of a file: index → value, for pages that were written back. */
+  backing(file: number): Iterable<[index: number, value: number]>;
+  swapSlots(): Iterable<SwapSlotView>;
+  /** References drivers hold, as their own state names them. */
+  driverHolds(): Iterable<DriverHold>;
+  /** Open files (driver fds, /proc/<pid>/mem mappings) that keep state alive. */
+  openFdCount(): number;
+}

@@ -1,0 +1,174 @@
+/**
+ * Memory access: user loads and stores through the MMU, and the remote paths —
+ * /proc/<pid>/mem (access_remote_vm with FOLL_FORCE) and process_vm_readv/writev
+ * (pin_user_pages_remote without it) — over GUP (mm/gup.c), with ptrace_may_access
+ * (kernel/ptrace.c, plus Yama's descendant rule for PTRACE_MODE_ATTACH).
+ */
+import type { Errno, Outcome } from '../kernel-api/outcome.ts';
+import { err, ok, sig } from '../kernel-api/outcome.ts';
+import { FOLL_FORCE, FOLL_GET, FOLL_NOFAULT, FOLL_PIN, FOLL_WRITE, type PtraceMode } from '../kernel-api/driver.ts';
+import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
+import type { ModelState, PresentPte, Process, Vma } from './types.ts';
+import { assert } from './assert.ts';
+import { frameOf, getPage, pfnValue, putPage, setPfnValue } from './frames.ts';
+import { doWpPage, handleMmFault } from './fault.ts';
+import { vmaLookup } from './vma.ts';
+
+/** x86 without protection keys: any of r/w/x lets user space read. */
+const userReadable = (vma: Vma) => (vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0;
+const userWritable = (vma: Vma) => (vma.prot & PROT_WRITE) !== 0;
+
+/**
+ * A user fault. An OOM from fault injection is retried as the arch fault handler does
+ * after pagefault_out_of_memory; fail-nth is one-shot, so the retry succeeds.
+ */
+function userFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): 0 | 'SIGBUS' {
+  let r = handleMmFault(s, proc, vma, addr, write);
+  if (r === 'OOM') r = handleMmFault(s, proc, vma, addr, write);
+  assert(r !== 'OOM', `user fault at ${addr} of P${proc.pid} failed twice with VM_FAULT_OOM`);
+  return r;
+}
+
+export function userRead(s: ModelState, proc: Process, addr: number): Outcome {
+  const vma = vmaLookup(proc.mm, addr);
+  if (vma === undefined || !userReadable(vma)) return sig('SIGSEGV');
+  let pte = proc.mm.ptes.get(addr);
+  if (pte?.kind !== 'present') {
+    if (userFault(s, proc, vma, addr, false) === 'SIGBUS') return sig('SIGBUS');
+    pte = proc.mm.ptes.get(addr);
+  }
+  assert(pte?.kind === 'present', `read at ${addr} of P${proc.pid}: no PTE after a successful fault`);
+  return ok(pfnValue(s, pte.pfn));
+}
+
+export function userWrite(s: ModelState, proc: Process, addr: number, value: number): Outcome {
+  const vma = vmaLookup(proc.mm, addr);
+  if (vma === undefined || !userWritable(vma)) return sig('SIGSEGV');
+  let pte = proc.mm.ptes.get(addr);
+  if (pte?.kind !== 'present' || !pte.write) {
+    if (userFault(s, proc, vma, addr, true) === 'SIGBUS') return sig('SIGBUS');
+    pte = proc.mm.ptes.get(addr);
+  }
+  assert(pte?.kind === 'present' && pte.write, `write at ${addr} of P${proc.pid}: no writable PTE after a successful fault`);
+  storeThroughPte(s, pte, value);
+  return ok(0);
+}
+
+function storeThroughPte(s: ModelState, pte: PresentPte, value: number): void {
+  setPfnValue(s, pte.pfn, value >>> 0);
+  pte.dirty = true;
+  pte.softDirty = true;
+}
+
+/** ptrace_may_access (__ptrace_may_access + Yama for attach modes). */
+export function ptraceMayAccess(s: ModelState, caller: Process, target: Process, mode: PtraceMode): boolean {
+  if (caller.pid === target.pid || s.skipPtraceCheck) return true;
+  if (caller.uid === 0) return true; // CAP_SYS_PTRACE
+  if (caller.uid !== target.uid || !target.dumpable) return false;
+  if (mode === 'attach' && s.config.yamaPtraceScope === 1) return isAncestor(s, caller.pid, target);
+  return true;
+}
+
+function isAncestor(s: ModelState, ancestor: number, proc: Process): boolean {
+  for (let p = s.processes.get(proc.ppid), hops = 0; p !== undefined && hops < s.processes.size; p = s.processes.get(p.ppid), hops++) {
+    if (p.pid === ancestor) return true;
+  }
+  return false;
+}
+
+/** check_vma_flags of GUP. */
+function gupVmaAllowed(vma: Vma, gupFlags: number): boolean {
+  if (vma.io || vma.pfnmap) return false;
+  const force = (gupFlags & FOLL_FORCE) !== 0;
+  if ((gupFlags & FOLL_WRITE) !== 0) {
+    if ((vma.prot & PROT_WRITE) === 0 && (!force || vma.shared || !vma.mayWrite)) return false;
+  } else if ((vma.prot & PROT_READ) === 0 && !force) {
+    return false;
+  }
+  return true;
+}
+
+/**
+ * get_user_pages_remote / pin_user_pages_remote for one page: fault it in unless
+ * FOLL_NOFAULT, take a reference (FOLL_GET) or a pin (FOLL_PIN), return its pfn.
+ * A read-only pin of a shared anonymous page unshares it first (gup_must_unshare).
+ */
+export function gupOne(s: ModelState, target: Process, addr: number, gupFlags: number): number | Errno {
+  const vma = vmaLookup(target.mm, addr);
+  if (vma === undefined || !gupVmaAllowed(vma, gupFlags)) return 'EFAULT';
+  const write = (gupFlags & FOLL_WRITE) !== 0;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const pte = target.mm.ptes.get(addr);
+    const needsFault = pte?.kind !== 'present' || (write && !canFollowWrite(s, vma, pte));
+    if (needsFault) {
+      if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
+      const r = handleMmFault(s, target, vma, addr, write);
+      if (r === 'OOM') return 'ENOMEM';
+      if (r === 'SIGBUS') return 'EFAULT';
+      continue;
+    }
+    if ((gupFlags & FOLL_PIN) !== 0 && !write && mustUnshare(s, pte)) {
+      if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
+      const r = doWpPage(s, target, vma, addr, pte, false);
+      if (r === 'OOM') return 'ENOMEM';
+      continue;
+    }
+    return grab(s, pte, gupFlags);
+  }
+  assert(false, `GUP at ${addr} of P${target.pid} did not settle after three faults`);
+}
+
+/** can_follow_write_pte: a read-only PTE may be written through with FOLL_FORCE only if the anonymous page is exclusive. */
+function canFollowWrite(s: ModelState, vma: Vma, pte: PresentPte): boolean {
+  if (pte.write) return true;
+  if ((vma.prot & PROT_WRITE) !== 0 || pte.special) return false;
+  const frame = frameOf(s, pte.pfn);
+  return frame.kind === 'anon' && frame.anonExclusive;
+}
+
+function mustUnshare(s: ModelState, pte: PresentPte): boolean {
+  if (pte.special) return false;
+  const frame = frameOf(s, pte.pfn);
+  return frame.kind === 'anon' && !frame.anonExclusive;
+}
+
+function grab(s: ModelState, pte: PresentPte, gupFlags: number): number {
+  if (pte.pfn === s.zeroPfn) return pte.pfn;
+  const frame = frameOf(s, pte.pfn);
+  if ((gupFlags & FOLL_PIN) !== 0) frame.pincount += 1;
+  if ((gupFlags & (FOLL_PIN | FOLL_GET)) !== 0) getPage(frame);
+  return frame.pfn;
+}
+
+/** unpin_user_page. */
+export function unpinPage(s: ModelState, pfn: number): void {
+  if (pfn === s.zeroPfn) return;
+  const frame = frameOf(s, pfn);
+  assert(frame.pincount > 0, `unpin of pfn ${pfn} with pincount 0`, 'refcount-balance');
+  frame.pincount -= 1;
+  putPage(s, frame);
+}
+
+/** access_remote_vm for /proc/<pid>/mem: FOLL_FORCE, a reference held only while copying. */
+export function procMemAccess(s: ModelState, caller: Process, target: Process, addr: number, value?: number): Outcome {
+  if (!ptraceMayAccess(s, caller, target, 'attach')) return err('EACCES');
+  const flags = FOLL_FORCE | FOLL_GET | (value === undefined ? 0 : FOLL_WRITE);
+  const pfn = gupOne(s, target, addr, flags);
+  if (typeof pfn === 'string') return err('EIO');
+  const result = value === undefined ? pfnValue(s, pfn) : 0;
+  if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
+  if (pfn !== s.zeroPfn) putPage(s, frameOf(s, pfn));
+  return ok(result);
+}
+
+/** process_vm_readv / writev of one page: a FOLL_PIN (FOLL_WRITE to write), then unpin. */
+export function processVmAccess(s: ModelState, caller: Process, target: Process, addr: number, value?: number): Outcome {
+  if (!ptraceMayAccess(s, caller, target, 'attach')) return err('EPERM');
+  const flags = FOLL_PIN | (value === undefined ? 0 : FOLL_WRITE);
+  const pfn = gupOne(s, target, addr, flags);
+  if (typeof pfn === 'string') return err(pfn === 'ENOMEM' ? 'ENOMEM' : 'EFAULT');
+  const result = value === undefined ? pfnValue(s, pfn) : 0;
+  if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
+  unpinPage(s, pfn);
+  return ok(result);
+}

@@ -1,0 +1,207 @@
+/**
+ * Page faults (mm/memory.c): handle_mm_fault and its cases, named as in Linux —
+ * do_anonymous_page, do_read_fault / do_cow_fault / do_shared_fault, do_swap_page,
+ * do_wp_page with wp_page_reuse and wp_page_copy. The caller checked that the access is
+ * allowed; a fault returns 0 or a VM_FAULT code as a value.
+ */
+import type { Frame, ModelState, PresentPte, Process, Vma } from './types.ts';
+import { PROT_WRITE } from '../kernel-api/op.ts';
+import { assert } from './assert.ts';
+import { allocFrame, frameOf, getPage, pfnValue, putPage } from './frames.ts';
+import { folioFreeSwap, slotOf } from './swap.ts';
+import { fileOf, findOrCreatePage } from './pagecache.ts';
+import { mapFrame, rssCounterOf } from './zap.ts';
+
+export type VmFault = 0 | 'SIGBUS' | 'OOM';
+
+const vmaWritable = (vma: Vma) => (vma.prot & PROT_WRITE) !== 0;
+
+/** anon_vma_prepare: reuse a compatible neighbour's anon_vma, else a new one. */
+export function anonVmaPrepare(s: ModelState, proc: Process, vma: Vma): void {
+  if (vma.anonVma !== 0) return;
+  const at = proc.mm.vmas.indexOf(vma);
+  for (const near of [proc.mm.vmas[at - 1], proc.mm.vmas[at + 1]]) {
+    if (near === undefined || near.anonVma === 0 || near.file !== vma.file || near.shared !== vma.shared) continue;
+    const [a, b] = near.start < vma.start ? [near, vma] : [vma, near];
+    if (a.end === b.start && b.pgoff === a.pgoff + (b.start - a.start)) {
+      vma.anonVma = near.anonVma;
+      return;
+    }
+  }
+  vma.anonVma = s.nextAnonVma++;
+}
+
+/** handle_mm_fault for one page of `vma`. */
+export function handleMmFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  const pte = proc.mm.ptes.get(addr);
+  if (pte === undefined) return doPteMissing(s, proc, vma, addr, write);
+  if (pte.kind === 'swap') return doSwapPage(s, proc, vma, addr, write);
+  if (write && !pte.write) return doWpPage(s, proc, vma, addr, pte, true);
+  return 0;
+}
+
+function doPteMissing(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  if (vma.vmOps?.fault) return doDriverFault(s, proc, vma, addr, write);
+  if (vma.pfnmap || vma.mixedmap) return 'SIGBUS';
+  if (vma.file === -1) return doAnonymousPage(s, proc, vma, addr, write);
+  return doFileFault(s, proc, vma, addr, write);
+}
+
+/** do_anonymous_page: the zero page for a read, a fresh exclusive page for a write. */
+function doAnonymousPage(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  if (!write) {
+    proc.mm.ptes.set(addr, { kind: 'present', pfn: s.zeroPfn, write: false, dirty: false, softDirty: true, special: true, uffdWp: false });
+    return 0;
+  }
+  anonVmaPrepare(s, proc, vma);
+  const frame = allocFrame(s, 'anon', 0);
+  if (frame === null) return 'OOM';
+  frame.anonExclusive = true;
+  mapFrame(proc.mm, addr, frame, vmaWritable(vma), true);
+  return 0;
+}
+
+/** do_read_fault, do_cow_fault and do_shared_fault over the page cache (or shmem). */
+function doFileFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  const file = fileOf(s, vma.file);
+  const index = vma.pgoff + (addr - vma.start);
+  if (index >= file.sizePages) return 'SIGBUS';
+  const page = findOrCreatePage(s, file, index);
+  if (page === null) return 'OOM';
+  page.lru = s.step;
+  if (write && !vma.shared) return doCowFault(s, proc, vma, addr, page.value);
+  getPage(page);
+  mapFrame(proc.mm, addr, page, write && vmaWritable(vma), write);
+  if (write) page.dirty = true;
+  return 0;
+}
+
+/** do_cow_fault: a private write copies the file page into a new anonymous page. */
+function doCowFault(s: ModelState, proc: Process, vma: Vma, addr: number, value: number): VmFault {
+  anonVmaPrepare(s, proc, vma);
+  const copy = allocFrame(s, 'anon', value);
+  if (copy === null) return 'OOM';
+  copy.anonExclusive = true;
+  mapFrame(proc.mm, addr, copy, vmaWritable(vma), true);
+  return 0;
+}
+
+/** __do_fault through vm_ops->fault, then finish_fault (or do_cow_fault for a private write). */
+function doDriverFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  const index = vma.pgoff + (addr - vma.start);
+  const r = vma.vmOps!.fault!(vma, addr, index, write);
+  if (r.kind === 'sigbus') return 'SIGBUS';
+  if (r.kind === 'oom') return 'OOM';
+  if (r.kind === 'nopage') {
+    assert(proc.mm.ptes.get(addr)?.kind === 'present', `${vma.vmOps!.name}: VM_FAULT_NOPAGE at ${addr} without a PTE (the access would refault forever)`);
+    return handleMmFault(s, proc, vma, addr, write);
+  }
+  const page = frameOf(s, r.pfn);
+  if (write && !vma.shared) {
+    const ret = doCowFault(s, proc, vma, addr, page.value);
+    putPage(s, page);
+    return ret;
+  }
+  // The handler's reference (vmf->page) becomes the mapping's.
+  mapFrame(proc.mm, addr, page, write && vmaWritable(vma), write);
+  if (write) page.dirty = true;
+  return 0;
+}
+
+/** do_swap_page: bring the page back from the swap cache or the slot. */
+function doSwapPage(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  const pte = proc.mm.ptes.get(addr);
+  assert(pte?.kind === 'swap', `do_swap_page at ${addr} without a swap entry`);
+  const entry = slotOf(s, pte.slot);
+  let frame: Frame;
+  if (entry.cachePfn !== -1) {
+    frame = frameOf(s, entry.cachePfn);
+    getPage(frame);
+  } else {
+    const fresh = allocFrame(s, 'anon', entry.value);
+    if (fresh === null) return 'OOM';
+    frame = fresh;
+    // swapin_readahead adds the new frame to the swap cache; the allocation's reference
+    // is the fault's own and the cache takes one more.
+    frame.swapSlot = entry.slot;
+    entry.cachePfn = frame.pfn;
+    frame.refcount += 1;
+  }
+  frame.lru = s.step;
+  // swap_free: this entry no longer names the slot.
+  entry.count -= 1;
+  proc.mm.rss.swap -= 1;
+  if (write && frame.refcount === 2) folioFreeSwap(s, frame);
+  const reuse = pte.exclusive || frame.refcount === 1;
+  const writable = reuse && vmaWritable(vma);
+  proc.mm.ptes.delete(addr);
+  // The fault's reference becomes the mapping's.
+  mapFrame(proc.mm, addr, frame, writable, writable && write);
+  const mapped = proc.mm.ptes.get(addr) as PresentPte;
+  mapped.softDirty = pte.softDirty;
+  frame.anonExclusive = reuse;
+  if (write && !writable) return doWpPage(s, proc, vma, addr, mapped, true);
+  return 0;
+}
+
+/**
+ * wp_can_reuse_anon_folio: a non-exclusive anonymous page may be reused for a write when
+ * nobody else holds it — after dropping a swap cache copy nobody needs.
+ */
+function canReuseAnon(s: ModelState, frame: Frame): boolean {
+  if (frame.swapSlot !== -1) folioFreeSwap(s, frame);
+  return frame.refcount === 1;
+}
+
+/**
+ * do_wp_page: a write to a present, write-protected PTE. `makeWritable` is false for an
+ * unshare fault (a read-only FOLL_PIN of a shared anonymous page), which leaves it read-only.
+ */
+export function doWpPage(s: ModelState, proc: Process, vma: Vma, addr: number, pte: PresentPte, makeWritable: boolean): VmFault {
+  if (pte.special) {
+    if (pte.pfn !== s.zeroPfn && vma.shared) {
+      pte.write = vmaWritable(vma); // wp_pfn_shared
+      return 0;
+    }
+    return wpPageCopy(s, proc, vma, addr, pte, makeWritable);
+  }
+  const frame = frameOf(s, pte.pfn);
+  if (frame.kind === 'anon') {
+    if (frame.anonExclusive || canReuseAnon(s, frame)) {
+      frame.anonExclusive = true;
+      return wpPageReuse(proc, vma, pte, makeWritable, frame);
+    }
+    return wpPageCopy(s, proc, vma, addr, pte, makeWritable);
+  }
+  if (vma.shared) return wpPageReuse(proc, vma, pte, makeWritable, frame); // wp_page_shared
+  return wpPageCopy(s, proc, vma, addr, pte, makeWritable);
+}
+
+function wpPageReuse(_proc: Process, vma: Vma, pte: PresentPte, makeWritable: boolean, frame: Frame): VmFault {
+  if (!makeWritable) return 0;
+  pte.write = vmaWritable(vma);
+  pte.dirty = true;
+  pte.softDirty = true;
+  frame.dirty = true;
+  return 0;
+}
+
+/** wp_page_copy: a new exclusive anonymous page with the old contents replaces the PTE's page. */
+function wpPageCopy(s: ModelState, proc: Process, vma: Vma, addr: number, pte: PresentPte, makeWritable: boolean): VmFault {
+  anonVmaPrepare(s, proc, vma);
+  const copy = allocFrame(s, 'anon', pfnValue(s, pte.pfn));
+  if (copy === null) return 'OOM';
+  copy.anonExclusive = true;
+  proc.mm.ptes.delete(addr);
+  if (!pte.special) {
+    const old = frameOf(s, pte.pfn);
+    assert(old.mapcount > 0, `wp_page_copy of pfn ${old.pfn} with mapcount ${old.mapcount}`, 'mapcount');
+    old.mapcount -= 1;
+    proc.mm.rss[rssCounterOf(old)] -= 1;
+    putPage(s, old);
+    if (old.refcount > 0 && old.kind === 'anon' && old.mapcount === 0) folioFreeSwap(s, old);
+  }
+  const writable = makeWritable && vmaWritable(vma);
+  mapFrame(proc.mm, addr, copy, writable, makeWritable);
+  return 0;
+}

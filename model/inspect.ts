@@ -1,0 +1,87 @@
+/** The inspection interface over the model's plain state: copies, in the defined orders. */
+import type { StrategyInstance } from '../kernel-api/driver.ts';
+import type {
+  DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
+} from '../kernel-api/state.ts';
+import type { Frame, ModelState, Vma } from './types.ts';
+import { processesInOrder } from './process.ts';
+import { ptesIn } from './zap.ts';
+
+const byKey = <T>(m: Map<number, T>): Array<[number, T]> => [...m.entries()].sort((a, b) => a[0] - b[0]);
+
+export function frameView(f: Frame): FrameView {
+  return {
+    pfn: f.pfn, kind: f.kind, refcount: f.refcount, mapcount: f.mapcount, pincount: f.pincount, dirty: f.dirty,
+    reserved: f.reserved, anonExclusive: f.anonExclusive, swapSlot: f.swapSlot, file: f.file, index: f.index, value: f.value,
+  };
+}
+
+export function vmaView(v: Vma): VmaView {
+  return {
+    start: v.start, end: v.end, prot: v.prot, shared: v.shared, mayWrite: v.mayWrite, file: v.file, pgoff: v.pgoff,
+    pfnmap: v.pfnmap, mixedmap: v.mixedmap, io: v.io, dontcopy: v.dontcopy, dontexpand: v.dontexpand,
+    driver: v.vmOps?.name ?? '', id: v.id,
+  };
+}
+
+export class ModelInspect implements KernelInspect {
+  constructor(private readonly s: ModelState, private readonly strategies: Map<string, StrategyInstance>) {}
+
+  get zeroPfn(): number { return this.s.zeroPfn; }
+
+  *frames(): Iterable<FrameView> {
+    for (const [, f] of byKey(this.s.frames)) yield frameView(f);
+  }
+
+  frame(pfn: number): FrameView | undefined {
+    const f = this.s.frames.get(pfn);
+    return f === undefined ? undefined : frameView(f);
+  }
+
+  *processes(): Iterable<ProcessView> {
+    for (const p of processesInOrder(this.s)) {
+      yield { pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped, rss: { ...p.mm.rss } };
+    }
+  }
+
+  *vmas(pid: number): Iterable<VmaView> {
+    for (const v of this.s.processes.get(pid)?.mm.vmas ?? []) yield vmaView(v);
+  }
+
+  *ptes(pid: number): Iterable<[number, PteView]> {
+    const proc = this.s.processes.get(pid);
+    if (proc === undefined) return;
+    for (const addr of ptesIn(proc, 0, Infinity)) yield [addr, { ...proc.mm.ptes.get(addr)! }];
+  }
+
+  *files(): Iterable<FileView> {
+    for (const [, f] of byKey(this.s.files)) yield { id: f.id, sizePages: f.sizePages, shmem: f.shmem };
+  }
+
+  pagecache(file: number): Iterable<[number, number]> {
+    return byKey(this.s.files.get(file)?.pagecache ?? new Map());
+  }
+
+  shmemSwap(file: number): Iterable<[number, number]> {
+    return byKey(this.s.files.get(file)?.swapped ?? new Map());
+  }
+
+  backing(file: number): Iterable<[number, number]> {
+    return byKey(this.s.files.get(file)?.backing ?? new Map());
+  }
+
+  *swapSlots(): Iterable<SwapSlotView> {
+    for (const [, e] of byKey(this.s.swap)) yield { ...e };
+  }
+
+  *driverHolds(): Iterable<DriverHold> {
+    for (const name of [...this.strategies.keys()].sort()) yield* this.strategies.get(name)!.holds();
+    for (const [pfn, holder] of byKey(this.s.strayHolds)) yield { pfn, holder, pins: 0, refs: 1 };
+  }
+
+  openFdCount(): number {
+    let n = 0;
+    for (const p of this.s.processes.values()) n += p.fds.size;
+    return n;
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * mremap (mm/mremap.c): shrink by unmapping the tail; grow in place when the pages after
+ * the VMA are free; otherwise move (MREMAP_MAYMOVE, MREMAP_FIXED) by copying the VMA and
+ * moving its PTEs, swap entries included, then unmapping the old range.
+ */
+import type { Errno, Outcome } from '../kernel-api/outcome.ts';
+import type { MremapOp } from '../kernel-api/op.ts';
+import { err, ok } from '../kernel-api/outcome.ts';
+import type { ModelState, Process, Vma } from './types.ts';
+import { shouldFailAlloc } from './frames.ts';
+import { fileGet } from './driverfile.ts';
+import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
+import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
+import { invalidateRange } from './notifier.ts';
+import { ptesIn } from './zap.ts';
+
+export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
+  const { addr, oldPages, newPages } = op;
+  if ((op.fixed && !op.maymove) || newPages === 0 || oldPages === 0) return err('EINVAL');
+  if (!validRange(s, addr, oldPages) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
+  if (op.fixed) return mremapTo(s, proc, op);
+  if (oldPages >= newPages) {
+    if (oldPages > newPages) {
+      const e = doMunmap(s, proc, addr + newPages, addr + oldPages);
+      if (e !== 0) return err(e);
+    }
+    return ok(addr);
+  }
+  const vma = vmaToResize(proc, addr, oldPages, newPages);
+  if (typeof vma === 'string') return err(vma);
+  if (addr + oldPages === vma.end && vma.end + (newPages - oldPages) <= s.config.taskSizePages &&
+      rangeIsFree(proc, vma.end, vma.end + (newPages - oldPages))) {
+    vma.end += newPages - oldPages; // vma_expand
+    mergeAround(s, proc.mm, vma);
+    return ok(addr);
+  }
+  if (!op.maymove) return err('ENOMEM');
+  const newAddr = getUnmappedArea(s, proc, 0, newPages);
+  if (typeof newAddr === 'string') return err(newAddr);
+  return moveVma(s, proc, vma, addr, oldPages, newAddr, newPages);
+}
+
+/** vma_to_resize: the old range must lie in one VMA that may grow. */
+function vmaToResize(proc: Process, addr: number, oldPages: number, newPages: number): Vma | Errno {
+  const vma = vmaLookup(proc.mm, addr);
+  if (vma === undefined) return 'EFAULT';
+  if (oldPages > vma.end - addr) return 'EFAULT';
+  if (newPages > oldPages && (vma.dontexpand || vma.pfnmap)) return 'EFAULT';
+  return vma;
+}
+
+/** mremap_to: MREMAP_FIXED. */
+function mremapTo(s: ModelState, proc: Process, op: MremapOp): Outcome {
+  const newAddr = op.newAddr ?? 0;
+  let oldPages = op.oldPages;
+  if (!validRange(s, newAddr, op.newPages)) return err('EINVAL');
+  if (op.addr + oldPages > newAddr && newAddr + op.newPages > op.addr) return err('EINVAL');
+  if (newAddr < s.config.mmapMinAddrPages) return err('EPERM');
+  let e = doMunmap(s, proc, newAddr, newAddr + op.newPages);
+  if (e !== 0) return err(e);
+  if (oldPages > op.newPages) {
+    e = doMunmap(s, proc, op.addr + op.newPages, op.addr + oldPages);
+    if (e !== 0) return err(e);
+    oldPages = op.newPages;
+  }
+  const vma = vmaToResize(proc, op.addr, oldPages, op.newPages);
+  if (typeof vma === 'string') return err(vma);
+  return moveVma(s, proc, vma, op.addr, oldPages, newAddr, op.newPages);
+}
+
+/**
+ * move_vma: copy_vma at the new address (->open runs on the copy), move_page_tables, then
+ * unmap the old range (->close runs on the old part). The new VMA keeps vm_private_data.
+ */
+function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
+  if (proc.mm.vmas.length >= s.config.maxMapCount - 3) return err('ENOMEM');
+  const e = splitAround(s, proc.mm, addr, addr + oldPages);
+  if (e !== 0) return err(e);
+  const old = vmaLookup(proc.mm, addr)!;
+  if (shouldFailAlloc(s)) return err('ENOMEM');
+  const moved: Vma = { ...old, id: newVmaId(s), start: newAddr, end: newAddr + newPages };
+  if (moved.driverFile) fileGet(moved.driverFile);
+  if (s.files.has(moved.file)) s.files.get(moved.file)!.mappings += 1;
+  insertVma(proc.mm, moved);
+  moved.vmOps?.open?.(moved);
+  invalidateRange(s, proc.pid, addr, addr + oldPages, 'unmap');
+  for (const at of ptesIn(proc, addr, addr + oldPages)) {
+    const pte = proc.mm.ptes.get(at)!;
+    proc.mm.ptes.delete(at);
+    proc.mm.ptes.set(newAddr + (at - addr), pte);
+  }
+  // The old range now holds no PTEs; removing it only runs ->close and drops the file.
+  removeVma(s, proc.mm, old);
+  mergeAround(s, proc.mm, moved);
+  return ok(newAddr);
+}

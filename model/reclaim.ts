@@ -1,0 +1,133 @@
+/**
+ * Reclaim (mm/vmscan.c shrink_folio_list, mm/rmap.c try_to_unmap): unmap a frame from
+ * every PTE through rmap — a walk over all processes here — then anonymous pages go to swap,
+ * clean file pages are dropped, dirty ones are written back first, shmem goes to swap.
+ * A frame someone else still references stays in the swap cache or page cache, unmapped.
+ * An exclusive anonymous page that may be pinned for DMA is not unmapped at all.
+ */
+import type { Frame, ModelState, Process } from './types.ts';
+import { frameOf, putPage } from './frames.ts';
+import { addToSwapCache, allocSwapSlot, slotOf } from './swap.ts';
+import { deleteFromPageCache, fileOf, writeback } from './pagecache.ts';
+import { processesInOrder } from './process.ts';
+import { invalidateRange } from './notifier.ts';
+import { ptesIn, rssCounterOf } from './zap.ts';
+import { assert } from './assert.ts';
+
+/** Frames on the LRU lists, oldest first. */
+export function lruFrames(s: ModelState): Frame[] {
+  return [...s.frames.values()]
+    .filter((f) => (f.kind === 'anon' || f.kind === 'file' || f.kind === 'shmem') && !f.reserved)
+    .sort((a, b) => a.lru - b.lru || a.pfn - b.pfn);
+}
+
+/** Every (process, address) whose normal PTE maps `frame`, in pid then address order. */
+export function rmapWalk(s: ModelState, frame: Frame): Array<[Process, number]> {
+  const found: Array<[Process, number]> = [];
+  for (const proc of processesInOrder(s)) {
+    for (const addr of ptesIn(proc, 0, Infinity)) {
+      const pte = proc.mm.ptes.get(addr)!;
+      if (pte.kind === 'present' && !pte.special && pte.pfn === frame.pfn) found.push([proc, addr]);
+    }
+  }
+  return found;
+}
+
+/** shrink_folio_list for one frame. Returns true when the frame left memory. */
+export function shrinkFrame(s: ModelState, frame: Frame): boolean {
+  if (frame.kind === 'anon') return shrinkAnon(s, frame);
+  if (frame.kind === 'file') return shrinkFile(s, frame);
+  if (frame.kind === 'shmem') return shrinkShmem(s, frame);
+  return false;
+}
+
+function shrinkAnon(s: ModelState, frame: Frame): boolean {
+  if (frame.swapSlot === -1) {
+    const entry = allocSwapSlot(s, frame.value);
+    if (entry === null) return false;
+    addToSwapCache(frame, entry);
+  }
+  for (const [proc, addr] of rmapWalk(s, frame)) {
+    // try_to_unmap_one: folio_try_share_anon_rmap_pte fails on a maybe-pinned exclusive page.
+    if (frame.anonExclusive && frame.pincount > 0) return false;
+    invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
+    const pte = proc.mm.ptes.get(addr);
+    if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) continue;
+    proc.mm.ptes.set(addr, { kind: 'swap', slot: frame.swapSlot, exclusive: frame.anonExclusive, softDirty: pte.softDirty });
+    slotOf(s, frame.swapSlot).count += 1;
+    if (pte.dirty) frame.dirty = true;
+    frame.anonExclusive = false;
+    unmapOne(s, proc, frame);
+    proc.mm.rss.swap += 1;
+  }
+  // pageout, then __remove_mapping: only the swap cache may still hold it.
+  const entry = slotOf(s, frame.swapSlot);
+  if (frame.dirty) {
+    entry.value = frame.value;
+    frame.dirty = false;
+  }
+  if (frame.refcount !== 1) return false;
+  entry.cachePfn = -1;
+  frame.swapSlot = -1;
+  if (entry.count === 0) s.swap.delete(entry.slot);
+  putPage(s, frame);
+  return true;
+}
+
+function unmapOne(s: ModelState, proc: Process, frame: Frame): void {
+  assert(frame.mapcount > 0, `unmap of pfn ${frame.pfn} with mapcount ${frame.mapcount}`, 'mapcount');
+  frame.mapcount -= 1;
+  proc.mm.rss[rssCounterOf(frame)] -= 1;
+  putPage(s, frame);
+}
+
+/** try_to_unmap for a page cache or shmem frame: its PTEs simply go (it can be refaulted). */
+function unmapFilePage(s: ModelState, frame: Frame): void {
+  for (const [proc, addr] of rmapWalk(s, frame)) {
+    invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
+    const pte = proc.mm.ptes.get(addr);
+    if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) continue;
+    proc.mm.ptes.delete(addr);
+    if (pte.dirty) frame.dirty = true;
+    unmapOne(s, proc, frame);
+  }
+}
+
+function shrinkFile(s: ModelState, frame: Frame): boolean {
+  if (frame.file === -1) return false;
+  unmapFilePage(s, frame);
+  const file = fileOf(s, frame.file);
+  writeback(file, frame);
+  if (frame.refcount !== 1) return false;
+  deleteFromPageCache(s, file, frame);
+  return true;
+}
+
+/** shmem_writeout: a frame only the shmem mapping holds moves to a swap slot. */
+function shrinkShmem(s: ModelState, frame: Frame): boolean {
+  if (frame.file === -1) return false;
+  unmapFilePage(s, frame);
+  if (frame.refcount !== 1) return false;
+  const entry = allocSwapSlot(s, frame.value);
+  if (entry === null) return false;
+  entry.count = 1;
+  const file = fileOf(s, frame.file);
+  file.swapped.set(frame.index, entry.slot);
+  deleteFromPageCache(s, file, frame);
+  return true;
+}
+
+/** The `reclaim` operation: one frame by address, or the `count` oldest on the LRU. */
+export function reclaimAt(s: ModelState, proc: Process, addr: number): number {
+  const pte = proc.mm.ptes.get(addr);
+  if (pte?.kind !== 'present' || pte.special) return 0;
+  return shrinkFrame(s, frameOf(s, pte.pfn)) ? 1 : 0;
+}
+
+export function reclaimOldest(s: ModelState, count: number): number {
+  let freed = 0;
+  for (const frame of lruFrames(s).slice(0, count)) {
+    if (s.frames.has(frame.pfn) && shrinkFrame(s, frame)) freed += 1;
+  }
+  return freed;
+}

@@ -1,0 +1,135 @@
+/**
+ * The reference model's state, written as plainly as the semantics allow: maps keyed by
+ * number, arrays kept sorted, linear scans. Names follow include/linux/mm_types.h.
+ * Everything here is mutable data; the operation files in this folder change it.
+ */
+import type { FrameKind } from '../kernel-api/state.ts';
+import type { KernelConfig } from '../kernel-api/config.ts';
+import type { VmOperations, DriverFile } from '../kernel-api/driver.ts';
+import type { ModelNotifier } from './notifier.ts';
+
+/** A driver's struct file as the model keeps it: f_count and whether release ran. */
+export type ModelDriverFile = DriverFile & { refcount: number; released: boolean };
+
+/** struct page / folio, one 4 KiB page. */
+export type Frame = {
+  pfn: number;
+  kind: FrameKind;
+  refcount: number;
+  mapcount: number;
+  pincount: number;
+  dirty: boolean;
+  reserved: boolean;
+  anonExclusive: boolean;
+  /** Swap cache: the slot this frame caches, or -1. */
+  swapSlot: number;
+  /** Page cache / shmem: owning file and index, or -1. */
+  file: number;
+  index: number;
+  value: number;
+  /** LRU age: the step of the last fault that touched it; 0 after MADV_COLD. Lower is older. */
+  lru: number;
+};
+
+export type Pte =
+  | { kind: 'present'; pfn: number; write: boolean; dirty: boolean; softDirty: boolean; special: boolean; uffdWp: boolean }
+  | { kind: 'swap'; slot: number; exclusive: boolean; softDirty: boolean };
+export type PresentPte = Extract<Pte, { kind: 'present' }>;
+
+/** struct vm_area_struct. */
+export type Vma = {
+  id: number;
+  /** pid of the owning mm. */
+  mm: number;
+  start: number;
+  end: number;
+  /** PROT_* bits currently in force (VM_READ/VM_WRITE/VM_EXEC). */
+  prot: number;
+  shared: boolean;
+  /** VM_MAYWRITE: cleared for shared mappings of files opened read-only. */
+  mayWrite: boolean;
+  /** -1: anonymous private. Shared anonymous memory maps a shmem file. */
+  file: number;
+  pgoff: number;
+  pfnmap: boolean;
+  mixedmap: boolean;
+  io: boolean;
+  dontcopy: boolean;
+  dontexpand: boolean;
+  /** anon_vma identity, or 0 while none was prepared (a read fault of the zero page prepares none). */
+  anonVma: number;
+  vmOps: VmOperations | null;
+  /** The driver file this VMA maps (vma->vm_file for a driver), holding a reference. */
+  driverFile: ModelDriverFile | null;
+  privateData: unknown;
+};
+
+export type RssCounters = { anon: number; file: number; shmem: number; swap: number };
+
+/** struct mm_struct. */
+export type Mm = {
+  vmas: Vma[];
+  ptes: Map<number, Pte>;
+  rss: RssCounters;
+};
+
+export type Process = {
+  pid: number;
+  ppid: number;
+  uid: number;
+  dumpable: boolean;
+  state: 'running' | 'exited';
+  oomReaped: boolean;
+  mm: Mm;
+  /** The fd table: fd → driver file. */
+  fds: Map<number, ModelDriverFile>;
+};
+
+/** An inode: a regular file (page cache over a backing store) or a shmem object. */
+export type File = {
+  id: number;
+  shmem: boolean;
+  sizePages: number;
+  pagecache: Map<number, number>;
+  /** What writeback left on disk: index → value. Absent means zero. */
+  backing: Map<number, number>;
+  /** shmem pages swapped out: index → slot. */
+  swapped: Map<number, number>;
+  /** shmem objects die with their last mapping; regular files persist. */
+  mappings: number;
+};
+
+export type SwapSlot = { slot: number; count: number; cachePfn: number; value: number };
+
+export type ModelState = {
+  config: KernelConfig;
+  step: number;
+  frames: Map<number, Frame>;
+  /** Freed frames keep their last value, so a stale PTE reads what the memory held. */
+  freed: Map<number, Frame>;
+  nextPfn: number;
+  zeroPfn: number;
+  processes: Map<number, Process>;
+  nextPid: number;
+  files: Map<number, File>;
+  nextFileId: number;
+  nextShmemId: number;
+  swap: Map<number, SwapSlot>;
+  nextSlot: number;
+  nextVmaId: number;
+  nextAnonVma: number;
+  /** fail-nth: allocations left before the failing one; 0 when disarmed. */
+  failNth: number;
+  /** Live kmalloc objects by id → tag. */
+  slab: Map<number, string>;
+  nextSlabId: number;
+  nextDriverFileId: number;
+  notifiers: Map<number, ModelNotifier>;
+  /** A corruption for tests: ptrace_may_access always grants. */
+  skipPtraceCheck: boolean;
+  /** References held outside any driver: only the leak-frame corruption makes them. */
+  strayHolds: Map<number, string>;
+  nextNotifierId: number;
+};
+
+export const SHMEM_ID_BASE = 1 << 20;
