@@ -118,6 +118,14 @@ export interface DriverKernel {
   /** anon_inode_getfd: a new fd in `pid`'s table for a driver file. */
   anon_inode_getfd(pid: number, fop: FileOperations, privateData: unknown): number | Errno;
   fdget(pid: number, fd: number): DriverFile | null;
+  /**
+   * dentry_open of vma->vm_file's path into `pid`'s fd table (what opening a
+   * /proc/<pid>/map_files/ entry does): a new fd on the same inode. EBADF for a VMA with
+   * no file (anonymous private or a driver's).
+   */
+  open_vma_file(pid: number, vma: DriverVma, mode: 'r' | 'rw'): number | Errno;
+  /** The inode (file id, shmem ids included) a VMA maps, or -1. */
+  vma_inode(vma: DriverVma): number;
 }
 
 /** A remote view a strategy maintains: page `addr` of `pid` shows page `targetAddr` of `target`. */

@@ -27,7 +27,7 @@ export type Corruption =
   | { kind: 'leak-frame' }
   | { kind: 'skip-ptrace-check' };
 
-/** A strategy as registered: its name and a factory run once per kernel instance. */
+/** A strategy as a kernel needs it: its name and a factory run once per kernel instance. */
 export type StrategyFactory = {
   readonly name: string;
   create(kernel: DriverKernel): StrategyInstance;

@@ -4,6 +4,9 @@
  * `include/linux/mm_types.h` does; it holds no logic.
  */
 
+/** Shmem objects (shared anonymous memory) have ids from here up; regular files below. */
+export const SHMEM_ID_BASE = 1 << 20;
+
 export type FrameKind = 'anon' | 'file' | 'shmem' | 'driver' | 'zero';
 
 export type FrameView = {

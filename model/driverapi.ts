@@ -17,6 +17,16 @@ import { gupOne, ptraceMayAccess, unpinPage } from './access.ts';
 import { runningProcess } from './process.ts';
 import { vmaLookup } from './vma.ts';
 import { mapFrame, zapRange } from './zap.ts';
+import { inodeGet } from './pagecache.ts';
+
+/** The f_op of an fd on a regular file or shmem inode: mmap is the kernel's own. */
+const INODE_FOPS: FileOperations = { name: 'file' };
+
+function lowestFreeFd(proc: Process): number {
+  let fd = 3;
+  while (proc.fds.has(fd)) fd++;
+  return fd;
+}
 
 export class ModelDriverKernel implements DriverKernel {
   constructor(private readonly s: ModelState) {}
@@ -192,11 +202,26 @@ export class ModelDriverKernel implements DriverKernel {
     const proc = runningProcess(this.s, pid);
     if (proc === undefined) return 'ESRCH';
     if (shouldFailAlloc(this.s)) return 'ENOMEM';
-    let fd = 3;
-    while (proc.fds.has(fd)) fd++;
-    const file: ModelDriverFile = { id: this.s.nextDriverFileId++, fop, privateData, refcount: 1, released: false };
+    const fd = lowestFreeFd(proc);
+    const file: ModelDriverFile = { id: this.s.nextDriverFileId++, fop, privateData, refcount: 1, released: false, inode: -1, mode: 'rw' };
     proc.fds.set(fd, file);
     return fd;
+  }
+
+  open_vma_file(pid: number, dvma: DriverVma, mode: 'r' | 'rw'): number | Errno {
+    const [, vma] = this.vmaOf(dvma);
+    if (vma.file === -1) return 'EBADF';
+    const proc = runningProcess(this.s, pid);
+    if (proc === undefined) return 'ESRCH';
+    if (shouldFailAlloc(this.s)) return 'ENOMEM';
+    const fd = lowestFreeFd(proc);
+    proc.fds.set(fd, { id: this.s.nextDriverFileId++, fop: INODE_FOPS, privateData: null, refcount: 1, released: false, inode: vma.file, mode });
+    inodeGet(this.s, vma.file);
+    return fd;
+  }
+
+  vma_inode(dvma: DriverVma): number {
+    return (dvma as Vma).file;
   }
 
   fdget(pid: number, fd: number): ModelDriverFile | null {

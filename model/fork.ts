@@ -11,6 +11,7 @@ import { err, ok } from '../kernel-api/outcome.ts';
 import type { Mm, ModelState, PresentPte, Process, Vma } from './types.ts';
 import { allocFrame, frameOf, getPage, shouldFailAlloc } from './frames.ts';
 import { swapDuplicate } from './swap.ts';
+import { inodeGet } from './pagecache.ts';
 import { fileGet, fileRelease } from './driverfile.ts';
 import { mapFrame, ptesIn, rssCounterOf } from './zap.ts';
 import { newVmaId } from './vma.ts';
@@ -50,7 +51,7 @@ const isCowMapping = (vma: Vma) => !vma.shared && vma.mayWrite;
 function dupVma(s: ModelState, parent: Process, child: Process, vma: Vma): boolean {
   const copy: Vma = { ...vma, id: newVmaId(s), mm: child.pid, anonVma: vma.anonVma === 0 ? 0 : s.nextAnonVma++ };
   if (copy.driverFile) fileGet(copy.driverFile);
-  if (s.files.has(copy.file)) s.files.get(copy.file)!.mappings += 1;
+  inodeGet(s, copy.file);
   child.mm.vmas.push(copy);
   copy.vmOps?.open?.(copy);
   if (vma.anonVma === 0 && !vma.pfnmap && !vma.mixedmap) return true;

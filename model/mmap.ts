@@ -10,6 +10,7 @@ import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { ModelDriverFile, ModelState, Process, Vma } from './types.ts';
 import { shouldFailAlloc } from './frames.ts';
+import { inodeGet } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { newFile } from './pagecache.ts';
 import { canMerge, insertVma, mergeAround, mergeRange, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
@@ -68,22 +69,33 @@ export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
   if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
   if (len > s.config.taskSizePages) return err('ENOMEM');
   let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, driverFile: null };
+  const pgoff = op.pgoff ?? 0;
+  if (!Number.isSafeInteger(pgoff) || pgoff < 0 || pgoff + len > 2 ** 52) return err('EOVERFLOW');
   if (op.fd !== undefined) {
-    const driverFile = proc.fds.get(op.fd);
-    if (driverFile === undefined) return err('EBADF');
-    const pgoff = op.pgoff ?? 0;
-    if (!Number.isSafeInteger(pgoff) || pgoff < 0) return err('EOVERFLOW');
-    target = { file: -1, pgoff, mayWrite: true, driverFile };
+    const open = proc.fds.get(op.fd);
+    if (open === undefined) return err('EBADF');
+    if (open.inode === -1) {
+      target = { file: -1, pgoff, mayWrite: true, driverFile: open };
+    } else {
+      const t = inodeTarget(op, open.inode, open.mode, pgoff);
+      if (typeof t === 'string') return err(t);
+      target = t;
+    }
   } else if (op.file !== undefined) {
     const file = s.files.get(op.file);
     if (file === undefined || file.shmem) return err('EBADF');
-    const pgoff = op.pgoff ?? 0;
-    if (!Number.isSafeInteger(pgoff) || pgoff < 0 || pgoff + len > 2 ** 52) return err('EOVERFLOW');
-    const readOnlyFd = op.mode === 'r';
-    if (op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0) return err('EACCES');
-    target = { file: file.id, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null };
+    const t = inodeTarget(op, file.id, op.mode ?? 'rw', pgoff);
+    if (typeof t === 'string') return err(t);
+    target = t;
   }
   return mmapRegion(s, proc, op, target);
+}
+
+/** A mapping of an inode through an fd opened with `mode`: a shared writable map needs O_RDWR. */
+function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number): MmapTarget | Errno {
+  const readOnlyFd = mode === 'r';
+  if (op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0) return 'EACCES';
+  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null };
 }
 
 /**
@@ -133,7 +145,7 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
     return err('ENOMEM');
   }
   if (target.driverFile !== null) fileGet(target.driverFile);
-  if (s.files.has(file)) s.files.get(file)!.mappings += 1;
+  inodeGet(s, file);
   insertVma(proc.mm, vma);
   mergeAround(s, proc.mm, vma);
   return ok(addr);

@@ -8,6 +8,7 @@ import type { MremapOp } from '../kernel-api/op.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { ModelState, Process, Vma } from './types.ts';
 import { shouldFailAlloc } from './frames.ts';
+import { inodeGet } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
 import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
@@ -80,7 +81,7 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
   if (shouldFailAlloc(s)) return err('ENOMEM');
   const moved: Vma = { ...old, id: newVmaId(s), start: newAddr, end: newAddr + newPages };
   if (moved.driverFile) fileGet(moved.driverFile);
-  if (s.files.has(moved.file)) s.files.get(moved.file)!.mappings += 1;
+  inodeGet(s, moved.file);
   insertVma(proc.mm, moved);
   moved.vmOps?.open?.(moved);
   invalidateRange(s, proc.pid, addr, addr + oldPages, 'unmap');

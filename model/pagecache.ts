@@ -7,7 +7,7 @@ import type { File, Frame, ModelState } from './types.ts';
 import { SHMEM_ID_BASE } from './types.ts';
 import { assert } from './assert.ts';
 import { allocFrame, frameOf, putPage } from './frames.ts';
-import { folioFreeSwap, freeSwapAndCache, slotOf } from './swap.ts';
+import { freeSwapAndCache, slotOf } from './swap.ts';
 import { processesInOrder } from './process.ts';
 import { zapRange } from './zap.ts';
 
@@ -19,7 +19,7 @@ export function fileOf(s: ModelState, id: number): File {
 
 export function newFile(s: ModelState, sizePages: number, shmem: boolean): File {
   const id = shmem ? SHMEM_ID_BASE + s.nextShmemId++ : s.nextFileId++;
-  const file: File = { id, shmem, sizePages, pagecache: new Map(), backing: new Map(), swapped: new Map(), mappings: 0 };
+  const file: File = { id, shmem, sizePages, pagecache: new Map(), backing: new Map(), swapped: new Map(), users: 0 };
   s.files.set(id, file);
   return file;
 }
@@ -97,14 +97,20 @@ export function truncateFile(s: ModelState, file: File, sizePages: number): void
   file.sizePages = sizePages;
 }
 
-/** The last mapping of a shmem object is gone: free its pages and swap. */
-export function shmemEvict(s: ModelState, file: File): void {
-  assert(file.shmem && file.mappings === 0, `evicting file ${file.id} with ${file.mappings} mappings`);
-  truncateFile(s, file, 0);
-  s.files.delete(file.id);
+/** A mapping or an fd takes a reference on inode `id` (-1: none). */
+export function inodeGet(s: ModelState, id: number): void {
+  const file = s.files.get(id);
+  if (file !== undefined) file.users += 1;
 }
 
-/** Frames left in swap cache with no entry naming them are dropped (used after truncation). */
-export function dropOrphanSwapCache(s: ModelState, frame: Frame): void {
-  if (frame.mapcount === 0) folioFreeSwap(s, frame);
+/** Drop a reference on inode `id`; the last user of a shmem object frees its pages and swap. */
+export function inodePut(s: ModelState, id: number): void {
+  const file = s.files.get(id);
+  if (file === undefined) return;
+  assert(file.users > 0, `inode ${id} put with no users`);
+  file.users -= 1;
+  if (file.shmem && file.users === 0) {
+    truncateFile(s, file, 0);
+    s.files.delete(file.id);
+  }
 }

@@ -9,7 +9,14 @@ import type { VmOperations, DriverFile } from '../kernel-api/driver.ts';
 import type { ModelNotifier } from './notifier.ts';
 
 /** A driver's struct file as the model keeps it: f_count and whether release ran. */
-export type ModelDriverFile = DriverFile & { refcount: number; released: boolean };
+export type ModelDriverFile = DriverFile & {
+  refcount: number;
+  released: boolean;
+  /** The inode (file or shmem id) an fd names when it is not a driver file, else -1. */
+  inode: number;
+  /** Open mode, for an inode fd. */
+  mode: 'r' | 'rw';
+};
 
 /** struct page / folio, one 4 KiB page. */
 export type Frame = {
@@ -95,8 +102,8 @@ export type File = {
   backing: Map<number, number>;
   /** shmem pages swapped out: index → slot. */
   swapped: Map<number, number>;
-  /** shmem objects die with their last mapping; regular files persist. */
-  mappings: number;
+  /** Mappings and fds naming this inode. A shmem object dies with the last; regular files persist. */
+  users: number;
 };
 
 export type SwapSlot = { slot: number; count: number; cachePfn: number; value: number };
@@ -132,4 +139,4 @@ export type ModelState = {
   nextNotifierId: number;
 };
 
-export const SHMEM_ID_BASE = 1 << 20;
+export { SHMEM_ID_BASE } from '../kernel-api/state.ts';

@@ -9,6 +9,7 @@ import type { Mm, ModelState, Vma } from './types.ts';
 import { assert } from './assert.ts';
 import { shouldFailAlloc } from './frames.ts';
 import { fileRelease } from './driverfile.ts';
+import { inodeGet, inodePut } from './pagecache.ts';
 
 /** find_vma: the first VMA with end > addr (it may start above addr). */
 export function findVma(mm: Mm, addr: number): Vma | undefined {
@@ -53,7 +54,7 @@ export function splitVma(s: ModelState, mm: Mm, vma: Vma, addr: number): Vma | E
   const upper: Vma = { ...vma, id: newVmaId(s), start: addr, pgoff: vma.pgoff + (addr - vma.start) };
   vma.end = addr;
   if (upper.driverFile) upper.driverFile.refcount += 1;
-  if (s.files.has(upper.file)) s.files.get(upper.file)!.mappings += 1;
+  inodeGet(s, upper.file);
   insertVma(mm, upper);
   upper.vmOps?.open?.(upper);
   return upper;
@@ -118,10 +119,7 @@ export function mergeRange(s: ModelState, mm: Mm, start: number, end: number): v
 
 function dropVmaFileRef(s: ModelState, vma: Vma): void {
   if (vma.driverFile) fileRelease(s, vma.driverFile);
-  const file = s.files.get(vma.file);
-  if (file !== undefined) {
-    file.mappings -= 1;
-  }
+  inodePut(s, vma.file);
 }
 
 /** remove_vma: vm_ops->close, then the file reference. The caller zapped the PTEs already. */

@@ -1,0 +1,63 @@
+/**
+ * What a strategy (a remote-mapping design) declares: its calls, how to generate their
+ * arguments, the invariants it promises to keep, and a factory for its per-kernel instance.
+ * A strategy is one file in strategies/ plus a line in strategies/index.ts.
+ */
+import type { DriverKernel, StrategyInstance } from './driver.ts';
+
+export type InvariantId =
+  | 'refcount-balance' | 'mapcount' | 'no-stale-pte' | 'remote-coherence' | 'cow-isolation'
+  | 'exclusive-anon' | 'zero-page' | 'file-integrity' | 'rss-counters' | 'swap-accounting'
+  | 'vma-wellformed' | 'no-leak' | 'access-control' | 'slab' | 'differential' | 'kernel-assert';
+
+export type DriverArgs = Record<string, number | boolean | string>;
+
+/** Random choices for argument generation; every value comes from the run's one seed. */
+export interface Choice {
+  /** An integer in [0, max). */
+  int(max: number): number;
+  bool(): boolean;
+  pick<T>(xs: readonly T[]): T;
+}
+
+/** What the generator knows of the machine while it builds the next operation. */
+export interface GenContext {
+  /** Running pids, in order (empty before the first spawn). */
+  pids(): readonly number[];
+  /** A running pid (or 1 when none runs, which yields ESRCH). */
+  pid(c: Choice): number;
+  /** An address of `pid` biased to VMA starts, ends, interiors and a few free pages. */
+  addr(pid: number, c: Choice): number;
+  /** A range of `pid` biased to straddle VMA edges. */
+  range(pid: number, c: Choice): { addr: number; lengthPages: number };
+  /** A 32-bit value biased to a few distinct ones, so sharing shows. */
+  value(c: Choice): number;
+  /** The fds `pid` holds that this strategy's calls returned (learnt from outcomes). */
+  fds(pid: number, strategy: string): readonly number[];
+  /** Any value a previous call of this strategy returned under `key` (e.g. a control fd). */
+  remembered(strategy: string, key: string): readonly number[];
+}
+
+export type StrategyCall = {
+  readonly name: string;
+  /** Relative weight in a campaign before swarm testing rescales it. */
+  readonly weight: number;
+  /** Arguments for one call, or null when the state offers nothing sensible (the step is skipped). */
+  args(ctx: GenContext, c: Choice): DriverArgs | null;
+  /**
+   * What a successful outcome value is, so the generator can use it later:
+   * 'fd' — an fd of args.pid; a string — remembered under that key.
+   */
+  readonly returns?: 'fd' | string;
+};
+
+export type StrategyDefinition = {
+  readonly name: string;
+  /** Which seed document it emulates ('000' … '004'), or 'new' for one written here. */
+  readonly seed: string;
+  readonly title: string;
+  /** The invariants the design promises to keep; the scorecard judges these. */
+  readonly promises: readonly InvariantId[];
+  readonly calls: readonly StrategyCall[];
+  create(kernel: DriverKernel): StrategyInstance;
+};

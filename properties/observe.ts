@@ -1,0 +1,77 @@
+/**
+ * observe(): what user space could see of the machine, independent of how a kernel is
+ * built (DESIGN.md, "Observation"). Maps are coalesced, pagemap bits follow
+ * fs/proc/task_mmu.c pte_to_pagemap_entry, and frames are renamed canonically by first
+ * appearance in pid-then-address order (the zero page is frame 0).
+ */
+import type { KernelInspect, PteView, VmaView } from '../kernel-api/state.ts';
+import type { MapRange, Observation, PageObservation, ProcessObservation } from '../kernel-api/observation.ts';
+import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
+import { SHMEM_ID_BASE } from '../kernel-api/state.ts';
+
+export function permsOf(v: VmaView): string {
+  return `${v.prot & PROT_READ ? 'r' : '-'}${v.prot & PROT_WRITE ? 'w' : '-'}${v.prot & PROT_EXEC ? 'x' : '-'}${v.shared ? 's' : 'p'}`;
+}
+
+export function backingOf(v: VmaView): string {
+  if (v.driver !== '') return `drv:${v.driver}`;
+  if (v.file === -1) return 'anon';
+  return v.file >= SHMEM_ID_BASE ? `shmem:${v.file - SHMEM_ID_BASE}` : `file:${v.file}`;
+}
+
+/** Adjacent VMAs with equal attributes (and contiguous offsets) read as one range. */
+export function coalescedMaps(vmas: Iterable<VmaView>): MapRange[] {
+  const out: MapRange[] = [];
+  let lastEndPgoff = NaN;
+  for (const v of vmas) {
+    const range: MapRange = { start: v.start, end: v.end, perms: permsOf(v), backing: backingOf(v) };
+    const prev = out.at(-1);
+    const contiguous = v.file === -1 || v.pgoff === lastEndPgoff;
+    if (prev !== undefined && prev.end === v.start && prev.perms === range.perms && prev.backing === range.backing && contiguous) {
+      prev.end = v.end;
+    } else {
+      out.push(range);
+    }
+    lastEndPgoff = v.pgoff + (v.end - v.start);
+  }
+  return out;
+}
+
+export function observe(k: KernelInspect): Observation {
+  const canonical = new Map<number, number>([[k.zeroPfn, 0]]);
+  const swapByslot = new Map<number, { cachePfn: number; value: number }>();
+  for (const slot of k.swapSlots()) swapByslot.set(slot.slot, slot);
+  const processes: ProcessObservation[] = [];
+  for (const p of k.processes()) {
+    const pages: PageObservation[] = [];
+    for (const [addr, pte] of k.ptes(p.pid)) pages.push(pageObservation(k, canonical, swapByslot, addr, pte));
+    processes.push({
+      pid: p.pid, state: p.state, maps: coalescedMaps(k.vmas(p.pid)), pages,
+      rss: [p.rss.anon, p.rss.file, p.rss.shmem, p.rss.swap],
+    });
+  }
+  let framesInUse = 0;
+  for (const f of k.frames()) if (f.kind !== 'zero') framesInUse += 1;
+  return { processes, framesInUse, swapSlotsInUse: swapByslot.size };
+}
+
+function pageObservation(
+  k: KernelInspect, canonical: Map<number, number>, swap: Map<number, { cachePfn: number; value: number }>,
+  addr: number, pte: PteView,
+): PageObservation {
+  if (pte.kind === 'swap') {
+    const slot = swap.get(pte.slot);
+    const cached = slot !== undefined && slot.cachePfn !== -1 ? k.frame(slot.cachePfn) : undefined;
+    return { addr, value: cached?.value ?? slot?.value, present: false, swapped: true, file: false, exclusive: false, softDirty: pte.softDirty };
+  }
+  if (!canonical.has(pte.pfn)) canonical.set(pte.pfn, canonical.size);
+  const frame = k.frame(pte.pfn);
+  const obs: PageObservation = { addr, value: frame?.value, present: true, swapped: false, file: false, exclusive: false, softDirty: pte.softDirty, frame: canonical.get(pte.pfn) };
+  if (frame === undefined || pte.pfn === k.zeroPfn) return obs;
+  obs.refcount = frame.refcount;
+  obs.mapcount = frame.mapcount;
+  if (pte.special) return obs; // vm_normal_page() is NULL: no FILE, no EXCLUSIVE bit
+  obs.file = frame.kind !== 'anon';
+  obs.exclusive = frame.mapcount === 1;
+  return obs;
+}
