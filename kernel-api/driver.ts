@@ -16,6 +16,9 @@ export const FOLL_PIN = 0x40000;
 /** PTRACE_MODE_* of ptrace_may_access. */
 export type PtraceMode = 'read' | 'attach';
 
+/** The capabilities a driver may test with capable(); the model grants all of them to uid 0. */
+export type Capability = 'CAP_SYS_ADMIN' | 'CAP_SYS_PTRACE' | 'CAP_DAC_OVERRIDE' | 'CAP_CHECKPOINT_RESTORE';
+
 /** The fields of vm_area_struct a driver reads or sets in its mmap hook. */
 export interface DriverVma {
   readonly id: number;
@@ -85,6 +88,11 @@ export interface DriverKernel {
   readonly zeroPfn: number;
   taskAlive(pid: number): boolean;
   ptrace_may_access(caller: number, target: number, mode: PtraceMode): boolean;
+  /**
+   * capable(cap) as `pid` (added for map_files' checkpoint_restore_ns_capable and for
+   * root-only device nodes): false for a pid that is not running.
+   */
+  capable(pid: number, cap: Capability): boolean;
   get_task_mm(pid: number): MmHandle | null;
   mmput(mm: MmHandle): void;
   /** True once the OOM reaper has torn the mm down (MMF_OOM_SKIP / mm->mm_users == 0). */
@@ -118,6 +126,11 @@ export interface DriverKernel {
   /** anon_inode_getfd: a new fd in `pid`'s table for a driver file. */
   anon_inode_getfd(pid: number, fop: FileOperations, privateData: unknown): number | Errno;
   fdget(pid: number, fd: number): DriverFile | null;
+  /**
+   * close_fd (the old __close_fd): drop `fd` from `pid`'s table and fput the file, as a
+   * driver's error path does for an fd it installed. EBADF when there is no such fd.
+   */
+  close_fd(pid: number, fd: number): Errno | 0;
   /**
    * dentry_open of vma->vm_file's path into `pid`'s fd table (what opening a
    * /proc/<pid>/map_files/ entry does): a new fd on the same inode. EBADF for a VMA with

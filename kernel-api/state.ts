@@ -115,6 +115,10 @@ export interface KernelInspect {
   swapSlots(): Iterable<SwapSlotView>;
   /** References drivers hold, as their own state names them. */
   driverHolds(): Iterable<DriverHold>;
-  /** Open files (driver fds, /proc/<pid>/mem mappings) that keep state alive. */
+  /** Open fds across all processes (driver files and inode fds). */
   openFdCount(): number;
+  /** Live kmalloc objects (by tag), for no-leak. */
+  slabObjects(): Iterable<{ id: number; tag: string }>;
+  /** Registered MMU interval notifiers, for no-leak. */
+  notifierCount(): number;
 }

@@ -4,7 +4,7 @@
  * PTEs that hold no reference; vm_insert_page installs a normal, refcounted one.
  */
 import type {
-  DriverKernel, DriverVma, FaultResult, FileOperations, MmHandle, MmuIntervalNotifier, MmuIntervalNotifierOps, PtraceMode,
+  Capability, DriverKernel, DriverVma, FaultResult, FileOperations, MmHandle, MmuIntervalNotifier, MmuIntervalNotifierOps, PtraceMode,
 } from '../kernel-api/driver.ts';
 import { FOLL_GET, FOLL_PIN } from '../kernel-api/driver.ts';
 import { PROT_WRITE } from '../kernel-api/op.ts';
@@ -18,6 +18,7 @@ import { runningProcess } from './process.ts';
 import { vmaLookup } from './vma.ts';
 import { mapFrame, zapRange } from './zap.ts';
 import { inodeGet } from './pagecache.ts';
+import { fileRelease } from './driverfile.ts';
 
 /** The f_op of an fd on a regular file or shmem inode: mmap is the kernel's own. */
 const INODE_FOPS: FileOperations = { name: 'file' };
@@ -41,6 +42,11 @@ export class ModelDriverKernel implements DriverKernel {
     const c = runningProcess(this.s, caller);
     const t = runningProcess(this.s, target);
     return c !== undefined && t !== undefined && ptraceMayAccess(this.s, c, t, mode);
+  }
+
+  /** No capability model beyond uid: uid 0 holds every capability. */
+  capable(pid: number, _cap: Capability): boolean {
+    return runningProcess(this.s, pid)?.uid === 0;
   }
 
   get_task_mm(pid: number): MmHandle | null {
@@ -126,9 +132,17 @@ export class ModelDriverKernel implements DriverKernel {
     this.s.slab.delete(obj);
   }
 
+  /**
+   * The process and VMA a driver names. f_op->mmap runs before mmap_region inserts the new
+   * VMA (Linux calls the hook on a VMA not yet in the tree), so a VMA that is not in the
+   * mm but whose range is free there is the one being set up and is accepted too.
+   */
   private vmaOf(vma: DriverVma): [Process, Vma] {
     const proc = this.s.processes.get(vma.mm);
-    assert(proc !== undefined && proc.mm.vmas.includes(vma as Vma), `driver passed a VMA map#${vma.id} that is not mapped`);
+    assert(proc !== undefined, `driver passed a VMA map#${vma.id} of unknown P${vma.mm}`);
+    const mapped = proc.mm.vmas.includes(vma as Vma);
+    const beingMapped = !mapped && !proc.mm.vmas.some((v) => v.start < vma.end && v.end > vma.start);
+    assert(mapped || beingMapped, `driver passed a VMA map#${vma.id} that is not mapped`);
     return [proc, vma as Vma];
   }
 
@@ -226,5 +240,14 @@ export class ModelDriverKernel implements DriverKernel {
 
   fdget(pid: number, fd: number): ModelDriverFile | null {
     return runningProcess(this.s, pid)?.fds.get(fd) ?? null;
+  }
+
+  close_fd(pid: number, fd: number): Errno | 0 {
+    const proc = runningProcess(this.s, pid);
+    const file = proc?.fds.get(fd);
+    if (proc === undefined || file === undefined) return 'EBADF';
+    proc.fds.delete(fd);
+    fileRelease(this.s, file);
+    return 0;
   }
 }

@@ -79,6 +79,14 @@ export class ModelInspect implements KernelInspect {
     for (const [pfn, holder] of byKey(this.s.strayHolds)) yield { pfn, holder, pins: 0, refs: 1 };
   }
 
+  *slabObjects(): Iterable<{ id: number; tag: string }> {
+    for (const [id, tag] of byKey(this.s.slab)) yield { id, tag };
+  }
+
+  notifierCount(): number {
+    return this.s.notifiers.size;
+  }
+
   openFdCount(): number {
     let n = 0;
     for (const p of this.s.processes.values()) n += p.fds.size;

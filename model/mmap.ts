@@ -165,9 +165,12 @@ export function mprotect(s: ModelState, proc: Process, op: MprotectOp): Outcome 
   for (const vma of vmasIn(proc.mm, start, end)) {
     if (vma.start > cursor) { result = 'ENOMEM'; break; }
     if ((op.prot & PROT_WRITE) !== 0 && !vma.mayWrite) { result = 'EACCES'; break; }
-    const e = mprotectFixup(s, proc, vma, Math.max(start, vma.start), Math.min(end, vma.end), op.prot);
+    // Read the end before mprotect_fixup: a split keeps `vma` as the lower part, so
+    // vma.end afterwards is the split point, not the end of what was just changed.
+    const to = Math.min(end, vma.end);
+    const e = mprotectFixup(s, proc, vma, Math.max(start, vma.start), to, op.prot);
     if (e !== 0) { result = e; break; }
-    cursor = Math.min(end, vma.end);
+    cursor = to;
   }
   if (result === 0 && cursor < end) result = 'ENOMEM';
   mergeRange(s, proc.mm, start, end);

@@ -19,6 +19,9 @@ export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   const { addr, oldPages, newPages } = op;
   if ((op.fixed && !op.maymove) || newPages === 0 || oldPages === 0) return err('EINVAL');
   if (!validRange(s, addr, oldPages) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
+  // do_mremap looks the VMA up before anything else: no VMA at addr is EFAULT, before a
+  // shrink unmaps or MREMAP_FIXED clears the target.
+  if (vmaLookup(proc.mm, addr) === undefined) return err('EFAULT');
   if (op.fixed) return mremapTo(s, proc, op);
   if (oldPages >= newPages) {
     if (oldPages > newPages) {
@@ -88,6 +91,8 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
   for (const at of ptesIn(proc, addr, addr + oldPages)) {
     const pte = proc.mm.ptes.get(at)!;
     proc.mm.ptes.delete(at);
+    // move_soft_dirty_pte: a moved entry is marked soft-dirty, present or swap.
+    pte.softDirty = true;
     proc.mm.ptes.set(newAddr + (at - addr), pte);
   }
   // The old range now holds no PTEs; removing it only runs ->close and drops the file.

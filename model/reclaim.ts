@@ -43,6 +43,9 @@ export function shrinkFrame(s: ModelState, frame: Frame): boolean {
 
 function shrinkAnon(s: ModelState, frame: Frame): boolean {
   if (frame.swapSlot === -1) {
+    // shrink_folio_list: a folio that may be pinned for DMA is kept before add_to_swap, so
+    // it takes no slot and does not enter the swap cache.
+    if (frame.pincount > 0) return false;
     const entry = allocSwapSlot(s, frame.value);
     if (entry === null) return false;
     addToSwapCache(frame, entry);

@@ -1,0 +1,304 @@
+/**
+ * Building operations from random choices, against the current state. A step is a short
+ * list of integers (its choices); the builder reads them through `Choice` and picks an
+ * operation kind by the run's swarm weights, then arguments biased to the interesting
+ * cases: addresses at VMA edges and inside them, ranges that straddle edges, pages
+ * already shared, a few distinct values. fast-check shrinks the choices toward zero,
+ * and zero always means the plainest option.
+ */
+import type { Op, Advice } from '../kernel-api/op.ts';
+import type { Outcome } from '../kernel-api/outcome.ts';
+import type { KernelInspect, VmaView } from '../kernel-api/state.ts';
+import type { KernelConfig } from '../kernel-api/config.ts';
+import type { Choice, DriverArgs, GenContext, StrategyDefinition } from '../kernel-api/strategy.ts';
+
+/** Reads a step's integers in order; past the end every choice is 0. */
+export class ChoiceStream implements Choice {
+  private i = 0;
+  constructor(private readonly xs: readonly number[]) {}
+  int(max: number): number {
+    const x = this.xs[this.i++] ?? 0;
+    return max <= 1 ? 0 : x % max;
+  }
+  bool(): boolean {
+    return this.int(2) === 1;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)];
+  }
+}
+
+/** Integers per step: enough for the largest argument list. */
+export const CHOICES_PER_STEP = 8;
+
+export const CORE_KINDS = [
+  'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'reclaim', 'oom',
+  'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev',
+  'set_dumpable', 'fail_nth', 'close',
+] as const;
+
+/** Base weights before swarm testing rescales them. */
+const CORE_WEIGHT: Record<(typeof CORE_KINDS)[number], number> = {
+  spawn: 2, mmap: 8, munmap: 4, mprotect: 4, mremap: 3, madvise: 3, read: 12, write: 12, fork: 3, exit: 1, reclaim: 4,
+  oom: 1, creat: 1, pread: 2, pwrite: 2, truncate: 1, proc_mem_read: 2, proc_mem_write: 2, process_vm_readv: 1,
+  process_vm_writev: 1, set_dumpable: 1, fail_nth: 1, close: 1,
+};
+
+export type OpKind = { name: string; weight: number; strategy?: StrategyDefinition; call?: StrategyDefinition['calls'][number] };
+
+/** Every kind a run may draw: the core ones and the loaded strategies' calls. */
+export function opKinds(strategies: readonly StrategyDefinition[]): OpKind[] {
+  const kinds: OpKind[] = CORE_KINDS.map((name) => ({ name, weight: CORE_WEIGHT[name] }));
+  for (const s of strategies) {
+    for (const call of s.calls) kinds.push({ name: `${s.name}.${call.name}`, weight: call.weight, strategy: s, call });
+  }
+  return kinds;
+}
+
+/** Swarm testing: each run rescales every kind by a factor in 0..4 (0 switches it off). */
+export type Swarm = { factors: readonly number[]; hot: boolean };
+
+const ADVICES: readonly Advice[] = ['DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK'];
+const LENGTHS = [1, 1, 2, 3, 4, 8, 16, 64];
+const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];
+
+/** What the builder has learnt from outcomes: fds per pid per strategy, remembered values. */
+class Knowledge {
+  readonly fds = new Map<string, number[]>();
+  readonly remembered = new Map<string, number[]>();
+
+  addFd(pid: number, strategy: string, fd: number): void {
+    const key = `${pid}:${strategy}`;
+    this.fds.set(key, [...(this.fds.get(key) ?? []), fd]);
+  }
+
+  fdsOf(pid: number): number[] {
+    const out: number[] = [];
+    for (const [key, fds] of this.fds) if (key.startsWith(`${pid}:`)) out.push(...fds);
+    return out.sort((a, b) => a - b);
+  }
+
+  forget(pid: number, fd?: number): void {
+    for (const [key, fds] of this.fds) {
+      if (!key.startsWith(`${pid}:`)) continue;
+      this.fds.set(key, fd === undefined ? [] : fds.filter((x) => x !== fd));
+    }
+  }
+
+  inherit(parent: number, child: number): void {
+    for (const [key, fds] of [...this.fds]) {
+      if (key.startsWith(`${parent}:`)) this.fds.set(`${child}:${key.slice(key.indexOf(':') + 1)}`, [...fds]);
+    }
+  }
+}
+
+export class TraceBuilder implements GenContext {
+  private readonly kinds: OpKind[];
+  private readonly weights: number[];
+  private readonly know = new Knowledge();
+
+  constructor(
+    private readonly k: KernelInspect,
+    private readonly config: Readonly<KernelConfig>,
+    strategies: readonly StrategyDefinition[],
+    private readonly swarm: Swarm,
+  ) {
+    this.kinds = opKinds(strategies);
+    this.weights = this.kinds.map((kind, i) => kind.weight * (swarm.factors[i % Math.max(1, swarm.factors.length)] ?? 1));
+  }
+
+  /** The operation for one step's choices, or null when the drawn call has nothing to act on. */
+  next(choices: readonly number[]): Op | null {
+    const c = new ChoiceStream(choices);
+    if (this.pids().length === 0) return { op: 'spawn' };
+    const kind = this.pickKind(c);
+    if (kind.strategy !== undefined) {
+      const args = kind.call!.args(this, c);
+      return args === null ? null : { op: 'drv', strategy: kind.strategy.name, call: kind.call!.name, args };
+    }
+    return this.core(kind.name as (typeof CORE_KINDS)[number], c);
+  }
+
+  /** Learn from an outcome what later steps may use (fds, remembered values). */
+  learn(op: Op, outcome: Outcome): void {
+    if (outcome.kind !== 'ok') return;
+    if (op.op === 'fork') this.know.inherit(op.pid, outcome.value);
+    if (op.op === 'exit' || op.op === 'oom') this.know.forget(op.pid);
+    if (op.op === 'close') this.know.forget(op.pid, op.fd);
+    if (op.op !== 'drv') return;
+    const kind = this.kinds.find((x) => x.strategy?.name === op.strategy && x.call?.name === op.call);
+    const returns = kind?.call?.returns;
+    if (returns === 'fd') this.know.addFd(Number(op.args.pid), op.strategy, outcome.value);
+    else if (returns !== undefined) {
+      const key = `${op.strategy}:${returns}`;
+      this.know.remembered.set(key, [...(this.know.remembered.get(key) ?? []), outcome.value]);
+    }
+  }
+
+  private pickKind(c: Choice): OpKind {
+    const total = this.weights.reduce((a, b) => a + b, 0);
+    if (total === 0) return this.kinds[0];
+    let x = c.int(total);
+    for (let i = 0; i < this.kinds.length; i++) {
+      if (x < this.weights[i]) return this.kinds[i];
+      x -= this.weights[i];
+    }
+    return this.kinds[0];
+  }
+
+  // ---- GenContext -------------------------------------------------------------------
+
+  pids(): readonly number[] {
+    const out: number[] = [];
+    for (const p of this.k.processes()) if (p.state === 'running') out.push(p.pid);
+    return out;
+  }
+
+  pid(c: Choice): number {
+    const pids = this.pids();
+    return pids.length === 0 ? 1 : c.pick(pids);
+  }
+
+  private vmasOf(pid: number): VmaView[] {
+    return [...this.k.vmas(pid)];
+  }
+
+  addr(pid: number, c: Choice): number {
+    const vmas = this.vmasOf(pid);
+    const base = this.config.mmapBasePages;
+    if (vmas.length === 0 || (!this.swarm.hot && c.int(8) === 0)) return base - 1 - c.int(this.swarm.hot ? 16 : 4096);
+    const v = c.pick(vmas);
+    const span = v.end - v.start;
+    switch (c.int(8)) {
+      case 0: case 1: return v.start;
+      case 2: return v.end - 1;
+      case 3: return v.end;
+      case 4: return v.start - 1;
+      default: return v.start + c.int(span);
+    }
+  }
+
+  range(pid: number, c: Choice): { addr: number; lengthPages: number } {
+    const addr = this.addr(pid, c);
+    const v = this.vmasOf(pid).find((x) => x.start <= addr && addr < x.end);
+    const toEnd = v === undefined ? 1 : v.end - addr;
+    const lengths = [1, 2, toEnd, toEnd + 1, 3, Math.max(1, toEnd - 1), 8, 0];
+    return { addr, lengthPages: c.pick(lengths) };
+  }
+
+  value(c: Choice): number {
+    return c.int(4) === 0 ? c.int(2 ** 31) : 1 + c.int(15);
+  }
+
+  fds(pid: number, strategy: string): readonly number[] {
+    return this.know.fds.get(`${pid}:${strategy}`) ?? [];
+  }
+
+  remembered(strategy: string, key: string): readonly number[] {
+    return this.know.remembered.get(`${strategy}:${key}`) ?? [];
+  }
+
+  // ---- core operations --------------------------------------------------------------
+
+  private files(): number[] {
+    const out: number[] = [];
+    for (const f of this.k.files()) if (!f.shmem) out.push(f.id);
+    return out;
+  }
+
+  private fileSize(id: number): number {
+    for (const f of this.k.files()) if (f.id === id) return f.sizePages;
+    return 0;
+  }
+
+  private otherPid(pid: number, c: Choice): number {
+    const pids = this.pids().filter((p) => p !== pid);
+    return pids.length === 0 || c.int(8) === 0 ? pid : c.pick(pids);
+  }
+
+  private core(kind: (typeof CORE_KINDS)[number], c: Choice): Op | null {
+    const pid = this.pid(c);
+    switch (kind) {
+      case 'spawn': return c.int(8) === 0 ? { op: 'spawn', uid: c.pick([0, 1001]) } : { op: 'spawn' };
+      case 'mmap': return this.mmap(pid, c);
+      case 'munmap': return { op: 'munmap', pid, ...this.range(pid, c) };
+      case 'mprotect': return { op: 'mprotect', pid, ...this.range(pid, c), prot: c.pick(PROTS) };
+      case 'madvise': return { op: 'madvise', pid, ...this.range(pid, c), advice: c.pick(ADVICES) };
+      case 'mremap': return this.mremap(pid, c);
+      case 'read': return { op: 'read', pid, addr: this.addr(pid, c) };
+      case 'write': return { op: 'write', pid, addr: this.addr(pid, c), value: this.value(c) };
+      case 'fork': return { op: 'fork', pid };
+      case 'exit': return { op: 'exit', pid };
+      case 'oom': return { op: 'oom', pid };
+      case 'reclaim': return c.bool() ? { op: 'reclaim', count: 1 + c.int(8) } : { op: 'reclaim', pid, addr: this.addr(pid, c) };
+      case 'creat': return { op: 'creat', sizePages: 1 + c.int(8) };
+      case 'set_dumpable': return { op: 'set_dumpable', pid, dumpable: c.int(3) !== 0 };
+      case 'fail_nth': return { op: 'fail_nth', nth: 1 + c.int(6) };
+      case 'close': {
+        const fds = this.know.fdsOf(pid);
+        return fds.length === 0 ? null : { op: 'close', pid, fd: c.pick(fds) };
+      }
+      case 'proc_mem_read':
+      case 'process_vm_readv': {
+        const target = this.otherPid(pid, c);
+        return { op: kind, pid, target, addr: this.addr(target, c) };
+      }
+      case 'proc_mem_write':
+      case 'process_vm_writev': {
+        const target = this.otherPid(pid, c);
+        return { op: kind, pid, target, addr: this.addr(target, c), value: this.value(c) };
+      }
+      case 'pread':
+      case 'pwrite':
+      case 'truncate': return this.fileOp(kind, c);
+    }
+  }
+
+  private fileOp(kind: 'pread' | 'pwrite' | 'truncate', c: Choice): Op | null {
+    const files = this.files();
+    if (files.length === 0) return null;
+    const file = c.pick(files);
+    const size = this.fileSize(file);
+    if (kind === 'truncate') return { op: 'truncate', file, sizePages: c.int(size + 3) };
+    const index = c.int(size + 2);
+    return kind === 'pread' ? { op: 'pread', file, index } : { op: 'pwrite', file, index, value: this.value(c) };
+  }
+
+  private mmap(pid: number, c: Choice): Op {
+    const lengthPages = c.pick(LENGTHS);
+    const prot = c.pick(PROTS);
+    const shared = c.int(4) === 0;
+    const op: Extract<Op, { op: 'mmap' }> = { op: 'mmap', pid, addr: 0, lengthPages, prot, shared };
+    const placement = c.int(8);
+    if (placement >= 5) op.addr = this.addr(pid, c);
+    if (placement === 6) op.fixed = true;
+    if (placement === 7) op.noreplace = true;
+    const backing = c.int(8);
+    const files = this.files();
+    const fds = this.know.fdsOf(pid);
+    if (backing >= 5 && files.length > 0) {
+      op.file = c.pick(files);
+      op.pgoff = c.int(4);
+      if (c.int(4) === 0) op.mode = 'r';
+    } else if (backing === 4 && fds.length > 0) {
+      op.fd = c.pick(fds);
+      op.pgoff = c.int(4);
+    }
+    return op;
+  }
+
+  private mremap(pid: number, c: Choice): Op {
+    const { addr, lengthPages } = this.range(pid, c);
+    const oldPages = Math.max(1, lengthPages);
+    const newPages = c.pick([oldPages + 1, Math.max(1, oldPages - 1), oldPages * 2, oldPages, 1]);
+    const op: Extract<Op, { op: 'mremap' }> = { op: 'mremap', pid, addr, oldPages, newPages };
+    if (c.bool()) op.maymove = true;
+    if (op.maymove && c.int(4) === 0) {
+      op.fixed = true;
+      op.newAddr = this.addr(pid, c);
+    }
+    return op;
+  }
+}
+
+export type { DriverArgs };

@@ -1,0 +1,261 @@
+/**
+ * Ghost memory: a small record of what each process must read, kept apart from frames,
+ * PTEs and swap. It knows only logical contents — private pages are copied at fork,
+ * shared objects are shared, private file pages follow the file until written — and it
+ * is updated from each operation and its outcome alone. `cow-isolation` and
+ * `file-integrity` judge the kernels against it.
+ *
+ * It does not judge pages of driver mappings (their contents are the strategy's business,
+ * judged by remote-coherence), except that a write through a shared remote view lands in
+ * the target's logical page.
+ */
+import type { Op } from '../kernel-api/op.ts';
+import type { Outcome } from '../kernel-api/outcome.ts';
+import type { KernelInspect } from '../kernel-api/state.ts';
+import type { RemoteView } from '../kernel-api/driver.ts';
+
+/** What backs a range: private anonymous, a shared object (shmem or file), a private file, or unknown. */
+type Backing =
+  | { kind: 'anon' }
+  | { kind: 'shared'; obj: string; pgoff: number }
+  | { kind: 'private-file'; file: number; pgoff: number }
+  | { kind: 'unknown' };
+
+type Range = { start: number; end: number; backing: Backing; dontfork: boolean };
+
+type GhostProcess = {
+  ranges: Range[];
+  /** Private values: anonymous pages and COW copies of private file pages, by address. */
+  priv: Map<number, number>;
+};
+
+/** What a read must return: a value, SIGBUS, or nothing known. */
+export type Expectation = { kind: 'value'; value: number } | { kind: 'sigbus' } | { kind: 'unmapped' } | { kind: 'unknown' };
+
+export class Ghost {
+  private readonly procs = new Map<number, GhostProcess>();
+  /** Object contents: 'f<id>' for regular files, 'shm<n>' for shared anonymous memory. */
+  private readonly objects = new Map<string, Map<number, number>>();
+  private readonly fileSize = new Map<number, number>();
+  private nextShm = 1;
+  /** The kernel's shmem inode ids, learnt at mmap, so a map_files mapping finds the same object. */
+  private readonly shmemByInode = new Map<number, string>();
+
+  /** What `pid` must read at `addr`. */
+  expect(pid: number, addr: number): Expectation {
+    const p = this.procs.get(pid);
+    const r = p?.ranges.find((x) => x.start <= addr && addr < x.end);
+    if (p === undefined || r === undefined) return { kind: 'unmapped' };
+    const b = r.backing;
+    if (b.kind === 'unknown') return { kind: 'unknown' };
+    if (b.kind === 'anon') return { kind: 'value', value: p.priv.get(addr) ?? 0 };
+    if (b.kind === 'shared') return this.objectRead(b.obj, b.pgoff + (addr - r.start));
+    const index = b.pgoff + (addr - r.start);
+    if (index >= (this.fileSize.get(b.file) ?? 0)) return { kind: 'sigbus' };
+    const cow = p.priv.get(addr);
+    return cow !== undefined ? { kind: 'value', value: cow } : this.objectRead(`f${b.file}`, index);
+  }
+
+  /** The contents of regular file `id` at `index` (0 past what was written). */
+  fileValue(id: number, index: number): number {
+    return this.objects.get(`f${id}`)?.get(index) ?? 0;
+  }
+
+  fileSizePages(id: number): number | undefined {
+    return this.fileSize.get(id);
+  }
+
+  private objectRead(obj: string, index: number): Expectation {
+    if (obj.startsWith('f') && index >= (this.fileSize.get(Number(obj.slice(1))) ?? 0)) return { kind: 'sigbus' };
+    return { kind: 'value', value: this.objects.get(obj)?.get(index) ?? 0 };
+  }
+
+  private objectWrite(obj: string, index: number, value: number): void {
+    let contents = this.objects.get(obj);
+    if (contents === undefined) this.objects.set(obj, (contents = new Map()));
+    contents.set(index, value);
+  }
+
+  /**
+   * Apply one step. `k` is consulted only for what the operation itself names but the ghost
+   * cannot know: which inode a mapping of an fd maps. `views` are the strategies' remote views.
+   */
+  apply(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
+    // madvise over a range with holes applies to the mapped parts, then returns ENOMEM.
+    if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'ENOMEM') {
+      this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice);
+      return;
+    }
+    if (outcome.kind !== 'ok') return;
+    switch (op.op) {
+      case 'spawn': this.procs.set(outcome.value, { ranges: [], priv: new Map() }); return;
+      case 'creat': this.fileSize.set(outcome.value, op.sizePages); return;
+      case 'pwrite':
+        this.objectWrite(`f${op.file}`, op.index, op.value >>> 0);
+        if (op.index >= (this.fileSize.get(op.file) ?? 0)) this.fileSize.set(op.file, op.index + 1);
+        return;
+      case 'truncate': this.truncate(op.file, op.sizePages); return;
+      case 'mmap': this.mmap(op, outcome.value, k); return;
+      case 'munmap': this.unmap(op.pid, op.addr, op.addr + op.lengthPages); return;
+      case 'mremap': this.mremap(op, outcome.value); return;
+      case 'madvise': this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice); return;
+      case 'write': this.store(op.pid, op.addr, op.value >>> 0, k, views); return;
+      case 'proc_mem_write':
+      case 'process_vm_writev': this.store(op.target, op.addr, op.value >>> 0, k, views); return;
+      case 'fork': this.fork(op.pid, outcome.value); return;
+      case 'exit':
+      case 'oom': this.procs.delete(op.pid); return;
+      default: return;
+    }
+  }
+
+  private mmap(op: Extract<Op, { op: 'mmap' }>, addr: number, k: KernelInspect): void {
+    const p = this.procs.get(op.pid);
+    if (p === undefined) return;
+    this.unmap(op.pid, addr, addr + op.lengthPages);
+    let backing: Backing;
+    if (op.fd !== undefined) {
+      const vma = [...k.vmas(op.pid)].find((v) => v.start <= addr && addr < v.end);
+      backing = vma === undefined || vma.driver !== '' || vma.file === -1 ? { kind: 'unknown' }
+        : this.inodeBacking(vma.file, vma.pgoff - (vma.start - addr), op.shared, k);
+    } else if (op.file !== undefined) {
+      backing = op.shared ? { kind: 'shared', obj: `f${op.file}`, pgoff: op.pgoff ?? 0 } : { kind: 'private-file', file: op.file, pgoff: op.pgoff ?? 0 };
+    } else if (op.shared) {
+      const obj = `shm${this.nextShm++}`;
+      const vma = [...k.vmas(op.pid)].find((v) => v.start <= addr && addr < v.end);
+      if (vma !== undefined) this.shmemByInode.set(vma.file, obj);
+      backing = { kind: 'shared', obj, pgoff: 0 };
+    } else {
+      backing = { kind: 'anon' };
+    }
+    insertRange(p, { start: addr, end: addr + op.lengthPages, backing, dontfork: false });
+  }
+
+  /** A mapping of an inode reached through an fd (map_files). */
+  private inodeBacking(inode: number, pgoff: number, shared: boolean, k: KernelInspect): Backing {
+    const shmem = [...k.files()].find((f) => f.id === inode)?.shmem ?? false;
+    if (shmem) {
+      const obj = this.shmemByInode.get(inode);
+      return obj === undefined || !shared ? { kind: 'unknown' } : { kind: 'shared', obj, pgoff };
+    }
+    return shared ? { kind: 'shared', obj: `f${inode}`, pgoff } : { kind: 'private-file', file: inode, pgoff };
+  }
+
+  private unmap(pid: number, start: number, end: number): void {
+    const p = this.procs.get(pid);
+    if (p === undefined) return;
+    cutRanges(p, start, end);
+    for (const addr of [...p.priv.keys()]) if (addr >= start && addr < end) p.priv.delete(addr);
+  }
+
+  private mremap(op: Extract<Op, { op: 'mremap' }>, newAddr: number): void {
+    const p = this.procs.get(op.pid);
+    if (p === undefined) return;
+    const { addr, oldPages, newPages } = op;
+    if (newAddr === addr) {
+      if (newPages < oldPages) this.unmap(op.pid, addr + newPages, addr + oldPages);
+      else if (newPages > oldPages) growInPlace(p, addr, oldPages, newPages);
+      return;
+    }
+    // A move: the surviving part of the old range goes to newAddr with its private values.
+    const keep = Math.min(oldPages, newPages);
+    const moved = p.ranges.filter((r) => r.end > addr && r.start < addr + keep).map((r) => {
+      const start = Math.max(r.start, addr);
+      return { ...r, start, end: Math.min(r.end, addr + keep), backing: shiftBacking(r.backing, start - r.start) };
+    });
+    const values = [...p.priv].filter(([a]) => a >= addr && a < addr + keep);
+    this.unmap(op.pid, addr, addr + oldPages);
+    this.unmap(op.pid, newAddr, newAddr + newPages);
+    for (const r of moved) {
+      insertRange(p, { ...r, start: newAddr + (r.start - addr), end: newAddr + (r.end - addr) });
+    }
+    if (newPages > oldPages && moved.length > 0) {
+      const last = moved[moved.length - 1];
+      insertRange(p, { ...last, start: newAddr + oldPages, end: newAddr + newPages, backing: shiftBacking(last.backing, last.end - last.start) });
+    }
+    for (const [a, v] of values) p.priv.set(newAddr + (a - addr), v);
+  }
+
+  private madvise(pid: number, start: number, end: number, advice: string): void {
+    const p = this.procs.get(pid);
+    if (p === undefined) return;
+    if (advice === 'DONTNEED') {
+      for (const r of p.ranges) {
+        if (r.backing.kind !== 'anon' && r.backing.kind !== 'private-file') continue;
+        for (const addr of [...p.priv.keys()]) if (addr >= Math.max(start, r.start) && addr < Math.min(end, r.end)) p.priv.delete(addr);
+      }
+    } else if (advice === 'DONTFORK' || advice === 'DOFORK') {
+      splitAt(p, start);
+      splitAt(p, end);
+      for (const r of p.ranges) if (r.start >= start && r.end <= end) r.dontfork = advice === 'DONTFORK';
+    }
+  }
+
+  private store(pid: number, addr: number, value: number, k: KernelInspect, views: readonly RemoteView[]): void {
+    const p = this.procs.get(pid);
+    const r = p?.ranges.find((x) => x.start <= addr && addr < x.end);
+    if (p === undefined || r === undefined) return;
+    const b = r.backing;
+    if (b.kind === 'anon' || b.kind === 'private-file') p.priv.set(addr, value);
+    else if (b.kind === 'shared') this.objectWrite(b.obj, b.pgoff + (addr - r.start), value);
+    else {
+      // A write through a shared remote view lands in the target's page (a private view COWs).
+      const view = views.find((v) => v.pid === pid && v.addr === addr);
+      const shared = [...k.vmas(pid)].find((v) => v.start <= addr && addr < v.end)?.shared ?? false;
+      if (view !== undefined && shared) this.store(view.target, view.targetAddr, value, k, []);
+    }
+  }
+
+  private fork(parent: number, child: number): void {
+    const p = this.procs.get(parent);
+    if (p === undefined) return;
+    const ranges = p.ranges.filter((r) => !r.dontfork).map((r) => ({ ...r }));
+    const priv = new Map([...p.priv].filter(([a]) => ranges.some((r) => r.start <= a && a < r.end)));
+    this.procs.set(child, { ranges, priv });
+  }
+
+  private truncate(file: number, sizePages: number): void {
+    this.fileSize.set(file, sizePages);
+    const contents = this.objects.get(`f${file}`);
+    for (const index of [...(contents?.keys() ?? [])]) if (index >= sizePages) contents!.delete(index);
+    // unmap_mapping_range(even_cows): private copies past the end go too.
+    for (const p of this.procs.values()) {
+      for (const r of p.ranges) {
+        if (r.backing.kind !== 'private-file' || r.backing.file !== file) continue;
+        for (const addr of [...p.priv.keys()]) {
+          if (addr >= r.start && addr < r.end && r.backing.pgoff + (addr - r.start) >= sizePages) p.priv.delete(addr);
+        }
+      }
+    }
+  }
+}
+
+function shiftBacking(b: Backing, by: number): Backing {
+  return b.kind === 'shared' || b.kind === 'private-file' ? { ...b, pgoff: b.pgoff + by } : b;
+}
+
+function insertRange(p: GhostProcess, r: Range): void {
+  cutRanges(p, r.start, r.end);
+  p.ranges.push(r);
+  p.ranges.sort((a, b) => a.start - b.start);
+}
+
+function splitAt(p: GhostProcess, addr: number): void {
+  const at = p.ranges.findIndex((r) => r.start < addr && addr < r.end);
+  if (at === -1) return;
+  const r = p.ranges[at];
+  const upper: Range = { ...r, start: addr, backing: shiftBacking(r.backing, addr - r.start) };
+  p.ranges.splice(at, 1, { ...r, end: addr }, upper);
+}
+
+function cutRanges(p: GhostProcess, start: number, end: number): void {
+  splitAt(p, start);
+  splitAt(p, end);
+  p.ranges = p.ranges.filter((r) => r.end <= start || r.start >= end);
+}
+
+function growInPlace(p: GhostProcess, addr: number, oldPages: number, newPages: number): void {
+  const last = p.ranges.find((r) => r.start <= addr + oldPages - 1 && addr + oldPages - 1 < r.end);
+  if (last === undefined) return;
+  insertRange(p, { ...last, start: addr + oldPages, end: addr + newPages, backing: shiftBacking(last.backing, addr + oldPages - last.start) });
+}

@@ -1,0 +1,99 @@
+/**
+ * A session runs one trace: it steps the kernel (or the model and the implementation side
+ * by side), keeps ghost memory, and checks every invariant after every step. A kernel
+ * assertion becomes a violation of the invariant it names; a differential mismatch of
+ * outcome or observation becomes `differential`.
+ */
+import type { Op } from '../kernel-api/op.ts';
+import type { Outcome } from '../kernel-api/outcome.ts';
+import { formatOutcome, outcomeEquals } from '../kernel-api/outcome.ts';
+import type { Kernel } from '../kernel-api/kernel.ts';
+import type { KernelConfig } from '../kernel-api/config.ts';
+import type { RemoteView } from '../kernel-api/driver.ts';
+import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
+import { Ghost } from './ghost.ts';
+import { checkAll, takeCensus, type Violation } from './invariants/index.ts';
+import { observe } from './observe.ts';
+import { createKernel, type KernelChoice } from './kernels.ts';
+
+export type SessionOptions = {
+  kernel: KernelChoice;
+  config: Readonly<KernelConfig>;
+  strategies: readonly StrategyDefinition[];
+  /** Check only these invariants (all when absent). */
+  only?: ReadonlySet<InvariantId>;
+};
+
+export class Session {
+  /** The kernel that generation, ghost memory and the invariants look at. */
+  readonly primary: Kernel;
+  /** The implementation compared against the model, in diff mode. */
+  readonly shadow: Kernel | null;
+  readonly ghost = new Ghost();
+
+  constructor(readonly opts: SessionOptions) {
+    this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
+    this.shadow = opts.kernel === 'diff' ? createKernel('impl', opts.config, opts.strategies) : null;
+  }
+
+  remoteViews(): RemoteView[] {
+    const views: RemoteView[] = [];
+    for (const s of this.opts.strategies) {
+      const instance = this.primary.strategy(s.name);
+      if (instance !== undefined) views.push(...instance.remoteViews());
+    }
+    return views;
+  }
+
+  /** Run one step; its outcome and the first violation (null when every invariant holds). */
+  step(op: Op): { outcome: Outcome; violation: Violation | null } {
+    let outcome: Outcome;
+    try {
+      outcome = this.primary.step(op);
+    } catch (e) {
+      return { outcome: { kind: 'errno', errno: 'EIO' }, violation: asViolation(e, this.primary.kind) };
+    }
+    if (this.shadow !== null) {
+      const v = this.compare(op, outcome);
+      if (v !== null) return { outcome, violation: v };
+    }
+    const views = this.remoteViews();
+    this.ghost.apply(op, outcome, this.primary.inspect, views);
+    const violation = checkAll({
+      k: this.primary.inspect, config: this.opts.config, census: takeCensus(this.primary.inspect), ghost: this.ghost,
+      op, outcome, remoteViews: views,
+    }, this.opts.only);
+    return { outcome, violation };
+  }
+
+  private compare(op: Op, outcome: Outcome): Violation | null {
+    let shadowOutcome: Outcome;
+    try {
+      shadowOutcome = this.shadow!.step(op);
+    } catch (e) {
+      const v = asViolation(e, 'impl');
+      return { invariant: 'differential', message: `impl threw where the model returned ${formatOutcome(outcome)}: ${v.message}` };
+    }
+    if (!outcomeEquals(outcome, shadowOutcome)) {
+      return { invariant: 'differential', message: `${op.op}: model ${formatOutcome(outcome)}, impl ${formatOutcome(shadowOutcome)}` };
+    }
+    const a = JSON.stringify(observe(this.primary.inspect));
+    const b = JSON.stringify(observe(this.shadow!.inspect));
+    if (a !== b) return { invariant: 'differential', message: `after ${op.op} the observations differ: ${firstDifference(a, b)}` };
+    return null;
+  }
+}
+
+function asViolation(e: unknown, kernel: string): Violation {
+  const error = e instanceof Error ? e : new Error(String(e));
+  const invariant = (error as { invariant?: InvariantId }).invariant ?? 'kernel-assert';
+  return { invariant, message: `${kernel}: ${error.message}` };
+}
+
+/** A window around the first differing character of two JSON texts. */
+function firstDifference(a: string, b: string): string {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  const from = Math.max(0, i - 60);
+  return `model …${a.slice(from, i + 40)}… impl …${b.slice(from, i + 40)}…`;
+}

@@ -1,0 +1,217 @@
+/**
+ * Seed 000: the RFC patch "proc: Add mmap callback for /proc/<pid>/mem", written as the
+ * patch is written, flaws included. mem_open checks PTRACE_MODE_ATTACH and keeps the
+ * target's mm; mem_mmap pins each resident page with get_user_pages_remote(FOLL_GET |
+ * FOLL_NOFAULT), maps it with remap_pfn_range (the zero page for a non-resident one), keeps
+ * the pinned pages on a list in vm_private_data, and mem_vma_close releases the list only
+ * when the VMA is still whole. Not emulated: lseek/read/write of the fd (the core
+ * proc_mem_read/proc_mem_write ops cover them) and the mmap_lock, which a single-threaded
+ * model does not need.
+ */
+import type {
+  DriverFile, DriverKernel, DriverVma, FileOperations, MmHandle, RemoteView, StrategyInstance, VmOperations,
+} from '../kernel-api/driver.ts';
+import { FOLL_GET, FOLL_NOFAULT } from '../kernel-api/driver.ts';
+import type { Errno, Outcome } from '../kernel-api/outcome.ts';
+import { err, ok } from '../kernel-api/outcome.ts';
+import type { DriverHold } from '../kernel-api/state.ts';
+import type { StrategyDefinition } from '../kernel-api/strategy.ts';
+import { intArg, otherPid } from './args.ts';
+
+const NAME = 'proc-mem-mmap';
+
+/** struct page_list_item: one pinned page. `slab` is the kmalloc'd object it lives in. */
+type PageListItem = { readonly slab: number; readonly page: number };
+
+/**
+ * struct vma_info. The list is kept head-first as list_add builds it. `viewer` and
+ * `targetStart` are bookkeeping for remoteViews() only: the C struct has neither.
+ */
+type VmaInfo = {
+  readonly slab: number;
+  readonly pageList: PageListItem[];
+  readonly vmaStartAddr: number;
+  readonly vmaEndAddr: number;
+  readonly viewer: number;
+  readonly target: number;
+  readonly targetStart: number;
+};
+
+class ProcMemMmap implements StrategyInstance {
+  /** Every vma_info not yet kfree'd, by slab object: what holds() can still reach. */
+  private readonly infos = new Map<number, VmaInfo>();
+  /** pr_warn("VMA has been split, operation not supported") count, for tests and stories. */
+  splitWarnings = 0;
+
+  private readonly vmOps: VmOperations = {
+    name: NAME,
+    close: (vma) => this.memVmaClose(vma),
+  };
+
+  private readonly fops: FileOperations = {
+    name: NAME,
+    mmap: (file, vma) => this.memMmap(file, vma),
+    release: (file) => this.memRelease(file),
+  };
+
+  constructor(private readonly k: DriverKernel) {}
+
+  call(call: string, args: Record<string, number | boolean | string>): Outcome {
+    if (call !== 'open') return err('ENOTTY');
+    const pid = intArg(args, 'pid');
+    const target = intArg(args, 'target');
+    if (pid === null || target === null) return err('EINVAL');
+    return this.memOpen(pid, target);
+  }
+
+  /**
+   * mem_open → proc_mem_open(inode, PTRACE_MODE_ATTACH) → mm_access: the task must exist,
+   * and another task's mm needs ptrace attach rights (EACCES). The file keeps the mm
+   * (mmgrab) as private_data.
+   */
+  private memOpen(pid: number, target: number): Outcome {
+    if (!this.k.taskAlive(pid)) return err('ESRCH');
+    if (!this.k.taskAlive(target)) return err('ESRCH'); // get_proc_task fails
+    const mm = this.k.get_task_mm(target);
+    if (mm !== null && target !== pid && !this.k.ptrace_may_access(pid, target, 'attach')) {
+      this.k.mmput(mm);
+      return err('EACCES');
+    }
+    const fd = this.k.anon_inode_getfd(pid, this.fops, mm);
+    if (typeof fd === 'string') {
+      if (mm !== null) this.k.mmput(mm);
+      return err(fd);
+    }
+    return ok(fd);
+  }
+
+  /** mem_release: drop the mm the file kept. */
+  private memRelease(file: DriverFile): void {
+    const mm = file.privateData as MmHandle | null;
+    if (mm !== null) this.k.mmput(mm);
+    file.privateData = null;
+  }
+
+  /** mem_mmap, line by line. Units: addresses and vm_pgoff are in pages. */
+  private memMmap(file: DriverFile, vma: DriverVma): Errno | 0 {
+    const mm = file.privateData as MmHandle | null;
+    const size = vma.end - vma.start;
+    let startAddr = vma.start;
+    const targetStartAddr = vma.pgoff; // vm_pgoff << PAGE_SHIFT
+    const targetEndAddr = targetStartAddr + size;
+    if (!mm) return 'EINVAL';
+
+    const infoSlab = this.k.kmalloc('vma_info');
+    if (infoSlab === null) return 'ENOMEM';
+    const info: VmaInfo = {
+      slab: infoSlab, pageList: [], vmaStartAddr: vma.start, vmaEndAddr: vma.end,
+      viewer: vma.mm, target: mm.pid, targetStart: targetStartAddr,
+    };
+    this.infos.set(infoSlab, info);
+    vma.privateData = info;
+    vma.vmOps = this.vmOps;
+    const zeroPagePfn = this.k.zeroPfn;
+
+    for (let addr = targetStartAddr; addr < targetEndAddr; addr++) {
+      const page = this.k.get_user_pages_remote(mm, addr, FOLL_GET | FOLL_NOFAULT);
+      // Page is not resident (FOLL_NOFAULT): map the zero page and go on.
+      if (typeof page === 'string') {
+        const ret = this.k.remap_pfn_range(vma, startAddr, zeroPagePfn, 1);
+        // `goto err_unlock`: the patch returns 0 with the rest of the VMA left unmapped.
+        if (ret) return 0;
+        startAddr += 1;
+        continue;
+      }
+      const itemSlab = this.k.kmalloc('page_list_item');
+      if (itemSlab === null) {
+        // As written: info is freed but the list (and every page on it) leaks, and
+        // vma->vm_private_data still points at the freed info.
+        this.k.kfree(info.slab);
+        this.infos.delete(info.slab);
+        return 'ENOMEM';
+      }
+      const item: PageListItem = { slab: itemSlab, page };
+      info.pageList.unshift(item); // list_add: at the head
+      const ret = this.k.remap_pfn_range(vma, startAddr, page, 1);
+      // As written: the item is freed while still on the list, its page still held.
+      if (ret) this.k.kfree(item.slab);
+      startAddr += 1;
+    }
+    return 0;
+  }
+
+  /**
+   * mem_vma_close: release the list only when the VMA is the one mem_mmap set up; after a
+   * split (munmap or mprotect of part of it) every piece only warns, so nothing is released.
+   * vm_private_data may point at an info that was already freed (a fork child's close, or
+   * the ENOMEM path): the C reads it anyway, and so does this.
+   */
+  private memVmaClose(vma: DriverVma): void {
+    const info = vma.privateData as VmaInfo | null;
+    if (!info) return;
+    if (info.vmaStartAddr === vma.start && info.vmaEndAddr === vma.end) {
+      for (const item of [...info.pageList]) {
+        info.pageList.splice(info.pageList.indexOf(item), 1); // list_del
+        this.k.put_page(item.page);
+        this.k.kfree(item.slab);
+      }
+      this.k.kfree(info.slab);
+      this.infos.delete(info.slab);
+      vma.privateData = null;
+    } else {
+      this.splitWarnings += 1;
+    }
+  }
+
+  /** Every page reachable from a live vma_info's list, items freed while listed included. */
+  *holds(): Iterable<DriverHold> {
+    for (const info of [...this.infos.values()].sort((a, b) => a.slab - b.slab)) {
+      for (const item of info.pageList) {
+        if (item.page === this.k.zeroPfn) continue; // the zero page is not refcounted
+        yield { pfn: item.page, holder: `${NAME} vma_info#${info.slab}`, pins: 0, refs: 1 };
+      }
+    }
+  }
+
+  /**
+   * The patch claims the mapping shows the target's memory "reusing the same pages", with the
+   * zero page where nothing is resident. Views are reported for the mmapping process's VMAs
+   * that still carry a live info (split pieces included); a fork child's copy is not tracked.
+   */
+  *remoteViews(): Iterable<RemoteView> {
+    for (const info of [...this.infos.values()].sort((a, b) => a.slab - b.slab)) {
+      const mm = this.k.get_task_mm(info.viewer);
+      if (mm === null) continue;
+      for (let addr = info.vmaStartAddr; addr < info.vmaEndAddr; addr++) {
+        const vma = this.k.find_vma(mm, addr);
+        if (vma === null || vma.start > addr || vma.privateData !== info) continue;
+        yield { pid: info.viewer, addr, target: info.target, targetAddr: info.targetStart + (addr - info.vmaStartAddr), onMissing: 'zero' };
+      }
+      this.k.mmput(mm);
+    }
+  }
+}
+
+export const procMemMmap: StrategyDefinition = {
+  name: NAME,
+  seed: '000',
+  title: 'mmap of /proc/<pid>/mem: pin resident pages with GUP, remap_pfn_range them, release on close',
+  // What the patch text claims, not what it achieves: the target's memory mapped "reusing
+  // the same pages" (remote-coherence), pinned so it stays put (no-stale-pte), the pinned
+  // list "released back on the close call" (refcount-balance, no-leak), behind the
+  // existing /proc/<pid>/mem access check (access-control).
+  promises: ['remote-coherence', 'no-stale-pte', 'refcount-balance', 'no-leak', 'access-control'],
+  calls: [
+    {
+      name: 'open',
+      weight: 3,
+      returns: 'fd',
+      args(ctx, c) {
+        if (ctx.pids().length === 0) return null;
+        const pid = ctx.pid(c);
+        return { pid, target: otherPid(ctx, c, pid) };
+      },
+    },
+  ],
+  create: (k) => new ProcMemMmap(k),
+};
