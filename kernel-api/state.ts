@@ -117,6 +117,8 @@ export interface KernelInspect {
   driverHolds(): Iterable<DriverHold>;
   /** Open fds across all processes (driver files and inode fds). */
   openFdCount(): number;
+  /** The fd table of `pid`, by fd: each fd's f_op name ('file' for a regular file or shmem inode). */
+  fds(pid: number): Iterable<{ fd: number; driver: string }>;
   /** Live kmalloc objects (by tag), for no-leak. */
   slabObjects(): Iterable<{ id: number; tag: string }>;
   /** Registered MMU interval notifiers, for no-leak. */

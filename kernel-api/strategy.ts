@@ -32,7 +32,7 @@ export interface GenContext {
   range(pid: number, c: Choice): { addr: number; lengthPages: number };
   /** A 32-bit value biased to a few distinct ones, so sharing shows. */
   value(c: Choice): number;
-  /** The fds `pid` holds that this strategy's calls returned (learnt from outcomes). */
+  /** The fds `pid` holds whose f_op belongs to this strategy (named `strategy` or `strategy.*`). */
   fds(pid: number, strategy: string): readonly number[];
   /** Any value a previous call of this strategy returned under `key` (e.g. a control fd). */
   remembered(strategy: string, key: string): readonly number[];
@@ -59,5 +59,10 @@ export type StrategyDefinition = {
   /** The invariants the design promises to keep; the scorecard judges these. */
   readonly promises: readonly InvariantId[];
   readonly calls: readonly StrategyCall[];
+  /**
+   * How user space maps one of this strategy's fds (f_op name `driver`): the offset and
+   * length an mmap should use. Absent: small offsets and lengths.
+   */
+  mmapArgs?(ctx: GenContext, c: Choice, pid: number, driver: string): { pgoff: number; lengthPages: number } | null;
   create(kernel: DriverKernel): StrategyInstance;
 };

@@ -11,6 +11,7 @@ import { allocFrame, frameOf, getPage, pfnValue, putPage } from './frames.ts';
 import { folioFreeSwap, slotOf } from './swap.ts';
 import { fileOf, findOrCreatePage } from './pagecache.ts';
 import { mapFrame, rssCounterOf } from './zap.ts';
+import { invalidateRange } from './notifier.ts';
 
 export type VmFault = 0 | 'SIGBUS' | 'OOM';
 
@@ -42,7 +43,8 @@ export function handleMmFault(s: ModelState, proc: Process, vma: Vma, addr: numb
 
 function doPteMissing(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
   if (vma.vmOps?.fault) return doDriverFault(s, proc, vma, addr, write);
-  if (vma.pfnmap || vma.mixedmap) return 'SIGBUS';
+  // do_fault: a VMA with vm_ops (or a driver's file) but no ->fault cannot be filled.
+  if (vma.pfnmap || vma.mixedmap || vma.vmOps !== null || vma.driverFile !== null) return 'SIGBUS';
   if (vma.file === -1) return doAnonymousPage(s, proc, vma, addr, write);
   return doFileFault(s, proc, vma, addr, write);
 }
@@ -159,8 +161,10 @@ function canReuseAnon(s: ModelState, frame: Frame): boolean {
  */
 export function doWpPage(s: ModelState, proc: Process, vma: Vma, addr: number, pte: PresentPte, makeWritable: boolean): VmFault {
   if (pte.special) {
-    if (pte.pfn !== s.zeroPfn && vma.shared) {
-      pte.write = vmaWritable(vma); // wp_pfn_shared
+    // vm_normal_page() is NULL for every special PTE, the zero page included: a shared
+    // mapping makes it writable in place (wp_pfn_shared), a private one copies.
+    if (vma.shared) {
+      pte.write = vmaWritable(vma);
       return 0;
     }
     return wpPageCopy(s, proc, vma, addr, pte, makeWritable);
@@ -192,6 +196,8 @@ function wpPageCopy(s: ModelState, proc: Process, vma: Vma, addr: number, pte: P
   const copy = allocFrame(s, 'anon', pfnValue(s, pte.pfn));
   if (copy === null) return 'OOM';
   copy.anonExclusive = true;
+  // The old PTE is cleared and replaced: secondary MMUs hear of it (MMU_NOTIFY_CLEAR).
+  invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
   proc.mm.ptes.delete(addr);
   if (!pte.special) {
     const old = frameOf(s, pte.pfn);

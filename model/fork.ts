@@ -17,6 +17,7 @@ import { mapFrame, ptesIn, rssCounterOf } from './zap.ts';
 import { newVmaId } from './vma.ts';
 import { runningCount } from './process.ts';
 import { exitMm } from './exit.ts';
+import { invalidateRange } from './notifier.ts';
 
 export function newMm(): Mm {
   return { vmas: [], ptes: new Map(), rss: { anon: 0, file: 0, shmem: 0, swap: 0 } };
@@ -55,6 +56,8 @@ function dupVma(s: ModelState, parent: Process, child: Process, vma: Vma): boole
   child.mm.vmas.push(copy);
   copy.vmOps?.open?.(copy);
   if (vma.anonVma === 0 && !vma.pfnmap && !vma.mixedmap) return true;
+  // copy_page_range write-protects a COW mapping in the parent: MMU_NOTIFY_PROTECTION_PAGE.
+  if (isCowMapping(vma)) invalidateRange(s, parent.pid, vma.start, vma.end, 'protection');
   for (const addr of ptesIn(parent, vma.start, vma.end)) {
     if (!copyPte(s, parent, child, vma, addr)) return false;
   }

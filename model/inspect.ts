@@ -87,6 +87,10 @@ export class ModelInspect implements KernelInspect {
     return this.s.notifiers.size;
   }
 
+  *fds(pid: number): Iterable<{ fd: number; driver: string }> {
+    for (const [fd, file] of byKey(this.s.processes.get(pid)?.fds ?? new Map())) yield { fd, driver: file.fop.name };
+  }
+
   openFdCount(): number {
     let n = 0;
     for (const p of this.s.processes.values()) n += p.fds.size;

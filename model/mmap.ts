@@ -15,6 +15,7 @@ import { fileGet } from './driverfile.ts';
 import { newFile } from './pagecache.ts';
 import { canMerge, insertVma, mergeAround, mergeRange, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
 import { zapRange } from './zap.ts';
+import { invalidateRange } from './notifier.ts';
 
 const PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC;
 
@@ -133,16 +134,23 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
     vmOps: null, driverFile: target.driverFile, privateData: null,
   };
   if (target.driverFile !== null) {
+    // __mmap_new_file_vma: the VMA is allocated, then f_op->mmap runs on it; when the
+    // driver refuses, unmap_region undoes whatever it mapped already (no ->close).
+    if (shouldFailAlloc(s)) return err('ENOMEM');
     const e = target.driverFile.fop.mmap?.(target.driverFile, vma) ?? 'ENODEV';
-    if (e !== 0) return err(e);
-  }
-  // vma_merge_new_range: a VMA that extends a neighbour needs no allocation.
-  const prev = proc.mm.vmas.filter((v) => v.end <= addr).at(-1);
-  const next = proc.mm.vmas.find((v) => v.start >= addr + len);
-  const merges = (prev !== undefined && canMerge(prev, vma)) || (next !== undefined && canMerge(vma, next));
-  if (!merges && shouldFailAlloc(s)) {
-    if (s.files.get(file)?.shmem) s.files.delete(file);
-    return err('ENOMEM');
+    if (e !== 0) {
+      zapRange(s, proc, addr, addr + len, 'unmap');
+      return err(e);
+    }
+  } else {
+    // vma_merge_new_range: a VMA that extends a neighbour needs no allocation.
+    const prev = proc.mm.vmas.filter((v) => v.end <= addr).at(-1);
+    const next = proc.mm.vmas.find((v) => v.start >= addr + len);
+    const merges = (prev !== undefined && canMerge(prev, vma)) || (next !== undefined && canMerge(vma, next));
+    if (!merges && shouldFailAlloc(s)) {
+      if (s.files.get(file)?.shmem) s.files.delete(file);
+      return err('ENOMEM');
+    }
   }
   if (target.driverFile !== null) fileGet(target.driverFile);
   inodeGet(s, file);
@@ -185,6 +193,7 @@ function mprotectFixup(s: ModelState, proc: Process, vma: Vma, start: number, en
   const removesWrite = (target.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
   target.prot = prot;
   if (removesWrite) {
+    invalidateRange(s, proc.pid, start, end, 'protection'); // change_protection
     for (const [addr, pte] of proc.mm.ptes) {
       if (addr >= start && addr < end && pte.kind === 'present') pte.write = false;
     }

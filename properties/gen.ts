@@ -29,7 +29,7 @@ export class ChoiceStream implements Choice {
 }
 
 /** Integers per step: enough for the largest argument list. */
-export const CHOICES_PER_STEP = 8;
+export const CHOICES_PER_STEP = 16;
 
 export const CORE_KINDS = [
   'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'reclaim', 'oom',
@@ -62,40 +62,14 @@ const ADVICES: readonly Advice[] = ['DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', '
 const LENGTHS = [1, 1, 2, 3, 4, 8, 16, 64];
 const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];
 
-/** What the builder has learnt from outcomes: fds per pid per strategy, remembered values. */
-class Knowledge {
-  readonly fds = new Map<string, number[]>();
-  readonly remembered = new Map<string, number[]>();
-
-  addFd(pid: number, strategy: string, fd: number): void {
-    const key = `${pid}:${strategy}`;
-    this.fds.set(key, [...(this.fds.get(key) ?? []), fd]);
-  }
-
-  fdsOf(pid: number): number[] {
-    const out: number[] = [];
-    for (const [key, fds] of this.fds) if (key.startsWith(`${pid}:`)) out.push(...fds);
-    return out.sort((a, b) => a - b);
-  }
-
-  forget(pid: number, fd?: number): void {
-    for (const [key, fds] of this.fds) {
-      if (!key.startsWith(`${pid}:`)) continue;
-      this.fds.set(key, fd === undefined ? [] : fds.filter((x) => x !== fd));
-    }
-  }
-
-  inherit(parent: number, child: number): void {
-    for (const [key, fds] of [...this.fds]) {
-      if (key.startsWith(`${parent}:`)) this.fds.set(`${child}:${key.slice(key.indexOf(':') + 1)}`, [...fds]);
-    }
-  }
-}
+/** Values strategy calls returned, remembered under the key their call names. */
+type Remembered = Map<string, number[]>;
 
 export class TraceBuilder implements GenContext {
   private readonly kinds: OpKind[];
   private readonly weights: number[];
-  private readonly know = new Knowledge();
+  private readonly remember: Remembered = new Map();
+  private readonly strategies: readonly StrategyDefinition[];
 
   constructor(
     private readonly k: KernelInspect,
@@ -103,6 +77,7 @@ export class TraceBuilder implements GenContext {
     strategies: readonly StrategyDefinition[],
     private readonly swarm: Swarm,
   ) {
+    this.strategies = strategies;
     this.kinds = opKinds(strategies);
     this.weights = this.kinds.map((kind, i) => kind.weight * (swarm.factors[i % Math.max(1, swarm.factors.length)] ?? 1));
   }
@@ -119,20 +94,14 @@ export class TraceBuilder implements GenContext {
     return this.core(kind.name as (typeof CORE_KINDS)[number], c);
   }
 
-  /** Learn from an outcome what later steps may use (fds, remembered values). */
+  /** Learn from an outcome what later steps may use: values a call says it returns. */
   learn(op: Op, outcome: Outcome): void {
-    if (outcome.kind !== 'ok') return;
-    if (op.op === 'fork') this.know.inherit(op.pid, outcome.value);
-    if (op.op === 'exit' || op.op === 'oom') this.know.forget(op.pid);
-    if (op.op === 'close') this.know.forget(op.pid, op.fd);
-    if (op.op !== 'drv') return;
+    if (outcome.kind !== 'ok' || op.op !== 'drv') return;
     const kind = this.kinds.find((x) => x.strategy?.name === op.strategy && x.call?.name === op.call);
     const returns = kind?.call?.returns;
-    if (returns === 'fd') this.know.addFd(Number(op.args.pid), op.strategy, outcome.value);
-    else if (returns !== undefined) {
-      const key = `${op.strategy}:${returns}`;
-      this.know.remembered.set(key, [...(this.know.remembered.get(key) ?? []), outcome.value]);
-    }
+    if (returns === undefined || returns === 'fd') return; // fds are read from the fd table
+    const key = `${op.strategy}:${returns}`;
+    this.remember.set(key, [...(this.remember.get(key) ?? []), outcome.value]);
   }
 
   private pickKind(c: Choice): OpKind {
@@ -191,11 +160,13 @@ export class TraceBuilder implements GenContext {
   }
 
   fds(pid: number, strategy: string): readonly number[] {
-    return this.know.fds.get(`${pid}:${strategy}`) ?? [];
+    const out: number[] = [];
+    for (const f of this.k.fds(pid)) if (f.driver === strategy || f.driver.startsWith(`${strategy}.`)) out.push(f.fd);
+    return out;
   }
 
   remembered(strategy: string, key: string): readonly number[] {
-    return this.know.remembered.get(`${strategy}:${key}`) ?? [];
+    return this.remember.get(`${strategy}:${key}`) ?? [];
   }
 
   // ---- core operations --------------------------------------------------------------
@@ -220,7 +191,7 @@ export class TraceBuilder implements GenContext {
     const pid = this.pid(c);
     switch (kind) {
       case 'spawn': return c.int(8) === 0 ? { op: 'spawn', uid: c.pick([0, 1001]) } : { op: 'spawn' };
-      case 'mmap': return this.mmap(pid, c);
+      case 'mmap': return this.mmap(c.int(4) === 0 ? this.fdHolder(c) ?? pid : pid, c);
       case 'munmap': return { op: 'munmap', pid, ...this.range(pid, c) };
       case 'mprotect': return { op: 'mprotect', pid, ...this.range(pid, c), prot: c.pick(PROTS) };
       case 'madvise': return { op: 'madvise', pid, ...this.range(pid, c), advice: c.pick(ADVICES) };
@@ -235,7 +206,7 @@ export class TraceBuilder implements GenContext {
       case 'set_dumpable': return { op: 'set_dumpable', pid, dumpable: c.int(3) !== 0 };
       case 'fail_nth': return { op: 'fail_nth', nth: 1 + c.int(6) };
       case 'close': {
-        const fds = this.know.fdsOf(pid);
+        const fds = [...this.k.fds(pid)].map((f) => f.fd);
         return fds.length === 0 ? null : { op: 'close', pid, fd: c.pick(fds) };
       }
       case 'proc_mem_read':
@@ -252,6 +223,12 @@ export class TraceBuilder implements GenContext {
       case 'pwrite':
       case 'truncate': return this.fileOp(kind, c);
     }
+  }
+
+  /** A running pid that holds an fd (so an mmap can map it), if any does. */
+  private fdHolder(c: Choice): number | undefined {
+    const holders = this.pids().filter((p) => !this.k.fds(p)[Symbol.iterator]().next().done);
+    return holders.length === 0 ? undefined : c.pick(holders);
   }
 
   private fileOp(kind: 'pread' | 'pwrite' | 'truncate', c: Choice): Op | null {
@@ -273,16 +250,20 @@ export class TraceBuilder implements GenContext {
     if (placement >= 5) op.addr = this.addr(pid, c);
     if (placement === 6) op.fixed = true;
     if (placement === 7) op.noreplace = true;
-    const backing = c.int(8);
     const files = this.files();
-    const fds = this.know.fdsOf(pid);
+    const fds = [...this.k.fds(pid)];
+    const backing = fds.length > 0 && c.bool() ? 3 : c.int(8);
     if (backing >= 5 && files.length > 0) {
       op.file = c.pick(files);
       op.pgoff = c.int(4);
       if (c.int(4) === 0) op.mode = 'r';
-    } else if (backing === 4 && fds.length > 0) {
-      op.fd = c.pick(fds);
-      op.pgoff = c.int(4);
+    } else if (backing >= 2 && backing <= 4 && fds.length > 0) {
+      const f = c.pick(fds);
+      op.fd = f.fd;
+      const owner = this.strategies.find((s) => f.driver === s.name || f.driver.startsWith(`${s.name}.`));
+      const hint = owner?.mmapArgs?.(this, c, pid, f.driver) ?? null;
+      op.pgoff = hint?.pgoff ?? c.int(4);
+      if (hint !== null) op.lengthPages = hint.lengthPages;
     }
     return op;
   }

@@ -38,6 +38,7 @@ export class Ghost {
   private readonly objects = new Map<string, Map<number, number>>();
   private readonly fileSize = new Map<number, number>();
   private nextShm = 1;
+  private readonly shmSize = new Map<string, number>();
   /** The kernel's shmem inode ids, learnt at mmap, so a map_files mapping finds the same object. */
   private readonly shmemByInode = new Map<number, string>();
 
@@ -67,6 +68,8 @@ export class Ghost {
 
   private objectRead(obj: string, index: number): Expectation {
     if (obj.startsWith('f') && index >= (this.fileSize.get(Number(obj.slice(1))) ?? 0)) return { kind: 'sigbus' };
+    // A shmem object keeps the size of the mmap that made it; pages a grown mapping reaches past it SIGBUS.
+    if (obj.startsWith('shm') && index >= (this.shmSize.get(obj) ?? 0)) return { kind: 'sigbus' };
     return { kind: 'value', value: this.objects.get(obj)?.get(index) ?? 0 };
   }
 
@@ -122,6 +125,7 @@ export class Ghost {
       backing = op.shared ? { kind: 'shared', obj: `f${op.file}`, pgoff: op.pgoff ?? 0 } : { kind: 'private-file', file: op.file, pgoff: op.pgoff ?? 0 };
     } else if (op.shared) {
       const obj = `shm${this.nextShm++}`;
+      this.shmSize.set(obj, op.lengthPages);
       const vma = [...k.vmas(op.pid)].find((v) => v.start <= addr && addr < v.end);
       if (vma !== undefined) this.shmemByInode.set(vma.file, obj);
       backing = { kind: 'shared', obj, pgoff: 0 };

@@ -213,5 +213,9 @@ export const procMemMmap: StrategyDefinition = {
       },
     },
   ],
+  // The file offset is the target address: map a few pages at an address some process uses.
+  mmapArgs(ctx, c) {
+    return { pgoff: ctx.addr(ctx.pid(c), c), lengthPages: c.pick([1, 1, 2, 3, 4]) };
+  },
   create: (k) => new ProcMemMmap(k),
 };

@@ -10,8 +10,10 @@ export type FrameUse = {
   normal: number;
   /** Special PTEs (PFN maps, the zero page): no reference, no mapcount. */
   special: number;
-  /** Present PTEs, special ones included, that allow writes. */
+  /** Normal PTEs that allow writes. */
   writable: number;
+  /** Special PTEs that allow writes. */
+  writableSpecial: number;
   /** The first mapping seen, for messages. */
   firstPid: number;
   firstAddr: number;
@@ -45,13 +47,16 @@ function countPte(k: KernelInspect, census: Census, rss: RssCounters, pid: numbe
   }
   let use = census.frames.get(pte.pfn);
   if (use === undefined) {
-    use = { normal: 0, special: 0, writable: 0, firstPid: pid, firstAddr: addr };
+    use = { normal: 0, special: 0, writable: 0, writableSpecial: 0, firstPid: pid, firstAddr: addr };
     census.frames.set(pte.pfn, use);
   }
-  if (pte.special) use.special += 1;
-  else use.normal += 1;
+  if (pte.special) {
+    use.special += 1;
+    if (pte.write) use.writableSpecial += 1;
+    return;
+  }
+  use.normal += 1;
   if (pte.write) use.writable += 1;
-  if (pte.special) return;
   const frame = k.frame(pte.pfn);
   if (frame === undefined) {
     census.stale.add(pid); // no-stale-pte reports it

@@ -65,20 +65,27 @@ export const remoteCoherence: Invariant = {
   id: 'remote-coherence',
   holds: "a remote view shows the target's current page, or faults as its design promises; never an old copy",
   check({ k, remoteViews }) {
-    const ptesOf = new Map<number, Map<number, { present: boolean; pfn: number }>>();
+    const ptesOf = new Map<number, Map<number, { present: boolean; pfn: number; special: boolean }>>();
     const pteAt = (pid: number, addr: number) => {
       let m = ptesOf.get(pid);
       if (m === undefined) {
         m = new Map();
-        for (const [a, pte] of k.ptes(pid)) m.set(a, pte.kind === 'present' ? { present: true, pfn: pte.pfn } : { present: false, pfn: -1 });
+        for (const [a, pte] of k.ptes(pid)) m.set(a, pte.kind === 'present' ? { present: true, pfn: pte.pfn, special: pte.special } : { present: false, pfn: -1, special: false });
         ptesOf.set(pid, m);
       }
       return m.get(addr);
+    };
+    const vmaAt = (pid: number, addr: number) => {
+      for (const v of k.vmas(pid)) if (v.start <= addr && addr < v.end) return v;
+      return undefined;
     };
     for (const view of remoteViews) {
       if (view.onMissing === 'stale-ok') continue;
       const shown = pteAt(view.pid, view.addr);
       if (shown === undefined || !shown.present) continue;
+      // A MAP_PRIVATE view that was written holds its own anonymous copy: that is the copy
+      // semantics the user asked for, not a view any more.
+      if (!shown.special && !vmaAt(view.pid, view.addr)?.shared && k.frame(shown.pfn)?.kind === 'anon') continue;
       const target = pteAt(view.target, view.targetAddr);
       if (target?.present && target.pfn === shown.pfn) continue;
       if (!target?.present && shown.pfn === k.zeroPfn && view.onMissing === 'zero') continue;

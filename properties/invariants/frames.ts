@@ -98,13 +98,14 @@ export const noStalePte: Invariant = {
 
 export const exclusiveAnon: Invariant = {
   id: 'exclusive-anon',
-  holds: 'an anonymous frame mapped writable is mapped exactly once, and is PageAnonExclusive',
+  // Mappings through rmap count; special PTEs (PFN maps) are judged by remote-coherence.
+  holds: 'an anonymous frame mapped writable is mapped by exactly one PTE, and is PageAnonExclusive',
   check({ k, census }) {
     for (const [pfn, use] of census.frames) {
       if (use.writable === 0) continue;
       const f = k.frame(pfn);
       if (f === undefined || f.kind !== 'anon') continue;
-      const mappings = use.normal + use.special;
+      const mappings = use.normal;
       const v: Violation = { invariant: 'exclusive-anon', pfn, pid: use.firstPid, addr: use.firstAddr, message: '' };
       if (mappings !== 1) return { ...v, message: `anonymous pfn ${pfn} is mapped writable and ${mappings} times (first P${use.firstPid} at ${hex(use.firstAddr)})` };
       if (!f.anonExclusive) return { ...v, message: `anonymous pfn ${pfn} is mapped writable by P${use.firstPid} at ${hex(use.firstAddr)} but is not exclusive` };
@@ -120,8 +121,8 @@ export const zeroPage: Invariant = {
     const zero = k.frame(k.zeroPfn);
     if (zero === undefined || zero.value !== 0) return { invariant: 'zero-page', pfn: k.zeroPfn, message: `the zero page holds ${zero?.value}` };
     const use = census.frames.get(k.zeroPfn);
-    if (use !== undefined && use.writable > 0) {
-      return { invariant: 'zero-page', pfn: k.zeroPfn, pid: use.firstPid, message: `the zero page is mapped writable ${use.writable} times` };
+    if (use !== undefined && use.writable + use.writableSpecial > 0) {
+      return { invariant: 'zero-page', pfn: k.zeroPfn, pid: use.firstPid, message: `the zero page is mapped writable ${use.writable + use.writableSpecial} times (first P${use.firstPid} at ${hex(use.firstAddr)})` };
     }
     return null;
   },

@@ -17,10 +17,11 @@ export const INVARIANTS: readonly Invariant[] = [
 /** Ids checked by the step checker, plus those reported from elsewhere (assertions, differential). */
 export const INVARIANT_IDS: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert', 'differential'];
 
-/** Run every invariant; the first violation, or null. */
-export function checkAll(ctx: CheckContext, only?: ReadonlySet<InvariantId>): Violation | null {
+/** Run every invariant (or `only` those, less `exclude`d ones); the first violation, or null. */
+export function checkAll(ctx: CheckContext, only?: ReadonlySet<InvariantId>, exclude?: ReadonlySet<InvariantId>): Violation | null {
   for (const inv of INVARIANTS) {
     if (only !== undefined && !only.has(inv.id)) continue;
+    if (exclude !== undefined && exclude.has(inv.id)) continue;
     const v = inv.check(ctx);
     if (v !== null) return v;
   }
