@@ -1,0 +1,214 @@
+/**
+ * Page faults (mm/memory.c): handle_mm_fault and its cases — do_anonymous_page,
+ * do_read_fault / do_cow_fault / do_shared_fault, do_swap_page, do_wp_page with
+ * wp_page_reuse (an exclusive anonymous page is reused without a copy) and wp_page_copy.
+ * The caller checked the access; a fault returns 0 or a VM_FAULT code as a value.
+ */
+import { PROT_WRITE } from '../kernel-api/op.ts';
+import type { ImplProcess, ImplState, ImplVma } from './types.ts';
+import { fail } from './assert.ts';
+import { allocFrame, exposePfn, frameOf, getPage, pfnValue, putPage, rssCounterOf } from './frames.ts';
+import { F_ANON_EXCLUSIVE, F_DIRTY, F_KIND, KIND_ANON } from './framepool.ts';
+import {
+  PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRITE,
+} from './pagetable.ts';
+import { assertSlot, folioFreeSwap } from './swap.ts';
+import { fileOf, findOrCreatePage } from './pagecache.ts';
+import { mapFrame } from './zap.ts';
+import { invalidateRange } from './notifier.ts';
+
+export type VmFault = 0 | 'SIGBUS' | 'OOM';
+
+const vmaWritable = (vma: ImplVma) => (vma.prot & PROT_WRITE) !== 0;
+
+/** anon_vma_prepare: reuse a compatible neighbour's anon_vma, else a new one. */
+export function anonVmaPrepare(s: ImplState, proc: ImplProcess, vma: ImplVma): void {
+  if (vma.anonVma !== 0) return;
+  for (const near of [proc.mm.vmas.prevOf(vma.start), proc.mm.vmas.nextOf(vma.start)]) {
+    if (near === null || near.anonVma === 0 || near.file !== vma.file || near.shared !== vma.shared) continue;
+    const [a, b] = near.start < vma.start ? [near, vma] : [vma, near];
+    if (a.end === b.start && b.pgoff === a.pgoff + (b.start - a.start)) {
+      vma.anonVma = near.anonVma;
+      return;
+    }
+  }
+  vma.anonVma = s.nextAnonVma++;
+}
+
+/** handle_mm_fault for one page of `vma`. */
+export function handleMmFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  const flags = proc.mm.pt.flags(addr);
+  if (flags === 0) return doPteMissing(s, proc, vma, addr, write);
+  if ((flags & PTE_SWAP) !== 0) return doSwapPage(s, proc, vma, addr, write);
+  if (write && (flags & PTE_WRITE) === 0) return doWpPage(s, proc, vma, addr, true);
+  return 0;
+}
+
+function doPteMissing(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  if (vma.vmOps?.fault) return doDriverFault(s, proc, vma, addr, write);
+  // do_fault: a VMA with vm_ops (or a driver's file) but no ->fault cannot be filled.
+  if (vma.pfnmap || vma.mixedmap || vma.vmOps !== null || vma.driverFile !== null) return 'SIGBUS';
+  if (vma.file === -1) return doAnonymousPage(s, proc, vma, addr, write);
+  return doFileFault(s, proc, vma, addr, write);
+}
+
+function doAnonymousPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  if (!write) {
+    proc.mm.pt.set(addr, s.zeroPfn, PTE_PRESENT | PTE_SOFT_DIRTY | PTE_SPECIAL);
+    return 0;
+  }
+  anonVmaPrepare(s, proc, vma);
+  const pfn = allocFrame(s, KIND_ANON, 0);
+  if (pfn === -1) return 'OOM';
+  s.pool.flags[pfn] |= F_ANON_EXCLUSIVE;
+  mapFrame(s, proc.mm, addr, pfn, vmaWritable(vma), true);
+  return 0;
+}
+
+function doFileFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  const file = fileOf(s, vma.file);
+  const index = vma.pgoff + (addr - vma.start);
+  if (index >= file.sizePages) return 'SIGBUS';
+  const page = findOrCreatePage(s, file, index);
+  if (page === -1) return 'OOM';
+  s.lru.touch(page, s.step);
+  if (write && !vma.shared) return doCowFault(s, proc, vma, addr, s.pool.value[page]);
+  getPage(s, page);
+  mapFrame(s, proc.mm, addr, page, write && vmaWritable(vma), write);
+  if (write) s.pool.flags[page] |= F_DIRTY;
+  return 0;
+}
+
+function doCowFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, value: number): VmFault {
+  anonVmaPrepare(s, proc, vma);
+  const copy = allocFrame(s, KIND_ANON, value);
+  if (copy === -1) return 'OOM';
+  s.pool.flags[copy] |= F_ANON_EXCLUSIVE;
+  mapFrame(s, proc.mm, addr, copy, vmaWritable(vma), true);
+  return 0;
+}
+
+function doDriverFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  const index = vma.pgoff + (addr - vma.start);
+  const r = vma.vmOps!.fault!(vma, addr, index, write);
+  if (r.kind === 'sigbus') return 'SIGBUS';
+  if (r.kind === 'oom') return 'OOM';
+  if (r.kind === 'nopage') {
+    if (!((proc.mm.pt.flags(addr) & PTE_PRESENT) !== 0)) fail(`${vma.vmOps!.name}: VM_FAULT_NOPAGE at ${addr} without a PTE (the access would refault forever)`);
+    return handleMmFault(s, proc, vma, addr, write);
+  }
+  const page = frameOf(s, r.pfn);
+  exposePfn(s, page);
+  if (write && !vma.shared) {
+    const ret = doCowFault(s, proc, vma, addr, s.pool.value[page]);
+    putPage(s, page);
+    return ret;
+  }
+  mapFrame(s, proc.mm, addr, page, write && vmaWritable(vma), write);
+  if (write) s.pool.flags[page] |= F_DIRTY;
+  return 0;
+}
+
+/** do_swap_page: bring the page back from the swap cache or the slot. */
+function doSwapPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  const pt = proc.mm.pt;
+  const pteFlags = pt.flags(addr);
+  if (!((pteFlags & PTE_SWAP) !== 0)) fail(`do_swap_page at ${addr} without a swap entry`);
+  const slot = assertSlot(s, pt.idx(addr));
+  const pool = s.pool;
+  let pfn = s.swap.cachePfn[slot];
+  if (pfn !== -1) {
+    frameOf(s, pfn);
+    getPage(s, pfn);
+  } else {
+    pfn = allocFrame(s, KIND_ANON, s.swap.value[slot]);
+    if (pfn === -1) return 'OOM';
+    pool.owner[pfn] = slot;
+    s.swap.cachePfn[slot] = pfn;
+    pool.refcount[pfn] += 1;
+  }
+  s.lru.touch(pfn, s.step);
+  s.swap.count[slot] -= 1;
+  proc.mm.rss.swap -= 1;
+  if (write && pool.refcount[pfn] === 2) folioFreeSwap(s, pfn);
+  const reuse = (pteFlags & PTE_EXCLUSIVE) !== 0 || pool.refcount[pfn] === 1;
+  const writable = reuse && vmaWritable(vma);
+  pt.clear(addr);
+  mapFrame(s, proc.mm, addr, pfn, writable, writable && write);
+  if ((pteFlags & PTE_SOFT_DIRTY) === 0) pt.setFlags(addr, pt.flags(addr) & ~PTE_SOFT_DIRTY);
+  if (reuse) pool.flags[pfn] |= F_ANON_EXCLUSIVE;
+  else pool.flags[pfn] &= ~F_ANON_EXCLUSIVE;
+  if (write && !writable) return doWpPage(s, proc, vma, addr, true);
+  return 0;
+}
+
+function canReuseAnon(s: ImplState, pfn: number): boolean {
+  if (s.pool.swapSlot(pfn) !== -1) folioFreeSwap(s, pfn);
+  return s.pool.refcount[pfn] === 1;
+}
+
+/**
+ * do_wp_page: a write to the present, write-protected PTE at `addr`. `makeWritable` is false
+ * for an unshare fault (a read-only FOLL_PIN of a shared anonymous page).
+ */
+export function doWpPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, makeWritable: boolean): VmFault {
+  const pt = proc.mm.pt;
+  const flags = pt.flags(addr);
+  const target = pt.idx(addr);
+  if (!((flags & PTE_PRESENT) !== 0)) fail(`do_wp_page at ${addr} without a present PTE`);
+  if ((flags & PTE_SPECIAL) !== 0) {
+    if (target !== s.zeroPfn && vma.shared) {
+      pt.setFlags(addr, vmaWritable(vma) ? flags | PTE_WRITE : flags & ~PTE_WRITE); // wp_pfn_shared
+      return 0;
+    }
+    return wpPageCopy(s, proc, vma, addr, makeWritable);
+  }
+  const pfn = frameOf(s, target);
+  const pool = s.pool;
+  if ((pool.flags[pfn] & F_KIND) === KIND_ANON) {
+    if ((pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 || canReuseAnon(s, pfn)) {
+      pool.flags[pfn] |= F_ANON_EXCLUSIVE;
+      return wpPageReuse(s, proc, vma, addr, makeWritable, pfn);
+    }
+    return wpPageCopy(s, proc, vma, addr, makeWritable);
+  }
+  if (vma.shared) return wpPageReuse(s, proc, vma, addr, makeWritable, pfn);
+  return wpPageCopy(s, proc, vma, addr, makeWritable);
+}
+
+/** wp_page_reuse: the page stays; the PTE becomes writable and dirty. */
+function wpPageReuse(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, makeWritable: boolean, pfn: number): VmFault {
+  if (!makeWritable) return 0;
+  const pt = proc.mm.pt;
+  const flags = pt.flags(addr) | PTE_DIRTY | PTE_SOFT_DIRTY;
+  pt.setFlags(addr, vmaWritable(vma) ? flags | PTE_WRITE : flags & ~PTE_WRITE);
+  s.pool.flags[pfn] |= F_DIRTY;
+  return 0;
+}
+
+/** wp_page_copy: a new exclusive anonymous page with the old contents replaces the PTE's page. */
+function wpPageCopy(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, makeWritable: boolean): VmFault {
+  anonVmaPrepare(s, proc, vma);
+  const pt = proc.mm.pt;
+  const flags = pt.flags(addr);
+  const old = pt.idx(addr);
+  const copy = allocFrame(s, KIND_ANON, pfnValue(s, old));
+  if (copy === -1) return 'OOM';
+  const pool = s.pool;
+  pool.flags[copy] |= F_ANON_EXCLUSIVE;
+  // The old PTE is cleared and replaced: secondary MMUs hear of it (MMU_NOTIFY_CLEAR).
+  invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
+  pt.clear(addr);
+  if ((flags & PTE_SPECIAL) === 0) {
+    frameOf(s, old);
+    if (!(pool.mapcount[old] > 0)) fail(`wp_page_copy of pfn ${old} with mapcount ${pool.mapcount[old]}`, 'mapcount');
+    pool.mapcount[old] -= 1;
+    s.rmap.remove(old, proc.pid, addr);
+    proc.mm.rss[rssCounterOf(s, old)] -= 1;
+    putPage(s, old);
+    if (pool.refcount[old] > 0 && (pool.flags[old] & F_KIND) === KIND_ANON && pool.mapcount[old] === 0) folioFreeSwap(s, old);
+  }
+  const writable = makeWritable && vmaWritable(vma);
+  mapFrame(s, proc.mm, addr, copy, writable, makeWritable);
+  return 0;
+}

@@ -1,0 +1,111 @@
+/**
+ * fork (kernel/fork.c dup_mmap, mm/memory.c copy_page_range): each VMA but VM_DONTCOPY
+ * ones is duplicated and ->open runs on the copy. PTEs are copied, table by table, only
+ * where the VMA has an anon_vma or is a PFN/mixed map; a private anonymous page becomes
+ * copy-on-write in both, except a maybe-pinned one, which the child gets a copy of at once.
+ */
+import type { Outcome } from '../kernel-api/outcome.ts';
+import { PROT_WRITE } from '../kernel-api/op.ts';
+import { err, ok } from '../kernel-api/outcome.ts';
+import type { ImplProcess, ImplState, ImplVma } from './types.ts';
+import { ImplMm } from './types.ts';
+import { allocFrame, frameOf, getPage, rssCounterOf, shouldFailAlloc } from './frames.ts';
+import { F_ANON_EXCLUSIVE, F_KIND, KIND_ANON } from './framepool.ts';
+import { PTE_EXCLUSIVE, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from './pagetable.ts';
+import { swapDuplicate } from './swap.ts';
+import { inodeGet } from './pagecache.ts';
+import { fileGet, fileRelease } from './driverfile.ts';
+import { mapFrame } from './zap.ts';
+import { insertVma, newVmaId } from './vma.ts';
+import { exitMm } from './exit.ts';
+import { invalidateRange } from './notifier.ts';
+
+export function fork(s: ImplState, parent: ImplProcess): Outcome {
+  if (s.running >= s.config.processesMax) return err('EAGAIN');
+  if (shouldFailAlloc(s)) return err('ENOMEM');
+  const pid = s.nextPid++;
+  const child: ImplProcess = {
+    pid, ppid: parent.pid, uid: parent.uid, dumpable: parent.dumpable, state: 'running',
+    oomReaped: false, mm: new ImplMm(pid), fds: new Map(parent.fds),
+  };
+  for (const file of child.fds.values()) fileGet(file);
+  s.processes.set(child.pid, child);
+  for (const vma of parent.mm.vmas.all()) {
+    if (vma.dontcopy) continue;
+    if (shouldFailAlloc(s) || !dupVma(s, parent, child, vma)) {
+      exitMm(s, child, 'exit');
+      for (const file of child.fds.values()) fileRelease(s, file);
+      s.processes.delete(child.pid);
+      s.nextPid -= 1;
+      return err('ENOMEM');
+    }
+  }
+  s.running += 1;
+  return ok(child.pid);
+}
+
+const isCowMapping = (vma: ImplVma) => !vma.shared && vma.mayWrite;
+
+function dupVma(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: ImplVma): boolean {
+  const copy = vma.dup(newVmaId(s));
+  copy.mm = child.pid;
+  copy.anonVma = vma.anonVma === 0 ? 0 : s.nextAnonVma++;
+  if (copy.driverFile) fileGet(copy.driverFile);
+  inodeGet(s, copy.file);
+  insertVma(s, child.mm, copy);
+  copy.vmOps?.open?.(copy);
+  if (vma.anonVma === 0 && !vma.pfnmap && !vma.mixedmap) return true;
+  // copy_page_range write-protects a COW mapping in the parent: MMU_NOTIFY_PROTECTION_PAGE.
+  if (isCowMapping(vma)) invalidateRange(s, parent.pid, vma.start, vma.end, 'protection');
+  return copyPteRange(s, parent, child, vma);
+}
+
+/** copy_pte_range over the VMA; false when a page copy fails. */
+function copyPteRange(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: ImplVma): boolean {
+  const pool = s.pool;
+  const ppt = parent.mm.pt;
+  const cpt = child.mm.pt;
+  const cow = isCowMapping(vma);
+  let ok = true;
+  // Collected first: a failing copy stops the walk, and the visitor must not install in
+  // the table it walks (the child's is another table, so installing there is fine).
+  ppt.forEach(vma.start, vma.end, (addr, flags, idx) => {
+    if (!ok) return;
+    if ((flags & PTE_SWAP) !== 0) {
+      swapDuplicate(s, idx);
+      const shared = flags & ~PTE_EXCLUSIVE;
+      ppt.setFlags(addr, shared);
+      cpt.set(addr, idx, shared);
+      child.mm.rss.swap += 1;
+      return;
+    }
+    if ((flags & PTE_SPECIAL) !== 0) {
+      cpt.set(addr, idx, flags);
+      return;
+    }
+    const pfn = frameOf(s, idx);
+    const anon = (pool.flags[pfn] & F_KIND) === KIND_ANON;
+    if (anon && (pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 && pool.pins(pfn) > 0) {
+      const copy = allocFrame(s, KIND_ANON, pool.value[pfn]);
+      if (copy === -1) {
+        ok = false;
+        return;
+      }
+      pool.flags[copy] |= F_ANON_EXCLUSIVE;
+      mapFrame(s, child.mm, addr, copy, (vma.prot & PROT_WRITE) !== 0, true);
+      return;
+    }
+    if (anon) pool.flags[pfn] &= ~F_ANON_EXCLUSIVE;
+    let childFlags = flags;
+    if (cow && (flags & PTE_WRITE) !== 0) {
+      childFlags = flags & ~PTE_WRITE;
+      ppt.setFlags(addr, childFlags);
+    }
+    getPage(s, pfn);
+    pool.mapcount[pfn] += 1;
+    s.rmap.add(pfn, child.pid, addr);
+    child.mm.rss[rssCounterOf(s, pfn)] += 1;
+    cpt.set(addr, pfn, childFlags);
+  });
+  return ok;
+}

@@ -1,0 +1,128 @@
+/**
+ * The inspection interface over the optimised kernel: views decoded from the packed
+ * structures, in the defined orders (processes by pid, VMAs and PTEs by address, frames
+ * by pfn, files by id, swap slots by number). A freed pfn is no frame.
+ */
+import type { StrategyInstance } from '../kernel-api/driver.ts';
+import type {
+  DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
+} from '../kernel-api/state.ts';
+import type { ImplDriverFile, ImplState, ImplVma } from './types.ts';
+import { F_ANON_EXCLUSIVE, F_DIRTY, F_KIND, F_RESERVED, KIND_FILE, KIND_NAMES, KIND_SHMEM } from './framepool.ts';
+import {
+  PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE,
+} from './pagetable.ts';
+import { processesInOrder } from './process.ts';
+
+const byKey = <T>(m: Map<number, T>): Array<[number, T]> => [...m.entries()].sort((a, b) => a[0] - b[0]);
+
+export function frameView(s: ImplState, pfn: number): FrameView {
+  const p = s.pool;
+  const f = p.flags[pfn];
+  const kind = f & F_KIND;
+  const paged = kind === KIND_FILE || kind === KIND_SHMEM;
+  return {
+    pfn, kind: KIND_NAMES[kind], refcount: p.refcount[pfn], mapcount: p.mapcount[pfn], pincount: p.pins(pfn),
+    dirty: (f & F_DIRTY) !== 0, reserved: (f & F_RESERVED) !== 0, anonExclusive: (f & F_ANON_EXCLUSIVE) !== 0,
+    swapSlot: p.swapSlot(pfn), file: p.file(pfn), index: paged ? p.index[pfn] : -1, value: p.value[pfn],
+  };
+}
+
+export function vmaView(v: ImplVma): VmaView {
+  return {
+    start: v.start, end: v.end, prot: v.prot, shared: v.shared, mayWrite: v.mayWrite, file: v.file, pgoff: v.pgoff,
+    pfnmap: v.pfnmap, mixedmap: v.mixedmap, io: v.io, dontcopy: v.dontcopy, dontexpand: v.dontexpand,
+    driver: v.vmOps?.name ?? '', id: v.id,
+  };
+}
+
+export function pteView(flags: number, idx: number): PteView {
+  if ((flags & PTE_PRESENT) !== 0) {
+    return {
+      kind: 'present', pfn: idx, write: (flags & PTE_WRITE) !== 0, dirty: (flags & PTE_DIRTY) !== 0,
+      softDirty: (flags & PTE_SOFT_DIRTY) !== 0, special: (flags & PTE_SPECIAL) !== 0, uffdWp: (flags & PTE_UFFD_WP) !== 0,
+    };
+  }
+  return { kind: 'swap', slot: idx, exclusive: (flags & PTE_EXCLUSIVE) !== 0, softDirty: (flags & PTE_SOFT_DIRTY) !== 0 };
+}
+
+export class ImplInspect implements KernelInspect {
+  constructor(private readonly s: ImplState, private readonly strategies: Map<string, StrategyInstance>) {}
+
+  get zeroPfn(): number { return this.s.zeroPfn; }
+
+  *frames(): Iterable<FrameView> {
+    const pool = this.s.pool;
+    for (let pfn = 0; pfn < pool.nextPfn; pfn++) if (pool.isLive(pfn)) yield frameView(this.s, pfn);
+  }
+
+  frame(pfn: number): FrameView | undefined {
+    return this.s.pool.isLive(pfn) ? frameView(this.s, pfn) : undefined;
+  }
+
+  *processes(): Iterable<ProcessView> {
+    for (const p of processesInOrder(this.s)) {
+      yield { pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped, rss: { ...p.mm.rss } };
+    }
+  }
+
+  *vmas(pid: number): Iterable<VmaView> {
+    const proc = this.s.processes.get(pid);
+    if (proc === undefined) return;
+    for (const v of proc.mm.vmas.all()) yield vmaView(v);
+  }
+
+  *ptes(pid: number): Iterable<[number, PteView]> {
+    const proc = this.s.processes.get(pid);
+    if (proc === undefined) return;
+    const out: Array<[number, PteView]> = [];
+    proc.mm.pt.forEach(0, this.s.config.taskSizePages, (addr, flags, idx) => { out.push([addr, pteView(flags, idx)]); });
+    yield* out;
+  }
+
+  *files(): Iterable<FileView> {
+    for (const [, f] of byKey(this.s.files)) yield { id: f.id, sizePages: f.sizePages, shmem: f.shmem };
+  }
+
+  pagecache(file: number): Iterable<[number, number]> {
+    return byKey(this.s.files.get(file)?.pagecache ?? new Map<number, number>());
+  }
+
+  shmemSwap(file: number): Iterable<[number, number]> {
+    return byKey(this.s.files.get(file)?.swapped ?? new Map<number, number>());
+  }
+
+  backing(file: number): Iterable<[number, number]> {
+    return byKey(this.s.files.get(file)?.backing ?? new Map<number, number>());
+  }
+
+  *swapSlots(): Iterable<SwapSlotView> {
+    const sw = this.s.swap;
+    for (let slot = 1; slot < sw.highWater; slot++) {
+      if (sw.live[slot] === 1) yield { slot, count: sw.count[slot], cachePfn: sw.cachePfn[slot], value: sw.value[slot] };
+    }
+  }
+
+  *driverHolds(): Iterable<DriverHold> {
+    for (const name of [...this.strategies.keys()].sort()) yield* this.strategies.get(name)!.holds();
+    for (const [pfn, holder] of byKey(this.s.strayHolds)) yield { pfn, holder, pins: 0, refs: 1 };
+  }
+
+  *slabObjects(): Iterable<{ id: number; tag: string }> {
+    for (const [id, tag] of byKey(this.s.slab)) yield { id, tag };
+  }
+
+  notifierCount(): number {
+    return this.s.notifiers.size;
+  }
+
+  *fds(pid: number): Iterable<{ fd: number; driver: string }> {
+    for (const [fd, file] of byKey(this.s.processes.get(pid)?.fds ?? new Map<number, ImplDriverFile>())) yield { fd, driver: file.fop.name };
+  }
+
+  openFdCount(): number {
+    let n = 0;
+    for (const p of this.s.processes.values()) n += p.fds.size;
+    return n;
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The optimised kernel: the model's semantics (model/kernel.ts is the specification) over
+ * data structures a kernel would use — a VMA treap with gap tracking, 4-level radix page
+ * tables, a typed-array frame pool, rmap chains, an LRU list, an interval tree of MMU
+ * notifiers. Every step runs to completion or throws a KernelAssertionError (a bug).
+ */
+import type { Op } from '../kernel-api/op.ts';
+import type { Outcome } from '../kernel-api/outcome.ts';
+import { err, ok } from '../kernel-api/outcome.ts';
+import type { KernelConfig } from '../kernel-api/config.ts';
+import { DEFAULT_CONFIG } from '../kernel-api/config.ts';
+import type { Corruption, Kernel, StrategyFactory } from '../kernel-api/kernel.ts';
+import type { StrategyInstance } from '../kernel-api/driver.ts';
+import type { KernelInspect } from '../kernel-api/state.ts';
+import type { ImplProcess, ImplState } from './types.ts';
+import { ImplMm } from './types.ts';
+import { FramePool, KIND_ZERO } from './framepool.ts';
+import { Rmap } from './rmap.ts';
+import { Lru } from './lru.ts';
+import { SwapMap } from './swapmap.ts';
+import { allocFrame } from './frames.ts';
+import { runningProcess } from './process.ts';
+import { mmap, mprotect, munmap } from './mmap.ts';
+import { mremap } from './mremap.ts';
+import { madvise } from './madvise.ts';
+import { fork } from './fork.ts';
+import { exitProcess, oomKill } from './exit.ts';
+import { reclaimAt, reclaimOldest } from './reclaim.ts';
+import { creat, pread, pwrite, truncate } from './fileops.ts';
+import { procMemAccess, processVmAccess, userRead, userWrite } from './access.ts';
+import { ImplInspect } from './inspect.ts';
+import { corruptImpl } from './corrupt.ts';
+import { ImplDriverKernel } from './driverapi.ts';
+import { fileRelease } from './driverfile.ts';
+import { fail } from './assert.ts';
+
+export function newImplState(config: KernelConfig): ImplState {
+  const pool = new FramePool(config.framesMax);
+  const s: ImplState = {
+    config, step: 0, pool, rmap: new Rmap(pool), lru: new Lru(pool), swap: new SwapMap(), zeroPfn: 0,
+    processes: new Map(), running: 0, nextPid: 1, files: new Map(), nextFileId: 1, nextShmemId: 1, nextVmaId: 1,
+    nextAnonVma: 1, failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(),
+    notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, strayHolds: new Map(),
+  };
+  const zero = allocFrame(s, KIND_ZERO, 0);
+  if (!(zero !== -1)) fail('the zero page could not be allocated');
+  s.zeroPfn = zero;
+  return s;
+}
+
+export class ImplKernel implements Kernel {
+  readonly kind = 'impl' as const;
+  readonly state: ImplState;
+  readonly inspect: KernelInspect;
+  private readonly strategies = new Map<string, StrategyInstance>();
+
+  constructor(readonly config: Readonly<KernelConfig> = DEFAULT_CONFIG, strategies: readonly StrategyFactory[] = []) {
+    this.state = newImplState({ ...config });
+    const driverKernel = new ImplDriverKernel(this.state);
+    for (const factory of strategies) this.strategies.set(factory.name, factory.create(driverKernel));
+    this.inspect = new ImplInspect(this.state, this.strategies);
+  }
+
+  strategy(name: string): StrategyInstance | undefined {
+    return this.strategies.get(name);
+  }
+
+  corrupt(c: Corruption): void {
+    corruptImpl(this.state, c);
+  }
+
+  step(op: Op): Outcome {
+    const s = this.state;
+    s.step += 1;
+    switch (op.op) {
+      case 'spawn': return this.spawn(op.uid ?? 1000);
+      case 'creat': return creat(s, op);
+      case 'pread': return pread(s, op);
+      case 'pwrite': return pwrite(s, op);
+      case 'truncate': return truncate(s, op);
+      case 'fail_nth':
+        if (!Number.isSafeInteger(op.nth) || op.nth < 0) return err('EINVAL');
+        s.failNth = op.nth;
+        return ok(0);
+      case 'reclaim':
+        if ('count' in op) return Number.isSafeInteger(op.count) && op.count >= 0 ? ok(reclaimOldest(s, op.count)) : err('EINVAL');
+        return this.withProcess(op.pid, (p) => ok(reclaimAt(s, p, op.addr)));
+      case 'drv': {
+        const instance = this.strategies.get(op.strategy);
+        return instance === undefined ? err('ENODEV') : instance.call(op.call, op.args);
+      }
+      default: return this.withProcess(op.pid, (p) => this.processOp(p, op));
+    }
+  }
+
+  private spawn(uid: number): Outcome {
+    const s = this.state;
+    if (!Number.isSafeInteger(uid) || uid < 0) return err('EINVAL');
+    if (s.running >= s.config.processesMax) return err('EAGAIN');
+    const pid = s.nextPid++;
+    const proc: ImplProcess = { pid, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, mm: new ImplMm(pid), fds: new Map() };
+    s.processes.set(pid, proc);
+    s.running += 1;
+    return ok(pid);
+  }
+
+  private withProcess(pid: number, f: (p: ImplProcess) => Outcome): Outcome {
+    const proc = runningProcess(this.state, pid);
+    return proc === undefined ? err('ESRCH') : f(proc);
+  }
+
+  private processOp(proc: ImplProcess, op: Op): Outcome {
+    const s = this.state;
+    switch (op.op) {
+      case 'mmap': return mmap(s, proc, op);
+      case 'munmap': return munmap(s, proc, op);
+      case 'mprotect': return mprotect(s, proc, op);
+      case 'mremap': return mremap(s, proc, op);
+      case 'madvise': return madvise(s, proc, op);
+      case 'read': return userRead(s, proc, op.addr);
+      case 'write': return userWrite(s, proc, op.addr, op.value);
+      case 'fork': return fork(s, proc);
+      case 'exit': exitProcess(s, proc); return ok(0);
+      case 'oom': oomKill(s, proc); return ok(0);
+      case 'set_dumpable': proc.dumpable = op.dumpable; return ok(0);
+      case 'close': {
+        const file = proc.fds.get(op.fd);
+        if (file === undefined) return err('EBADF');
+        proc.fds.delete(op.fd);
+        fileRelease(s, file);
+        return ok(0);
+      }
+      case 'proc_mem_read':
+      case 'proc_mem_write':
+      case 'process_vm_readv':
+      case 'process_vm_writev': return this.remoteAccess(proc, op);
+      default: return err('EINVAL');
+    }
+  }
+
+  private remoteAccess(caller: ImplProcess, op: Extract<Op, { target: number }>): Outcome {
+    const s = this.state;
+    const target = runningProcess(s, op.target);
+    if (target === undefined) return err('ESRCH');
+    const value = 'value' in op ? op.value : undefined;
+    if (op.op === 'proc_mem_read' || op.op === 'proc_mem_write') return procMemAccess(s, caller, target, op.addr, value);
+    return processVmAccess(s, caller, target, op.addr, value);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * madvise (mm/madvise.c): DONTNEED zaps, PAGEOUT reclaims pages this process maps alone,
+ * COLD ages them, DONTFORK and DOFORK set VM_DONTCOPY (splitting). Unmapped parts give
+ * ENOMEM after the mapped parts are done, as madvise_walk_vmas does.
+ */
+import type { Advice, MadviseOp } from '../kernel-api/op.ts';
+import type { Errno, Outcome } from '../kernel-api/outcome.ts';
+import { err, ok } from '../kernel-api/outcome.ts';
+import type { ImplProcess, ImplState, ImplVma } from './types.ts';
+import { frameOf } from './frames.ts';
+import { F_KIND, F_RESERVED, KIND_DRIVER } from './framepool.ts';
+import { PTE_PRESENT, PTE_SPECIAL } from './pagetable.ts';
+import { validRange } from './mmap.ts';
+import { mergeRange, splitAround, vmasIn } from './vma.ts';
+import { zapRange } from './zap.ts';
+import { shrinkFrame } from './reclaim.ts';
+
+const ADVICES: readonly Advice[] = ['DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK'];
+
+export function madvise(s: ImplState, proc: ImplProcess, op: MadviseOp): Outcome {
+  if (!ADVICES.includes(op.advice) || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
+  if (op.lengthPages === 0) return ok(0);
+  if (!validRange(s, op.addr, op.lengthPages)) return err('EINVAL');
+  const start = op.addr;
+  const end = op.addr + op.lengthPages;
+  let unmapped = false;
+  let cursor = start;
+  for (const vma of vmasIn(proc.mm, start, end)) {
+    if (vma.start > cursor) unmapped = true;
+    cursor = vma.end;
+    const e = madviseVma(s, proc, vma, Math.max(start, vma.start), Math.min(end, vma.end), op.advice);
+    if (e !== 0) return err(e);
+  }
+  if (cursor < end) unmapped = true;
+  if (op.advice === 'DONTFORK' || op.advice === 'DOFORK') mergeRange(s, proc.mm, start, end);
+  return unmapped ? err('ENOMEM') : ok(0);
+}
+
+function madviseVma(s: ImplState, proc: ImplProcess, vma: ImplVma, start: number, end: number, advice: Advice): Errno | 0 {
+  switch (advice) {
+    case 'DONTNEED':
+      if (vma.pfnmap) return 'EINVAL';
+      zapRange(s, proc, start, end, 'clear');
+      return 0;
+    case 'PAGEOUT':
+    case 'COLD':
+      if (vma.pfnmap) return 'EINVAL';
+      for (const pfn of unsharedFrames(s, proc, start, end)) {
+        if (advice === 'COLD') s.lru.touch(pfn, 0);
+        else shrinkFrame(s, pfn);
+      }
+      return 0;
+    case 'DONTFORK':
+    case 'DOFORK': {
+      if (advice === 'DOFORK' && vma.io) return 'EINVAL';
+      const e = splitAround(s, proc.mm, start, end);
+      if (e !== 0) return e === 'ENOMEM' ? 'EAGAIN' : e;
+      for (const v of vmasIn(proc.mm, start, end)) v.dontcopy = advice === 'DONTFORK';
+      return 0;
+    }
+  }
+}
+
+/** Frames mapped in [start, end) by a normal PTE and by no other mapping (mapcount 1). */
+function unsharedFrames(s: ImplState, proc: ImplProcess, start: number, end: number): number[] {
+  const pfns: number[] = [];
+  const pool = s.pool;
+  proc.mm.pt.forEach(start, end, (_addr, flags, idx) => {
+    if ((flags & PTE_PRESENT) === 0 || (flags & PTE_SPECIAL) !== 0) return;
+    const pfn = frameOf(s, idx);
+    if (pool.mapcount[pfn] === 1 && (pool.flags[pfn] & F_KIND) !== KIND_DRIVER && (pool.flags[pfn] & F_RESERVED) === 0) pfns.push(pfn);
+  });
+  return pfns;
+}

@@ -1,0 +1,101 @@
+/**
+ * mremap (mm/mremap.c): shrink by unmapping the tail; grow in place when the pages after
+ * the VMA are free; otherwise move (MREMAP_MAYMOVE, MREMAP_FIXED) by copying the VMA and
+ * moving its PTEs — rmap entries follow — then removing the old range.
+ */
+import type { Errno, Outcome } from '../kernel-api/outcome.ts';
+import type { MremapOp } from '../kernel-api/op.ts';
+import { err, ok } from '../kernel-api/outcome.ts';
+import type { ImplProcess, ImplState, ImplVma } from './types.ts';
+import { shouldFailAlloc } from './frames.ts';
+import { inodeGet } from './pagecache.ts';
+import { fileGet } from './driverfile.ts';
+import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
+import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
+import { invalidateRange } from './notifier.ts';
+import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL } from './pagetable.ts';
+
+export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
+  const { addr, oldPages, newPages } = op;
+  if ((op.fixed && !op.maymove) || newPages === 0 || oldPages === 0) return err('EINVAL');
+  if (!validRange(s, addr, oldPages) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
+  if (vmaLookup(proc.mm, addr) === undefined) return err('EFAULT');
+  if (op.fixed) return mremapTo(s, proc, op);
+  if (oldPages >= newPages) {
+    if (oldPages > newPages) {
+      const e = doMunmap(s, proc, addr + newPages, addr + oldPages);
+      if (e !== 0) return err(e);
+    }
+    return ok(addr);
+  }
+  const vma = vmaToResize(proc, addr, oldPages, newPages);
+  if (typeof vma === 'string') return err(vma);
+  if (addr + oldPages === vma.end && vma.end + (newPages - oldPages) <= s.config.taskSizePages &&
+      rangeIsFree(proc, vma.end, vma.end + (newPages - oldPages))) {
+    vma.end += newPages - oldPages; // vma_expand
+    proc.mm.vmas.updated(vma);
+    mergeAround(s, proc.mm, vma);
+    return ok(addr);
+  }
+  if (!op.maymove) return err('ENOMEM');
+  const newAddr = getUnmappedArea(s, proc, 0, newPages);
+  if (typeof newAddr === 'string') return err(newAddr);
+  return moveVma(s, proc, vma, addr, oldPages, newAddr, newPages);
+}
+
+function vmaToResize(proc: ImplProcess, addr: number, oldPages: number, newPages: number): ImplVma | Errno {
+  const vma = vmaLookup(proc.mm, addr);
+  if (vma === undefined) return 'EFAULT';
+  if (oldPages > vma.end - addr) return 'EFAULT';
+  if (newPages > oldPages && (vma.dontexpand || vma.pfnmap)) return 'EFAULT';
+  return vma;
+}
+
+function mremapTo(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
+  const newAddr = op.newAddr ?? 0;
+  let oldPages = op.oldPages;
+  if (!validRange(s, newAddr, op.newPages)) return err('EINVAL');
+  if (op.addr + oldPages > newAddr && newAddr + op.newPages > op.addr) return err('EINVAL');
+  if (newAddr < s.config.mmapMinAddrPages) return err('EPERM');
+  let e = doMunmap(s, proc, newAddr, newAddr + op.newPages);
+  if (e !== 0) return err(e);
+  if (oldPages > op.newPages) {
+    e = doMunmap(s, proc, op.addr + op.newPages, op.addr + oldPages);
+    if (e !== 0) return err(e);
+    oldPages = op.newPages;
+  }
+  const vma = vmaToResize(proc, op.addr, oldPages, op.newPages);
+  if (typeof vma === 'string') return err(vma);
+  return moveVma(s, proc, vma, op.addr, oldPages, newAddr, op.newPages);
+}
+
+/** move_vma: copy_vma, move_page_tables (rmap entries follow), then remove the old VMA. */
+function moveVma(s: ImplState, proc: ImplProcess, _vma: ImplVma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
+  const mm = proc.mm;
+  if (mm.vmas.size >= s.config.maxMapCount - 3) return err('ENOMEM');
+  const e = splitAround(s, mm, addr, addr + oldPages);
+  if (e !== 0) return err(e);
+  const old = vmaLookup(mm, addr)!;
+  if (shouldFailAlloc(s)) return err('ENOMEM');
+  const moved = old.dup(newVmaId(s));
+  moved.start = newAddr;
+  moved.end = newAddr + newPages;
+  if (moved.driverFile) fileGet(moved.driverFile);
+  inodeGet(s, moved.file);
+  insertVma(s, mm, moved);
+  moved.vmOps?.open?.(moved);
+  invalidateRange(s, proc.pid, addr, addr + oldPages, 'unmap');
+  const pt = mm.pt;
+  for (const at of pt.collect(addr, addr + oldPages)) {
+    const flags = pt.flags(at);
+    const idx = pt.idx(at);
+    const to = newAddr + (at - addr);
+    pt.clear(at);
+    // move_soft_dirty_pte: a moved entry is marked soft-dirty, present or swap.
+    pt.set(to, idx, flags | PTE_SOFT_DIRTY);
+    if ((flags & PTE_PRESENT) !== 0 && (flags & PTE_SPECIAL) === 0) s.rmap.move(idx, proc.pid, at, to);
+  }
+  removeVma(s, mm, old);
+  mergeAround(s, mm, moved);
+  return ok(newAddr);
+}

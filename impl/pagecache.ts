@@ -1,0 +1,123 @@
+/**
+ * The page cache and shmem (mm/filemap.c, mm/shmem.c): files are inodes whose pages live
+ * in the page cache over a backing store (regular files) or over swap (shmem). Truncation
+ * finds the mappings to zap through the inode's i_mmap set rather than every process.
+ */
+import type { ImplFile, ImplState, ImplVma } from './types.ts';
+import { SHMEM_ID_BASE } from './types.ts';
+import { fail } from './assert.ts';
+import { allocFrame, frameOf, putPage } from './frames.ts';
+import { F_DIRTY, KIND_FILE, KIND_SHMEM } from './framepool.ts';
+import { assertSlot, freeSwapAndCache } from './swap.ts';
+import { zapRange } from './zap.ts';
+
+export function fileOf(s: ImplState, id: number): ImplFile {
+  const file = s.files.get(id);
+  if (!(file !== undefined)) fail(`file ${id} does not exist`);
+  return file;
+}
+
+export function newFile(s: ImplState, sizePages: number, shmem: boolean): ImplFile {
+  const id = shmem ? SHMEM_ID_BASE + s.nextShmemId++ : s.nextFileId++;
+  const file: ImplFile = {
+    id, shmem, sizePages, pagecache: new Map(), backing: new Map(), swapped: new Map(), users: 0, immap: new Set(),
+  };
+  s.files.set(id, file);
+  return file;
+}
+
+/** filemap_fault / shmem_get_folio: the page cache pfn at `index`, or -1 when allocation fails. */
+export function findOrCreatePage(s: ImplState, file: ImplFile, index: number): number {
+  const cached = file.pagecache.get(index);
+  if (cached !== undefined) return frameOf(s, cached);
+  const slot = file.swapped.get(index);
+  if (slot !== undefined) return shmemSwapin(s, file, index, slot);
+  const pfn = allocFrame(s, file.shmem ? KIND_SHMEM : KIND_FILE, file.backing.get(index) ?? 0);
+  if (pfn === -1) return -1;
+  s.pool.owner[pfn] = file.id;
+  s.pool.index[pfn] = index;
+  file.pagecache.set(index, pfn);
+  return pfn;
+}
+
+function shmemSwapin(s: ImplState, file: ImplFile, index: number, slot: number): number {
+  assertSlot(s, slot);
+  if (!(s.swap.cachePfn[slot] === -1)) fail(`shmem slot ${slot} has a swap cache frame`);
+  const pfn = allocFrame(s, KIND_SHMEM, s.swap.value[slot]);
+  if (pfn === -1) return -1;
+  s.pool.owner[pfn] = file.id;
+  s.pool.index[pfn] = index;
+  s.pool.flags[pfn] |= F_DIRTY;
+  file.swapped.delete(index);
+  file.pagecache.set(index, pfn);
+  freeSwapAndCache(s, slot);
+  return pfn;
+}
+
+/** Drop a frame from its file's page cache (its reference too). */
+export function deleteFromPageCache(s: ImplState, file: ImplFile, pfn: number): void {
+  const index = s.pool.index[pfn];
+  if (!(file.pagecache.get(index) === pfn)) fail(`pfn ${pfn} not in page cache of file ${file.id}`);
+  file.pagecache.delete(index);
+  s.pool.owner[pfn] = -1;
+  s.pool.index[pfn] = -1;
+  putPage(s, pfn);
+}
+
+/** Writeback of a dirty page cache frame to the backing store. */
+export function writeback(s: ImplState, file: ImplFile, pfn: number): void {
+  if ((s.pool.flags[pfn] & F_DIRTY) === 0 || file.shmem) return;
+  file.backing.set(s.pool.index[pfn], s.pool.value[pfn]);
+  s.pool.flags[pfn] &= ~F_DIRTY;
+}
+
+/** The VMAs of i_mmap grouped by mm in pid order, each group in address order. */
+function immapByMm(file: ImplFile): Map<number, ImplVma[]> {
+  const vmas = [...file.immap].sort((a, b) => a.mm - b.mm || a.start - b.start);
+  const groups = new Map<number, ImplVma[]>();
+  for (const vma of vmas) {
+    const group = groups.get(vma.mm);
+    if (group === undefined) groups.set(vma.mm, [vma]);
+    else group.push(vma);
+  }
+  return groups;
+}
+
+/** truncate_pagecache: unmap_mapping_range (private copies too), then drop the cache tail. */
+export function truncateFile(s: ImplState, file: ImplFile, sizePages: number): void {
+  if (sizePages < file.sizePages) {
+    for (const [pid, vmas] of immapByMm(file)) {
+      const proc = s.processes.get(pid)!;
+      for (const vma of vmas) {
+        const start = Math.max(vma.start, vma.start + (sizePages - vma.pgoff));
+        if (start < vma.end) zapRange(s, proc, start, vma.end, 'clear');
+      }
+    }
+    for (const index of [...file.pagecache.keys()].filter((i) => i >= sizePages).sort((a, b) => a - b)) {
+      deleteFromPageCache(s, file, frameOf(s, file.pagecache.get(index)!));
+    }
+    for (const index of [...file.backing.keys()].filter((i) => i >= sizePages)) file.backing.delete(index);
+    for (const index of [...file.swapped.keys()].filter((i) => i >= sizePages).sort((a, b) => a - b)) {
+      freeSwapAndCache(s, file.swapped.get(index)!);
+      file.swapped.delete(index);
+    }
+  }
+  file.sizePages = sizePages;
+}
+
+export function inodeGet(s: ImplState, id: number): void {
+  const file = s.files.get(id);
+  if (file !== undefined) file.users += 1;
+}
+
+/** Drop a reference on inode `id`; the last user of a shmem object frees its pages and swap. */
+export function inodePut(s: ImplState, id: number): void {
+  const file = s.files.get(id);
+  if (file === undefined) return;
+  if (!(file.users > 0)) fail(`inode ${id} put with no users`);
+  file.users -= 1;
+  if (file.shmem && file.users === 0) {
+    truncateFile(s, file, 0);
+    s.files.delete(file.id);
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The page table: a 4-level radix tree of 9 bits a level (pgd, pud, pmd, pte) over the
+ * 36-bit page-number space, as x86-64's 4-level paging. A PTE is packed into a leaf's
+ * typed arrays — a 32-bit pfn or swap slot and 8 flag bits — and a table page is freed as
+ * soon as its last entry goes (free_pgtables), so a sparse address space costs little.
+ */
+import { fail } from './assert.ts';
+
+export const PTE_PRESENT = 1;
+export const PTE_SWAP = 2;
+export const PTE_WRITE = 4;
+export const PTE_DIRTY = 8;
+export const PTE_SOFT_DIRTY = 16;
+export const PTE_SPECIAL = 32;
+export const PTE_UFFD_WP = 64;
+/** Swap entries only: pte_swp_exclusive. */
+export const PTE_EXCLUSIVE = 128;
+
+const FANOUT = 512;
+const MASK = 511;
+const LEAF_SPAN = 512;
+const TOP_SPAN = 2 ** 27;
+
+type Leaf = { idx: Uint32Array; flags: Uint8Array; count: number };
+type Dir = { slots: Array<Dir | Leaf | null>; count: number };
+
+const newDir = (): Dir => ({ slots: new Array<Dir | Leaf | null>(FANOUT).fill(null), count: 0 });
+const newLeaf = (): Leaf => ({ idx: new Uint32Array(FANOUT), flags: new Uint8Array(FANOUT), count: 0 });
+
+export type PteVisitor = (addr: number, flags: number, idx: number) => void;
+
+export class PageTable {
+  private readonly root: Dir = newDir();
+  /** One-entry cache of the last leaf looked up: faults walk neighbouring pages. */
+  private cacheBase = -1;
+  private cacheLeaf: Leaf | null = null;
+  /** PTEs in use. */
+  entries = 0;
+  /** Table pages in use, the root excluded. */
+  tables = 0;
+
+  private leaf(addr: number, create: boolean): Leaf | null {
+    const hi = (addr - (addr & MASK)) / LEAF_SPAN;
+    if (hi === this.cacheBase) return this.cacheLeaf;
+    if (!(addr >= 0 && hi < FANOUT * FANOUT * FANOUT)) fail(`address ${addr} outside the page table`);
+    const d1 = this.child(this.root, (hi >>> 18) & MASK, create);
+    if (d1 === null) return null;
+    const dir = this.child(d1, (hi >>> 9) & MASK, create);
+    if (dir === null) return null;
+    const j = hi & MASK;
+    let leaf = dir.slots[j] as Leaf | null;
+    if (leaf === null) {
+      if (!create) return null;
+      leaf = newLeaf();
+      dir.slots[j] = leaf;
+      dir.count += 1;
+      this.tables += 1;
+    }
+    this.cacheBase = hi;
+    this.cacheLeaf = leaf;
+    return leaf;
+  }
+
+  private child(dir: Dir, j: number, create: boolean): Dir | null {
+    let next = dir.slots[j] as Dir | null;
+    if (next === null && create) {
+      next = newDir();
+      dir.slots[j] = next;
+      dir.count += 1;
+      this.tables += 1;
+    }
+    return next;
+  }
+
+  /** The PTE's flags; 0 when there is none (pte_none). */
+  flags(addr: number): number {
+    const leaf = this.leaf(addr, false);
+    return leaf === null ? 0 : leaf.flags[addr & MASK];
+  }
+
+  /** The pfn of a present PTE or the slot of a swap entry. */
+  idx(addr: number): number {
+    const leaf = this.leaf(addr, false);
+    return leaf === null ? 0 : leaf.idx[addr & MASK];
+  }
+
+  /** set_pte_at. */
+  set(addr: number, idx: number, flags: number): void {
+    if (!(flags !== 0 && (flags & (PTE_PRESENT | PTE_SWAP)) !== 0)) fail(`PTE at ${addr} set with flags ${flags}`);
+    if (!(idx >= 0 && idx < 2 ** 32)) fail(`PTE at ${addr} set to index ${idx}`);
+    const leaf = this.leaf(addr, true)!;
+    const i = addr & MASK;
+    if (leaf.flags[i] === 0) {
+      leaf.count += 1;
+      this.entries += 1;
+    }
+    leaf.idx[i] = idx;
+    leaf.flags[i] = flags;
+  }
+
+  /** Change the flags of an existing PTE. */
+  setFlags(addr: number, flags: number): void {
+    const leaf = this.leaf(addr, false);
+    if (!(leaf !== null && leaf.flags[addr & MASK] !== 0 && flags !== 0)) fail(`flag update of a missing PTE at ${addr}`);
+    leaf.flags[addr & MASK] = flags;
+  }
+
+  /** pte_clear; frees table pages left empty. */
+  clear(addr: number): void {
+    const leaf = this.leaf(addr, false);
+    const i = addr & MASK;
+    if (leaf === null || leaf.flags[i] === 0) return;
+    leaf.flags[i] = 0;
+    leaf.idx[i] = 0;
+    leaf.count -= 1;
+    this.entries -= 1;
+    if (leaf.count === 0) this.freeEmpty(addr);
+  }
+
+  /** free_pgtables for the path to `addr`: each table page left with no entry goes. */
+  private freeEmpty(addr: number): void {
+    const hi = (addr - (addr & MASK)) / LEAF_SPAN;
+    const d1 = this.root.slots[(hi >>> 18) & MASK] as Dir;
+    const d2 = d1.slots[(hi >>> 9) & MASK] as Dir;
+    d2.slots[hi & MASK] = null;
+    d2.count -= 1;
+    this.tables -= 1;
+    if (hi === this.cacheBase) {
+      this.cacheBase = -1;
+      this.cacheLeaf = null;
+    }
+    if (d2.count > 0) return;
+    d1.slots[(hi >>> 9) & MASK] = null;
+    d1.count -= 1;
+    this.tables -= 1;
+    if (d1.count > 0) return;
+    this.root.slots[(hi >>> 18) & MASK] = null;
+    this.root.count -= 1;
+    this.tables -= 1;
+  }
+
+  /**
+   * Visit every PTE in [start, end) in address order. The visitor may clear the PTE it is
+   * given (or others already visited); it must not install PTEs in the range.
+   */
+  forEach(start: number, end: number, visit: PteVisitor): void {
+    if (start >= end) return;
+    this.walkDir(this.root, 0, TOP_SPAN, Math.max(0, start), end, visit);
+  }
+
+  /** Addresses of the PTEs in [start, end), in order: a snapshot for callers that install. */
+  collect(start: number, end: number): number[] {
+    const out: number[] = [];
+    this.forEach(start, end, (addr) => { out.push(addr); });
+    return out;
+  }
+
+  private walkDir(dir: Dir, base: number, span: number, start: number, end: number, visit: PteVisitor): void {
+    const first = start > base ? Math.floor((start - base) / span) : 0;
+    const last = Math.min(MASK, Math.floor((end - 1 - base) / span));
+    // Whole-table walks stop once every populated slot was seen.
+    let remaining = first === 0 && last === MASK ? dir.count : FANOUT;
+    for (let j = first; j <= last && remaining > 0; j++) {
+      const child = dir.slots[j];
+      if (child === null) continue;
+      remaining -= 1;
+      const childBase = base + j * span;
+      if (span === LEAF_SPAN) this.walkLeaf(child as Leaf, childBase, start, end, visit);
+      else this.walkDir(child as Dir, childBase, span / FANOUT, start, end, visit);
+    }
+  }
+
+  private walkLeaf(leaf: Leaf, base: number, start: number, end: number, visit: PteVisitor): void {
+    const from = Math.max(0, start - base);
+    const to = Math.min(LEAF_SPAN, end - base);
+    const flags = leaf.flags;
+    let remaining = from === 0 && to === LEAF_SPAN ? leaf.count : FANOUT;
+    for (let i = from; i < to && remaining > 0 && leaf.count > 0; i++) {
+      const f = flags[i];
+      if (f === 0) continue;
+      remaining -= 1;
+      visit(base + i, f, leaf.idx[i]);
+    }
+  }
+}

@@ -1,0 +1,13 @@
+/** Process lookup: the process table is a map keyed by pid, inserted in pid order. */
+import type { ImplProcess, ImplState } from './types.ts';
+
+/** A running process, or undefined (unknown pid or exited). */
+export function runningProcess(s: ImplState, pid: number): ImplProcess | undefined {
+  const proc = s.processes.get(pid);
+  return proc !== undefined && proc.state === 'running' ? proc : undefined;
+}
+
+/** Processes in pid order (pids are allocated increasing, so insertion order is pid order). */
+export function processesInOrder(s: ImplState): ImplProcess[] {
+  return [...s.processes.values()].sort((a, b) => a.pid - b.pid);
+}

@@ -1,0 +1,133 @@
+/**
+ * The optimised kernel's state: the same objects as the model's (model/types.ts) where a
+ * driver can see them — VMAs, driver files, processes — and packed structures where it
+ * cannot: the frame pool, page tables, rmap chains, swap map. Names follow mm_types.h.
+ */
+import type { KernelConfig } from '../kernel-api/config.ts';
+import type { DriverFile, DriverVma, MmuIntervalNotifierOps, VmOperations } from '../kernel-api/driver.ts';
+import type { RssCounters } from '../kernel-api/state.ts';
+import type { TreeVma } from './vmatree.ts';
+import { VmaTree } from './vmatree.ts';
+import { PageTable } from './pagetable.ts';
+import type { FramePool } from './framepool.ts';
+import type { Rmap } from './rmap.ts';
+import type { Lru } from './lru.ts';
+import type { SwapMap } from './swapmap.ts';
+import type { IntervalTree } from './intervaltree.ts';
+
+export type ImplDriverFile = DriverFile & {
+  refcount: number;
+  released: boolean;
+  /** The inode (file or shmem id) an fd names when it is not a driver file, else -1. */
+  inode: number;
+  mode: 'r' | 'rw';
+};
+
+/** struct vm_area_struct, with the VMA tree's intrusive fields. */
+export class ImplVma implements DriverVma, TreeVma {
+  left: this | null = null;
+  right: this | null = null;
+  prio = 0;
+  firstStart = 0;
+  lastEnd = 0;
+  maxGap = 0;
+  constructor(
+    public id: number,
+    public mm: number,
+    public start: number,
+    public end: number,
+    public prot: number,
+    public shared: boolean,
+    public mayWrite: boolean,
+    public file: number,
+    public pgoff: number,
+    public pfnmap: boolean,
+    public mixedmap: boolean,
+    public io: boolean,
+    public dontcopy: boolean,
+    public dontexpand: boolean,
+    public anonVma: number,
+    public vmOps: VmOperations | null,
+    public driverFile: ImplDriverFile | null,
+    public privateData: unknown,
+  ) {}
+
+  /** vm_area_dup: every field but the id and the tree links. */
+  dup(id: number): ImplVma {
+    return new ImplVma(
+      id, this.mm, this.start, this.end, this.prot, this.shared, this.mayWrite, this.file, this.pgoff, this.pfnmap,
+      this.mixedmap, this.io, this.dontcopy, this.dontexpand, this.anonVma, this.vmOps, this.driverFile, this.privateData,
+    );
+  }
+}
+
+/** struct mm_struct. */
+export class ImplMm {
+  readonly vmas = new VmaTree<ImplVma>();
+  readonly pt = new PageTable();
+  readonly rss: RssCounters = { anon: 0, file: 0, shmem: 0, swap: 0 };
+  constructor(readonly pid: number) {}
+}
+
+export type ImplProcess = {
+  pid: number;
+  ppid: number;
+  uid: number;
+  dumpable: boolean;
+  state: 'running' | 'exited';
+  oomReaped: boolean;
+  mm: ImplMm;
+  fds: Map<number, ImplDriverFile>;
+};
+
+/** An inode: page cache over a backing store, or shmem over swap; i_mmap lists its VMAs. */
+export type ImplFile = {
+  id: number;
+  shmem: boolean;
+  sizePages: number;
+  pagecache: Map<number, number>;
+  backing: Map<number, number>;
+  swapped: Map<number, number>;
+  users: number;
+  /** i_mmap: the VMAs mapping this inode. */
+  immap: Set<ImplVma>;
+};
+
+export type ImplNotifier = {
+  id: number;
+  mm: number;
+  start: number;
+  end: number;
+  ops: MmuIntervalNotifierOps;
+  seq: number;
+};
+
+export type ImplState = {
+  config: KernelConfig;
+  step: number;
+  pool: FramePool;
+  rmap: Rmap;
+  lru: Lru;
+  swap: SwapMap;
+  zeroPfn: number;
+  processes: Map<number, ImplProcess>;
+  running: number;
+  nextPid: number;
+  files: Map<number, ImplFile>;
+  nextFileId: number;
+  nextShmemId: number;
+  nextVmaId: number;
+  nextAnonVma: number;
+  failNth: number;
+  slab: Map<number, string>;
+  nextSlabId: number;
+  nextDriverFileId: number;
+  notifiers: Map<number, ImplNotifier>;
+  /** Per-mm interval trees of notifiers, by pid. */
+  notifierTrees: Map<number, IntervalTree<ImplNotifier>>;
+  nextNotifierId: number;
+  skipPtraceCheck: boolean;
+  strayHolds: Map<number, string>;
+};
+
+export { SHMEM_ID_BASE } from '../kernel-api/state.ts';

@@ -1,0 +1,49 @@
+/**
+ * Installing and tearing down PTEs (mm/memory.c: set_pte_at with the rmap and RSS updates,
+ * zap_pte_range). A normal page loses its mapcount, rmap entry and reference; a special
+ * PTE holds none; a swap entry gives back its slot. MMU notifiers hear of a range first.
+ */
+import type { ImplMm, ImplProcess, ImplState } from './types.ts';
+import { fail } from './assert.ts';
+import { frameOf, putPage, rssCounterOf } from './frames.ts';
+import { F_DIRTY, F_KIND, KIND_ANON } from './framepool.ts';
+import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from './pagetable.ts';
+import { folioFreeSwap, freeSwapAndCache } from './swap.ts';
+import { invalidateRange, type InvalidateEvent } from './notifier.ts';
+
+/** Map `pfn` at `addr` with a normal (refcounted, rmap'd) PTE; the caller passes in its reference. */
+export function mapFrame(s: ImplState, mm: ImplMm, addr: number, pfn: number, write: boolean, dirty: boolean): void {
+  if (!(mm.pt.flags(addr) === 0)) fail(`mapping over a live PTE at ${addr}`);
+  mm.pt.set(addr, pfn, PTE_PRESENT | PTE_SOFT_DIRTY | (write ? PTE_WRITE : 0) | (dirty ? PTE_DIRTY : 0));
+  s.pool.mapcount[pfn] += 1;
+  s.rmap.add(pfn, mm.pid, addr);
+  mm.rss[rssCounterOf(s, pfn)] += 1;
+}
+
+/** Remove one PTE (flags and pfn/slot as read) and drop what it held. */
+export function zapPte(s: ImplState, mm: ImplMm, addr: number, flags: number, idx: number): void {
+  mm.pt.clear(addr);
+  if ((flags & PTE_SWAP) !== 0) {
+    mm.rss.swap -= 1;
+    freeSwapAndCache(s, idx);
+    return;
+  }
+  if ((flags & PTE_SPECIAL) !== 0) return;
+  const pfn = frameOf(s, idx);
+  const pool = s.pool;
+  if ((flags & PTE_DIRTY) !== 0) pool.flags[pfn] |= F_DIRTY;
+  if (!(pool.mapcount[pfn] > 0)) fail(`zap of pfn ${pfn} at ${addr} with mapcount ${pool.mapcount[pfn]}`, 'mapcount');
+  pool.mapcount[pfn] -= 1;
+  s.rmap.remove(pfn, mm.pid, addr);
+  mm.rss[rssCounterOf(s, pfn)] -= 1;
+  putPage(s, pfn);
+  // free_swap_cache: an unmapped anon page need not stay in swap cache.
+  if (pool.refcount[pfn] > 0 && (pool.flags[pfn] & F_KIND) === KIND_ANON && pool.mapcount[pfn] === 0) folioFreeSwap(s, pfn);
+}
+
+/** Zap every PTE of `proc` in [start, end), after telling the notifiers. */
+export function zapRange(s: ImplState, proc: ImplProcess, start: number, end: number, event: InvalidateEvent): void {
+  invalidateRange(s, proc.pid, start, end, event);
+  const mm = proc.mm;
+  mm.pt.forEach(start, end, (addr, flags, idx) => zapPte(s, mm, addr, flags, idx));
+}
