@@ -1,0 +1,44 @@
+/**
+ * Argument parsing for the mapfuzz command: `--name value` and `--flag`, checked against
+ * what each command accepts. A mistake is a UsageError: one line, exit status 2.
+ */
+export class UsageError extends Error {
+  override name = 'UsageError' as const;
+}
+
+export type FlagSpec = Record<string, 'string' | 'int' | 'bool'>;
+export type Parsed = { flags: Record<string, string | number | boolean>; positional: string[] };
+
+export function parseArgs(argv: readonly string[], spec: FlagSpec): Parsed {
+  const out: Parsed = { flags: {}, positional: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) {
+      out.positional.push(arg);
+      continue;
+    }
+    const [name, inline] = arg.slice(2).split('=', 2);
+    const kind = spec[name];
+    if (kind === undefined) throw new UsageError(`unknown option --${name}`);
+    if (kind === 'bool') {
+      out.flags[name] = true;
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
+    if (kind === 'int') {
+      if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} takes an integer, not ${JSON.stringify(value)}`);
+      out.flags[name] = Number(value);
+    } else {
+      out.flags[name] = value;
+    }
+  }
+  return out;
+}
+
+export function positiveInt(flags: Parsed['flags'], name: string, fallback?: number): number | undefined {
+  const v = flags[name] ?? fallback;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || v <= 0) throw new UsageError(`--${name} must be a positive integer`);
+  return v;
+}

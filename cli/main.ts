@@ -1,0 +1,235 @@
+/**
+ * The mapfuzz command line: argument checking and printing only; the work is in harness/.
+ * Exit status: 0 nothing broke (or every repro behaved as it expects), 1 an invariant
+ * broke (or a repro misbehaved), 2 a usage error or a malformed file, with one line.
+ */
+import { randomInt } from 'node:crypto';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { StrategyDefinition } from '../kernel-api/strategy.ts';
+import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
+import { STRATEGIES, strategyByName } from '../strategies/index.ts';
+import { runCampaign, type CampaignFailure } from '../harness/campaign.ts';
+import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
+import {
+  loadRepro, replayRepro, reproPath, reproSignature, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, type Repro,
+} from '../harness/repro.ts';
+import { shrinkOps } from '../harness/shrink.ts';
+import { tellStory } from '../harness/story.ts';
+import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
+import { parseArgs, positiveInt, UsageError } from './args.ts';
+
+const HELP = `mapfuzz — property-based fuzzing of memory-mapping semantics
+
+usage:
+  mapfuzz fuzz [--kernel model|impl|diff] [--strategy NAME|all] [--seed N]
+               [--time SECONDS | --runs N] [--corpus DIR] [--json FILE]
+      Run a campaign (default: the core operations on the diff kernel for 35 s).
+      Each new failure is shrunk to a 1-minimal trace and written to the corpus.
+  mapfuzz scorecard [--time SECONDS] [--seed N] [--kernel model|impl|diff] [--json FILE]
+      Fuzz every strategy and print strategy × invariant: holds, or broken.
+  mapfuzz replay FILE...     Replay repro files; exit 0 when each behaves as it expects.
+  mapfuzz shrink FILE        Shrink a repro further, in place.
+  mapfuzz show FILE          Tell a repro step by step.
+  mapfuzz corpus check DIR...  Validate every repro file below DIR.
+  mapfuzz --help
+
+strategies: ${STRATEGIES.map((s) => s.name).join(', ')}
+exit status: 0 nothing broke, 1 an invariant broke, 2 usage error or malformed file`;
+
+type Out = { log: (s: string) => void; err: (s: string) => void };
+const defaultOut: Out = { log: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
+
+export async function main(argv: readonly string[], out: Out = defaultOut): Promise<number> {
+  try {
+    const [command, ...rest] = argv;
+    switch (command) {
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help': out.log(HELP); return 0;
+      case 'fuzz': return fuzz(rest, out);
+      case 'scorecard': return scorecard(rest, out);
+      case 'replay': return replay(rest, out);
+      case 'shrink': return shrink(rest, out);
+      case 'show': return show(rest, out);
+      case 'corpus': return corpus(rest, out);
+      default: throw new UsageError(`unknown command ${JSON.stringify(command)} (try mapfuzz --help)`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      out.err(`mapfuzz: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof ReproFormatError) {
+      out.err(`mapfuzz: malformed repro ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+function kernelFlag(v: unknown, fallback: KernelChoice): KernelChoice {
+  if (v === undefined) return fallback;
+  if (!KERNEL_CHOICES.includes(v as KernelChoice)) throw new UsageError(`--kernel must be one of ${KERNEL_CHOICES.join(', ')}`);
+  return v as KernelChoice;
+}
+
+function strategiesFlag(v: unknown): StrategyDefinition[] {
+  if (v === undefined || v === 'core') return [];
+  if (v === 'all') return [...STRATEGIES];
+  const s = strategyByName(String(v));
+  if (s === undefined) throw new UsageError(`unknown strategy ${JSON.stringify(v)} (known: ${STRATEGIES.map((x) => x.name).join(', ')}, all)`);
+  return [s];
+}
+
+/** Every .json file below the given files or directories, sorted. */
+function reproFiles(paths: readonly string[]): string[] {
+  const files: string[] = [];
+  const walk = (p: string) => {
+    if (!existsSync(p)) throw new UsageError(`no such file or directory: ${p}`);
+    if (statSync(p).isDirectory()) {
+      for (const name of readdirSync(p).sort()) walk(join(p, name));
+    } else if (p.endsWith('.json')) {
+      files.push(p);
+    }
+  };
+  for (const p of paths) walk(p);
+  return files;
+}
+
+function loadCorpus(dir: string): Repro[] {
+  return existsSync(dir) ? reproFiles([dir]).map(loadRepro) : [];
+}
+
+function progressPrinter(out: Out, label: string) {
+  const tty = process.stderr.isTTY === true;
+  let lastLine = 0;
+  return (p: { runs: number; steps: number; elapsedMs: number; failures: number }) => {
+    const line = `${label} ${(p.elapsedMs / 1000).toFixed(0)}s  ${Math.round(p.steps / Math.max(1, p.elapsedMs / 1000))} steps/s  ${p.runs} traces  ${p.failures} failures`;
+    if (tty) process.stderr.write(`\r${line}\x1b[K`);
+    else if (p.elapsedMs - lastLine >= 5000) {
+      lastLine = p.elapsedMs;
+      out.err(line);
+    }
+  };
+}
+
+function fuzz(argv: readonly string[], out: Out): number {
+  const { flags, positional } = parseArgs(argv, { kernel: 'string', strategy: 'string', seed: 'int', time: 'int', runs: 'int', corpus: 'string', json: 'string' });
+  if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
+  if (flags.time !== undefined && flags.runs !== undefined) throw new UsageError('give --time or --runs, not both');
+  const kernel = kernelFlag(flags.kernel, 'diff');
+  const strategies = strategiesFlag(flags.strategy);
+  const runs = positiveInt(flags, 'runs');
+  const timeS = positiveInt(flags, 'time', runs === undefined ? 35 : undefined);
+  const seed = typeof flags.seed === 'number' ? flags.seed : randomInt(1, 2 ** 31);
+  const corpusDir = String(flags.corpus ?? 'corpus');
+  const known = loadCorpus(corpusDir);
+  out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}, ` +
+    `${strategies.length === 0 ? 'core operations' : `strategies ${strategies.map((s) => s.name).join(', ')}`}, ` +
+    `${runs !== undefined ? `${runs} traces` : `${timeS} s`}`);
+  const result = runCampaign({
+    seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, kernel, strategies, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
+    onProgress: progressPrinter(out, 'fuzz'),
+  });
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  const reports = result.failures.map((f) => recordFailure(f, seed, known, corpusDir));
+  out.log(`${result.runs} traces, ${result.steps} checked steps in ${(result.elapsedMs / 1000).toFixed(1)} s ` +
+    `(${Math.round(result.steps / Math.max(0.001, result.elapsedMs / 1000))} steps/s)`);
+  for (const r of reports) {
+    out.log(`${r.known ? 'known' : 'NEW  '} ${r.failure.strategy} ${r.failure.invariant}: ${r.failure.ops.length} steps — ${r.failure.message}`);
+    out.log(`      ${r.known ? 'recorded in' : 'written to'} ${r.file}`);
+  }
+  const fresh = reports.filter((r) => !r.known).length;
+  out.log(fresh === 0 ? (reports.length === 0 ? 'no invariant broke' : 'only known flaws broke') : `${fresh} new failure${fresh === 1 ? '' : 's'}`);
+  if (flags.json !== undefined) {
+    writeFileSync(String(flags.json), `${JSON.stringify({
+      seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs,
+      failures: reports.map((r) => ({
+        invariant: r.failure.invariant, kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
+        message: r.failure.message, known: r.known, file: r.file,
+      })),
+    }, null, 2)}\n`);
+  }
+  return fresh === 0 ? 0 : 1;
+}
+
+/** A failure is known when the corpus has a repro of the same signature that must reproduce; else it is written. */
+function recordFailure(f: CampaignFailure, seed: number, known: readonly Repro[], corpusDir: string) {
+  const repro: Repro = {
+    format: REPRO_FORMAT, title: `${f.strategy}: ${f.invariant} — ${f.message.slice(0, 100)}`, kernel: f.kernel, strategy: f.strategy,
+    invariant: f.invariant, expect: 'reproduces', seed: f.seed, message: f.message, config: { ...FUZZ_CONFIG }, ops: f.ops,
+  };
+  void seed;
+  const match = known.find((k) => k.expect === 'reproduces' && k.strategy === f.strategy && k.invariant === f.invariant);
+  if (match !== undefined) return { failure: f, known: true, file: `${corpusDir}/${match.strategy}/… (${reproSignature(match)})` };
+  const file = reproPath(corpusDir, repro);
+  writeReproFile(file, repro);
+  return { failure: f, known: false, file: relative('.', file) };
+}
+
+function scorecard(argv: readonly string[], out: Out): number {
+  const { flags, positional } = parseArgs(argv, { time: 'int', seed: 'int', kernel: 'string', json: 'string', corpus: 'string', strategy: 'string' });
+  if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
+  const timeS = positiveInt(flags, 'time', 60)!;
+  const kernel = kernelFlag(flags.kernel, 'model');
+  const strategies = flags.strategy === undefined ? [...STRATEGIES] : strategiesFlag(flags.strategy);
+  const seed = typeof flags.seed === 'number' ? flags.seed : 1;
+  const card = runScorecard({
+    strategies, timeMs: timeS * 1000, seed, kernel, corpus: loadCorpus(String(flags.corpus ?? 'corpus')),
+    onStrategy: (name, runs, broken) => out.err(`scorecard: ${name}: ${runs} traces, ${broken} invariants broken`),
+  });
+  out.log(formatScorecard(card));
+  if (flags.json !== undefined) writeFileSync(String(flags.json), `${JSON.stringify(card, null, 2)}\n`);
+  const unexpected = Object.values(card.strategies).flatMap((row) => Object.values(row)).filter((v) => v.status === 'broken' && !v.expected);
+  return unexpected.length === 0 ? 0 : 1;
+}
+
+function replay(argv: readonly string[], out: Out): number {
+  const { positional } = parseArgs(argv, {});
+  if (positional.length === 0) throw new UsageError('replay needs repro files or directories');
+  const repros = reproFiles(positional).map((f) => [f, loadRepro(f)] as const);
+  let bad = 0;
+  for (const [file, r] of repros) {
+    const v = replayRepro(r);
+    if (!v.ok) bad += 1;
+    out.log(`${v.ok ? 'ok  ' : 'FAIL'} ${file}: ${v.summary}`);
+  }
+  out.log(`${repros.length - bad} behaved as expected, ${bad} did not`);
+  return bad === 0 ? 0 : 1;
+}
+
+function shrink(argv: readonly string[], out: Out): number {
+  const { positional } = parseArgs(argv, {});
+  if (positional.length !== 1) throw new UsageError('shrink takes one repro file');
+  const file = positional[0];
+  const r = loadRepro(file);
+  if (r.expect !== 'reproduces') throw new UsageError(`${file} expects to pass; only a reproducing repro can be shrunk`);
+  const { ops, stats } = shrinkOps(sessionFor(r, r.invariant), r.ops, r.invariant);
+  if (!replayRepro({ ...r, ops }).ok) {
+    out.log(`${file} does not reproduce ${r.invariant}; left as it is`);
+    return 1;
+  }
+  if (ops.length < r.ops.length) writeReproFile(file, { ...r, ops });
+  out.log(`${file}: ${r.ops.length} → ${ops.length} steps (${stats.replays} replays)`);
+  return 0;
+}
+
+function show(argv: readonly string[], out: Out): number {
+  const { positional } = parseArgs(argv, {});
+  if (positional.length !== 1) throw new UsageError('show takes one repro file');
+  out.log(tellStory(loadRepro(positional[0])));
+  return 0;
+}
+
+function corpus(argv: readonly string[], out: Out): number {
+  const [sub, ...rest] = argv;
+  if (sub !== 'check') throw new UsageError('corpus takes a subcommand: check DIR...');
+  const { positional } = parseArgs(rest, {});
+  if (positional.length === 0) throw new UsageError('corpus check needs directories');
+  const files = reproFiles(positional);
+  for (const f of files) loadRepro(f);
+  out.log(`${files.length} repro files are well formed`);
+  return 0;
+}

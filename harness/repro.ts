@@ -1,0 +1,145 @@
+/**
+ * Repro files: a shrunk trace with what it must do on replay, in a versioned JSON format
+ * (`mapfuzz-repro/1`). Files are validated on load — a malformed one is rejected with the
+ * file and the field named — and written atomically (a temporary file, then rename).
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Op } from '../kernel-api/op.ts';
+import type { KernelConfig } from '../kernel-api/config.ts';
+import { DEFAULT_CONFIG } from '../kernel-api/config.ts';
+import type { InvariantId } from '../kernel-api/strategy.ts';
+import { INVARIANT_IDS } from '../properties/invariants/index.ts';
+import { replayOps, type TraceResult } from '../properties/trace.ts';
+import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
+import { STRATEGIES, strategyByName } from '../strategies/index.ts';
+
+export const REPRO_FORMAT = 'mapfuzz-repro/1';
+
+export type Expect = 'reproduces' | 'passes';
+
+export type Repro = {
+  format: typeof REPRO_FORMAT;
+  title: string;
+  kernel: KernelChoice;
+  /** A strategy name, or 'core' for the core operations alone. */
+  strategy: string;
+  invariant: InvariantId;
+  /** 'reproduces': a known flaw of a design under test; 'passes': a fixed bug that must stay fixed. */
+  expect: Expect;
+  /** The seed of the trace it was shrunk from. */
+  seed: number;
+  /** The violation message when it was found. */
+  message: string;
+  config: KernelConfig;
+  ops: Op[];
+};
+
+/** A repro file that failed validation: names the file and the field. */
+export class ReproFormatError extends Error {
+  override name = 'ReproFormatError' as const;
+  constructor(readonly file: string, readonly field: string, reason: string) {
+    super(`${file}: ${field}: ${reason}`);
+  }
+}
+
+export function reproSignature(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'>): string {
+  const last = r.ops.at(-1);
+  const shape = last === undefined ? '' : last.op === 'drv' ? `drv:${last.strategy}.${last.call}` : last.op;
+  return `${r.strategy}/${r.invariant}/${shape}`;
+}
+
+export function reproHash(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'>): string {
+  return createHash('sha256').update(JSON.stringify([r.strategy, r.invariant, r.ops])).digest('hex').slice(0, 8);
+}
+
+export function reproPath(corpusDir: string, r: Pick<Repro, 'strategy' | 'invariant' | 'ops'>): string {
+  return join(corpusDir, r.strategy, `${r.invariant}-${reproHash(r)}.json`);
+}
+
+/** The file's text: stable key order, one operation per line, so diffs read well. */
+export function formatRepro(r: Repro): string {
+  const { ops, config, ...head } = r;
+  const lines = Object.entries(head).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},`);
+  lines.push(`  "config": ${JSON.stringify(config)},`);
+  lines.push(`  "ops": [\n${ops.map((op) => `    ${JSON.stringify(op)}`).join(',\n')}\n  ]`);
+  return `{\n${lines.join('\n')}\n}\n`;
+}
+
+/** Write atomically: a half-written file never appears under the final name. */
+export function writeReproFile(path: string, r: Repro): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, formatRepro(r));
+  renameSync(tmp, path);
+}
+
+const OP_NAMES = new Set(['spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'reclaim',
+  'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev',
+  'set_dumpable', 'fail_nth', 'close', 'drv']);
+
+/** Parse and validate a repro file's text. Throws ReproFormatError naming the field. */
+export function parseRepro(file: string, text: string): Repro {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ReproFormatError(file, '(file)', `not JSON: ${(e as Error).message}`);
+  }
+  const fail = (field: string, reason: string): never => { throw new ReproFormatError(file, field, reason); };
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('(file)', 'not a JSON object');
+  const o = json as Record<string, unknown>;
+  if (o.format !== REPRO_FORMAT) fail('format', `expected "${REPRO_FORMAT}", found ${JSON.stringify(o.format)}`);
+  if (typeof o.title !== 'string') fail('title', 'must be a string');
+  if (!KERNEL_CHOICES.includes(o.kernel as KernelChoice)) fail('kernel', `must be one of ${KERNEL_CHOICES.join(', ')}`);
+  if (typeof o.strategy !== 'string' || (o.strategy !== 'core' && strategyByName(o.strategy) === undefined)) {
+    fail('strategy', `unknown strategy ${JSON.stringify(o.strategy)} (known: core, ${STRATEGIES.map((s) => s.name).join(', ')})`);
+  }
+  if (!INVARIANT_IDS.includes(o.invariant as InvariantId)) fail('invariant', `unknown invariant ${JSON.stringify(o.invariant)}`);
+  if (o.expect !== 'reproduces' && o.expect !== 'passes') fail('expect', 'must be "reproduces" or "passes"');
+  if (!Number.isSafeInteger(o.seed)) fail('seed', 'must be an integer');
+  if (typeof o.message !== 'string') fail('message', 'must be a string');
+  const config = { ...DEFAULT_CONFIG, ...(typeof o.config === 'object' && o.config !== null ? o.config : {}) } as KernelConfig;
+  for (const [k, v] of Object.entries(config)) if (!Number.isSafeInteger(v)) fail(`config.${k}`, 'must be an integer');
+  if (!Array.isArray(o.ops) || o.ops.length === 0) fail('ops', 'must be a non-empty array');
+  (o.ops as unknown[]).forEach((op, i) => {
+    if (typeof op !== 'object' || op === null || !OP_NAMES.has((op as { op?: string }).op ?? '')) fail(`ops[${i}]`, `not an operation: ${JSON.stringify(op)}`);
+  });
+  return { ...(o as unknown as Repro), config };
+}
+
+export function loadRepro(file: string): Repro {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ReproFormatError(file, '(file)', `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseRepro(file, text);
+}
+
+export function sessionFor(r: Pick<Repro, 'kernel' | 'strategy' | 'config'>, only?: InvariantId) {
+  const strategy = r.strategy === 'core' ? undefined : strategyByName(r.strategy);
+  return {
+    kernel: r.kernel, config: r.config, strategies: strategy === undefined ? [] : [strategy],
+    ...(only === undefined ? {} : { only: new Set([only]) }),
+  };
+}
+
+export type ReplayVerdict = { ok: boolean; reproduced: boolean; result: TraceResult; summary: string };
+
+/**
+ * Replay a repro and judge it by what it expects. 'reproduces': its invariant breaks (judged
+ * alone, so another flaw on the way does not mask it). 'passes': no invariant breaks.
+ */
+export function replayRepro(r: Repro): ReplayVerdict {
+  if (r.expect === 'reproduces') {
+    const result = replayOps(sessionFor(r, r.invariant), r.ops);
+    const reproduced = result.failure?.invariant === r.invariant;
+    return { ok: reproduced, reproduced, result, summary: reproduced ? `reproduces ${r.invariant} at step ${result.failure!.step}` : `no longer reproduces ${r.invariant}` };
+  }
+  const result = replayOps(sessionFor(r), r.ops);
+  const ok = result.failure === null;
+  return { ok, reproduced: !ok, result, summary: ok ? 'passes' : `fails: ${result.failure!.invariant}: ${result.failure!.message}` };
+}

@@ -1,0 +1,80 @@
+/**
+ * The scorecard: every strategy fuzzed under its own campaign, judged invariant by
+ * invariant — holds, or broken with the length of its shortest repro and the time it took
+ * to find. A broken invariant is `expected` only when the corpus records that flaw of the
+ * design as written as a repro that must keep reproducing.
+ */
+import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
+import type { Op } from '../kernel-api/op.ts';
+import { INVARIANTS } from '../properties/invariants/index.ts';
+import type { KernelChoice } from '../properties/kernels.ts';
+import { runCampaign } from './campaign.ts';
+import { FUZZ_CONFIG, STEPS_MAX } from './config.ts';
+import type { Repro } from './repro.ts';
+
+export type Verdict =
+  | { status: 'holds' }
+  | { status: 'broken'; reproLength: number; foundAfterMs: number; repro: Op[]; expected: boolean; promised: boolean; message: string };
+
+export type Scorecard = {
+  timeMs: number;
+  kernel: KernelChoice;
+  strategies: Record<string, Record<string, Verdict>>;
+  runs: Record<string, number>;
+};
+
+/** Invariants a scorecard reports on: every checked one, plus assertion-borne ones. */
+export const SCORED: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert'];
+
+/** Share of the time budget each strategy gets: the seed 000 design has many flaws to find. */
+function shares(strategies: readonly StrategyDefinition[]): number[] {
+  const weights = strategies.map((s) => (s.name === 'proc-mem-mmap' ? 3 : 1));
+  const total = weights.reduce((a, b) => a + b, 0);
+  return weights.map((w) => w / total);
+}
+
+export function runScorecard(opts: {
+  strategies: readonly StrategyDefinition[];
+  timeMs: number;
+  seed: number;
+  kernel: KernelChoice;
+  corpus: readonly Repro[];
+  onStrategy?: (name: string, runs: number, broken: number) => void;
+}): Scorecard {
+  const card: Scorecard = { timeMs: opts.timeMs, kernel: opts.kernel, strategies: {}, runs: {} };
+  const share = shares(opts.strategies);
+  opts.strategies.forEach((s, i) => {
+    const result = runCampaign({
+      seed: opts.seed, timeMs: opts.timeMs * share[i], kernel: opts.kernel, strategies: [s], config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
+    });
+    const row: Record<string, Verdict> = {};
+    for (const id of SCORED) row[id] = { status: 'holds' };
+    for (const f of result.failures) {
+      const expected = opts.corpus.some((r) => r.strategy === s.name && r.invariant === f.invariant && r.expect === 'reproduces');
+      row[f.invariant] = {
+        status: 'broken', reproLength: f.ops.length, foundAfterMs: f.foundAfterMs, repro: f.ops, expected,
+        promised: s.promises.includes(f.invariant), message: f.message,
+      };
+    }
+    card.strategies[s.name] = row;
+    card.runs[s.name] = result.runs;
+    opts.onStrategy?.(s.name, result.runs, result.failures.length);
+  });
+  return card;
+}
+
+/** The table: one row per strategy, one column per invariant. */
+export function formatScorecard(card: Scorecard): string {
+  const names = Object.keys(card.strategies);
+  const cols = SCORED;
+  const cell = (v: Verdict) => v.status === 'holds' ? 'holds' : `✗${v.reproLength} ${(v.foundAfterMs / 1000).toFixed(1)}s${v.expected ? ' exp' : ''}${v.promised ? '' : ' np'}`;
+  const width = Math.max(...names.map((n) => n.length), 'strategy'.length);
+  const colWidth = cols.map((c) => Math.max(c.length, ...names.map((n) => cell(card.strategies[n][c]).length)));
+  const lines = [
+    ['strategy'.padEnd(width), ...cols.map((c, i) => c.padEnd(colWidth[i]))].join(' │ '),
+    ['─'.repeat(width), ...colWidth.map((w) => '─'.repeat(w))].join('─┼─'),
+  ];
+  for (const n of names) lines.push([n.padEnd(width), ...cols.map((c, i) => cell(card.strategies[n][c]).padEnd(colWidth[i]))].join(' │ '));
+  lines.push('', '✗N T: broken, shortest repro N steps, found after T; exp: recorded in corpus/ as an expected flaw of the design; np: not among the invariants the design promises.');
+  return lines.join('\n');
+}

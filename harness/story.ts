@@ -1,0 +1,108 @@
+/**
+ * A repro told as a story: each step numbered, written like a call (`P1: mmap(…) = 0x…`),
+ * followed by what changed in the maps and pages of each process, ending at the broken
+ * invariant with its message. Mappings are named `map#N` by first appearance.
+ */
+import type { Op } from '../kernel-api/op.ts';
+import { formatOutcome, type Outcome } from '../kernel-api/outcome.ts';
+import type { Observation, PageObservation, ProcessObservation } from '../kernel-api/observation.ts';
+import { observe } from '../properties/observe.ts';
+import { Session } from '../properties/session.ts';
+import type { Repro } from './repro.ts';
+import { sessionFor } from './repro.ts';
+
+export const hex = (n: number) => `0x${n.toString(16)}`;
+const PROT = ['---', 'r--', '-w-', 'rw-', '--x', 'r-x', '-wx', 'rwx'];
+
+/** One operation as a line of a program. */
+export function formatOp(op: Op): string {
+  switch (op.op) {
+    case 'spawn': return `spawn(${op.uid === undefined ? '' : `uid=${op.uid}`})`;
+    case 'mmap': {
+      const what = op.fd !== undefined ? `fd=${op.fd}` : op.file !== undefined ? `file=${op.file}${op.mode === 'r' ? ' O_RDONLY' : ''}` : 'anon';
+      const where = op.fixed ? ` MAP_FIXED@${hex(op.addr)}` : op.noreplace ? ` MAP_FIXED_NOREPLACE@${hex(op.addr)}` : op.addr ? ` hint=${hex(op.addr)}` : '';
+      return `P${op.pid}: mmap(${op.lengthPages}p, ${PROT[op.prot] ?? op.prot}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, ${what}${op.pgoff ? ` pgoff=${hex(op.pgoff)}` : ''}${where})`;
+    }
+    case 'munmap': return `P${op.pid}: munmap(${hex(op.addr)}, ${op.lengthPages}p)`;
+    case 'mprotect': return `P${op.pid}: mprotect(${hex(op.addr)}, ${op.lengthPages}p, ${PROT[op.prot] ?? op.prot})`;
+    case 'madvise': return `P${op.pid}: madvise(${hex(op.addr)}, ${op.lengthPages}p, MADV_${op.advice})`;
+    case 'mremap': return `P${op.pid}: mremap(${hex(op.addr)}, ${op.oldPages}p → ${op.newPages}p${op.maymove ? ', MAYMOVE' : ''}${op.fixed ? `, FIXED@${hex(op.newAddr ?? 0)}` : ''})`;
+    case 'read': return `P${op.pid}: read ${hex(op.addr)}`;
+    case 'write': return `P${op.pid}: write ${hex(op.addr)} ← ${op.value}`;
+    case 'fork': return `P${op.pid}: fork()`;
+    case 'exit': return `P${op.pid}: exit()`;
+    case 'oom': return `OOM kill P${op.pid}`;
+    case 'reclaim': return 'count' in op ? `reclaim ${op.count} oldest frames` : `reclaim the page P${op.pid} maps at ${hex(op.addr)}`;
+    case 'creat': return `creat(${op.sizePages}p)`;
+    case 'pread': return `pread(file=${op.file}, page ${op.index})`;
+    case 'pwrite': return `pwrite(file=${op.file}, page ${op.index}, ${op.value})`;
+    case 'truncate': return `ftruncate(file=${op.file}, ${op.sizePages}p)`;
+    case 'proc_mem_read': return `P${op.pid}: pread /proc/${op.target}/mem @${hex(op.addr)}`;
+    case 'proc_mem_write': return `P${op.pid}: pwrite /proc/${op.target}/mem @${hex(op.addr)} ← ${op.value}`;
+    case 'process_vm_readv': return `P${op.pid}: process_vm_readv(P${op.target}, ${hex(op.addr)})`;
+    case 'process_vm_writev': return `P${op.pid}: process_vm_writev(P${op.target}, ${hex(op.addr)} ← ${op.value})`;
+    case 'set_dumpable': return `P${op.pid}: prctl(PR_SET_DUMPABLE, ${op.dumpable ? 1 : 0})`;
+    case 'fail_nth': return `fail-nth: allocation #${op.nth} from now fails`;
+    case 'close': return `P${op.pid}: close(${op.fd})`;
+    case 'drv': {
+      const args = Object.entries(op.args).map(([k, v]) => `${k}=${typeof v === 'number' && v > 0xffff ? hex(v) : v}`).join(', ');
+      const pid = op.args.pid;
+      return `${pid === undefined ? '' : `P${pid}: `}${op.strategy}.${op.call}(${args})`;
+    }
+  }
+}
+
+function formatResult(op: Op, o: Outcome): string {
+  if (o.kind === 'ok' && (op.op === 'mmap' || op.op === 'mremap')) return `= ${hex(o.value)}`;
+  return formatOutcome(o);
+}
+
+function pageText(p: PageObservation): string {
+  if (p.swapped) return `swapped (value ${p.value})`;
+  const bits = [p.file ? 'file' : 'anon', p.exclusive ? 'exclusive' : 'shared'].join(',');
+  const frame = p.frame === 0 ? 'zero page' : `frame F${p.frame} ref=${p.refcount} map=${p.mapcount}`;
+  return `${frame} value ${p.value} [${bits}]`;
+}
+
+function processDiff(before: ProcessObservation | undefined, after: ProcessObservation): string[] {
+  const lines: string[] = [];
+  const mapsBefore = JSON.stringify(before?.maps ?? []);
+  if (mapsBefore !== JSON.stringify(after.maps)) {
+    lines.push(`    P${after.pid} maps: ${after.maps.map((m) => `[${hex(m.start)}-${hex(m.end)}) ${m.perms} ${m.backing}`).join('; ') || '(none)'}`);
+  }
+  const old = new Map((before?.pages ?? []).map((p) => [p.addr, pageText(p)]));
+  const now = new Map(after.pages.map((p) => [p.addr, pageText(p)]));
+  for (const [addr, text] of now) if (old.get(addr) !== text) lines.push(`    P${after.pid} ${hex(addr)}: ${old.has(addr) ? `${old.get(addr)} → ` : ''}${text}`);
+  for (const [addr, text] of old) if (!now.has(addr)) lines.push(`    P${after.pid} ${hex(addr)}: ${text} → unmapped`);
+  return lines;
+}
+
+function observationDiff(before: Observation, after: Observation): string[] {
+  const prior = new Map(before.processes.map((p) => [p.pid, p]));
+  const lines = after.processes.flatMap((p) => processDiff(prior.get(p.pid), p));
+  if (before.framesInUse !== after.framesInUse || before.swapSlotsInUse !== after.swapSlotsInUse) {
+    lines.push(`    frames in use ${after.framesInUse}, swap slots ${after.swapSlotsInUse}`);
+  }
+  return lines;
+}
+
+/** The repro as text, step by step. */
+export function tellStory(r: Repro): string {
+  const session = new Session(sessionFor(r, r.expect === 'reproduces' ? r.invariant : undefined));
+  const out = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`, ''];
+  let before = observe(session.primary.inspect);
+  for (let i = 0; i < r.ops.length; i++) {
+    const op = r.ops[i];
+    const { outcome, violation } = session.step(op);
+    out.push(`${String(i + 1).padStart(3)}. ${formatOp(op)} ${formatResult(op, outcome)}`);
+    const after = observe(session.primary.inspect);
+    out.push(...observationDiff(before, after));
+    before = after;
+    if (violation !== null) {
+      out.push('', `BROKEN ${violation.invariant}: ${violation.message}`);
+      return out.join('\n');
+    }
+  }
+  out.push('', 'every invariant held');
+  return out.join('\n');
+}
