@@ -8,7 +8,7 @@ import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
 } from '../kernel-api/state.ts';
 import type { ImplDriverFile, ImplState, ImplVma } from './types.ts';
-import { F_ANON_EXCLUSIVE, F_DIRTY, F_KIND, F_RESERVED, KIND_FILE, KIND_NAMES, KIND_SHMEM } from './framepool.ts';
+import { F_ANON_EXCLUSIVE, F_DIRTY, F_FREED, F_KIND, F_RESERVED, KIND_FILE, KIND_NAMES, KIND_SHMEM } from './framepool.ts';
 import {
   PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE,
 } from './pagetable.ts';
@@ -51,33 +51,33 @@ export class ImplInspect implements KernelInspect {
 
   get zeroPfn(): number { return this.s.zeroPfn; }
 
-  *frames(): Iterable<FrameView> {
+  frames(): Iterable<FrameView> {
     const pool = this.s.pool;
-    for (let pfn = 0; pfn < pool.nextPfn; pfn++) if (pool.isLive(pfn)) yield frameView(this.s, pfn);
+    const out: FrameView[] = [];
+    for (let pfn = 0; pfn < pool.nextPfn; pfn++) if ((pool.flags[pfn] & F_FREED) === 0) out.push(frameView(this.s, pfn));
+    return out;
   }
 
   frame(pfn: number): FrameView | undefined {
     return this.s.pool.isLive(pfn) ? frameView(this.s, pfn) : undefined;
   }
 
-  *processes(): Iterable<ProcessView> {
-    for (const p of processesInOrder(this.s)) {
-      yield { pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped, rss: { ...p.mm.rss } };
-    }
+  processes(): Iterable<ProcessView> {
+    return processesInOrder(this.s).map((p) => ({
+      pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped, rss: { ...p.mm.rss },
+    }));
   }
 
-  *vmas(pid: number): Iterable<VmaView> {
+  vmas(pid: number): Iterable<VmaView> {
     const proc = this.s.processes.get(pid);
-    if (proc === undefined) return;
-    for (const v of proc.mm.vmas.all()) yield vmaView(v);
+    return proc === undefined ? [] : proc.mm.vmas.all().map(vmaView);
   }
 
-  *ptes(pid: number): Iterable<[number, PteView]> {
+  ptes(pid: number): Iterable<[number, PteView]> {
     const proc = this.s.processes.get(pid);
-    if (proc === undefined) return;
     const out: Array<[number, PteView]> = [];
-    proc.mm.pt.forEach(0, this.s.config.taskSizePages, (addr, flags, idx) => { out.push([addr, pteView(flags, idx)]); });
-    yield* out;
+    if (proc !== undefined) proc.mm.pt.forEach(0, this.s.config.taskSizePages, (addr, flags, idx) => { out.push([addr, pteView(flags, idx)]); });
+    return out;
   }
 
   *files(): Iterable<FileView> {

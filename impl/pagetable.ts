@@ -21,11 +21,51 @@ const MASK = 511;
 const LEAF_SPAN = 512;
 const TOP_SPAN = 2 ** 27;
 
-type Leaf = { idx: Uint32Array; flags: Uint8Array; count: number };
-type Dir = { slots: Array<Dir | Leaf | null>; count: number };
+/** Words of an occupancy bitmap over one table's 512 slots. */
+const OCC_WORDS = FANOUT / 32;
 
-const newDir = (): Dir => ({ slots: new Array<Dir | Leaf | null>(FANOUT).fill(null), count: 0 });
-const newLeaf = (): Leaf => ({ idx: new Uint32Array(FANOUT), flags: new Uint8Array(FANOUT), count: 0 });
+/**
+ * A table page. `occ` has bit j set when slot j is in use, so a walk visits only the
+ * populated slots (a sparse table near the top of the address space costs a few words,
+ * not 512 slot reads a level).
+ */
+type Leaf = { idx: Uint32Array; flags: Uint8Array; occ: Uint32Array; count: number };
+type Dir = { slots: Array<Dir | Leaf | null>; occ: Uint32Array; count: number };
+
+/**
+ * Freed table pages kept for reuse, as the kernel's per-CPU page-table quicklists did: a
+ * table is freed only when empty, so it is all zeros (all nulls) and can be handed out again
+ * as is. Allocating typed arrays costs far more than the faults that need them.
+ */
+const QUICKLIST_MAX = 256;
+const freeDirs: Dir[] = [];
+const freeLeaves: Leaf[] = [];
+
+const newDir = (): Dir => freeDirs.pop() ?? { slots: new Array<Dir | Leaf | null>(FANOUT).fill(null), occ: new Uint32Array(OCC_WORDS), count: 0 };
+const newLeaf = (): Leaf => freeLeaves.pop() ?? { idx: new Uint32Array(FANOUT), flags: new Uint8Array(FANOUT), occ: new Uint32Array(OCC_WORDS), count: 0 };
+
+function freeDir(dir: Dir): void {
+  if (!(dir.count === 0)) fail(`page directory freed with ${dir.count} entries`);
+  if (freeDirs.length < QUICKLIST_MAX) freeDirs.push(dir);
+}
+
+function freeLeaf(leaf: Leaf): void {
+  if (!(leaf.count === 0)) fail(`page table freed with ${leaf.count} entries`);
+  if (freeLeaves.length < QUICKLIST_MAX) freeLeaves.push(leaf);
+}
+
+const occSet = (occ: Uint32Array, j: number): void => { occ[j >>> 5] |= 1 << (j & 31); };
+const occClear = (occ: Uint32Array, j: number): void => { occ[j >>> 5] &= ~(1 << (j & 31)); };
+/** Index of the lowest set bit of a non-zero word. */
+const lowBit = (bits: number): number => 31 - Math.clz32(bits & -bits);
+/** The bits of word `w` for slots in [from, to]. */
+function occBits(occ: Uint32Array, w: number, from: number, to: number): number {
+  let bits = occ[w];
+  const lo = w << 5;
+  if (from > lo) bits &= ~0 << (from - lo);
+  if (to < lo + 31) bits &= ~0 >>> (31 - (to - lo));
+  return bits;
+}
 
 export type PteVisitor = (addr: number, flags: number, idx: number) => void;
 
@@ -53,6 +93,7 @@ export class PageTable {
       if (!create) return null;
       leaf = newLeaf();
       dir.slots[j] = leaf;
+      occSet(dir.occ, j);
       dir.count += 1;
       this.tables += 1;
     }
@@ -66,6 +107,7 @@ export class PageTable {
     if (next === null && create) {
       next = newDir();
       dir.slots[j] = next;
+      occSet(dir.occ, j);
       dir.count += 1;
       this.tables += 1;
     }
@@ -91,6 +133,7 @@ export class PageTable {
     const leaf = this.leaf(addr, true)!;
     const i = addr & MASK;
     if (leaf.flags[i] === 0) {
+      occSet(leaf.occ, i);
       leaf.count += 1;
       this.entries += 1;
     }
@@ -112,6 +155,7 @@ export class PageTable {
     if (leaf === null || leaf.flags[i] === 0) return;
     leaf.flags[i] = 0;
     leaf.idx[i] = 0;
+    occClear(leaf.occ, i);
     leaf.count -= 1;
     this.entries -= 1;
     if (leaf.count === 0) this.freeEmpty(addr);
@@ -122,7 +166,9 @@ export class PageTable {
     const hi = (addr - (addr & MASK)) / LEAF_SPAN;
     const d1 = this.root.slots[(hi >>> 18) & MASK] as Dir;
     const d2 = d1.slots[(hi >>> 9) & MASK] as Dir;
+    freeLeaf(d2.slots[hi & MASK] as Leaf);
     d2.slots[hi & MASK] = null;
+    occClear(d2.occ, hi & MASK);
     d2.count -= 1;
     this.tables -= 1;
     if (hi === this.cacheBase) {
@@ -130,11 +176,15 @@ export class PageTable {
       this.cacheLeaf = null;
     }
     if (d2.count > 0) return;
+    freeDir(d2);
     d1.slots[(hi >>> 9) & MASK] = null;
+    occClear(d1.occ, (hi >>> 9) & MASK);
     d1.count -= 1;
     this.tables -= 1;
     if (d1.count > 0) return;
+    freeDir(d1);
     this.root.slots[(hi >>> 18) & MASK] = null;
+    occClear(this.root.occ, (hi >>> 18) & MASK);
     this.root.count -= 1;
     this.tables -= 1;
   }
@@ -158,28 +208,34 @@ export class PageTable {
   private walkDir(dir: Dir, base: number, span: number, start: number, end: number, visit: PteVisitor): void {
     const first = start > base ? Math.floor((start - base) / span) : 0;
     const last = Math.min(MASK, Math.floor((end - 1 - base) / span));
-    // Whole-table walks stop once every populated slot was seen.
-    let remaining = first === 0 && last === MASK ? dir.count : FANOUT;
-    for (let j = first; j <= last && remaining > 0; j++) {
-      const child = dir.slots[j];
-      if (child === null) continue;
-      remaining -= 1;
-      const childBase = base + j * span;
-      if (span === LEAF_SPAN) this.walkLeaf(child as Leaf, childBase, start, end, visit);
-      else this.walkDir(child as Dir, childBase, span / FANOUT, start, end, visit);
+    for (let w = first >>> 5; w <= last >>> 5; w++) {
+      let bits = occBits(dir.occ, w, first, last);
+      while (bits !== 0) {
+        const j = (w << 5) + lowBit(bits);
+        bits &= bits - 1;
+        const child = dir.slots[j];
+        if (child === null) continue; // freed by the visitor meanwhile
+        const childBase = base + j * span;
+        if (span === LEAF_SPAN) this.walkLeaf(child as Leaf, childBase, start, end, visit);
+        else this.walkDir(child as Dir, childBase, span / FANOUT, start, end, visit);
+      }
     }
   }
 
   private walkLeaf(leaf: Leaf, base: number, start: number, end: number, visit: PteVisitor): void {
     const from = Math.max(0, start - base);
-    const to = Math.min(LEAF_SPAN, end - base);
+    const to = Math.min(LEAF_SPAN, end - base) - 1;
     const flags = leaf.flags;
-    let remaining = from === 0 && to === LEAF_SPAN ? leaf.count : FANOUT;
-    for (let i = from; i < to && remaining > 0 && leaf.count > 0; i++) {
-      const f = flags[i];
-      if (f === 0) continue;
-      remaining -= 1;
-      visit(base + i, f, leaf.idx[i]);
+    const idx = leaf.idx;
+    for (let w = from >>> 5; w <= to >>> 5; w++) {
+      let bits = occBits(leaf.occ, w, from, to);
+      while (bits !== 0) {
+        const i = (w << 5) + lowBit(bits);
+        bits &= bits - 1;
+        const f = flags[i];
+        if (f === 0) continue; // cleared by the visitor meanwhile
+        visit(base + i, f, idx[i]);
+      }
     }
   }
 }

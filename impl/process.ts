@@ -9,5 +9,9 @@ export function runningProcess(s: ImplState, pid: number): ImplProcess | undefin
 
 /** Processes in pid order (pids are allocated increasing, so insertion order is pid order). */
 export function processesInOrder(s: ImplState): ImplProcess[] {
-  return [...s.processes.values()].sort((a, b) => a.pid - b.pid);
+  const out = [...s.processes.values()];
+  for (let i = 1; i < out.length; i++) {
+    if (out[i - 1].pid > out[i].pid) return out.sort((a, b) => a.pid - b.pid);
+  }
+  return out;
 }

@@ -51,7 +51,7 @@ export const kbufRemap: StrategyDefinition = {
   name: NAME,
   seed: '002',
   title: 'driver buffer of reserved pages mapped with remap_pfn_range',
-  promises: ['refcount-balance', 'mapcount', 'no-stale-pte', 'no-leak', 'slab', 'kernel-assert'],
+  promises: ['refcount-balance', 'mapcount', 'no-stale-pte', 'no-leak', 'slab'],
   calls: kbufCalls(NAME),
   create: (k) => new KbufRemap(k),
 };

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../cli/main.ts';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { log: (s) => { out += `${s}\n`; }, err: (s) => { err += `${s}\n`; } });
+  return { code, out, err };
+}
+
+describe('mapfuzz command', () => {
+  it('prints help and exits 0', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/mapfuzz fuzz/);
+  });
+
+  it.each([
+    [['fuzz', '--runs', 'x'], /--runs takes an integer/],
+    [['fuzz', '--runs', '5', '--time', '5'], /give --time or --runs, not both/],
+    [['fuzz', '--kernel', 'linux'], /--kernel must be one of model, impl, diff/],
+    [['fuzz', '--strategy', 'nope'], /unknown strategy "nope"/],
+    [['fuzz', '--bogus'], /unknown option --bogus/],
+    [['frobnicate'], /unknown command/],
+    [['replay'], /replay needs repro files/],
+  ])('rejects %j with one line and exit 2', async (argv, message) => {
+    const r = await run(argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('rejects a malformed repro file naming the file and the field', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mapfuzz-cli-'));
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ format: 'mapfuzz-repro/9', ops: [] }));
+    const r = await run(['replay', file]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(new RegExp(`${file}: format: expected "mapfuzz-repro/1"`));
+  });
+
+  it('gives the same ops and results for the same seed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mapfuzz-cli-'));
+    const a = join(dir, 'a.json');
+    const b = join(dir, 'b.json');
+    const args = ['fuzz', '--seed', '7', '--runs', '40', '--kernel', 'model', '--strategy', 'proc-mem-mmap', '--corpus', join(dir, 'corpus')];
+    const first = await run([...args, '--json', a]);
+    await run([...args, '--corpus', join(dir, 'corpus2'), '--json', b]);
+    const strip = (f: string) => {
+      const j = JSON.parse(readFileSync(f, 'utf8'));
+      return { seed: j.seed, runs: j.runs, steps: j.steps, failures: j.failures.map((x: { ops: unknown; invariant: string }) => [x.invariant, x.ops]) };
+    };
+    expect(strip(a)).toEqual(strip(b));
+    expect(first.code).toBe(1); // proc-mem-mmap's flaws are new to an empty corpus
+    expect(JSON.parse(readFileSync(a, 'utf8')).failures.length).toBeGreaterThan(0);
+  });
+});

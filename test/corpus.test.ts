@@ -1,0 +1,28 @@
+/** Every repro file in corpus/ replays as a regression test: one test per file, judged by what it expects. */
+import { describe, expect, it } from 'vitest';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { loadRepro, replayRepro } from '../harness/repro.ts';
+
+const ROOT = join(import.meta.dirname, '..', 'corpus');
+
+function files(dir: string): string[] {
+  return readdirSync(dir).sort().flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.json') ? [p] : [];
+  });
+}
+
+// The oracle's repros replay on the real kernel and are tested in test/oracle.
+const REPROS = files(ROOT).filter((f) => !relative(ROOT, f).startsWith('kernel/'));
+
+describe('corpus', () => {
+  it('has repro files', () => expect(REPROS.length).toBeGreaterThan(0));
+  for (const file of REPROS) {
+    it(relative(ROOT, file), () => {
+      const repro = loadRepro(file);
+      const verdict = replayRepro(repro);
+      expect(verdict.ok, verdict.summary).toBe(true);
+    });
+  }
+});

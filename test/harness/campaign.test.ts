@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import type { StrategyDefinition } from '../../kernel-api/strategy.ts';
+import type { StrategyInstance } from '../../kernel-api/driver.ts';
+import { runCampaign } from '../../harness/campaign.ts';
+import { FUZZ_CONFIG } from '../../harness/config.ts';
+import { replayOps } from '../../properties/trace.ts';
+import { STRATEGIES } from '../../strategies/index.ts';
+
+/**
+ * A canary: a driver whose release forgets to free the page its open allocated. The
+ * campaign must find it and shrink it to the three steps that show it.
+ */
+const leakyDriver: StrategyDefinition = {
+  name: 'canary-leak', seed: 'new', title: 'open allocates a page; release forgets it', promises: ['no-leak'],
+  calls: [{ name: 'open', weight: 1, returns: 'fd', args: (ctx, c) => ({ pid: ctx.pid(c) }) }],
+  create(k): StrategyInstance {
+    const held = new Map<number, number>();
+    return {
+      call(_call, args) {
+        const pfn = k.alloc_page();
+        if (pfn === null) return { kind: 'errno', errno: 'ENOMEM' };
+        const fd = k.anon_inode_getfd(Number(args.pid), { name: 'canary-leak', release: () => {} }, null);
+        if (typeof fd === 'string') {
+          k.__free_page(pfn);
+          return { kind: 'errno', errno: fd };
+        }
+        held.set(fd * 1000 + Number(args.pid), pfn);
+        return { kind: 'ok', value: fd };
+      },
+      *holds() {
+        for (const [key, pfn] of held) yield { pfn, holder: `canary#${key}`, pins: 0, refs: 1 };
+      },
+      remoteViews: () => [],
+    };
+  },
+};
+
+describe('campaign', () => {
+  it('finds a planted leak and shrinks it to spawn, open, exit', () => {
+    const r = runCampaign({ seed: 3, runs: 40, kernel: 'model', strategies: [leakyDriver], config: FUZZ_CONFIG, stepsMax: 100 });
+    const leak = r.failures.find((f) => f.invariant === 'no-leak');
+    expect(leak).toBeDefined();
+    expect(leak!.ops.map((op) => op.op)).toEqual(['spawn', 'drv', 'exit']);
+  });
+
+  it('is deterministic for a seed and a run budget', () => {
+    const opts = { seed: 99, runs: 30, kernel: 'model' as const, strategies: STRATEGIES.filter((s) => s.name === 'proc-mem-mmap'), config: FUZZ_CONFIG, stepsMax: 150 };
+    const strip = (r: ReturnType<typeof runCampaign>) => ({ ...r, elapsedMs: 0, failures: r.failures.map((f) => ({ ...f, foundAfterMs: 0 })) });
+    expect(strip(runCampaign(opts))).toEqual(strip(runCampaign(opts)));
+  });
+
+  it('shrinks each failure to a trace that still breaks the same invariant, and from which no single step can go', () => {
+    const strategies = STRATEGIES.filter((s) => s.name === 'proc-mem-mmap');
+    const r = runCampaign({ seed: 5, runs: 60, kernel: 'model', strategies, config: FUZZ_CONFIG, stepsMax: 150 });
+    expect(r.failures.length).toBeGreaterThan(0);
+    for (const f of r.failures) {
+      const session = { kernel: 'model' as const, config: FUZZ_CONFIG, strategies, only: new Set([f.invariant]) };
+      expect(replayOps(session, f.ops).failure?.invariant).toBe(f.invariant);
+      for (let i = 0; i < f.ops.length; i++) {
+        const without = [...f.ops.slice(0, i), ...f.ops.slice(i + 1)];
+        expect(replayOps(session, without).failure?.invariant, `step ${i} of ${f.invariant} is not needed`).not.toBe(f.invariant);
+      }
+    }
+  });
+});

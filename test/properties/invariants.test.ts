@@ -1,0 +1,224 @@
+/**
+ * Each invariant can fail: a state is corrupted on purpose in one named way, and exactly
+ * the invariant that describes it must report it, with a message naming the frame, the
+ * process or the address. Run against both kernels.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Op } from '../../kernel-api/op.ts';
+import type { Outcome } from '../../kernel-api/outcome.ts';
+import type { InvariantId, StrategyDefinition } from '../../kernel-api/strategy.ts';
+import type { RemoteView, StrategyInstance } from '../../kernel-api/driver.ts';
+import { DEFAULT_CONFIG } from '../../kernel-api/config.ts';
+import { INVARIANTS, takeCensus, type Violation } from '../../properties/invariants/index.ts';
+import { Session } from '../../properties/session.ts';
+
+const A = 2 ** 35 - 2; // where the first 2-page mmap lands (top-down below mmap_base)
+
+/** A stand-in driver for the tests: its views and holds are whatever the test says. */
+function testStrategy(views: RemoteView[]): StrategyDefinition {
+  return {
+    name: 'test-driver', seed: 'new', title: 'test', promises: [], calls: [],
+    create(k): StrategyInstance {
+      return {
+        call(call) {
+          if (call === 'double-kfree') {
+            const obj = k.kmalloc('thing')!;
+            k.kfree(obj);
+            k.kfree(obj);
+          }
+          return { kind: 'ok', value: 0 };
+        },
+        holds: () => [],
+        remoteViews: () => views,
+      };
+    },
+  };
+}
+
+function session(kernel: 'model' | 'impl' | 'diff', strategies: StrategyDefinition[] = []) {
+  return new Session({ kernel, config: DEFAULT_CONFIG, strategies });
+}
+
+function run(s: Session, ops: Op[]): Outcome[] {
+  return ops.map((op) => {
+    const { outcome, violation } = s.step(op);
+    expect(violation, `unexpected violation after ${JSON.stringify(op)}`).toBeNull();
+    return outcome;
+  });
+}
+
+/** Every invariant's verdict on the current state, as if `op` had just returned `outcome`. */
+function verdicts(s: Session, op: Op, outcome: Outcome, views: RemoteView[] = []): Map<InvariantId, Violation> {
+  const k = s.primary.inspect;
+  const ctx = { k, config: s.opts.config, census: takeCensus(k), ghost: s.ghost, op, outcome, remoteViews: views };
+  const out = new Map<InvariantId, Violation>();
+  for (const inv of INVARIANTS) {
+    const v = inv.check(ctx);
+    if (v !== null) out.set(inv.id, v);
+  }
+  return out;
+}
+
+const NOOP: Op = { op: 'fail_nth', nth: 0 };
+const OK: Outcome = { kind: 'ok', value: 0 };
+
+function anonFrameAt(s: Session, pid: number, addr: number): number {
+  for (const [a, pte] of s.primary.inspect.ptes(pid)) if (a === addr && pte.kind === 'present') return pte.pfn;
+  throw new Error(`no page at ${addr}`);
+}
+
+/** P1 with two written private pages at A and A+1. */
+function twoPages(kernel: 'model' | 'impl'): Session {
+  const s = session(kernel);
+  run(s, [
+    { op: 'spawn' },
+    { op: 'mmap', pid: 1, addr: 0, lengthPages: 2, prot: 3, shared: false },
+    { op: 'write', pid: 1, addr: A, value: 11 },
+    { op: 'write', pid: 1, addr: A + 1, value: 12 },
+  ]);
+  return s;
+}
+
+function expectOnly(found: Map<InvariantId, Violation>, id: InvariantId, mentions: RegExp): void {
+  expect([...found.keys()]).toEqual([id]);
+  expect(found.get(id)!.message).toMatch(mentions);
+}
+
+for (const kernel of ['model', 'impl'] as const) {
+  describe(`invariants fail when their property is broken (${kernel})`, () => {
+    it('refcount-balance reports a leaked reference with its frame', () => {
+      const s = twoPages(kernel);
+      const pfn = anonFrameAt(s, 1, A);
+      s.primary.corrupt({ kind: 'leak-ref', pfn });
+      expectOnly(verdicts(s, NOOP, OK), 'refcount-balance', new RegExp(`pfn ${pfn}.*P1 at 0x${A.toString(16)}`));
+    });
+
+    it('mapcount reports a mapcount that disagrees with the PTEs', () => {
+      const s = twoPages(kernel);
+      const pfn = anonFrameAt(s, 1, A);
+      s.primary.corrupt({ kind: 'skew-mapcount', pfn });
+      expectOnly(verdicts(s, NOOP, OK), 'mapcount', new RegExp(`pfn ${pfn}: mapcount 2 but 1 PTEs`));
+    });
+
+    it('no-stale-pte reports a PTE left on a freed frame', () => {
+      const s = twoPages(kernel);
+      const pfn = anonFrameAt(s, 1, A);
+      s.primary.corrupt({ kind: 'free-under-pte', pid: 1, addr: A });
+      expectOnly(verdicts(s, NOOP, OK), 'no-stale-pte', new RegExp(`P1 at 0x${A.toString(16)} maps pfn ${pfn}, which was freed`));
+    });
+
+    it('remote-coherence reports a view that shows another page than its target has', () => {
+      const s = session(kernel);
+      run(s, [
+        { op: 'spawn' },
+        { op: 'mmap', pid: 1, addr: 0, lengthPages: 2, prot: 3, shared: true },
+        { op: 'write', pid: 1, addr: A, value: 11 },
+        { op: 'write', pid: 1, addr: A + 1, value: 12 },
+      ]);
+      const views: RemoteView[] = [{ pid: 1, addr: A + 1, target: 1, targetAddr: A, onMissing: 'sigbus' }];
+      expectOnly(verdicts(s, NOOP, OK, views), 'remote-coherence', new RegExp(`P1 at 0x${(A + 1).toString(16)} shows pfn \\d+ as P1's page 0x${A.toString(16)}`));
+    });
+
+    it('cow-isolation reports a read that differs from ghost memory', () => {
+      const s = twoPages(kernel);
+      s.primary.corrupt({ kind: 'set-value', pfn: anonFrameAt(s, 1, A), value: 99 });
+      const read: Op = { op: 'read', pid: 1, addr: A };
+      const outcome = s.primary.step(read);
+      expect(outcome).toEqual({ kind: 'ok', value: 99 });
+      expectOnly(verdicts(s, read, outcome), 'cow-isolation', new RegExp(`read of P1 at 0x${A.toString(16)} returned 99, ghost memory says 11`));
+    });
+
+    it('exclusive-anon reports a COW-shared page mapped writable', () => {
+      const s = twoPages(kernel);
+      run(s, [{ op: 'fork', pid: 1 }]);
+      s.primary.corrupt({ kind: 'make-writable', pid: 1, addr: A });
+      expectOnly(verdicts(s, NOOP, OK), 'exclusive-anon', /anonymous pfn \d+ is mapped writable and 2 times/);
+    });
+
+    it('zero-page reports a zero page that is no longer zero', () => {
+      const s = twoPages(kernel);
+      s.primary.corrupt({ kind: 'set-value', pfn: s.primary.inspect.zeroPfn, value: 1 });
+      expectOnly(verdicts(s, NOOP, OK), 'zero-page', /the zero page holds 1/);
+    });
+
+    it('file-integrity reports a file page changed without a write', () => {
+      const s = session(kernel);
+      run(s, [{ op: 'creat', sizePages: 2 }, { op: 'pwrite', file: 1, index: 0, value: 5 }]);
+      const [, pfn] = [...s.primary.inspect.pagecache(1)][0];
+      s.primary.corrupt({ kind: 'set-value', pfn, value: 6 });
+      expectOnly(verdicts(s, NOOP, OK), 'file-integrity', /file 1 page 0 holds 6, but only 5 was ever written/);
+    });
+
+    it('rss-counters reports a counter that disagrees with the page table', () => {
+      const s = twoPages(kernel);
+      s.primary.corrupt({ kind: 'skew-rss', pid: 1 });
+      expectOnly(verdicts(s, NOOP, OK), 'rss-counters', /P1 \(running\): anon counter is 3 but the page table has 2/);
+    });
+
+    it('swap-accounting reports a slot count no entry accounts for', () => {
+      const s = twoPages(kernel);
+      run(s, [{ op: 'reclaim', pid: 1, addr: A }]);
+      const [slot] = [...s.primary.inspect.swapSlots()];
+      s.primary.corrupt({ kind: 'skew-swap-count', slot: slot.slot });
+      expectOnly(verdicts(s, NOOP, OK), 'swap-accounting', new RegExp(`swap slot ${slot.slot}: count 2 but 1 entries`));
+    });
+
+    it('vma-wellformed reports a PTE outside every VMA', () => {
+      const s = twoPages(kernel);
+      s.primary.corrupt({ kind: 'pte-outside-vma', pid: 1, addr: A, to: A - 5 });
+      expectOnly(verdicts(s, NOOP, OK), 'vma-wellformed', new RegExp(`P1 has a PTE at 0x${(A - 5).toString(16)} outside every VMA`));
+    });
+
+    it('no-leak reports a frame left after everything exited', () => {
+      const s = twoPages(kernel);
+      s.primary.corrupt({ kind: 'leak-frame' });
+      run(s, []);
+      s.primary.step({ op: 'exit', pid: 1 });
+      expectOnly(verdicts(s, NOOP, OK), 'no-leak', /pfn \d+ \(anon, refcount 1, pincount 0\) is still in use after everything exited/);
+    });
+
+    it('access-control reports remote access granted without ptrace rights', () => {
+      const s = twoPages(kernel);
+      run(s, [{ op: 'fork', pid: 1 }]);
+      // Under Yama scope 1 a child may not attach to its parent.
+      const denied: Op = { op: 'proc_mem_read', pid: 2, target: 1, addr: A };
+      expect(s.primary.step(denied)).toEqual({ kind: 'errno', errno: 'EACCES' });
+      s.primary.corrupt({ kind: 'skip-ptrace-check' });
+      const outcome = s.primary.step(denied);
+      expect(outcome).toEqual({ kind: 'ok', value: 11 });
+      expectOnly(verdicts(s, denied, outcome), 'access-control', /proc_mem_read by P2 \(uid 1000\) of P1 .* succeeded without ptrace attach rights/);
+    });
+
+    it('slab reports a double kfree by a driver', () => {
+      const s = session(kernel, [testStrategy([])]);
+      run(s, [{ op: 'spawn' }]);
+      const { violation } = s.step({ op: 'drv', strategy: 'test-driver', call: 'double-kfree', args: { pid: 1 } });
+      expect(violation?.invariant).toBe('slab');
+      expect(violation?.message).toMatch(/kfree of slab object \d+ that is not allocated \(double free\)/);
+    });
+  });
+}
+
+describe('differential', () => {
+  it('reports the first step after which model and implementation disagree', () => {
+    const s = session('diff');
+    run(s, [{ op: 'spawn' }, { op: 'mmap', pid: 1, addr: 0, lengthPages: 2, prot: 3, shared: false }, { op: 'write', pid: 1, addr: A, value: 1 }]);
+    let pfn = -1;
+    for (const [a, pte] of s.shadow!.inspect.ptes(1)) if (a === A && pte.kind === 'present') pfn = pte.pfn;
+    s.shadow!.corrupt({ kind: 'leak-ref', pfn });
+    const { violation } = s.step({ op: 'read', pid: 1, addr: A });
+    expect(violation?.invariant).toBe('differential');
+    expect(violation?.message).toMatch(/after read the observations differ/);
+  });
+
+  it('reports a different outcome', () => {
+    const s = session('diff');
+    run(s, [{ op: 'spawn' }, { op: 'mmap', pid: 1, addr: 0, lengthPages: 2, prot: 3, shared: false }, { op: 'write', pid: 1, addr: A, value: 1 }]);
+    let pfn = -1;
+    for (const [a, pte] of s.shadow!.inspect.ptes(1)) if (a === A && pte.kind === 'present') pfn = pte.pfn;
+    s.shadow!.corrupt({ kind: 'set-value', pfn, value: 2 });
+    const { violation } = s.step({ op: 'read', pid: 1, addr: A });
+    expect(violation?.invariant).toBe('differential');
+    expect(violation?.message).toMatch(/read: model = 1, impl = 2/);
+  });
+});
