@@ -30,6 +30,8 @@ export interface DriverVma {
   readonly pgoff: number;
   readonly shared: boolean;
   readonly prot: number;
+  /** VM_MAYWRITE: a driver clears it in ->mmap to refuse mprotect(PROT_WRITE) later. */
+  mayWrite: boolean;
   pfnmap: boolean;
   mixedmap: boolean;
   io: boolean;

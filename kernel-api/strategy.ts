@@ -63,6 +63,6 @@ export type StrategyDefinition = {
    * How user space maps one of this strategy's fds (f_op name `driver`): the offset and
    * length an mmap should use. Absent: small offsets and lengths.
    */
-  mmapArgs?(ctx: GenContext, c: Choice, pid: number, driver: string): { pgoff: number; lengthPages: number } | null;
+  mmapArgs?(ctx: GenContext, c: Choice, pid: number, driver: string): { pgoff: number; lengthPages: number; prot?: number; shared?: boolean } | null;
   create(kernel: DriverKernel): StrategyInstance;
 };

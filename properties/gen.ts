@@ -29,7 +29,7 @@ export class ChoiceStream implements Choice {
 }
 
 /** Integers per step: enough for the largest argument list. */
-export const CHOICES_PER_STEP = 16;
+export const CHOICES_PER_STEP = 24;
 
 export const CORE_KINDS = [
   'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'reclaim', 'oom',
@@ -263,7 +263,11 @@ export class TraceBuilder implements GenContext {
       const owner = this.strategies.find((s) => f.driver === s.name || f.driver.startsWith(`${s.name}.`));
       const hint = owner?.mmapArgs?.(this, c, pid, f.driver) ?? null;
       op.pgoff = hint?.pgoff ?? c.int(4);
-      if (hint !== null) op.lengthPages = hint.lengthPages;
+      if (hint !== null) {
+        op.lengthPages = hint.lengthPages;
+        if (hint.prot !== undefined) op.prot = hint.prot;
+        if (hint.shared !== undefined) op.shared = hint.shared;
+      }
     }
     return op;
   }

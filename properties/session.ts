@@ -13,6 +13,7 @@ import type { RemoteView } from '../kernel-api/driver.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
 import { Ghost } from './ghost.ts';
 import { checkAll, takeCensus, type Violation } from './invariants/index.ts';
+import { InspectSnapshot } from './invariants/snapshot.ts';
 import { observe } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
 
@@ -63,9 +64,11 @@ export class Session {
       if (v !== null) return { outcome, violation: v };
     }
     const views = this.remoteViews();
-    this.ghost.apply(op, outcome, this.primary.inspect, views);
+    // The kernel stands still until the next step: its views are fetched once and shared.
+    const k = new InspectSnapshot(this.primary.inspect);
+    this.ghost.apply(op, outcome, k, views);
     const violation = checkAll({
-      k: this.primary.inspect, config: this.opts.config, census: takeCensus(this.primary.inspect), ghost: this.ghost,
+      k, config: this.opts.config, census: takeCensus(k), ghost: this.ghost,
       op, outcome, remoteViews: views,
     }, this.opts.only, this.opts.exclude);
     return { outcome, violation };

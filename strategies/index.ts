@@ -8,12 +8,13 @@ import { pidfdMem } from './pidfd-mem.ts';
 import { kbufFault } from './kbuf-fault.ts';
 import { kbufRemap } from './kbuf-remap.ts';
 import { mapFiles } from './map-files.ts';
+import { procMemNotify } from './proc-mem-notify.ts';
 
-export const STRATEGIES: readonly StrategyDefinition[] = [procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles];
+export const STRATEGIES: readonly StrategyDefinition[] = [procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify];
 
 /** The strategy called `name`, or undefined. */
 export function strategyByName(name: string): StrategyDefinition | undefined {
   return STRATEGIES.find((s) => s.name === name);
 }
 
-export { procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles };
+export { procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify };

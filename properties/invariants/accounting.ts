@@ -6,6 +6,7 @@
 import type { Invariant } from './types.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
+const RSS_KEYS = ['anon', 'file', 'shmem', 'swap'] as const;
 
 export const rssCounters: Invariant = {
   id: 'rss-counters',
@@ -14,7 +15,7 @@ export const rssCounters: Invariant = {
     for (const p of k.processes()) {
       if (census.stale.has(p.pid)) continue;
       const want = census.rss.get(p.pid)!;
-      for (const key of ['anon', 'file', 'shmem', 'swap'] as const) {
+      for (const key of RSS_KEYS) {
         if (p.rss[key] !== want[key]) {
           return { invariant: 'rss-counters', pid: p.pid, message: `P${p.pid} (${p.state}): ${key} counter is ${p.rss[key]} but the page table has ${want[key]}` };
         }
