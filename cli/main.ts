@@ -98,8 +98,9 @@ function reproFiles(paths: readonly string[]): string[] {
   return files;
 }
 
+/** The corpus's emulated-kernel repros (the oracle's, under kernel/, replay on Linux instead). */
 function loadCorpus(dir: string): Repro[] {
-  return existsSync(dir) ? reproFiles([dir]).map(loadRepro) : [];
+  return existsSync(dir) ? reproFiles([dir]).map(loadRepro).filter((r) => r.kernel !== 'oracle') : [];
 }
 
 function progressPrinter(out: Out, label: string) {

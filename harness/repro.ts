@@ -22,7 +22,8 @@ export type Expect = 'reproduces' | 'passes';
 export type Repro = {
   format: typeof REPRO_FORMAT;
   title: string;
-  kernel: KernelChoice;
+  /** The emulated kernels, or 'oracle' for a divergence from the running Linux kernel (corpus/kernel/). */
+  kernel: KernelChoice | 'oracle';
   /** A strategy name, or 'core' for the core operations alone. */
   strategy: string;
   invariant: InvariantId;
@@ -30,7 +31,7 @@ export type Repro = {
   expect: Expect;
   /** The seed of the trace it was shrunk from. */
   seed: number;
-  /** The violation message when it was found. */
+  /** The violation message when it was found ('' when none was recorded). */
   message: string;
   config: KernelConfig;
   ops: Op[];
@@ -92,21 +93,21 @@ export function parseRepro(file: string, text: string): Repro {
   const o = json as Record<string, unknown>;
   if (o.format !== REPRO_FORMAT) fail('format', `expected "${REPRO_FORMAT}", found ${JSON.stringify(o.format)}`);
   if (typeof o.title !== 'string') fail('title', 'must be a string');
-  if (!KERNEL_CHOICES.includes(o.kernel as KernelChoice)) fail('kernel', `must be one of ${KERNEL_CHOICES.join(', ')}`);
+  if (!KERNEL_CHOICES.includes(o.kernel as KernelChoice) && o.kernel !== 'oracle') fail('kernel', `must be one of ${KERNEL_CHOICES.join(', ')}, oracle`);
   if (typeof o.strategy !== 'string' || (o.strategy !== 'core' && strategyByName(o.strategy) === undefined)) {
     fail('strategy', `unknown strategy ${JSON.stringify(o.strategy)} (known: core, ${STRATEGIES.map((s) => s.name).join(', ')})`);
   }
   if (!INVARIANT_IDS.includes(o.invariant as InvariantId)) fail('invariant', `unknown invariant ${JSON.stringify(o.invariant)}`);
   if (o.expect !== 'reproduces' && o.expect !== 'passes') fail('expect', 'must be "reproduces" or "passes"');
   if (!Number.isSafeInteger(o.seed)) fail('seed', 'must be an integer');
-  if (typeof o.message !== 'string') fail('message', 'must be a string');
+  if (o.message !== undefined && typeof o.message !== 'string') fail('message', 'must be a string when present');
   const config = { ...DEFAULT_CONFIG, ...(typeof o.config === 'object' && o.config !== null ? o.config : {}) } as KernelConfig;
   for (const [k, v] of Object.entries(config)) if (!Number.isSafeInteger(v)) fail(`config.${k}`, 'must be an integer');
   if (!Array.isArray(o.ops) || o.ops.length === 0) fail('ops', 'must be a non-empty array');
   (o.ops as unknown[]).forEach((op, i) => {
     if (typeof op !== 'object' || op === null || !OP_NAMES.has((op as { op?: string }).op ?? '')) fail(`ops[${i}]`, `not an operation: ${JSON.stringify(op)}`);
   });
-  return { ...(o as unknown as Repro), config };
+  return { ...(o as unknown as Repro), message: (o.message as string | undefined) ?? '', config };
 }
 
 export function loadRepro(file: string): Repro {
@@ -122,7 +123,7 @@ export function loadRepro(file: string): Repro {
 export function sessionFor(r: Pick<Repro, 'kernel' | 'strategy' | 'config'>, only?: InvariantId) {
   const strategy = r.strategy === 'core' ? undefined : strategyByName(r.strategy);
   return {
-    kernel: r.kernel, config: r.config, strategies: strategy === undefined ? [] : [strategy],
+    kernel: r.kernel === 'oracle' ? 'model' as const : r.kernel, config: r.config, strategies: strategy === undefined ? [] : [strategy],
     ...(only === undefined ? {} : { only: new Set([only]) }),
   };
 }

@@ -34,6 +34,8 @@ export interface GenContext {
   value(c: Choice): number;
   /** The fds `pid` holds whose f_op belongs to this strategy (named `strategy` or `strategy.*`). */
   fds(pid: number, strategy: string): readonly number[];
+  /** The arguments of the call that returned fd `fd` of `pid` (inherited across fork), if a call did. */
+  fdOrigin(pid: number, fd: number): DriverArgs | undefined;
   /** Any value a previous call of this strategy returned under `key` (e.g. a control fd). */
   remembered(strategy: string, key: string): readonly number[];
 }
@@ -63,6 +65,6 @@ export type StrategyDefinition = {
    * How user space maps one of this strategy's fds (f_op name `driver`): the offset and
    * length an mmap should use. Absent: small offsets and lengths.
    */
-  mmapArgs?(ctx: GenContext, c: Choice, pid: number, driver: string): { pgoff: number; lengthPages: number; prot?: number; shared?: boolean } | null;
+  mmapArgs?(ctx: GenContext, c: Choice, pid: number, driver: string, fd: number): { pgoff: number; lengthPages: number; prot?: number; shared?: boolean } | null;
   create(kernel: DriverKernel): StrategyInstance;
 };

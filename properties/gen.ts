@@ -69,6 +69,8 @@ export class TraceBuilder implements GenContext {
   private readonly kinds: OpKind[];
   private readonly weights: number[];
   private readonly remember: Remembered = new Map();
+  /** `pid:fd` → the arguments of the strategy call that returned that fd. */
+  private readonly origins = new Map<string, DriverArgs>();
   private readonly strategies: readonly StrategyDefinition[];
 
   constructor(
@@ -96,10 +98,18 @@ export class TraceBuilder implements GenContext {
 
   /** Learn from an outcome what later steps may use: values a call says it returns. */
   learn(op: Op, outcome: Outcome): void {
-    if (outcome.kind !== 'ok' || op.op !== 'drv') return;
+    if (outcome.kind !== 'ok') return;
+    if (op.op === 'fork') {
+      for (const [key, args] of [...this.origins]) {
+        if (key.startsWith(`${op.pid}:`)) this.origins.set(`${outcome.value}:${key.slice(key.indexOf(':') + 1)}`, args);
+      }
+    }
+    if (op.op === 'close') this.origins.delete(`${op.pid}:${op.fd}`);
+    if (op.op !== 'drv') return;
     const kind = this.kinds.find((x) => x.strategy?.name === op.strategy && x.call?.name === op.call);
     const returns = kind?.call?.returns;
-    if (returns === undefined || returns === 'fd') return; // fds are read from the fd table
+    if (returns === 'fd') this.origins.set(`${Number(op.args.pid)}:${outcome.value}`, op.args);
+    if (returns === undefined || returns === 'fd') return; // fds themselves are read from the fd table
     const key = `${op.strategy}:${returns}`;
     this.remember.set(key, [...(this.remember.get(key) ?? []), outcome.value]);
   }
@@ -163,6 +173,10 @@ export class TraceBuilder implements GenContext {
     const out: number[] = [];
     for (const f of this.k.fds(pid)) if (f.driver === strategy || f.driver.startsWith(`${strategy}.`)) out.push(f.fd);
     return out;
+  }
+
+  fdOrigin(pid: number, fd: number): DriverArgs | undefined {
+    return this.origins.get(`${pid}:${fd}`);
   }
 
   remembered(strategy: string, key: string): readonly number[] {
@@ -261,7 +275,7 @@ export class TraceBuilder implements GenContext {
       const f = c.pick(fds);
       op.fd = f.fd;
       const owner = this.strategies.find((s) => f.driver === s.name || f.driver.startsWith(`${s.name}.`));
-      const hint = owner?.mmapArgs?.(this, c, pid, f.driver) ?? null;
+      const hint = owner?.mmapArgs?.(this, c, pid, f.driver, f.fd) ?? null;
       op.pgoff = hint?.pgoff ?? c.int(4);
       if (hint !== null) {
         op.lengthPages = hint.lengthPages;

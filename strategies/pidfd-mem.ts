@@ -519,8 +519,11 @@ export const pidfdMem: StrategyDefinition = {
   ],
   // The access fd is mapped at the small offsets views are created at; the legacy
   // mirror-proc fd at a target address.
-  mmapArgs(ctx, c, _pid, driver) {
-    if (driver === `${NAME}.mirror-proc`) return { pgoff: ctx.addr(ctx.pid(c), c), lengthPages: c.pick([1, 1, 2, 3]) };
+  mmapArgs(ctx, c, pid, driver, fd) {
+    if (driver === `${NAME}.mirror-proc`) {
+      const target = Number(ctx.fdOrigin(pid, fd)?.target ?? ctx.pid(c));
+      return { pgoff: ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3]) };
+    }
     return { pgoff: c.int(4), lengthPages: c.pick([1, 1, 2, 3, 4]) };
   },
   create: (k) => new PidfdMem(k),

@@ -214,8 +214,10 @@ export const procMemMmap: StrategyDefinition = {
     },
   ],
   // The file offset is the target address: map a few pages at an address some process uses.
-  mmapArgs(ctx, c) {
-    return { pgoff: ctx.addr(ctx.pid(c), c), lengthPages: c.pick([1, 1, 2, 3, 4]) };
+  mmapArgs(ctx, c, pid, _driver, fd) {
+    // The target's own addresses: the fd remembers whose mem file it is.
+    const target = Number(ctx.fdOrigin(pid, fd)?.target ?? ctx.pid(c));
+    return { pgoff: ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3, 4]) };
   },
   create: (k) => new ProcMemMmap(k),
 };

@@ -177,8 +177,10 @@ export const procMemNotify: StrategyDefinition = {
     },
   }],
   // Mostly what the design accepts — shared and read-only — now and then what it refuses.
-  mmapArgs(ctx, c) {
-    return { pgoff: ctx.addr(ctx.pid(c), c), lengthPages: c.pick([1, 1, 2, 3, 4]), prot: c.pick([1, 1, 1, 3]), shared: c.int(8) !== 7 };
+  mmapArgs(ctx, c, pid, _driver, fd) {
+    // The target's own addresses: the fd remembers whose mem file it is.
+    const target = Number(ctx.fdOrigin(pid, fd)?.target ?? ctx.pid(c));
+    return { pgoff: ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3, 4]), prot: c.pick([1, 1, 1, 3]), shared: c.int(8) !== 7 };
   },
   create: (k: DriverKernel) => new ProcMemNotify(k),
 };

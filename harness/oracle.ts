@@ -1,0 +1,550 @@
+/**
+ * The kernel oracle's differential property: the reference model against the running Linux
+ * kernel (kernel-oracle/oracle.c), over random traces of the subset of core operations that
+ * user space can perform for real. Each trace runs through the model first (which also
+ * chooses where non-fixed mmaps and moving mremaps land), then through the oracle; outcomes
+ * and what /proc/<pid>/maps and /proc/<pid>/pagemap show are compared after every step.
+ *
+ * Covered: spawn, mmap (anon, shmem, file; hint, MAP_FIXED, MAP_FIXED_NOREPLACE), munmap,
+ * mprotect, mremap, madvise (DONTNEED, PAGEOUT, COLD, DONTFORK, DOFORK), read, write, fork,
+ * exit, creat, pread, pwrite, truncate, /proc/<pid>/mem, process_vm_readv/writev,
+ * set_dumpable. Not covered: reclaim, oom and fail_nth (no faithful user-space counterpart),
+ * driver calls and close (strategies), and what user space cannot see — frame identity,
+ * refcounts, mapcounts beyond pagemap's exclusive bit, RSS. Divergences that are deliberate
+ * simplifications of the model are listed in kernel-oracle/SIMPLIFICATIONS.md and counted
+ * as `documented`, never dropped.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import seedrandom from 'seedrandom';
+import type { Op, OpName } from '../kernel-api/op.ts';
+import type { Outcome } from '../kernel-api/outcome.ts';
+import { formatOutcome } from '../kernel-api/outcome.ts';
+import type { KernelConfig } from '../kernel-api/config.ts';
+import type { MapRange } from '../kernel-api/observation.ts';
+import { ModelKernel } from '../model/kernel.ts';
+import { observe } from '../properties/observe.ts';
+import { CHOICES_PER_STEP, CORE_KINDS, TraceBuilder } from '../properties/gen.ts';
+import { buildOracle } from '../kernel-oracle/build.mjs';
+
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The model configured as the oracle's machine: user space is the oracle's 4 GiB region
+ * (model page a is 0x200000000000 + a * 4096), vm.mmap_min_addr is 4096 (1 page), no Yama,
+ * no swap unless the machine has some.
+ */
+export function oracleConfig(swapSlotsMax = machineHasSwap() ? 1 << 16 : 0): KernelConfig {
+  return {
+    taskSizePages: 1 << 20, mmapBasePages: 1 << 19, mmapMinAddrPages: 1, maxMapCount: 65530,
+    yamaPtraceScope: 0, processesMax: 32, framesMax: 1 << 18, swapSlotsMax,
+  };
+}
+
+function machineHasSwap(): boolean {
+  try {
+    const r = spawnSync('cat', ['/proc/swaps'], { encoding: 'utf8' });
+    return (r.stdout ?? '').trim().split('\n').length > 1;
+  } catch {
+    return false;
+  }
+}
+
+/** Operation kinds the oracle replays; the generator weights every other kind zero. */
+export const ORACLE_OPS: readonly OpName[] = [
+  'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'creat', 'pread',
+  'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev', 'set_dumpable',
+];
+
+/** Steps per generated trace, at most. */
+export const ORACLE_STEPS_MAX = 40;
+
+// ---- the line format the oracle reads (kernel-oracle/oracle.c, run_line) -----------------
+
+/**
+ * One operation as an oracle line. `modelOutcome` decides placement: a non-fixed mmap is
+ * replayed as MAP_FIXED_NOREPLACE (placement 3) at the model's address, and a moving
+ * mremap as MREMAP_FIXED at the model's destination. Null for an operation the oracle
+ * cannot perform.
+ */
+export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
+  const b = (x: boolean | undefined) => (x ? 1 : 0);
+  switch (op.op) {
+    case 'spawn': return `spawn ${op.uid ?? 1000}`;
+    case 'creat': return `creat ${op.sizePages}`;
+    case 'pread': return `pread ${op.file} ${op.index}`;
+    case 'pwrite': return `pwrite ${op.file} ${op.index} ${op.value >>> 0}`;
+    case 'truncate': return `truncate ${op.file} ${op.sizePages}`;
+    case 'mmap': {
+      if (op.fd !== undefined) return null;
+      let placement = op.fixed ? 1 : op.noreplace ? 2 : 0;
+      let addr = op.addr;
+      if (placement === 0 && modelOutcome.kind === 'ok') {
+        placement = 3;
+        addr = modelOutcome.value;
+      }
+      return `mmap ${op.pid} ${addr} ${op.lengthPages} ${op.prot} ${b(op.shared)} ${placement} ${op.file ?? -1} ${op.pgoff ?? 0} ${op.mode === 'r' ? 0 : 1}`;
+    }
+    case 'munmap': return `munmap ${op.pid} ${op.addr} ${op.lengthPages}`;
+    case 'mprotect': return `mprotect ${op.pid} ${op.addr} ${op.lengthPages} ${op.prot}`;
+    case 'madvise': return `madvise ${op.pid} ${op.addr} ${op.lengthPages} ${op.advice}`;
+    case 'mremap': {
+      let fixed = b(op.fixed);
+      let newAddr = op.newAddr ?? 0;
+      if (!op.fixed && op.maymove && modelOutcome.kind === 'ok' && modelOutcome.value !== op.addr) {
+        fixed = 1;
+        newAddr = modelOutcome.value;
+      }
+      return `mremap ${op.pid} ${op.addr} ${op.oldPages} ${op.newPages} ${b(op.maymove)} ${fixed} ${newAddr}`;
+    }
+    case 'read': return `read ${op.pid} ${op.addr}`;
+    case 'write': return `write ${op.pid} ${op.addr} ${op.value >>> 0}`;
+    case 'fork': return `fork ${op.pid}`;
+    case 'exit': return `exit ${op.pid}`;
+    case 'set_dumpable': return `set_dumpable ${op.pid} ${op.dumpable ? 1 : 0}`;
+    case 'proc_mem_read':
+    case 'process_vm_readv': return `${op.op} ${op.pid} ${op.target} ${op.addr}`;
+    case 'proc_mem_write':
+    case 'process_vm_writev': return `${op.op} ${op.pid} ${op.target} ${op.addr} ${op.value >>> 0}`;
+    default: return null;
+  }
+}
+
+// ---- comparable observations ---------------------------------------------------------
+
+/** A page as pagemap shows it; `value` only where the page is present. */
+export type SeenPage = { value?: number; present: boolean; swapped: boolean; file: boolean; exclusive: boolean; softDirty: boolean };
+export type SeenProcess = { pid: number; maps: MapRange[]; pages: Map<number, SeenPage> };
+export type SeenStep = { outcome: Outcome; processes: SeenProcess[] };
+
+type KernelLine = {
+  step: number;
+  outcome: { kind: string; value?: number; errno?: string; signal?: string };
+  procs: { pid: number; vmas: [number, number, string, string, number][]; pages: [number, number, number][] }[];
+};
+
+/** Shmem objects have no common name: number them by first appearance, pid then address order. */
+function canonicalizeShmem(processes: SeenProcess[]): void {
+  const names = new Map<string, string>();
+  for (const p of processes) {
+    for (const m of p.maps) {
+      if (!m.backing.startsWith('shmem:')) continue;
+      if (!names.has(m.backing)) names.set(m.backing, `shmem#${names.size + 1}`);
+      m.backing = names.get(m.backing)!;
+    }
+  }
+}
+
+/** Adjacent VMAs with equal perms and backing (and contiguous offsets for non-anon) read as one, as coalescedMaps does. */
+function coalesceKernelVmas(vmas: KernelLine['procs'][number]['vmas']): MapRange[] {
+  const out: MapRange[] = [];
+  let lastEndPgoff = NaN;
+  for (const [start, end, perms, backing, pgoff] of vmas) {
+    const prev = out.at(-1);
+    const contiguous = backing === 'anon' || pgoff === lastEndPgoff;
+    if (prev !== undefined && prev.end === start && prev.perms === perms && prev.backing === backing && contiguous) prev.end = end;
+    else out.push({ start, end, perms, backing });
+    lastEndPgoff = pgoff + (end - start);
+  }
+  return out;
+}
+
+function kernelStep(line: KernelLine): SeenStep {
+  const o = line.outcome;
+  const outcome = (o.kind === 'ok' ? { kind: 'ok', value: o.value } : o.kind === 'errno' ? { kind: 'errno', errno: o.errno } : { kind: 'signal', signal: o.signal }) as Outcome;
+  const processes = line.procs.map((p): SeenProcess => {
+    const pages = new Map<number, SeenPage>();
+    for (const [addr, value, flags] of p.pages) {
+      const page: SeenPage = { present: (flags & 1) !== 0, swapped: (flags & 2) !== 0, file: (flags & 4) !== 0, exclusive: (flags & 8) !== 0, softDirty: (flags & 16) !== 0 };
+      if (page.present && value >= 0) page.value = value;
+      pages.set(addr, page);
+    }
+    return { pid: p.pid, maps: coalesceKernelVmas(p.vmas), pages };
+  });
+  canonicalizeShmem(processes);
+  return { outcome, processes };
+}
+
+function modelStep(k: ModelKernel, outcome: Outcome): SeenStep {
+  const obs = observe(k.inspect);
+  const processes = obs.processes.filter((p) => p.state === 'running').map((p): SeenProcess => {
+    const pages = new Map<number, SeenPage>();
+    for (const pg of p.pages) {
+      const page: SeenPage = { present: pg.present, swapped: pg.swapped, file: pg.file, exclusive: pg.exclusive, softDirty: pg.softDirty };
+      if (pg.present && pg.value !== undefined) page.value = pg.value;
+      pages.set(pg.addr, page);
+    }
+    return { pid: p.pid, maps: p.maps.map((m) => ({ ...m })), pages };
+  });
+  canonicalizeShmem(processes);
+  return { outcome, processes };
+}
+
+// ---- running both sides ---------------------------------------------------------------
+
+export type ModelRun = { steps: SeenStep[]; lines: string[] };
+
+/** Run `ops` on a fresh model; also the oracle lines, placed where the model placed things. */
+export function runModel(ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): ModelRun {
+  const k = new ModelKernel(config);
+  const run: ModelRun = { steps: [], lines: [] };
+  for (const op of ops) {
+    const outcome = k.step(op);
+    const line = oracleLine(op, outcome);
+    if (line === null) throw new Error(`oracle: operation ${op.op} has no kernel counterpart (${JSON.stringify(op)})`);
+    run.lines.push(line);
+    run.steps.push(modelStep(k, outcome));
+  }
+  return run;
+}
+
+export type KernelRun = { steps: SeenStep[]; softDirty: boolean };
+
+/** Replay oracle lines on the running kernel. Throws when the oracle itself fails. */
+export function runKernel(binary: string, lines: readonly string[]): KernelRun {
+  const r = spawnSync(binary, [], { input: lines.join('\n') + '\n', encoding: 'utf8', timeout: 60_000, maxBuffer: 256 << 20 });
+  if (r.error !== undefined) throw new Error(`oracle: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`oracle exited with ${r.status ?? r.signal}: ${r.stderr.trim()}`);
+  const out = r.stdout.trim().split('\n');
+  const header = JSON.parse(out[0]) as { oracle: number; softDirty: number };
+  const steps = out.slice(1).map((l) => kernelStep(JSON.parse(l) as KernelLine));
+  if (steps.length !== lines.length) throw new Error(`oracle printed ${steps.length} steps for ${lines.length} operations: ${r.stderr.trim()}`);
+  return { steps, softDirty: header.softDirty === 1 };
+}
+
+// ---- comparison ---------------------------------------------------------------------
+
+/** Ids of kernel-oracle/SIMPLIFICATIONS.md, each with its one-line reason. */
+export const SIMPLIFICATIONS = {
+  'fault-around': 'the kernel maps page-cache pages around a read fault (do_fault_around); the model maps only the faulting page',
+} as const;
+export type SimplificationId = keyof typeof SIMPLIFICATIONS;
+
+/**
+ * Model bugs the oracle found that are not fixed yet (the model is not this module's to
+ * change). A divergence that matches one still counts under `diverge`; it carries the
+ * bug's id so a report and the tests can tell a known flaw from a new one. Remove an entry
+ * once the model is fixed; its repro in corpus/kernel/ then turns to `expect: "passes"`.
+ */
+export const KNOWN_MODEL_BUGS: readonly { id: string; linux: string; matches: (op: Op, d: readonly Difference[]) => boolean }[] = [
+  {
+    id: 'mremap-fixed-overlap-einval',
+    linux: 'mm/mremap.c check_mremap_params: an MREMAP_FIXED target overlapping the source is EINVAL before the VMA lookup (EFAULT)',
+    matches: (op, d) => op.op === 'mremap' && op.fixed === true && d.some((x) => x.what === 'outcome' && (x.model as Outcome).kind === 'errno' && (x.kernel as Outcome).kind === 'errno' && (x.kernel as { errno: string }).errno === 'EINVAL'),
+  },
+  {
+    id: 'mremap-move-multiple-vmas',
+    linux: 'mm/mremap.c (6.17+, "permit mremap() move of multiple VMAs"): an MREMAP_FIXED move without resize may span several VMAs and gaps; each VMA moves in turn',
+    matches: (op, d) => op.op === 'mremap' && op.fixed === true && op.oldPages === op.newPages &&
+      d.some((x) => x.what === 'outcome' && (x.model as Outcome).kind === 'errno' && (x.kernel as Outcome).kind === 'ok'),
+  },
+  {
+    id: 'mremap-fixed-checks-before-unmap',
+    linux: 'mm/mremap.c do_mremap: check_prep_vma (source range in one VMA, may it grow) runs before mremap_to unmaps the target',
+    matches: (op, d) => op.op === 'mremap' && op.fixed === true && d.length > 0 && d.every((x) => x.what.endsWith(' maps') || x.what.includes(' page ')),
+  },
+  {
+    id: 'mmap-noreplace-eexist-before-file-checks',
+    linux: 'mm/mmap.c do_mmap: MAP_FIXED_NOREPLACE over a mapping is EEXIST right after __get_unmapped_area, before the file-mode checks (EACCES)',
+    matches: (op, d) => op.op === 'mmap' && op.noreplace === true && d.some((x) => x.what === 'outcome' && (x.kernel as { errno?: string }).errno === 'EEXIST'),
+  },
+  {
+    id: 'proc-mem-self-nondumpable',
+    linux: 'fs/proc/base.c: /proc/<pid>/mem is mode 0600 and task_dump_owner makes a non-dumpable task\'s files root-owned, so its own non-root open is EACCES',
+    matches: (op, d) => (op.op === 'proc_mem_read' || op.op === 'proc_mem_write') && op.pid === op.target && d.some((x) => x.what === 'outcome' && (x.kernel as { errno?: string }).errno === 'EACCES'),
+  },
+];
+
+export function knownModelBug(op: Op | undefined, differences: readonly Difference[]): string | undefined {
+  if (op === undefined) return undefined;
+  return KNOWN_MODEL_BUGS.find((b) => b.matches(op, differences))?.id;
+}
+
+export type Difference = { what: string; model: unknown; kernel: unknown; documented?: SimplificationId };
+
+export type Verdict = {
+  result: 'agree' | 'documented' | 'diverge';
+  /** The step of the first undocumented difference (diverge), else of the first documented one, else -1. */
+  step: number;
+  differences: Difference[];
+  documented: SimplificationId[];
+};
+
+const outcomeText = (o: Outcome) => formatOutcome(o);
+
+/** Differences between the model's and the kernel's view after one step. */
+export function compareStep(model: SeenStep, kernel: SeenStep, softDirty: boolean): Difference[] {
+  const diffs: Difference[] = [];
+  if (outcomeText(model.outcome) !== outcomeText(kernel.outcome)) diffs.push({ what: 'outcome', model: model.outcome, kernel: kernel.outcome });
+  const mp = model.processes.map((p) => p.pid).join(',');
+  const kp = kernel.processes.map((p) => p.pid).join(',');
+  if (mp !== kp) {
+    diffs.push({ what: 'running processes', model: mp, kernel: kp });
+    return diffs;
+  }
+  for (let i = 0; i < model.processes.length; i++) diffs.push(...compareProcess(model.processes[i], kernel.processes[i], softDirty));
+  // Fault-around raises the mapcount of the page-cache pages it maps: file pages' exclusive bits follow.
+  if (diffs.some((d) => d.documented === 'fault-around')) {
+    for (const d of diffs) if (d.what.endsWith(' file-exclusive')) d.documented = 'fault-around';
+  }
+  return diffs;
+}
+
+function compareProcess(m: SeenProcess, k: SeenProcess, softDirty: boolean): Difference[] {
+  const diffs: Difference[] = [];
+  const P = `P${m.pid}`;
+  if (JSON.stringify(m.maps) !== JSON.stringify(k.maps)) diffs.push({ what: `${P} maps`, model: m.maps, kernel: k.maps });
+  const addrs = [...new Set([...m.pages.keys(), ...k.pages.keys()])].sort((a, b) => a - b);
+  for (const addr of addrs) {
+    const mpg = m.pages.get(addr);
+    const kpg = k.pages.get(addr);
+    if (mpg === undefined || kpg === undefined) {
+      const faultAround = mpg === undefined && kpg !== undefined && kpg.present && kpg.file;
+      diffs.push({ what: `${P} page ${addr}`, model: mpg ?? null, kernel: kpg ?? null, documented: faultAround ? 'fault-around' : undefined });
+      continue;
+    }
+    const fields: (keyof SeenPage)[] = ['present', 'swapped', 'file', 'exclusive'];
+    if (softDirty) fields.push('softDirty');
+    if (mpg.present && kpg.present) fields.push('value');
+    for (const f of fields) {
+      if (mpg[f] === kpg[f]) continue;
+      const what = f === 'exclusive' && mpg.file && kpg.file ? `${P} page ${addr} file-exclusive` : `${P} page ${addr} ${f}`;
+      diffs.push({ what, model: mpg[f], kernel: kpg[f] });
+    }
+  }
+  return diffs;
+}
+
+/** Compare whole runs: the first undocumented difference ends the comparison. */
+export function compareRuns(model: ModelRun, kernel: KernelRun): Verdict {
+  const documented = new Set<SimplificationId>();
+  let firstDocumented = -1;
+  for (let step = 0; step < model.steps.length; step++) {
+    const diffs = compareStep(model.steps[step], kernel.steps[step], kernel.softDirty);
+    const open = diffs.filter((d) => d.documented === undefined);
+    if (open.length > 0) return { result: 'diverge', step, differences: diffs, documented: [...documented] };
+    for (const d of diffs) {
+      documented.add(d.documented!);
+      if (firstDocumented < 0) firstDocumented = step;
+    }
+  }
+  return { result: documented.size > 0 ? 'documented' : 'agree', step: firstDocumented, differences: [], documented: [...documented] };
+}
+
+/** Run a trace through the model and the kernel and judge it. */
+export function checkTrace(binary: string, ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): Verdict & { model: ModelRun; kernel: KernelRun } {
+  const model = runModel(ops, config);
+  const kernel = runKernel(binary, model.lines);
+  return { ...compareRuns(model, kernel), model, kernel };
+}
+
+// ---- generation -------------------------------------------------------------------------
+
+/** A random trace of the oracle's subset, from the generator of properties/gen.ts with swarm weights. */
+export function generateOracleTrace(seed: string, config: Readonly<KernelConfig> = oracleConfig()): Op[] {
+  const prng = seedrandom(seed);
+  const factors = CORE_KINDS.map((kind) => (ORACLE_OPS.includes(kind) ? Math.floor(prng() * 5) : 0));
+  for (const must of ['mmap', 'read', 'write'] as const) {
+    const i = CORE_KINDS.indexOf(must);
+    factors[i] = Math.max(1, factors[i]);
+  }
+  const k = new ModelKernel(config);
+  const builder = new TraceBuilder(k.inspect, config, [], { factors, hot: prng() < 0.5 });
+  const length = 5 + Math.floor(prng() * (ORACLE_STEPS_MAX - 4));
+  const ops: Op[] = [];
+  for (let attempt = 0; ops.length < length && attempt < length * 4; attempt++) {
+    const choices = Array.from({ length: CHOICES_PER_STEP }, () => Math.floor(prng() * 2 ** 31));
+    const op = builder.next(choices);
+    if (op === null || !ORACLE_OPS.includes(op.op)) continue;
+    ops.push(op);
+    builder.learn(op, k.step(op));
+  }
+  return ops;
+}
+
+// ---- shrinking and repro files -----------------------------------------------------------
+
+/** Remove single operations while the trace still diverges the same way (undocumented, or with the same documented reason). */
+export function shrinkDivergence(binary: string, ops: readonly Op[], keep: (v: Verdict) => boolean, replaysMax = 300): Op[] {
+  let current = [...ops];
+  let replays = 0;
+  for (let changed = true; changed && replays < replaysMax; ) {
+    changed = false;
+    for (let i = current.length - 1; i >= 0 && replays < replaysMax; i--) {
+      const candidate = [...current.slice(0, i), ...current.slice(i + 1)];
+      if (candidate.length === 0) continue;
+      replays += 1;
+      const v = checkTrace(binary, candidate);
+      if (keep(v)) {
+        current = candidate.slice(0, v.step + 1);
+        changed = true;
+        i = Math.min(i, current.length);
+      }
+    }
+  }
+  return current;
+}
+
+export type OracleRepro = {
+  format: 'mapfuzz-repro/1';
+  kernel: 'oracle';
+  strategy: 'core';
+  invariant: 'differential';
+  ops: Op[];
+  expect: 'reproduces' | 'passes';
+  seed: number;
+  title: string;
+  documented?: SimplificationId;
+};
+
+/** Write a repro to `dir`/<short hash>.json; returns its path. */
+export function writeOracleRepro(dir: string, repro: OracleRepro): string {
+  const hash = createHash('sha256').update(JSON.stringify(repro.ops)).digest('hex').slice(0, 12);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${hash}.json`);
+  writeFileSync(path, JSON.stringify(repro, null, 2) + '\n');
+  return path;
+}
+
+// ---- the campaign -------------------------------------------------------------------------
+
+export type OracleDivergence = {
+  ops: Op[];
+  step: number;
+  model: { outcome: Outcome; differences: Record<string, unknown> };
+  kernel: { outcome: Outcome; differences: Record<string, unknown> };
+  documented?: string;
+  repro?: string;
+  /** Replaying the shrunk trace did not diverge again: the kernel side varied between runs. */
+  flaky?: boolean;
+  /** The id of a KNOWN_MODEL_BUGS entry this divergence matches. */
+  knownModelBug?: string;
+};
+
+export type OracleReport = {
+  runs: number;
+  agree: number;
+  diverge: number;
+  documented: number;
+  /** Traces per documented simplification. */
+  documentedBy: Record<string, number>;
+  /** Diverging traces per known model bug id (or per divergence signature when new). */
+  divergencesBy: Record<string, number>;
+  opsCovered: Record<string, number>;
+  divergences: OracleDivergence[];
+  seed: number;
+  elapsedMs: number;
+  /** Why nothing ran: the oracle could not be built here. */
+  unavailable?: string;
+};
+
+export type OracleOptions = {
+  runs?: number;
+  timeMs?: number;
+  seed: number;
+  /** Where shrunk divergences are written; null writes none. Default corpus/kernel. */
+  corpusDir?: string | null;
+  /** Shrink and record a documented divergence too (one per reason). Default true. */
+  recordDocumented?: boolean;
+  onProgress?: (r: OracleReport) => void;
+};
+
+function describe(v: Verdict, ops: readonly Op[], model: ModelRun, kernel: KernelRun): OracleDivergence {
+  const pick = (side: 'model' | 'kernel') => Object.fromEntries(v.differences.map((d) => [d.what, d[side]]));
+  return {
+    ops: [...ops], step: v.step,
+    model: { outcome: model.steps[v.step].outcome, differences: pick('model') },
+    kernel: { outcome: kernel.steps[v.step].outcome, differences: pick('kernel') },
+  };
+}
+
+/** The differential property model ↔ kernel over `runs` random traces (or until `timeMs`). */
+export function runOracle(opts: OracleOptions): OracleReport {
+  const t0 = performance.now();
+  const report: OracleReport = { runs: 0, agree: 0, diverge: 0, documented: 0, documentedBy: {}, divergencesBy: {}, opsCovered: {}, divergences: [], seed: opts.seed, elapsedMs: 0 };
+  const built = buildOracle();
+  if (!built.ok) return { ...report, unavailable: built.reason };
+  const runsMax = opts.runs ?? (opts.timeMs === undefined ? 100 : Number.MAX_SAFE_INTEGER);
+  const corpusDir = opts.corpusDir === undefined ? join(REPO_ROOT, 'corpus', 'kernel') : opts.corpusDir;
+  const recorded = new Set<string>();
+  for (let run = 0; run < runsMax; run++) {
+    if (opts.timeMs !== undefined && performance.now() - t0 >= opts.timeMs) break;
+    const ops = generateOracleTrace(`mapfuzz-oracle:${opts.seed}:${run}`);
+    for (const op of ops) report.opsCovered[op.op] = (report.opsCovered[op.op] ?? 0) + 1;
+    const v = checkTrace(built.binary, ops);
+    report.runs += 1;
+    if (v.result === 'agree') report.agree += 1;
+    else if (v.result === 'documented') {
+      report.documented += 1;
+      for (const id of v.documented) report.documentedBy[id] = (report.documentedBy[id] ?? 0) + 1;
+      const key = `documented:${v.documented.join('+')}`;
+      if (opts.recordDocumented !== false && !recorded.has(key)) {
+        recorded.add(key);
+        report.divergences.push(record(built.binary, ops, v, opts.seed, corpusDir));
+      }
+    } else {
+      report.diverge += 1;
+      const bug = knownModelBug(ops[v.step], v.differences);
+      const key = bug ?? signature(ops[v.step], v.differences);
+      report.divergencesBy[key] = (report.divergencesBy[key] ?? 0) + 1;
+      // One shrunk repro per kind of divergence: the same flaw found again adds only a count.
+      if (!recorded.has(key)) {
+        recorded.add(key);
+        const d = record(built.binary, ops, v, opts.seed, corpusDir, bug);
+        report.divergences.push(d);
+      }
+    }
+    opts.onProgress?.(report);
+  }
+  report.elapsedMs = Math.round(performance.now() - t0);
+  return report;
+}
+
+/** What kind of divergence this is, without addresses or values: the operation and what differed. */
+function signature(op: Op | undefined, differences: readonly Difference[]): string {
+  const what = [...new Set(differences.map((d) => d.what.replace(/P\d+ /, '').replace(/page \d+ ?/, 'page ')))].sort().join('|');
+  const o = differences.find((d) => d.what === 'outcome');
+  const outcomes = o === undefined ? '' : ` ${formatOutcome(o.model as Outcome)}/${formatOutcome(o.kernel as Outcome)}`;
+  return `${op?.op ?? '?'}: ${what}${outcomes}`;
+}
+
+/** Shrink a divergent trace, describe it, and write its repro file. */
+function record(binary: string, ops: readonly Op[], v: Verdict, seed: number, corpusDir: string | null, bug?: string): OracleDivergence {
+  const reason = v.result === 'documented' ? v.documented.join('+') : undefined;
+  const keep = (c: Verdict) => (reason === undefined ? c.result === 'diverge' : c.result === 'documented' && c.documented.join('+') === reason);
+  let shrunk = shrinkDivergence(binary, ops, keep);
+  let final = checkTrace(binary, shrunk);
+  let flaky = false;
+  if (!keep(final)) {
+    // The shrunk trace did not diverge again: the kernel's behaviour varied between runs.
+    flaky = true;
+    shrunk = [...ops];
+    final = checkTrace(binary, shrunk);
+  }
+  let step = final.step;
+  let differences = final.differences;
+  if (reason !== undefined) {
+    // A documented difference does not stop the comparison: find it again for the report.
+    for (let i = 0; i < final.model.steps.length; i++) {
+      const d = compareStep(final.model.steps[i], final.kernel.steps[i], final.kernel.softDirty);
+      if (d.length > 0) { step = i; differences = d; break; }
+    }
+  }
+  const out = describe({ ...final, step: Math.max(0, step), differences }, shrunk, final.model, final.kernel);
+  if (reason !== undefined) out.documented = reason;
+  if (flaky) out.flaky = true;
+  if (bug !== undefined) out.knownModelBug = bug;
+  if (corpusDir !== null) {
+    const what = differences.map((d) => d.what).slice(0, 3).join(', ');
+    out.repro = writeOracleRepro(corpusDir, {
+      format: 'mapfuzz-repro/1', kernel: 'oracle', strategy: 'core', invariant: 'differential', ops: shrunk,
+      expect: 'reproduces', seed,
+      title: `${reason !== undefined ? `documented (${reason})` : bug !== undefined ? `model bug ${bug}` : 'model and kernel diverge'} at step ${step + 1} (${shrunk[step]?.op}): ${what}`,
+      ...(reason !== undefined ? { documented: reason as SimplificationId } : {}),
+    });
+  }
+  return out;
+}

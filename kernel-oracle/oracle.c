@@ -1,0 +1,652 @@
+/*
+ * mapfuzz kernel oracle: replays a trace of mapfuzz core operations on the running Linux
+ * kernel and prints, after every step, the outcome and what user space can observe —
+ * per process the VMAs of /proc/<pid>/maps inside the emulated region, and per present or
+ * swapped page its value and its /proc/<pid>/pagemap bits.
+ *
+ * One real process per emulated process. The controller (this program's first process)
+ * forks a fresh child for `spawn`; `fork` is a real fork() inside the emulated process.
+ * Every process is driven over a pair of pipes (command, reply) from a pool made before
+ * the first spawn, so a forked child finds its own pair already open.
+ *
+ * Addresses: model page `a` is the real address REGION_BASE + a * 4096, so traces are
+ * position-independent. A non-fixed mmap is replayed as MAP_FIXED_NOREPLACE at the
+ * address the model chose (the driver writes placement 3); get_unmapped_area's choice is
+ * ASLR policy and not under test. Likewise a moving mremap arrives as MREMAP_FIXED at the
+ * model's destination.
+ *
+ * Input: one operation a line, whitespace separated (see parse_and_run for the fields).
+ * Output: one JSON object a line: a header `{"oracle":1,...}`, then per step
+ * `{"step":N,"outcome":{...},"procs":[{"pid":P,"vmas":[[start,end,"perms","backing",pgoff]],
+ *  "pages":[[addr,value,flags]]}]}` where flags = present|swapped<<1|file<<2|exclusive<<3|softdirty<<4.
+ *
+ * C11, libc and Linux headers only. Built with `cc -O1 -std=c11 -o oracle oracle.c`.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MREMAP_FIXED
+#define MREMAP_FIXED 2
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+#define PAGE_BYTES 4096UL
+#define REGION_BASE 0x200000000000UL
+/* The region spans 2^20 pages (4 GiB): the model's taskSizePages for the oracle. */
+#define REGION_PAGES (1UL << 20)
+#define PROCS_MAX 64
+#define FILES_MAX 64
+#define LINE_BYTES_MAX 512
+#define PAGES_PER_VMA_MAX 4096
+#define IDLE_SECONDS_MAX 20
+
+enum cmd_kind {
+  C_MMAP = 1, C_MUNMAP, C_MPROTECT, C_MREMAP, C_MADVISE, C_READ, C_WRITE, C_FORK, C_EXIT,
+  C_PROC_MEM_READ, C_PROC_MEM_WRITE, C_PVM_READ, C_PVM_WRITE, C_SET_DUMPABLE,
+};
+
+struct cmd {
+  int32_t kind;
+  int64_t a[8];
+  char path[128];
+};
+
+enum outcome_kind { O_OK = 0, O_ERRNO = 1, O_SIGNAL = 2 };
+
+struct reply {
+  int32_t kind;
+  int64_t value; /* O_OK: the value; O_ERRNO: errno; O_SIGNAL: signal number */
+};
+
+struct proc {
+  int running;
+  pid_t real_pid;
+  int pidfd;
+};
+
+static int cmd_pipe[PROCS_MAX + 1][2];
+static int reply_pipe[PROCS_MAX + 1][2];
+static struct proc procs[PROCS_MAX + 1];
+static int next_pid = 1;
+static int file_fd[FILES_MAX + 1];
+static int next_file = 1;
+static char tmpdir[256];
+static int soft_dirty_supported;
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static void die(const char *what) {
+  fprintf(stderr, "oracle: %s: %s\n", what, strerror(errno));
+  exit(2);
+}
+
+static int read_full(int fd, void *buf, size_t len) {
+  char *p = buf;
+  while (len > 0) {
+    ssize_t n = read(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static uintptr_t real_addr(int64_t page) { return REGION_BASE + (uintptr_t)page * PAGE_BYTES; }
+
+static int64_t model_page(uintptr_t addr) { return (int64_t)((int64_t)(addr - REGION_BASE) / (int64_t)PAGE_BYTES); }
+
+static const char *errno_name(int e) {
+  switch (e) {
+    case EPERM: return "EPERM"; case ENOENT: return "ENOENT"; case ESRCH: return "ESRCH";
+    case EIO: return "EIO"; case ENXIO: return "ENXIO"; case E2BIG: return "E2BIG";
+    case EBADF: return "EBADF"; case EAGAIN: return "EAGAIN"; case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES"; case EFAULT: return "EFAULT"; case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST"; case ENODEV: return "ENODEV"; case EINVAL: return "EINVAL";
+    case ENOSPC: return "ENOSPC"; case ENOTTY: return "ENOTTY"; case EOVERFLOW: return "EOVERFLOW";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    default: return NULL;
+  }
+}
+
+static struct reply r_ok(int64_t v) { struct reply r = { O_OK, v }; return r; }
+static struct reply r_errno(int e) { struct reply r = { O_ERRNO, e }; return r; }
+
+static void print_outcome(struct reply r) {
+  if (r.kind == O_OK) {
+    printf("{\"kind\":\"ok\",\"value\":%lld}", (long long)r.value);
+  } else if (r.kind == O_ERRNO) {
+    const char *name = errno_name((int)r.value);
+    if (name != NULL) printf("{\"kind\":\"errno\",\"errno\":\"%s\"}", name);
+    else printf("{\"kind\":\"errno\",\"errno\":\"E#%lld\"}", (long long)r.value);
+  } else {
+    printf("{\"kind\":\"signal\",\"signal\":\"%s\"}", r.value == SIGBUS ? "SIGBUS" : r.value == SIGSEGV ? "SIGSEGV" : "SIG?");
+  }
+}
+
+/* ---- the emulated process ------------------------------------------------------------ */
+
+static sigjmp_buf fault_jmp;
+static volatile sig_atomic_t fault_armed;
+
+static void on_fault(int sig) {
+  if (fault_armed) siglongjmp(fault_jmp, sig);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+/* A user load or store of one 32-bit value; a SIGSEGV or SIGBUS becomes the outcome. */
+static struct reply user_access(uintptr_t addr, int write, uint32_t value) {
+  int sig = sigsetjmp(fault_jmp, 1);
+  if (sig != 0) {
+    fault_armed = 0;
+    struct reply r = { O_SIGNAL, sig };
+    return r;
+  }
+  fault_armed = 1;
+  uint32_t got = 0;
+  if (write) *(volatile uint32_t *)addr = value;
+  else got = *(volatile uint32_t *)addr;
+  fault_armed = 0;
+  return r_ok(write ? 0 : got);
+}
+
+static struct reply do_mmap(const struct cmd *c) {
+  /* a: addr, len, prot, shared, placement (0 hint, 1 fixed, 2 noreplace, 3 placed), file, pgoff, rw */
+  int flags = c->a[3] ? MAP_SHARED : MAP_PRIVATE;
+  int placement = (int)c->a[4];
+  if (placement == 1) flags |= MAP_FIXED;
+  if (placement == 2 || placement == 3) flags |= MAP_FIXED_NOREPLACE;
+  int fd = -1;
+  if (c->a[5] < 0) {
+    flags |= MAP_ANONYMOUS;
+  } else {
+    fd = open(c->path, c->a[7] ? O_RDWR : O_RDONLY);
+    if (fd < 0) return r_errno(errno);
+  }
+  void *want = (c->a[0] == 0 && placement == 0) ? NULL : (void *)real_addr(c->a[0]);
+  void *got = mmap(want, (size_t)c->a[1] * PAGE_BYTES, (int)c->a[2], flags, fd, (off_t)c->a[6] * (off_t)PAGE_BYTES);
+  int e = errno;
+  if (fd >= 0) close(fd);
+  if (got == MAP_FAILED) return r_errno(e);
+  if ((flags & MAP_FIXED_NOREPLACE) && got != want) {
+    /* A kernel before 4.17 treats MAP_FIXED_NOREPLACE as a hint. */
+    munmap(got, (size_t)c->a[1] * PAGE_BYTES);
+    return r_errno(EEXIST);
+  }
+  return r_ok(model_page((uintptr_t)got));
+}
+
+static struct reply do_mremap(const struct cmd *c) {
+  /* a: addr, old, new, maymove, fixed, newAddr */
+  int flags = (c->a[3] ? MREMAP_MAYMOVE : 0) | (c->a[4] ? MREMAP_FIXED : 0);
+  void *got = mremap((void *)real_addr(c->a[0]), (size_t)c->a[1] * PAGE_BYTES, (size_t)c->a[2] * PAGE_BYTES,
+                     flags, (void *)real_addr(c->a[5]));
+  if (got == MAP_FAILED) return r_errno(errno);
+  return r_ok(model_page((uintptr_t)got));
+}
+
+static struct reply proc_mem(const struct cmd *c, int write) {
+  /* a: target real pid, addr, value */
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%lld/mem", (long long)c->a[0]);
+  int fd = open(path, write ? O_WRONLY : O_RDONLY);
+  if (fd < 0) return r_errno(errno);
+  uint32_t v = (uint32_t)c->a[2];
+  ssize_t n = write ? pwrite(fd, &v, 4, (off_t)real_addr(c->a[1])) : pread(fd, &v, 4, (off_t)real_addr(c->a[1]));
+  int e = errno;
+  close(fd);
+  if (n < 0) return r_errno(e);
+  if (n != 4) return r_errno(EIO);
+  return r_ok(write ? 0 : v);
+}
+
+static struct reply process_vm(const struct cmd *c, int write) {
+  uint32_t v = (uint32_t)c->a[2];
+  struct iovec local = { &v, 4 };
+  struct iovec remote = { (void *)real_addr(c->a[1]), 4 };
+  ssize_t n = write ? process_vm_writev((pid_t)c->a[0], &local, 1, &remote, 1, 0)
+                    : process_vm_readv((pid_t)c->a[0], &local, 1, &remote, 1, 0);
+  if (n < 0) return r_errno(errno);
+  if (n != 4) return r_errno(EFAULT);
+  return r_ok(write ? 0 : v);
+}
+
+static int madvise_advice(int64_t code) {
+  switch (code) {
+    case 0: return MADV_DONTNEED;
+    case 1: return MADV_PAGEOUT;
+    case 2: return MADV_COLD;
+    case 3: return MADV_DONTFORK;
+    default: return MADV_DOFORK;
+  }
+}
+
+static struct reply call_result(int rc) { return rc == 0 ? r_ok(0) : r_errno(errno); }
+
+/* The command loop of an emulated process; `slot` is its emulated pid. Never returns. */
+static void process_loop(int slot) {
+  for (;;) {
+    struct cmd c;
+    alarm(IDLE_SECONDS_MAX); /* a process the controller forgot does not live forever */
+    if (read_full(cmd_pipe[slot][0], &c, sizeof c) != 0) _exit(3);
+    alarm(0);
+    struct reply r = r_errno(EINVAL);
+    switch (c.kind) {
+      case C_MMAP: r = do_mmap(&c); break;
+      case C_MUNMAP: r = call_result(munmap((void *)real_addr(c.a[0]), (size_t)c.a[1] * PAGE_BYTES)); break;
+      case C_MPROTECT: r = call_result(mprotect((void *)real_addr(c.a[0]), (size_t)c.a[1] * PAGE_BYTES, (int)c.a[2])); break;
+      case C_MREMAP: r = do_mremap(&c); break;
+      case C_MADVISE:
+        r = call_result(madvise((void *)real_addr(c.a[0]), (size_t)c.a[1] * PAGE_BYTES, madvise_advice(c.a[2])));
+        break;
+      case C_READ: r = user_access(real_addr(c.a[0]), 0, 0); break;
+      case C_WRITE: r = user_access(real_addr(c.a[0]), 1, (uint32_t)c.a[1]); break;
+      case C_FORK: {
+        pid_t child = fork();
+        if (child == 0) {
+          slot = (int)c.a[0];
+          continue; /* the child answers on its own pipes, from the next command on */
+        }
+        r = child < 0 ? r_errno(errno) : r_ok(child);
+        break;
+      }
+      case C_EXIT: _exit(0);
+      case C_PROC_MEM_READ: r = proc_mem(&c, 0); break;
+      case C_PROC_MEM_WRITE: r = proc_mem(&c, 1); break;
+      case C_PVM_READ: r = process_vm(&c, 0); break;
+      case C_PVM_WRITE: r = process_vm(&c, 1); break;
+      case C_SET_DUMPABLE: r = call_result(prctl(PR_SET_DUMPABLE, (unsigned long)c.a[0], 0, 0, 0)); break;
+    }
+    if (write_full(reply_pipe[slot][1], &r, sizeof r) != 0) _exit(3);
+  }
+}
+
+/* ---- the controller ------------------------------------------------------------------ */
+
+static struct reply send_cmd(int pid, const struct cmd *c) {
+  struct reply r;
+  if (write_full(cmd_pipe[pid][1], c, sizeof *c) != 0) die("write command");
+  if (read_full(reply_pipe[pid][0], &r, sizeof r) != 0) die("read reply");
+  return r;
+}
+
+static int pidfd_of(pid_t real) {
+  int fd = (int)syscall(SYS_pidfd_open, real, 0);
+  if (fd < 0) die("pidfd_open");
+  return fd;
+}
+
+static struct reply spawn(int uid) {
+  if (next_pid > PROCS_MAX) return r_errno(EAGAIN);
+  int slot = next_pid;
+  pid_t child = fork();
+  if (child < 0) return r_errno(errno);
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (uid != 0 && (setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) != 0 || setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0)) _exit(4);
+    /* commit_creds makes a process whose euid changed non-dumpable; the model's spawn is dumpable. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    /* Ready: only now may another process look at this one (its uid and dumpable are final). */
+    struct reply ready = r_ok(0);
+    if (write_full(reply_pipe[slot][1], &ready, sizeof ready) != 0) _exit(3);
+    process_loop(slot);
+  }
+  struct reply ready;
+  if (read_full(reply_pipe[slot][0], &ready, sizeof ready) != 0) die("spawned process did not start");
+  procs[slot].running = 1;
+  procs[slot].real_pid = child;
+  procs[slot].pidfd = pidfd_of(child);
+  next_pid += 1;
+  return r_ok(slot);
+}
+
+static struct reply fork_proc(int pid) {
+  if (next_pid > PROCS_MAX) return r_errno(EAGAIN);
+  struct cmd c = { .kind = C_FORK };
+  c.a[0] = next_pid;
+  struct reply r = send_cmd(pid, &c);
+  if (r.kind != O_OK) return r;
+  int slot = next_pid++;
+  procs[slot].running = 1;
+  procs[slot].real_pid = (pid_t)r.value;
+  procs[slot].pidfd = pidfd_of((pid_t)r.value);
+  return r_ok(slot);
+}
+
+/* exit: the process _exits; exit_mm has run once its pidfd polls readable. */
+static struct reply exit_proc(int pid) {
+  struct cmd c = { .kind = C_EXIT };
+  if (write_full(cmd_pipe[pid][1], &c, sizeof c) != 0) die("write exit");
+  struct pollfd p = { procs[pid].pidfd, POLLIN, 0 };
+  if (poll(&p, 1, 10000) != 1) die("exit did not complete");
+  close(procs[pid].pidfd);
+  procs[pid].running = 0;
+  return r_ok(0);
+}
+
+static void file_path(int id, char *out, size_t len) { snprintf(out, len, "%s/f%d", tmpdir, id); }
+
+static struct reply creat_file(int64_t size_pages) {
+  if (next_file > FILES_MAX) return r_errno(ENOSPC);
+  char path[300];
+  int id = next_file;
+  file_path(id, path, sizeof path);
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) return r_errno(errno);
+  fchmod(fd, 0666);
+  if (ftruncate(fd, (off_t)size_pages * (off_t)PAGE_BYTES) != 0) { int e = errno; close(fd); return r_errno(e); }
+  file_fd[id] = fd;
+  next_file += 1;
+  return r_ok(id);
+}
+
+static int valid_file(int64_t id) { return id >= 1 && id < next_file; }
+
+static struct reply file_op(const char *name, int64_t id, int64_t index, int64_t value) {
+  if (!valid_file(id)) return r_errno(EBADF);
+  int fd = file_fd[id];
+  off_t at = (off_t)index * (off_t)PAGE_BYTES;
+  if (strcmp(name, "pread") == 0) {
+    uint32_t v = 0;
+    ssize_t n = pread(fd, &v, 4, at);
+    if (n < 0) return r_errno(errno);
+    return r_ok(n == 0 ? -1 : (int64_t)v); /* the model: a read of zero bytes is -1 */
+  }
+  if (strcmp(name, "pwrite") == 0) {
+    uint32_t v = (uint32_t)value;
+    return pwrite(fd, &v, 4, at) == 4 ? r_ok(0) : r_errno(errno);
+  }
+  return call_result(ftruncate(fd, (off_t)index * (off_t)PAGE_BYTES));
+}
+
+/* ---- observation --------------------------------------------------------------------- */
+
+static void print_backing(const char *path, unsigned long inode) {
+  size_t tl = strlen(tmpdir);
+  if (path[0] == '\0') { printf("\"anon\""); return; }
+  if (strncmp(path, tmpdir, tl) == 0 && path[tl] == '/' && path[tl + 1] == 'f') { printf("\"file:%s\"", path + tl + 2); return; }
+  if (strncmp(path, "/dev/zero", 9) == 0 || strncmp(path, "/SYSV", 5) == 0 || strncmp(path, "/memfd:", 7) == 0) {
+    printf("\"shmem:%lu\"", inode);
+    return;
+  }
+  printf("\"other\"");
+}
+
+static void observe_pages(int pid, uintptr_t start, uintptr_t end, int pagemap_fd, int mem_fd, int *first) {
+  static uint64_t entries[PAGES_PER_VMA_MAX];
+  size_t npages = (end - start) / PAGE_BYTES;
+  for (size_t done = 0; done < npages;) {
+    size_t chunk = npages - done < PAGES_PER_VMA_MAX ? npages - done : PAGES_PER_VMA_MAX;
+    uintptr_t at = start + done * PAGE_BYTES;
+    ssize_t n = pread(pagemap_fd, entries, chunk * 8, (off_t)(at / PAGE_BYTES * 8));
+    if (n != (ssize_t)(chunk * 8)) die("read pagemap");
+    for (size_t i = 0; i < chunk; i++) {
+      uint64_t e = entries[i];
+      int present = (int)((e >> 63) & 1), swapped = (int)((e >> 62) & 1);
+      if (!present && !swapped) continue;
+      int flags = present | swapped << 1 | (int)((e >> 61) & 1) << 2 | (int)((e >> 56) & 1) << 3 | (int)((e >> 55) & 1) << 4;
+      uintptr_t addr = at + i * PAGE_BYTES;
+      long long value = -1;
+      uint32_t v;
+      /* A present page is read through /proc/<pid>/mem: GUP without FOLL_PIN takes no fault on it. */
+      if (present && pread(mem_fd, &v, 4, (off_t)addr) == 4) value = v;
+      printf("%s[%lld,%lld,%d]", *first ? "" : ",", (long long)model_page(addr), value, flags);
+      *first = 0;
+    }
+    done += chunk;
+  }
+  (void)pid;
+}
+
+static void observe_process(int pid) {
+  char path[64];
+  pid_t real = procs[pid].real_pid;
+  snprintf(path, sizeof path, "/proc/%d/maps", real);
+  FILE *maps = fopen(path, "r");
+  if (maps == NULL) die("open maps");
+  snprintf(path, sizeof path, "/proc/%d/pagemap", real);
+  int pagemap_fd = open(path, O_RDONLY);
+  snprintf(path, sizeof path, "/proc/%d/mem", real);
+  int mem_fd = open(path, O_RDONLY);
+  if (pagemap_fd < 0 || mem_fd < 0) die("open pagemap or mem");
+  uintptr_t ranges[256][2];
+  int nranges = 0;
+  printf("{\"pid\":%d,\"vmas\":[", pid);
+  char line[LINE_BYTES_MAX];
+  int first = 1;
+  while (fgets(line, sizeof line, maps) != NULL) {
+    unsigned long start, end, offset, inode;
+    char perms[8], dev[16];
+    int consumed = 0;
+    if (sscanf(line, "%lx-%lx %7s %lx %15s %lu %n", &start, &end, perms, &offset, dev, &inode, &consumed) < 6) continue;
+    if (start < REGION_BASE || end > REGION_BASE + REGION_PAGES * PAGE_BYTES) continue;
+    char *name = line + consumed;
+    name[strcspn(name, "\n")] = '\0';
+    printf("%s[%lld,%lld,\"%s\",", first ? "" : ",", (long long)model_page(start), (long long)model_page(end), perms);
+    print_backing(name, inode);
+    printf(",%lu]", offset / PAGE_BYTES);
+    first = 0;
+    if (nranges < 256) { ranges[nranges][0] = start; ranges[nranges][1] = end; nranges++; }
+  }
+  fclose(maps);
+  printf("],\"pages\":[");
+  first = 1;
+  for (int i = 0; i < nranges; i++) observe_pages(pid, ranges[i][0], ranges[i][1], pagemap_fd, mem_fd, &first);
+  printf("]}");
+  close(pagemap_fd);
+  close(mem_fd);
+}
+
+static void print_step(int step, struct reply r) {
+  printf("{\"step\":%d,\"outcome\":", step);
+  print_outcome(r);
+  printf(",\"procs\":[");
+  int first = 1;
+  for (int pid = 1; pid < next_pid; pid++) {
+    if (!procs[pid].running) continue;
+    if (!first) printf(",");
+    observe_process(pid);
+    first = 0;
+  }
+  printf("]}\n");
+  fflush(stdout);
+}
+
+/* ---- parsing and dispatch ------------------------------------------------------------ */
+
+static int running(int64_t pid) { return pid >= 1 && pid < next_pid && procs[pid].running; }
+
+static int advice_code(const char *name) {
+  static const char *const names[] = { "DONTNEED", "PAGEOUT", "COLD", "DONTFORK", "DOFORK" };
+  for (int i = 0; i < 5; i++) if (strcmp(name, names[i]) == 0) return i;
+  return -1;
+}
+
+/*
+ * One operation line. Fields after the name:
+ *   spawn UID | creat SIZE | pread FILE INDEX | pwrite FILE INDEX VALUE | truncate FILE SIZE
+ *   mmap PID ADDR LEN PROT SHARED PLACEMENT FILE PGOFF RW   (FILE -1: anonymous)
+ *   munmap PID ADDR LEN | mprotect PID ADDR LEN PROT | madvise PID ADDR LEN ADVICE
+ *   mremap PID ADDR OLD NEW MAYMOVE FIXED NEWADDR | read PID ADDR | write PID ADDR VALUE
+ *   fork PID | exit PID | set_dumpable PID 0|1
+ *   proc_mem_read PID TARGET ADDR | proc_mem_write PID TARGET ADDR VALUE (and process_vm_readv/writev)
+ */
+static struct reply run_line(const char *line) {
+  char name[32], word[32] = "";
+  long long x[9] = { 0 };
+  int n = sscanf(line, "%31s %lld %lld %lld %lld %lld %lld %lld %lld %lld", name, &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6], &x[7], &x[8]);
+  if (n < 1) return r_errno(EINVAL);
+  if (strcmp(name, "spawn") == 0) return spawn((int)x[0]);
+  if (strcmp(name, "creat") == 0) return creat_file(x[0]);
+  if (strcmp(name, "pread") == 0 || strcmp(name, "pwrite") == 0 || strcmp(name, "truncate") == 0) return file_op(name, x[0], x[1], x[2]);
+  if (!running(x[0])) return r_errno(ESRCH);
+  int pid = (int)x[0];
+  struct cmd c;
+  memset(&c, 0, sizeof c);
+  if (strcmp(name, "fork") == 0) return fork_proc(pid);
+  if (strcmp(name, "exit") == 0) return exit_proc(pid);
+  if (strcmp(name, "mmap") == 0) {
+    c.kind = C_MMAP;
+    for (int i = 0; i < 8; i++) c.a[i] = x[i + 1];
+    if (c.a[5] >= 0) {
+      if (!valid_file(c.a[5])) return r_errno(EBADF);
+      file_path((int)c.a[5], c.path, sizeof c.path);
+    }
+  } else if (strcmp(name, "munmap") == 0) {
+    c.kind = C_MUNMAP; c.a[0] = x[1]; c.a[1] = x[2];
+  } else if (strcmp(name, "mprotect") == 0) {
+    c.kind = C_MPROTECT; c.a[0] = x[1]; c.a[1] = x[2]; c.a[2] = x[3];
+  } else if (strcmp(name, "madvise") == 0) {
+    if (sscanf(line, "%*s %*d %lld %lld %31s", &x[1], &x[2], word) != 3 || advice_code(word) < 0) return r_errno(EINVAL);
+    c.kind = C_MADVISE; c.a[0] = x[1]; c.a[1] = x[2]; c.a[2] = advice_code(word);
+  } else if (strcmp(name, "mremap") == 0) {
+    c.kind = C_MREMAP;
+    for (int i = 0; i < 6; i++) c.a[i] = x[i + 1];
+  } else if (strcmp(name, "read") == 0) {
+    c.kind = C_READ; c.a[0] = x[1];
+  } else if (strcmp(name, "write") == 0) {
+    c.kind = C_WRITE; c.a[0] = x[1]; c.a[1] = x[2];
+  } else if (strcmp(name, "set_dumpable") == 0) {
+    c.kind = C_SET_DUMPABLE; c.a[0] = x[1];
+  } else if (strncmp(name, "proc_mem_", 9) == 0 || strncmp(name, "process_vm_", 11) == 0) {
+    if (!running(x[1])) return r_errno(ESRCH);
+    int is_write = strcmp(name, "proc_mem_write") == 0 || strcmp(name, "process_vm_writev") == 0;
+    c.kind = name[5] == 'm' ? (is_write ? C_PROC_MEM_WRITE : C_PROC_MEM_READ) : (is_write ? C_PVM_WRITE : C_PVM_READ);
+    c.a[0] = procs[x[1]].real_pid; c.a[1] = x[2]; c.a[2] = x[3];
+  } else {
+    return r_errno(EINVAL);
+  }
+  return send_cmd(pid, &c);
+}
+
+/* Whether pagemap reports soft-dirty: a fresh VMA has VM_SOFTDIRTY when CONFIG_MEM_SOFT_DIRTY is on. */
+static int probe_soft_dirty(void) {
+  volatile uint32_t *p = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if ((void *)p == MAP_FAILED) return 0;
+  *p = 1;
+  uint64_t e = 0;
+  int fd = open("/proc/self/pagemap", O_RDONLY);
+  if (fd >= 0) {
+    if (pread(fd, &e, 8, (off_t)((uintptr_t)p / PAGE_BYTES * 8)) != 8) e = 0;
+    close(fd);
+  }
+  munmap((void *)p, PAGE_BYTES);
+  return (int)((e >> 55) & 1);
+}
+
+static void setup(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_fault;
+  sigaction(SIGSEGV, &sa, NULL);
+  sigaction(SIGBUS, &sa, NULL);
+  signal(SIGCHLD, SIG_IGN); /* exited emulated processes are reaped at once */
+  signal(SIGPIPE, SIG_IGN);
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  /*
+   * One CPU for every process: madvise(PAGEOUT/COLD) drains only this CPU's LRU batches,
+   * so a page faulted in on another CPU would not be isolated and the result would vary.
+   */
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+      if (!CPU_ISSET(cpu, &set)) continue;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      sched_setaffinity(0, sizeof set, &set);
+      break;
+    }
+  }
+  for (int i = 1; i <= PROCS_MAX; i++) {
+    if (pipe(cmd_pipe[i]) != 0 || pipe(reply_pipe[i]) != 0) die("pipe");
+  }
+  const char *base = getenv("ORACLE_TMPDIR");
+  if (base == NULL) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  snprintf(tmpdir, sizeof tmpdir, "%s/mapfuzz-oracle-XXXXXX", base);
+  if (mkdtemp(tmpdir) == NULL) die("mkdtemp");
+  chmod(tmpdir, 0777);
+  soft_dirty_supported = probe_soft_dirty();
+}
+
+static void teardown(void) {
+  for (int pid = 1; pid < next_pid; pid++) {
+    if (procs[pid].running) kill(procs[pid].real_pid, SIGKILL);
+  }
+  for (int id = 1; id < next_file; id++) {
+    char path[300];
+    close(file_fd[id]);
+    file_path(id, path, sizeof path);
+    unlink(path);
+  }
+  rmdir(tmpdir);
+}
+
+#ifdef ORACLE_TRACE
+/* A C reproducer defines ORACLE_TRACE and the trace_lines array before including this file. */
+static int next_line(char *line, size_t len, int i) {
+  if (trace_lines[i] == NULL) return 0;
+  snprintf(line, len, "%s", trace_lines[i]);
+  return 1;
+}
+#else
+static int next_line(char *line, size_t len, int i) {
+  (void)i;
+  return fgets(line, (int)len, stdin) != NULL;
+}
+#endif
+
+int main(void) {
+  setup();
+  printf("{\"oracle\":1,\"regionBase\":\"0x%lx\",\"regionPages\":%lu,\"softDirty\":%d}\n", REGION_BASE, REGION_PAGES, soft_dirty_supported);
+  fflush(stdout);
+  char line[LINE_BYTES_MAX];
+  int step = 0;
+  for (int i = 0; next_line(line, sizeof line, i); i++) {
+    if (line[0] == '#' || line[0] == '\n' || line[0] == '\0') continue;
+    struct reply r = run_line(line);
+    print_step(step++, r);
+  }
+  teardown();
+  return 0;
+}
