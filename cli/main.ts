@@ -17,6 +17,8 @@ import {
 import { shrinkOps } from '../harness/shrink.ts';
 import { tellStory } from '../harness/story.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
+import { ORACLE_OPS, runOracle } from '../harness/oracle.ts';
+import { reproToC } from '../harness/oracle-c.ts';
 import { parseArgs, positiveInt, UsageError } from './args.ts';
 
 const HELP = `mapfuzz — property-based fuzzing of memory-mapping semantics
@@ -30,7 +32,12 @@ usage:
       Fuzz every strategy and print strategy × invariant: holds, or broken.
   mapfuzz replay FILE...     Replay repro files; exit 0 when each behaves as it expects.
   mapfuzz shrink FILE        Shrink a repro further, in place.
-  mapfuzz show FILE          Tell a repro step by step.
+  mapfuzz show FILE [--c OUT.c]
+      Tell a repro step by step; --c writes a standalone C program that replays its
+      kernel subset on Linux and prints what it observes.
+  mapfuzz oracle [--time SECONDS | --runs N] [--seed N] [--json FILE] [--corpus DIR]
+      Compare the model with the running Linux kernel over random traces; each
+      undocumented divergence is shrunk into DIR (default corpus/kernel).
   mapfuzz corpus check DIR...  Validate every repro file below DIR.
   mapfuzz --help
 
@@ -54,6 +61,7 @@ export async function main(argv: readonly string[], out: Out = defaultOut): Prom
       case 'shrink': return shrink(rest, out);
       case 'show': return show(rest, out);
       case 'corpus': return corpus(rest, out);
+      case 'oracle': return oracle(rest, out);
       default: throw new UsageError(`unknown command ${JSON.stringify(command)} (try mapfuzz --help)`);
     }
   } catch (e) {
@@ -218,10 +226,47 @@ function shrink(argv: readonly string[], out: Out): number {
 }
 
 function show(argv: readonly string[], out: Out): number {
-  const { positional } = parseArgs(argv, {});
+  const { flags, positional } = parseArgs(argv, { c: 'string' });
   if (positional.length !== 1) throw new UsageError('show takes one repro file');
-  out.log(tellStory(loadRepro(positional[0])));
+  const repro = loadRepro(positional[0]);
+  if (flags.c !== undefined) {
+    const unsupported = repro.ops.find((op) => !ORACLE_OPS.includes(op.op));
+    if (unsupported !== undefined) throw new UsageError(`${positional[0]} uses ${unsupported.op}, which has no plain-syscall counterpart; no C program written`);
+    writeFileSync(String(flags.c), reproToC(repro.ops));
+    out.log(`wrote ${flags.c}: build it with \`cc -O2 -o repro ${flags.c}\` and run ./repro`);
+    return 0;
+  }
+  out.log(tellStory(repro));
   return 0;
+}
+
+function oracle(argv: readonly string[], out: Out): number {
+  const { flags, positional } = parseArgs(argv, { time: 'int', runs: 'int', seed: 'int', json: 'string', corpus: 'string' });
+  if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
+  if (flags.time !== undefined && flags.runs !== undefined) throw new UsageError('give --time or --runs, not both');
+  const runs = positiveInt(flags, 'runs');
+  const timeS = positiveInt(flags, 'time', runs === undefined ? 30 : undefined);
+  const seed = typeof flags.seed === 'number' ? flags.seed : 1;
+  const report = runOracle({
+    seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, corpusDir: String(flags.corpus ?? 'corpus/kernel'),
+  });
+  if (report.unavailable !== undefined) {
+    out.err(`mapfuzz oracle: skipped: ${report.unavailable}`);
+    return 2;
+  }
+  out.log(`${report.runs} traces on Linux: ${report.agree} agree, ${report.documented} differ only as documented ` +
+    `(${Object.entries(report.documentedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}), ${report.diverge} diverge`);
+  for (const d of report.divergences) {
+    out.log(`  diverge at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.repro ? ` → ${d.repro}` : ''}`);
+  }
+  if (flags.json !== undefined) {
+    writeFileSync(String(flags.json), `${JSON.stringify({
+      runs: report.runs, agree: report.agree, diverge: report.diverge, documented: report.documented,
+      documentedBy: report.documentedBy, opsCovered: report.opsCovered, seed: report.seed, elapsedMs: report.elapsedMs,
+      divergences: report.divergences,
+    }, null, 2)}\n`);
+  }
+  return report.diverge === 0 ? 0 : 1;
 }
 
 function corpus(argv: readonly string[], out: Out): number {

@@ -79,6 +79,11 @@ function gupVmaAllowed(vma: ImplVma, gupFlags: number): boolean {
   return true;
 }
 
+/** /proc/<pid>/mem is 0600 and owned by root while the task is not dumpable (as in model/access.ts). */
+function procMemPermission(caller: ImplProcess, target: ImplProcess): boolean {
+  return caller.uid === 0 || (target.dumpable && caller.uid === target.uid);
+}
+
 /** get_user_pages_remote / pin_user_pages_remote for one page: the pfn with a reference or pin. */
 export function gupOne(s: ImplState, target: ImplProcess, addr: number, gupFlags: number): number | Errno {
   const vma = vmaLookup(target.mm, addr);
@@ -137,7 +142,7 @@ export function unpinPage(s: ImplState, pfn: number): void {
 }
 
 export function procMemAccess(s: ImplState, caller: ImplProcess, target: ImplProcess, addr: number, value?: number): Outcome {
-  if (!ptraceMayAccess(s, caller, target, 'attach')) return err('EACCES');
+  if (!procMemPermission(caller, target) || !ptraceMayAccess(s, caller, target, 'attach')) return err('EACCES');
   const flags = FOLL_FORCE | FOLL_GET | (value === undefined ? 0 : FOLL_WRITE);
   const pfn = gupOne(s, target, addr, flags);
   if (typeof pfn === 'string') return err('EIO');

@@ -21,7 +21,11 @@ export function corruptImpl(s: ImplState, c: Corruption): void {
   switch (c.kind) {
     case 'leak-ref': s.pool.refcount[frameOf(s, c.pfn)] += 1; return;
     case 'skew-mapcount': s.pool.mapcount[frameOf(s, c.pfn)] += 1; return;
-    case 'set-value': s.pool.value[frameOf(s, c.pfn)] = c.value; return;
+    case 'set-value':
+      // Frames hold 32-bit values (DESIGN.md); a wider one could not be stored as given.
+      if (!(c.value === c.value >>> 0)) fail(`set-value of ${c.value}: a page holds a 32-bit unsigned value`);
+      s.pool.value[frameOf(s, c.pfn)] = c.value;
+      return;
     case 'skew-rss': processOf(s, c.pid).mm.rss.anon += 1; return;
     case 'skew-swap-count': s.swap.count[assertSlot(s, c.slot)] += 1; return;
     case 'skip-ptrace-check': s.skipPtraceCheck = true; return;

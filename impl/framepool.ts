@@ -45,15 +45,16 @@ export class FramePool {
   refcount = new Int32Array(0);
   mapcount = new Int32Array(0);
   flags = new Uint16Array(0);
-  value = new Float64Array(0);
+  /** The page's 32-bit contents (DESIGN.md: each page holds one 32-bit value). */
+  value = new Uint32Array(0);
   /** Anon: swap cache slot, or -1. File/shmem: owning file id, or -1. */
   owner = new Int32Array(0);
   /** Page cache index (file and shmem frames), or -1. */
-  index = new Float64Array(0);
+  index = new Int32Array(0);
   /** LRU age: the step of the last touch; 0 after MADV_COLD. */
   lru = new Uint32Array(0);
   /** Allocation sequence number: ties in LRU age break by it, oldest first. */
-  seq = new Float64Array(0);
+  seq = new Uint32Array(0);
   lruPrev = new Int32Array(0);
   lruNext = new Int32Array(0);
   /** Head of the frame's rmap chain (rmap.ts), or -1. */
@@ -74,11 +75,11 @@ export class FramePool {
     this.refcount = copy(this.refcount, (n) => new Int32Array(n));
     this.mapcount = copy(this.mapcount, (n) => new Int32Array(n));
     this.flags = copy(this.flags, (n) => new Uint16Array(n));
-    this.value = copy(this.value, (n) => new Float64Array(n));
+    this.value = copy(this.value, (n) => new Uint32Array(n));
     this.owner = copy(this.owner, (n) => new Int32Array(n));
-    this.index = copy(this.index, (n) => new Float64Array(n));
+    this.index = copy(this.index, (n) => new Int32Array(n));
     this.lru = copy(this.lru, (n) => new Uint32Array(n));
-    this.seq = copy(this.seq, (n) => new Float64Array(n));
+    this.seq = copy(this.seq, (n) => new Uint32Array(n));
     this.lruPrev = copy(this.lruPrev, (n) => new Int32Array(n));
     this.lruNext = copy(this.lruNext, (n) => new Int32Array(n));
     this.rmapHead = copy(this.rmapHead, (n) => new Int32Array(n));
@@ -95,6 +96,8 @@ export class FramePool {
       if (this.nextPfn === this.capacity) this.grow(this.capacity * 2);
       pfn = this.nextPfn++;
     }
+    if (!(value === value >>> 0)) fail(`frame value ${value} is not a 32-bit unsigned value`);
+    if (!(this.nextSeq < 2 ** 32)) fail('allocation sequence numbers exhausted');
     this.refcount[pfn] = 1;
     this.mapcount[pfn] = 0;
     this.flags[pfn] = kind;

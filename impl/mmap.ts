@@ -55,7 +55,9 @@ export function munmap(s: ImplState, proc: ImplProcess, op: MunmapOp): Outcome {
   return e === 0 ? ok(0) : err(e);
 }
 
-export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean; driverFile: ImplDriverFile | null };
+export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean; driverFile: ImplDriverFile | null;
+  /** An error do_mmap returns only after placement (EACCES for a write map of an O_RDONLY fd). */
+  denied?: Errno };
 
 export function mmap(s: ImplState, proc: ImplProcess, op: MmapOp): Outcome {
   const len = op.lengthPages;
@@ -87,13 +89,15 @@ export function mmap(s: ImplState, proc: ImplProcess, op: MmapOp): Outcome {
 
 function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number): MmapTarget | Errno {
   const readOnlyFd = mode === 'r';
-  if (op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0) return 'EACCES';
-  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null };
+  // do_mmap checks the file mode after get_unmapped_area and MAP_FIXED_NOREPLACE's EEXIST.
+  const denied = op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0 ? 'EACCES' as const : undefined;
+  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null, ...(denied ? { denied } : {}) };
 }
 
 /** mmap_region: place and insert the VMA; shmem for shared anonymous memory; a driver's f_op->mmap. */
 export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: MmapTarget): Outcome {
   const len = op.lengthPages;
+  if (proc.mm.vmas.size > s.config.maxMapCount) return err('ENOMEM');
   let addr: number;
   if (op.fixed || op.noreplace) {
     if (op.addr + len > s.config.taskSizePages) return err('ENOMEM');
@@ -105,7 +109,7 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
     if (typeof found === 'string') return err(found);
     addr = found;
   }
-  if (proc.mm.vmas.size > s.config.maxMapCount) return err('ENOMEM');
+  if (target.denied !== undefined) return err(target.denied);
   if (op.fixed) {
     const e = doMunmap(s, proc, addr, addr + len);
     if (e !== 0) return err(e);

@@ -28,6 +28,7 @@ export function newFile(s: ImplState, sizePages: number, shmem: boolean): ImplFi
 
 /** filemap_fault / shmem_get_folio: the page cache pfn at `index`, or -1 when allocation fails. */
 export function findOrCreatePage(s: ImplState, file: ImplFile, index: number): number {
+  if (!(Number.isInteger(index) && index >= 0 && index < 2 ** 31)) fail(`page cache index ${index} out of range`);
   const cached = file.pagecache.get(index);
   if (cached !== undefined) return frameOf(s, cached);
   const slot = file.swapped.get(index);

@@ -13,7 +13,7 @@ export class SwapMap {
   liveCount = 0;
   count = new Int32Array(0);
   cachePfn = new Int32Array(0);
-  value = new Float64Array(0);
+  value = new Uint32Array(0);
   live = new Uint8Array(0);
 
   constructor() {
@@ -23,7 +23,7 @@ export class SwapMap {
   private grow(capacity: number): void {
     const count = new Int32Array(capacity);
     const cachePfn = new Int32Array(capacity);
-    const value = new Float64Array(capacity);
+    const value = new Uint32Array(capacity);
     const live = new Uint8Array(capacity);
     count.set(this.count);
     cachePfn.set(this.cachePfn);

@@ -149,9 +149,18 @@ export function unpinPage(s: ModelState, pfn: number): void {
   putPage(s, frame);
 }
 
+/**
+ * The open's own permission check, before ptrace's: /proc/<pid>/mem is mode 0600 and
+ * task_dump_owner makes a non-dumpable task's proc files root's — so without
+ * CAP_DAC_OVERRIDE (uid 0 here) even the task itself cannot open it (fs/proc/base.c).
+ */
+function procMemPermission(caller: Process, target: Process): boolean {
+  return caller.uid === 0 || (target.dumpable && caller.uid === target.uid);
+}
+
 /** access_remote_vm for /proc/<pid>/mem: FOLL_FORCE, a reference held only while copying. */
 export function procMemAccess(s: ModelState, caller: Process, target: Process, addr: number, value?: number): Outcome {
-  if (!ptraceMayAccess(s, caller, target, 'attach')) return err('EACCES');
+  if (!procMemPermission(caller, target) || !ptraceMayAccess(s, caller, target, 'attach')) return err('EACCES');
   const flags = FOLL_FORCE | FOLL_GET | (value === undefined ? 0 : FOLL_WRITE);
   const pfn = gupOne(s, target, addr, flags);
   if (typeof pfn === 'string') return err('EIO');

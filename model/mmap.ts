@@ -62,7 +62,9 @@ export function munmap(s: ModelState, proc: Process, op: MunmapOp): Outcome {
 }
 
 /** What a new VMA maps: anonymous memory, a shmem object, a file, or a driver file. */
-export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean; driverFile: ModelDriverFile | null };
+export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean; driverFile: ModelDriverFile | null;
+  /** An error do_mmap returns only after placement (EACCES for a write map of an O_RDONLY fd). */
+  denied?: Errno };
 
 export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
   const len = op.lengthPages;
@@ -95,8 +97,9 @@ export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
 /** A mapping of an inode through an fd opened with `mode`: a shared writable map needs O_RDWR. */
 function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number): MmapTarget | Errno {
   const readOnlyFd = mode === 'r';
-  if (op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0) return 'EACCES';
-  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null };
+  // do_mmap checks the file mode after get_unmapped_area and MAP_FIXED_NOREPLACE's EEXIST.
+  const denied = op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0 ? 'EACCES' as const : undefined;
+  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null, ...(denied ? { denied } : {}) };
 }
 
 /**
@@ -105,6 +108,7 @@ function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number)
  */
 export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: MmapTarget): Outcome {
   const len = op.lengthPages;
+  if (proc.mm.vmas.length > s.config.maxMapCount) return err('ENOMEM');
   let addr: number;
   if (op.fixed || op.noreplace) {
     if (op.addr + len > s.config.taskSizePages) return err('ENOMEM');
@@ -116,7 +120,7 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
     if (typeof found === 'string') return err(found);
     addr = found;
   }
-  if (proc.mm.vmas.length > s.config.maxMapCount) return err('ENOMEM');
+  if (target.denied !== undefined) return err(target.denied);
   if (op.fixed) {
     const e = doMunmap(s, proc, addr, addr + len);
     if (e !== 0) return err(e);

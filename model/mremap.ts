@@ -19,9 +19,21 @@ export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   const { addr, oldPages, newPages } = op;
   if ((op.fixed && !op.maymove) || newPages === 0 || oldPages === 0) return err('EINVAL');
   if (!validRange(s, addr, oldPages) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
-  // do_mremap looks the VMA up before anything else: no VMA at addr is EFAULT, before a
-  // shrink unmaps or MREMAP_FIXED clears the target.
+  if (op.fixed) {
+    // check_mremap_params: the target must fit in user space and not overlap the source,
+    // before the VMA is even looked up.
+    const newAddr = op.newAddr ?? 0;
+    if (!validRange(s, newAddr, newPages)) return err('EINVAL');
+    if (addr + oldPages > newAddr && newAddr + newPages > addr) return err('EINVAL');
+  }
+  // do_mremap: vma_lookup (EFAULT), then check_prep_vma, whose range checks apply only
+  // when the call maps something new (it grows, or moves with MREMAP_FIXED) — all before a
+  // shrink unmaps anything or MREMAP_FIXED clears the target.
   if (vmaLookup(proc.mm, addr) === undefined) return err('EFAULT');
+  if (op.fixed || newPages > oldPages) {
+    const prepared = vmaToResize(proc, addr, oldPages, newPages);
+    if (typeof prepared === 'string') return err(prepared);
+  }
   if (op.fixed) return mremapTo(s, proc, op);
   if (oldPages >= newPages) {
     if (oldPages > newPages) {
@@ -57,8 +69,6 @@ function vmaToResize(proc: Process, addr: number, oldPages: number, newPages: nu
 function mremapTo(s: ModelState, proc: Process, op: MremapOp): Outcome {
   const newAddr = op.newAddr ?? 0;
   let oldPages = op.oldPages;
-  if (!validRange(s, newAddr, op.newPages)) return err('EINVAL');
-  if (op.addr + oldPages > newAddr && newAddr + op.newPages > op.addr) return err('EINVAL');
   if (newAddr < s.config.mmapMinAddrPages) return err('EPERM');
   let e = doMunmap(s, proc, newAddr, newAddr + op.newPages);
   if (e !== 0) return err(e);

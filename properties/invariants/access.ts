@@ -19,7 +19,7 @@ export function mayAttach(procs: Map<number, ProcessView>, config: Readonly<Kern
 
 export const accessControl: Invariant = {
   id: 'access-control',
-  holds: 'remote access (/proc/<pid>/mem, process_vm_readv/writev) succeeds only with ptrace attach rights',
+  holds: 'remote access (/proc/<pid>/mem, process_vm_readv/writev) succeeds exactly when the file mode and ptrace attach rights allow it',
   check({ k, config, op, outcome }) {
     if (op.op !== 'proc_mem_read' && op.op !== 'proc_mem_write' && op.op !== 'process_vm_readv' && op.op !== 'process_vm_writev') return null;
     const procs = new Map<number, ProcessView>();
@@ -27,8 +27,11 @@ export const accessControl: Invariant = {
     const caller = procs.get(op.pid);
     const target = procs.get(op.target);
     if (caller?.state !== 'running' || target?.state !== 'running') return null;
-    const denied = op.op.startsWith('proc_mem') ? 'EACCES' : 'EPERM';
-    const allowed = mayAttach(procs, config, caller, target);
+    const procMem = op.op.startsWith('proc_mem');
+    const denied = procMem ? 'EACCES' : 'EPERM';
+    // /proc/<pid>/mem is 0600, owned by the task's uid while it is dumpable and by root otherwise.
+    const fileAccess = !procMem || caller.uid === 0 || (target.dumpable && caller.uid === target.uid);
+    const allowed = fileAccess && mayAttach(procs, config, caller, target);
     const refused = outcome.kind === 'errno' && outcome.errno === denied;
     if (allowed === !refused) return null;
     return {
