@@ -453,6 +453,19 @@ function describe(v: Verdict, ops: readonly Op[], model: ModelRun, kernel: Kerne
   };
 }
 
+/**
+ * Replay an oracle repro (corpus/kernel/) on the running kernel and judge it by what it
+ * expects: 'reproduces' — the model and the kernel still differ; 'passes' — nothing but a
+ * documented simplification separates them. Null when the oracle cannot be built here.
+ */
+export function replayOracleRepro(ops: readonly Op[], expect: 'reproduces' | 'passes'): { ok: boolean; summary: string } | { unavailable: string } {
+  const built = buildOracle();
+  if (!built.ok) return { unavailable: built.reason };
+  const v = checkTrace(built.binary, ops);
+  const ok = expect === 'passes' ? v.result !== 'diverge' : v.result !== 'agree';
+  return { ok, summary: `${v.result}${v.documented.length > 0 ? ` (${v.documented.join(', ')})` : ''} on Linux` };
+}
+
 /** The differential property model ↔ kernel over `runs` random traces (or until `timeMs`). */
 export function runOracle(opts: OracleOptions): OracleReport {
   const t0 = performance.now();

@@ -84,9 +84,16 @@ export class Ghost {
    * cannot know: which inode a mapping of an fd maps. `views` are the strategies' remote views.
    */
   apply(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
-    // madvise over a range with holes applies to the mapped parts, then returns ENOMEM.
+    // madvise over a range with holes applies to the mapped parts, then returns ENOMEM;
+    // one that meets a PFN map (EINVAL for DONTNEED) has done the VMAs before it.
     if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'ENOMEM') {
       this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice);
+      return;
+    }
+    if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'EINVAL' && op.lengthPages > 0) {
+      const end = op.addr + op.lengthPages;
+      const pfnmap = [...k.vmas(op.pid)].find((v) => v.pfnmap && v.end > op.addr && v.start < end);
+      if (pfnmap !== undefined && pfnmap.start > op.addr) this.madvise(op.pid, op.addr, pfnmap.start, op.advice);
       return;
     }
     if (outcome.kind !== 'ok') return;
