@@ -44,6 +44,11 @@ export function formatOp(op: Op): string {
     case 'set_dumpable': return `P${op.pid}: prctl(PR_SET_DUMPABLE, ${op.dumpable ? 1 : 0})`;
     case 'fail_nth': return `fail-nth: allocation #${op.nth} from now fails`;
     case 'close': return `P${op.pid}: close(${op.fd})`;
+    case 'pagemap_read': return `P${op.pid}: pread /proc/${op.target}/pagemap @${hex(op.addr)}${op.count === undefined ? '' : ` ×${op.count}`}`;
+    case 'clear_refs': return `P${op.pid}: echo ${op.mode} > /proc/${op.target}/clear_refs`;
+    case 'uffd_register_wp': return `P${op.pid}: UFFDIO_REGISTER(${hex(op.addr)}, ${op.lengthPages}p, WP async)`;
+    case 'pagemap_scan': return `P${op.pid}: PAGEMAP_SCAN(P${op.target ?? op.pid}, ${hex(op.start)}–${hex(op.end)}, flags=${op.flags})`;
+    case 'map_files_readdir': return `P${op.pid}: readdir /proc/${op.target}/map_files`;
     case 'drv': {
       const args = Object.entries(op.args).map(([k, v]) => `${k}=${typeof v === 'number' && v > 0xffff ? hex(v) : v}`).join(', ');
       const pid = op.args.pid;

@@ -11,7 +11,7 @@ import type { ImplProcess, ImplState, ImplVma } from './types.ts';
 import { assert, fail } from './assert.ts';
 import { frameOf, getPage, pfnValue, putPage, setPfnValue } from './frames.ts';
 import { F_ANON_EXCLUSIVE, F_KIND, KIND_ANON } from './framepool.ts';
-import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE } from './pagetable.ts';
+import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE } from './pagetable.ts';
 import { doWpPage, handleMmFault } from './fault.ts';
 import { vmaLookup } from './vma.ts';
 
@@ -114,7 +114,8 @@ export function gupOne(s: ImplState, target: ImplProcess, addr: number, gupFlags
 
 function canFollowWrite(s: ImplState, vma: ImplVma, addr: number, flags: number): boolean {
   if ((flags & PTE_WRITE) !== 0) return true;
-  if ((vma.prot & PROT_WRITE) !== 0 || (flags & PTE_SPECIAL) !== 0) return false;
+  // can_follow_write_pte: a uffd-wp PTE must take the write fault that resolves it.
+  if ((vma.prot & PROT_WRITE) !== 0 || (flags & (PTE_SPECIAL | PTE_UFFD_WP)) !== 0) return false;
   const pfn = frameOf(s, s.processes.get(vma.mm)!.mm.pt.idx(addr));
   return (s.pool.flags[pfn] & F_KIND) === KIND_ANON && (s.pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0;
 }

@@ -10,7 +10,7 @@ import { fail } from './assert.ts';
 import { allocFrame, exposePfn, frameOf, getPage, pfnValue, putPage, rssCounterOf } from './frames.ts';
 import { F_ANON_EXCLUSIVE, F_DIRTY, F_KIND, KIND_ANON } from './framepool.ts';
 import {
-  PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRITE,
+  PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE,
 } from './pagetable.ts';
 import { assertSlot, folioFreeSwap } from './swap.ts';
 import { fileOf, findOrCreatePage } from './pagecache.ts';
@@ -38,10 +38,29 @@ export function anonVmaPrepare(s: ImplState, proc: ImplProcess, vma: ImplVma): v
 /** handle_mm_fault for one page of `vma`. */
 export function handleMmFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
   const flags = proc.mm.pt.flags(addr);
+  if (flags === 0 && proc.mm.uffdWpMarkers.has(addr)) return handlePteMarker(s, proc, vma, addr, write);
   if (flags === 0) return doPteMissing(s, proc, vma, addr, write);
   if ((flags & PTE_SWAP) !== 0) return doSwapPage(s, proc, vma, addr, write);
   if (write && (flags & PTE_WRITE) === 0) return doWpPage(s, proc, vma, addr, true);
   return 0;
+}
+
+/**
+ * handle_pte_marker → pte_marker_handle_uffd_wp: the page is filled as do_pte_missing
+ * would, keeping the uffd-wp bit (so write-protected); a write then resolves in do_wp_page.
+ */
+function handlePteMarker(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  const pt = proc.mm.pt;
+  proc.mm.uffdWpMarkers.delete(addr);
+  if (vma.uffdCtx === 0) return doPteMissing(s, proc, vma, addr, write);
+  const r = doPteMissing(s, proc, vma, addr, write);
+  const flags = pt.flags(addr);
+  if (r !== 0 || (flags & PTE_PRESENT) === 0) {
+    if (flags === 0) proc.mm.uffdWpMarkers.add(addr);
+    return r;
+  }
+  pt.setFlags(addr, (flags | PTE_UFFD_WP) & ~PTE_WRITE);
+  return write ? doWpPage(s, proc, vma, addr, true) : 0;
 }
 
 function doPteMissing(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
@@ -132,10 +151,12 @@ function doSwapPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
   proc.mm.rss.swap -= 1;
   if (write && pool.refcount[pfn] === 2) folioFreeSwap(s, pfn);
   const reuse = (pteFlags & PTE_EXCLUSIVE) !== 0 || pool.refcount[pfn] === 1;
-  const writable = reuse && vmaWritable(vma);
+  // A uffd-wp swap entry comes back write-protected with the bit kept.
+  const writable = reuse && vmaWritable(vma) && (pteFlags & PTE_UFFD_WP) === 0;
   pt.clear(addr);
   mapFrame(s, proc.mm, addr, pfn, writable, writable && write);
   if ((pteFlags & PTE_SOFT_DIRTY) === 0) pt.setFlags(addr, pt.flags(addr) & ~PTE_SOFT_DIRTY);
+  if ((pteFlags & PTE_UFFD_WP) !== 0) pt.setFlags(addr, pt.flags(addr) | PTE_UFFD_WP);
   if (reuse) pool.flags[pfn] |= F_ANON_EXCLUSIVE;
   else pool.flags[pfn] &= ~F_ANON_EXCLUSIVE;
   if (write && !writable) return doWpPage(s, proc, vma, addr, true);
@@ -153,6 +174,8 @@ function canReuseAnon(s: ImplState, pfn: number): boolean {
  */
 export function doWpPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, makeWritable: boolean): VmFault {
   const pt = proc.mm.pt;
+  // userfaultfd_pte_wp in asynchronous mode: the write is allowed; only the bit goes.
+  if (makeWritable && (pt.flags(addr) & PTE_UFFD_WP) !== 0) pt.setFlags(addr, pt.flags(addr) & ~PTE_UFFD_WP);
   const flags = pt.flags(addr);
   const target = pt.idx(addr);
   if (!((flags & PTE_PRESENT) !== 0)) fail(`do_wp_page at ${addr} without a present PTE`);

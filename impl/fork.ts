@@ -11,7 +11,7 @@ import type { ImplProcess, ImplState, ImplVma } from './types.ts';
 import { ImplMm } from './types.ts';
 import { allocFrame, frameOf, getPage, rssCounterOf, shouldFailAlloc } from './frames.ts';
 import { F_ANON_EXCLUSIVE, F_KIND, KIND_ANON } from './framepool.ts';
-import { PTE_EXCLUSIVE, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from './pagetable.ts';
+import { PTE_EXCLUSIVE, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE } from './pagetable.ts';
 import { swapDuplicate } from './swap.ts';
 import { inodeGet } from './pagecache.ts';
 import { fileGet, fileRelease } from './driverfile.ts';
@@ -50,6 +50,7 @@ function dupVma(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: Impl
   const copy = vma.dup(newVmaId(s));
   copy.mm = child.pid;
   copy.anonVma = vma.anonVma === 0 ? 0 : s.nextAnonVma++;
+  copy.uffdCtx = 0; // dup_userfaultfd without UFFD_FEATURE_EVENT_FORK
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);
   insertVma(s, child.mm, copy);
@@ -75,12 +76,12 @@ function copyPteRange(s: ImplState, parent: ImplProcess, child: ImplProcess, vma
       swapDuplicate(s, idx);
       const shared = flags & ~PTE_EXCLUSIVE;
       ppt.setFlags(addr, shared);
-      cpt.set(addr, idx, shared);
+      cpt.set(addr, idx, shared & ~PTE_UFFD_WP);
       child.mm.rss.swap += 1;
       return;
     }
     if ((flags & PTE_SPECIAL) !== 0) {
-      cpt.set(addr, idx, flags);
+      cpt.set(addr, idx, flags & ~PTE_UFFD_WP);
       return;
     }
     const pfn = frameOf(s, idx);
@@ -105,7 +106,7 @@ function copyPteRange(s: ImplState, parent: ImplProcess, child: ImplProcess, vma
     pool.mapcount[pfn] += 1;
     s.rmap.add(pfn, child.pid, addr);
     child.mm.rss[rssCounterOf(s, pfn)] += 1;
-    cpt.set(addr, pfn, childFlags);
+    cpt.set(addr, pfn, childFlags & ~PTE_UFFD_WP);
   });
   return ok;
 }

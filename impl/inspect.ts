@@ -32,7 +32,7 @@ export function vmaView(v: ImplVma): VmaView {
   return {
     start: v.start, end: v.end, prot: v.prot, shared: v.shared, mayWrite: v.mayWrite, file: v.file, pgoff: v.pgoff,
     pfnmap: v.pfnmap, mixedmap: v.mixedmap, io: v.io, dontcopy: v.dontcopy, dontexpand: v.dontexpand,
-    driver: v.vmOps?.name ?? '', id: v.id,
+    driver: v.vmOps?.name ?? '', id: v.id, softDirty: v.softDirty, uffdWp: v.uffdCtx !== 0,
   };
 }
 
@@ -43,7 +43,7 @@ export function pteView(flags: number, idx: number): PteView {
       softDirty: (flags & PTE_SOFT_DIRTY) !== 0, special: (flags & PTE_SPECIAL) !== 0, uffdWp: (flags & PTE_UFFD_WP) !== 0,
     };
   }
-  return { kind: 'swap', slot: idx, exclusive: (flags & PTE_EXCLUSIVE) !== 0, softDirty: (flags & PTE_SOFT_DIRTY) !== 0 };
+  return { kind: 'swap', slot: idx, exclusive: (flags & PTE_EXCLUSIVE) !== 0, softDirty: (flags & PTE_SOFT_DIRTY) !== 0, uffdWp: (flags & PTE_UFFD_WP) !== 0 };
 }
 
 export class ImplInspect implements KernelInspect {
@@ -110,6 +110,10 @@ export class ImplInspect implements KernelInspect {
 
   *slabObjects(): Iterable<{ id: number; tag: string }> {
     for (const [id, tag] of byKey(this.s.slab)) yield { id, tag };
+  }
+
+  uffdWpMarkers(pid: number): Iterable<number> {
+    return [...(this.s.processes.get(pid)?.mm.uffdWpMarkers ?? [])].sort((a, b) => a - b);
   }
 
   notifierCount(): number {

@@ -32,6 +32,7 @@ import { ImplInspect } from './inspect.ts';
 import { corruptImpl } from './corrupt.ts';
 import { ImplDriverKernel } from './driverapi.ts';
 import { fileRelease } from './driverfile.ts';
+import { clearRefs, mapFilesReaddir, pagemapRead, pagemapScan, uffdRegisterWp } from './pagemap.ts';
 import { fail } from './assert.ts';
 
 export function newImplState(config: KernelConfig): ImplState {
@@ -40,7 +41,7 @@ export function newImplState(config: KernelConfig): ImplState {
     config, step: 0, pool, rmap: new Rmap(pool), lru: new Lru(pool), swap: new SwapMap(), zeroPfn: 0,
     processes: new Map(), running: 0, nextPid: 1, files: new Map(), nextFileId: 1, nextShmemId: 1, nextVmaId: 1,
     nextAnonVma: 1, failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(),
-    notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, strayHolds: new Map(),
+    notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
   };
   const zero = allocFrame(s, KIND_ZERO, 0);
   if (!(zero !== -1)) fail('the zero page could not be allocated');
@@ -134,11 +135,16 @@ export class ImplKernel implements Kernel {
       case 'proc_mem_write':
       case 'process_vm_readv':
       case 'process_vm_writev': return this.remoteAccess(proc, op);
+      case 'pagemap_read': return pagemapRead(s, proc, op);
+      case 'pagemap_scan': return pagemapScan(s, proc, op);
+      case 'clear_refs': return clearRefs(s, proc, op);
+      case 'uffd_register_wp': return uffdRegisterWp(s, proc, op);
+      case 'map_files_readdir': return mapFilesReaddir(s, proc, op);
       default: return err('EINVAL');
     }
   }
 
-  private remoteAccess(caller: ImplProcess, op: Extract<Op, { target: number }>): Outcome {
+  private remoteAccess(caller: ImplProcess, op: Extract<Op, { op: 'proc_mem_read' | 'proc_mem_write' | 'process_vm_readv' | 'process_vm_writev' }>): Outcome {
     const s = this.state;
     const target = runningProcess(s, op.target);
     if (target === undefined) return err('ESRCH');

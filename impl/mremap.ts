@@ -13,7 +13,8 @@ import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
 import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
 import { invalidateRange } from './notifier.ts';
-import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL } from './pagetable.ts';
+import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP } from './pagetable.ts';
+import { dropUffdWpMarkers } from './zap.ts';
 
 export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   const { addr, oldPages, newPages } = op;
@@ -46,6 +47,7 @@ export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   if (addr + oldPages === vma.end && vma.end + (newPages - oldPages) <= s.config.taskSizePages &&
       rangeIsFree(proc, vma.end, vma.end + (newPages - oldPages))) {
     vma.end += newPages - oldPages; // vma_expand
+    vma.softDirty = true;
     proc.mm.vmas.updated(vma);
     mergeAround(s, proc.mm, vma);
     return ok(addr);
@@ -91,6 +93,10 @@ function moveVma(s: ImplState, proc: ImplProcess, _vma: ImplVma, addr: number, o
   const moved = old.dup(newVmaId(s));
   moved.start = newAddr;
   moved.end = newAddr + newPages;
+  // The target is soft-dirty and, without UFFD_FEATURE_EVENT_REMAP, unregistered; move_ptes
+  // drops the uffd-wp bits and markers.
+  moved.softDirty = true;
+  moved.uffdCtx = 0;
   if (moved.driverFile) fileGet(moved.driverFile);
   inodeGet(s, moved.file);
   insertVma(s, mm, moved);
@@ -103,9 +109,10 @@ function moveVma(s: ImplState, proc: ImplProcess, _vma: ImplVma, addr: number, o
     const to = newAddr + (at - addr);
     pt.clear(at);
     // move_soft_dirty_pte: a moved entry is marked soft-dirty, present or swap.
-    pt.set(to, idx, flags | PTE_SOFT_DIRTY);
+    pt.set(to, idx, (flags | PTE_SOFT_DIRTY) & ~PTE_UFFD_WP);
     if ((flags & PTE_PRESENT) !== 0 && (flags & PTE_SPECIAL) === 0) s.rmap.move(idx, proc.pid, at, to);
   }
+  dropUffdWpMarkers(mm, addr, addr + oldPages);
   removeVma(s, mm, old);
   mergeAround(s, mm, moved);
   return ok(newAddr);

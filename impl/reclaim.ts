@@ -7,7 +7,7 @@
 import type { ImplProcess, ImplState } from './types.ts';
 import { frameOf, putPage, rssCounterOf } from './frames.ts';
 import { F_ANON_EXCLUSIVE, F_DIRTY, F_KIND, F_RESERVED, KIND_ANON, KIND_FILE, KIND_SHMEM } from './framepool.ts';
-import { PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP } from './pagetable.ts';
+import { PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP } from './pagetable.ts';
 import { addToSwapCache, allocSwapSlot, assertSlot } from './swap.ts';
 import { deleteFromPageCache, fileOf, writeback } from './pagecache.ts';
 import { invalidateRange } from './notifier.ts';
@@ -45,7 +45,7 @@ function shrinkAnon(s: ImplState, pfn: number): boolean {
     if (flags === 0) continue;
     const slot = pool.swapSlot(pfn);
     const exclusive = (pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0;
-    proc.mm.pt.set(addr, slot, PTE_SWAP | (exclusive ? PTE_EXCLUSIVE : 0) | (flags & PTE_SOFT_DIRTY));
+    proc.mm.pt.set(addr, slot, PTE_SWAP | (exclusive ? PTE_EXCLUSIVE : 0) | (flags & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
     s.swap.count[assertSlot(s, slot)] += 1;
     if ((flags & PTE_DIRTY) !== 0) pool.flags[pfn] |= F_DIRTY;
     pool.flags[pfn] &= ~F_ANON_EXCLUSIVE;

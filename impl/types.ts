@@ -28,6 +28,10 @@ export class ImplVma implements DriverVma, TreeVma {
   left: this | null = null;
   right: this | null = null;
   prio = 0;
+  /** VM_SOFTDIRTY: new VMAs and mremap targets have it; clear_refs 4 clears it. */
+  softDirty = true;
+  /** VM_UFFD_WP: the userfaultfd context it is registered with (async WP mode), or 0. */
+  uffdCtx = 0;
   firstStart = 0;
   lastEnd = 0;
   maxGap = 0;
@@ -54,10 +58,13 @@ export class ImplVma implements DriverVma, TreeVma {
 
   /** vm_area_dup: every field but the id and the tree links. */
   dup(id: number): ImplVma {
-    return new ImplVma(
+    const copy = new ImplVma(
       id, this.mm, this.start, this.end, this.prot, this.shared, this.mayWrite, this.file, this.pgoff, this.pfnmap,
       this.mixedmap, this.io, this.dontcopy, this.dontexpand, this.anonVma, this.vmOps, this.driverFile, this.privateData,
     );
+    copy.softDirty = this.softDirty;
+    copy.uffdCtx = this.uffdCtx;
+    return copy;
   }
 }
 
@@ -66,6 +73,8 @@ export class ImplMm {
   readonly vmas = new VmaTree<ImplVma>();
   readonly pt = new PageTable();
   readonly rss: RssCounters = { anon: 0, file: 0, shmem: 0, swap: 0 };
+  /** Empty PTEs holding a uffd-wp marker (PTE_MARKER_UFFD_WP); never where `pt` has an entry. */
+  readonly uffdWpMarkers = new Set<number>();
   constructor(readonly pid: number) {}
 }
 
@@ -128,6 +137,8 @@ export type ImplState = {
   nextNotifierId: number;
   skipPtraceCheck: boolean;
   strayHolds: Map<number, string>;
+  /** Ids of userfaultfd contexts (each uffd_register_wp opens a new one). */
+  nextUffdCtx: number;
 };
 
 export { SHMEM_ID_BASE } from '../kernel-api/state.ts';

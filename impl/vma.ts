@@ -70,7 +70,7 @@ export function splitAround(s: ImplState, mm: ImplMm, start: number, end: number
 function sameFlags(a: ImplVma, b: ImplVma): boolean {
   return a.prot === b.prot && a.shared === b.shared && a.mayWrite === b.mayWrite && a.file === b.file &&
     a.pfnmap === b.pfnmap && a.mixedmap === b.mixedmap && a.io === b.io && a.dontcopy === b.dontcopy &&
-    a.dontexpand === b.dontexpand && a.vmOps === b.vmOps && a.driverFile === b.driverFile;
+    a.dontexpand === b.dontexpand && a.vmOps === b.vmOps && a.driverFile === b.driverFile && a.uffdCtx === b.uffdCtx;
 }
 
 /** is_mergeable_vma + is_mergeable_anon_vma, for `a` directly below `b`. */
@@ -91,6 +91,7 @@ export function mergeAround(s: ImplState, mm: ImplMm, vma: ImplVma): ImplVma {
     vma.end = next.end;
     mm.vmas.updated(vma);
     vma.anonVma ||= next.anonVma;
+    vma.softDirty ||= next.softDirty;
     dropVmaFileRef(s, next);
   }
   const prev = mm.vmas.prevOf(vma.start);
@@ -99,6 +100,7 @@ export function mergeAround(s: ImplState, mm: ImplMm, vma: ImplVma): ImplVma {
     prev.end = vma.end;
     mm.vmas.updated(prev);
     prev.anonVma ||= vma.anonVma;
+    prev.softDirty ||= vma.softDirty;
     dropVmaFileRef(s, vma);
     return prev;
   }

@@ -41,9 +41,18 @@ export function zapPte(s: ImplState, mm: ImplMm, addr: number, flags: number, id
   if (pool.refcount[pfn] > 0 && (pool.flags[pfn] & F_KIND) === KIND_ANON && pool.mapcount[pfn] === 0) folioFreeSwap(s, pfn);
 }
 
+/** Zapping drops uffd-wp markers, as zap_pte_range does for anonymous VMAs (see model/zap.ts). */
+export function dropUffdWpMarkers(mm: ImplMm, start: number, end: number): void {
+  if (mm.uffdWpMarkers.size === 0) return;
+  for (const addr of [...mm.uffdWpMarkers]) {
+    if (addr >= start && addr < end) mm.uffdWpMarkers.delete(addr);
+  }
+}
+
 /** Zap every PTE of `proc` in [start, end), after telling the notifiers. */
 export function zapRange(s: ImplState, proc: ImplProcess, start: number, end: number, event: InvalidateEvent): void {
   invalidateRange(s, proc.pid, start, end, event);
   const mm = proc.mm;
+  dropUffdWpMarkers(mm, start, end);
   mm.pt.forEach(start, end, (addr, flags, idx) => zapPte(s, mm, addr, flags, idx));
 }

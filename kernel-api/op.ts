@@ -111,12 +111,85 @@ export type FailNthOp = { op: 'fail_nth'; nth: number };
  */
 export type DriverOp = { op: 'drv'; strategy: string; call: string; args: Record<string, number | boolean | string> };
 
+/**
+ * read(2) of /proc/<target>/pagemap by `pid`: `count` entries (default 1, at most
+ * PAGEMAP_READ_PAGES_MAX) from page `addr`, clipped at TASK_SIZE. The ok outcome's `values`
+ * hold each entry's bits 55..63 shifted down (PM_SOFT_DIRTY = 1, PM_MMAP_EXCLUSIVE = 2,
+ * PM_UFFD_WP = 4, PM_FILE = 64, PM_SWAP = 128, PM_PRESENT = 256); `frames` holds bits 0..54
+ * (the PFN, or swap type | offset << 5), zero unless the reader has CAP_SYS_ADMIN.
+ */
+export type PagemapReadOp = { op: 'pagemap_read'; pid: number; target: number; addr: number; count?: number };
+
+/** write(2) of "4" to /proc/<target>/clear_refs by `pid`: clear soft-dirty bits (CLEAR_REFS_SOFT_DIRTY). */
+export type ClearRefsOp = { op: 'clear_refs'; pid: number; target: number; mode: number };
+
+/**
+ * userfaultfd(2) + UFFDIO_API with UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED, then
+ * UFFDIO_REGISTER of [addr, addr + lengthPages) in MODE_WP. Only the asynchronous mode is
+ * emulated: a write to a write-protected page resolves by clearing its uffd-wp bit.
+ */
+export type UffdRegisterWpOp = { op: 'uffd_register_wp'; pid: number; addr: number; lengthPages: number; async: true };
+
+/**
+ * ioctl(PAGEMAP_SCAN) on /proc/<target>/pagemap opened by `pid` (target defaults to pid).
+ * Addresses in pages; a fractional `start` stands for an unaligned one (EINVAL) and a
+ * fractional `end` is rounded up as ALIGN(end, PAGE_SIZE) does. `vecNull`: vec == NULL.
+ * The ok outcome's value is the number of regions; `values` is [walk_end, then start, end,
+ * categories for each region].
+ */
+export type PagemapScanOp = {
+  op: 'pagemap_scan'; pid: number; target?: number; start: number; end: number; flags: number;
+  max_pages: number; category_inverted: number; category_mask: number; category_anyof_mask: number;
+  return_mask: number; vec_len: number; vecNull?: boolean;
+  /** pm_scan_arg.size in bytes; default sizeof(struct pm_scan_arg) = 96. */
+  size?: number;
+};
+
+/**
+ * getdents of /proc/<target>/map_files/ by `pid`: one `start-end` entry per VMA with a
+ * vm_file, in address order. The ok outcome's value is the number of entries and `values`
+ * is [start0, end0, start1, end1, …] in pages.
+ */
+export type MapFilesReaddirOp = { op: 'map_files_readdir'; pid: number; target: number };
+
+/** PAGEMAP_SCAN categories (include/uapi/linux/fs.h). */
+export const PAGE_IS_WPALLOWED = 1 << 0;
+export const PAGE_IS_WRITTEN = 1 << 1;
+export const PAGE_IS_FILE = 1 << 2;
+export const PAGE_IS_PRESENT = 1 << 3;
+export const PAGE_IS_SWAPPED = 1 << 4;
+export const PAGE_IS_PFNZERO = 1 << 5;
+export const PAGE_IS_HUGE = 1 << 6;
+export const PAGE_IS_SOFT_DIRTY = 1 << 7;
+export const PAGE_IS_GUARD = 1 << 8;
+export const PM_SCAN_CATEGORIES = 0x1ff;
+export const PM_SCAN_WP_MATCHING = 1 << 0;
+export const PM_SCAN_CHECK_WPASYNC = 1 << 1;
+export const PM_SCAN_FLAGS = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+/** sizeof(struct pm_scan_arg). */
+export const PM_SCAN_ARG_SIZE = 96;
+/** sizeof(struct page_region), for the access_ok of vec. */
+export const PAGE_REGION_SIZE = 24;
+/** PAGEMAP_WALK_SIZE >> PAGE_SHIFT: the bounce buffer's regions and pagemap_read's walk chunk. */
+export const PAGEMAP_WALK_PAGES = 512;
+/** The most entries one pagemap_read op asks for (a limit of the emulation, not of Linux). */
+export const PAGEMAP_READ_PAGES_MAX = 4096;
+
+/** pagemap entry bits 55..63, shifted down by 55. */
+export const PM_SOFT_DIRTY = 1 << 0;
+export const PM_MMAP_EXCLUSIVE = 1 << 1;
+export const PM_UFFD_WP = 1 << 2;
+export const PM_FILE = 1 << 6;
+export const PM_SWAP = 1 << 7;
+export const PM_PRESENT = 1 << 8;
+
 export type Op =
   | SpawnOp | MmapOp | MunmapOp | MprotectOp | MremapOp | MadviseOp
   | ReadOp | WriteOp | ForkOp | ExitOp | ReclaimOp | OomOp
   | CreatOp | PreadOp | PwriteOp | TruncateOp
   | ProcMemReadOp | ProcMemWriteOp | ProcessVmReadvOp | ProcessVmWritevOp
-  | SetDumpableOp | FailNthOp | CloseOp | DriverOp;
+  | SetDumpableOp | FailNthOp | CloseOp | DriverOp
+  | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp;
 
 export type OpName = Op['op'];
 
@@ -125,4 +198,5 @@ export const CORE_OP_NAMES: readonly OpName[] = [
   'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit',
   'reclaim', 'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write',
   'process_vm_readv', 'process_vm_writev', 'set_dumpable', 'fail_nth', 'close',
+  'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
 ];

@@ -14,23 +14,41 @@ export type Errno = keyof typeof ERRNO;
 export type Signal = 'SIGSEGV' | 'SIGBUS';
 
 export type Outcome =
-  | { kind: 'ok'; value: number }
+  | {
+    kind: 'ok'; value: number;
+    /** Further results of an op that returns several (pagemap entries, scan regions, names). */
+    values?: number[];
+    /**
+     * Kernel-internal numbers user space may see (PFNs, swap offsets in pagemap entries).
+     * They differ between kernels by construction, so outcomeEquals ignores them; an
+     * invariant checks them against the kernel's own state instead.
+     */
+    frames?: number[];
+  }
   | { kind: 'errno'; errno: Errno }
   | { kind: 'signal'; signal: Signal };
 
 export const ok = (value = 0): Outcome => ({ kind: 'ok', value });
+export const okValues = (value: number, values: number[], frames?: number[]): Outcome =>
+  frames === undefined ? { kind: 'ok', value, values } : { kind: 'ok', value, values, frames };
 export const err = (errno: Errno): Outcome => ({ kind: 'errno', errno });
 export const sig = (signal: Signal): Outcome => ({ kind: 'signal', signal });
 
 export function outcomeEquals(a: Outcome, b: Outcome): boolean {
   if (a.kind !== b.kind) return false;
-  if (a.kind === 'ok') return a.value === (b as { value: number }).value;
+  if (a.kind === 'ok') {
+    const bv = (b as { value: number; values?: number[] });
+    if (a.value !== bv.value) return false;
+    const x = a.values ?? [];
+    const y = bv.values ?? [];
+    return x.length === y.length && x.every((v, i) => v === y[i]);
+  }
   if (a.kind === 'errno') return a.errno === (b as { errno: Errno }).errno;
   return a.signal === (b as { signal: Signal }).signal;
 }
 
 export function formatOutcome(o: Outcome): string {
-  if (o.kind === 'ok') return `= ${o.value}`;
+  if (o.kind === 'ok') return o.values === undefined ? `= ${o.value}` : `= ${o.value} [${o.values.join(', ')}]`;
   if (o.kind === 'errno') return `-${o.errno}`;
   return `${o.signal}`;
 }

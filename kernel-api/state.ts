@@ -33,7 +33,7 @@ export type FrameView = {
 
 export type PteView =
   | { kind: 'present'; pfn: number; write: boolean; dirty: boolean; softDirty: boolean; special: boolean; uffdWp: boolean }
-  | { kind: 'swap'; slot: number; exclusive: boolean; softDirty: boolean };
+  | { kind: 'swap'; slot: number; exclusive: boolean; softDirty: boolean; uffdWp: boolean };
 
 export type VmaView = {
   /** First page of the VMA. */
@@ -57,6 +57,10 @@ export type VmaView = {
   driver: string;
   /** Stable id for stories and repros (`map#N`). */
   id: number;
+  /** VM_SOFTDIRTY: set on new VMAs and mremap targets, cleared by clear_refs 4. */
+  softDirty: boolean;
+  /** VM_UFFD_WP, registered with UFFD_FEATURE_WP_ASYNC | WP_UNPOPULATED (the only mode emulated). */
+  uffdWp: boolean;
 };
 
 export type ProcessState = 'running' | 'exited';
@@ -123,4 +127,6 @@ export interface KernelInspect {
   slabObjects(): Iterable<{ id: number; tag: string }>;
   /** Registered MMU interval notifiers, for no-leak. */
   notifierCount(): number;
+  /** Addresses of `pid` holding a uffd-wp PTE marker (PTE_MARKER_UFFD_WP on an empty PTE), in order. */
+  uffdWpMarkers(pid: number): Iterable<number>;
 }

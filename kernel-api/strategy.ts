@@ -8,7 +8,8 @@ import type { DriverKernel, StrategyInstance } from './driver.ts';
 export type InvariantId =
   | 'refcount-balance' | 'mapcount' | 'no-stale-pte' | 'remote-coherence' | 'cow-isolation'
   | 'exclusive-anon' | 'zero-page' | 'file-integrity' | 'rss-counters' | 'swap-accounting'
-  | 'vma-wellformed' | 'no-leak' | 'access-control' | 'slab' | 'differential' | 'kernel-assert';
+  | 'vma-wellformed' | 'no-leak' | 'access-control' | 'slab' | 'differential' | 'kernel-assert'
+  | 'pagemap-scan' | 'hang';
 
 export type DriverArgs = Record<string, number | boolean | string>;
 

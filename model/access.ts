@@ -121,7 +121,8 @@ export function gupOne(s: ModelState, target: Process, addr: number, gupFlags: n
 /** can_follow_write_pte: a read-only PTE may be written through with FOLL_FORCE only if the anonymous page is exclusive. */
 function canFollowWrite(s: ModelState, vma: Vma, pte: PresentPte): boolean {
   if (pte.write) return true;
-  if ((vma.prot & PROT_WRITE) !== 0 || pte.special) return false;
+  // can_follow_write_pte: a uffd-wp PTE must take the write fault that resolves it.
+  if ((vma.prot & PROT_WRITE) !== 0 || pte.special || pte.uffdWp) return false;
   const frame = frameOf(s, pte.pfn);
   return frame.kind === 'anon' && frame.anonExclusive;
 }

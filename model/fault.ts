@@ -35,10 +35,31 @@ export function anonVmaPrepare(s: ModelState, proc: Process, vma: Vma): void {
 /** handle_mm_fault for one page of `vma`. */
 export function handleMmFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
   const pte = proc.mm.ptes.get(addr);
+  if (pte === undefined && proc.mm.uffdWpMarkers.has(addr)) return handlePteMarker(s, proc, vma, addr, write);
   if (pte === undefined) return doPteMissing(s, proc, vma, addr, write);
   if (pte.kind === 'swap') return doSwapPage(s, proc, vma, addr, write);
   if (write && !pte.write) return doWpPage(s, proc, vma, addr, pte, true);
   return 0;
+}
+
+/**
+ * handle_pte_marker → pte_marker_handle_uffd_wp: a fault on a uffd-wp marker fills the page
+ * as do_pte_missing would, with the uffd-wp bit carried over (vmf_orig_pte_uffd_wp), so the
+ * new PTE is write-protected; a write then resolves in do_wp_page, which in asynchronous
+ * mode clears the bit. A VMA no longer registered just drops the marker.
+ */
+function handlePteMarker(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  proc.mm.uffdWpMarkers.delete(addr);
+  if (vma.uffdCtx === 0) return doPteMissing(s, proc, vma, addr, write);
+  const r = doPteMissing(s, proc, vma, addr, write);
+  const pte = proc.mm.ptes.get(addr);
+  if (r !== 0 || pte?.kind !== 'present') {
+    if (pte === undefined) proc.mm.uffdWpMarkers.add(addr); // the fault failed: the marker stays
+    return r;
+  }
+  pte.uffdWp = true;
+  pte.write = false;
+  return write ? doWpPage(s, proc, vma, addr, pte, true) : 0;
 }
 
 function doPteMissing(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
@@ -138,11 +159,14 @@ function doSwapPage(s: ModelState, proc: Process, vma: Vma, addr: number, write:
   const writable = reuse && vmaWritable(vma);
   proc.mm.ptes.delete(addr);
   // The fault's reference becomes the mapping's.
-  mapFrame(proc.mm, addr, frame, writable, writable && write);
+  // do_swap_page: a uffd-wp swap entry comes back write-protected with the bit kept.
+  const writableNow = writable && !pte.uffdWp;
+  mapFrame(proc.mm, addr, frame, writableNow, writableNow && write);
   const mapped = proc.mm.ptes.get(addr) as PresentPte;
   mapped.softDirty = pte.softDirty;
+  mapped.uffdWp = pte.uffdWp;
   frame.anonExclusive = reuse;
-  if (write && !writable) return doWpPage(s, proc, vma, addr, mapped, true);
+  if (write && !writableNow) return doWpPage(s, proc, vma, addr, mapped, true);
   return 0;
 }
 
@@ -160,6 +184,8 @@ function canReuseAnon(s: ModelState, frame: Frame): boolean {
  * unshare fault (a read-only FOLL_PIN of a shared anonymous page), which leaves it read-only.
  */
 export function doWpPage(s: ModelState, proc: Process, vma: Vma, addr: number, pte: PresentPte, makeWritable: boolean): VmFault {
+  // userfaultfd_pte_wp in asynchronous mode: the write is allowed; only the bit goes.
+  if (makeWritable && pte.uffdWp) pte.uffdWp = false;
   if (pte.special) {
     // vm_normal_page() is NULL for every special PTE, the zero page included: a shared
     // mapping makes it writable in place (wp_pfn_shared), a private one copies.

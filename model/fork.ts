@@ -20,7 +20,7 @@ import { exitMm } from './exit.ts';
 import { invalidateRange } from './notifier.ts';
 
 export function newMm(): Mm {
-  return { vmas: [], ptes: new Map(), rss: { anon: 0, file: 0, shmem: 0, swap: 0 } };
+  return { vmas: [], ptes: new Map(), rss: { anon: 0, file: 0, shmem: 0, swap: 0 }, uffdWpMarkers: new Set() };
 }
 
 export function fork(s: ModelState, parent: Process): Outcome {
@@ -50,7 +50,8 @@ const isCowMapping = (vma: Vma) => !vma.shared && vma.mayWrite;
 
 /** vm_area_dup + anon_vma_fork + copy_page_range for one VMA; false when a page copy fails. */
 function dupVma(s: ModelState, parent: Process, child: Process, vma: Vma): boolean {
-  const copy: Vma = { ...vma, id: newVmaId(s), mm: child.pid, anonVma: vma.anonVma === 0 ? 0 : s.nextAnonVma++ };
+  // dup_userfaultfd without UFFD_FEATURE_EVENT_FORK: the child's VMA is not registered.
+  const copy: Vma = { ...vma, id: newVmaId(s), mm: child.pid, anonVma: vma.anonVma === 0 ? 0 : s.nextAnonVma++, uffdCtx: 0 };
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);
   child.mm.vmas.push(copy);
@@ -69,12 +70,12 @@ function copyPte(s: ModelState, parent: Process, child: Process, vma: Vma, addr:
   if (pte.kind === 'swap') {
     swapDuplicate(s, pte.slot);
     pte.exclusive = false;
-    child.mm.ptes.set(addr, { ...pte });
+    child.mm.ptes.set(addr, { ...pte, uffdWp: false });
     child.mm.rss.swap += 1;
     return true;
   }
   if (pte.special) {
-    child.mm.ptes.set(addr, { ...pte });
+    child.mm.ptes.set(addr, { ...pte, uffdWp: false });
     return true;
   }
   const frame = frameOf(s, pte.pfn);
@@ -91,7 +92,7 @@ function copyPte(s: ModelState, parent: Process, child: Process, vma: Vma, addr:
   getPage(frame);
   frame.mapcount += 1;
   child.mm.rss[rssCounterOf(frame)] += 1;
-  const childPte: PresentPte = { ...pte };
+  const childPte: PresentPte = { ...pte, uffdWp: false };
   child.mm.ptes.set(addr, childPte);
   return true;
 }

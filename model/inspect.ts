@@ -20,7 +20,7 @@ export function vmaView(v: Vma): VmaView {
   return {
     start: v.start, end: v.end, prot: v.prot, shared: v.shared, mayWrite: v.mayWrite, file: v.file, pgoff: v.pgoff,
     pfnmap: v.pfnmap, mixedmap: v.mixedmap, io: v.io, dontcopy: v.dontcopy, dontexpand: v.dontexpand,
-    driver: v.vmOps?.name ?? '', id: v.id,
+    driver: v.vmOps?.name ?? '', id: v.id, softDirty: v.softDirty, uffdWp: v.uffdCtx !== 0,
   };
 }
 
@@ -81,6 +81,10 @@ export class ModelInspect implements KernelInspect {
 
   *slabObjects(): Iterable<{ id: number; tag: string }> {
     for (const [id, tag] of byKey(this.s.slab)) yield { id, tag };
+  }
+
+  uffdWpMarkers(pid: number): Iterable<number> {
+    return [...(this.s.processes.get(pid)?.mm.uffdWpMarkers ?? [])].sort((a, b) => a - b);
   }
 
   notifierCount(): number {

@@ -26,13 +26,14 @@ import { ModelInspect } from './inspect.ts';
 import { corruptModel } from './corrupt.ts';
 import { ModelDriverKernel } from './driverapi.ts';
 import { fileRelease } from './driverfile.ts';
+import { clearRefs, mapFilesReaddir, pagemapRead, pagemapScan, uffdRegisterWp } from './pagemap.ts';
 
 export function newModelState(config: KernelConfig): ModelState {
   const s: ModelState = {
     config, step: 0, frames: new Map(), freed: new Map(), nextPfn: 1, zeroPfn: 0, processes: new Map(), nextPid: 1,
     files: new Map(), nextFileId: 1, nextShmemId: 1, swap: new Map(), nextSlot: 1, nextVmaId: 1, nextAnonVma: 1,
     failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(), nextNotifierId: 1,
-    skipPtraceCheck: false, strayHolds: new Map(),
+    skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
   };
   const zero = allocFrame(s, 'zero', 0)!;
   s.zeroPfn = zero.pfn;
@@ -123,11 +124,16 @@ export class ModelKernel implements Kernel {
       case 'proc_mem_write':
       case 'process_vm_readv':
       case 'process_vm_writev': return this.remoteAccess(proc, op);
+      case 'pagemap_read': return pagemapRead(s, proc, op);
+      case 'pagemap_scan': return pagemapScan(s, proc, op);
+      case 'clear_refs': return clearRefs(s, proc, op);
+      case 'uffd_register_wp': return uffdRegisterWp(s, proc, op);
+      case 'map_files_readdir': return mapFilesReaddir(s, proc, op);
       default: return err('EINVAL');
     }
   }
 
-  private remoteAccess(caller: Process, op: Extract<Op, { target: number }>): Outcome {
+  private remoteAccess(caller: Process, op: Extract<Op, { op: 'proc_mem_read' | 'proc_mem_write' | 'process_vm_readv' | 'process_vm_writev' }>): Outcome {
     const s = this.state;
     const target = runningProcess(s, op.target);
     if (target === undefined) return err('ESRCH');

@@ -135,7 +135,7 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
     id: newVmaId(s), mm: proc.pid, start: addr, end: addr + len, prot: op.prot, shared: op.shared,
     mayWrite: target.mayWrite, file, pgoff: file === -1 && target.driverFile === null ? addr : pgoff,
     pfnmap: false, mixedmap: false, io: false, dontcopy: false, dontexpand: false, anonVma: 0,
-    vmOps: null, driverFile: target.driverFile, privateData: null,
+    vmOps: null, driverFile: target.driverFile, privateData: null, softDirty: true, uffdCtx: 0,
   };
   if (target.driverFile !== null) {
     // __mmap_new_file_vma: the VMA is allocated, then f_op->mmap runs on it; when the

@@ -13,7 +13,7 @@ import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
 import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
 import { invalidateRange } from './notifier.ts';
-import { ptesIn } from './zap.ts';
+import { dropUffdWpMarkers, ptesIn } from './zap.ts';
 
 export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   const { addr, oldPages, newPages } = op;
@@ -47,6 +47,7 @@ export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   if (addr + oldPages === vma.end && vma.end + (newPages - oldPages) <= s.config.taskSizePages &&
       rangeIsFree(proc, vma.end, vma.end + (newPages - oldPages))) {
     vma.end += newPages - oldPages; // vma_expand
+    vma.softDirty = true;
     mergeAround(s, proc.mm, vma);
     return ok(addr);
   }
@@ -92,7 +93,9 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
   if (e !== 0) return err(e);
   const old = vmaLookup(proc.mm, addr)!;
   if (shouldFailAlloc(s)) return err('ENOMEM');
-  const moved: Vma = { ...old, id: newVmaId(s), start: newAddr, end: newAddr + newPages };
+  // The target is soft-dirty; without UFFD_FEATURE_EVENT_REMAP it loses the uffd registration
+  // (mremap_userfaultfd_prep) and move_ptes drops the uffd-wp bits and markers.
+  const moved: Vma = { ...old, id: newVmaId(s), start: newAddr, end: newAddr + newPages, softDirty: true, uffdCtx: 0 };
   if (moved.driverFile) fileGet(moved.driverFile);
   inodeGet(s, moved.file);
   insertVma(proc.mm, moved);
@@ -103,8 +106,10 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
     proc.mm.ptes.delete(at);
     // move_soft_dirty_pte: a moved entry is marked soft-dirty, present or swap.
     pte.softDirty = true;
+    pte.uffdWp = false;
     proc.mm.ptes.set(newAddr + (at - addr), pte);
   }
+  dropUffdWpMarkers(proc.mm, addr, addr + oldPages);
   // The old range now holds no PTEs; removing it only runs ->close and drops the file.
   removeVma(s, proc.mm, old);
   mergeAround(s, proc.mm, moved);

@@ -56,7 +56,7 @@ function shrinkAnon(s: ModelState, frame: Frame): boolean {
     invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
     const pte = proc.mm.ptes.get(addr);
     if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) continue;
-    proc.mm.ptes.set(addr, { kind: 'swap', slot: frame.swapSlot, exclusive: frame.anonExclusive, softDirty: pte.softDirty });
+    proc.mm.ptes.set(addr, { kind: 'swap', slot: frame.swapSlot, exclusive: frame.anonExclusive, softDirty: pte.softDirty, uffdWp: pte.uffdWp });
     slotOf(s, frame.swapSlot).count += 1;
     if (pte.dirty) frame.dirty = true;
     frame.anonExclusive = false;

@@ -40,7 +40,7 @@ export type Frame = {
 
 export type Pte =
   | { kind: 'present'; pfn: number; write: boolean; dirty: boolean; softDirty: boolean; special: boolean; uffdWp: boolean }
-  | { kind: 'swap'; slot: number; exclusive: boolean; softDirty: boolean };
+  | { kind: 'swap'; slot: number; exclusive: boolean; softDirty: boolean; uffdWp: boolean };
 export type PresentPte = Extract<Pte, { kind: 'present' }>;
 
 /** struct vm_area_struct. */
@@ -69,6 +69,10 @@ export type Vma = {
   /** The driver file this VMA maps (vma->vm_file for a driver), holding a reference. */
   driverFile: ModelDriverFile | null;
   privateData: unknown;
+  /** VM_SOFTDIRTY: new VMAs and mremap targets have it; clear_refs 4 clears it. */
+  softDirty: boolean;
+  /** VM_UFFD_WP: the id of the userfaultfd context it is registered with (async WP mode), or 0. */
+  uffdCtx: number;
 };
 
 export type RssCounters = { anon: number; file: number; shmem: number; swap: number };
@@ -78,6 +82,8 @@ export type Mm = {
   vmas: Vma[];
   ptes: Map<number, Pte>;
   rss: RssCounters;
+  /** Empty PTEs holding a uffd-wp marker (PTE_MARKER_UFFD_WP); never where `ptes` has an entry. */
+  uffdWpMarkers: Set<number>;
 };
 
 export type Process = {
@@ -137,6 +143,8 @@ export type ModelState = {
   /** References held outside any driver: only the leak-frame corruption makes them. */
   strayHolds: Map<number, string>;
   nextNotifierId: number;
+  /** Ids of userfaultfd contexts (each uffd_register_wp opens a new one). */
+  nextUffdCtx: number;
 };
 
 export { SHMEM_ID_BASE } from '../kernel-api/state.ts';

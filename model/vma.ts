@@ -76,7 +76,7 @@ export function splitAround(s: ModelState, mm: Mm, start: number, end: number): 
 function sameFlags(a: Vma, b: Vma): boolean {
   return a.prot === b.prot && a.shared === b.shared && a.mayWrite === b.mayWrite && a.file === b.file &&
     a.pfnmap === b.pfnmap && a.mixedmap === b.mixedmap && a.io === b.io && a.dontcopy === b.dontcopy &&
-    a.dontexpand === b.dontexpand && a.vmOps === b.vmOps && a.driverFile === b.driverFile;
+    a.dontexpand === b.dontexpand && a.vmOps === b.vmOps && a.driverFile === b.driverFile && a.uffdCtx === b.uffdCtx;
 }
 
 /** is_mergeable_vma + is_mergeable_anon_vma, for `a` directly below `b`. */
@@ -96,6 +96,7 @@ export function mergeAround(s: ModelState, mm: Mm, vma: Vma): Vma {
   if (next !== undefined && canMerge(vma, next)) {
     vma.end = next.end;
     vma.anonVma ||= next.anonVma;
+    vma.softDirty ||= next.softDirty;
     mm.vmas.splice(at + 1, 1);
     dropVmaFileRef(s, next);
   }
@@ -103,6 +104,7 @@ export function mergeAround(s: ModelState, mm: Mm, vma: Vma): Vma {
   if (prev !== undefined && canMerge(prev, vma)) {
     prev.end = vma.end;
     prev.anonVma ||= vma.anonVma;
+    prev.softDirty ||= vma.softDirty;
     mm.vmas.splice(at, 1);
     dropVmaFileRef(s, vma);
     return prev;

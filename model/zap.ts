@@ -49,9 +49,21 @@ export function zapRange(
   keep: (addr: number, pte: Pte) => boolean = () => false,
 ): void {
   invalidateRange(s, proc.pid, start, end, event);
+  dropUffdWpMarkers(proc.mm, start, end);
   for (const addr of ptesIn(proc, start, end)) {
     const pte = proc.mm.ptes.get(addr)!;
     if (!keep(addr, pte)) zapPte(s, proc.mm, addr, pte);
+  }
+}
+
+/**
+ * Zapping drops uffd-wp markers, as zap_pte_range does for anonymous VMAs. (File VMAs keep
+ * them in Linux unless ZAP_FLAG_DROP_MARKER, and get new ones for zapped uffd-wp PTEs;
+ * not emulated.)
+ */
+export function dropUffdWpMarkers(mm: Mm, start: number, end: number): void {
+  for (const addr of [...mm.uffdWpMarkers]) {
+    if (addr >= start && addr < end) mm.uffdWpMarkers.delete(addr);
   }
 }
 

@@ -35,6 +35,7 @@ export const CORE_KINDS = [
   'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'reclaim', 'oom',
   'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev',
   'set_dumpable', 'fail_nth', 'close',
+  'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
 ] as const;
 
 /** Base weights before swarm testing rescales them. */
@@ -42,6 +43,7 @@ const CORE_WEIGHT: Record<(typeof CORE_KINDS)[number], number> = {
   spawn: 2, mmap: 8, munmap: 4, mprotect: 4, mremap: 3, madvise: 3, read: 12, write: 12, fork: 3, exit: 1, reclaim: 4,
   oom: 1, creat: 1, pread: 2, pwrite: 2, truncate: 1, proc_mem_read: 2, proc_mem_write: 2, process_vm_readv: 1,
   process_vm_writev: 1, set_dumpable: 1, fail_nth: 1, close: 1,
+  pagemap_read: 2, clear_refs: 1, uffd_register_wp: 1, pagemap_scan: 3, map_files_readdir: 1,
 };
 
 export type OpKind = { name: string; weight: number; strategy?: StrategyDefinition; call?: StrategyDefinition['calls'][number] };
@@ -196,6 +198,32 @@ export class TraceBuilder implements GenContext {
     return 0;
   }
 
+  /**
+   * PAGEMAP_SCAN biased to the edges: ranges that start or end inside a VMA, max_pages and
+   * vec_len of 1, masks that select nothing or everything, a few bad arguments.
+   */
+  private pagemapScan(pid: number, c: Choice): Op {
+    const target = this.otherPid(pid, c);
+    const { addr, lengthPages } = this.range(target, c);
+    const masks = [0, 0, 0x1ff, 2, 8, 0x10, 0x80, 1, 0xa, 0x200];
+    const op: Extract<Op, { op: 'pagemap_scan' }> = {
+      op: 'pagemap_scan', pid, target, start: addr, end: addr + lengthPages,
+      flags: c.pick([0, 0, 0, 1, 2, 3, 4]), max_pages: c.pick([0, 0, 1, 2, 5]),
+      category_inverted: c.int(3) === 0 ? c.pick(masks) : 0, category_mask: c.pick(masks),
+      category_anyof_mask: c.int(3) === 0 ? c.pick(masks) : 0, return_mask: c.pick([0x1ff, 0x1ff, 2, 0xa, 0, 0x1ff]),
+      vec_len: c.pick([16, 16, 1, 2, 0, 600]),
+    };
+    switch (c.int(12)) {
+      case 0: op.vecNull = true; op.vec_len = c.pick([0, 1]); break;
+      case 1: op.start += 0.5; break;
+      case 2: op.end -= 0.5; break;
+      case 3: op.end = op.start - 1; break;
+      case 4: op.size = 88; break;
+      default: break;
+    }
+    return op;
+  }
+
   private otherPid(pid: number, c: Choice): number {
     const pids = this.pids().filter((p) => p !== pid);
     return pids.length === 0 || c.int(8) === 0 ? pid : c.pick(pids);
@@ -236,6 +264,14 @@ export class TraceBuilder implements GenContext {
       case 'pread':
       case 'pwrite':
       case 'truncate': return this.fileOp(kind, c);
+      case 'pagemap_read': {
+        const target = this.otherPid(pid, c);
+        return { op: 'pagemap_read', pid, target, addr: this.addr(target, c), count: c.pick([1, 1, 2, 4, 8, 0]) };
+      }
+      case 'clear_refs': return { op: 'clear_refs', pid, target: this.otherPid(pid, c), mode: c.pick([4, 4, 4, 1, 0, 6]) };
+      case 'uffd_register_wp': return { op: 'uffd_register_wp', pid, ...this.range(pid, c), async: true };
+      case 'map_files_readdir': return { op: 'map_files_readdir', pid, target: this.otherPid(pid, c) };
+      case 'pagemap_scan': return this.pagemapScan(pid, c);
     }
   }
 

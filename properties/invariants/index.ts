@@ -5,17 +5,18 @@ import { exclusiveAnon, mapcount, noStalePte, refcountBalance, zeroPage } from '
 import { noLeak, rssCounters, swapAccounting, vmaWellformed } from './accounting.ts';
 import { cowIsolation, fileIntegrity, remoteCoherence } from './content.ts';
 import { accessControl } from './access.ts';
+import { pagemapScan } from './pagemap.ts';
 
 export type { CheckContext, Invariant, Violation } from './types.ts';
 export { takeCensus } from './census.ts';
 
 export const INVARIANTS: readonly Invariant[] = [
   noStalePte, refcountBalance, mapcount, exclusiveAnon, zeroPage, rssCounters, swapAccounting,
-  vmaWellformed, cowIsolation, fileIntegrity, remoteCoherence, accessControl, noLeak,
+  vmaWellformed, cowIsolation, fileIntegrity, remoteCoherence, accessControl, noLeak, pagemapScan,
 ];
 
 /** Ids checked by the step checker, plus those reported from elsewhere (assertions, differential). */
-export const INVARIANT_IDS: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert', 'differential'];
+export const INVARIANT_IDS: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert', 'differential', 'hang'];
 
 /** Run every invariant (or `only` those, less `exclude`d ones); the first violation, or null. */
 export function checkAll(ctx: CheckContext, only?: ReadonlySet<InvariantId>, exclude?: ReadonlySet<InvariantId>): Violation | null {

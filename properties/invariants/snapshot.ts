@@ -28,6 +28,10 @@ export class InspectSnapshot implements KernelInspect {
 
   constructor(private readonly k: KernelInspect) {}
 
+  uffdWpMarkers(pid: number): Iterable<number> {
+    return this.k.uffdWpMarkers(pid);
+  }
+
   get zeroPfn(): number { return this.k.zeroPfn; }
 
   frames(): Iterable<FrameView> {
