@@ -28,7 +28,7 @@ export const SCORED: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), '
 
 /** Share of the time budget each strategy gets: the seed 000 design has many flaws to find. */
 function shares(strategies: readonly StrategyDefinition[]): number[] {
-  const weights = strategies.map((s) => (s.name === 'proc-mem-mmap' ? 3 : 1));
+  const weights = strategies.map((s) => (s.name === 'proc-mem-mmap' ? 5 : 1));
   const total = weights.reduce((a, b) => a + b, 0);
   return weights.map((w) => w / total);
 }
