@@ -6,6 +6,8 @@
  *  - how the implementation's cost per operation grows from 1k to 1M pages;
  *  - checked steps/s of a default campaign for `impl` and `diff`, and of the fc.commands
  *    + fc.modelRun baseline (bench/campaign.ts);
+ *  - checked steps/s on 2 worker threads against 1 (bench/workers.ts);
+ *  - shrinking of the seed 000 flaws, mapfuzz against fast-check (bench/shrink.ts);
  *  - peak RSS with 1M pages mapped (bench/rss.ts).
  */
 import { writeFileSync } from 'node:fs';
@@ -17,6 +19,8 @@ import { OPS, benchFor, populate, type OpName } from './kernelops.ts';
 import { measure, type Budget } from './measure.ts';
 import { campaignRate, fcCommandsRate, type StepsRate } from './campaign.ts';
 import { measureRss, rssChild } from './rss.ts';
+import { formatShrinkBench, shrinkBench } from './shrink.ts';
+import { workersBench } from './workers.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -30,6 +34,10 @@ const IMPL_BUDGET: Budget = quick ? { roundMs: 60, rounds: 3 } : { roundMs: 200,
 /** The model is sampled: shorter rounds (a slow op still runs at least once a round). */
 const MODEL_BUDGET: Budget = quick ? { roundMs: 30, rounds: 1 } : { roundMs: 100, rounds: 3 };
 const CAMPAIGN_MS = quick ? 2000 : 8000;
+/** Each worker-threads campaign: long enough that start-up noise stays out of the figure. */
+const WORKERS_MS = quick ? 4000 : 8000;
+/** fast-check's shrinking of one failure is cut off after this long. */
+const FC_SHRINK_MS = quick ? 5000 : 30_000;
 
 type Row = { op: OpName; size: string; pages: number; impl: number; model: number; modelOps: number };
 
@@ -113,6 +121,11 @@ async function main(): Promise<void> {
   for (const [name, r] of Object.entries(rates)) {
     console.log(`checked steps/s, ${name.padEnd(18)} ${fmt(r.stepsPerSec).padStart(8)} (${r.steps} steps, ${r.runs} traces, ${r.elapsedMs} ms, ${r.failures} failures)`);
   }
+  const workers = await workersBench(WORKERS_MS);
+  console.log(`checked steps/s on worker threads: 1 worker ${fmt(workers.one.stepsPerSec)}, 2 workers ${fmt(workers.two.stepsPerSec)} ` +
+    `(${fmt(workers.speedup)}x; two independent processes reach ${fmt(workers.twoProcessesCeiling)}x on this machine)`);
+  const shrink = shrinkBench(FC_SHRINK_MS);
+  console.log(formatShrinkBench(shrink));
   const rss = await measureRss(1_000_000);
   console.log(`peak RSS with 1m pages mapped (${rss.runner}): ${rss.peakMiB.toFixed(1)} MiB (at start-up ${rss.baselineMiB.toFixed(1)} MiB)`);
 
@@ -121,9 +134,12 @@ async function main(): Promise<void> {
       speedup, growth1kTo1m,
       checkedStepsPerSec: { impl: rates.impl.stepsPerSec, diff: rates.diff.stepsPerSec, fcCommandsBaseline: rates.fcCommandsBaseline.stepsPerSec },
       peakRssMiB1m: rss.peakMiB,
+      workers: { one: workers.one.stepsPerSec, two: workers.two.stepsPerSec, speedup: workers.speedup, twoProcessesCeiling: workers.twoProcessesCeiling },
+      shrink: { mapfuzz: shrink.mapfuzz, fastCheck: shrink.fastCheck },
       detail: {
         quick, mixTimeRatio, perOpGrowth1kTo1m: perOpGrowth, forkPerPageGrowth1kTo1m: forkPerPageGrowth, rssStartupMiB: rss.baselineMiB, rssRunner: rss.runner,
-        ops: rows, campaigns: rates, budgets: { impl: IMPL_BUDGET, model: MODEL_BUDGET, campaignMs: CAMPAIGN_MS },
+        ops: rows, campaigns: rates, budgets: { impl: IMPL_BUDGET, model: MODEL_BUDGET, campaignMs: CAMPAIGN_MS, workersMs: WORKERS_MS, fcShrinkMs: FC_SHRINK_MS },
+        workers, shrink: shrink.rows,
       },
     };
     writeFileSync(jsonFile, JSON.stringify(json, null, 2) + '\n');

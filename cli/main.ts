@@ -4,18 +4,22 @@
  * broke (or a repro misbehaved), 2 a usage error or a malformed file, with one line.
  */
 import { randomInt } from 'node:crypto';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { appendFileSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
-import { runCampaign, type CampaignFailure } from '../harness/campaign.ts';
+import type { CampaignFailure, Shard } from '../harness/campaign.ts';
+import { runCampaignParallel } from '../harness/pool.ts';
+import { formatJunit, formatMarkdown, formatSummaryTable, type CampaignReport, type FailureReport } from '../harness/report.ts';
+import { mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
   loadRepro, replayRepro, reproPath, reproSignature, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, type Repro,
 } from '../harness/repro.ts';
 import { shrinkOps } from '../harness/shrink.ts';
 import { tellStory } from '../harness/story.ts';
+import { storyHtml } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
 import { ORACLE_OPS, replayOracleRepro, runOracle } from '../harness/oracle.ts';
 import { reproToC } from '../harness/oracle-c.ts';
@@ -25,20 +29,26 @@ const HELP = `mapfuzz — property-based fuzzing of memory-mapping semantics
 
 usage:
   mapfuzz fuzz [--kernel model|impl|diff] [--strategy NAME|all] [--seed N]
-               [--time SECONDS | --runs N] [--corpus DIR] [--json FILE]
-      Run a campaign (default: the core operations on the diff kernel for 35 s).
-      Each new failure is shrunk to a 1-minimal trace and written to the corpus.
+               [--time SECONDS | --runs N] [--workers N] [--shard I/N]
+               [--step-timeout SECONDS] [--corpus DIR] [--json FILE] [--junit FILE]
+      Run a campaign (default: the core operations on the diff kernel for 35 s, one
+      worker thread, 10 s per step at most). Each new failure is shrunk to a 1-minimal
+      trace and written to the corpus. --shard I/N runs the I-th of N disjoint parts.
+      With $GITHUB_STEP_SUMMARY set, a Markdown summary is appended to it.
   mapfuzz scorecard [--time SECONDS] [--seed N] [--kernel model|impl|diff] [--json FILE]
       Fuzz every strategy and print strategy × invariant: holds, or broken.
   mapfuzz replay FILE...     Replay repro files; exit 0 when each behaves as it expects.
   mapfuzz shrink FILE        Shrink a repro further, in place.
-  mapfuzz show FILE [--c OUT.c]
-      Tell a repro step by step; --c writes a standalone C program that replays its
-      kernel subset on Linux and prints what it observes.
+  mapfuzz show FILE [--c OUT.c | --html OUT.html]
+      Tell a repro step by step; --html writes the story as one self-contained page with
+      the address spaces drawn after each step; --c writes a standalone C program that
+      replays its kernel subset on Linux and prints what it observes.
   mapfuzz oracle [--time SECONDS | --runs N] [--seed N] [--json FILE] [--corpus DIR]
       Compare the model with the running Linux kernel over random traces; each
       undocumented divergence is shrunk into DIR (default corpus/kernel).
   mapfuzz corpus check DIR...  Validate every repro file below DIR.
+  mapfuzz corpus merge OUT DIR...
+      Merge corpora (shard outputs) into OUT: one repro per signature, the shortest.
   mapfuzz --help
 
 strategies: ${STRATEGIES.map((s) => s.name).join(', ')}
@@ -55,7 +65,7 @@ export async function main(argv: readonly string[], out: Out = defaultOut): Prom
       case '--help':
       case '-h':
       case 'help': out.log(HELP); return 0;
-      case 'fuzz': return fuzz(rest, out);
+      case 'fuzz': return await fuzz(rest, out);
       case 'scorecard': return scorecard(rest, out);
       case 'replay': return replay(rest, out);
       case 'shrink': return shrink(rest, out);
@@ -108,8 +118,22 @@ function reproFiles(paths: readonly string[]): string[] {
 
 /** The corpus's emulated-kernel repros (the oracle's, under kernel/, replay on Linux instead). */
 function loadCorpus(dir: string): Repro[] {
-  return existsSync(dir) ? reproFiles([dir]).map(loadRepro).filter((r) => r.kernel !== 'oracle') : [];
+  if (!existsSync(dir)) return [];
+  return reproFiles([dir]).map((file) => {
+    const r = loadRepro(file);
+    knownFiles.set(r, file);
+    return r;
+  }).filter((r) => r.kernel !== 'oracle');
 }
+
+/** A path as the user can follow it: relative to here when below here, else absolute. */
+function shown(path: string): string {
+  const r = relative('.', path);
+  return r.startsWith('..') || isAbsolute(r) ? resolve(path) : r;
+}
+
+/** Where each loaded repro came from. */
+const knownFiles = new WeakMap<Repro, string>();
 
 function progressPrinter(out: Out, label: string) {
   const tty = process.stderr.isTTY === true;
@@ -124,58 +148,90 @@ function progressPrinter(out: Out, label: string) {
   };
 }
 
-function fuzz(argv: readonly string[], out: Out): number {
-  const { flags, positional } = parseArgs(argv, { kernel: 'string', strategy: 'string', seed: 'int', time: 'int', runs: 'int', corpus: 'string', json: 'string' });
+function shardFlag(v: unknown): Shard | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(String(v));
+  const shard = m === null ? null : { index: Number(m[1]), count: Number(m[2]) };
+  if (shard === null || shard.count < 1 || shard.index < 1 || shard.index > shard.count) {
+    throw new UsageError(`--shard takes I/N with 1 <= I <= N, not ${JSON.stringify(v)}`);
+  }
+  return shard;
+}
+
+/** Workers at most: more than the machine's cores only slows a campaign down. */
+const WORKERS_MAX = 64;
+
+async function fuzz(argv: readonly string[], out: Out): Promise<number> {
+  const { flags, positional } = parseArgs(argv, {
+    kernel: 'string', strategy: 'string', seed: 'int', time: 'int', runs: 'int', corpus: 'string', json: 'string',
+    workers: 'int', shard: 'string', 'step-timeout': 'int', junit: 'string',
+  });
   if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
   if (flags.time !== undefined && flags.runs !== undefined) throw new UsageError('give --time or --runs, not both');
   const kernel = kernelFlag(flags.kernel, 'diff');
   const strategies = strategiesFlag(flags.strategy);
   const runs = positiveInt(flags, 'runs');
   const timeS = positiveInt(flags, 'time', runs === undefined ? 35 : undefined);
+  const workers = positiveInt(flags, 'workers', 1)!;
+  if (workers > WORKERS_MAX) throw new UsageError(`--workers must be at most ${WORKERS_MAX}`);
+  const stepTimeoutS = positiveInt(flags, 'step-timeout', 10)!;
+  const shard = shardFlag(flags.shard);
   const seed = typeof flags.seed === 'number' ? flags.seed : randomInt(1, 2 ** 31);
   const corpusDir = String(flags.corpus ?? 'corpus');
   const known = loadCorpus(corpusDir);
   out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}, ` +
     `${strategies.length === 0 ? 'core operations' : `strategies ${strategies.map((s) => s.name).join(', ')}`}, ` +
-    `${runs !== undefined ? `${runs} traces` : `${timeS} s`}`);
-  const result = runCampaign({
+    `${runs !== undefined ? `${runs} traces` : `${timeS} s`}${shard === undefined ? '' : `, shard ${shard.index}/${shard.count}`}, ` +
+    `${workers} worker${workers === 1 ? '' : 's'}`);
+  const result = await runCampaignParallel({
     seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, kernel, strategies, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
-    onProgress: progressPrinter(out, 'fuzz'),
+    shard, workers, stepTimeoutMs: stepTimeoutS * 1000, onProgress: progressPrinter(out, 'fuzz'),
   });
   if (process.stderr.isTTY) process.stderr.write('\n');
-  const reports = result.failures.map((f) => recordFailure(f, seed, known, corpusDir));
+  const reports = result.failures.map((f) => recordFailure(f, known, corpusDir));
+  const report: CampaignReport = {
+    seed, kernel, strategies: strategies.length === 0 ? ['core'] : strategies.map((s) => s.name), shard: shard === undefined ? null : `${shard.index}/${shard.count}`,
+    workers, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, failures: reports,
+  };
   out.log(`${result.runs} traces, ${result.steps} checked steps in ${(result.elapsedMs / 1000).toFixed(1)} s ` +
-    `(${Math.round(result.steps / Math.max(0.001, result.elapsedMs / 1000))} steps/s)`);
-  for (const r of reports) {
-    out.log(`${r.known ? 'known' : 'NEW  '} ${r.failure.strategy} ${r.failure.invariant}: ${r.failure.ops.length} steps — ${r.failure.message}`);
-    out.log(`      ${r.known ? 'recorded in' : 'written to'} ${r.file}`);
-  }
+    `(${Math.round(result.steps / Math.max(0.001, result.elapsedMs / 1000))} steps/s, ${workers} worker${workers === 1 ? '' : 's'})`);
+  for (const r of reports) out.log(`${r.known ? 'known' : 'NEW  '} ${r.failure.strategy} ${r.failure.invariant}: ${r.failure.ops.length} steps — ${r.failure.message}`);
+  if (reports.length > 0) out.log(`\n${formatSummaryTable(report)}`);
   const fresh = reports.filter((r) => !r.known).length;
   out.log(fresh === 0 ? (reports.length === 0 ? 'no invariant broke' : 'only known flaws broke') : `${fresh} new failure${fresh === 1 ? '' : 's'}`);
   if (flags.json !== undefined) {
     writeFileSync(String(flags.json), `${JSON.stringify({
-      seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs,
+      seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
-        message: r.failure.message, known: r.known, file: r.file,
+        message: r.failure.message, known: r.known, file: r.file, run: r.failure.run,
       })),
     }, null, 2)}\n`);
   }
+  if (flags.junit !== undefined) writeFileSync(String(flags.junit), formatJunit(report));
+  const stepSummary = process.env.GITHUB_STEP_SUMMARY;
+  if (stepSummary !== undefined && stepSummary !== '') appendFileSync(stepSummary, formatMarkdown(report));
   return fresh === 0 ? 0 : 1;
 }
 
-/** A failure is known when the corpus has a repro of the same signature that must reproduce; else it is written. */
-function recordFailure(f: CampaignFailure, seed: number, known: readonly Repro[], corpusDir: string) {
+/**
+ * A failure is known when the corpus has a repro of the same signature that must reproduce;
+ * else its repro is written under the signature's name (a regression of a repro that must
+ * pass is reported and left for a person to look at).
+ */
+function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: string): FailureReport {
   const repro: Repro = {
     format: REPRO_FORMAT, title: `${f.strategy}: ${f.invariant} — ${f.message.slice(0, 100)}`, kernel: f.kernel, strategy: f.strategy,
     invariant: f.invariant, expect: 'reproduces', seed: f.seed, message: f.message, config: { ...FUZZ_CONFIG }, ops: f.ops,
   };
-  void seed;
-  const match = known.find((k) => k.expect === 'reproduces' && k.strategy === f.strategy && k.invariant === f.invariant);
-  if (match !== undefined) return { failure: f, known: true, file: `${corpusDir}/${match.strategy}/… (${reproSignature(match)})` };
+  const signature = reproSignature(repro);
+  const match = known.find((k) => reproSignature(k) === signature);
+  if (match !== undefined && match.expect === 'reproduces') return { failure: f, known: true, file: shown(knownFiles.get(match) ?? reproPath(corpusDir, match)) };
+  if (match !== undefined) return { failure: f, known: false, file: `${shown(knownFiles.get(match) ?? '?')} (expects to pass: regressed)` };
+  if (f.ops.length === 0) return { failure: f, known: false, file: '(no repro: the trace could not be rebuilt)' };
   const file = reproPath(corpusDir, repro);
   writeReproFile(file, repro);
-  return { failure: f, known: false, file: relative('.', file) };
+  return { failure: f, known: false, file: shown(file) };
 }
 
 function scorecard(argv: readonly string[], out: Out): number {
@@ -225,15 +281,20 @@ function shrink(argv: readonly string[], out: Out): number {
     out.log(`${file} does not reproduce ${r.invariant}; left as it is`);
     return 1;
   }
-  if (ops.length < r.ops.length) writeReproFile(file, { ...r, ops });
+  if (JSON.stringify(ops) !== JSON.stringify(r.ops)) writeReproFile(file, { ...r, ops });
   out.log(`${file}: ${r.ops.length} → ${ops.length} steps (${stats.replays} replays)`);
   return 0;
 }
 
 function show(argv: readonly string[], out: Out): number {
-  const { flags, positional } = parseArgs(argv, { c: 'string' });
+  const { flags, positional } = parseArgs(argv, { c: 'string', html: 'string' });
   if (positional.length !== 1) throw new UsageError('show takes one repro file');
   const repro = loadRepro(positional[0]);
+  if (flags.html !== undefined) {
+    writeFileSync(String(flags.html), storyHtml(repro));
+    out.log(`wrote ${flags.html}: the story of ${repro.ops.length} steps as one page`);
+    return 0;
+  }
   if (flags.c !== undefined) {
     const unsupported = repro.ops.find((op) => !ORACLE_OPS.includes(op.op));
     if (unsupported !== undefined) throw new UsageError(`${positional[0]} uses ${unsupported.op}, which has no plain-syscall counterpart; no C program written`);
@@ -276,11 +337,22 @@ function oracle(argv: readonly string[], out: Out): number {
 
 function corpus(argv: readonly string[], out: Out): number {
   const [sub, ...rest] = argv;
-  if (sub !== 'check') throw new UsageError('corpus takes a subcommand: check DIR...');
+  if (sub === 'merge') return corpusMerge(rest, out);
+  if (sub !== 'check') throw new UsageError('corpus takes a subcommand: check DIR... or merge OUT DIR...');
   const { positional } = parseArgs(rest, {});
   if (positional.length === 0) throw new UsageError('corpus check needs directories');
   const files = reproFiles(positional);
   for (const f of files) loadRepro(f);
   out.log(`${files.length} repro files are well formed`);
+  return 0;
+}
+
+function corpusMerge(argv: readonly string[], out: Out): number {
+  const { positional } = parseArgs(argv, {});
+  if (positional.length < 2) throw new UsageError('corpus merge needs OUT and at least one directory');
+  const [target, ...dirs] = positional;
+  for (const d of dirs) if (!existsSync(d)) throw new UsageError(`no such file or directory: ${d}`);
+  const r = mergeCorpora(target, dirs);
+  out.log(`merged ${r.files} repro files into ${target}: ${r.kept} distinct, ${r.written} written, ${r.dropped} duplicates dropped`);
   return 0;
 }

@@ -1,24 +1,29 @@
 /**
- * A fuzzing campaign: runs until a budget of traces or of time is spent, each trace drawn
- * from its own seed derived from the campaign seed, each failure shrunk to a 1-minimal
- * trace and kept once per (invariant, strategy). With a run budget the campaign is
- * deterministic: the same seed gives the same traces, results and failures.
+ * A fuzzing campaign: runs until a budget of traces or of time is spent, run `r` drawing
+ * its trace from its own seed derived from the campaign seed and `r`, each failure shrunk
+ * to a 1-minimal trace and kept once per (invariant, strategy) — the one of the lowest run
+ * index. Each run is judged by its failure chain (harness/runner.ts), which depends on its
+ * seed alone, so with a run budget the campaign is deterministic whatever the number of
+ * workers or shards: the same seed gives the same traces, results and failures.
+ *
+ * Shards split run indexes: shard I of N runs the indexes r with r mod N = I − 1, so N
+ * shards together run exactly the indexes one campaign runs, and find what it finds.
  */
-import fc from 'fast-check';
-import seedrandom from 'seedrandom';
 import type { Op } from '../kernel-api/op.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
-import { traceArbitrary } from '../properties/arbitrary.ts';
-import { opKinds } from '../properties/gen.ts';
-import { replayOps, runGenerated } from '../properties/trace.ts';
-import type { SessionOptions } from '../properties/session.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
+import { replayOps } from '../properties/trace.ts';
 import { shrinkOps } from './shrink.ts';
+import { makePlan, runChain, runSeed, sessionBase, strategyName, traceOf, beat, PHASE_SHRINK, type Heartbeat, type RunPlan } from './runner.ts';
+
+export { runSeed } from './runner.ts';
+
+export type Shard = { index: number; count: number };
 
 export type CampaignOptions = {
   seed: number;
-  /** Stop after this many traces … */
+  /** Stop after run index `runs` − 1 … */
   runs?: number;
   /** … or after this much time (whichever comes first). */
   timeMs?: number;
@@ -27,6 +32,8 @@ export type CampaignOptions = {
   strategies: readonly StrategyDefinition[];
   config: Readonly<KernelConfig>;
   stepsMax: number;
+  /** Run only this shard's indexes (1-based index). */
+  shard?: Shard;
   /** Called every so often with progress. */
   onProgress?: (p: CampaignProgress) => void;
   /** A clock for the time budget and progress (injected so tests stay deterministic). */
@@ -51,56 +58,75 @@ export type CampaignFailure = {
 
 export type CampaignResult = { seed: number; runs: number; steps: number; elapsedMs: number; failures: CampaignFailure[] };
 
-/** The seed of run `run` of a campaign: a seedrandom stream keyed by both. */
-export function runSeed(campaignSeed: number, run: number): number {
-  return seedrandom(`mapfuzz:${campaignSeed}:${run}`).int32();
+/** The run indexes of a shard, in order, up to `runs` (unbounded without). */
+export function* shardRuns(runs: number | undefined, shard: Shard = { index: 1, count: 1 }): Generator<number> {
+  if (!(shard.count >= 1 && shard.index >= 1 && shard.index <= shard.count)) throw new Error(`bad shard ${shard.index}/${shard.count}`);
+  for (let r = shard.index - 1; runs === undefined || r < runs; r += shard.count) yield r;
 }
 
+export function failureKey(f: Pick<CampaignFailure, 'strategy' | 'invariant'>): string {
+  return `${f.strategy}/${f.invariant}`;
+}
+
+/** Keep, per (strategy, invariant), the failure of the lowest run index. */
+export function mergeFailure(into: Map<string, CampaignFailure>, f: CampaignFailure): void {
+  const previous = into.get(failureKey(f));
+  if (previous === undefined || f.run < previous.run) into.set(failureKey(f), f);
+}
+
+export function sortedFailures(failures: Iterable<CampaignFailure>): CampaignFailure[] {
+  return [...failures].sort((a, b) => (a.strategy + a.invariant).localeCompare(b.strategy + b.invariant));
+}
+
+export type RunReport = { run: number; steps: number; failures: CampaignFailure[] };
+
+/**
+ * Run index `run`: its failure chain, and each link not in `seen` shrunk (then added to
+ * `seen`). Runs given in increasing order, the first occurrence of each key is shrunk.
+ */
+export function runOne(plan: RunPlan, run: number, seen: Set<string>, hb?: Heartbeat, onShrink?: (ops: Op[]) => void): RunReport {
+  const base = sessionBase(plan, run);
+  const chain = runChain(base, traceOf(plan, run), run, hb);
+  const strategy = strategyName(plan, run);
+  const failures: CampaignFailure[] = [];
+  for (const link of chain.links) {
+    const key = failureKey({ strategy, invariant: link.invariant });
+    if (seen.has(key)) continue;
+    seen.add(key);
+    onShrink?.(link.ops);
+    // The repro is judged by its own invariant alone, so another flaw on the way does not hide it.
+    const session = { ...base, only: new Set([link.invariant]) };
+    const shrunk = shrinkOps(session, link.ops, link.invariant, { onReplay: () => beat(hb, run, 0, PHASE_SHRINK) });
+    const message = shrunk.ops.length === link.ops.length ? link.message : replayOps(session, shrunk.ops).failure?.message ?? link.message;
+    failures.push({
+      invariant: link.invariant, kernel: plan.kernel, strategy, message, seed: runSeed(plan.seed, run), run, foundAfterMs: 0,
+      ops: shrunk.ops, originalLength: link.ops.length,
+    });
+  }
+  return { run, steps: chain.steps, failures };
+}
+
+/** The campaign in this thread (harness/pool.ts runs it on worker threads). */
 export function runCampaign(opts: CampaignOptions): CampaignResult {
   const now = opts.now ?? (() => performance.now());
   const t0 = now();
-  const groups: (StrategyDefinition | null)[] = opts.strategies.length === 0 ? [null] : [...opts.strategies];
-  const arbs = groups.map((s) => traceArbitrary({ kindsCount: opKinds(s === null ? [] : [s]).length, stepsMin: 20, stepsMax: opts.stepsMax }));
+  const plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax);
   const failures = new Map<string, CampaignFailure>();
-  const found = groups.map(() => new Set<InvariantId>());
+  const seen = new Set<string>();
   const result: CampaignResult = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [] };
   let lastProgress = t0;
-  for (let run = 0; opts.runs === undefined || run < opts.runs; run++) {
+  for (const run of shardRuns(opts.runs, opts.shard)) {
     if (opts.timeMs !== undefined && now() - t0 >= opts.timeMs) break;
-    const group = run % groups.length;
-    const strategy = groups[group];
-    const seed = runSeed(opts.seed, run);
-    const [trace] = fc.sample(arbs[group], { seed, numRuns: 1 });
-    const base = { kernel: opts.kernel, config: opts.config, strategies: strategy === null ? [] : [strategy] };
-    const r = runGenerated({ ...base, exclude: found[group] }, trace);
+    const report = runOne(plan, run, seen);
     result.runs += 1;
-    result.steps += r.ops.length;
-    if (r.failure !== null && !found[group].has(r.failure.invariant)) {
-      found[group].add(r.failure.invariant);
-      const key = `${r.failure.invariant}/${strategy?.name ?? 'core'}`;
-      const previous = failures.get(key);
-      // The repro is judged by its own invariant alone, so another flaw on the way does not hide it.
-      const session = { ...base, only: new Set([r.failure.invariant]) };
-      const shrunk = shrinkOps(session, r.ops, r.failure.invariant);
-      if (previous === undefined || shrunk.ops.length < previous.ops.length) {
-        const replayed = shrunk.ops.length === r.ops.length ? r.failure.message : messageOf(session, shrunk.ops) ?? r.failure.message;
-        failures.set(key, {
-          invariant: r.failure.invariant, kernel: opts.kernel, strategy: strategy?.name ?? 'core', message: replayed, seed, run,
-          foundAfterMs: previous?.foundAfterMs ?? Math.round(now() - t0), ops: shrunk.ops, originalLength: r.ops.length,
-        });
-      }
-    }
+    result.steps += report.steps;
+    for (const f of report.failures) mergeFailure(failures, { ...f, foundAfterMs: Math.round(now() - t0) });
     if (opts.onProgress !== undefined && now() - lastProgress >= 1000) {
       lastProgress = now();
       opts.onProgress({ runs: result.runs, steps: result.steps, elapsedMs: Math.round(now() - t0), failures: failures.size });
     }
   }
   result.elapsedMs = Math.round(now() - t0);
-  result.failures = [...failures.values()].sort((a, b) => (a.strategy + a.invariant).localeCompare(b.strategy + b.invariant));
+  result.failures = sortedFailures(failures.values());
   return result;
-}
-
-
-function messageOf(opts: SessionOptions, ops: readonly Op[]): string | undefined {
-  return replayOps(opts, ops).failure?.message;
 }

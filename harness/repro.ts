@@ -6,12 +6,13 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Op } from '../kernel-api/op.ts';
+import { CORE_OP_NAMES, type Op } from '../kernel-api/op.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import { DEFAULT_CONFIG } from '../kernel-api/config.ts';
 import type { InvariantId } from '../kernel-api/strategy.ts';
 import { INVARIANT_IDS } from '../properties/invariants/index.ts';
 import { replayOps, type TraceResult } from '../properties/trace.ts';
+import { replayWithTimeLimit } from './replay-limited.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
 
@@ -45,16 +46,22 @@ export class ReproFormatError extends Error {
   }
 }
 
+/**
+ * What makes two failures the same: the strategy, the invariant and the failing step's shape
+ * (its operation, or the driver call). One repro file is kept per signature.
+ */
 export function reproSignature(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'>): string {
   const last = r.ops.at(-1);
   const shape = last === undefined ? '' : last.op === 'drv' ? `drv:${last.strategy}.${last.call}` : last.op;
   return `${r.strategy}/${r.invariant}/${shape}`;
 }
 
+/** A short hash of the signature: the same failure always lands in the same file. */
 export function reproHash(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'>): string {
-  return createHash('sha256').update(JSON.stringify([r.strategy, r.invariant, r.ops])).digest('hex').slice(0, 8);
+  return createHash('sha256').update(reproSignature(r)).digest('hex').slice(0, 8);
 }
 
+/** `corpus/<strategy>/<invariant>-<hash of the signature>.json` */
 export function reproPath(corpusDir: string, r: Pick<Repro, 'strategy' | 'invariant' | 'ops'>): string {
   return join(corpusDir, r.strategy, `${r.invariant}-${reproHash(r)}.json`);
 }
@@ -76,9 +83,7 @@ export function writeReproFile(path: string, r: Repro): void {
   renameSync(tmp, path);
 }
 
-const OP_NAMES = new Set(['spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'reclaim',
-  'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev',
-  'set_dumpable', 'fail_nth', 'close', 'drv']);
+const OP_NAMES: ReadonlySet<string> = new Set<string>([...CORE_OP_NAMES, 'drv']);
 
 /** Parse and validate a repro file's text. Throws ReproFormatError naming the field. */
 export function parseRepro(file: string, text: string): Repro {
@@ -135,6 +140,7 @@ export type ReplayVerdict = { ok: boolean; reproduced: boolean; result: TraceRes
  * alone, so another flaw on the way does not mask it). 'passes': no invariant breaks.
  */
 export function replayRepro(r: Repro): ReplayVerdict {
+  if (r.invariant === 'hang') return replayHang(r);
   if (r.expect === 'reproduces') {
     const result = replayOps(sessionFor(r, r.invariant), r.ops);
     const reproduced = result.failure?.invariant === r.invariant;
@@ -143,4 +149,17 @@ export function replayRepro(r: Repro): ReplayVerdict {
   const result = replayOps(sessionFor(r), r.ops);
   const ok = result.failure === null;
   return { ok, reproduced: !ok, result, summary: ok ? 'passes' : `fails: ${result.failure!.invariant}: ${result.failure!.message}` };
+}
+
+/** How long a step of a `hang` repro may run on replay before it counts as hung. */
+export const HANG_REPLAY_MS = 10_000;
+
+/** A `hang` repro replays on a worker thread with a time limit: it reproduces when it does not finish. */
+function replayHang(r: Repro): ReplayVerdict {
+  const limited = replayWithTimeLimit(r, HANG_REPLAY_MS);
+  const result: TraceResult = { ops: r.ops, outcomes: [], failure: null };
+  if (!limited.finished) {
+    return { ok: r.expect === 'reproduces', reproduced: true, result: { ...result, failure: { invariant: 'hang', message: `did not finish within ${HANG_REPLAY_MS} ms`, step: r.ops.length - 1 } }, summary: `reproduces hang (still running after ${HANG_REPLAY_MS} ms)` };
+  }
+  return { ok: r.expect === 'passes' && limited.failure === null, reproduced: false, result, summary: `finished within ${HANG_REPLAY_MS} ms${limited.failure === null ? '' : ' (with a failure)'}: no longer hangs` };
 }

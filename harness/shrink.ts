@@ -1,9 +1,14 @@
 /**
  * Shrinking a failing trace of concrete operations to a 1-minimal one: removing any
- * single operation makes the failure go away (or turn into a different one). Delta
- * debugging removes chunks first — halves, quarters, … single operations — and repeats
- * until nothing more can go. The failure must stay the same invariant; a trace that now
- * breaks another one does not count as still failing.
+ * single operation, or any process with all it did, makes the failure go away (or turn
+ * into a different one). Delta debugging removes chunks first — halves, quarters, …
+ * single operations — then whole processes, then pairs of operations on a short trace;
+ * then a simplification pass makes what is left plainer — fewer pages, smaller values,
+ * fds and file indexes, plain prot and flags, no hint, a forked child played by a spawned
+ * process or by its parent, an mprotect or truncate folded into the mmap or creat it
+ * modifies — and the removal passes run again, until nothing changes. The failure must
+ * stay the same invariant; a trace that now breaks another one does not count as still
+ * failing.
  */
 import type { Op } from '../kernel-api/op.ts';
 import type { InvariantId } from '../kernel-api/strategy.ts';
@@ -11,27 +16,49 @@ import { replayOps } from '../properties/trace.ts';
 import type { SessionOptions } from '../properties/session.ts';
 
 export type ShrinkStats = { replays: number };
+export type ShrinkOptions = { replaysMax?: number; onReplay?: () => void };
+
+/** Rounds of removal + simplification at most (each round must change something to go on). */
+const ROUNDS_MAX = 8;
 
 /**
- * The shortest prefix that still fails, then alternately ddmin over operations and removal
- * of whole processes, until neither removes anything. `replaysMax` bounds the work.
+ * The shortest prefix that still fails, then alternately ddmin over operations, removal of
+ * whole processes and simplification, until none changes anything. `replaysMax` bounds the work.
  */
-export function shrinkOps(opts: SessionOptions, ops: readonly Op[], invariant: InvariantId, replaysMax = 20_000): { ops: Op[]; stats: ShrinkStats } {
+export function shrinkOps(opts: SessionOptions, ops: readonly Op[], invariant: InvariantId, options: ShrinkOptions = {}): { ops: Op[]; stats: ShrinkStats } {
+  const replaysMax = options.replaysMax ?? 20_000;
   const stats: ShrinkStats = { replays: 0 };
   const fails = (candidate: readonly Op[]): number => {
     stats.replays += 1;
+    options.onReplay?.();
     const r = replayOps(opts, candidate);
     return r.failure?.invariant === invariant ? r.failure.step : -1;
   };
   const first = fails(ops);
   if (first < 0) return { ops: [...ops], stats };
   let current = ops.slice(0, first + 1);
-  for (;;) {
-    const before = current.length;
-    current = ddmin(current, fails, stats, replaysMax);
-    current = removeProcesses(opts, current, fails, stats, replaysMax);
-    if (current.length === before || stats.replays >= replaysMax) break;
+  const removeAll = () => {
+    for (;;) {
+      const before = current.length;
+      current = ddmin(current, fails, stats, replaysMax);
+      current = removeProcesses(opts, current, fails, stats, replaysMax);
+      if (current.length === before || stats.replays >= replaysMax) break;
+    }
+  };
+  let settled = false;
+  for (let round = 0; round < ROUNDS_MAX && stats.replays < replaysMax && !settled; round++) {
+    removeAll();
+    const fewer = removePairs(current, fails, stats, replaysMax);
+    if (fewer.length < current.length) {
+      current = fewer;
+      continue;
+    }
+    const simpler = simplify(opts, current, fails, stats, replaysMax);
+    settled = JSON.stringify(simpler) === JSON.stringify(current);
+    current = simpler;
   }
+  // Out of rounds right after a simplification: removal once more, so the result is 1-minimal.
+  if (!settled) removeAll();
   return { ops: current, stats };
 }
 
@@ -98,15 +125,25 @@ function namesPid(op: Op, pid: number): boolean {
 }
 
 function renumber(op: Op, gone: number): Op {
-  const shift = (v: unknown) => (typeof v === 'number' && v > gone ? v - 1 : v);
+  return mapPids(op, (p) => (p > gone ? p - 1 : p));
+}
+
+/** The operation with every pid it names passed through `f`. */
+function mapPids(op: Op, f: (pid: number) => number): Op {
+  const shift = (v: unknown) => (typeof v === 'number' ? f(v) : v);
   const copy: Record<string, unknown> = { ...op };
-  for (const f of PID_FIELDS) if (f in copy) copy[f] = shift(copy[f]);
+  for (const k of PID_FIELDS) if (k in copy) copy[k] = shift(copy[k]);
   if (op.op === 'drv') {
     const args: Record<string, unknown> = { ...op.args };
-    for (const f of PID_FIELDS) if (f in args) args[f] = shift(args[f]);
+    for (const k of PID_FIELDS) if (k in args) args[k] = shift(args[k]);
     copy.args = args;
   }
   return copy as Op;
+}
+
+/** The pid the fork at index `i` created, or null when it failed. */
+function childOf(opts: SessionOptions, ops: readonly Op[], i: number): number | null {
+  return createdPids(opts, ops.slice(0, i + 1)).get(i) ?? null;
 }
 
 function withoutProcess(opts: SessionOptions, ops: readonly Op[], pid: number): Op[] | null {
@@ -127,4 +164,117 @@ function withoutProcess(opts: SessionOptions, ops: readonly Op[], pid: number): 
   let out = ops.filter((_, i) => !drop.has(i));
   for (const d of [...doomed].sort((a, b) => b - a)) out = out.map((op) => renumber(op, d));
   return out;
+}
+
+/** Traces this short get every pair of operations tried for removal (a quadratic number of replays). */
+const PAIRS_LENGTH_MAX = 24;
+
+/**
+ * Two operations that only go together — an mmap and the mprotect of it, a fork and the
+ * child's exit — survive ddmin's single removals; on a short trace every pair is tried.
+ */
+function removePairs(ops: Op[], fails: (c: readonly Op[]) => number, stats: ShrinkStats, replaysMax: number): Op[] {
+  if (ops.length > PAIRS_LENGTH_MAX) return ops;
+  for (let j = ops.length - 1; j > 0; j--) {
+    for (let i = j - 1; i >= 0 && stats.replays < replaysMax; i--) {
+      const candidate = ops.filter((_, k) => k !== i && k !== j);
+      const step = fails(candidate);
+      if (step >= 0) return candidate.slice(0, step + 1);
+    }
+  }
+  return ops;
+}
+
+/** Numeric fields that count something, with the least value each may take. */
+const SIZE_FIELDS: ReadonlyArray<[string, number]> = [
+  ['lengthPages', 1], ['oldPages', 1], ['newPages', 1], ['sizePages', 0], ['count', 1], ['nth', 1],
+  ['value', 0], ['index', 0], ['pgoff', 0], ['fd', 0],
+];
+/** prot toward the plainest: read-write, then read-only. */
+const PLAIN_PROTS = [3, 1];
+/** Flags dropped (their absence is the plain case). */
+const OPTIONAL_FLAGS = ['fixed', 'noreplace', 'maymove', 'mode', 'uid', 'newAddr'];
+
+/**
+ * One sweep over the operations, last to first: every simplification that keeps the
+ * failure is kept. Sizes and values go down by bisection toward their least value.
+ */
+function simplify(opts: SessionOptions, ops: Op[], fails: (c: readonly Op[]) => number, stats: ShrinkStats, replaysMax: number): Op[] {
+  let current = ops;
+  const attempt = (i: number, op: Op): boolean => {
+    if (stats.replays >= replaysMax || i >= current.length) return false;
+    const candidate = [...current.slice(0, i), op, ...current.slice(i + 1)];
+    const step = fails(candidate);
+    if (step < 0) return false;
+    current = candidate.slice(0, step + 1);
+    return true;
+  };
+  current = foldSetUps(opts, current, fails, stats, replaysMax);
+  for (let i = current.length - 1; i >= 0; i--) {
+    for (const flag of OPTIONAL_FLAGS) {
+      if (i < current.length && flag in current[i]) {
+        const copy: Record<string, unknown> = { ...current[i] };
+        delete copy[flag];
+        attempt(i, copy as Op);
+      }
+    }
+    const op = () => current[i] as Record<string, unknown> | undefined;
+    // A child that inherits nothing it needs is a spawned process; its parent may then go.
+    if (op()?.op === 'fork') attempt(i, { op: 'spawn' });
+    // Or the child's part is played by the parent itself.
+    if (op()?.op === 'fork') {
+      const child = childOf(opts, current, i);
+      if (child !== null) {
+        const candidate = current.filter((_, k) => k !== i).map((o) => mapPids(o, (p) => (p === child ? (current[i] as { pid: number }).pid : p > child ? p - 1 : p)));
+        const step = fails(candidate);
+        if (step >= 0) current = candidate.slice(0, step + 1);
+      }
+    }
+    if (op()?.op === 'mmap' && op()!.shared === true) attempt(i, { ...op(), shared: false } as Op);
+    if (op()?.op === 'mmap' && op()!.fixed !== true && op()!.noreplace !== true && op()!.addr !== 0) attempt(i, { ...op(), addr: 0 } as Op);
+    if (typeof op()?.prot === 'number') {
+      for (const prot of PLAIN_PROTS) if (op() !== undefined && (op()!.prot as number) > prot && attempt(i, { ...op(), prot } as Op)) break;
+    }
+    for (const [field, least] of SIZE_FIELDS) {
+      const v = op()?.[field];
+      if (typeof v !== 'number' || v <= least) continue;
+      // Bisection for the least value that still fails: hi fails, lo − 1 is known to pass or is below the floor.
+      let lo = least;
+      let hi = v;
+      while (lo < hi && stats.replays < replaysMax && i < current.length) {
+        const mid = lo + Math.floor((hi - lo) / 2);
+        if (attempt(i, { ...op(), [field]: mid } as Op)) hi = mid;
+        else lo = mid + 1;
+      }
+    }
+  }
+  return current;
+}
+
+/**
+ * Set-up operations folded into the one they modify: an mprotect of exactly what an mmap
+ * returned becomes that mmap's prot; a truncate of a file just created becomes its size.
+ */
+function foldSetUps(opts: SessionOptions, ops: Op[], fails: (c: readonly Op[]) => number, stats: ShrinkStats, replaysMax: number): Op[] {
+  let current = ops;
+  for (let j = current.length - 1; j > 0 && stats.replays < replaysMax; j--) {
+    if (j >= current.length) continue;
+    const outcomes = replayOps({ ...opts, only: new Set() }, current).outcomes;
+    const later = current[j];
+    let i = -1;
+    let folded: Op | null = null;
+    if (later.op === 'mprotect') {
+      i = current.findIndex((op, k) => k < j && op.op === 'mmap' && op.pid === later.pid && op.lengthPages === later.lengthPages &&
+        outcomes[k]?.kind === 'ok' && (outcomes[k] as { value: number }).value === later.addr);
+      if (i >= 0) folded = { ...(current[i] as Extract<Op, { op: 'mmap' }>), prot: later.prot };
+    } else if (later.op === 'truncate' && later.sizePages > 0) {
+      i = current.findIndex((op, k) => k < j && op.op === 'creat' && outcomes[k]?.kind === 'ok' && (outcomes[k] as { value: number }).value === later.file);
+      if (i >= 0) folded = { op: 'creat', sizePages: later.sizePages };
+    }
+    if (folded === null || i < 0) continue;
+    const candidate = current.map((op, k) => (k === i ? folded! : op)).filter((_, k) => k !== j);
+    const step = fails(candidate);
+    if (step >= 0) current = candidate.slice(0, step + 1);
+  }
+  return current;
 }

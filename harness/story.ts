@@ -54,6 +54,15 @@ export function formatOp(op: Op): string {
       const pid = op.args.pid;
       return `${pid === undefined ? '' : `P${pid}: `}${op.strategy}.${op.call}(${args})`;
     }
+    case 'pagemap_read': return `P${op.pid}: pread /proc/${op.target}/pagemap @${hex(op.addr)}${op.count === undefined ? '' : `, ${op.count} entries`}`;
+    case 'clear_refs': return `P${op.pid}: write /proc/${op.target}/clear_refs ← ${op.mode}`;
+    case 'uffd_register_wp': return `P${op.pid}: userfaultfd WP_ASYNC register(${hex(op.addr)}, ${op.lengthPages}p)`;
+    case 'map_files_readdir': return `P${op.pid}: readdir /proc/${op.target}/map_files/`;
+    default: {
+      const { op: name, pid, ...rest } = op as Op & { pid?: number };
+      const args = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'number' && v > 0xffff ? hex(v) : JSON.stringify(v)}`).join(', ');
+      return `${pid === undefined ? '' : `P${pid}: `}${name}(${args})`;
+    }
   }
 }
 
@@ -91,23 +100,42 @@ function observationDiff(before: Observation, after: Observation): string[] {
   return lines;
 }
 
-/** The repro as text, step by step. */
-export function tellStory(r: Repro): string {
+/** One step of a story: the call, its outcome, what changed, and the machine after it. */
+export type StoryStep = {
+  /** 1-based. */
+  index: number;
+  call: string;
+  result: string;
+  changes: string[];
+  after: Observation;
+  violation: { invariant: string; message: string } | null;
+};
+
+export type Story = { header: string[]; before: Observation; steps: StoryStep[]; broken: { invariant: string; message: string } | null };
+
+/** Replay a repro step by step, recording each step's outcome, changes and observation. */
+export function storyOf(r: Repro): Story {
   const session = new Session(sessionFor(r, r.expect === 'reproduces' ? r.invariant : undefined));
-  const out = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`, ''];
-  let before = observe(session.primary.inspect);
+  const header = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
+  const first = observe(session.primary.inspect);
+  let before = first;
+  const steps: StoryStep[] = [];
   for (let i = 0; i < r.ops.length; i++) {
     const op = r.ops[i];
     const { outcome, violation } = session.step(op);
-    out.push(`${String(i + 1).padStart(3)}. ${formatOp(op)} ${formatResult(op, outcome)}`);
     const after = observe(session.primary.inspect);
-    out.push(...observationDiff(before, after));
+    steps.push({ index: i + 1, call: formatOp(op), result: formatResult(op, outcome), changes: observationDiff(before, after), after, violation });
     before = after;
-    if (violation !== null) {
-      out.push('', `BROKEN ${violation.invariant}: ${violation.message}`);
-      return out.join('\n');
-    }
+    if (violation !== null) return { header, before: first, steps, broken: violation };
   }
-  out.push('', 'every invariant held');
+  return { header, before: first, steps, broken: null };
+}
+
+/** The repro as text, step by step. */
+export function tellStory(r: Repro): string {
+  const story = storyOf(r);
+  const out = [...story.header, ''];
+  for (const step of story.steps) out.push(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`, ...step.changes);
+  out.push('', story.broken === null ? 'every invariant held' : `BROKEN ${story.broken.invariant}: ${story.broken.message}`);
   return out.join('\n');
 }

@@ -1,0 +1,239 @@
+/**
+ * A campaign on worker threads. The supervisor hands run indexes out in increasing order to
+ * whichever worker is idle and keeps, per (strategy, invariant), the failure of the lowest
+ * run index; since a run's result depends on its index alone (harness/runner.ts), the
+ * failures and repro files of a run budget do not depend on the number of workers or on
+ * timing. A step that hangs past the step time limit, or a worker that crashes, becomes a
+ * failure of that run (`hang`, or `kernel-assert` naming the crash) with the operations up
+ * to that step as its repro; the worker is replaced and the campaign goes on.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Op } from '../kernel-api/op.ts';
+import type { KernelConfig } from '../kernel-api/config.ts';
+import type { InvariantId } from '../kernel-api/strategy.ts';
+import type { KernelChoice } from '../properties/kernels.ts';
+import {
+  mergeFailure, shardRuns, sortedFailures, type CampaignFailure, type CampaignOptions, type CampaignResult, type RunReport,
+} from './campaign.ts';
+import { makePlan, prefixOps, runSeed, sessionBase, strategyName, traceOf, PHASE_BUILD, PHASE_SHRINK, type RunPlan } from './runner.ts';
+
+export type WorkerInit = {
+  seed: number; kernel: KernelChoice; config: KernelConfig; strategies: string[]; stepsMax: number;
+  /** Modules whose `strategies` export adds strategies the registry does not have (test canaries). */
+  strategyModules: string[];
+  heartbeat: SharedArrayBuffer;
+};
+export type ToWorker = { type: 'run'; run: number };
+export type FromWorker = { type: 'ready' } | { type: 'done'; report: RunReport } | { type: 'shrinking'; run: number; ops: Op[] };
+
+export type ParallelOptions = CampaignOptions & {
+  workers: number;
+  /** A step (or a shrink replay) that runs longer than this is a hang. */
+  stepTimeoutMs: number;
+  strategyModules?: string[];
+};
+
+export type ParallelResult = CampaignResult & {
+  workers: number; hangs: number; crashes: number;
+  /** Steps checked and time taken once every worker had started (start-up excluded): the throughput. */
+  steady: { steps: number; ms: number };
+};
+
+/** Replacements of crashed or hung workers at most, so a worker that cannot start does not loop. */
+const RESPAWNS_MAX = 64;
+
+type Slot = {
+  worker: Worker; heartbeat: Int32Array; ready: boolean; gone: boolean;
+  run: number | null; beats: number; lastBeatMs: number; shrinking: Op[] | null; error: string;
+};
+
+export function runCampaignParallel(opts: ParallelOptions): Promise<ParallelResult> {
+  if (!(opts.workers >= 1)) throw new Error(`workers must be at least 1, not ${opts.workers}`);
+  return new Promise((resolve, reject) => new Supervisor(opts, resolve, reject).start());
+}
+
+class Supervisor {
+  private readonly plan: RunPlan;
+  private readonly runs: Generator<number>;
+  private readonly failures = new Map<string, CampaignFailure>();
+  private readonly slots = new Set<Slot>();
+  private readonly result: ParallelResult;
+  private readonly t0 = performance.now();
+  private exhausted = false;
+  private respawns = 0;
+  private lastProgressMs = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private settled = false;
+  private allReady: { steps: number; ms: number } | undefined;
+
+  constructor(private readonly opts: ParallelOptions, private readonly resolve: (r: ParallelResult) => void, private readonly reject: (e: Error) => void) {
+    this.plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax);
+    this.runs = shardRuns(opts.runs, opts.shard);
+    this.result = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [], workers: opts.workers, hangs: 0, crashes: 0, steady: { steps: 0, ms: 0 } };
+  }
+
+  start(): void {
+    for (let i = 0; i < this.opts.workers; i++) this.spawn();
+    const pollMs = Math.max(10, Math.min(250, this.opts.stepTimeoutMs / 4));
+    this.timer = setInterval(() => this.poll(), pollMs);
+  }
+
+  private elapsedMs(): number {
+    return performance.now() - this.t0;
+  }
+
+  private spawn(): void {
+    const heartbeat = new Int32Array(new SharedArrayBuffer(16));
+    const init: WorkerInit = {
+      seed: this.opts.seed, kernel: this.opts.kernel, config: { ...this.opts.config }, strategies: this.opts.strategies.map((s) => s.name),
+      stepsMax: this.opts.stepsMax, strategyModules: this.opts.strategyModules ?? [], heartbeat: heartbeat.buffer as SharedArrayBuffer,
+    };
+    const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init });
+    const slot: Slot = { worker, heartbeat, ready: false, gone: false, run: null, beats: 0, lastBeatMs: 0, shrinking: null, error: '' };
+    this.slots.add(slot);
+    worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
+    worker.on('error', (e) => { slot.error = e.message; });
+    worker.on('exit', (code) => this.onExit(slot, code));
+  }
+
+  private nextRun(): number | undefined {
+    if (this.exhausted) return undefined;
+    if (this.opts.timeMs !== undefined && this.elapsedMs() >= this.opts.timeMs) this.exhausted = true;
+    const n = this.exhausted ? undefined : this.runs.next();
+    if (n === undefined || n.done === true) {
+      this.exhausted = true;
+      return undefined;
+    }
+    return n.value;
+  }
+
+  private dispatch(slot: Slot): void {
+    const run = this.nextRun();
+    slot.run = run ?? null;
+    slot.shrinking = null;
+    if (run === undefined) {
+      this.finishIfDone();
+      return;
+    }
+    slot.beats = Atomics.load(slot.heartbeat, 0);
+    slot.lastBeatMs = this.elapsedMs();
+    slot.worker.postMessage({ type: 'run', run } satisfies ToWorker);
+  }
+
+  private onMessage(slot: Slot, m: FromWorker): void {
+    if (m.type === 'ready') {
+      slot.ready = true;
+      if (this.allReady === undefined && [...this.slots].every((x) => x.ready)) this.allReady = { steps: this.result.steps, ms: this.elapsedMs() };
+      this.dispatch(slot);
+    } else if (m.type === 'shrinking') {
+      slot.shrinking = m.ops;
+    } else {
+      this.record(m.report);
+      this.dispatch(slot);
+    }
+  }
+
+  private record(report: RunReport): void {
+    this.result.runs += 1;
+    this.result.steps += report.steps;
+    for (const f of report.failures) mergeFailure(this.failures, { ...f, foundAfterMs: Math.round(this.elapsedMs()) });
+    if (this.opts.onProgress !== undefined && this.elapsedMs() - this.lastProgressMs >= 1000) {
+      this.lastProgressMs = this.elapsedMs();
+      this.opts.onProgress({ runs: this.result.runs, steps: this.result.steps, elapsedMs: Math.round(this.elapsedMs()), failures: this.failures.size });
+    }
+  }
+
+  private poll(): void {
+    for (const slot of this.slots) {
+      if (slot.gone || slot.run === null) continue;
+      const beats = Atomics.load(slot.heartbeat, 0);
+      if (beats !== slot.beats) {
+        slot.beats = beats;
+        slot.lastBeatMs = this.elapsedMs();
+      } else if (this.elapsedMs() - slot.lastBeatMs >= this.opts.stepTimeoutMs) {
+        this.result.hangs += 1;
+        this.abandon(slot, 'hang', `a step ran longer than the step time limit of ${this.opts.stepTimeoutMs} ms`);
+        void slot.worker.terminate();
+      }
+    }
+  }
+
+  private onExit(slot: Slot, code: number): void {
+    if (slot.gone) return;
+    if (!slot.ready) {
+      this.fail(new Error(`a campaign worker could not start (exit ${code}): ${slot.error || 'no error reported'}`));
+      return;
+    }
+    if (slot.run !== null) {
+      this.result.crashes += 1;
+      this.abandon(slot, 'kernel-assert', `the worker crashed (exit ${code}): ${slot.error || 'no error reported'}`);
+    } else {
+      slot.gone = true;
+      this.slots.delete(slot);
+      this.finishIfDone();
+    }
+  }
+
+  /** The run in flight on `slot` ends as a failure; the slot is replaced while work remains. */
+  private abandon(slot: Slot, invariant: InvariantId, message: string): void {
+    slot.gone = true;
+    this.slots.delete(slot);
+    const run = slot.run!;
+    const step = slot.heartbeat[2];
+    const phase = slot.heartbeat[3];
+    this.record({ run, steps: step, failures: [this.abortedFailure(run, invariant, message, step, phase, slot.shrinking)] });
+    if (!this.exhausted && this.respawns < RESPAWNS_MAX) {
+      this.respawns += 1;
+      this.spawn();
+    } else {
+      this.finishIfDone();
+    }
+  }
+
+  private abortedFailure(run: number, invariant: InvariantId, message: string, step: number, phase: number, shrinking: Op[] | null): CampaignFailure {
+    let ops: Op[] = [];
+    let where = `at step ${step + 1}`;
+    if (phase === PHASE_SHRINK && shrinking !== null) {
+      ops = shrinking;
+      where = 'while shrinking a failure';
+    } else {
+      try {
+        ops = prefixOps(sessionBase(this.plan, run), traceOf(this.plan, run), step, phase !== PHASE_BUILD);
+      } catch {
+        ops = [];
+      }
+      if (phase === PHASE_BUILD) where = `building step ${step + 1}`;
+    }
+    return {
+      invariant, kernel: this.opts.kernel, strategy: strategyName(this.plan, run), message: `${message} (run ${run}, ${where})`,
+      seed: runSeed(this.opts.seed, run), run, foundAfterMs: 0, ops, originalLength: ops.length,
+    };
+  }
+
+  private finishIfDone(): void {
+    if (this.settled || !this.exhausted) return;
+    for (const slot of this.slots) if (slot.run !== null || !slot.ready) return;
+    this.settled = true;
+    clearInterval(this.timer);
+    for (const slot of this.slots) {
+      slot.gone = true;
+      void slot.worker.terminate();
+    }
+    this.result.elapsedMs = Math.round(this.elapsedMs());
+    const from = this.allReady ?? { steps: 0, ms: 0 };
+    this.result.steady = { steps: this.result.steps - from.steps, ms: Math.round(this.elapsedMs() - from.ms) };
+    this.result.failures = sortedFailures(this.failures.values());
+    this.resolve(this.result);
+  }
+
+  private fail(e: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearInterval(this.timer);
+    for (const slot of this.slots) {
+      slot.gone = true;
+      void slot.worker.terminate();
+    }
+    this.reject(e);
+  }
+}

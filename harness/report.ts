@@ -1,0 +1,101 @@
+/**
+ * What a campaign reports at its end, for people and for CI: a summary table on the
+ * terminal, JUnit XML (one testcase per strategy × invariant, failed when the campaign
+ * found a new failure of it) and a Markdown summary for $GITHUB_STEP_SUMMARY.
+ */
+import type { InvariantId } from '../kernel-api/strategy.ts';
+import { INVARIANT_IDS } from '../properties/invariants/index.ts';
+import type { KernelChoice } from '../properties/kernels.ts';
+import type { CampaignFailure } from './campaign.ts';
+import { formatOp } from './story.ts';
+
+/** A failure as the fuzz command decided it: known (the corpus records it) or new, and where its repro is. */
+export type FailureReport = { failure: CampaignFailure; known: boolean; file: string };
+
+export type CampaignReport = {
+  seed: number; kernel: KernelChoice; strategies: string[]; shard: string | null; workers: number;
+  runs: number; steps: number; elapsedMs: number; failures: FailureReport[];
+};
+
+const stepsPerSec = (r: CampaignReport) => Math.round(r.steps / Math.max(0.001, r.elapsedMs / 1000));
+
+/** The invariants a campaign judges: `differential` only when model and impl run side by side. */
+function judged(kernel: KernelChoice): InvariantId[] {
+  return INVARIANT_IDS.filter((id) => id !== 'differential' || kernel === 'diff');
+}
+
+/** The end-of-campaign table: one row per failure. */
+export function formatSummaryTable(r: CampaignReport): string {
+  if (r.failures.length === 0) return 'no invariant broke';
+  const rows = [['status', 'strategy', 'invariant', 'steps', 'repro'], ...r.failures.map((f) => [
+    f.known ? 'known' : 'NEW', f.failure.strategy, f.failure.invariant, String(f.failure.ops.length), f.file,
+  ])];
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  const line = (row: string[]) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd();
+  return [line(rows[0]), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+/** XML 1.0 text: the five escapes, and no characters XML forbids. */
+export function xmlEscape(s: string): string {
+  return s
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '')
+    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+}
+
+/** JUnit XML: a testsuite per strategy, a testcase per invariant; a new failure fails its testcase. */
+export function formatJunit(r: CampaignReport): string {
+  const seconds = (ms: number) => (ms / 1000).toFixed(3);
+  const byKey = new Map(r.failures.map((f) => [`${f.failure.strategy}/${f.failure.invariant}`, f]));
+  const suites: string[] = [];
+  let tests = 0;
+  let failures = 0;
+  for (const strategy of r.strategies) {
+    const cases: string[] = [];
+    let suiteFailures = 0;
+    for (const invariant of judged(r.kernel)) {
+      const f = byKey.get(`${strategy}/${invariant}`);
+      const open = `    <testcase classname="${xmlEscape(`mapfuzz.${strategy}`)}" name="${xmlEscape(invariant)}" time="${seconds(f?.failure.foundAfterMs ?? 0)}"`;
+      if (f === undefined) {
+        cases.push(`${open}/>`);
+      } else if (f.known) {
+        cases.push(`${open}>\n      <system-out>${xmlEscape(`known flaw, recorded in ${f.file}: ${f.failure.message}`)}</system-out>\n    </testcase>`);
+      } else {
+        suiteFailures += 1;
+        const story = f.failure.ops.map((op, i) => `${String(i + 1).padStart(3)}. ${formatOp(op)}`).join('\n');
+        cases.push(`${open}>\n      <failure message="${xmlEscape(f.failure.message)}" type="${xmlEscape(invariant)}">` +
+          `${xmlEscape(`${f.failure.ops.length}-step repro written to ${f.file} (mapfuzz show ${f.file})\n${story}\nBROKEN ${invariant}: ${f.failure.message}`)}` +
+          `</failure>\n    </testcase>`);
+      }
+    }
+    tests += cases.length;
+    failures += suiteFailures;
+    suites.push(`  <testsuite name="${xmlEscape(`mapfuzz.${strategy}`)}" tests="${cases.length}" failures="${suiteFailures}" errors="0" skipped="0" time="${seconds(r.elapsedMs)}">\n${cases.join('\n')}\n  </testsuite>`);
+  }
+  const props = [['seed', r.seed], ['kernel', r.kernel], ['shard', r.shard ?? '1/1'], ['workers', r.workers], ['runs', r.runs], ['steps', r.steps]]
+    .map(([k, v]) => `    <property name="${k}" value="${xmlEscape(String(v))}"/>`).join('\n');
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="mapfuzz fuzz" tests="${tests}" failures="${failures}" errors="0" time="${seconds(r.elapsedMs)}">\n` +
+    `  <properties>\n${props}\n  </properties>\n${suites.join('\n')}\n</testsuites>\n`;
+}
+
+const mdCell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/** The Markdown summary GitHub Actions shows on the run's page. */
+export function formatMarkdown(r: CampaignReport): string {
+  const fresh = r.failures.filter((f) => !f.known).length;
+  const lines = [
+    `### mapfuzz fuzz${r.shard === null ? '' : ` — shard ${r.shard}`}: ${fresh === 0 ? (r.failures.length === 0 ? 'no invariant broke' : 'only known flaws broke') : `${fresh} new failure${fresh === 1 ? '' : 's'}`}`,
+    '',
+    `seed \`${r.seed}\`, kernel \`${r.kernel}\`, ${r.strategies.join(', ')}; ${r.runs} traces, ${r.steps} checked steps in ${(r.elapsedMs / 1000).toFixed(1)} s ` +
+      `(${stepsPerSec(r)} steps/s, ${r.workers} worker${r.workers === 1 ? '' : 's'})`,
+    '',
+  ];
+  if (r.failures.length > 0) {
+    lines.push('| status | strategy | invariant | steps | repro | message |', '|---|---|---|---:|---|---|');
+    for (const f of r.failures) {
+      lines.push(`| ${f.known ? 'known' : '**new**'} | ${mdCell(f.failure.strategy)} | \`${f.failure.invariant}\` | ${f.failure.ops.length} | \`${mdCell(f.file)}\` | ${mdCell(f.failure.message.slice(0, 160))} |`);
+    }
+    lines.push('');
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,163 @@
+/**
+ * One run of a campaign: the trace of run index `run` is drawn from its own seed, then run
+ * as a *failure chain* — the first invariant it breaks, then (that one excluded) the next,
+ * and so on until the trace passes or breaks an invariant that cannot be looked past (a
+ * thrown one: slab, kernel-assert, differential). A run's chain depends on its seed alone,
+ * never on what other runs found, so the failures of a campaign do not depend on how its
+ * runs are spread over workers or shards. Like properties/trace.ts runGenerated, with a
+ * heartbeat a supervisor watches for hung steps.
+ */
+import fc from 'fast-check';
+import seedrandom from 'seedrandom';
+import type { Op } from '../kernel-api/op.ts';
+import type { KernelConfig } from '../kernel-api/config.ts';
+import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
+import { traceArbitrary } from '../properties/arbitrary.ts';
+import { opKinds, TraceBuilder } from '../properties/gen.ts';
+import { INVARIANTS } from '../properties/invariants/index.ts';
+import { Session, type SessionOptions } from '../properties/session.ts';
+import type { GeneratedTrace } from '../properties/trace.ts';
+import type { KernelChoice } from '../properties/kernels.ts';
+
+/** Links a chain has at most: one per invariant the step checker can exclude, and one more. */
+const CHAIN_LINKS_MAX = INVARIANTS.length + 1;
+/** Invariants a re-run can look past (the checked ones); thrown ones end the chain. */
+const EXCLUDABLE: ReadonlySet<InvariantId> = new Set(INVARIANTS.map((i) => i.id));
+
+/**
+ * Where a worker is, shared with its supervisor: [beats, run, step, phase]. `beats` grows
+ * at every step and every shrink replay; the supervisor calls a step hung when it stands still.
+ */
+export type Heartbeat = Int32Array;
+export const PHASE_IDLE = 0;
+export const PHASE_BUILD = 1;
+export const PHASE_STEP = 2;
+export const PHASE_SHRINK = 3;
+
+export function beat(hb: Heartbeat | undefined, run: number, step: number, phase: number): void {
+  if (hb === undefined) return;
+  hb[1] = run;
+  hb[2] = step;
+  hb[3] = phase;
+  Atomics.add(hb, 0, 1);
+}
+
+/** Everything a run needs besides its index; built once per campaign (or per worker). */
+export type RunPlan = {
+  seed: number;
+  kernel: KernelChoice;
+  config: Readonly<KernelConfig>;
+  /** One group per strategy (null: the core operations alone); run `r` uses group r mod groups. */
+  groups: readonly (StrategyDefinition | null)[];
+  arbitraries: readonly fc.Arbitrary<GeneratedTrace>[];
+};
+
+export function makePlan(seed: number, kernel: KernelChoice, config: Readonly<KernelConfig>, strategies: readonly StrategyDefinition[], stepsMax: number): RunPlan {
+  const groups: (StrategyDefinition | null)[] = strategies.length === 0 ? [null] : [...strategies];
+  const arbitraries = groups.map((s) => traceArbitrary({ kindsCount: opKinds(s === null ? [] : [s]).length, stepsMin: 20, stepsMax }));
+  return { seed, kernel, config, groups, arbitraries };
+}
+
+/** The seed of run `run` of a campaign: a seedrandom stream keyed by both. */
+export function runSeed(campaignSeed: number, run: number): number {
+  return seedrandom(`mapfuzz:${campaignSeed}:${run}`).int32();
+}
+
+export function groupOf(plan: RunPlan, run: number): number {
+  return run % plan.groups.length;
+}
+
+export function strategyName(plan: RunPlan, run: number): string {
+  return plan.groups[groupOf(plan, run)]?.name ?? 'core';
+}
+
+export function sessionBase(plan: RunPlan, run: number): SessionOptions {
+  const s = plan.groups[groupOf(plan, run)];
+  return { kernel: plan.kernel, config: plan.config, strategies: s === null ? [] : [s] };
+}
+
+export function traceOf(plan: RunPlan, run: number): GeneratedTrace {
+  const [trace] = fc.sample(plan.arbitraries[groupOf(plan, run)], { seed: runSeed(plan.seed, run), numRuns: 1 });
+  return trace;
+}
+
+export type ChainLink = { invariant: InvariantId; message: string; step: number; ops: Op[] };
+export type ChainResult = { links: ChainLink[]; steps: number };
+
+/** Run a trace's failure chain (see the header). `steps` counts the distinct steps checked. */
+export function runChain(base: SessionOptions, trace: GeneratedTrace, run: number, hb?: Heartbeat): ChainResult {
+  const links: ChainLink[] = [];
+  const excluded = new Set<InvariantId>();
+  let checkFrom = 0;
+  let steps = 0;
+  for (let pass = 0; pass < CHAIN_LINKS_MAX; pass++) {
+    const r = runPass(base, trace, excluded, checkFrom, run, hb);
+    steps = Math.max(steps, r.ops.length);
+    if (r.failure === null) break;
+    links.push({ ...r.failure, ops: r.ops });
+    if (!EXCLUDABLE.has(r.failure.invariant)) break;
+    excluded.add(r.failure.invariant);
+    // Every invariant not yet excluded held before this step: the next pass checks from here.
+    checkFrom = r.failure.step;
+  }
+  return { links, steps };
+}
+
+type Pass = { ops: Op[]; failure: { invariant: InvariantId; message: string; step: number } | null };
+
+/**
+ * One pass: build and step the trace's operations (then the teardown), checking every
+ * invariant but the excluded ones from step `checkFrom` on; stops at the first violation.
+ */
+function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: ReadonlySet<InvariantId>, checkFrom: number, run: number, hb?: Heartbeat): Pass {
+  // The session reads `only` at every step: empty (check nothing) until `checkFrom`.
+  const only = new Set<InvariantId>();
+  const session = new Session({ ...base, only });
+  const builder = new TraceBuilder(session.primary.inspect, base.config, base.strategies, trace.swarm);
+  const ops: Op[] = [];
+  const step = (op: Op): Pass['failure'] => {
+    if (ops.length === checkFrom) for (const id of EXCLUDABLE) if (!excluded.has(id)) only.add(id);
+    beat(hb, run, ops.length, PHASE_STEP);
+    const { outcome, violation } = session.step(op);
+    ops.push(op);
+    if (violation !== null) return { ...violation, step: ops.length - 1 };
+    builder.learn(op, outcome);
+    return null;
+  };
+  for (const choices of trace.steps) {
+    beat(hb, run, ops.length, PHASE_BUILD);
+    const op = builder.next(choices);
+    if (op === null) continue;
+    const failure = step(op);
+    if (failure !== null) return { ops, failure };
+  }
+  for (const pid of builder.pids()) {
+    const failure = step({ op: 'exit', pid });
+    if (failure !== null) return { ops, failure };
+  }
+  return { ops, failure: null };
+}
+
+/**
+ * The operations a trace runs before step `stepIndex`, executed without checks, plus (with
+ * `buildLast`) the operation built for that step, not executed: the repro of a step that
+ * hung or crashed. Without `buildLast` the step's building is what hung: it is not redone.
+ */
+export function prefixOps(base: SessionOptions, trace: GeneratedTrace, stepIndex: number, buildLast: boolean): Op[] {
+  const session = new Session({ ...base, only: new Set() });
+  const builder = new TraceBuilder(session.primary.inspect, base.config, base.strategies, trace.swarm);
+  const ops: Op[] = [];
+  const take = (op: Op): boolean => {
+    ops.push(op);
+    if (ops.length > stepIndex) return true;
+    builder.learn(op, session.step(op).outcome);
+    return false;
+  };
+  for (const choices of trace.steps) {
+    if (!buildLast && ops.length === stepIndex) return ops;
+    const op = builder.next(choices);
+    if (op !== null && take(op)) return ops;
+  }
+  for (const pid of builder.pids()) if (take({ op: 'exit', pid })) return ops;
+  return ops;
+}
