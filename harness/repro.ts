@@ -136,8 +136,9 @@ export function sessionFor(r: Pick<Repro, 'kernel' | 'strategy' | 'config'>, onl
 export type ReplayVerdict = { ok: boolean; reproduced: boolean; result: TraceResult; summary: string };
 
 /**
- * Replay a repro and judge it by what it expects. 'reproduces': its invariant breaks (judged
- * alone, so another flaw on the way does not mask it). 'passes': no invariant breaks.
+ * Replay a repro and judge it by its own invariant alone, so that another flaw on the way
+ * (a known flaw of the design under test, say) neither masks nor fakes it. 'reproduces': its
+ * invariant breaks. 'passes': it does not, and no kernel assertion or bad free is thrown.
  */
 export function replayRepro(r: Repro): ReplayVerdict {
   if (r.invariant === 'hang') return replayHang(r);
@@ -146,7 +147,7 @@ export function replayRepro(r: Repro): ReplayVerdict {
     const reproduced = result.failure?.invariant === r.invariant;
     return { ok: reproduced, reproduced, result, summary: reproduced ? `reproduces ${r.invariant} at step ${result.failure!.step}` : `no longer reproduces ${r.invariant}` };
   }
-  const result = replayOps(sessionFor(r), r.ops);
+  const result = replayOps(sessionFor(r, r.invariant), r.ops);
   const ok = result.failure === null;
   return { ok, reproduced: !ok, result, summary: ok ? 'passes' : `fails: ${result.failure!.invariant}: ${result.failure!.message}` };
 }
