@@ -48,21 +48,31 @@ export class ReproFormatError extends Error {
 
 /**
  * What makes two failures the same: the strategy, the invariant and the failing step's shape
- * (its operation, or the driver call). One repro file is kept per signature.
+ * (its operation, or the driver call); for a `differential` failure also how the kernels
+ * differed (the implementation threw, the outcomes differ, or the observations do), which
+ * are different bugs even at the same operation. One repro file is kept per signature.
  */
-export function reproSignature(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'>): string {
+export function reproSignature(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'> & { message?: string }): string {
   const last = r.ops.at(-1);
   const shape = last === undefined ? '' : last.op === 'drv' ? `drv:${last.strategy}.${last.call}` : last.op;
-  return `${r.strategy}/${r.invariant}/${shape}`;
+  const base = `${r.strategy}/${r.invariant}/${shape}`;
+  return r.invariant === 'differential' ? `${base}/${differentialClass(r.message ?? '')}` : base;
+}
+
+/** How a differential message says the kernels differed (harness-independent words of properties/session.ts). */
+function differentialClass(message: string): string {
+  if (message.startsWith('impl threw')) return 'threw';
+  if (message.includes('observations differ')) return 'observation';
+  return 'outcome';
 }
 
 /** A short hash of the signature: the same failure always lands in the same file. */
-export function reproHash(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'>): string {
+export function reproHash(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'> & { message?: string }): string {
   return createHash('sha256').update(reproSignature(r)).digest('hex').slice(0, 8);
 }
 
 /** `corpus/<strategy>/<invariant>-<hash of the signature>.json` */
-export function reproPath(corpusDir: string, r: Pick<Repro, 'strategy' | 'invariant' | 'ops'>): string {
+export function reproPath(corpusDir: string, r: Pick<Repro, 'strategy' | 'invariant' | 'ops'> & { message?: string }): string {
   return join(corpusDir, r.strategy, `${r.invariant}-${reproHash(r)}.json`);
 }
 

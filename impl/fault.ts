@@ -180,7 +180,9 @@ export function doWpPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: nu
   const target = pt.idx(addr);
   if (!((flags & PTE_PRESENT) !== 0)) fail(`do_wp_page at ${addr} without a present PTE`);
   if ((flags & PTE_SPECIAL) !== 0) {
-    if (target !== s.zeroPfn && vma.shared) {
+    // vm_normal_page() is NULL for every special PTE, the zero page included: a shared
+    // mapping makes it writable in place (wp_pfn_shared), a private one copies.
+    if (vma.shared) {
       pt.setFlags(addr, vmaWritable(vma) ? flags | PTE_WRITE : flags & ~PTE_WRITE); // wp_pfn_shared
       return 0;
     }
