@@ -4,6 +4,7 @@
  * broke (or a repro misbehaved), 2 a usage error or a malformed file, with one line.
  */
 import { randomInt } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { appendFileSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
@@ -35,8 +36,10 @@ usage:
       worker thread, 10 s per step at most). Each new failure is shrunk to a 1-minimal
       trace and written to the corpus. --shard I/N runs the I-th of N disjoint parts.
       With $GITHUB_STEP_SUMMARY set, a Markdown summary is appended to it.
-  mapfuzz scorecard [--time SECONDS] [--seed N] [--kernel model|impl|diff] [--json FILE]
-      Fuzz every strategy and print strategy × invariant: holds, or broken.
+  mapfuzz scorecard [--time SECONDS] [--seed N] [--kernel model|impl|diff] [--strategy NAME]
+                    [--workers N] [--step-timeout SECONDS] [--corpus DIR] [--json FILE]
+      Fuzz every strategy (60 s in all, on min(2, cores) workers) and print
+      strategy × invariant: holds, or broken with its shortest repro.
   mapfuzz replay FILE...     Replay repro files; exit 0 when each behaves as it expects.
   mapfuzz shrink FILE        Shrink a repro further, in place.
   mapfuzz show FILE [--c OUT.c | --html OUT.html]
@@ -234,15 +237,21 @@ function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: s
   return { failure: f, known: false, file: shown(file) };
 }
 
-function scorecard(argv: readonly string[], out: Out): number {
-  const { flags, positional } = parseArgs(argv, { time: 'int', seed: 'int', kernel: 'string', json: 'string', corpus: 'string', strategy: 'string' });
+async function scorecard(argv: readonly string[], out: Out): Promise<number> {
+  const { flags, positional } = parseArgs(argv, {
+    time: 'int', seed: 'int', kernel: 'string', json: 'string', corpus: 'string', strategy: 'string', workers: 'int', 'step-timeout': 'int',
+  });
   if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
   const timeS = positiveInt(flags, 'time', 60)!;
   const kernel = kernelFlag(flags.kernel, 'model');
   const strategies = flags.strategy === undefined ? [...STRATEGIES] : strategiesFlag(flags.strategy);
   const seed = typeof flags.seed === 'number' ? flags.seed : 1;
-  const card = runScorecard({
-    strategies, timeMs: timeS * 1000, seed, kernel, corpus: loadCorpus(String(flags.corpus ?? 'corpus')),
+  const workers = positiveInt(flags, 'workers', Math.min(2, availableParallelism()))!;
+  if (workers > WORKERS_MAX) throw new UsageError(`--workers must be at most ${WORKERS_MAX}`);
+  const stepTimeoutS = positiveInt(flags, 'step-timeout', 10)!;
+  out.err(`mapfuzz scorecard: seed ${seed}, kernel ${kernel}, ${timeS} s, ${workers} worker${workers === 1 ? '' : 's'}`);
+  const card = await runScorecard({
+    strategies, timeMs: timeS * 1000, seed, kernel, corpus: loadCorpus(String(flags.corpus ?? 'corpus')), workers, stepTimeoutMs: stepTimeoutS * 1000,
     onStrategy: (name, runs, broken) => out.err(`scorecard: ${name}: ${runs} traces, ${broken} invariants broken`),
   });
   out.log(formatScorecard(card));

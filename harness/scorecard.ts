@@ -8,7 +8,7 @@ import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts'
 import type { Op } from '../kernel-api/op.ts';
 import { INVARIANTS } from '../properties/invariants/index.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
-import { runCampaign } from './campaign.ts';
+import { runCampaignParallel } from './pool.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from './config.ts';
 import type { Repro } from './repro.ts';
 
@@ -24,7 +24,7 @@ export type Scorecard = {
 };
 
 /** Invariants a scorecard reports on: every checked one, plus assertion-borne ones. */
-export const SCORED: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert'];
+export const SCORED: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert', 'hang'];
 
 /** Share of the time budget each strategy gets: the seed 000 design has many flaws to find. */
 function shares(strategies: readonly StrategyDefinition[]): number[] {
@@ -33,19 +33,35 @@ function shares(strategies: readonly StrategyDefinition[]): number[] {
   return weights.map((w) => w / total);
 }
 
-export function runScorecard(opts: {
+export type ScorecardOptions = {
   strategies: readonly StrategyDefinition[];
+  /** The wall-clock budget, shared out by weight (the seed 000 design gets half). */
   timeMs: number;
+  /** Instead of time: this many traces per strategy (deterministic; for tests). */
+  runsPerStrategy?: number;
   seed: number;
   kernel: KernelChoice;
   corpus: readonly Repro[];
+  /** Worker threads each strategy's campaign runs on (harness/pool.ts). */
+  workers: number;
+  /** A step that runs longer is a `hang` failure. */
+  stepTimeoutMs: number;
   onStrategy?: (name: string, runs: number, broken: number) => void;
-}): Scorecard {
+};
+
+/**
+ * Each strategy in turn, for its share of the budget, on `workers` worker threads: a
+ * scorecard on two cores searches each design about twice as long as one would, and a hung
+ * step is reported as a `hang` of that design instead of stopping the card.
+ */
+export async function runScorecard(opts: ScorecardOptions): Promise<Scorecard> {
   const card: Scorecard = { timeMs: opts.timeMs, kernel: opts.kernel, strategies: {}, runs: {} };
   const share = shares(opts.strategies);
-  opts.strategies.forEach((s, i) => {
-    const result = runCampaign({
-      seed: opts.seed, timeMs: opts.timeMs * share[i], kernel: opts.kernel, strategies: [s], config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
+  for (const [i, s] of opts.strategies.entries()) {
+    const result = await runCampaignParallel({
+      seed: opts.seed, kernel: opts.kernel, strategies: [s], config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
+      workers: opts.workers, stepTimeoutMs: opts.stepTimeoutMs,
+      ...(opts.runsPerStrategy !== undefined ? { runs: opts.runsPerStrategy } : { timeMs: opts.timeMs * share[i] }),
     });
     const row: Record<string, Verdict> = {};
     for (const id of SCORED) row[id] = { status: 'holds' };
@@ -59,7 +75,7 @@ export function runScorecard(opts: {
     card.strategies[s.name] = row;
     card.runs[s.name] = result.runs;
     opts.onStrategy?.(s.name, result.runs, result.failures.length);
-  });
+  }
   return card;
 }
 

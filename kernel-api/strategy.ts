@@ -29,6 +29,11 @@ export interface GenContext {
   pid(c: Choice): number;
   /** An address of `pid` biased to VMA starts, ends, interiors and a few free pages. */
   addr(pid: number, c: Choice): number;
+  /**
+   * An address where `pid` has a page in memory (a present PTE), or `addr(pid, c)` when it
+   * has none: what a remote mapping of resident memory (GUP with FOLL_NOFAULT) needs.
+   */
+  residentAddr(pid: number, c: Choice): number;
   /** A range of `pid` biased to straddle VMA edges. */
   range(pid: number, c: Choice): { addr: number; lengthPages: number };
   /** A 32-bit value biased to a few distinct ones, so sharing shows. */

@@ -96,6 +96,14 @@ export class Ghost {
       if (pfnmap !== undefined && pfnmap.start > op.addr) this.madvise(op.pid, op.addr, pfnmap.start, op.advice);
       return;
     }
+    // A MAP_FIXED mmap that fails after __mmap_setup has cleared the old mapping's PTEs
+    // leaves a gap (mm/vma.c: vms_clean_up_area, then vms_abort_munmap_vmas finds the PTEs
+    // gone): the old contents are lost. One that fails earlier leaves the range intact. The
+    // kernel says which: only all or nothing of the range mapped is taken from it.
+    if (op.op === 'mmap' && op.fixed && outcome.kind === 'errno' && op.lengthPages > 0) {
+      this.failedFixedMmap(op.pid, op.addr, op.addr + op.lengthPages, k);
+      return;
+    }
     if (outcome.kind !== 'ok') return;
     switch (op.op) {
       case 'spawn': this.procs.set(outcome.value, { ranges: [], priv: new Map() }); return;
@@ -117,6 +125,18 @@ export class Ghost {
       case 'oom': this.procs.delete(op.pid); return;
       default: return;
     }
+  }
+
+  private failedFixedMmap(pid: number, start: number, end: number, k: KernelInspect): void {
+    const p = this.procs.get(pid);
+    if (p === undefined) return;
+    let mapped = 0;
+    for (const v of k.vmas(pid)) mapped += Math.max(0, Math.min(end, v.end) - Math.max(start, v.start));
+    let known = 0;
+    for (const r of p.ranges) known += Math.max(0, Math.min(end, r.end) - Math.max(start, r.start));
+    // A gap where the ghost knew a mapping: the whole old range is gone. Any other
+    // difference is left for cow-isolation to report.
+    if (mapped === 0 && known > 0) this.unmap(pid, start, end);
   }
 
   private mmap(op: Extract<Op, { op: 'mmap' }>, addr: number, k: KernelInspect): void {

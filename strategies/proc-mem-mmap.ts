@@ -215,9 +215,12 @@ export const procMemMmap: StrategyDefinition = {
   ],
   // The file offset is the target address: map a few pages at an address some process uses.
   mmapArgs(ctx, c, pid, _driver, fd) {
-    // The target's own addresses: the fd remembers whose mem file it is.
+    // The target's own addresses (the fd remembers whose mem file it is), half the time where
+    // it has pages in memory: FOLL_NOFAULT maps only those, the zero page elsewhere. Mostly
+    // MAP_SHARED and often writable, as a debugger or a checkpointer maps it.
     const target = Number(ctx.fdOrigin(pid, fd)?.target ?? ctx.pid(c));
-    return { pgoff: ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3, 4]) };
+    const pgoff = c.bool() ? ctx.residentAddr(target, c) : ctx.addr(target, c);
+    return { pgoff, lengthPages: c.pick([1, 1, 2, 3, 4]), prot: c.pick([1, 3, 3, 7, 0]), shared: c.int(4) !== 0 };
   },
   create: (k) => new ProcMemMmap(k),
 };
