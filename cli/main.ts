@@ -29,12 +29,15 @@ import { parseArgs, positiveInt, UsageError } from './args.ts';
 const HELP = `mapfuzz — property-based fuzzing of memory-mapping semantics
 
 usage:
-  mapfuzz fuzz [--kernel model|impl|diff] [--strategy NAME|all] [--seed N]
+  mapfuzz fuzz [--kernel model|impl|diff] [--strategy NAME|core|all] [--seed N]
                [--time SECONDS | --runs N] [--workers N] [--shard I/N]
                [--step-timeout SECONDS] [--corpus DIR] [--json FILE] [--junit FILE]
-      Run a campaign (default: the core operations on the diff kernel for 35 s, one
-      worker thread, 10 s per step at most). Each new failure is shrunk to a 1-minimal
-      trace and written to the corpus. --shard I/N runs the I-th of N disjoint parts.
+      Run a campaign (default: on the diff kernel for 35 s, runs taking in turn the core
+      operations alone and each strategy with them; min(2, cores) worker threads; 10 s
+      per step at most). --strategy core: the core operations only; all: every strategy.
+      Each new failure is shrunk to a 1-minimal trace and written to the corpus; a known
+      flaw (a corpus repro expected to reproduce) is reported, not written.
+      --shard I/N runs the I-th of N disjoint parts.
       With $GITHUB_STEP_SUMMARY set, a Markdown summary is appended to it.
   mapfuzz scorecard [--time SECONDS] [--seed N] [--kernel model|impl|diff] [--strategy NAME]
                     [--workers N] [--step-timeout SECONDS] [--corpus DIR] [--json FILE]
@@ -172,10 +175,12 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
   if (flags.time !== undefined && flags.runs !== undefined) throw new UsageError('give --time or --runs, not both');
   const kernel = kernelFlag(flags.kernel, 'diff');
-  const strategies = strategiesFlag(flags.strategy);
+  // Without --strategy: the core operations alone and every strategy, in turn.
+  const withCore = flags.strategy === undefined;
+  const strategies = withCore ? [...STRATEGIES] : strategiesFlag(flags.strategy);
   const runs = positiveInt(flags, 'runs');
   const timeS = positiveInt(flags, 'time', runs === undefined ? 35 : undefined);
-  const workers = positiveInt(flags, 'workers', 1)!;
+  const workers = positiveInt(flags, 'workers', Math.min(2, availableParallelism()))!;
   if (workers > WORKERS_MAX) throw new UsageError(`--workers must be at most ${WORKERS_MAX}`);
   const stepTimeoutS = positiveInt(flags, 'step-timeout', 10)!;
   const shard = shardFlag(flags.shard);
@@ -183,17 +188,17 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const corpusDir = String(flags.corpus ?? 'corpus');
   const known = loadCorpus(corpusDir);
   out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}, ` +
-    `${strategies.length === 0 ? 'core operations' : `strategies ${strategies.map((s) => s.name).join(', ')}`}, ` +
+    `${strategies.length === 0 ? 'core operations' : `${withCore ? 'core operations and ' : ''}strategies ${strategies.map((s) => s.name).join(', ')}`}, ` +
     `${runs !== undefined ? `${runs} traces` : `${timeS} s`}${shard === undefined ? '' : `, shard ${shard.index}/${shard.count}`}, ` +
     `${workers} worker${workers === 1 ? '' : 's'}`);
   const result = await runCampaignParallel({
-    seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, kernel, strategies, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
+    seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, kernel, strategies, withCore, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
     shard, workers, stepTimeoutMs: stepTimeoutS * 1000, onProgress: progressPrinter(out, 'fuzz'),
   });
   if (process.stderr.isTTY) process.stderr.write('\n');
   const reports = result.failures.map((f) => recordFailure(f, known, corpusDir));
   const report: CampaignReport = {
-    seed, kernel, strategies: strategies.length === 0 ? ['core'] : strategies.map((s) => s.name), shard: shard === undefined ? null : `${shard.index}/${shard.count}`,
+    seed, kernel, strategies: [...(strategies.length === 0 || withCore ? ['core'] : []), ...strategies.map((s) => s.name)], shard: shard === undefined ? null : `${shard.index}/${shard.count}`,
     workers, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, failures: reports,
   };
   out.log(`${result.runs} traces, ${result.steps} checked steps in ${(result.elapsedMs / 1000).toFixed(1)} s ` +
@@ -218,9 +223,10 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
 }
 
 /**
- * A failure is known when the corpus has a repro of the same signature that must reproduce;
- * else its repro is written under the signature's name (a regression of a repro that must
- * pass is reported and left for a person to look at).
+ * A failure is known when the corpus records that invariant of that strategy as a flaw that
+ * must reproduce (a design under test broken the same way, whatever step shows it); else its
+ * repro is written under the signature's name. A regression of a repro that must pass is
+ * reported and left for a person to look at.
  */
 function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: string): FailureReport {
   const repro: Repro = {
@@ -228,8 +234,9 @@ function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: s
     invariant: f.invariant, expect: 'reproduces', seed: f.seed, message: f.message, config: { ...FUZZ_CONFIG }, ops: f.ops,
   };
   const signature = reproSignature(repro);
+  const flaw = known.find((k) => k.expect === 'reproduces' && k.kernel !== 'oracle' && k.strategy === f.strategy && k.invariant === f.invariant);
+  if (flaw !== undefined) return { failure: f, known: true, file: shown(knownFiles.get(flaw) ?? reproPath(corpusDir, flaw)) };
   const match = known.find((k) => reproSignature(k) === signature);
-  if (match !== undefined && match.expect === 'reproduces') return { failure: f, known: true, file: shown(knownFiles.get(match) ?? reproPath(corpusDir, match)) };
   if (match !== undefined) return { failure: f, known: false, file: `${shown(knownFiles.get(match) ?? '?')} (expects to pass: regressed)` };
   if (f.ops.length === 0) return { failure: f, known: false, file: '(no repro: the trace could not be rebuilt)' };
   const file = reproPath(corpusDir, repro);

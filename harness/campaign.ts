@@ -30,6 +30,8 @@ export type CampaignOptions = {
   kernel: KernelChoice;
   /** Strategies to fuzz; each trace loads one of them (round robin), or none when empty. */
   strategies: readonly StrategyDefinition[];
+  /** With strategies: also runs with the core operations alone (one group more in the turn). */
+  withCore?: boolean;
   config: Readonly<KernelConfig>;
   stepsMax: number;
   /** Run only this shard's indexes (1-based index). */
@@ -110,7 +112,7 @@ export function runOne(plan: RunPlan, run: number, seen: Set<string>, hb?: Heart
 export function runCampaign(opts: CampaignOptions): CampaignResult {
   const now = opts.now ?? (() => performance.now());
   const t0 = now();
-  const plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax);
+  const plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax, opts.withCore);
   const failures = new Map<string, CampaignFailure>();
   const seen = new Set<string>();
   const result: CampaignResult = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [] };

@@ -18,7 +18,7 @@ import {
 import { makePlan, prefixOps, runSeed, sessionBase, strategyName, traceOf, PHASE_BUILD, PHASE_SHRINK, type RunPlan } from './runner.ts';
 
 export type WorkerInit = {
-  seed: number; kernel: KernelChoice; config: KernelConfig; strategies: string[]; stepsMax: number;
+  seed: number; kernel: KernelChoice; config: KernelConfig; strategies: string[]; withCore: boolean; stepsMax: number;
   /** Modules whose `strategies` export adds strategies the registry does not have (test canaries). */
   strategyModules: string[];
   heartbeat: SharedArrayBuffer;
@@ -67,7 +67,7 @@ class Supervisor {
   private allReady: { steps: number; ms: number } | undefined;
 
   constructor(private readonly opts: ParallelOptions, private readonly resolve: (r: ParallelResult) => void, private readonly reject: (e: Error) => void) {
-    this.plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax);
+    this.plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax, opts.withCore);
     this.runs = shardRuns(opts.runs, opts.shard);
     this.result = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [], workers: opts.workers, hangs: 0, crashes: 0, steady: { steps: 0, ms: 0 } };
   }
@@ -85,7 +85,7 @@ class Supervisor {
   private spawn(): void {
     const heartbeat = new Int32Array(new SharedArrayBuffer(16));
     const init: WorkerInit = {
-      seed: this.opts.seed, kernel: this.opts.kernel, config: { ...this.opts.config }, strategies: this.opts.strategies.map((s) => s.name),
+      seed: this.opts.seed, kernel: this.opts.kernel, config: { ...this.opts.config }, strategies: this.opts.strategies.map((s) => s.name), withCore: this.opts.withCore ?? false,
       stepsMax: this.opts.stepsMax, strategyModules: this.opts.strategyModules ?? [], heartbeat: heartbeat.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init });

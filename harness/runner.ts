@@ -52,8 +52,13 @@ export type RunPlan = {
   arbitraries: readonly fc.Arbitrary<GeneratedTrace>[];
 };
 
-export function makePlan(seed: number, kernel: KernelChoice, config: Readonly<KernelConfig>, strategies: readonly StrategyDefinition[], stepsMax: number): RunPlan {
-  const groups: (StrategyDefinition | null)[] = strategies.length === 0 ? [null] : [...strategies];
+/**
+ * The groups a campaign's runs take in turn: the core operations alone when no strategy is
+ * given; else each strategy (its calls added to the core operations), and with `withCore`
+ * also the core operations alone, first.
+ */
+export function makePlan(seed: number, kernel: KernelChoice, config: Readonly<KernelConfig>, strategies: readonly StrategyDefinition[], stepsMax: number, withCore = false): RunPlan {
+  const groups: (StrategyDefinition | null)[] = strategies.length === 0 ? [null] : withCore ? [null, ...strategies] : [...strategies];
   const arbitraries = groups.map((s) => traceArbitrary({ kindsCount: opKinds(s === null ? [] : [s]).length, stepsMin: 20, stepsMax }));
   return { seed, kernel, config, groups, arbitraries };
 }

@@ -488,9 +488,12 @@ export const pidfdMem: StrategyDefinition = {
       args(ctx, c) {
         const base = ctrlFdArgs(ctx, c);
         if (base === null) return null;
-        // The generator does not know which target the fd names: any running pid's layout
-        // gives addresses near real VMAs. Offsets stay small, like mmap's pgoff.
-        const r = ctx.range(otherPid(ctx, c, base.pid), c);
+        // The target the control fd names (remembered from its pidfd_mem call; any other pid
+        // when the fd came some other way): half the time a range at its VMA edges, half a
+        // page it has in memory, so faults through the view find something to mirror.
+        // Offsets stay small, like mmap's pgoff.
+        const target = Number(ctx.fdOrigin(base.pid, base.fd)?.target ?? otherPid(ctx, c, base.pid));
+        const r = c.bool() ? { addr: ctx.residentAddr(target, c), lengthPages: c.pick([1, 1, 2, 4]) } : ctx.range(target, c);
         return { ...base, address: r.addr, offset: c.int(4), size: r.lengthPages };
       },
     },
@@ -522,7 +525,7 @@ export const pidfdMem: StrategyDefinition = {
   mmapArgs(ctx, c, pid, driver, fd) {
     if (driver === `${NAME}.mirror-proc`) {
       const target = Number(ctx.fdOrigin(pid, fd)?.target ?? ctx.pid(c));
-      return { pgoff: ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3]) };
+      return { pgoff: c.bool() ? ctx.residentAddr(target, c) : ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3]) };
     }
     return { pgoff: c.int(4), lengthPages: c.pick([1, 1, 2, 3, 4]) };
   },

@@ -178,9 +178,11 @@ export const procMemNotify: StrategyDefinition = {
   }],
   // Mostly what the design accepts — shared and read-only — now and then what it refuses.
   mmapArgs(ctx, c, pid, _driver, fd) {
-    // The target's own addresses: the fd remembers whose mem file it is.
+    // The target's own addresses (the fd remembers whose mem file it is), half the time a
+    // page it has in memory.
     const target = Number(ctx.fdOrigin(pid, fd)?.target ?? ctx.pid(c));
-    return { pgoff: ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3, 4]), prot: c.pick([1, 1, 1, 3]), shared: c.int(8) !== 7 };
+    const pgoff = c.bool() ? ctx.residentAddr(target, c) : ctx.addr(target, c);
+    return { pgoff, lengthPages: c.pick([1, 1, 2, 3, 4]), prot: c.pick([1, 1, 1, 3]), shared: c.int(8) !== 7 };
   },
   create: (k: DriverKernel) => new ProcMemNotify(k),
 };
