@@ -1,7 +1,8 @@
 /**
  * Shrinking a failing trace of concrete operations to a 1-minimal one: removing any
  * single operation, or any process with all it did, makes the failure go away (or turn
- * into a different one). Delta debugging removes chunks first — halves, quarters, …
+ * into a different one). Placement is pinned first (each mmap MAP_FIXED where it landed),
+ * so a removal does not move later mappings. Delta debugging removes chunks first — halves, quarters, …
  * single operations — then whole processes, then pairs of operations on a short trace;
  * then a simplification pass makes what is left plainer — fewer pages, smaller values,
  * fds and file indexes, plain prot and flags, no hint, a forked child played by a spawned
@@ -37,6 +38,12 @@ export function shrinkOps(opts: SessionOptions, ops: readonly Op[], invariant: I
   const first = fails(ops);
   if (first < 0) return { ops: [...ops], stats };
   let current = ops.slice(0, first + 1);
+  // Placement pinned first, so that removing an mmap does not move every later one.
+  const pinned = pinPlacements(opts, current);
+  if (pinned !== null) {
+    const step = fails(pinned);
+    if (step >= 0) current = pinned.slice(0, step + 1);
+  }
   const removeAll = () => {
     for (;;) {
       const before = current.length;
@@ -60,6 +67,25 @@ export function shrinkOps(opts: SessionOptions, ops: readonly Op[], invariant: I
   // Out of rounds right after a simplification: removal once more, so the result is 1-minimal.
   if (!settled) removeAll();
   return { ops: current, stats };
+}
+
+/**
+ * Each mmap that let the kernel choose its address (get_unmapped_area, top-down) rewritten
+ * as MAP_FIXED at the address it got; null when there is none. Without this, removing one
+ * mapping moves every later one, so the addresses later operations name miss and almost
+ * no removal keeps the failure. The simplification pass takes the pins out again where the
+ * failure does not need them.
+ */
+function pinPlacements(opts: SessionOptions, ops: Op[]): Op[] | null {
+  const outcomes = replayOps({ ...opts, only: new Set() }, ops).outcomes;
+  let changed = false;
+  const pinned = ops.map((op, i) => {
+    const o = outcomes[i];
+    if (op.op !== 'mmap' || op.fixed === true || op.noreplace === true || o?.kind !== 'ok') return op;
+    changed = true;
+    return { ...op, addr: o.value, fixed: true };
+  });
+  return changed ? pinned : null;
 }
 
 /** Delta debugging: drop chunks of operations, halving the chunk size down to one. */
