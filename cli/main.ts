@@ -337,14 +337,19 @@ function oracle(argv: readonly string[], out: Out): number {
     return 2;
   }
   out.log(`${report.runs} traces on Linux: ${report.agree} agree, ${report.documented} differ only as documented ` +
-    `(${Object.entries(report.documentedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}), ${report.diverge} diverge`);
+    `(${Object.entries(report.documentedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}), ${report.diverge} diverge` +
+    (report.skipped > 0 ? `, ${report.skipped} skipped` : ''));
+  // A trace the kernel cannot replay is never counted as agreeing: say why it was skipped.
+  for (const [reason, n] of Object.entries(report.skippedBy)) out.log(`  skipped ${n}: ${reason}`);
   for (const d of report.divergences) {
-    out.log(`  diverge at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.repro ? ` → ${d.repro}` : ''}`);
+    const what = d.documented !== undefined ? `documented (${d.documented})` : 'diverge';
+    out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}` : ''}`);
   }
   if (flags.json !== undefined) {
     writeFileSync(String(flags.json), `${JSON.stringify({
-      runs: report.runs, agree: report.agree, diverge: report.diverge, documented: report.documented,
-      documentedBy: report.documentedBy, opsCovered: report.opsCovered, seed: report.seed, elapsedMs: report.elapsedMs,
+      runs: report.runs, agree: report.agree, diverge: report.diverge, documented: report.documented, skipped: report.skipped,
+      documentedBy: report.documentedBy, divergencesBy: report.divergencesBy, skippedBy: report.skippedBy,
+      opsCovered: report.opsCovered, seed: report.seed, elapsedMs: report.elapsedMs,
       divergences: report.divergences,
     }, null, 2)}\n`);
   }

@@ -59,6 +59,20 @@ function syscallText(line: string): string {
     case 'proc_mem_write': return `P${n[0]}: pwrite(open("/proc/<P${n[1]}>/mem"), ${n[3]}, ${hex(n[2])})`;
     case 'process_vm_readv': return `P${n[0]}: process_vm_readv(<P${n[1]}>, 4 bytes at ${hex(n[2])})`;
     case 'process_vm_writev': return `P${n[0]}: process_vm_writev(<P${n[1]}>, ${n[3]} at ${hex(n[2])})`;
+    case 'pagemap_read': return `P${n[0]}: pread(open("/proc/<P${n[1]}>/pagemap"), ${n[3]} entries, from ${hex(n[2])})`;
+    case 'clear_refs': return `P${n[0]}: write(open("/proc/<P${n[1]}>/clear_refs", O_WRONLY), "${n[2]}")`;
+    case 'map_files_readdir': return `P${n[0]}: readdir(opendir("/proc/<P${n[1]}>/map_files"))`;
+    case 'uffd_register_wp':
+      return `P${n[0]}: userfaultfd(O_CLOEXEC|UFFD_USER_MODE_ONLY), UFFDIO_API(WP_ASYNC|WP_UNPOPULATED), UFFDIO_REGISTER(${hex(n[1])}, ${n[2]} pages, MODE_WP)`;
+    case 'pagemap_scan': {
+      // START and END are bytes from the region's base.
+      const at = (bytes: number) => `0x${(REGION_BASE + bytes).toString(16)}`;
+      const flags = [n[4] & 1 ? 'PM_SCAN_WP_MATCHING' : '', n[4] & 2 ? 'PM_SCAN_CHECK_WPASYNC' : '', n[4] & ~3 ? `0x${(n[4] & ~3).toString(16)}` : '']
+        .filter((x) => x !== '').join('|') || '0';
+      const cat = (x: number) => `0x${x.toString(16)}`;
+      return `P${n[0]}: ioctl(open("/proc/<P${n[1]}>/pagemap"), PAGEMAP_SCAN, {size ${n[12]}, start ${at(n[2])}, end ${at(n[3])}, flags ${flags}, ` +
+        `vec ${n[11] ? 'NULL' : 'buf'}, vec_len ${n[10]}, max_pages ${n[5]}, inverted ${cat(n[6])}, mask ${cat(n[7])}, anyof ${cat(n[8])}, return ${cat(n[9])}})`;
+    }
     default: return line;
   }
 }

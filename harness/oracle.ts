@@ -8,24 +8,30 @@
  * Covered: spawn, mmap (anon, shmem, file; hint, MAP_FIXED, MAP_FIXED_NOREPLACE), munmap,
  * mprotect, mremap, madvise (DONTNEED, PAGEOUT, COLD, DONTFORK, DOFORK), read, write, fork,
  * exit, creat, pread, pwrite, truncate, /proc/<pid>/mem, process_vm_readv/writev,
- * set_dumpable. Not covered: reclaim, oom and fail_nth (no faithful user-space counterpart),
- * driver calls and close (strategies), and what user space cannot see — frame identity,
+ * set_dumpable, and the introspection calls: pagemap reads, PAGEMAP_SCAN (Linux 6.7),
+ * clear_refs, userfaultfd write-protect registration in async mode, map_files readdir.
+ * Where the running kernel lacks one of those calls, a trace using it is `skipped`, with the
+ * reason, never counted as agreeing. Not covered: reclaim, oom and fail_nth (no faithful
+ * user-space counterpart), driver calls and close (strategies), and what user space cannot see — frame identity,
  * refcounts, mapcounts beyond pagemap's exclusive bit, RSS. Divergences that are deliberate
  * simplifications of the model are listed in kernel-oracle/SIMPLIFICATIONS.md and counted
  * as `documented`, never dropped.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import seedrandom from 'seedrandom';
 import type { Op, OpName } from '../kernel-api/op.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
-import { formatOutcome } from '../kernel-api/outcome.ts';
+import { err, formatOutcome } from '../kernel-api/outcome.ts';
+import { PM_FILE, PM_MMAP_EXCLUSIVE, PM_PRESENT } from '../kernel-api/op.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { MapRange } from '../kernel-api/observation.ts';
 import { ModelKernel } from '../model/kernel.ts';
+import { pagemapScan } from '../model/pagemap.ts';
+import { runningProcess } from '../model/process.ts';
 import { observe } from '../properties/observe.ts';
 import { CHOICES_PER_STEP, CORE_KINDS, TraceBuilder } from '../properties/gen.ts';
 import { buildOracle } from '../kernel-oracle/build.mjs';
@@ -35,13 +41,39 @@ const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 /**
  * The model configured as the oracle's machine: user space is the oracle's 4 GiB region
  * (model page a is 0x200000000000 + a * 4096), vm.mmap_min_addr is 4096 (1 page), no Yama,
- * no swap unless the machine has some.
+ * no swap unless the machine has some, soft-dirty only if the machine's kernel has it.
  */
-export function oracleConfig(swapSlotsMax = machineHasSwap() ? 1 << 16 : 0): KernelConfig {
+export function oracleConfig(swapSlotsMax = machineHasSwap() ? 1 << 16 : 0, softDirty = machineHasSoftDirty()): KernelConfig {
   return {
     taskSizePages: 1 << 20, mmapBasePages: 1 << 19, mmapMinAddrPages: 1, maxMapCount: 65530,
-    yamaPtraceScope: 0, processesMax: 32, framesMax: 1 << 18, swapSlotsMax,
+    yamaPtraceScope: 0, processesMax: 32, framesMax: 1 << 18, swapSlotsMax, softDirty,
   };
+}
+
+let softDirtyCached: boolean | undefined;
+
+/**
+ * CONFIG_MEM_SOFT_DIRTY of the running kernel: every VMA has VM_SOFTDIRTY until clear_refs,
+ * so pagemap shows bit 55 on the first page of this process's first mapping exactly when
+ * the kernel has soft-dirty. Elsewhere than on Linux the model's default (on).
+ */
+export function machineHasSoftDirty(): boolean {
+  if (softDirtyCached !== undefined) return softDirtyCached;
+  softDirtyCached = true;
+  if (process.platform !== 'linux') return softDirtyCached;
+  let fd = -1;
+  try {
+    const first = readFileSync('/proc/self/maps', 'utf8').split('\n')[0];
+    const start = parseInt(first.split('-')[0], 16);
+    fd = openSync('/proc/self/pagemap', 'r');
+    const entry = Buffer.alloc(8);
+    if (readSync(fd, entry, 0, 8, Math.floor(start / 4096) * 8) === 8) softDirtyCached = ((entry.readBigUInt64LE() >> 55n) & 1n) === 1n;
+  } catch {
+    // no pagemap to read: keep the default
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+  return softDirtyCached;
 }
 
 function machineHasSwap(): boolean {
@@ -57,7 +89,14 @@ function machineHasSwap(): boolean {
 export const ORACLE_OPS: readonly OpName[] = [
   'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'creat', 'pread',
   'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev', 'set_dumpable',
+  'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
 ];
+
+/** The calls of the subset that not every kernel has: the oracle's start-up probe for each (its header's "caps"). */
+export const ORACLE_CAPS: Partial<Record<OpName, { cap: string; what: string }>> = {
+  pagemap_scan: { cap: 'pagemapScan', what: 'ioctl(PAGEMAP_SCAN) on /proc/self/pagemap (Linux 6.7)' },
+  uffd_register_wp: { cap: 'uffdWpAsync', what: 'userfaultfd + UFFDIO_API(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED) (Linux 6.7)' },
+};
 
 /** Steps per generated trace, at most. */
 export const ORACLE_STEPS_MAX = 40;
@@ -109,20 +148,37 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
     case 'process_vm_readv': return `${op.op} ${op.pid} ${op.target} ${op.addr}`;
     case 'proc_mem_write':
     case 'process_vm_writev': return `${op.op} ${op.pid} ${op.target} ${op.addr} ${op.value >>> 0}`;
+    case 'pagemap_read': return `pagemap_read ${op.pid} ${op.target} ${op.addr} ${op.count ?? 1}`;
+    case 'clear_refs': return `clear_refs ${op.pid} ${op.target} ${op.mode}`;
+    case 'map_files_readdir': return `map_files_readdir ${op.pid} ${op.target}`;
+    case 'uffd_register_wp': return op.async === true ? `uffd_register_wp ${op.pid} ${op.addr} ${op.lengthPages}` : null;
+    case 'pagemap_scan': {
+      // Start and end in bytes from the region's base: a fractional page is an unaligned address.
+      const bytes = (pages: number) => Math.round(pages * 4096);
+      return `pagemap_scan ${op.pid} ${op.target ?? op.pid} ${bytes(op.start)} ${bytes(op.end)} ${op.flags} ${op.max_pages} ` +
+        `${op.category_inverted} ${op.category_mask} ${op.category_anyof_mask} ${op.return_mask} ${op.vec_len} ${b(op.vecNull)} ${op.size ?? 96}`;
+    }
     default: return null;
   }
 }
 
 // ---- comparable observations ---------------------------------------------------------
 
-/** A page as pagemap shows it; `value` only where the page is present. */
-export type SeenPage = { value?: number; present: boolean; swapped: boolean; file: boolean; exclusive: boolean; softDirty: boolean };
+/**
+ * A page as pagemap shows it; `value` only where the page is present. A uffd-wp marker
+ * (a non-present entry that only write-protects) is `marker`, not `swapped`.
+ */
+export type SeenPage = {
+  value?: number; present: boolean; swapped: boolean; file: boolean; exclusive: boolean; softDirty: boolean; uffdWp: boolean; marker: boolean;
+};
 export type SeenProcess = { pid: number; maps: MapRange[]; pages: Map<number, SeenPage> };
-export type SeenStep = { outcome: Outcome; processes: SeenProcess[] };
+/** `emptyPtes`: before a PAGEMAP_SCAN, the target's empty entries of existing page tables (kernel side only). */
+export type SeenStep = { outcome: Outcome; processes: SeenProcess[]; emptyPtes?: number[] };
 
 type KernelLine = {
   step: number;
-  outcome: { kind: string; value?: number; errno?: string; signal?: string };
+  outcome: { kind: string; value?: number; values?: number[]; errno?: string; signal?: string };
+  emptyPtes?: [number, number][];
   procs: { pid: number; vmas: [number, number, string, string, number][]; pages: [number, number, number][] }[];
 };
 
@@ -154,30 +210,44 @@ function coalesceKernelVmas(vmas: KernelLine['procs'][number]['vmas']): MapRange
 
 function kernelStep(line: KernelLine): SeenStep {
   const o = line.outcome;
-  const outcome = (o.kind === 'ok' ? { kind: 'ok', value: o.value } : o.kind === 'errno' ? { kind: 'errno', errno: o.errno } : { kind: 'signal', signal: o.signal }) as Outcome;
+  const outcome = (o.kind === 'ok' ? (o.values === undefined ? { kind: 'ok', value: o.value } : { kind: 'ok', value: o.value, values: o.values })
+    : o.kind === 'errno' ? { kind: 'errno', errno: o.errno } : { kind: 'signal', signal: o.signal }) as Outcome;
   const processes = line.procs.map((p): SeenProcess => {
     const pages = new Map<number, SeenPage>();
     for (const [addr, value, flags] of p.pages) {
-      const page: SeenPage = { present: (flags & 1) !== 0, swapped: (flags & 2) !== 0, file: (flags & 4) !== 0, exclusive: (flags & 8) !== 0, softDirty: (flags & 16) !== 0 };
+      const marker = (flags & 64) !== 0;
+      const page: SeenPage = {
+        present: (flags & 1) !== 0, swapped: (flags & 2) !== 0 && !marker, file: (flags & 4) !== 0, exclusive: (flags & 8) !== 0,
+        softDirty: (flags & 16) !== 0, uffdWp: (flags & 32) !== 0, marker,
+      };
       if (page.present && value >= 0) page.value = value;
       pages.set(addr, page);
     }
     return { pid: p.pid, maps: coalesceKernelVmas(p.vmas), pages };
   });
   canonicalizeShmem(processes);
-  return { outcome, processes };
+  const step: SeenStep = { outcome, processes };
+  if (line.emptyPtes !== undefined) step.emptyPtes = line.emptyPtes.flatMap(([start, end]) => Array.from({ length: end - start }, (_, i) => start + i));
+  return step;
 }
 
 function modelStep(k: ModelKernel, outcome: Outcome): SeenStep {
   const obs = observe(k.inspect);
   const processes = obs.processes.filter((p) => p.state === 'running').map((p): SeenProcess => {
     const pages = new Map<number, SeenPage>();
+    const uffdWp = new Set<number>();
+    for (const [addr, pte] of k.inspect.ptes(p.pid)) if (pte.uffdWp) uffdWp.add(addr);
     for (const pg of p.pages) {
-      const page: SeenPage = { present: pg.present, swapped: pg.swapped, file: pg.file, exclusive: pg.exclusive, softDirty: pg.softDirty };
+      const page: SeenPage = {
+        present: pg.present, swapped: pg.swapped, file: pg.file, exclusive: pg.exclusive, softDirty: pg.softDirty, uffdWp: uffdWp.has(pg.addr), marker: false,
+      };
       if (pg.present && pg.value !== undefined) page.value = pg.value;
       pages.set(pg.addr, page);
     }
-    return { pid: p.pid, maps: p.maps.map((m) => ({ ...m })), pages };
+    for (const addr of k.inspect.uffdWpMarkers(p.pid)) {
+      pages.set(addr, { present: false, swapped: false, file: false, exclusive: false, softDirty: false, uffdWp: true, marker: true });
+    }
+    return { pid: p.pid, maps: p.maps.map((m) => ({ ...m })), pages: new Map([...pages].sort((a, b) => a[0] - b[0])) };
   });
   canonicalizeShmem(processes);
   return { outcome, processes };
@@ -187,12 +257,17 @@ function modelStep(k: ModelKernel, outcome: Outcome): SeenStep {
 
 export type ModelRun = { steps: SeenStep[]; lines: string[] };
 
-/** Run `ops` on a fresh model; also the oracle lines, placed where the model placed things. */
-export function runModel(ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): ModelRun {
+/**
+ * Run `ops` on a fresh model; also the oracle lines, placed where the model placed things.
+ * `emptyPtes`, per step: the kernel's empty page-table entries before each PAGEMAP_SCAN,
+ * walked as the running kernel walks them (model/pagemap.ts, `pagemap-scan-empty-pte`).
+ */
+export function runModel(ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig(), emptyPtes?: readonly (readonly number[] | undefined)[]): ModelRun {
   const k = new ModelKernel(config);
   const run: ModelRun = { steps: [], lines: [] };
-  for (const op of ops) {
-    const outcome = k.step(op);
+  for (const [i, op] of ops.entries()) {
+    const empty = emptyPtes?.[i];
+    const outcome = op.op === 'pagemap_scan' && empty !== undefined ? scanWithEmptyPtes(k, op, new Set(empty)) : k.step(op);
     const line = oracleLine(op, outcome);
     if (line === null) throw new Error(`oracle: operation ${op.op} has no kernel counterpart (${JSON.stringify(op)})`);
     run.lines.push(line);
@@ -201,7 +276,18 @@ export function runModel(ops: readonly Op[], config: Readonly<KernelConfig> = or
   return run;
 }
 
-export type KernelRun = { steps: SeenStep[]; softDirty: boolean };
+/** ModelKernel.step for a PAGEMAP_SCAN, with the kernel's empty page-table entries. */
+function scanWithEmptyPtes(k: ModelKernel, op: Extract<Op, { op: 'pagemap_scan' }>, emptyPtes: ReadonlySet<number>): Outcome {
+  k.state.step += 1;
+  const caller = runningProcess(k.state, op.pid);
+  return caller === undefined ? err('ESRCH') : pagemapScan(k.state, caller, op, emptyPtes);
+}
+
+/** What the oracle's start-up probes found: "ok", or the errno the call failed with. */
+export type OracleCaps = Record<string, string>;
+export type KernelRun = { steps: SeenStep[]; softDirty: boolean; caps: OracleCaps };
+
+type OracleHeader = { oracle: number; softDirty: number; caps?: OracleCaps };
 
 /** Replay oracle lines on the running kernel. Throws when the oracle itself fails. */
 export function runKernel(binary: string, lines: readonly string[]): KernelRun {
@@ -209,10 +295,35 @@ export function runKernel(binary: string, lines: readonly string[]): KernelRun {
   if (r.error !== undefined) throw new Error(`oracle: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`oracle exited with ${r.status ?? r.signal}: ${r.stderr.trim()}`);
   const out = r.stdout.trim().split('\n');
-  const header = JSON.parse(out[0]) as { oracle: number; softDirty: number };
+  const header = JSON.parse(out[0]) as OracleHeader;
   const steps = out.slice(1).map((l) => kernelStep(JSON.parse(l) as KernelLine));
   if (steps.length !== lines.length) throw new Error(`oracle printed ${steps.length} steps for ${lines.length} operations: ${r.stderr.trim()}`);
-  return { steps, softDirty: header.softDirty === 1 };
+  return { steps, softDirty: header.softDirty === 1, caps: header.caps ?? {} };
+}
+
+const capsCache = new Map<string, { softDirty: boolean; caps: OracleCaps }>();
+
+/** The oracle's header alone (it replays nothing): soft-dirty and the probes of the calls in ORACLE_CAPS. */
+export function kernelCapabilities(binary: string): { softDirty: boolean; caps: OracleCaps } {
+  let c = capsCache.get(binary);
+  if (c === undefined) {
+    const run = runKernel(binary, []);
+    c = { softDirty: run.softDirty, caps: run.caps };
+    capsCache.set(binary, c);
+  }
+  return c;
+}
+
+/** Why this kernel cannot replay `ops` (a call it lacks), or undefined when it can. */
+export function unsupportedReason(binary: string, ops: readonly Op[]): string | undefined {
+  const { caps } = kernelCapabilities(binary);
+  for (const op of ops) {
+    const need = ORACLE_CAPS[op.op];
+    if (need === undefined) continue;
+    const got = caps[need.cap] ?? 'not probed by this oracle';
+    if (got !== 'ok') return `${op.op}: ${need.what} failed here (${got})`;
+  }
+  return undefined;
 }
 
 // ---- comparison ---------------------------------------------------------------------
@@ -221,6 +332,7 @@ export function runKernel(binary: string, lines: readonly string[]): KernelRun {
 export const SIMPLIFICATIONS = {
   'fault-around': 'the kernel maps page-cache pages around a read fault (do_fault_around); the model maps only the faulting page',
   'mremap-move-multiple-vmas': 'the model emulates mremap as before Linux 6.17: an MREMAP_FIXED move without resize must lie in one VMA (EFAULT), where 6.17+ moves every VMA of the range',
+  'pagemap-scan-empty-pte': 'the model has no page tables: PAGEMAP_SCAN walks every unpopulated page as a hole, where the kernel walks an empty entry of an existing page table in pagemap_scan_pmd_entry, and 6.18 reports it PAGE_IS_WRITTEN (and write-protects it when it matches)',
 } as const;
 export type SimplificationId = keyof typeof SIMPLIFICATIONS;
 
@@ -252,17 +364,23 @@ export function knownModelBug(op: Op | undefined, differences: readonly Differen
 export type Difference = { what: string; model: unknown; kernel: unknown; documented?: SimplificationId };
 
 export type Verdict = {
-  result: 'agree' | 'documented' | 'diverge';
+  /** `skipped`: the kernel lacks a call of the trace (`skipped` says which and why); nothing was compared. */
+  result: 'agree' | 'documented' | 'diverge' | 'skipped';
   /** The step of the first undocumented difference (diverge), else of the first documented one, else -1. */
   step: number;
   differences: Difference[];
   documented: SimplificationId[];
+  skipped?: string;
 };
 
 const outcomeText = (o: Outcome) => formatOutcome(o);
 
-/** Differences between the model's and the kernel's view after one step. */
-export function compareStep(model: SeenStep, kernel: SeenStep, softDirty: boolean): Difference[] {
+/**
+ * Differences between the model's and the kernel's view after one step. `op`, the step's
+ * operation, lets a pagemap read or PAGEMAP_SCAN that sees a fault-around page differ as
+ * documented.
+ */
+export function compareStep(model: SeenStep, kernel: SeenStep, softDirty: boolean, op?: Op): Difference[] {
   const diffs: Difference[] = [];
   if (outcomeText(model.outcome) !== outcomeText(kernel.outcome)) diffs.push({ what: 'outcome', model: model.outcome, kernel: kernel.outcome });
   const mp = model.processes.map((p) => p.pid).join(',');
@@ -275,8 +393,44 @@ export function compareStep(model: SeenStep, kernel: SeenStep, softDirty: boolea
   // Fault-around raises the mapcount of the page-cache pages it maps: file pages' exclusive bits follow.
   if (diffs.some((d) => d.documented === 'fault-around')) {
     for (const d of diffs) if (d.what.endsWith(' file-exclusive')) d.documented = 'fault-around';
+    const outcome = diffs.find((d) => d.what === 'outcome');
+    if (outcome !== undefined && op !== undefined && introspectionSeesFaultAround(op, model.outcome, kernel.outcome, diffs)) outcome.documented = 'fault-around';
   }
   return diffs;
+}
+
+/** The pages of `pid` that the kernel mapped by fault-around and the model did not map, in this step. */
+function faultAroundPages(diffs: readonly Difference[], pid: number): Set<number> {
+  const out = new Set<number>();
+  for (const d of diffs) {
+    const m = /^P(\d+) page (\d+)$/.exec(d.what);
+    if (m !== null && d.documented === 'fault-around' && Number(m[1]) === pid) out.add(Number(m[2]));
+  }
+  return out;
+}
+
+/**
+ * Whether a pagemap read or PAGEMAP_SCAN outcome differs only through fault-around: the read
+ * differs only in entries of fault-around pages (present file pages where the model has
+ * none) and in the exclusive bit of file pages; the scan's range holds a fault-around page.
+ */
+function introspectionSeesFaultAround(op: Op, model: Outcome, kernel: Outcome, diffs: readonly Difference[]): boolean {
+  if (model.kind !== 'ok' || kernel.kind !== 'ok') return false;
+  if (op.op === 'pagemap_scan') {
+    const pages = faultAroundPages(diffs, op.target ?? op.pid);
+    return [...pages].some((a) => a >= op.start && a < Math.ceil(op.end));
+  }
+  if (op.op !== 'pagemap_read') return false;
+  const pages = faultAroundPages(diffs, op.target);
+  const m = model.values ?? [];
+  const k = kernel.values ?? [];
+  if (m.length !== k.length || model.value !== kernel.value) return false;
+  const fileBits = PM_PRESENT | PM_FILE;
+  return m.every((mv, i) => {
+    if (mv === k[i]) return true;
+    if (pages.has(op.addr + i) && (mv & PM_PRESENT) === 0 && (k[i] & fileBits) === fileBits) return true;
+    return (mv & fileBits) === fileBits && (k[i] & fileBits) === fileBits && (mv ^ k[i]) === PM_MMAP_EXCLUSIVE;
+  });
 }
 
 function compareProcess(m: SeenProcess, k: SeenProcess, softDirty: boolean): Difference[] {
@@ -292,7 +446,7 @@ function compareProcess(m: SeenProcess, k: SeenProcess, softDirty: boolean): Dif
       diffs.push({ what: `${P} page ${addr}`, model: mpg ?? null, kernel: kpg ?? null, documented: faultAround ? 'fault-around' : undefined });
       continue;
     }
-    const fields: (keyof SeenPage)[] = ['present', 'swapped', 'file', 'exclusive'];
+    const fields: (keyof SeenPage)[] = ['present', 'swapped', 'file', 'exclusive', 'uffdWp', 'marker'];
     if (softDirty) fields.push('softDirty');
     if (mpg.present && kpg.present) fields.push('value');
     for (const f of fields) {
@@ -305,11 +459,11 @@ function compareProcess(m: SeenProcess, k: SeenProcess, softDirty: boolean): Dif
 }
 
 /** Compare whole runs: the first undocumented difference ends the comparison. */
-export function compareRuns(model: ModelRun, kernel: KernelRun): Verdict {
+export function compareRuns(model: ModelRun, kernel: KernelRun, ops?: readonly Op[]): Verdict {
   const documented = new Set<SimplificationId>();
   let firstDocumented = -1;
   for (let step = 0; step < model.steps.length; step++) {
-    const diffs = compareStep(model.steps[step], kernel.steps[step], kernel.softDirty);
+    const diffs = compareStep(model.steps[step], kernel.steps[step], kernel.softDirty, ops?.[step]);
     const open = diffs.filter((d) => d.documented === undefined);
     if (open.length > 0) return { result: 'diverge', step, differences: diffs, documented: [...documented] };
     for (const d of diffs) {
@@ -320,20 +474,100 @@ export function compareRuns(model: ModelRun, kernel: KernelRun): Verdict {
   return { result: documented.size > 0 ? 'documented' : 'agree', step: firstDocumented, differences: [], documented: [...documented] };
 }
 
-/** Run a trace through the model and the kernel and judge it. */
-export function checkTrace(binary: string, ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): Verdict & { model: ModelRun; kernel: KernelRun } {
-  const model = runModel(ops, config);
-  const kernel = runKernel(binary, model.lines);
-  const verdict = compareRuns(model, kernel);
+export type CheckedTrace = Verdict & {
+  /** The model run the verdict judged: with the kernel's empty page-table entries when `pagemap-scan-empty-pte` is among `documented`. */
+  model: ModelRun;
+  kernel: KernelRun;
+  /** The plain model run, when the verdict judged the other one. */
+  plainModel?: ModelRun;
+};
+
+/**
+ * Run a trace through the model and the kernel and judge it. When the kernel lacks a call
+ * of the trace, nothing runs and the result is `skipped` with the reason.
+ *
+ * `pagemap-scan-empty-pte` is recognised exactly: when the plain comparison diverges and
+ * the kernel reported empty page-table entries before some PAGEMAP_SCAN, the model is run
+ * again walking those entries as the kernel does (model/pagemap.ts). If that run places
+ * everything where the plain one did and agrees with the kernel at (and past) the step where
+ * the plain run diverged, the difference was that and nothing else.
+ */
+export function checkTrace(binary: string, ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): CheckedTrace {
+  const skipped = unsupportedReason(binary, ops);
+  if (skipped !== undefined) {
+    const none: ModelRun = { steps: [], lines: [] };
+    return { result: 'skipped', step: -1, differences: [], documented: [], skipped, model: none, kernel: { steps: [], softDirty: false, caps: kernelCapabilities(binary).caps } };
+  }
+  const plain = runModel(ops, config);
+  const kernel = runKernel(binary, plain.lines);
+  if ((config.softDirty !== false) !== kernel.softDirty) {
+    throw new Error(`oracle: the model is configured ${config.softDirty !== false ? 'with' : 'without'} soft-dirty, the kernel ${kernel.softDirty ? 'has' : 'lacks'} it`);
+  }
+  let model = plain;
+  let verdict = compareRuns(plain, kernel, ops);
+  let plainModel: ModelRun | undefined;
+  if (verdict.result === 'diverge' && kernel.steps.some((st) => st.emptyPtes !== undefined && st.emptyPtes.length > 0)) {
+    const walked = runModel(ops, config, kernel.steps.map((st) => st.emptyPtes));
+    const v = walked.lines.every((l, i) => l === plain.lines[i]) ? compareRuns(walked, kernel, ops) : undefined;
+    if (v !== undefined && (v.result !== 'diverge' || v.step > verdict.step)) {
+      const documented = [...new Set<SimplificationId>([...v.documented, 'pagemap-scan-empty-pte'])];
+      verdict = v.result === 'diverge' ? { ...v, documented } : { ...v, result: 'documented', step: v.step >= 0 ? Math.min(v.step, verdict.step) : verdict.step, documented };
+      model = walked;
+      plainModel = plain;
+    }
+  }
   const op = ops[verdict.step];
   const stepDoc = verdict.result === 'diverge' && op !== undefined ? DOCUMENTED_STEPS.find((x) => x.matches(op, verdict.differences)) : undefined;
   if (stepDoc !== undefined) {
-    return { ...verdict, result: 'documented', documented: [...new Set([...verdict.documented, stepDoc.id])], model, kernel };
+    return { ...verdict, result: 'documented', documented: [...new Set([...verdict.documented, stepDoc.id])], model, kernel, plainModel };
   }
-  return { ...verdict, model, kernel };
+  return { ...verdict, model, kernel, plainModel };
 }
 
 // ---- generation -------------------------------------------------------------------------
+
+/**
+ * The generator's PAGEMAP_SCAN arguments lean to the edges (bad arguments, masks that match
+ * nothing); most scans of an oracle trace are made plainer here, so that the kernel's
+ * answers carry regions: no mask or one category, the full return mask or PAGE_IS_WRITTEN
+ * alone (the kernel's fast path), room for the regions, now and then a write-protect.
+ */
+function plainerScan(op: Extract<Op, { op: 'pagemap_scan' }>, k: ModelKernel, prng: () => number): Op {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(prng() * xs.length)];
+  if (prng() < 0.3) return op;
+  const WRITTEN = 2;
+  const out: Extract<Op, { op: 'pagemap_scan' }> = {
+    ...op, flags: pick([0, 0, 0, 1, 1, 3, 2]), max_pages: pick([0, 0, 0, 1, 3]), category_inverted: pick([0, 0, 0, 0, 8, 2]),
+    category_mask: pick([0, 0, 0, WRITTEN, WRITTEN, 8, 1]), category_anyof_mask: pick([0, 0, 0, 0x18]), return_mask: pick([0x1ff, 0x1ff, WRITTEN, 0xe]),
+    vec_len: pick([16, 16, 16, 2, 600]),
+  };
+  delete out.vecNull;
+  delete out.size;
+  if (prng() < 0.1) {
+    out.vecNull = true;
+    out.vec_len = 0;
+  }
+  // Whole-page bounds, mostly over one of the target's VMAs and what follows it.
+  const vmas = [...k.inspect.vmas(op.target ?? op.pid)];
+  if (vmas.length > 0 && prng() < 0.8) {
+    const v = pick(vmas);
+    out.start = prng() < 0.6 ? v.start : v.start + Math.floor(prng() * (v.end - v.start));
+    out.end = pick([v.end, v.end, v.end + 8, out.start + 1, out.start + 512]);
+  } else {
+    out.start = Math.floor(op.start);
+    out.end = Math.max(out.start + 1, Math.ceil(op.end));
+  }
+  return out;
+}
+
+/** Most userfaultfd registrations of an oracle trace cover a VMA of the process, or part of one, so that scans find write-protect allowed. */
+function plainerRegister(op: Extract<Op, { op: 'uffd_register_wp' }>, k: ModelKernel, prng: () => number): Op {
+  const vmas = [...k.inspect.vmas(op.pid)];
+  if (vmas.length === 0 || prng() < 0.4) return op;
+  const v = vmas[Math.floor(prng() * vmas.length)];
+  const start = prng() < 0.7 ? v.start : v.start + Math.floor(prng() * (v.end - v.start));
+  return { ...op, addr: start, lengthPages: Math.max(1, (prng() < 0.7 ? v.end : v.end + 4) - start) };
+}
 
 /** A random trace of the oracle's subset, from the generator of properties/gen.ts with swarm weights. */
 export function generateOracleTrace(seed: string, config: Readonly<KernelConfig> = oracleConfig()): Op[] {
@@ -349,8 +583,9 @@ export function generateOracleTrace(seed: string, config: Readonly<KernelConfig>
   const ops: Op[] = [];
   for (let attempt = 0; ops.length < length && attempt < length * 4; attempt++) {
     const choices = Array.from({ length: CHOICES_PER_STEP }, () => Math.floor(prng() * 2 ** 31));
-    const op = builder.next(choices);
-    if (op === null || !ORACLE_OPS.includes(op.op)) continue;
+    const drawn = builder.next(choices);
+    if (drawn === null || !ORACLE_OPS.includes(drawn.op)) continue;
+    const op = drawn.op === 'pagemap_scan' ? plainerScan(drawn, k, prng) : drawn.op === 'uffd_register_wp' ? plainerRegister(drawn, k, prng) : drawn;
     ops.push(op);
     builder.learn(op, k.step(op));
   }
@@ -421,6 +656,10 @@ export type OracleReport = {
   agree: number;
   diverge: number;
   documented: number;
+  /** Traces not replayed because the kernel lacks one of their calls (never counted as agreeing). */
+  skipped: number;
+  /** Skipped traces per reason. */
+  skippedBy: Record<string, number>;
   /** Traces per documented simplification. */
   documentedBy: Record<string, number>;
   /** Diverging traces per known model bug id (or per divergence signature when new). */
@@ -462,6 +701,7 @@ export function replayOracleRepro(ops: readonly Op[], expect: 'reproduces' | 'pa
   const built = buildOracle();
   if (!built.ok) return { unavailable: built.reason };
   const v = checkTrace(built.binary, ops);
+  if (v.result === 'skipped') return { unavailable: v.skipped! };
   const ok = expect === 'passes' ? v.result !== 'diverge' : v.result !== 'agree';
   return { ok, summary: `${v.result}${v.documented.length > 0 ? ` (${v.documented.join(', ')})` : ''} on Linux` };
 }
@@ -469,7 +709,10 @@ export function replayOracleRepro(ops: readonly Op[], expect: 'reproduces' | 'pa
 /** The differential property model ↔ kernel over `runs` random traces (or until `timeMs`). */
 export function runOracle(opts: OracleOptions): OracleReport {
   const t0 = performance.now();
-  const report: OracleReport = { runs: 0, agree: 0, diverge: 0, documented: 0, documentedBy: {}, divergencesBy: {}, opsCovered: {}, divergences: [], seed: opts.seed, elapsedMs: 0 };
+  const report: OracleReport = {
+    runs: 0, agree: 0, diverge: 0, documented: 0, skipped: 0, skippedBy: {}, documentedBy: {}, divergencesBy: {}, opsCovered: {}, divergences: [],
+    seed: opts.seed, elapsedMs: 0,
+  };
   const built = buildOracle();
   if (!built.ok) return { ...report, unavailable: built.reason };
   const runsMax = opts.runs ?? (opts.timeMs === undefined ? 100 : Number.MAX_SAFE_INTEGER);
@@ -481,7 +724,10 @@ export function runOracle(opts: OracleOptions): OracleReport {
     for (const op of ops) report.opsCovered[op.op] = (report.opsCovered[op.op] ?? 0) + 1;
     const v = checkTrace(built.binary, ops);
     report.runs += 1;
-    if (v.result === 'agree') report.agree += 1;
+    if (v.result === 'skipped') {
+      report.skipped += 1;
+      report.skippedBy[v.skipped!] = (report.skippedBy[v.skipped!] ?? 0) + 1;
+    } else if (v.result === 'agree') report.agree += 1;
     else if (v.result === 'documented') {
       report.documented += 1;
       for (const id of v.documented) report.documentedBy[id] = (report.documentedBy[id] ?? 0) + 1;
@@ -532,13 +778,15 @@ function record(binary: string, ops: readonly Op[], v: Verdict, seed: number, co
   let step = final.step;
   let differences = final.differences;
   if (reason !== undefined) {
-    // A documented difference does not stop the comparison: find it again for the report.
-    for (let i = 0; i < final.model.steps.length; i++) {
-      const d = compareStep(final.model.steps[i], final.kernel.steps[i], final.kernel.softDirty);
+    // A documented difference does not stop the comparison: find it again for the report
+    // (in the plain model run, when the verdict judged one walking the kernel's empty PTEs).
+    const shown = final.plainModel ?? final.model;
+    for (let i = 0; i < shown.steps.length; i++) {
+      const d = compareStep(shown.steps[i], final.kernel.steps[i], final.kernel.softDirty, shrunk[i]);
       if (d.length > 0) { step = i; differences = d; break; }
     }
   }
-  const out = describe({ ...final, step: Math.max(0, step), differences }, shrunk, final.model, final.kernel);
+  const out = describe({ ...final, step: Math.max(0, step), differences }, shrunk, reason !== undefined ? final.plainModel ?? final.model : final.model, final.kernel);
   if (reason !== undefined) out.documented = reason;
   if (flaky) out.flaky = true;
   if (bug !== undefined) out.knownModelBug = bug;

@@ -28,6 +28,14 @@ import { mergeRange, splitAround, vmasIn } from './vma.ts';
 import { invalidateRange } from './notifier.ts';
 
 const PAGE_SIZE_BYTES = 4096;
+
+/**
+ * CONFIG_MEM_SOFT_DIRTY (KernelConfig.softDirty, default on). Without it pte_soft_dirty()
+ * and VM_SOFTDIRTY read as 0 and clear_soft_dirty() is empty; the bits the state keeps are
+ * then never shown.
+ */
+const softDirtyOn = (s: ModelState) => s.config.softDirty !== false;
+
 /** The swap type field of a pagemap swap entry is 5 bits (MAX_SWAPFILES_SHIFT). */
 const SWP_TYPE_BITS = 32;
 
@@ -68,7 +76,8 @@ const isAnon = (s: ModelState, pfn: number) => (s.pool.flags[frameOf(s, pfn)] & 
 /** pte_to_pagemap_entry (and pagemap_pte_hole for an empty PTE): bits 55..63 and bits 0..54. */
 function pagemapEntry(s: ModelState, mm: Process['mm'], vma: Vma | undefined, addr: number, showPfn: boolean): [number, number] {
   if (vma === undefined) return [0, 0];
-  let flags = vma.softDirty ? PM_SOFT_DIRTY : 0;
+  const sd = softDirtyOn(s);
+  let flags = sd && vma.softDirty ? PM_SOFT_DIRTY : 0;
   const pte = pteAt(mm, addr);
   if (pte === undefined) {
     // A uffd-wp marker is a non-present, non-none entry: is_swap_pte() holds.
@@ -76,10 +85,10 @@ function pagemapEntry(s: ModelState, mm: Process['mm'], vma: Vma | undefined, ad
     return [flags, 0];
   }
   if (pte.kind === 'swap') {
-    flags |= PM_SWAP | (pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
+    flags |= PM_SWAP | (sd && pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
     return [flags, showPfn ? pte.slot * SWP_TYPE_BITS : 0];
   }
-  flags |= PM_PRESENT | (pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
+  flags |= PM_PRESENT | (sd && pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
   if (!pte.special) {
     // vm_normal_page: special PTEs (the zero page, PFN maps) have no struct page here.
     if (!isAnon(s, pte.pfn)) flags |= PM_FILE;
@@ -115,6 +124,11 @@ export function clearRefs(s: ModelState, caller: Process, op: ClearRefsOp): Outc
   if (!procFileMayOpen(caller, target)) return err('EACCES'); // S_IWUSR, no ptrace check
   if (!Number.isSafeInteger(op.mode) || op.mode < 1 || op.mode >= 6) return err('EINVAL');
   if (op.mode !== 4) return ok(0);
+  if (!softDirtyOn(s)) {
+    // No VM_SOFTDIRTY to clear and an empty clear_soft_dirty(): only the notifier runs.
+    invalidateRange(s, target.pid, 0, s.config.taskSizePages, 'protection'); // MMU_NOTIFY_SOFT_DIRTY
+    return ok(0);
+  }
   const vmas = vmasIn(target.mm, 0, s.config.taskSizePages);
   for (const vma of vmas) vma.softDirty = false;
   invalidateRange(s, target.pid, 0, s.config.taskSizePages, 'protection'); // MMU_NOTIFY_SOFT_DIRTY
@@ -263,7 +277,7 @@ function scanWalk(s: ModelState, target: Process, p: ScanPrivate, walkStart: num
     if (!wpAllowed && (flags & PM_SCAN_CHECK_WPASYNC) !== 0) return 'EPERM';
     if (!wpAllowed && (flags & PM_SCAN_WP_MATCHING) !== 0) continue;
     if (vma.pfnmap) continue;
-    const vmaCategory = (wpAllowed ? PAGE_IS_WPALLOWED : 0) | (vma.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
+    const vmaCategory = (wpAllowed ? PAGE_IS_WPALLOWED : 0) | (softDirtyOn(s) && vma.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
     const required = p.op.category_mask & PAGE_IS_WPALLOWED;
     if (((vmaCategory ^ p.op.category_inverted) & required) !== required) continue;
     const r = scanVma(s, target, p, vma, vmaCategory, Math.max(walkStart, vma.start), Math.min(p.end, vma.end));
@@ -310,11 +324,12 @@ function scanVma(s: ModelState, target: Process, p: ScanPrivate, vma: Vma, vmaCa
 /** pagemap_page_category of a present PTE, a swap entry, or (pte undefined) a uffd-wp marker. */
 function pageCategory(s: ModelState, p: ScanPrivate, pte: Pte | undefined): number {
   if (pte === undefined) return PAGE_IS_SWAPPED; // a marker: is_swap_pte, and uffd-wp
-  if (pte.kind === 'swap') return PAGE_IS_SWAPPED | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN) | (pte.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
+  const sd = softDirtyOn(s);
+  if (pte.kind === 'swap') return PAGE_IS_SWAPPED | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN) | (sd && pte.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
   let c = PAGE_IS_PRESENT | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN);
   if ((p.masksOfInterest & PAGE_IS_FILE) !== 0 && !pte.special && !isAnon(s, pte.pfn)) c |= PAGE_IS_FILE;
   if (pte.pfn === s.zeroPfn && pte.special) c |= PAGE_IS_PFNZERO;
-  if (pte.softDirty) c |= PAGE_IS_SOFT_DIRTY;
+  if (sd && pte.softDirty) c |= PAGE_IS_SOFT_DIRTY;
   return c;
 }
 

@@ -19,6 +19,11 @@ export type KernelConfig = {
   framesMax: number;
   /** Swap slots; allocation fails (the page stays resident) past it. */
   swapSlotsMax: number;
+  /**
+   * CONFIG_MEM_SOFT_DIRTY; absent means on. Off (as on a kernel built without it), pagemap
+   * and PAGEMAP_SCAN report no soft-dirty bit and clear_refs 4 leaves the PTEs alone.
+   */
+  softDirty?: boolean;
 };
 
 export const DEFAULT_CONFIG: Readonly<KernelConfig> = Object.freeze({

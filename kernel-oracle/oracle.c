@@ -2,7 +2,13 @@
  * mapfuzz kernel oracle: replays a trace of mapfuzz core operations on the running Linux
  * kernel and prints, after every step, the outcome and what user space can observe —
  * per process the VMAs of /proc/<pid>/maps inside the emulated region, and per present or
- * swapped page its value and its /proc/<pid>/pagemap bits.
+ * swapped page (or uffd-wp marker) its value and its /proc/<pid>/pagemap bits.
+ *
+ * Besides the memory calls it replays the introspection operations: read(2) of
+ * /proc/<pid>/pagemap, the PAGEMAP_SCAN ioctl (Linux 6.7), a write to
+ * /proc/<pid>/clear_refs, userfaultfd registration in asynchronous write-protect mode, and
+ * readdir of /proc/<pid>/map_files/. Each is performed by the emulated process that the
+ * trace names, with its own credentials.
  *
  * One real process per emulated process. The controller (this program's first process)
  * forks a fresh child for `spawn`; `fork` is a real fork() inside the emulated process.
@@ -16,9 +22,14 @@
  * model's destination.
  *
  * Input: one operation a line, whitespace separated (see parse_and_run for the fields).
- * Output: one JSON object a line: a header `{"oracle":1,...}`, then per step
+ * Output: one JSON object a line: a header `{"oracle":1,...,"caps":{...}}` (what this kernel
+ * supports: "ok" or the errno of the probe), then per step
  * `{"step":N,"outcome":{...},"procs":[{"pid":P,"vmas":[[start,end,"perms","backing",pgoff]],
- *  "pages":[[addr,value,flags]]}]}` where flags = present|swapped<<1|file<<2|exclusive<<3|softdirty<<4.
+ *  "pages":[[addr,value,flags]]}]}` where flags = present|swapped<<1|file<<2|exclusive<<3|
+ * softdirty<<4|uffdwp<<5|marker<<6 (a marker is a uffd-wp PTE marker, shown by pagemap as a
+ * swap entry of type 31). An outcome may carry "values" (pagemap entries, scan regions,
+ * map_files names), and a PAGEMAP_SCAN step "emptyPtes": the ranges of the target that
+ * are empty entries of existing page tables just before the scan (see probe_empty_ptes).
  *
  * C11, libc and Linux headers only. Built with `cc -O1 -std=c11 -o oracle oracle.c`.
  */
@@ -33,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -41,6 +54,49 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/fs.h>
+#include <linux/userfaultfd.h>
+
+/* PAGEMAP_SCAN (include/uapi/linux/fs.h, Linux 6.7), for headers older than the kernel. */
+#ifndef PAGEMAP_SCAN
+struct page_region {
+  __u64 start;
+  __u64 end;
+  __u64 categories;
+};
+struct pm_scan_arg {
+  __u64 size;
+  __u64 flags;
+  __u64 start;
+  __u64 end;
+  __u64 walk_end;
+  __u64 vec;
+  __u64 vec_len;
+  __u64 max_pages;
+  __u64 category_inverted;
+  __u64 category_mask;
+  __u64 category_anyof_mask;
+  __u64 return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+#ifndef PAGE_IS_WRITTEN
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef SYS_userfaultfd
+#define SYS_userfaultfd 323
+#endif
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -67,15 +123,22 @@
 #define LINE_BYTES_MAX 512
 #define PAGES_PER_VMA_MAX 4096
 #define IDLE_SECONDS_MAX 20
+/* The most values one outcome carries: walk_end and 65536 scan regions, or 4096 pagemap entries. */
+#define VALUES_MAX (1 + 3 * 65536)
+/* A pagemap swap entry of this type is a PTE marker (SWP_PTE_MARKER): bits 0-4 of the entry. */
+#define SWP_TYPE_MARKER 31
 
 enum cmd_kind {
   C_MMAP = 1, C_MUNMAP, C_MPROTECT, C_MREMAP, C_MADVISE, C_READ, C_WRITE, C_FORK, C_EXIT,
   C_PROC_MEM_READ, C_PROC_MEM_WRITE, C_PVM_READ, C_PVM_WRITE, C_SET_DUMPABLE,
+  C_PAGEMAP_READ, C_PAGEMAP_SCAN, C_CLEAR_REFS, C_UFFD_REGISTER_WP, C_MAP_FILES_READDIR,
 };
+
+#define CMD_ARGS 16
 
 struct cmd {
   int32_t kind;
-  int64_t a[8];
+  int64_t a[CMD_ARGS];
   char path[128];
 };
 
@@ -83,8 +146,12 @@ enum outcome_kind { O_OK = 0, O_ERRNO = 1, O_SIGNAL = 2 };
 
 struct reply {
   int32_t kind;
+  int32_t nvalues; /* O_OK: how many values follow the reply on the pipe; -1: none (not even []) */
   int64_t value; /* O_OK: the value; O_ERRNO: errno; O_SIGNAL: signal number */
 };
+
+/* The values of the last reply: filled by the emulated process, then copied to the controller. */
+static int64_t reply_values[VALUES_MAX];
 
 struct proc {
   int running;
@@ -100,6 +167,11 @@ static int file_fd[FILES_MAX + 1];
 static int next_file = 1;
 static char tmpdir[256];
 static int soft_dirty_supported;
+/* Probe results: 0 when the call works here, else the errno it failed with. */
+static int pagemap_scan_errno;
+static int uffd_wp_async_errno;
+/* Extra JSON fields of the current step (the empty-PTE probe of a PAGEMAP_SCAN). */
+static char step_extra[1 << 16];
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
@@ -149,12 +221,19 @@ static const char *errno_name(int e) {
   }
 }
 
-static struct reply r_ok(int64_t v) { struct reply r = { O_OK, v }; return r; }
-static struct reply r_errno(int e) { struct reply r = { O_ERRNO, e }; return r; }
+static struct reply r_ok(int64_t v) { struct reply r = { O_OK, -1, v }; return r; }
+static struct reply r_errno(int e) { struct reply r = { O_ERRNO, -1, e }; return r; }
+static struct reply r_values(int64_t v, int n) { struct reply r = { O_OK, n, v }; return r; }
 
 static void print_outcome(struct reply r) {
   if (r.kind == O_OK) {
-    printf("{\"kind\":\"ok\",\"value\":%lld}", (long long)r.value);
+    printf("{\"kind\":\"ok\",\"value\":%lld", (long long)r.value);
+    if (r.nvalues >= 0) {
+      printf(",\"values\":[");
+      for (int i = 0; i < r.nvalues; i++) printf("%s%lld", i == 0 ? "" : ",", (long long)reply_values[i]);
+      printf("]");
+    }
+    printf("}");
   } else if (r.kind == O_ERRNO) {
     const char *name = errno_name((int)r.value);
     if (name != NULL) printf("{\"kind\":\"errno\",\"errno\":\"%s\"}", name);
@@ -180,7 +259,7 @@ static struct reply user_access(uintptr_t addr, int write, uint32_t value) {
   int sig = sigsetjmp(fault_jmp, 1);
   if (sig != 0) {
     fault_armed = 0;
-    struct reply r = { O_SIGNAL, sig };
+    struct reply r = { O_SIGNAL, -1, sig };
     return r;
   }
   fault_armed = 1;
@@ -264,6 +343,142 @@ static int madvise_advice(int64_t code) {
 
 static struct reply call_result(int rc) { return rc == 0 ? r_ok(0) : r_errno(errno); }
 
+/* read(2) of /proc/<target>/pagemap: `count` entries from page `addr`; values are bits 55..63. */
+static struct reply pagemap_read(const struct cmd *c) {
+  /* a: target real pid, addr, count (clipped at the region's end, the model's TASK_SIZE) */
+  static uint64_t entries[4096];
+  char path[64];
+  int64_t count = c->a[2];
+  if (c->a[1] >= 0 && c->a[1] < (int64_t)REGION_PAGES && count > (int64_t)REGION_PAGES - c->a[1]) count = (int64_t)REGION_PAGES - c->a[1];
+  if (count < 0 || count > 4096) return r_errno(EINVAL); /* PAGEMAP_READ_PAGES_MAX: the model's limit */
+  snprintf(path, sizeof path, "/proc/%lld/pagemap", (long long)c->a[0]);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return r_errno(errno);
+  ssize_t n = pread(fd, entries, (size_t)count * 8, (off_t)(real_addr(c->a[1]) / PAGE_BYTES * 8));
+  int e = errno;
+  close(fd);
+  if (n < 0) return r_errno(e);
+  int k = (int)(n / 8);
+  for (int i = 0; i < k; i++) reply_values[i] = (int64_t)((entries[i] >> 55) & 0x1ff);
+  return r_values(k, k);
+}
+
+/*
+ * ioctl(PAGEMAP_SCAN) on /proc/<target>/pagemap. values: walk_end, then start, end and
+ * categories of each region, in model pages.
+ */
+static struct reply pagemap_scan(const struct cmd *c) {
+  /* a: target real pid, start and end (bytes from REGION_BASE), flags, max_pages, category_inverted,
+   *    category_mask, category_anyof_mask, return_mask, vec_len, vec NULL, size */
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%lld/pagemap", (long long)c->a[0]);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return r_errno(errno);
+  uint64_t vec_len = (uint64_t)c->a[9];
+  struct page_region *vec = NULL;
+  if (!c->a[10]) {
+    size_t room = vec_len == 0 ? 1 : vec_len > (1u << 20) ? (1u << 20) : (size_t)vec_len;
+    vec = calloc(room, sizeof *vec);
+    if (vec == NULL) { close(fd); return r_errno(ENOMEM); }
+  }
+  struct pm_scan_arg arg;
+  memset(&arg, 0, sizeof arg);
+  arg.size = (uint64_t)c->a[11];
+  arg.flags = (uint64_t)c->a[3];
+  arg.start = (uint64_t)(REGION_BASE + (uintptr_t)c->a[1]);
+  arg.end = (uint64_t)(REGION_BASE + (uintptr_t)c->a[2]);
+  arg.vec = (uint64_t)(uintptr_t)vec;
+  arg.vec_len = vec_len;
+  arg.max_pages = (uint64_t)c->a[4];
+  arg.category_inverted = (uint64_t)c->a[5];
+  arg.category_mask = (uint64_t)c->a[6];
+  arg.category_anyof_mask = (uint64_t)c->a[7];
+  arg.return_mask = (uint64_t)c->a[8];
+  long n = ioctl(fd, PAGEMAP_SCAN, &arg);
+  int e = errno;
+  close(fd);
+  if (n < 0) { free(vec); return r_errno(e); }
+  if (1 + 3 * n > VALUES_MAX) { free(vec); return r_errno(EOVERFLOW); }
+  reply_values[0] = model_page((uintptr_t)arg.walk_end);
+  for (long i = 0; i < n; i++) {
+    reply_values[1 + 3 * i] = model_page((uintptr_t)vec[i].start);
+    reply_values[2 + 3 * i] = model_page((uintptr_t)vec[i].end);
+    reply_values[3 + 3 * i] = (int64_t)vec[i].categories;
+  }
+  free(vec);
+  return r_values(n, (int)(1 + 3 * n));
+}
+
+/* write(2) of the mode to /proc/<target>/clear_refs. */
+static struct reply clear_refs(const struct cmd *c) {
+  char path[64], text[32];
+  snprintf(path, sizeof path, "/proc/%lld/clear_refs", (long long)c->a[0]);
+  int fd = open(path, O_WRONLY);
+  if (fd < 0) return r_errno(errno);
+  int len = snprintf(text, sizeof text, "%lld", (long long)c->a[1]);
+  ssize_t n = write(fd, text, (size_t)len);
+  int e = errno;
+  close(fd);
+  return n < 0 ? r_errno(e) : r_ok(0);
+}
+
+/*
+ * userfaultfd() + UFFDIO_API(WP_ASYNC | WP_UNPOPULATED) + UFFDIO_REGISTER(MODE_WP) of
+ * [addr, addr + len). The fd stays open for the life of the process: closing it would
+ * unregister the range. UFFD_USER_MODE_ONLY lets an unprivileged uid create it whatever
+ * vm.unprivileged_userfaultfd says; asynchronous write-protect faults never reach it.
+ */
+static struct reply uffd_register_wp(const struct cmd *c) {
+  int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+  if (fd < 0) return r_errno(errno);
+  struct uffdio_api api;
+  memset(&api, 0, sizeof api);
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+  if (ioctl(fd, UFFDIO_API, &api) != 0) { int e = errno; close(fd); return r_errno(e); }
+  struct uffdio_register reg;
+  memset(&reg, 0, sizeof reg);
+  reg.range.start = (uint64_t)real_addr(c->a[0]);
+  reg.range.len = (uint64_t)c->a[1] * PAGE_BYTES;
+  reg.mode = UFFDIO_REGISTER_MODE_WP;
+  if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0) { int e = errno; close(fd); return r_errno(e); }
+  return r_ok(0);
+}
+
+/* getdents of /proc/<target>/map_files/: the `start-end` names inside the region, in pages. */
+static struct reply map_files_readdir(const struct cmd *c) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%lld/map_files", (long long)c->a[0]);
+  DIR *d = opendir(path);
+  if (d == NULL) return r_errno(errno);
+  int n = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *ent = readdir(d);
+    if (ent == NULL) {
+      int e = errno;
+      closedir(d);
+      if (e != 0) return r_errno(e);
+      break;
+    }
+    unsigned long start, end;
+    if (sscanf(ent->d_name, "%lx-%lx", &start, &end) != 2) continue; /* "." and ".." */
+    if (start < REGION_BASE || end > REGION_BASE + REGION_PAGES * PAGE_BYTES) continue; /* libc, the oracle */
+    if (n + 2 > VALUES_MAX) { closedir(d); return r_errno(EOVERFLOW); }
+    reply_values[n++] = model_page(start);
+    reply_values[n++] = model_page(end);
+  }
+  /* readdir gives address order; keep it so even if a filesystem would not */
+  for (int i = 2; i < n; i += 2) {
+    for (int j = i; j >= 2 && reply_values[j] < reply_values[j - 2]; j -= 2) {
+      int64_t t0 = reply_values[j], t1 = reply_values[j + 1];
+      reply_values[j] = reply_values[j - 2]; reply_values[j + 1] = reply_values[j - 1];
+      reply_values[j - 2] = t0; reply_values[j - 1] = t1;
+    }
+  }
+  return r_values(n / 2, n);
+}
+
 /* The command loop of an emulated process; `slot` is its emulated pid. Never returns. */
 static void process_loop(int slot) {
   for (;;) {
@@ -297,8 +512,14 @@ static void process_loop(int slot) {
       case C_PVM_READ: r = process_vm(&c, 0); break;
       case C_PVM_WRITE: r = process_vm(&c, 1); break;
       case C_SET_DUMPABLE: r = call_result(prctl(PR_SET_DUMPABLE, (unsigned long)c.a[0], 0, 0, 0)); break;
+      case C_PAGEMAP_READ: r = pagemap_read(&c); break;
+      case C_PAGEMAP_SCAN: r = pagemap_scan(&c); break;
+      case C_CLEAR_REFS: r = clear_refs(&c); break;
+      case C_UFFD_REGISTER_WP: r = uffd_register_wp(&c); break;
+      case C_MAP_FILES_READDIR: r = map_files_readdir(&c); break;
     }
     if (write_full(reply_pipe[slot][1], &r, sizeof r) != 0) _exit(3);
+    if (r.kind == O_OK && r.nvalues > 0 && write_full(reply_pipe[slot][1], reply_values, (size_t)r.nvalues * sizeof reply_values[0]) != 0) _exit(3);
   }
 }
 
@@ -308,6 +529,10 @@ static struct reply send_cmd(int pid, const struct cmd *c) {
   struct reply r;
   if (write_full(cmd_pipe[pid][1], c, sizeof *c) != 0) die("write command");
   if (read_full(reply_pipe[pid][0], &r, sizeof r) != 0) die("read reply");
+  if (r.kind == O_OK && r.nvalues > 0) {
+    if (r.nvalues > VALUES_MAX) { errno = EOVERFLOW; die("reply values"); }
+    if (read_full(reply_pipe[pid][0], reply_values, (size_t)r.nvalues * sizeof reply_values[0]) != 0) die("read reply values");
+  }
   return r;
 }
 
@@ -425,7 +650,10 @@ static void observe_pages(int pid, uintptr_t start, uintptr_t end, int pagemap_f
       uint64_t e = entries[i];
       int present = (int)((e >> 63) & 1), swapped = (int)((e >> 62) & 1);
       if (!present && !swapped) continue;
-      int flags = present | swapped << 1 | (int)((e >> 61) & 1) << 2 | (int)((e >> 56) & 1) << 3 | (int)((e >> 55) & 1) << 4;
+      /* The controller is root: pagemap shows it the swap type, 31 for a PTE marker. */
+      int marker = swapped && (e & 0x1f) == SWP_TYPE_MARKER;
+      int flags = present | swapped << 1 | (int)((e >> 61) & 1) << 2 | (int)((e >> 56) & 1) << 3 | (int)((e >> 55) & 1) << 4 |
+                  (int)((e >> 57) & 1) << 5 | marker << 6;
       uintptr_t addr = at + i * PAGE_BYTES;
       long long value = -1;
       uint32_t v;
@@ -481,7 +709,8 @@ static void observe_process(int pid) {
 static void print_step(int step, struct reply r) {
   printf("{\"step\":%d,\"outcome\":", step);
   print_outcome(r);
-  printf(",\"procs\":[");
+  printf("%s,\"procs\":[", step_extra);
+  step_extra[0] = '\0';
   int first = 1;
   for (int pid = 1; pid < next_pid; pid++) {
     if (!procs[pid].running) continue;
@@ -491,6 +720,51 @@ static void print_step(int step, struct reply r) {
   }
   printf("]}\n");
   fflush(stdout);
+}
+
+/*
+ * The pages of `real`'s region that are empty entries (pte_none) of page tables that exist,
+ * as PAGEMAP_SCAN sees them just before a scan: this kernel categorises such an entry
+ * PAGE_IS_WRITTEN, where a range without a page table (pagemap_scan_pte_hole) gets only the
+ * VMA's categories; present and swapped entries are never WRITTEN without PRESENT or
+ * SWAPPED. Written to step_extra as "emptyPtes":[[start,end],...] in model pages. The model
+ * has no page tables; harness/oracle.ts uses this to recognise the documented simplification
+ * `pagemap-scan-empty-pte` exactly. Read-only (no PM_SCAN_WP_MATCHING): it changes nothing.
+ */
+static void probe_empty_ptes(pid_t real) {
+  static struct page_region vec[512];
+  char path[64];
+  if (pagemap_scan_errno != 0) return;
+  snprintf(path, sizeof path, "/proc/%d/pagemap", real);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return;
+  size_t used = (size_t)snprintf(step_extra, sizeof step_extra, ",\"emptyPtes\":[");
+  int first = 1;
+  uint64_t end = REGION_BASE + REGION_PAGES * PAGE_BYTES;
+  for (uint64_t start = REGION_BASE; start < end;) {
+    struct pm_scan_arg arg;
+    memset(&arg, 0, sizeof arg);
+    arg.size = sizeof arg;
+    arg.start = start;
+    arg.end = end;
+    arg.vec = (uint64_t)(uintptr_t)vec;
+    arg.vec_len = 512;
+    arg.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    arg.category_inverted = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    arg.return_mask = PAGE_IS_WRITTEN;
+    long n = ioctl(fd, PAGEMAP_SCAN, &arg);
+    if (n < 0) die("PAGEMAP_SCAN probe of empty PTEs");
+    for (long i = 0; i < n && used + 64 < sizeof step_extra; i++) {
+      used += (size_t)snprintf(step_extra + used, sizeof step_extra - used, "%s[%lld,%lld]", first ? "" : ",",
+                               (long long)model_page((uintptr_t)vec[i].start), (long long)model_page((uintptr_t)vec[i].end));
+      first = 0;
+    }
+    if (n < 512 || arg.walk_end <= start) break;
+    start = arg.walk_end;
+  }
+  if (used + 2 >= sizeof step_extra) die("too many empty-PTE ranges");
+  snprintf(step_extra + used, sizeof step_extra - used, "]");
+  close(fd);
 }
 
 /* ---- parsing and dispatch ------------------------------------------------------------ */
@@ -511,12 +785,26 @@ static int advice_code(const char *name) {
  *   mremap PID ADDR OLD NEW MAYMOVE FIXED NEWADDR | read PID ADDR | write PID ADDR VALUE
  *   fork PID | exit PID | set_dumpable PID 0|1
  *   proc_mem_read PID TARGET ADDR | proc_mem_write PID TARGET ADDR VALUE (and process_vm_readv/writev)
+ *   pagemap_read PID TARGET ADDR COUNT | clear_refs PID TARGET MODE | map_files_readdir PID TARGET
+ *   uffd_register_wp PID ADDR LEN
+ *   pagemap_scan PID TARGET START END FLAGS MAX_PAGES INVERTED MASK ANYOF RETURN VEC_LEN VEC_NULL SIZE
+ *     (START and END in bytes from the region's base, so that unaligned ones can be written)
+ * For the /proc/<target> operations a target that is not running is ENOENT, as opening
+ * /proc/<pid>/... of a reaped process is.
  */
 static struct reply run_line(const char *line) {
   char name[32], word[32] = "";
-  long long x[9] = { 0 };
-  int n = sscanf(line, "%31s %lld %lld %lld %lld %lld %lld %lld %lld %lld", name, &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6], &x[7], &x[8]);
-  if (n < 1) return r_errno(EINVAL);
+  long long x[CMD_ARGS] = { 0 };
+  int consumed = 0;
+  if (sscanf(line, "%31s%n", name, &consumed) != 1) return r_errno(EINVAL);
+  const char *at = line + consumed;
+  for (int i = 0; i < CMD_ARGS; i++) {
+    char *next;
+    long long v = strtoll(at, &next, 10);
+    if (next == at) break;
+    x[i] = v;
+    at = next;
+  }
   if (strcmp(name, "spawn") == 0) return spawn((int)x[0]);
   if (strcmp(name, "creat") == 0) return creat_file(x[0]);
   if (strcmp(name, "pread") == 0 || strcmp(name, "pwrite") == 0 || strcmp(name, "truncate") == 0) return file_op(name, x[0], x[1], x[2]);
@@ -549,6 +837,23 @@ static struct reply run_line(const char *line) {
     c.kind = C_WRITE; c.a[0] = x[1]; c.a[1] = x[2];
   } else if (strcmp(name, "set_dumpable") == 0) {
     c.kind = C_SET_DUMPABLE; c.a[0] = x[1];
+  } else if (strcmp(name, "pagemap_read") == 0 || strcmp(name, "pagemap_scan") == 0 || strcmp(name, "clear_refs") == 0 ||
+             strcmp(name, "map_files_readdir") == 0) {
+    if (!running(x[1])) return r_errno(ENOENT);
+    c.a[0] = procs[x[1]].real_pid;
+    if (name[0] == 'c') {
+      c.kind = C_CLEAR_REFS; c.a[1] = x[2];
+    } else if (name[0] == 'm') {
+      c.kind = C_MAP_FILES_READDIR;
+    } else if (name[8] == 'r') {
+      c.kind = C_PAGEMAP_READ; c.a[1] = x[2]; c.a[2] = x[3];
+    } else {
+      c.kind = C_PAGEMAP_SCAN;
+      for (int i = 1; i < 12; i++) c.a[i] = x[i + 1];
+      probe_empty_ptes(procs[x[1]].real_pid);
+    }
+  } else if (strcmp(name, "uffd_register_wp") == 0) {
+    c.kind = C_UFFD_REGISTER_WP; c.a[0] = x[1]; c.a[1] = x[2];
   } else if (strncmp(name, "proc_mem_", 9) == 0 || strncmp(name, "process_vm_", 11) == 0) {
     if (!running(x[1])) return r_errno(ESRCH);
     int is_write = strcmp(name, "proc_mem_write") == 0 || strcmp(name, "process_vm_writev") == 0;
@@ -573,6 +878,42 @@ static int probe_soft_dirty(void) {
   }
   munmap((void *)p, PAGE_BYTES);
   return (int)((e >> 55) & 1);
+}
+
+/* Whether ioctl(PAGEMAP_SCAN) exists here (Linux 6.7): 0, or the errno (ENOTTY before 6.7). */
+static int probe_pagemap_scan(void) {
+  int fd = open("/proc/self/pagemap", O_RDONLY);
+  if (fd < 0) return errno;
+  struct pm_scan_arg arg;
+  memset(&arg, 0, sizeof arg);
+  arg.size = sizeof arg;
+  int rc = ioctl(fd, PAGEMAP_SCAN, &arg) < 0 ? errno : 0;
+  close(fd);
+  return rc;
+}
+
+/* Whether userfaultfd offers UFFD_FEATURE_WP_ASYNC (Linux 6.7): 0, or the errno of the first failing step. */
+static int probe_uffd_wp_async(void) {
+  int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+  if (fd < 0) return errno;
+  struct uffdio_api api;
+  memset(&api, 0, sizeof api);
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+  int rc = ioctl(fd, UFFDIO_API, &api) != 0 ? errno : 0;
+  close(fd);
+  return rc;
+}
+
+static const char *probe_text(int e) {
+  static char buf[4][32];
+  static int next;
+  if (e == 0) return "ok";
+  char *b = buf[next++ % 4];
+  const char *name = e == ENOSYS ? "ENOSYS" : errno_name(e);
+  if (name != NULL) snprintf(b, sizeof buf[0], "%s", name);
+  else snprintf(b, sizeof buf[0], "E#%d", e);
+  return b;
 }
 
 static void setup(void) {
@@ -607,6 +948,8 @@ static void setup(void) {
   if (mkdtemp(tmpdir) == NULL) die("mkdtemp");
   chmod(tmpdir, 0777);
   soft_dirty_supported = probe_soft_dirty();
+  pagemap_scan_errno = probe_pagemap_scan();
+  uffd_wp_async_errno = probe_uffd_wp_async();
 }
 
 static void teardown(void) {
@@ -638,7 +981,8 @@ static int next_line(char *line, size_t len, int i) {
 
 int main(void) {
   setup();
-  printf("{\"oracle\":1,\"regionBase\":\"0x%lx\",\"regionPages\":%lu,\"softDirty\":%d}\n", REGION_BASE, REGION_PAGES, soft_dirty_supported);
+  printf("{\"oracle\":1,\"regionBase\":\"0x%lx\",\"regionPages\":%lu,\"softDirty\":%d,\"caps\":{\"pagemapScan\":\"%s\",\"uffdWpAsync\":\"%s\"}}\n",
+         REGION_BASE, REGION_PAGES, soft_dirty_supported, probe_text(pagemap_scan_errno), probe_text(uffd_wp_async_errno));
   fflush(stdout);
   char line[LINE_BYTES_MAX];
   int step = 0;

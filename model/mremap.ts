@@ -31,7 +31,9 @@ export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   // shrink unmaps anything or MREMAP_FIXED clears the target.
   if (vmaLookup(proc.mm, addr) === undefined) return err('EFAULT');
   if (op.fixed || newPages > oldPages) {
-    const prepared = vmaToResize(proc, addr, oldPages, newPages);
+    // A shrinking MREMAP_FIXED may cross VMA boundaries and gaps in the part it unmaps:
+    // check_prep_vma measures a MREMAP_SHRINK by its new length, as mremap_to always did.
+    const prepared = vmaToResize(proc, addr, Math.min(oldPages, newPages), newPages);
     if (typeof prepared === 'string') return err(prepared);
   }
   if (op.fixed) return mremapTo(s, proc, op);

@@ -25,6 +25,14 @@ import { mergeRange, splitAround, vmasIn } from './vma.ts';
 import { invalidateRange } from './notifier.ts';
 
 const PAGE_SIZE_BYTES = 4096;
+
+/**
+ * CONFIG_MEM_SOFT_DIRTY (KernelConfig.softDirty, default on). Without it pte_soft_dirty()
+ * and VM_SOFTDIRTY read as 0 and clear_soft_dirty() is empty; the bits the state keeps are
+ * then never shown.
+ */
+const softDirtyOn = (s: ModelState) => s.config.softDirty !== false;
+
 /** The swap type field of a pagemap swap entry is 5 bits (MAX_SWAPFILES_SHIFT). */
 const SWP_TYPE_BITS = 32;
 
@@ -49,7 +57,8 @@ const isCowMapping = (vma: Vma) => !vma.shared && vma.mayWrite;
 /** pte_to_pagemap_entry (and pagemap_pte_hole for an empty PTE): bits 55..63 and bits 0..54. */
 function pagemapEntry(s: ModelState, mm: Process['mm'], vma: Vma | undefined, addr: number, showPfn: boolean): [number, number] {
   if (vma === undefined) return [0, 0];
-  let flags = vma.softDirty ? PM_SOFT_DIRTY : 0;
+  const sd = softDirtyOn(s);
+  let flags = sd && vma.softDirty ? PM_SOFT_DIRTY : 0;
   const pte = mm.ptes.get(addr);
   if (pte === undefined) {
     // A uffd-wp marker is a non-present, non-none entry: is_swap_pte() holds.
@@ -57,10 +66,10 @@ function pagemapEntry(s: ModelState, mm: Process['mm'], vma: Vma | undefined, ad
     return [flags, 0];
   }
   if (pte.kind === 'swap') {
-    flags |= PM_SWAP | (pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
+    flags |= PM_SWAP | (sd && pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
     return [flags, showPfn ? pte.slot * SWP_TYPE_BITS : 0];
   }
-  flags |= PM_PRESENT | (pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
+  flags |= PM_PRESENT | (sd && pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
   if (!pte.special) {
     // vm_normal_page: special PTEs (the zero page, PFN maps) have no struct page here.
     const frame = frameOf(s, pte.pfn);
@@ -97,6 +106,11 @@ export function clearRefs(s: ModelState, caller: Process, op: ClearRefsOp): Outc
   if (!procFileMayOpen(caller, target)) return err('EACCES'); // S_IWUSR, no ptrace check
   if (!Number.isSafeInteger(op.mode) || op.mode < 1 || op.mode >= 6) return err('EINVAL');
   if (op.mode !== 4) return ok(0);
+  if (!softDirtyOn(s)) {
+    // No VM_SOFTDIRTY to clear and an empty clear_soft_dirty(): only the notifier runs.
+    invalidateRange(s, target.pid, 0, s.config.taskSizePages, 'protection'); // MMU_NOTIFY_SOFT_DIRTY
+    return ok(0);
+  }
   for (const vma of target.mm.vmas) vma.softDirty = false;
   invalidateRange(s, target.pid, 0, s.config.taskSizePages, 'protection'); // MMU_NOTIFY_SOFT_DIRTY
   for (const vma of target.mm.vmas) {
@@ -180,6 +194,8 @@ type ScanPrivate = {
   bufLen: number;
   bufIndex: number;
   out: Region[];
+  /** See pagemapScan's `emptyPtes`. */
+  emptyPtes: ReadonlySet<number> | undefined;
 };
 
 /** pagemap_scan_get_args: every check, in the merged order, with its errno. */
@@ -200,8 +216,19 @@ function scanGetArgs(s: ModelState, op: PagemapScanOp): Errno | 0 {
   return 0;
 }
 
-/** ioctl(PAGEMAP_SCAN): do_pagemap_scan. */
-export function pagemapScan(s: ModelState, caller: Process, op: PagemapScanOp): Outcome {
+/**
+ * ioctl(PAGEMAP_SCAN): do_pagemap_scan.
+ *
+ * `emptyPtes` is for the kernel oracle alone (harness/oracle.ts), never passed by the
+ * kernels' own steps: pages that the running kernel holds as empty entries of existing page
+ * tables. The model has no page tables, so it walks every unpopulated page as a hole
+ * (pagemap_scan_pte_hole); Linux walks such an entry in pagemap_scan_pmd_entry, where the
+ * 6.18 kernel categorises it PAGE_IS_WRITTEN, write-protects it with a marker when it
+ * matches, and marks it unconditionally on the exclusive write-protect fast path. With the
+ * set given, those pages are walked that way, so that the oracle can tell this documented
+ * simplification (`pagemap-scan-empty-pte`) from any other difference.
+ */
+export function pagemapScan(s: ModelState, caller: Process, op: PagemapScanOp, emptyPtes?: ReadonlySet<number>): Outcome {
   const target = pagemapOpen(s, caller, op.target ?? op.pid);
   if (typeof target === 'string') return err(target);
   const e = scanGetArgs(s, op);
@@ -210,7 +237,7 @@ export function pagemapScan(s: ModelState, caller: Process, op: PagemapScanOp): 
   const p: ScanPrivate = {
     op, end: Math.ceil(op.end), maxPages: op.max_pages === 0 ? Infinity : op.max_pages,
     masksOfInterest: op.category_mask | op.category_anyof_mask | op.return_mask, walkEnd: 0, foundPages: 0,
-    vecLen, buf: null, bufLen: 0, bufIndex: 0, out: [],
+    vecLen, buf: null, bufLen: 0, bufIndex: 0, out: [], emptyPtes,
   };
   if (vecLen > 0) {
     p.bufLen = Math.min(PAGEMAP_WALK_PAGES, vecLen);
@@ -253,7 +280,7 @@ function scanWalk(s: ModelState, target: Process, p: ScanPrivate, walkStart: num
     if (!wpAllowed && (flags & PM_SCAN_CHECK_WPASYNC) !== 0) return 'EPERM';
     if (!wpAllowed && (flags & PM_SCAN_WP_MATCHING) !== 0) continue;
     if (vma.pfnmap) continue;
-    const vmaCategory = (wpAllowed ? PAGE_IS_WPALLOWED : 0) | (vma.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
+    const vmaCategory = (wpAllowed ? PAGE_IS_WPALLOWED : 0) | (softDirtyOn(s) && vma.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
     const required = p.op.category_mask & PAGE_IS_WPALLOWED;
     if (((vmaCategory ^ p.op.category_inverted) & required) !== required) continue;
     const r = scanVma(s, target, p, vma, vmaCategory, Math.max(walkStart, vma.start), Math.min(p.end, vma.end));
@@ -275,6 +302,19 @@ function scanVma(s: ModelState, target: Process, p: ScanPrivate, vma: Vma, vmaCa
   for (let addr = from; addr < to; addr++) {
     const pte = mm.ptes.get(addr);
     const marker = pte === undefined && mm.uffdWpMarkers.has(addr);
+    if (pte === undefined && !marker && p.emptyPtes?.has(addr) === true) {
+      // An empty entry of an existing page table, as the running kernel walks it (see pagemapScan).
+      if (wpMatching && p.buf === null) {
+        mm.uffdWpMarkers.add(addr);
+        continue;
+      }
+      const categories = vmaCategory | PAGE_IS_WRITTEN;
+      if (!isInterestingPage(p, categories)) continue;
+      const r = scanOutput(p, categories, addr);
+      if (r.end === addr) return r.ret;
+      if (wpMatching) mm.uffdWpMarkers.add(addr);
+      continue;
+    }
     if (pte === undefined && !marker) {
       // pagemap_scan_pte_hole: the VMA's categories; write-protect installs a marker.
       if (!isInterestingPage(p, vmaCategory)) continue;
@@ -300,11 +340,12 @@ function scanVma(s: ModelState, target: Process, p: ScanPrivate, vma: Vma, vmaCa
 /** pagemap_page_category of a present PTE, a swap entry, or (pte undefined) a uffd-wp marker. */
 function pageCategory(s: ModelState, p: ScanPrivate, pte: Pte | undefined): number {
   if (pte === undefined) return PAGE_IS_SWAPPED; // a marker: is_swap_pte, and uffd-wp
-  if (pte.kind === 'swap') return PAGE_IS_SWAPPED | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN) | (pte.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
+  const sd = softDirtyOn(s);
+  if (pte.kind === 'swap') return PAGE_IS_SWAPPED | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN) | (sd && pte.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
   let c = PAGE_IS_PRESENT | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN);
   if ((p.masksOfInterest & PAGE_IS_FILE) !== 0 && !pte.special && frameOf(s, pte.pfn).kind !== 'anon') c |= PAGE_IS_FILE;
   if (pte.pfn === s.zeroPfn && pte.special) c |= PAGE_IS_PFNZERO;
-  if (pte.softDirty) c |= PAGE_IS_SOFT_DIRTY;
+  if (sd && pte.softDirty) c |= PAGE_IS_SOFT_DIRTY;
   return c;
 }
 

@@ -27,20 +27,23 @@ function pageStates(k: KernelInspect, pid: number, start: number, end: number): 
 }
 
 /** The categories of one page of a walked VMA; null outside any walked VMA. */
-function categoriesOf(k: KernelInspect, page: PageState, fileOfInterest: boolean): number | null {
+function categoriesOf(k: KernelInspect, page: PageState, fileOfInterest: boolean, sd: boolean): number | null {
   const { vma, pte } = page;
   if (vma === undefined || vma.pfnmap) return null;
-  let c = (vma.uffdWp ? PAGE_IS_WPALLOWED : 0) | (vma.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
+  let c = (vma.uffdWp ? PAGE_IS_WPALLOWED : 0) | (sd && vma.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
   if (pte === undefined) return page.marker ? c | PAGE_IS_SWAPPED : c;
-  if (pte.kind === 'swap') return c | PAGE_IS_SWAPPED | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN) | (pte.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
-  c |= PAGE_IS_PRESENT | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN) | (pte.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
+  if (pte.kind === 'swap') return c | PAGE_IS_SWAPPED | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN) | (sd && pte.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
+  c |= PAGE_IS_PRESENT | (pte.uffdWp ? 0 : PAGE_IS_WRITTEN) | (sd && pte.softDirty ? PAGE_IS_SOFT_DIRTY : 0);
   if (fileOfInterest && !pte.special && k.frame(pte.pfn)?.kind !== 'anon') c |= PAGE_IS_FILE;
   if (pte.pfn === k.zeroPfn) c |= PAGE_IS_PFNZERO;
   return c;
 }
 
-/** The expected [walk_end, regions…] of a scan without flags. */
-export function expectedScan(k: KernelInspect, op: PagemapScanOp): number[] {
+/**
+ * The expected [walk_end, regions…] of a scan without flags. `softDirty`: whether the
+ * kernel reports soft-dirty bits (KernelConfig.softDirty).
+ */
+export function expectedScan(k: KernelInspect, op: PagemapScanOp, softDirty = true): number[] {
   const pid = op.target ?? op.pid;
   const start = op.start;
   const end = Math.ceil(op.end);
@@ -52,7 +55,7 @@ export function expectedScan(k: KernelInspect, op: PagemapScanOp): number[] {
   let found = 0;
   const states = pageStates(k, pid, start, end);
   for (let i = 0; i < states.length; i++) {
-    const cats = categoriesOf(k, states[i], fileOfInterest);
+    const cats = categoriesOf(k, states[i], fileOfInterest, softDirty);
     if (cats === null) continue;
     const c = cats ^ op.category_inverted;
     if ((c & op.category_mask) !== op.category_mask) continue;
@@ -73,22 +76,22 @@ export function expectedScan(k: KernelInspect, op: PagemapScanOp): number[] {
 }
 
 /** The expected entries (bits 55..63) and low bits of a pagemap read by `caller`. */
-export function expectedPagemap(k: KernelInspect, caller: ProcessView, op: PagemapReadOp, taskSizePages: number): [number[], number[]] {
+export function expectedPagemap(k: KernelInspect, caller: ProcessView, op: PagemapReadOp, taskSizePages: number, softDirty = true): [number[], number[]] {
   const end = Math.min(op.addr + (op.count ?? 1), taskSizePages);
   const flags: number[] = [];
   const frames: number[] = [];
   const states = pageStates(k, op.target, op.addr, Math.max(op.addr, end));
   for (const { vma, pte, marker } of states) {
     if (vma === undefined) { flags.push(0); frames.push(0); continue; }
-    let f = vma.softDirty ? PM_SOFT_DIRTY : 0;
+    let f = softDirty && vma.softDirty ? PM_SOFT_DIRTY : 0;
     let frame = 0;
     if (pte === undefined) {
       if (marker) f |= PM_SWAP | PM_UFFD_WP;
     } else if (pte.kind === 'swap') {
-      f |= PM_SWAP | (pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
+      f |= PM_SWAP | (softDirty && pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
       frame = pte.slot * 32;
     } else {
-      f |= PM_PRESENT | (pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
+      f |= PM_PRESENT | (softDirty && pte.softDirty ? PM_SOFT_DIRTY : 0) | (pte.uffdWp ? PM_UFFD_WP : 0);
       frame = pte.pfn;
       const fr = pte.special ? undefined : k.frame(pte.pfn);
       if (fr !== undefined && fr.kind !== 'anon') f |= PM_FILE;
@@ -109,7 +112,7 @@ export const pagemapScan: Invariant = {
     if (outcome.kind !== 'ok') return null;
     if (op.op === 'pagemap_scan') {
       if (op.flags !== 0 || (!op.vecNull && op.vec_len > PAGEMAP_WALK_PAGES)) return null;
-      const want = expectedScan(k, op);
+      const want = expectedScan(k, op, config.softDirty !== false);
       const got = outcome.values ?? [];
       if (same(want, got) && outcome.value === (want.length - 1) / 3) return null;
       return { invariant: 'pagemap-scan', pid: op.target ?? op.pid, addr: op.start, message: `PAGEMAP_SCAN of P${op.target ?? op.pid} [${op.start}, ${op.end}) returned ${outcome.value} [${got.join(', ')}], a page-by-page scan gives [${want.join(', ')}]` };
@@ -117,7 +120,7 @@ export const pagemapScan: Invariant = {
     if (op.op === 'pagemap_read') {
       const caller = [...k.processes()].find((p) => p.pid === op.pid);
       if (caller === undefined) return null;
-      const [flags, frames] = expectedPagemap(k, caller, op, config.taskSizePages);
+      const [flags, frames] = expectedPagemap(k, caller, op, config.taskSizePages, config.softDirty !== false);
       if (same(flags, outcome.values ?? []) && same(frames, outcome.frames ?? [])) return null;
       return { invariant: 'pagemap-scan', pid: op.target, addr: op.addr, message: `pagemap of P${op.target} at ${op.addr} read [${(outcome.values ?? []).join(', ')}] / frames [${(outcome.frames ?? []).join(', ')}], the page tables give [${flags.join(', ')}] / [${frames.join(', ')}]` };
     }

@@ -11,7 +11,7 @@ import { ModelKernel } from '../../model/kernel.ts';
 import { pagemapScan as pagemapScanInvariant } from '../../properties/invariants/pagemap.ts';
 import { pagemapScenarios, scan, setUp } from './pagemap-scenarios.ts';
 
-pagemapScenarios('model', () => new ModelKernel());
+pagemapScenarios('model', (config) => new ModelKernel({ ...DEFAULT_CONFIG, ...config }));
 
 describe('pagemap-scan invariant', () => {
   it('fails when a scan outcome disagrees with the page tables', () => {

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Kernel } from '../../kernel-api/kernel.ts';
 import type { Op, PagemapScanOp } from '../../kernel-api/op.ts';
 import type { Outcome } from '../../kernel-api/outcome.ts';
+import type { KernelConfig } from '../../kernel-api/config.ts';
 
 const ALL = 0x1ff;
 export const scan = (over: Partial<PagemapScanOp>): PagemapScanOp => ({
@@ -27,7 +28,8 @@ export function setUp(k: Kernel): void {
 
 const values = (o: Outcome) => (o.kind === 'ok' ? o.values : o);
 
-export function pagemapScenarios(name: string, make: () => Kernel): void {
+/** `make` builds a kernel with the default configuration, changed by `config`. */
+export function pagemapScenarios(name: string, make: (config?: Partial<KernelConfig>) => Kernel): void {
   describe(`${name}: PAGEMAP_SCAN`, () => {
     it('coalesces pages with equal categories and reports walk_end = end', () => {
       const k = make();
@@ -106,6 +108,18 @@ export function pagemapScenarios(name: string, make: () => Kernel): void {
       expect(values(k.step({ op: 'pagemap_read', pid: 1, target: 1, addr: 100 }))).toEqual([0x103]);
       k.step({ op: 'mremap', pid: 1, addr: 100, oldPages: 8, newPages: 8, maymove: true, fixed: true, newAddr: 200 });
       expect(values(k.step({ op: 'pagemap_read', pid: 1, target: 1, addr: 201 }))).toEqual([1]);
+    });
+    it('without CONFIG_MEM_SOFT_DIRTY: no soft-dirty bit anywhere, and clear_refs 4 leaves the PTEs writable', () => {
+      const k = make({ softDirty: false });
+      setUp(k);
+      expect(values(k.step(scan({})))).toEqual([108, 100, 101, 0x0a, 101, 103, 0, 103, 104, 0x2a, 104, 108, 0]);
+      expect(values(k.step(scan({ category_mask: 0x80 })))).toEqual([108]);
+      expect(k.step({ op: 'clear_refs', pid: 1, target: 1, mode: 4 })).toEqual({ kind: 'ok', value: 0 });
+      expect(values(k.step({ op: 'pagemap_read', pid: 1, target: 1, addr: 99, count: 3 }))).toEqual([0, 0x102, 0]);
+      const pte = new Map(k.inspect.ptes(1)).get(100);
+      expect(pte).toMatchObject({ kind: 'present', write: true });
+      k.step({ op: 'mremap', pid: 1, addr: 100, oldPages: 8, newPages: 8, maymove: true, fixed: true, newAddr: 200 });
+      expect(values(k.step({ op: 'pagemap_read', pid: 1, target: 1, addr: 200, count: 2 }))).toEqual([0x102, 0]);
     });
     it('map_files lists file-backed VMAs by exact range; names go stale after a split', () => {
       const k = make();

@@ -123,6 +123,23 @@ describe('mremap argument checks', () => {
     t.exitAllAndExpectNoLeak();
   });
 
+  it('a shrinking MREMAP_FIXED may cross VMA ends and gaps in the part it unmaps (check_prep_vma: MREMAP_SHRINK)', () => {
+    const t = new Scenario();
+    t.spawn();
+    const a = t.anon(1, 4, { addr: BASE });
+    t.write(1, a + 1, 11);
+    expect(t.anon(1, 2, { addr: a + 6 })).toBe(a + 6);
+    // [a + 1, a + 9) spans the end of the first VMA, a gap and the second VMA; only [a + 1, a + 3) moves.
+    const to = BASE + 0x100;
+    expect(t.step({ op: 'mremap', pid: 1, addr: a + 1, oldPages: 8, newPages: 2, maymove: true, fixed: true, newAddr: to })).toEqual(okv(to));
+    expect(t.vmas(1).map((v) => [v.start, v.end])).toEqual([[a, a + 1], [to, to + 2]]);
+    expect(t.read(1, to)).toEqual(okv(11));
+    // The new length itself must still lie in the VMA.
+    expect(t.step({ op: 'mremap', pid: 1, addr: to, oldPages: 8, newPages: 3, maymove: true, fixed: true, newAddr: BASE + 0x200 }))
+      .toEqual({ kind: 'errno', errno: 'EFAULT' });
+    t.exitAllAndExpectNoLeak();
+  });
+
   it('growing in place extends the VMA when the next pages are free, keeping the pages where they are (vma_merge_extend)', () => {
     const t = new Scenario();
     t.spawn();
