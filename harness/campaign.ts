@@ -76,6 +76,25 @@ export function mergeFailure(into: Map<string, CampaignFailure>, f: CampaignFail
   if (previous === undefined || f.run < previous.run) into.set(failureKey(f), f);
 }
 
+/**
+ * A failure found while a strategy was loaded whose shrunk trace calls none of it, and that
+ * fails the same way with no strategy loaded, is a failure of the core operations: it is
+ * reported once as `core` (the lowest run that found it), not once per strategy whose runs
+ * met it. `config` is the campaign's kernel configuration.
+ */
+export function attributeCore(failures: Iterable<CampaignFailure>, config: Readonly<KernelConfig>): CampaignFailure[] {
+  const out = new Map<string, CampaignFailure>();
+  for (const f of failures) {
+    let g = f;
+    if (f.strategy !== 'core' && f.invariant !== 'hang' && !f.ops.some((op) => op.op === 'drv')) {
+      const r = replayOps({ kernel: f.kernel, config, strategies: [], only: new Set([f.invariant]) }, f.ops);
+      if (r.failure?.invariant === f.invariant) g = { ...f, strategy: 'core' };
+    }
+    mergeFailure(out, g);
+  }
+  return [...out.values()];
+}
+
 export function sortedFailures(failures: Iterable<CampaignFailure>): CampaignFailure[] {
   return [...failures].sort((a, b) => (a.strategy + a.invariant).localeCompare(b.strategy + b.invariant));
 }
@@ -129,6 +148,6 @@ export function runCampaign(opts: CampaignOptions): CampaignResult {
     }
   }
   result.elapsedMs = Math.round(now() - t0);
-  result.failures = sortedFailures(failures.values());
+  result.failures = sortedFailures(attributeCore(failures.values(), opts.config));
   return result;
 }

@@ -13,7 +13,7 @@ import type { KernelConfig } from '../kernel-api/config.ts';
 import type { InvariantId } from '../kernel-api/strategy.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
 import {
-  mergeFailure, shardRuns, sortedFailures, type CampaignFailure, type CampaignOptions, type CampaignResult, type RunReport,
+  attributeCore, mergeFailure, shardRuns, sortedFailures, type CampaignFailure, type CampaignOptions, type CampaignResult, type RunReport,
 } from './campaign.ts';
 import { makePlan, prefixOps, runSeed, sessionBase, strategyName, traceOf, PHASE_BUILD, PHASE_SHRINK, type RunPlan } from './runner.ts';
 
@@ -222,7 +222,7 @@ class Supervisor {
     this.result.elapsedMs = Math.round(this.elapsedMs());
     const from = this.allReady ?? { steps: 0, ms: 0 };
     this.result.steady = { steps: this.result.steps - from.steps, ms: Math.round(this.elapsedMs() - from.ms) };
-    this.result.failures = sortedFailures(this.failures.values());
+    this.result.failures = sortedFailures(attributeCore(this.failures.values(), this.opts.config));
     this.resolve(this.result);
   }
 
