@@ -1,8 +1,12 @@
 /**
  * The frame pool: struct page as a struct of typed arrays indexed by pfn, as the kernel's
- * mem_map is an array of struct page. It grows by doubling, reuses freed pfns through a
- * free list, and keeps a freed frame's last value and a FREED flag so that a stale PTE
- * (a driver bug) still reads what the memory held and is seen as pointing at no live frame.
+ * mem_map is an array of struct page (50 bytes a frame). Past its first 64 Ki frames each
+ * field array is laid out as SPARSEMEM_VMEMMAP lays out mem_map (GrowableField below): one
+ * virtually contiguous array for all of framesMax, backed by memory only where it is used,
+ * so it is never copied again and growing never leaves an old and a new mem_map alive at
+ * once. The pool reuses freed pfns through a free list, and keeps a freed frame's last value
+ * and a FREED flag so that a stale PTE (a driver bug) still reads what the memory held and
+ * is seen as pointing at no live frame.
  */
 import type { FrameKind } from '../kernel-api/state.ts';
 import { fail } from './assert.ts';
@@ -31,6 +35,64 @@ export const F_COLD = 1 << 8;
 export const F_ON_LRU = 1 << 9;
 
 const CAPACITY_MIN = 1024;
+/** The most frames mem_map reserves address space for at once (32 Mi: 1.6 GiB of struct page). */
+const RESERVE_MAX = 1 << 25;
+
+type Field = Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array;
+type FieldCtor<T extends Field> = {
+  new (length: number): T;
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
+  readonly BYTES_PER_ELEMENT: number;
+};
+
+/** Entries from which a field array is a reserved linear memory; below, an ordinary array. */
+const LINEAR_MIN = 1 << 16;
+const WASM_PAGE = 65536;
+/** A linear memory's limit: 4 GiB. */
+const WASM_PAGES_MAX = 65536;
+/** One colour step: a 4 KiB page and a 64-byte cache line. */
+const COLOUR_STEP = 4096 + 64;
+/** Colours before the offsets repeat, in the cache lines of a page. */
+const COLOURS = 64;
+
+/**
+ * A field array (per pfn, per rmap entry, per swap slot) that grows without ever holding two
+ * large copies, as SPARSEMEM_VMEMMAP's mem_map is one virtually contiguous array whose
+ * address space is set up once and backed by memory only where it is used. Below LINEAR_MIN
+ * entries it is an ordinary typed array doubled by copying, so a short-lived kernel stays
+ * small and quick to create. From there on it is a view of a WebAssembly.Memory spanning
+ * `reserve` entries at once: mapped but untouched, its pages take no memory until written,
+ * and it never grows (growing a linear memory detaches its old buffer, which would cost every
+ * typed-array access in the process a detached check). Past the reservation it moves to one
+ * twice the size, copying once. Each field array is given a colour, as the slab allocator
+ * colours its slabs: it starts `colour` pages and cache lines into its memory, so that the
+ * fields of one frame, at the same index of arrays that would otherwise all be aligned
+ * alike, do not all fall into the same cache set and the same TLB set.
+ */
+export class GrowableField<T extends Field> {
+  array: T;
+
+  constructor(private readonly make: FieldCtor<T>, private readonly reserve: number, private readonly colour: number) {
+    this.array = new make(0);
+  }
+
+  /** The array grown to at least `length` entries, its contents kept and zeros after them. */
+  grow(length: number): T {
+    const old = this.array;
+    const next = length < LINEAR_MIN ? new this.make(length) : this.linear(Math.max(length, this.reserve));
+    next.set(old);
+    this.array = next;
+    return next;
+  }
+
+  private linear(length: number): T {
+    const bytes = this.make.BYTES_PER_ELEMENT;
+    const offset = (this.colour % COLOURS) * COLOUR_STEP;
+    const pages = Math.min(WASM_PAGES_MAX, Math.ceil((offset + length * bytes) / WASM_PAGE));
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    return new this.make(memory.buffer, offset, Math.min(length, Math.floor((pages * WASM_PAGE - offset) / bytes)));
+  }
+}
 
 export class FramePool {
   capacity = 0;
@@ -42,48 +104,77 @@ export class FramePool {
   /** Allocation sequence number source: the order the model's pfns would have. */
   nextSeq = 1;
 
-  refcount = new Int32Array(0);
-  mapcount = new Int32Array(0);
-  flags = new Uint16Array(0);
+  refcount: Int32Array = new Int32Array(0);
+  mapcount: Int32Array = new Int32Array(0);
+  flags: Uint16Array = new Uint16Array(0);
   /** The page's 32-bit contents (DESIGN.md: each page holds one 32-bit value). */
-  value = new Uint32Array(0);
+  value: Uint32Array = new Uint32Array(0);
   /** Anon: swap cache slot, or -1. File/shmem: owning file id, or -1. */
-  owner = new Int32Array(0);
+  owner: Int32Array = new Int32Array(0);
   /** Page cache index (file and shmem frames), or -1. */
-  index = new Int32Array(0);
+  index: Int32Array = new Int32Array(0);
   /** LRU age: the step of the last touch; 0 after MADV_COLD. */
-  lru = new Uint32Array(0);
+  lru: Uint32Array = new Uint32Array(0);
   /** Allocation sequence number: ties in LRU age break by it, oldest first. */
-  seq = new Uint32Array(0);
-  lruPrev = new Int32Array(0);
-  lruNext = new Int32Array(0);
+  seq: Uint32Array = new Uint32Array(0);
+  lruPrev: Int32Array = new Int32Array(0);
+  lruNext: Int32Array = new Int32Array(0);
   /** Head of the frame's rmap chain (rmap.ts), or -1. */
-  rmapHead = new Int32Array(0);
+  rmapHead: Int32Array = new Int32Array(0);
+  /** The frame's one direct rmap entry (page->pte.direct, rmap.ts), or -1. */
+  rmapDirect: Float64Array = new Float64Array(0);
   /** FOLL_PIN counts; sparse, since pins are rare and short-lived. */
   readonly pincount = new Map<number, number>();
 
+  /**
+   * The growable arrays behind the fields above, each reserved for framesMax frames (at most
+   * RESERVE_MAX): pfns run past framesMax only when many freed frames stay quarantined.
+   */
+  private readonly refcountF: GrowableField<Int32Array>;
+  private readonly mapcountF: GrowableField<Int32Array>;
+  private readonly flagsF: GrowableField<Uint16Array>;
+  private readonly valueF: GrowableField<Uint32Array>;
+  private readonly ownerF: GrowableField<Int32Array>;
+  private readonly indexF: GrowableField<Int32Array>;
+  private readonly lruF: GrowableField<Uint32Array>;
+  private readonly seqF: GrowableField<Uint32Array>;
+  private readonly lruPrevF: GrowableField<Int32Array>;
+  private readonly lruNextF: GrowableField<Int32Array>;
+  private readonly rmapHeadF: GrowableField<Int32Array>;
+  private readonly rmapDirectF: GrowableField<Float64Array>;
+
   constructor(private readonly framesMax: number) {
+    const reserve = Math.min(framesMax, RESERVE_MAX);
+    this.refcountF = new GrowableField(Int32Array, reserve, 0);
+    this.mapcountF = new GrowableField(Int32Array, reserve, 1);
+    this.flagsF = new GrowableField(Uint16Array, reserve, 2);
+    this.valueF = new GrowableField(Uint32Array, reserve, 3);
+    this.ownerF = new GrowableField(Int32Array, reserve, 4);
+    this.indexF = new GrowableField(Int32Array, reserve, 5);
+    this.lruF = new GrowableField(Uint32Array, reserve, 6);
+    this.seqF = new GrowableField(Uint32Array, reserve, 7);
+    this.lruPrevF = new GrowableField(Int32Array, reserve, 8);
+    this.lruNextF = new GrowableField(Int32Array, reserve, 9);
+    this.rmapHeadF = new GrowableField(Int32Array, reserve, 10);
+    this.rmapDirectF = new GrowableField(Float64Array, reserve, 11);
     this.grow(CAPACITY_MIN);
   }
 
   private grow(capacity: number): void {
-    const copy = <T extends Int32Array | Uint16Array | Uint32Array | Float64Array>(old: T, make: (n: number) => T): T => {
-      const next = make(capacity);
-      next.set(old);
-      return next;
-    };
-    this.refcount = copy(this.refcount, (n) => new Int32Array(n));
-    this.mapcount = copy(this.mapcount, (n) => new Int32Array(n));
-    this.flags = copy(this.flags, (n) => new Uint16Array(n));
-    this.value = copy(this.value, (n) => new Uint32Array(n));
-    this.owner = copy(this.owner, (n) => new Int32Array(n));
-    this.index = copy(this.index, (n) => new Int32Array(n));
-    this.lru = copy(this.lru, (n) => new Uint32Array(n));
-    this.seq = copy(this.seq, (n) => new Uint32Array(n));
-    this.lruPrev = copy(this.lruPrev, (n) => new Int32Array(n));
-    this.lruNext = copy(this.lruNext, (n) => new Int32Array(n));
-    this.rmapHead = copy(this.rmapHead, (n) => new Int32Array(n));
-    this.capacity = capacity;
+    this.refcount = this.refcountF.grow(capacity);
+    this.mapcount = this.mapcountF.grow(capacity);
+    this.flags = this.flagsF.grow(capacity);
+    this.value = this.valueF.grow(capacity);
+    this.owner = this.ownerF.grow(capacity);
+    this.index = this.indexF.grow(capacity);
+    this.lru = this.lruF.grow(capacity);
+    this.seq = this.seqF.grow(capacity);
+    this.lruPrev = this.lruPrevF.grow(capacity);
+    this.lruNext = this.lruNextF.grow(capacity);
+    this.rmapHead = this.rmapHeadF.grow(capacity);
+    this.rmapDirect = this.rmapDirectF.grow(capacity);
+    // All fields have the same length (the 64-bit one is the first a 4 GiB memory would cap).
+    this.capacity = Math.min(this.refcount.length, this.rmapDirect.length);
   }
 
   /** A pfn for a new frame: the free list first, else a never-used one. Fields are reset. */
@@ -94,6 +185,7 @@ export class FramePool {
       this.freeHead = this.lruNext[pfn];
     } else {
       if (this.nextPfn === this.capacity) this.grow(this.capacity * 2);
+      if (!(this.nextPfn < this.capacity)) fail(`mem_map cannot hold pfn ${this.nextPfn}`);
       pfn = this.nextPfn++;
     }
     if (!(value === value >>> 0)) fail(`frame value ${value} is not a 32-bit unsigned value`);
@@ -109,6 +201,7 @@ export class FramePool {
     this.lruPrev[pfn] = -1;
     this.lruNext[pfn] = -1;
     this.rmapHead[pfn] = -1;
+    this.rmapDirect[pfn] = -1;
     this.liveCount += 1;
     return pfn;
   }

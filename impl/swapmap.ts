@@ -2,8 +2,14 @@
  * Swap slots (mm/swapfile.c's swap_map plus the swap cache's back pointer), as a struct of
  * typed arrays indexed by slot: the use count, the pfn of the swap cache frame and the
  * value written out. Freed slots are reused through a free list, as scan_swap_map does.
+ * Past 64 Ki slots the arrays are reserved once for 4 Mi slots and never copied again
+ * (GrowableField), much as swap_map is sized once at swapon.
  */
 import { fail } from './assert.ts';
+import { GrowableField } from './framepool.ts';
+
+/** Slots reserved up front (address space only): the default swapSlotsMax. */
+const RESERVE = 1 << 22;
 
 export class SwapMap {
   private capacity = 0;
@@ -11,29 +17,25 @@ export class SwapMap {
   highWater = 1;
   private free: number[] = [];
   liveCount = 0;
-  count = new Int32Array(0);
-  cachePfn = new Int32Array(0);
-  value = new Uint32Array(0);
-  live = new Uint8Array(0);
+  count: Int32Array = new Int32Array(0);
+  cachePfn: Int32Array = new Int32Array(0);
+  value: Uint32Array = new Uint32Array(0);
+  live: Uint8Array = new Uint8Array(0);
+  private readonly countF = new GrowableField(Int32Array, RESERVE, 15);
+  private readonly cachePfnF = new GrowableField(Int32Array, RESERVE, 16);
+  private readonly valueF = new GrowableField(Uint32Array, RESERVE, 17);
+  private readonly liveF = new GrowableField(Uint8Array, RESERVE, 18);
 
   constructor() {
     this.grow(1024);
   }
 
   private grow(capacity: number): void {
-    const count = new Int32Array(capacity);
-    const cachePfn = new Int32Array(capacity);
-    const value = new Uint32Array(capacity);
-    const live = new Uint8Array(capacity);
-    count.set(this.count);
-    cachePfn.set(this.cachePfn);
-    value.set(this.value);
-    live.set(this.live);
-    this.count = count;
-    this.cachePfn = cachePfn;
-    this.value = value;
-    this.live = live;
-    this.capacity = capacity;
+    this.count = this.countF.grow(capacity);
+    this.cachePfn = this.cachePfnF.grow(capacity);
+    this.value = this.valueF.grow(capacity);
+    this.live = this.liveF.grow(capacity);
+    this.capacity = Math.min(this.count.length, this.live.length);
   }
 
   alloc(value: number): number {
