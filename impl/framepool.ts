@@ -128,51 +128,33 @@ export class FramePool {
 
   /**
    * The growable arrays behind the fields above, each reserved for framesMax frames (at most
-   * RESERVE_MAX): pfns run past framesMax only when many freed frames stay quarantined.
+   * RESERVE_MAX): pfns run past framesMax only when many freed frames stay quarantined. Each
+   * is registered once with the setter of its field; its colour is its registration order.
    */
-  private readonly refcountF: GrowableField<Int32Array>;
-  private readonly mapcountF: GrowableField<Int32Array>;
-  private readonly flagsF: GrowableField<Uint16Array>;
-  private readonly valueF: GrowableField<Uint32Array>;
-  private readonly ownerF: GrowableField<Int32Array>;
-  private readonly indexF: GrowableField<Int32Array>;
-  private readonly lruF: GrowableField<Uint32Array>;
-  private readonly seqF: GrowableField<Uint32Array>;
-  private readonly lruPrevF: GrowableField<Int32Array>;
-  private readonly lruNextF: GrowableField<Int32Array>;
-  private readonly rmapHeadF: GrowableField<Int32Array>;
-  private readonly rmapDirectF: GrowableField<Float64Array>;
+  private readonly growables: { field: GrowableField<Field>; set: (a: Field) => void }[] = [];
 
   constructor(private readonly framesMax: number) {
     const reserve = Math.min(framesMax, RESERVE_MAX);
-    this.refcountF = new GrowableField(Int32Array, reserve, 0);
-    this.mapcountF = new GrowableField(Int32Array, reserve, 1);
-    this.flagsF = new GrowableField(Uint16Array, reserve, 2);
-    this.valueF = new GrowableField(Uint32Array, reserve, 3);
-    this.ownerF = new GrowableField(Int32Array, reserve, 4);
-    this.indexF = new GrowableField(Int32Array, reserve, 5);
-    this.lruF = new GrowableField(Uint32Array, reserve, 6);
-    this.seqF = new GrowableField(Uint32Array, reserve, 7);
-    this.lruPrevF = new GrowableField(Int32Array, reserve, 8);
-    this.lruNextF = new GrowableField(Int32Array, reserve, 9);
-    this.rmapHeadF = new GrowableField(Int32Array, reserve, 10);
-    this.rmapDirectF = new GrowableField(Float64Array, reserve, 11);
+    const field = <T extends Field>(make: FieldCtor<T>, set: (a: T) => void) => {
+      this.growables.push({ field: new GrowableField<Field>(make, reserve, this.growables.length), set: set as (a: Field) => void });
+    };
+    field(Int32Array, (a) => { this.refcount = a; });
+    field(Int32Array, (a) => { this.mapcount = a; });
+    field(Uint16Array, (a) => { this.flags = a; });
+    field(Uint32Array, (a) => { this.value = a; });
+    field(Int32Array, (a) => { this.owner = a; });
+    field(Int32Array, (a) => { this.index = a; });
+    field(Uint32Array, (a) => { this.lru = a; });
+    field(Uint32Array, (a) => { this.seq = a; });
+    field(Int32Array, (a) => { this.lruPrev = a; });
+    field(Int32Array, (a) => { this.lruNext = a; });
+    field(Int32Array, (a) => { this.rmapHead = a; });
+    field(Float64Array, (a) => { this.rmapDirect = a; });
     this.grow(CAPACITY_MIN);
   }
 
   private grow(capacity: number): void {
-    this.refcount = this.refcountF.grow(capacity);
-    this.mapcount = this.mapcountF.grow(capacity);
-    this.flags = this.flagsF.grow(capacity);
-    this.value = this.valueF.grow(capacity);
-    this.owner = this.ownerF.grow(capacity);
-    this.index = this.indexF.grow(capacity);
-    this.lru = this.lruF.grow(capacity);
-    this.seq = this.seqF.grow(capacity);
-    this.lruPrev = this.lruPrevF.grow(capacity);
-    this.lruNext = this.lruNextF.grow(capacity);
-    this.rmapHead = this.rmapHeadF.grow(capacity);
-    this.rmapDirect = this.rmapDirectF.grow(capacity);
+    for (const g of this.growables) g.set(g.field.grow(capacity));
     // All fields have the same length (the 64-bit one is the first a 4 GiB memory would cap).
     this.capacity = Math.min(this.refcount.length, this.rmapDirect.length);
   }

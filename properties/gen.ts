@@ -150,8 +150,10 @@ export class TraceBuilder implements GenContext {
     if (vmas.length === 0 || (!this.swarm.hot && c.int(8) === 0)) return base - 1 - c.int(this.swarm.hot ? 16 : 4096);
     // A driver's mapping (a strategy's remote view) is where its flaws show: a quarter of
     // the addresses land in one when the process has any.
-    const drivers = vmas.filter((x) => x.driver !== '');
-    const v = drivers.length > 0 && c.int(4) === 0 ? c.pick(drivers) : c.pick(vmas);
+    // Counted, not collected: this runs for most steps, and most processes map no driver.
+    let drivers = 0;
+    for (const x of vmas) if (x.driver !== '') drivers++;
+    const v = drivers > 0 && c.int(4) === 0 ? nthDriverVma(vmas, c.int(drivers)) : c.pick(vmas);
     const span = v.end - v.start;
     switch (c.int(8)) {
       case 0: case 1: return v.start;
@@ -343,6 +345,12 @@ export class TraceBuilder implements GenContext {
     }
     return op;
   }
+}
+
+/** The n-th VMA (from 0) that a driver mapped. */
+function nthDriverVma(vmas: readonly VmaView[], n: number): VmaView {
+  for (const v of vmas) if (v.driver !== '' && n-- === 0) return v;
+  throw new Error(`no driver VMA number ${n}`);
 }
 
 export type { DriverArgs };
