@@ -49,7 +49,7 @@ function builderFor(r: Real, kind: string): TraceBuilder {
   let b = r.builders.get(kind);
   if (b === undefined) {
     const factors = KINDS.map((x) => (x.name === kind ? 1 : 0));
-    b = new TraceBuilder(r.session.primary.inspect, CAMPAIGN_CONFIG, [], { factors, hot: false });
+    b = new TraceBuilder(r.session.view, CAMPAIGN_CONFIG, [], { factors, hot: false });
     r.builders.set(kind, b);
   }
   return b;

@@ -115,13 +115,12 @@ type Pass = { ops: Op[]; failure: { invariant: InvariantId; message: string; ste
  * invariant but the excluded ones from step `checkFrom` on; stops at the first violation.
  */
 function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: ReadonlySet<InvariantId>, checkFrom: number, run: number, hb?: Heartbeat): Pass {
-  // The session reads `only` at every step: empty (check nothing) until `checkFrom`.
-  const only = new Set<InvariantId>();
-  const session = new Session({ ...base, only });
-  const builder = new TraceBuilder(session.primary.inspect, base.config, base.strategies, trace.swarm);
+  // Nothing is checked before `checkFrom`.
+  const session = new Session({ ...base, only: new Set() });
+  const builder = new TraceBuilder(session.view, base.config, base.strategies, trace.swarm);
   const ops: Op[] = [];
   const step = (op: Op): Pass['failure'] => {
-    if (ops.length === checkFrom) for (const id of EXCLUDABLE) if (!excluded.has(id)) only.add(id);
+    if (ops.length === checkFrom) session.checkOnly(new Set([...EXCLUDABLE].filter((id) => !excluded.has(id))));
     beat(hb, run, ops.length, PHASE_STEP);
     const { outcome, violation } = session.step(op);
     ops.push(op);
@@ -150,7 +149,7 @@ function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: Readonly
  */
 export function prefixOps(base: SessionOptions, trace: GeneratedTrace, stepIndex: number, buildLast: boolean): Op[] {
   const session = new Session({ ...base, only: new Set() });
-  const builder = new TraceBuilder(session.primary.inspect, base.config, base.strategies, trace.swarm);
+  const builder = new TraceBuilder(session.view, base.config, base.strategies, trace.swarm);
   const ops: Op[] = [];
   const take = (op: Op): boolean => {
     ops.push(op);

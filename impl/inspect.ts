@@ -7,14 +7,15 @@ import type { StrategyInstance } from '../kernel-api/driver.ts';
 import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
 } from '../kernel-api/state.ts';
-import type { ImplDriverFile, ImplState, ImplVma } from './types.ts';
+import type { ImplState, ImplVma } from './types.ts';
 import { F_ANON_EXCLUSIVE, F_DIRTY, F_FREED, F_KIND, F_RESERVED, KIND_FILE, KIND_NAMES, KIND_SHMEM } from './framepool.ts';
 import {
   PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE,
 } from './pagetable.ts';
 import { processesInOrder } from './process.ts';
 
-const byKey = <T>(m: Map<number, T>): Array<[number, T]> => [...m.entries()].sort((a, b) => a[0] - b[0]);
+const byKey = <T>(m: Map<number, T> | undefined): Array<[number, T]> =>
+  m === undefined || m.size === 0 ? [] : [...m.entries()].sort((a, b) => a[0] - b[0]);
 
 export function frameView(s: ImplState, pfn: number): FrameView {
   const p = s.pool;
@@ -85,15 +86,15 @@ export class ImplInspect implements KernelInspect {
   }
 
   pagecache(file: number): Iterable<[number, number]> {
-    return byKey(this.s.files.get(file)?.pagecache ?? new Map<number, number>());
+    return byKey(this.s.files.get(file)?.pagecache);
   }
 
   shmemSwap(file: number): Iterable<[number, number]> {
-    return byKey(this.s.files.get(file)?.swapped ?? new Map<number, number>());
+    return byKey(this.s.files.get(file)?.swapped);
   }
 
   backing(file: number): Iterable<[number, number]> {
-    return byKey(this.s.files.get(file)?.backing ?? new Map<number, number>());
+    return byKey(this.s.files.get(file)?.backing);
   }
 
   *swapSlots(): Iterable<SwapSlotView> {
@@ -121,7 +122,7 @@ export class ImplInspect implements KernelInspect {
   }
 
   *fds(pid: number): Iterable<{ fd: number; driver: string }> {
-    for (const [fd, file] of byKey(this.s.processes.get(pid)?.fds ?? new Map<number, ImplDriverFile>())) yield { fd, driver: file.fop.name };
+    for (const [fd, file] of byKey(this.s.processes.get(pid)?.fds)) yield { fd, driver: file.fop.name };
   }
 
   openFdCount(): number {

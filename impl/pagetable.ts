@@ -194,7 +194,7 @@ export class PageTable {
    * given (or others already visited); it must not install PTEs in the range.
    */
   forEach(start: number, end: number, visit: PteVisitor): void {
-    if (start >= end) return;
+    if (start >= end || this.root.count === 0) return;
     this.walkDir(this.root, 0, TOP_SPAN, Math.max(0, start), end, visit);
   }
 

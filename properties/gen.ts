@@ -84,6 +84,10 @@ export class TraceBuilder implements GenContext {
     this.strategies = strategies;
     this.kinds = opKinds(strategies);
     this.weights = this.kinds.map((kind, i) => kind.weight * (swarm.factors[i % Math.max(1, swarm.factors.length)] ?? 1));
+    // A run with strategies is there to call them: when the swarm switched every strategy
+    // call off, they keep their base weights.
+    const calls = this.kinds.flatMap((kind, i) => (kind.strategy === undefined ? [] : [i]));
+    if (calls.length > 0 && calls.every((i) => this.weights[i] === 0)) for (const i of calls) this.weights[i] = this.kinds[i].weight;
   }
 
   /** The operation for one step's choices, or null when the drawn call has nothing to act on. */
@@ -140,8 +144,9 @@ export class TraceBuilder implements GenContext {
     return pids.length === 0 ? 1 : c.pick(pids);
   }
 
-  private vmasOf(pid: number): VmaView[] {
-    return [...this.k.vmas(pid)];
+  private vmasOf(pid: number): readonly VmaView[] {
+    const vmas = this.k.vmas(pid);
+    return Array.isArray(vmas) ? vmas : [...vmas];
   }
 
   addr(pid: number, c: Choice): number {

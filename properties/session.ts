@@ -12,7 +12,8 @@ import type { KernelConfig } from '../kernel-api/config.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
 import { Ghost } from './ghost.ts';
-import { checkAll, takeCensus, type Violation } from './invariants/index.ts';
+import { checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
+import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
 import { observe } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
@@ -36,10 +37,24 @@ export class Session {
   /** The implementation compared against the model, in diff mode. */
   readonly shadow: Kernel | null;
   readonly ghost = new Ghost();
+  /**
+   * The primary kernel as it stands between steps, for the checks of a step and for
+   * generating the next operation: each answer is fetched once and dropped when it moves.
+   */
+  readonly view: InspectSnapshot;
+  /** The invariants checked after each step. */
+  private invariants: readonly Invariant[];
 
   constructor(readonly opts: SessionOptions) {
     this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
     this.shadow = opts.kernel === 'diff' ? createKernel('impl', opts.config, opts.strategies) : null;
+    this.view = new InspectSnapshot(this.primary.inspect);
+    this.invariants = selectInvariants(opts.only, opts.exclude);
+  }
+
+  /** From the next step on, check only these invariants (less the excluded ones). */
+  checkOnly(only: ReadonlySet<InvariantId>): void {
+    this.invariants = selectInvariants(only, this.opts.exclude);
   }
 
   remoteViews(): RemoteView[] {
@@ -58,19 +73,18 @@ export class Session {
       outcome = this.primary.step(op);
     } catch (e) {
       return { outcome: { kind: 'errno', errno: 'EIO' }, violation: asViolation(e, this.primary.kind) };
+    } finally {
+      this.view.invalidate();
     }
     if (this.shadow !== null) {
       const v = this.compare(op, outcome);
       if (v !== null) return { outcome, violation: v };
     }
     const views = this.remoteViews();
-    // The kernel stands still until the next step: its views are fetched once and shared.
-    const k = new InspectSnapshot(this.primary.inspect);
+    const k = this.view;
     this.ghost.apply(op, outcome, k, views);
-    const violation = checkAll({
-      k, config: this.opts.config, census: takeCensus(k), ghost: this.ghost,
-      op, outcome, remoteViews: views,
-    }, this.opts.only, this.opts.exclude);
+    if (this.invariants.length === 0) return { outcome, violation: null };
+    const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, op, outcome, views), this.invariants);
     return { outcome, violation };
   }
 
@@ -85,10 +99,22 @@ export class Session {
     if (!outcomeEquals(outcome, shadowOutcome)) {
       return { invariant: 'differential', message: `${op.op}: model ${formatOutcome(outcome)}, impl ${formatOutcome(shadowOutcome)}` };
     }
-    const a = JSON.stringify(observe(this.primary.inspect));
+    const a = JSON.stringify(observe(this.view));
     const b = JSON.stringify(observe(this.shadow!.inspect));
     if (a !== b) return { invariant: 'differential', message: `after ${op.op} the observations differ: ${firstDifference(a, b)}` };
     return null;
+  }
+}
+
+/** What the checks of one step read; the census is taken on first use (some checks need none). */
+class StepContext implements CheckContext {
+  private taken: Census | null = null;
+  constructor(
+    readonly k: InspectSnapshot, readonly config: Readonly<KernelConfig>, readonly ghost: Ghost,
+    readonly op: Op, readonly outcome: Outcome, readonly remoteViews: readonly RemoteView[],
+  ) {}
+  get census(): Census {
+    return (this.taken ??= takeCensus(this.k));
   }
 }
 

@@ -3,10 +3,10 @@
  * counts match the entries that name them, VMAs are well formed with PTEs only inside
  * them, and nothing is left over once every process has exited and every fd is closed.
  */
+import type { VmaView } from '../../kernel-api/state.ts';
 import type { Invariant } from './types.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
-const RSS_KEYS = ['anon', 'file', 'shmem', 'swap'] as const;
 
 export const rssCounters: Invariant = {
   id: 'rss-counters',
@@ -15,10 +15,10 @@ export const rssCounters: Invariant = {
     for (const p of k.processes()) {
       if (census.stale.has(p.pid)) continue;
       const want = census.rss.get(p.pid)!;
-      for (const key of RSS_KEYS) {
-        if (p.rss[key] !== want[key]) {
-          return { invariant: 'rss-counters', pid: p.pid, message: `P${p.pid} (${p.state}): ${key} counter is ${p.rss[key]} but the page table has ${want[key]}` };
-        }
+      const have = p.rss;
+      const key = have.anon !== want.anon ? 'anon' : have.file !== want.file ? 'file' : have.shmem !== want.shmem ? 'shmem' : have.swap !== want.swap ? 'swap' : null;
+      if (key !== null) {
+        return { invariant: 'rss-counters', pid: p.pid, message: `P${p.pid} (${p.state}): ${key} counter is ${have[key]} but the page table has ${want[key]}` };
       }
     }
     return null;
@@ -66,7 +66,8 @@ export const vmaWellformed: Invariant = {
   check({ k, config }) {
     for (const p of k.processes()) {
       let prevEnd = -1;
-      const vmas = [...k.vmas(p.pid)];
+      const found = k.vmas(p.pid);
+      const vmas = Array.isArray(found) ? found as readonly VmaView[] : [...found];
       for (const v of vmas) {
         const bad = v.start >= v.end ? 'is empty' : v.start < prevEnd ? 'overlaps or is out of order' :
           v.start < 0 || v.end > config.taskSizePages ? 'lies outside user space' : '';

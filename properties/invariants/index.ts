@@ -18,11 +18,14 @@ export const INVARIANTS: readonly Invariant[] = [
 /** Ids checked by the step checker, plus those reported from elsewhere (assertions, differential). */
 export const INVARIANT_IDS: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert', 'differential', 'hang'];
 
-/** Run every invariant (or `only` those, less `exclude`d ones); the first violation, or null. */
-export function checkAll(ctx: CheckContext, only?: ReadonlySet<InvariantId>, exclude?: ReadonlySet<InvariantId>): Violation | null {
-  for (const inv of INVARIANTS) {
-    if (only !== undefined && !only.has(inv.id)) continue;
-    if (exclude !== undefined && exclude.has(inv.id)) continue;
+/** The invariants to check: `only` those (all when absent), less the `exclude`d ones, in order. */
+export function selectInvariants(only?: ReadonlySet<InvariantId>, exclude?: ReadonlySet<InvariantId>): readonly Invariant[] {
+  return INVARIANTS.filter((inv) => (only === undefined || only.has(inv.id)) && (exclude === undefined || !exclude.has(inv.id)));
+}
+
+/** Run the given invariants (every one by default) in order; the first violation, or null. */
+export function checkAll(ctx: CheckContext, invariants: readonly Invariant[] = INVARIANTS): Violation | null {
+  for (const inv of invariants) {
     const v = inv.check(ctx);
     if (v !== null) return v;
   }

@@ -1,32 +1,54 @@
 /**
- * A read-through snapshot of a kernel's inspection interface for the checks of one step.
- * The invariants of a step ask the same questions many times (every process, every frame,
- * every PTE of each process); the kernel does not change between the step and its checks,
- * so each answer is fetched from the kernel once, on first use, and handed out again.
- * It adds no judgement of its own: every view is the kernel's, unchanged.
+ * A read-through snapshot of a kernel's inspection interface, valid while the kernel
+ * stands still. The checks of a step, and the generation of the next operation, ask the
+ * same questions many times (every process, every frame, every PTE of each process); each
+ * answer is fetched from the kernel once, on first use, and handed out again until the
+ * kernel moves and `invalidate()` drops them all. It adds no judgement of its own: every
+ * view is the kernel's, unchanged.
  */
 import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
 } from '../../kernel-api/state.ts';
 
+/** Per-key answers (by file id), created on first use: most steps ask few kinds. */
+type Memo<T> = Map<number, T[]> | null;
+
+/** What is asked per process (pids are small and dense: an array indexed by pid). */
+type PerProcess = { vmas?: VmaView[]; ptes?: Array<[number, PteView]>; fds?: Array<{ fd: number; driver: string }> };
+
 export class InspectSnapshot implements KernelInspect {
   private framesList: FrameView[] | null = null;
-  private readonly frameByPfn = new Map<number, FrameView | undefined>();
+  private frameByPfn: Map<number, FrameView | undefined> | null = null;
   private processesList: ProcessView[] | null = null;
-  private readonly vmasByPid = new Map<number, VmaView[]>();
-  private readonly ptesByPid = new Map<number, Array<[number, PteView]>>();
+  private byPid: PerProcess[] = [];
   private filesList: FileView[] | null = null;
-  private readonly pagecacheByFile = new Map<number, Array<[number, number]>>();
-  private readonly shmemSwapByFile = new Map<number, Array<[number, number]>>();
-  private readonly backingByFile = new Map<number, Array<[number, number]>>();
+  private pagecacheByFile: Memo<[number, number]> = null;
+  private shmemSwapByFile: Memo<[number, number]> = null;
+  private backingByFile: Memo<[number, number]> = null;
   private swapSlotsList: SwapSlotView[] | null = null;
   private driverHoldsList: DriverHold[] | null = null;
   private slabList: Array<{ id: number; tag: string }> | null = null;
-  private readonly fdsByPid = new Map<number, Array<{ fd: number; driver: string }>>();
   private openFds = -1;
   private notifiers = -1;
 
   constructor(private readonly k: KernelInspect) {}
+
+  /** The kernel moved: every answer fetched so far is dropped. */
+  invalidate(): void {
+    this.framesList = null;
+    this.frameByPfn = null;
+    this.processesList = null;
+    if (this.byPid.length > 0) this.byPid = [];
+    this.filesList = null;
+    this.pagecacheByFile = null;
+    this.shmemSwapByFile = null;
+    this.backingByFile = null;
+    this.swapSlotsList = null;
+    this.driverHoldsList = null;
+    this.slabList = null;
+    this.openFds = -1;
+    this.notifiers = -1;
+  }
 
   uffdWpMarkers(pid: number): Iterable<number> {
     return this.k.uffdWpMarkers(pid);
@@ -39,9 +61,10 @@ export class InspectSnapshot implements KernelInspect {
   }
 
   frame(pfn: number): FrameView | undefined {
-    if (this.frameByPfn.has(pfn)) return this.frameByPfn.get(pfn);
+    const cache = (this.frameByPfn ??= new Map());
+    if (cache.has(pfn)) return cache.get(pfn);
     const f = this.k.frame(pfn);
-    this.frameByPfn.set(pfn, f);
+    cache.set(pfn, f);
     return f;
   }
 
@@ -50,11 +73,13 @@ export class InspectSnapshot implements KernelInspect {
   }
 
   vmas(pid: number): Iterable<VmaView> {
-    return memo(this.vmasByPid, pid, () => this.k.vmas(pid));
+    const p = this.process(pid);
+    return (p.vmas ??= list(this.k.vmas(pid)));
   }
 
   ptes(pid: number): Iterable<[number, PteView]> {
-    return memo(this.ptesByPid, pid, () => this.k.ptes(pid));
+    const p = this.process(pid);
+    return (p.ptes ??= list(this.k.ptes(pid)));
   }
 
   files(): Iterable<FileView> {
@@ -62,15 +87,15 @@ export class InspectSnapshot implements KernelInspect {
   }
 
   pagecache(file: number): Iterable<[number, number]> {
-    return memo(this.pagecacheByFile, file, () => this.k.pagecache(file));
+    return memo((this.pagecacheByFile ??= new Map()), file, () => this.k.pagecache(file));
   }
 
   shmemSwap(file: number): Iterable<[number, number]> {
-    return memo(this.shmemSwapByFile, file, () => this.k.shmemSwap(file));
+    return memo((this.shmemSwapByFile ??= new Map()), file, () => this.k.shmemSwap(file));
   }
 
   backing(file: number): Iterable<[number, number]> {
-    return memo(this.backingByFile, file, () => this.k.backing(file));
+    return memo((this.backingByFile ??= new Map()), file, () => this.k.backing(file));
   }
 
   swapSlots(): Iterable<SwapSlotView> {
@@ -87,7 +112,8 @@ export class InspectSnapshot implements KernelInspect {
   }
 
   fds(pid: number): Iterable<{ fd: number; driver: string }> {
-    return memo(this.fdsByPid, pid, () => this.k.fds(pid));
+    const p = this.process(pid);
+    return (p.fds ??= list(this.k.fds(pid)));
   }
 
   slabObjects(): Iterable<{ id: number; tag: string }> {
@@ -98,10 +124,21 @@ export class InspectSnapshot implements KernelInspect {
     if (this.notifiers === -1) this.notifiers = this.k.notifierCount();
     return this.notifiers;
   }
+
+  private process(pid: number): PerProcess {
+    // Anything but a small pid (a bad one a test asks about) is fetched, not kept.
+    if (!(Number.isSafeInteger(pid) && pid >= 0 && pid < 1 << 16)) return {};
+    return (this.byPid[pid] ??= {});
+  }
+}
+
+/** The kernels hand out fresh arrays (or generators): an array is kept as it is. */
+function list<T>(fetched: Iterable<T>): T[] {
+  return Array.isArray(fetched) ? fetched : [...fetched];
 }
 
 function memo<T>(cache: Map<number, T[]>, key: number, fetch: () => Iterable<T>): T[] {
-  let list = cache.get(key);
-  if (list === undefined) cache.set(key, (list = [...fetch()]));
-  return list;
+  let kept = cache.get(key);
+  if (kept === undefined) cache.set(key, (kept = list(fetch())));
+  return kept;
 }
