@@ -141,7 +141,9 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
     const next = proc.mm.vmas.nextOf(addr + len - 1);
     const merges = (prev !== null && canMerge(prev, vma)) || (next !== null && canMerge(vma, next));
     if (!merges && shouldFailAlloc(s)) {
-      if (s.files.get(file)?.shmem) s.files.delete(file);
+      // The object shmem_zero_setup made for this mapping goes; one mapped through an fd
+      // (map_files) belongs to its other users.
+      if (file !== target.file) s.files.delete(file);
       return err('ENOMEM');
     }
   }

@@ -152,7 +152,9 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
     const next = proc.mm.vmas.find((v) => v.start >= addr + len);
     const merges = (prev !== undefined && canMerge(prev, vma)) || (next !== undefined && canMerge(vma, next));
     if (!merges && shouldFailAlloc(s)) {
-      if (s.files.get(file)?.shmem) s.files.delete(file);
+      // The object shmem_zero_setup made for this mapping goes; one mapped through an fd
+      // (map_files) belongs to its other users.
+      if (file !== target.file) s.files.delete(file);
       return err('ENOMEM');
     }
   }
