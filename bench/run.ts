@@ -111,8 +111,9 @@ async function main(): Promise<void> {
   console.log(`impl cost per op, 1m pages / 1k pages: ${OPS.map((op) => `${op} ${fmt(perOpGrowth[op])}x`).join(', ')}`);
   console.log(`growth 1k -> 1m (geometric mean, fork excluded): ${fmt(growth1kTo1m)}x; fork per mapped page: ${fmt(forkPerPageGrowth)}x`);
 
-  campaignRate('impl', 1000, 99);
-  fcCommandsRate('impl', 1000, 99);
+  // Warm-up: V8 compiles the kernels, the checks and fast-check in the first seconds.
+  campaignRate('impl', 3000, 99);
+  fcCommandsRate('impl', 3000, 99);
   const rates: Record<string, StepsRate> = {
     impl: campaignRate('impl', CAMPAIGN_MS),
     diff: campaignRate('diff', CAMPAIGN_MS),

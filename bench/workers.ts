@@ -10,14 +10,18 @@ import { runCampaignParallel } from '../harness/pool.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
 
-/** Added to the time budget for the workers to start, so the steady window is about `timeMs`. */
-const STARTUP_ALLOWANCE_MS = 3000;
+/**
+ * Added to the time budget for the workers to start and warm up (their first seconds, when
+ * V8 compiles the kernel on whatever core is spare), so the steady window is about `timeMs`.
+ */
+const WARMUP_MS = 5000;
+const STARTUP_ALLOWANCE_MS = 3000 + WARMUP_MS;
 
 export type WorkersRate = { workers: number; stepsPerSec: number; steps: number; runs: number; ms: number };
 
 export async function workersRate(workers: number, timeMs: number, kernel: KernelChoice = 'impl', seed = 1): Promise<WorkersRate> {
   // The budget counts from the start; the workers' start-up (a second or two) comes on top of the measured window.
-  const r = await runCampaignParallel({ seed, timeMs: timeMs + STARTUP_ALLOWANCE_MS, kernel, strategies: [], config: FUZZ_CONFIG, stepsMax: STEPS_MAX, workers, stepTimeoutMs: 60_000 });
+  const r = await runCampaignParallel({ seed, timeMs: timeMs + STARTUP_ALLOWANCE_MS, kernel, strategies: [], config: FUZZ_CONFIG, stepsMax: STEPS_MAX, workers, stepTimeoutMs: 60_000, warmupMs: WARMUP_MS });
   return { workers, stepsPerSec: r.steady.steps / (r.steady.ms / 1000), steps: r.steady.steps, runs: r.runs, ms: r.steady.ms };
 }
 
@@ -48,6 +52,8 @@ export async function workersBench(timeMs: number): Promise<WorkersBench> {
 }
 
 if (process.argv[2] === '--solo') {
+  // Warm up as the workers do, then measure.
+  runCampaign({ seed: 2, timeMs: WARMUP_MS, kernel: 'impl', strategies: [], config: FUZZ_CONFIG, stepsMax: STEPS_MAX });
   const r = runCampaign({ seed: 1, timeMs: Number(process.argv[3]), kernel: 'impl', strategies: [], config: FUZZ_CONFIG, stepsMax: STEPS_MAX });
   console.log(r.steps / (r.elapsedMs / 1000));
 } else if (/bench[/\\]workers\.ts$/.test(process.argv[1] ?? '')) {

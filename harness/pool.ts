@@ -31,11 +31,16 @@ export type ParallelOptions = CampaignOptions & {
   /** A step (or a shrink replay) that runs longer than this is a hang. */
   stepTimeoutMs: number;
   strategyModules?: string[];
+  /**
+   * The throughput window (`steady`) opens this long after every worker has started, so
+   * that it measures the steady state, not the JIT compiling the kernel on a spare core.
+   */
+  warmupMs?: number;
 };
 
 export type ParallelResult = CampaignResult & {
   workers: number; hangs: number; crashes: number;
-  /** Steps checked and time taken once every worker had started (start-up excluded): the throughput. */
+  /** Steps checked and time taken once every worker had started and warmed up (start-up excluded): the throughput. */
   steady: { steps: number; ms: number };
 };
 
@@ -65,6 +70,8 @@ class Supervisor {
   private timer: NodeJS.Timeout | undefined;
   private settled = false;
   private allReady: { steps: number; ms: number } | undefined;
+  /** Where the throughput window opened: `warmupMs` after allReady. */
+  private warm: { steps: number; ms: number } | undefined;
 
   constructor(private readonly opts: ParallelOptions, private readonly resolve: (r: ParallelResult) => void, private readonly reject: (e: Error) => void) {
     this.plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax, opts.withCore);
@@ -136,6 +143,9 @@ class Supervisor {
   private record(report: RunReport): void {
     this.result.runs += 1;
     this.result.steps += report.steps;
+    if (this.warm === undefined && this.allReady !== undefined && this.elapsedMs() - this.allReady.ms >= (this.opts.warmupMs ?? 0)) {
+      this.warm = { steps: this.result.steps, ms: this.elapsedMs() };
+    }
     for (const f of report.failures) mergeFailure(this.failures, { ...f, foundAfterMs: Math.round(this.elapsedMs()) });
     if (this.opts.onProgress !== undefined && this.elapsedMs() - this.lastProgressMs >= 1000) {
       this.lastProgressMs = this.elapsedMs();
@@ -220,7 +230,7 @@ class Supervisor {
       void slot.worker.terminate();
     }
     this.result.elapsedMs = Math.round(this.elapsedMs());
-    const from = this.allReady ?? { steps: 0, ms: 0 };
+    const from = this.warm ?? this.allReady ?? { steps: 0, ms: 0 };
     this.result.steady = { steps: this.result.steps - from.steps, ms: Math.round(this.elapsedMs() - from.ms) };
     this.result.failures = sortedFailures(attributeCore(this.failures.values(), this.opts.config));
     this.resolve(this.result);
