@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
 import { STRATEGIES } from '../strategies/index.ts';
 import { runOne } from './campaign.ts';
-import { makePlan, PHASE_IDLE, beat } from './runner.ts';
+import { makePlan, PHASE_BUILD, PHASE_IDLE, beat } from './runner.ts';
 import type { WorkerInit, ToWorker, FromWorker } from './pool.ts';
 
 const init = workerData as WorkerInit;
@@ -38,6 +38,7 @@ const seen = new Set<string>();
 
 port.on('message', (m: ToWorker) => {
   if (m.type !== 'run') return;
+  beat(hb, m.run, 0, PHASE_BUILD); // from here on the heartbeat names this run
   const report = runOne(plan, m.run, seen, hb, (ops) => post({ type: 'shrinking', run: m.run, ops }));
   beat(hb, m.run, 0, PHASE_IDLE);
   post({ type: 'done', report });
