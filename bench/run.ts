@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   for (const [name, r] of Object.entries(rates)) {
     console.log(`checked steps/s, ${name.padEnd(18)} ${fmt(r.stepsPerSec).padStart(8)} (${r.steps} steps, ${r.runs} traces, ${r.elapsedMs} ms, ${r.failures} failures)`);
   }
-  const workers = await workersBench(WORKERS_MS);
+  const workers = await workersBench(WORKERS_MS, quick ? 1 : 2);
   console.log(`checked steps/s on worker threads: 1 worker ${fmt(workers.one.stepsPerSec)}, 2 workers ${fmt(workers.two.stepsPerSec)} ` +
     `(${fmt(workers.speedup)}x; two independent processes reach ${fmt(workers.twoProcessesCeiling)}x on this machine)`);
   const shrink = shrinkBench(FC_SHRINK_MS);

@@ -3,8 +3,8 @@
  * list of integers (its choices); the builder reads them through `Choice` and picks an
  * operation kind by the run's swarm weights, then arguments biased to the interesting
  * cases: addresses at VMA edges and inside them, ranges that straddle edges, pages
- * already shared, a few distinct values. fast-check shrinks the choices toward zero,
- * and zero always means the plainest option.
+ * already shared, a few distinct values. Zero always means the plainest option: a step
+ * whose fast-check integer shrinks to zero has all-zero choices (properties/arbitrary.ts).
  */
 import type { Op, Advice } from '../kernel-api/op.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
