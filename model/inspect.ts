@@ -1,4 +1,4 @@
-/** The inspection interface over the model's plain state: copies, in the defined orders. */
+/** The inspection interface over the model's plain state: copies, in arrays, in the defined orders. */
 import type { StrategyInstance } from '../kernel-api/driver.ts';
 import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
@@ -29,8 +29,8 @@ export class ModelInspect implements KernelInspect {
 
   get zeroPfn(): number { return this.s.zeroPfn; }
 
-  *frames(): Iterable<FrameView> {
-    for (const [, f] of byKey(this.s.frames)) yield frameView(f);
+  frames(): Iterable<FrameView> {
+    return byKey(this.s.frames).map(([, f]) => frameView(f));
   }
 
   frame(pfn: number): FrameView | undefined {
@@ -38,24 +38,23 @@ export class ModelInspect implements KernelInspect {
     return f === undefined ? undefined : frameView(f);
   }
 
-  *processes(): Iterable<ProcessView> {
-    for (const p of processesInOrder(this.s)) {
-      yield { pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped, rss: { ...p.mm.rss } };
-    }
+  processes(): Iterable<ProcessView> {
+    return processesInOrder(this.s).map((p) => (
+      { pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped, rss: { ...p.mm.rss } }));
   }
 
-  *vmas(pid: number): Iterable<VmaView> {
-    for (const v of this.s.processes.get(pid)?.mm.vmas ?? []) yield vmaView(v);
+  vmas(pid: number): Iterable<VmaView> {
+    return (this.s.processes.get(pid)?.mm.vmas ?? []).map(vmaView);
   }
 
-  *ptes(pid: number): Iterable<[number, PteView]> {
+  ptes(pid: number): Iterable<[number, PteView]> {
     const proc = this.s.processes.get(pid);
-    if (proc === undefined) return;
-    for (const addr of ptesIn(proc, 0, Infinity)) yield [addr, { ...proc.mm.ptes.get(addr)! }];
+    if (proc === undefined) return [];
+    return ptesIn(proc, 0, Infinity).map((addr): [number, PteView] => [addr, { ...proc.mm.ptes.get(addr)! }]);
   }
 
-  *files(): Iterable<FileView> {
-    for (const [, f] of byKey(this.s.files)) yield { id: f.id, sizePages: f.sizePages, shmem: f.shmem };
+  files(): Iterable<FileView> {
+    return byKey(this.s.files).map(([, f]) => ({ id: f.id, sizePages: f.sizePages, shmem: f.shmem }));
   }
 
   pagecache(file: number): Iterable<[number, number]> {
@@ -70,8 +69,8 @@ export class ModelInspect implements KernelInspect {
     return byKey(this.s.files.get(file)?.backing ?? new Map());
   }
 
-  *swapSlots(): Iterable<SwapSlotView> {
-    for (const [, e] of byKey(this.s.swap)) yield { ...e };
+  swapSlots(): Iterable<SwapSlotView> {
+    return byKey(this.s.swap).map(([, e]) => ({ ...e }));
   }
 
   *driverHolds(): Iterable<DriverHold> {
@@ -79,8 +78,8 @@ export class ModelInspect implements KernelInspect {
     for (const [pfn, holder] of byKey(this.s.strayHolds)) yield { pfn, holder, pins: 0, refs: 1 };
   }
 
-  *slabObjects(): Iterable<{ id: number; tag: string }> {
-    for (const [id, tag] of byKey(this.s.slab)) yield { id, tag };
+  slabObjects(): Iterable<{ id: number; tag: string }> {
+    return byKey(this.s.slab).map(([id, tag]) => ({ id, tag }));
   }
 
   uffdWpMarkers(pid: number): Iterable<number> {
@@ -91,8 +90,8 @@ export class ModelInspect implements KernelInspect {
     return this.s.notifiers.size;
   }
 
-  *fds(pid: number): Iterable<{ fd: number; driver: string }> {
-    for (const [fd, file] of byKey(this.s.processes.get(pid)?.fds ?? new Map())) yield { fd, driver: file.fop.name };
+  fds(pid: number): Iterable<{ fd: number; driver: string }> {
+    return byKey(this.s.processes.get(pid)?.fds ?? new Map()).map(([fd, file]) => ({ fd, driver: file.fop.name }));
   }
 
   openFdCount(): number {
