@@ -75,3 +75,30 @@ function pageObservation(
   obs.exclusive = frame.mapcount === 1;
   return obs;
 }
+
+/**
+ * Two observations equal as JSON (how DESIGN.md compares them), field by field: serialising
+ * both at every step cost a diff campaign more than its two kernel steps. An optional field
+ * left undefined equals one left out, as in JSON. test/properties/observe-equal.test.ts
+ * changes every field of a real observation and expects each change to be seen.
+ */
+export function observationsEqual(a: Observation, b: Observation): boolean {
+  if (a.framesInUse !== b.framesInUse || a.swapSlotsInUse !== b.swapSlotsInUse || a.processes.length !== b.processes.length) return false;
+  for (let i = 0; i < a.processes.length; i++) if (!processEqual(a.processes[i], b.processes[i])) return false;
+  return true;
+}
+
+function processEqual(p: ProcessObservation, q: ProcessObservation): boolean {
+  if (p.pid !== q.pid || p.state !== q.state || p.maps.length !== q.maps.length || p.pages.length !== q.pages.length) return false;
+  for (let i = 0; i < p.rss.length; i++) if (p.rss[i] !== q.rss[i]) return false;
+  for (let i = 0; i < p.maps.length; i++) if (!mapEqual(p.maps[i], q.maps[i])) return false;
+  for (let i = 0; i < p.pages.length; i++) if (!pageEqual(p.pages[i], q.pages[i])) return false;
+  return true;
+}
+
+const mapEqual = (m: MapRange, n: MapRange): boolean =>
+  m.start === n.start && m.end === n.end && m.perms === n.perms && m.backing === n.backing;
+
+const pageEqual = (x: PageObservation, y: PageObservation): boolean =>
+  x.addr === y.addr && x.value === y.value && x.present === y.present && x.swapped === y.swapped && x.file === y.file &&
+  x.exclusive === y.exclusive && x.softDirty === y.softDirty && x.frame === y.frame && x.refcount === y.refcount && x.mapcount === y.mapcount;

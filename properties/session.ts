@@ -15,7 +15,7 @@ import { Ghost } from './ghost.ts';
 import { checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
 import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
-import { observe } from './observe.ts';
+import { observationsEqual, observe } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
 
 export type SessionOptions = {
@@ -101,7 +101,7 @@ export class Session {
     }
     const a = observe(this.view);
     const b = observe(this.shadow!.inspect);
-    if (jsonEqual(a, b)) return null;
+    if (observationsEqual(a, b)) return null;
     return { invariant: 'differential', message: `after ${op.op} the observations differ: ${firstDifference(JSON.stringify(a), JSON.stringify(b))}` };
   }
 }
@@ -123,34 +123,6 @@ function asViolation(e: unknown, kernel: string): Violation {
   const invariant = (error as { invariant?: InvariantId }).invariant ?? 'kernel-assert';
   return { invariant, message: `${kernel}: ${error.message}` };
 }
-
-/**
- * Equal as JSON (how DESIGN.md compares observations): the same arrays, the same defined
- * properties with equal values; a property set to undefined is one JSON leaves out. Walked
- * directly, as serialising both observations at every step cost more than the steps.
- */
-export function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return jsonNull(a) && jsonNull(b);
-  if (Array.isArray(a) || Array.isArray(b)) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], b[i])) return false;
-    return true;
-  }
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  let defined = 0;
-  for (const key in x) {
-    if (x[key] === undefined) continue;
-    defined += 1;
-    if (y[key] === undefined || !jsonEqual(x[key], y[key])) return false;
-  }
-  for (const key in y) if (y[key] !== undefined) defined -= 1;
-  return defined === 0;
-}
-
-/** Written as null in JSON (inside an array, undefined is too). */
-const jsonNull = (v: unknown): boolean => v === null || v === undefined || (typeof v === 'number' && !Number.isFinite(v));
 
 /** A window around the first differing character of two JSON texts. */
 function firstDifference(a: string, b: string): string {
