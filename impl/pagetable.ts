@@ -23,11 +23,13 @@ const TOP_SPAN = 2 ** 27;
 
 /** Words of an occupancy bitmap over one table's 512 slots. */
 const OCC_WORDS = FANOUT / 32;
+/** The bitmap's summary word, after its 16 words: bit w set when word w is not zero. */
+const OCC_SUMMARY = OCC_WORDS;
 
 /**
- * A table page. `occ` has bit j set when slot j is in use, so a walk visits only the
- * populated slots (a sparse table near the top of the address space costs a few words,
- * not 512 slot reads a level).
+ * A table page. `occ` has bit j set when slot j is in use, and a summary word saying
+ * which of its words are not zero, so a walk visits only the populated slots (a sparse
+ * table near the top of the address space costs a word or two, not 512 slot reads a level).
  */
 type Leaf = { idx: Uint32Array; flags: Uint8Array; occ: Uint32Array; count: number };
 type Dir = { slots: Array<Dir | Leaf | null>; occ: Uint32Array; count: number };
@@ -41,8 +43,8 @@ const QUICKLIST_MAX = 256;
 const freeDirs: Dir[] = [];
 const freeLeaves: Leaf[] = [];
 
-const newDir = (): Dir => freeDirs.pop() ?? { slots: new Array<Dir | Leaf | null>(FANOUT).fill(null), occ: new Uint32Array(OCC_WORDS), count: 0 };
-const newLeaf = (): Leaf => freeLeaves.pop() ?? { idx: new Uint32Array(FANOUT), flags: new Uint8Array(FANOUT), occ: new Uint32Array(OCC_WORDS), count: 0 };
+const newDir = (): Dir => freeDirs.pop() ?? { slots: new Array<Dir | Leaf | null>(FANOUT).fill(null), occ: new Uint32Array(OCC_WORDS + 1), count: 0 };
+const newLeaf = (): Leaf => freeLeaves.pop() ?? { idx: new Uint32Array(FANOUT), flags: new Uint8Array(FANOUT), occ: new Uint32Array(OCC_WORDS + 1), count: 0 };
 
 function freeDir(dir: Dir): void {
   if (!(dir.count === 0)) fail(`page directory freed with ${dir.count} entries`);
@@ -54,8 +56,17 @@ function freeLeaf(leaf: Leaf): void {
   if (freeLeaves.length < QUICKLIST_MAX) freeLeaves.push(leaf);
 }
 
-const occSet = (occ: Uint32Array, j: number): void => { occ[j >>> 5] |= 1 << (j & 31); };
-const occClear = (occ: Uint32Array, j: number): void => { occ[j >>> 5] &= ~(1 << (j & 31)); };
+function occSet(occ: Uint32Array, j: number): void {
+  occ[j >>> 5] |= 1 << (j & 31);
+  occ[OCC_SUMMARY] |= 1 << (j >>> 5);
+}
+function occClear(occ: Uint32Array, j: number): void {
+  if ((occ[j >>> 5] &= ~(1 << (j & 31))) === 0) occ[OCC_SUMMARY] &= ~(1 << (j >>> 5));
+}
+/** The summary bits of the words that hold slots [from, to]. */
+function occWords(occ: Uint32Array, from: number, to: number): number {
+  return occ[OCC_SUMMARY] & ((2 << (to >>> 5)) - 1) & ~((1 << (from >>> 5)) - 1);
+}
 /** Index of the lowest set bit of a non-zero word. */
 const lowBit = (bits: number): number => 31 - Math.clz32(bits & -bits);
 /** The bits of word `w` for slots in [from, to]. */
@@ -208,7 +219,8 @@ export class PageTable {
   private walkDir(dir: Dir, base: number, span: number, start: number, end: number, visit: PteVisitor): void {
     const first = start > base ? Math.floor((start - base) / span) : 0;
     const last = Math.min(MASK, Math.floor((end - 1 - base) / span));
-    for (let w = first >>> 5; w <= last >>> 5; w++) {
+    for (let words = occWords(dir.occ, first, last); words !== 0; words &= words - 1) {
+      const w = lowBit(words);
       let bits = occBits(dir.occ, w, first, last);
       while (bits !== 0) {
         const j = (w << 5) + lowBit(bits);
@@ -227,7 +239,8 @@ export class PageTable {
     const to = Math.min(LEAF_SPAN, end - base) - 1;
     const flags = leaf.flags;
     const idx = leaf.idx;
-    for (let w = from >>> 5; w <= to >>> 5; w++) {
+    for (let words = occWords(leaf.occ, from, to); words !== 0; words &= words - 1) {
+      const w = lowBit(words);
       let bits = occBits(leaf.occ, w, from, to);
       while (bits !== 0) {
         const i = (w << 5) + lowBit(bits);
