@@ -113,6 +113,7 @@ async function main(): Promise<void> {
 
   // Warm-up: V8 compiles the kernels, the checks and fast-check in the first seconds.
   campaignRate('impl', 3000, 99);
+  campaignRate('diff', 3000, 99);
   fcCommandsRate('impl', 3000, 99);
   const rates: Record<string, StepsRate> = {
     impl: campaignRate('impl', CAMPAIGN_MS),
