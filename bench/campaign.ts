@@ -12,15 +12,21 @@ import { runCampaign } from '../harness/campaign.ts';
 import { CHOICES_PER_STEP, TraceBuilder, opKinds } from '../properties/gen.ts';
 import { Session } from '../properties/session.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
+import { STRATEGIES } from '../strategies/index.ts';
 
 export const CAMPAIGN_CONFIG: Readonly<KernelConfig> = { ...DEFAULT_CONFIG, processesMax: 8 };
 export const STEPS_MAX = 300;
 
 export type StepsRate = { stepsPerSec: number; steps: number; runs: number; elapsedMs: number; failures: number };
 
-/** The default campaign (harness/campaign.ts) for `timeMs`, core operations only. */
-export function campaignRate(kernel: KernelChoice, timeMs: number, seed = 1): StepsRate {
-  const r = runCampaign({ seed, timeMs, kernel, strategies: [], config: CAMPAIGN_CONFIG, stepsMax: STEPS_MAX });
+/**
+ * The default campaign (harness/campaign.ts) for `timeMs`: core operations only, or with
+ * `allStrategies` the mix `mapfuzz fuzz` runs (core, then each strategy in turn), whose
+ * time also goes to re-running and shrinking the strategies' known flaws.
+ */
+export function campaignRate(kernel: KernelChoice, timeMs: number, seed = 1, allStrategies = false): StepsRate {
+  const strategies = allStrategies ? STRATEGIES : [];
+  const r = runCampaign({ seed, timeMs, kernel, strategies, withCore: allStrategies, config: CAMPAIGN_CONFIG, stepsMax: STEPS_MAX });
   return { stepsPerSec: r.steps / (r.elapsedMs / 1000), steps: r.steps, runs: r.runs, elapsedMs: r.elapsedMs, failures: r.failures.length };
 }
 

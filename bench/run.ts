@@ -119,6 +119,8 @@ async function main(): Promise<void> {
     impl: campaignRate('impl', CAMPAIGN_MS),
     diff: campaignRate('diff', CAMPAIGN_MS),
     fcCommandsBaseline: fcCommandsRate('impl', CAMPAIGN_MS),
+    implDefaultMix: campaignRate('impl', CAMPAIGN_MS, 1, true),
+    diffDefaultMix: campaignRate('diff', CAMPAIGN_MS, 1, true),
   };
   for (const [name, r] of Object.entries(rates)) {
     console.log(`checked steps/s, ${name.padEnd(18)} ${fmt(r.stepsPerSec).padStart(8)} (${r.steps} steps, ${r.runs} traces, ${r.elapsedMs} ms, ${r.failures} failures)`);
