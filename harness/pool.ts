@@ -23,8 +23,8 @@ export type WorkerInit = {
   strategyModules: string[];
   heartbeat: SharedArrayBuffer;
 };
-export type ToWorker = { type: 'run'; run: number };
-export type FromWorker = { type: 'ready' } | { type: 'done'; report: RunReport } | { type: 'shrinking'; run: number; ops: Op[] };
+export type ToWorker = { type: 'run'; runs: number[] };
+export type FromWorker = { type: 'ready' } | { type: 'done'; reports: RunReport[] } | { type: 'shrinking'; run: number; ops: Op[] };
 
 export type ParallelOptions = CampaignOptions & {
   workers: number;
@@ -45,10 +45,17 @@ export type ParallelResult = CampaignResult & {
 };
 
 /**
- * Runs handed to a worker ahead: it starts the next as soon as it posts a report, instead
+ * Batches handed to a worker ahead: it starts the next as soon as it posts a report, instead
  * of idling for the supervisor's answer (a round trip cost a worker about a tenth of its time).
  */
-const QUEUE_DEPTH = 2;
+const QUEUE_BATCHES = 2;
+/**
+ * A batch is about this much work (a message each way per run kept the supervisor's thread
+ * busy a tenth of the time, taken from the workers on a 2-core machine), and at most
+ * BATCH_MAX runs; one run when runs are long or the time budget is nearly spent.
+ */
+const BATCH_MS = 25;
+const BATCH_MAX = 8;
 
 /** Replacements of crashed or hung workers at most, so a worker that cannot start does not loop. */
 const RESPAWNS_MAX = 64;
@@ -56,7 +63,9 @@ const RESPAWNS_MAX = 64;
 type Slot = {
   worker: Worker; heartbeat: Int32Array; ready: boolean; gone: boolean;
   /** Runs handed to the worker and not yet reported, in the order it runs them. */
-  queue: number[]; beats: number; lastBeatMs: number; shrinking: Op[] | null; error: string;
+  queue: number[]; batches: number; beats: number; lastBeatMs: number;
+  /** What the worker last said it is shrinking, and for which run. */
+  shrinking: { run: number; ops: Op[] } | null; error: string;
 };
 
 export function runCampaignParallel(opts: ParallelOptions): Promise<ParallelResult> {
@@ -105,7 +114,7 @@ class Supervisor {
       stepsMax: this.opts.stepsMax, strategyModules: this.opts.strategyModules ?? [], heartbeat: heartbeat.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init });
-    const slot: Slot = { worker, heartbeat, ready: false, gone: false, queue: [], beats: 0, lastBeatMs: 0, shrinking: null, error: '' };
+    const slot: Slot = { worker, heartbeat, ready: false, gone: false, queue: [], batches: 0, beats: 0, lastBeatMs: 0, shrinking: null, error: '' };
     this.slots.add(slot);
     worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
     worker.on('error', (e) => { slot.error = e.message; });
@@ -124,20 +133,34 @@ class Supervisor {
     return n.value;
   }
 
-  /** Fill the worker's queue up to QUEUE_DEPTH; finish once nothing is left anywhere. */
+  /** Keep QUEUE_BATCHES batches on the worker; finish once nothing is left anywhere. */
   private dispatch(slot: Slot): void {
-    while (slot.queue.length < QUEUE_DEPTH) {
-      const run = this.nextRun();
-      if (run === undefined) break;
+    while (slot.batches < QUEUE_BATCHES) {
+      const runs: number[] = [];
+      for (let size = this.batchSize(); runs.length < size;) {
+        const run = this.nextRun();
+        if (run === undefined) break;
+        runs.push(run);
+      }
+      if (runs.length === 0) break;
       if (slot.queue.length === 0) {
         // An idle worker starts now, and so does its hang clock.
         slot.beats = Atomics.load(slot.heartbeat, 0);
         slot.lastBeatMs = this.elapsedMs();
       }
-      slot.queue.push(run);
-      slot.worker.postMessage({ type: 'run', run } satisfies ToWorker);
+      slot.queue.push(...runs);
+      slot.batches += 1;
+      slot.worker.postMessage({ type: 'run', runs } satisfies ToWorker);
     }
     if (slot.queue.length === 0) this.finishIfDone();
+  }
+
+  /** Runs in the next batch: about BATCH_MS of work at the rate so far (start-up counted, so early batches are small). */
+  private batchSize(): number {
+    if (this.result.runs === 0) return 1;
+    const runMs = (this.elapsedMs() * this.opts.workers) / this.result.runs;
+    const leftMs = this.opts.timeMs === undefined ? Infinity : (this.opts.timeMs - this.elapsedMs()) / 4;
+    return Math.max(1, Math.min(BATCH_MAX, Math.floor(Math.min(BATCH_MS, leftMs) / runMs)));
   }
 
   private onMessage(slot: Slot, m: FromWorker): void {
@@ -147,14 +170,17 @@ class Supervisor {
       if (this.allReady === undefined && [...this.slots].every((x) => x.ready)) this.allReady = { steps: this.result.steps, ms: this.elapsedMs() };
       this.dispatch(slot);
     } else if (m.type === 'shrinking') {
-      slot.shrinking = m.ops;
+      slot.shrinking = { run: m.run, ops: m.ops };
     } else {
-      slot.queue.splice(slot.queue.indexOf(m.report.run), 1);
+      for (const report of m.reports) {
+        slot.queue.splice(slot.queue.indexOf(report.run), 1);
+        this.record(report);
+      }
+      slot.batches -= 1;
       slot.shrinking = null;
-      // The worker went straight on to its next run: the hang clock starts there.
+      // The worker went straight on to its next batch: the hang clock starts there.
       slot.beats = Atomics.load(slot.heartbeat, 0);
       slot.lastBeatMs = this.elapsedMs();
-      this.record(m.report);
       this.dispatch(slot);
     }
   }
@@ -204,8 +230,9 @@ class Supervisor {
   }
 
   /**
-   * The run in flight on `slot` ends as a failure; the runs queued behind it go back to be
-   * handed out again, and the slot is replaced while work remains.
+   * The run in flight on `slot` ends as a failure; the other runs it was given and has not
+   * reported (queued behind it, or done earlier in its batch) go back to be handed out
+   * again, and the slot is replaced while work remains.
    */
   private abandon(slot: Slot, invariant: InvariantId, message: string): void {
     slot.gone = true;
@@ -217,7 +244,9 @@ class Supervisor {
     this.returned.push(...slot.queue.filter((r) => r !== run));
     this.returned.sort((a, b) => a - b);
     slot.queue = [];
-    this.record({ run, steps: step, failures: [this.abortedFailure(run, invariant, message, step, phase, slot.shrinking)] });
+    slot.batches = 0;
+    const shrinking = slot.shrinking?.run === run ? slot.shrinking.ops : null;
+    this.record({ run, steps: step, failures: [this.abortedFailure(run, invariant, message, step, phase, shrinking)] });
     if ((!this.exhausted || this.returned.length > 0) && this.respawns < RESPAWNS_MAX) {
       this.respawns += 1;
       this.spawn();

@@ -1,8 +1,8 @@
 /**
- * A campaign worker thread: receives run indexes from its supervisor (harness/pool.ts),
- * runs each (harness/campaign.ts runOne) and posts the report back. It keeps its own set
- * of failures already shrunk, so a failure is shrunk once per worker at most; the
- * supervisor keeps the one of the lowest run index. Progress goes through the shared
+ * A campaign worker thread: receives batches of run indexes from its supervisor
+ * (harness/pool.ts), runs each (harness/campaign.ts runOne) and posts the batch's
+ * reports back. It keeps its own set of failures already shrunk, so a failure is shrunk
+ * once per worker at most; the supervisor keeps the one of the lowest run index. Progress goes through the shared
  * heartbeat, so the supervisor can tell a hung step from a long run.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -38,9 +38,12 @@ const seen = new Set<string>();
 
 port.on('message', (m: ToWorker) => {
   if (m.type !== 'run') return;
-  beat(hb, m.run, 0, PHASE_BUILD); // from here on the heartbeat names this run
-  const report = runOne(plan, m.run, seen, hb, (ops) => post({ type: 'shrinking', run: m.run, ops }));
-  beat(hb, m.run, 0, PHASE_IDLE);
-  post({ type: 'done', report });
+  const reports = m.runs.map((run) => {
+    beat(hb, run, 0, PHASE_BUILD); // from here on the heartbeat names this run
+    const report = runOne(plan, run, seen, hb, (ops) => post({ type: 'shrinking', run, ops }));
+    beat(hb, run, 0, PHASE_IDLE);
+    return report;
+  });
+  post({ type: 'done', reports });
 });
 post({ type: 'ready' });
