@@ -63,6 +63,24 @@ function kernelRows(label: string, pages: number): Row[] {
   }));
 }
 
+/** Rates `a` and `b` measured in turn, `rounds` times each (seeds 1, 2, …), each pooled: steps and time summed. */
+function alternated(a: (seed: number) => StepsRate, b: (seed: number) => StepsRate, rounds: number): [StepsRate, StepsRate] {
+  const as: StepsRate[] = [];
+  const bs: StepsRate[] = [];
+  for (let i = 1; i <= rounds; i++) {
+    as.push(a(i));
+    bs.push(b(i));
+  }
+  return [pooledRate(as), pooledRate(bs)];
+}
+
+function pooledRate(rs: readonly StepsRate[]): StepsRate {
+  const sum = (f: (r: StepsRate) => number) => rs.reduce((x, r) => x + f(r), 0);
+  const steps = sum((r) => r.steps);
+  const elapsedMs = sum((r) => r.elapsedMs);
+  return { stepsPerSec: steps / (elapsedMs / 1000), steps, runs: sum((r) => r.runs), elapsedMs, failures: sum((r) => r.failures) };
+}
+
 const geomean = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(3));
 
@@ -115,10 +133,14 @@ async function main(): Promise<void> {
   campaignRate('impl', 3000, 99);
   campaignRate('diff', 3000, 99);
   fcCommandsRate('impl', 3000, 99);
+  // The campaign and its baseline in turn, two halves each: on a shared machine the load
+  // drifts within a minute, and whichever ran second read faster.
+  const [implRate, fcRate] = alternated(
+    (seed) => campaignRate('impl', CAMPAIGN_MS / 2, seed), (seed) => fcCommandsRate('impl', CAMPAIGN_MS / 2, seed), 2);
   const rates: Record<string, StepsRate> = {
-    impl: campaignRate('impl', CAMPAIGN_MS),
+    impl: implRate,
     diff: campaignRate('diff', CAMPAIGN_MS),
-    fcCommandsBaseline: fcCommandsRate('impl', CAMPAIGN_MS),
+    fcCommandsBaseline: fcRate,
     implDefaultMix: campaignRate('impl', CAMPAIGN_MS, 1, true),
     diffDefaultMix: campaignRate('diff', CAMPAIGN_MS, 1, true),
   };
