@@ -98,6 +98,9 @@ function warmUp(): void {
 async function main(): Promise<void> {
   const childAt = argv.indexOf('--rss-child');
   if (childAt !== -1) return rssChild(Number(argv[childAt + 1]));
+  // Worker threads first, while this process is still small: later the 1M-page kernels
+  // leave this isolate a large heap whose collection competes with the workers for cores.
+  const workers = await workersBench(WORKERS_MS, quick ? 1 : 2);
   warmUp();
   const rows: Row[] = [];
   for (const { label, pages } of SIZES) {
@@ -147,7 +150,6 @@ async function main(): Promise<void> {
   for (const [name, r] of Object.entries(rates)) {
     console.log(`checked steps/s, ${name.padEnd(18)} ${fmt(r.stepsPerSec).padStart(8)} (${r.steps} steps, ${r.runs} traces, ${r.elapsedMs} ms, ${r.failures} failures)`);
   }
-  const workers = await workersBench(WORKERS_MS, quick ? 1 : 2);
   console.log(`checked steps/s on worker threads: 1 worker ${fmt(workers.one.stepsPerSec)}, 2 workers ${fmt(workers.two.stepsPerSec)} ` +
     `(${fmt(workers.speedup)}x; two independent processes reach ${fmt(workers.twoProcessesCeiling)}x on this machine)`);
   const shrink = shrinkBench(FC_SHRINK_MS);
