@@ -34,11 +34,7 @@ export const F_COLD = 1 << 8;
 /** On the LRU list. */
 export const F_ON_LRU = 1 << 9;
 
-/**
- * mem_map's first size. A fuzzing kernel lives for a few hundred steps and a handful of
- * frames, and is created once a trace: starting at 1024 doubled its creation time.
- */
-const CAPACITY_MIN = 64;
+const CAPACITY_MIN = 1024;
 /** The most frames mem_map reserves address space for at once (32 Mi: 1.6 GiB of struct page). */
 const RESERVE_MAX = 1 << 25;
 

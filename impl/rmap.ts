@@ -35,7 +35,7 @@ export class Rmap {
   private readonly nextF = new GrowableField(Int32Array, RESERVE, 14);
 
   constructor(private readonly pool: FramePool) {
-    this.grow(64); // doubled on demand; a fuzzing kernel forks a handful of pages
+    this.grow(1024);
   }
 
   private grow(want: number): void {
