@@ -19,6 +19,14 @@ export const STEPS_MAX = 300;
 
 export type StepsRate = { stepsPerSec: number; steps: number; runs: number; elapsedMs: number; failures: number };
 
+/** Rates of one thing measured in parts (rounds taken in turn) counted as one: steps, runs, time and failures summed. */
+export function pooledRate(rs: readonly StepsRate[]): StepsRate {
+  const sum = (f: (r: StepsRate) => number) => rs.reduce((x, r) => x + f(r), 0);
+  const steps = sum((r) => r.steps);
+  const elapsedMs = sum((r) => r.elapsedMs);
+  return { stepsPerSec: steps / (elapsedMs / 1000), steps, runs: sum((r) => r.runs), elapsedMs, failures: sum((r) => r.failures) };
+}
+
 /**
  * The default campaign (harness/campaign.ts) for `timeMs`: core operations only, or with
  * `allStrategies` the mix `mapfuzz fuzz` runs (core, then each strategy in turn), whose

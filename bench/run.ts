@@ -17,7 +17,7 @@ import { ModelKernel } from '../model/kernel.ts';
 import { ImplKernel } from '../impl/kernel.ts';
 import { OPS, benchFor, populate, type OpName } from './kernelops.ts';
 import { measure, type Budget } from './measure.ts';
-import { campaignRate, fcCommandsRate, type StepsRate } from './campaign.ts';
+import { campaignRate, fcCommandsRate, pooledRate, type StepsRate } from './campaign.ts';
 import { measureRss, rssChild } from './rss.ts';
 import { formatShrinkBench, shrinkBench } from './shrink.ts';
 import { workersBench } from './workers.ts';
@@ -72,13 +72,6 @@ function alternated(a: (seed: number) => StepsRate, b: (seed: number) => StepsRa
     bs.push(b(i));
   }
   return [pooledRate(as), pooledRate(bs)];
-}
-
-function pooledRate(rs: readonly StepsRate[]): StepsRate {
-  const sum = (f: (r: StepsRate) => number) => rs.reduce((x, r) => x + f(r), 0);
-  const steps = sum((r) => r.steps);
-  const elapsedMs = sum((r) => r.elapsedMs);
-  return { stepsPerSec: steps / (elapsedMs / 1000), steps, runs: sum((r) => r.runs), elapsedMs, failures: sum((r) => r.failures) };
 }
 
 const geomean = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runCampaign } from '../harness/campaign.ts';
+import { pooledRate, type StepsRate } from './campaign.ts';
 import { runCampaignParallel } from '../harness/pool.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
@@ -17,19 +18,12 @@ import type { KernelChoice } from '../properties/kernels.ts';
 const WARMUP_MS = 5000;
 const STARTUP_ALLOWANCE_MS = 3000 + WARMUP_MS;
 
-export type WorkersRate = { workers: number; stepsPerSec: number; steps: number; runs: number; ms: number };
+export type WorkersRate = StepsRate & { workers: number };
 
 export async function workersRate(workers: number, timeMs: number, kernel: KernelChoice = 'impl', seed = 1): Promise<WorkersRate> {
   // The budget counts from the start; the workers' start-up (a second or two) comes on top of the measured window.
   const r = await runCampaignParallel({ seed, timeMs: timeMs + STARTUP_ALLOWANCE_MS, kernel, strategies: [], config: FUZZ_CONFIG, stepsMax: STEPS_MAX, workers, stepTimeoutMs: 60_000, warmupMs: WARMUP_MS });
-  return { workers, stepsPerSec: r.steady.steps / (r.steady.ms / 1000), steps: r.steady.steps, runs: r.runs, ms: r.steady.ms };
-}
-
-/** Several measurements of one worker count as one: steps and time summed. */
-function pooled(rs: readonly WorkersRate[]): WorkersRate {
-  const steps = rs.reduce((a, r) => a + r.steps, 0);
-  const ms = rs.reduce((a, r) => a + r.ms, 0);
-  return { workers: rs[0].workers, stepsPerSec: steps / (ms / 1000), steps, runs: rs.reduce((a, r) => a + r.runs, 0), ms };
+  return { workers, stepsPerSec: r.steady.steps / (r.steady.ms / 1000), steps: r.steady.steps, runs: r.runs, elapsedMs: r.steady.ms, failures: r.failures.length };
 }
 
 /**
@@ -62,8 +56,8 @@ export async function workersBench(timeMs: number, rounds = 2): Promise<WorkersB
     ones.push(await workersRate(1, timeMs));
     twos.push(await workersRate(2, timeMs));
   }
-  const one = pooled(ones);
-  const two = pooled(twos);
+  const one = { ...pooledRate(ones), workers: 1 };
+  const two = { ...pooledRate(twos), workers: 2 };
   const twoProcessesCeiling = await processesCeiling(timeMs);
   return { one, two, speedup: two.stepsPerSec / one.stepsPerSec, twoProcessesCeiling };
 }
@@ -75,6 +69,6 @@ if (process.argv[2] === '--solo') {
   console.log(r.steps / (r.elapsedMs / 1000));
 } else if (/bench[/\\]workers\.ts$/.test(process.argv[1] ?? '')) {
   const b = await workersBench(Number(process.argv[2] ?? 8000));
-  for (const r of [b.one, b.two]) console.log(`${r.workers} worker(s): ${Math.round(r.stepsPerSec)} checked steps/s (${r.steps} steps, ${r.runs} traces, ${r.ms} ms)`);
+  for (const r of [b.one, b.two]) console.log(`${r.workers} worker(s): ${Math.round(r.stepsPerSec)} checked steps/s (${r.steps} steps, ${r.runs} traces, ${r.elapsedMs} ms)`);
   console.log(`2 workers / 1 worker: ${b.speedup.toFixed(2)}x; two independent processes / one: ${b.twoProcessesCeiling.toFixed(2)}x`);
 }

@@ -2,8 +2,9 @@
  * A campaign worker thread: receives batches of run indexes from its supervisor
  * (harness/pool.ts), runs each (harness/campaign.ts runOne) and posts the batch's
  * reports back. It keeps its own set of failures already shrunk, so a failure is shrunk
- * once per worker at most; the supervisor keeps the one of the lowest run index. Progress goes through the shared
- * heartbeat, so the supervisor can tell a hung step from a long run.
+ * once per worker at most; the supervisor keeps the one of the lowest run index.
+ * Progress goes through the shared heartbeat, so the supervisor can tell a hung step
+ * from a long run.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';

@@ -7,7 +7,7 @@ import type { Frame, ModelState, Vma } from './types.ts';
 import { processesInOrder } from './process.ts';
 import { ptesIn } from './zap.ts';
 
-const byKey = <T>(m: Map<number, T>): Array<[number, T]> => [...m.entries()].sort((a, b) => a[0] - b[0]);
+const byKey = <T>(m: Map<number, T> | undefined): Array<[number, T]> => (m === undefined ? [] : [...m.entries()].sort((a, b) => a[0] - b[0]));
 
 export function frameView(f: Frame): FrameView {
   return {
@@ -58,15 +58,15 @@ export class ModelInspect implements KernelInspect {
   }
 
   pagecache(file: number): Iterable<[number, number]> {
-    return byKey(this.s.files.get(file)?.pagecache ?? new Map());
+    return byKey(this.s.files.get(file)?.pagecache);
   }
 
   shmemSwap(file: number): Iterable<[number, number]> {
-    return byKey(this.s.files.get(file)?.swapped ?? new Map());
+    return byKey(this.s.files.get(file)?.swapped);
   }
 
   backing(file: number): Iterable<[number, number]> {
-    return byKey(this.s.files.get(file)?.backing ?? new Map());
+    return byKey(this.s.files.get(file)?.backing);
   }
 
   swapSlots(): Iterable<SwapSlotView> {
@@ -91,7 +91,7 @@ export class ModelInspect implements KernelInspect {
   }
 
   fds(pid: number): Iterable<{ fd: number; driver: string }> {
-    return byKey(this.s.processes.get(pid)?.fds ?? new Map()).map(([fd, file]) => ({ fd, driver: file.fop.name }));
+    return byKey(this.s.processes.get(pid)?.fds).map(([fd, file]) => ({ fd, driver: file.fop.name }));
   }
 
   openFdCount(): number {

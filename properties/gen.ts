@@ -11,6 +11,7 @@ import type { Outcome } from '../kernel-api/outcome.ts';
 import type { KernelInspect, VmaView } from '../kernel-api/state.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { Choice, DriverArgs, GenContext, StrategyDefinition } from '../kernel-api/strategy.ts';
+import { list } from './invariants/snapshot.ts';
 
 /** Reads a step's integers in order; past the end every choice is 0. */
 export class ChoiceStream implements Choice {
@@ -145,8 +146,7 @@ export class TraceBuilder implements GenContext {
   }
 
   private vmasOf(pid: number): readonly VmaView[] {
-    const vmas = this.k.vmas(pid);
-    return Array.isArray(vmas) ? vmas : [...vmas];
+    return list(this.k.vmas(pid));
   }
 
   addr(pid: number, c: Choice): number {

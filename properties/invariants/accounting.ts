@@ -3,8 +3,8 @@
  * counts match the entries that name them, VMAs are well formed with PTEs only inside
  * them, and nothing is left over once every process has exited and every fd is closed.
  */
-import type { VmaView } from '../../kernel-api/state.ts';
 import type { Invariant } from './types.ts';
+import { list } from './snapshot.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 
@@ -66,8 +66,7 @@ export const vmaWellformed: Invariant = {
   check({ k, config }) {
     for (const p of k.processes()) {
       let prevEnd = -1;
-      const found = k.vmas(p.pid);
-      const vmas = Array.isArray(found) ? found as readonly VmaView[] : [...found];
+      const vmas = list(k.vmas(p.pid));
       for (const v of vmas) {
         const bad = v.start >= v.end ? 'is empty' : v.start < prevEnd ? 'overlaps or is out of order' :
           v.start < 0 || v.end > config.taskSizePages ? 'lies outside user space' : '';

@@ -132,8 +132,8 @@ export class InspectSnapshot implements KernelInspect {
   }
 }
 
-/** The kernels hand out fresh arrays (or generators): an array is kept as it is. */
-function list<T>(fetched: Iterable<T>): T[] {
+/** An answer as an array: the kernels hand out fresh arrays, kept as they are; anything else is copied. */
+export function list<T>(fetched: Iterable<T>): T[] {
   return Array.isArray(fetched) ? fetched : [...fetched];
 }
 
