@@ -2,6 +2,9 @@
  * Argument parsing for the mapfuzz command: `--name value` and `--flag`, checked against
  * what each command accepts. A mistake is a UsageError: one line, exit status 2.
  */
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+
 export class UsageError extends Error {
   override name = 'UsageError' as const;
 }
@@ -34,6 +37,20 @@ export function parseArgs(argv: readonly string[], spec: FlagSpec): Parsed {
     }
   }
   return out;
+}
+
+/**
+ * The path an output flag names, checked before any work is done (a campaign that ran for
+ * minutes must not die writing its report): its directory exists and it is not a directory.
+ */
+export function outputPath(flags: Parsed['flags'], name: string): string | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  const path = String(v);
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--${name} ${path}: no such directory ${dir}`);
+  if (existsSync(path) && statSync(path).isDirectory()) throw new UsageError(`--${name} ${path} is a directory`);
+  return path;
 }
 
 export function positiveInt(flags: Parsed['flags'], name: string, fallback?: number): number | undefined {

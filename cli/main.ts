@@ -10,7 +10,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
-import type { CampaignFailure, Shard } from '../harness/campaign.ts';
+import { failureKey, type CampaignFailure, type Shard } from '../harness/campaign.ts';
 import { runCampaignParallel } from '../harness/pool.ts';
 import { formatJunit, formatMarkdown, formatSummaryTable, type CampaignReport, type FailureReport } from '../harness/report.ts';
 import { mergeCorpora } from '../harness/merge.ts';
@@ -19,12 +19,12 @@ import {
   loadRepro, replayRepro, reproPath, reproSignature, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, type Repro,
 } from '../harness/repro.ts';
 import { shrinkOps } from '../harness/shrink.ts';
-import { tellStory } from '../harness/story.ts';
+import { tellStory, unexpectedEnding } from '../harness/story.ts';
 import { storyHtml } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
 import { ORACLE_OPS, replayOracleRepro, runOracle } from '../harness/oracle.ts';
 import { reproToC } from '../harness/oracle-c.ts';
-import { parseArgs, positiveInt, UsageError } from './args.ts';
+import { outputPath, parseArgs, positiveInt, UsageError } from './args.ts';
 
 const HELP = `mapfuzz — property-based fuzzing of memory-mapping semantics
 
@@ -48,7 +48,8 @@ usage:
   mapfuzz show FILE [--c OUT.c | --html OUT.html]
       Tell a repro step by step; --html writes the story as one self-contained page with
       the address spaces drawn after each step; --c writes a standalone C program that
-      replays its kernel subset on Linux and prints what it observes.
+      replays its kernel subset on Linux and prints what it observes. Exit 1 when the
+      story does not end as the repro expects (as replay would judge it).
   mapfuzz oracle [--time SECONDS | --runs N] [--seed N] [--json FILE] [--corpus DIR]
       Compare the model with the running Linux kernel over random traces; each
       undocumented divergence is shrunk into DIR (default corpus/kernel).
@@ -72,7 +73,7 @@ export async function main(argv: readonly string[], out: Out = defaultOut): Prom
       case '-h':
       case 'help': out.log(HELP); return 0;
       case 'fuzz': return await fuzz(rest, out);
-      case 'scorecard': return scorecard(rest, out);
+      case 'scorecard': return await scorecard(rest, out);
       case 'replay': return replay(rest, out);
       case 'shrink': return shrink(rest, out);
       case 'show': return show(rest, out);
@@ -125,6 +126,7 @@ function reproFiles(paths: readonly string[]): string[] {
 /** The corpus's emulated-kernel repros (the oracle's, under kernel/, replay on Linux instead). */
 function loadCorpus(dir: string): Repro[] {
   if (!existsSync(dir)) return [];
+  if (!statSync(dir).isDirectory()) throw new UsageError(`--corpus ${dir} is not a directory`);
   return reproFiles([dir]).map((file) => {
     const r = loadRepro(file);
     knownFiles.set(r, file);
@@ -187,6 +189,8 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const seed = typeof flags.seed === 'number' ? flags.seed : randomInt(1, 2 ** 31);
   const corpusDir = String(flags.corpus ?? 'corpus');
   const known = loadCorpus(corpusDir);
+  const jsonFile = outputPath(flags, 'json');
+  const junitFile = outputPath(flags, 'junit');
   out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}, ` +
     `${strategies.length === 0 ? 'core operations' : `${withCore ? 'core operations and ' : ''}strategies ${strategies.map((s) => s.name).join(', ')}`}, ` +
     `${runs !== undefined ? `${runs} traces` : `${timeS} s`}${shard === undefined ? '' : `, shard ${shard.index}/${shard.count}`}, ` +
@@ -194,6 +198,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const result = await runCampaignParallel({
     seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, kernel, strategies, withCore, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
     shard, workers, stepTimeoutMs: stepTimeoutS * 1000, onProgress: progressPrinter(out, 'fuzz'),
+    lookPast: known.filter(isKnownFlaw).map((r) => failureKey(r)),
   });
   if (process.stderr.isTTY) process.stderr.write('\n');
   const reports = result.failures.map((f) => recordFailure(f, known, corpusDir));
@@ -207,8 +212,8 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   if (reports.length > 0) out.log(`\n${formatSummaryTable(report)}`);
   const fresh = reports.filter((r) => !r.known).length;
   out.log(fresh === 0 ? (reports.length === 0 ? 'no invariant broke' : 'only known flaws broke') : `${fresh} new failure${fresh === 1 ? '' : 's'}`);
-  if (flags.json !== undefined) {
-    writeFileSync(String(flags.json), `${JSON.stringify({
+  if (jsonFile !== undefined) {
+    writeFileSync(jsonFile, `${JSON.stringify({
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
@@ -216,28 +221,48 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
       })),
     }, null, 2)}\n`);
   }
-  if (flags.junit !== undefined) writeFileSync(String(flags.junit), formatJunit(report));
+  if (junitFile !== undefined) writeFileSync(junitFile, formatJunit(report));
   const stepSummary = process.env.GITHUB_STEP_SUMMARY;
   if (stepSummary !== undefined && stepSummary !== '') appendFileSync(stepSummary, formatMarkdown(report));
   return fresh === 0 ? 0 : 1;
 }
 
 /**
- * A failure is known when the corpus records that invariant of that strategy as a flaw that
- * must reproduce (a design under test broken the same way, whatever step shows it); else its
- * repro is written under the signature's name. A regression of a repro that must pass is
- * reported and left for a person to look at.
+ * A known flaw: a repro that must reproduce, of a design under test. The core kernel has no
+ * known flaws: a failure of the core operations is a bug until it is fixed, whatever the
+ * corpus says, and fails every campaign that meets it.
+ */
+function isKnownFlaw(r: Repro): boolean {
+  return r.expect === 'reproduces' && r.kernel !== 'oracle' && r.strategy !== 'core';
+}
+
+/** A violation message cut for a title: at a word, at most `max` characters. */
+function titleOf(message: string, max = 100): string {
+  if (message.length <= max) return message;
+  const cut = message.lastIndexOf(' ', max - 1);
+  return `${message.slice(0, cut > max / 2 ? cut : max - 1)}…`;
+}
+
+/**
+ * A failure is known when the corpus records that invariant of that strategy as a known flaw
+ * (isKnownFlaw: a design under test broken the same way, whatever step shows it); else its
+ * repro is written under the signature's name, unless a repro of that signature is there
+ * already: one that must pass has regressed, one that must reproduce is not fixed yet; both
+ * are reported and left for a person to look at.
  */
 function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: string): FailureReport {
   const repro: Repro = {
-    format: REPRO_FORMAT, title: `${f.strategy}: ${f.invariant} — ${f.message.slice(0, 100)}`, kernel: f.kernel, strategy: f.strategy,
+    format: REPRO_FORMAT, title: `${f.strategy}: ${f.invariant} — ${titleOf(f.message)}`, kernel: f.kernel, strategy: f.strategy,
     invariant: f.invariant, expect: 'reproduces', seed: f.seed, message: f.message, config: { ...FUZZ_CONFIG }, ops: f.ops,
   };
   const signature = reproSignature(repro);
-  const flaw = known.find((k) => k.expect === 'reproduces' && k.kernel !== 'oracle' && k.strategy === f.strategy && k.invariant === f.invariant);
+  const flaw = known.find((k) => isKnownFlaw(k) && k.strategy === f.strategy && k.invariant === f.invariant);
   if (flaw !== undefined) return { failure: f, known: true, file: shown(knownFiles.get(flaw) ?? reproPath(corpusDir, flaw)) };
   const match = known.find((k) => reproSignature(k) === signature);
-  if (match !== undefined) return { failure: f, known: false, file: `${shown(knownFiles.get(match) ?? '?')} (expects to pass: regressed)` };
+  if (match !== undefined) {
+    const why = match.expect === 'passes' ? 'expects to pass: regressed' : 'recorded before, not fixed yet';
+    return { failure: f, known: false, file: `${shown(knownFiles.get(match) ?? '?')} (${why})` };
+  }
   if (f.ops.length === 0) return { failure: f, known: false, file: '(no repro: the trace could not be rebuilt)' };
   const file = reproPath(corpusDir, repro);
   writeReproFile(file, repro);
@@ -256,13 +281,14 @@ async function scorecard(argv: readonly string[], out: Out): Promise<number> {
   const workers = positiveInt(flags, 'workers', Math.min(2, availableParallelism()))!;
   if (workers > WORKERS_MAX) throw new UsageError(`--workers must be at most ${WORKERS_MAX}`);
   const stepTimeoutS = positiveInt(flags, 'step-timeout', 10)!;
+  const jsonFile = outputPath(flags, 'json');
   out.err(`mapfuzz scorecard: seed ${seed}, kernel ${kernel}, ${timeS} s, ${workers} worker${workers === 1 ? '' : 's'}`);
   const card = await runScorecard({
     strategies, timeMs: timeS * 1000, seed, kernel, corpus: loadCorpus(String(flags.corpus ?? 'corpus')), workers, stepTimeoutMs: stepTimeoutS * 1000,
     onStrategy: (name, runs, broken) => out.err(`scorecard: ${name}: ${runs} traces, ${broken} invariants broken`),
   });
   out.log(formatScorecard(card));
-  if (flags.json !== undefined) writeFileSync(String(flags.json), `${JSON.stringify(card, null, 2)}\n`);
+  if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify(card, null, 2)}\n`);
   const unexpected = Object.values(card.strategies).flatMap((row) => Object.values(row)).filter((v) => v.status === 'broken' && !v.expected);
   return unexpected.length === 0 ? 0 : 1;
 }
@@ -306,20 +332,25 @@ function show(argv: readonly string[], out: Out): number {
   const { flags, positional } = parseArgs(argv, { c: 'string', html: 'string' });
   if (positional.length !== 1) throw new UsageError('show takes one repro file');
   const repro = loadRepro(positional[0]);
-  if (flags.html !== undefined) {
-    writeFileSync(String(flags.html), storyHtml(repro));
-    out.log(`wrote ${flags.html}: the story of ${repro.ops.length} steps as one page`);
-    return 0;
+  const html = outputPath(flags, 'html');
+  const c = outputPath(flags, 'c');
+  if (html !== undefined) {
+    const page = storyHtml(repro);
+    writeFileSync(html, page.html);
+    out.log(`wrote ${html}: the story of ${repro.ops.length} steps as one page`);
+    if (!page.asExpected) out.log(`${positional[0]}: ${unexpectedEnding(repro)}`);
+    return page.asExpected ? 0 : 1;
   }
-  if (flags.c !== undefined) {
+  if (c !== undefined) {
     const unsupported = repro.ops.find((op) => !ORACLE_OPS.includes(op.op));
     if (unsupported !== undefined) throw new UsageError(`${positional[0]} uses ${unsupported.op}, which has no plain-syscall counterpart; no C program written`);
-    writeFileSync(String(flags.c), reproToC(repro.ops));
+    writeFileSync(c, reproToC(repro.ops));
     out.log(`wrote ${flags.c}: build it with \`cc -O2 -o repro ${flags.c}\` and run ./repro`);
     return 0;
   }
-  out.log(tellStory(repro));
-  return 0;
+  const story = tellStory(repro);
+  out.log(story.text);
+  return story.asExpected ? 0 : 1;
 }
 
 function oracle(argv: readonly string[], out: Out): number {
@@ -329,6 +360,7 @@ function oracle(argv: readonly string[], out: Out): number {
   const runs = positiveInt(flags, 'runs');
   const timeS = positiveInt(flags, 'time', runs === undefined ? 30 : undefined);
   const seed = typeof flags.seed === 'number' ? flags.seed : 1;
+  const jsonFile = outputPath(flags, 'json');
   const report = runOracle({
     seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, corpusDir: String(flags.corpus ?? 'corpus/kernel'),
   });
@@ -345,8 +377,8 @@ function oracle(argv: readonly string[], out: Out): number {
     const what = d.documented !== undefined ? `documented (${d.documented})` : 'diverge';
     out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}` : ''}`);
   }
-  if (flags.json !== undefined) {
-    writeFileSync(String(flags.json), `${JSON.stringify({
+  if (jsonFile !== undefined) {
+    writeFileSync(jsonFile, `${JSON.stringify({
       runs: report.runs, agree: report.agree, diverge: report.diverge, documented: report.documented, skipped: report.skipped,
       documentedBy: report.documentedBy, divergencesBy: report.divergencesBy, skippedBy: report.skippedBy,
       opsCovered: report.opsCovered, seed: report.seed, elapsedMs: report.elapsedMs,

@@ -36,6 +36,11 @@ export type CampaignOptions = {
   stepsMax: number;
   /** Run only this shard's indexes (1-based index). */
   shard?: Shard;
+  /**
+   * Known flaws (`strategy/invariant`) a run looks past to what breaks next; it stops at
+   * any other failure. Absent: it looks past every checked invariant (harness/runner.ts).
+   */
+  lookPast?: readonly string[];
   /** Called every so often with progress. */
   onProgress?: (p: CampaignProgress) => void;
   /** A clock for the time budget and progress (injected so tests stay deterministic). */
@@ -107,8 +112,9 @@ export type RunReport = { run: number; steps: number; failures: CampaignFailure[
  */
 export function runOne(plan: RunPlan, run: number, seen: Set<string>, hb?: Heartbeat, onShrink?: (ops: Op[]) => void): RunReport {
   const base = sessionBase(plan, run);
-  const chain = runChain(base, traceOf(plan, run), run, hb);
   const strategy = strategyName(plan, run);
+  const lookPast = plan.lookPast === null ? undefined : (invariant: InvariantId) => plan.lookPast!.has(failureKey({ strategy, invariant }));
+  const chain = runChain(base, traceOf(plan, run), run, hb, lookPast);
   const failures: CampaignFailure[] = [];
   for (const link of chain.links) {
     const key = failureKey({ strategy, invariant: link.invariant });
@@ -131,7 +137,7 @@ export function runOne(plan: RunPlan, run: number, seen: Set<string>, hb?: Heart
 export function runCampaign(opts: CampaignOptions): CampaignResult {
   const now = opts.now ?? (() => performance.now());
   const t0 = now();
-  const plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax, opts.withCore);
+  const plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax, opts.withCore, opts.lookPast ?? null);
   const failures = new Map<string, CampaignFailure>();
   const seen = new Set<string>();
   const result: CampaignResult = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [] };

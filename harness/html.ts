@@ -7,7 +7,7 @@
  */
 import type { MapRange, Observation, PageObservation, ProcessObservation } from '../kernel-api/observation.ts';
 import type { Repro } from './repro.ts';
-import { hex, storyOf, type StoryStep } from './story.ts';
+import { endsAsExpected, hex, storyOf, unexpectedEnding, type StoryStep } from './story.ts';
 
 /** Cells drawn per VMA at most; a longer VMA is drawn with its first and last pages and a gap. */
 const CELLS_PER_VMA_MAX = 48;
@@ -93,23 +93,27 @@ addEventListener('DOMContentLoaded', () => {
 });
 `;
 
-export function storyHtml(r: Repro): string {
+/** The story as one self-contained page, and whether it ended as the repro expects. */
+export function storyHtml(r: Repro): { html: string; asExpected: boolean } {
   const story = storyOf(r);
+  const asExpected = endsAsExpected(r, story);
   const legend = [['excl', 'anon, exclusive'], ['shared', 'anon, shared'], ['file', 'file or shmem'], ['swap', 'swapped'], ['zero', 'zero page'], ['none', 'not faulted in']]
     .map(([c, t]) => `<span><span class="pg ${c}"></span> ${t}</span>`).join('');
   const end = story.broken === null
     ? '<div id="held">every invariant held</div>'
     : `<div id="broken" data-invariant="${esc(story.broken.invariant)}">BROKEN ${esc(story.broken.invariant)}: ${esc(story.broken.message)}</div>`;
-  return `<!DOCTYPE html>
+  const verdict = asExpected ? '' : `\n<div id="unexpected">${esc(unexpectedEnding(r))}</div>`;
+  const html = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title><style>${STYLE}</style></head>
 <body>
 <h1>${esc(r.title)}</h1>
 <p>${esc(story.header[1])}; ${r.ops.length} operations, seed ${r.seed}.</p>
 <p class="legend">${legend}</p>
 ${story.steps.map(stepHtml).join('\n')}
-${end}
+${end}${verdict}
 <p id="rendered" class="counts"></p>
 <script>${SCRIPT}</script>
 </body></html>
 `;
+  return { html, asExpected };
 }

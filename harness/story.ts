@@ -113,6 +113,22 @@ export type StoryStep = {
 
 export type Story = { header: string[]; before: Observation; steps: StoryStep[]; broken: { invariant: string; message: string } | null };
 
+/**
+ * Whether the story ends as the repro expects: its invariant broken, or nothing broken.
+ * A `hang` repro is judged on a worker thread with a time limit (replayRepro), not here.
+ */
+export function endsAsExpected(r: Repro, story: Story): boolean {
+  if (r.invariant === 'hang') return true;
+  return r.expect === 'reproduces' ? story.broken?.invariant === r.invariant : story.broken === null;
+}
+
+/** What a story that does not end as expected says last. */
+export function unexpectedEnding(r: Repro): string {
+  return r.expect === 'reproduces'
+    ? `this repro no longer reproduces: it expects ${r.invariant} to break (mapfuzz replay judges it the same way)`
+    : 'this repro expects every invariant to hold: it has regressed';
+}
+
 /** Replay a repro step by step, recording each step's outcome, changes and observation. */
 export function storyOf(r: Repro): Story {
   const session = new Session(sessionFor(r, r.expect === 'reproduces' ? r.invariant : undefined));
@@ -131,11 +147,13 @@ export function storyOf(r: Repro): Story {
   return { header, before: first, steps, broken: null };
 }
 
-/** The repro as text, step by step. */
-export function tellStory(r: Repro): string {
+/** The repro as text, step by step, and whether it ended as the repro expects. */
+export function tellStory(r: Repro): { text: string; asExpected: boolean } {
   const story = storyOf(r);
   const out = [...story.header, ''];
   for (const step of story.steps) out.push(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`, ...step.changes);
   out.push('', story.broken === null ? 'every invariant held' : `BROKEN ${story.broken.invariant}: ${story.broken.message}`);
-  return out.join('\n');
+  const asExpected = endsAsExpected(r, story);
+  if (!asExpected) out.push(unexpectedEnding(r));
+  return { text: out.join('\n'), asExpected };
 }

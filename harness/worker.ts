@@ -33,7 +33,7 @@ const strategies = init.strategies.map((name) => {
   if (s === undefined) throw new Error(`worker: unknown strategy ${name}`);
   return s;
 });
-const plan = makePlan(init.seed, init.kernel, init.config, strategies, init.stepsMax, init.withCore);
+const plan = makePlan(init.seed, init.kernel, init.config, strategies, init.stepsMax, init.withCore, init.lookPast);
 const hb = new Int32Array(init.heartbeat);
 const seen = new Set<string>();
 

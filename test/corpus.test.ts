@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { loadRepro, replayRepro } from '../harness/repro.ts';
+import { loadRepro, replayRepro, reproPath } from '../harness/repro.ts';
 
 const ROOT = join(import.meta.dirname, '..', 'corpus');
 
@@ -18,6 +18,11 @@ const REPROS = files(ROOT).filter((f) => !relative(ROOT, f).startsWith('kernel/'
 
 describe('corpus', () => {
   it('has repro files', () => expect(REPROS.length).toBeGreaterThan(0));
+  // A file not named by its signature is one `fuzz` and `corpus merge` would write again under another name.
+  it('names every file by its signature', () => {
+    const misnamed = REPROS.map((f) => [relative(ROOT, f), relative(ROOT, reproPath(ROOT, loadRepro(f)))]).filter(([a, b]) => a !== b);
+    expect(misnamed).toEqual([]);
+  });
   for (const file of REPROS) {
     it(relative(ROOT, file), () => {
       const repro = loadRepro(file);

@@ -47,6 +47,8 @@ function assertWellFormedXml(xml: string): void {
   expect(stack).toEqual([]);
 }
 
+/** A repro of the shipped corpus. */
+const REPRO = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-8dad5f14.json');
 const FUZZ = ['fuzz', '--seed', '7', '--runs', '24', '--kernel', 'model', '--strategy', 'proc-mem-mmap'];
 let dir = '';
 const summaryBefore = process.env.GITHUB_STEP_SUMMARY;
@@ -90,7 +92,7 @@ describe('mapfuzz fuzz for CI', () => {
     expect(junit).toMatch(/<testsuite name="mapfuzz.proc-mem-mmap" tests="\d+" failures="\d+"/);
     const summary = readFileSync(process.env.GITHUB_STEP_SUMMARY, 'utf8');
     expect(summary).toMatch(/^# earlier step\n### mapfuzz fuzz: \d+ new failures/);
-    expect(summary).toMatch(/\| \*\*new\*\* \| proc-mem-mmap \| `no-leak` \|/);
+    expect(summary).toMatch(/\| \*\*new\*\* \| proc-mem-mmap \| `zero-page` \|/);
   });
 
   it('merges corpora keeping the shortest repro of each signature', async () => {
@@ -116,11 +118,35 @@ describe('mapfuzz fuzz for CI', () => {
     [['fuzz', '--step-timeout', '-1'], /--step-timeout must be a positive integer/],
     [['corpus', 'merge', '/tmp'], /corpus merge needs OUT and at least one directory/],
     [['corpus', 'frob'], /corpus takes a subcommand/],
+    [['scorecard', '--time', '-5'], /--time must be a positive integer/],
+    [['scorecard', '--kernel', 'foo'], /--kernel must be one of/],
+    [['scorecard', '--json', '/nonexistent-dir/card.json'], /--json \/nonexistent-dir\/card.json: no such directory/],
+    [['fuzz', '--runs', '1', '--json', '/nonexistent-dir/x.json'], /--json \/nonexistent-dir\/x.json: no such directory/],
+    [['fuzz', '--runs', '1', '--junit', '/tmp'], /--junit \/tmp is a directory/],
+    [['fuzz', '--runs', '1', '--corpus', REPRO], /--corpus .* is not a directory/],
+    [['show', REPRO, '--html', '/nonexistent-dir/x.html'], /--html \/nonexistent-dir\/x.html: no such directory/],
+    [['show', REPRO, '--c', '/nonexistent-dir/x.c'], /--c \/nonexistent-dir\/x.c: no such directory/],
   ])('rejects %j with one line and exit 2', async (argv, message) => {
     const r = await run(argv);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message);
     expect(r.err.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('says so when a repro no longer behaves as it expects, and exits 1', async () => {
+    // The first step of a known flaw's repro alone breaks nothing.
+    const flaw = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'corpus', 'proc-mem-mmap', 'zero-page-60cfab39.json'), 'utf8'));
+    const file = join(dir, 'no-longer.json');
+    writeFileSync(file, JSON.stringify({ ...flaw, ops: flaw.ops.slice(0, 1) }));
+    const story = await run(['show', file]);
+    expect(story.code).toBe(1);
+    expect(story.out.trim().split('\n').slice(-2)).toEqual([
+      'every invariant held', 'this repro no longer reproduces: it expects zero-page to break (mapfuzz replay judges it the same way)',
+    ]);
+    const page = await run(['show', file, '--html', join(dir, 'no-longer.html')]);
+    expect(page.code).toBe(1);
+    expect(readFileSync(join(dir, 'no-longer.html'), 'utf8')).toMatch(/<div id="unexpected">this repro no longer reproduces/);
+    expect((await run(['show', REPRO])).code).toBe(0);
   });
 
   it('refuses to merge a malformed repro: one line naming file and field, exit 2, nothing written', async () => {

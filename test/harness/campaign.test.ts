@@ -35,7 +35,34 @@ const leakyDriver: StrategyDefinition = {
   },
 };
 
+/** A canary whose call takes a page reference that nothing names: refcount-balance, then no-leak at exit. */
+const unnamedRef: StrategyDefinition = {
+  name: 'canary-unnamed-ref', seed: 'new', title: 'a call allocates a page and tells nobody', promises: ['refcount-balance', 'no-leak'],
+  calls: [{ name: 'grab', weight: 1, args: (ctx, c) => ({ pid: ctx.pid(c) }) }],
+  create(k): StrategyInstance {
+    return {
+      call() {
+        const pfn = k.alloc_page();
+        return pfn === null ? { kind: 'errno', errno: 'ENOMEM' } : { kind: 'ok', value: 0 };
+      },
+      holds: () => [],
+      remoteViews: () => [],
+    };
+  },
+};
+
 describe('campaign', () => {
+  it('reports one failure per bug: what breaks after a new failure in the same trace is not looked past', () => {
+    const opts = { seed: 3, runs: 20, kernel: 'model' as const, strategies: [unnamedRef], config: FUZZ_CONFIG, stepsMax: 60 };
+    const fuzz = runCampaign({ ...opts, lookPast: [] });
+    expect(fuzz.failures.map((f) => f.invariant)).toEqual(['refcount-balance']);
+    // Past a known flaw the chain goes on, to the next failure.
+    const pastKnown = runCampaign({ ...opts, lookPast: ['canary-unnamed-ref/refcount-balance'] });
+    expect(pastKnown.failures.map((f) => f.invariant).sort()).toEqual(['no-leak', 'refcount-balance']);
+    // The scorecard looks past everything.
+    expect(runCampaign(opts).failures.map((f) => f.invariant).sort()).toEqual(['no-leak', 'refcount-balance']);
+  });
+
   it('finds a planted leak and shrinks it to spawn, open, exit', () => {
     const r = runCampaign({ seed: 3, runs: 40, kernel: 'model', strategies: [leakyDriver], config: FUZZ_CONFIG, stepsMax: 100 });
     const leak = r.failures.find((f) => f.invariant === 'no-leak');
