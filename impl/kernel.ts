@@ -30,6 +30,7 @@ import { creat, pread, pwrite, truncate } from './fileops.ts';
 import { procMemAccess, processVmAccess, userRead, userWrite } from './access.ts';
 import { ImplInspect } from './inspect.ts';
 import { corruptImpl } from './corrupt.ts';
+import { checkRmap } from './debug-vm.ts';
 import { ImplDriverKernel } from './driverapi.ts';
 import { fileRelease } from './driverfile.ts';
 import { clearRefs, mapFilesReaddir, pagemapRead, pagemapScan, uffdRegisterWp } from './pagemap.ts';
@@ -68,6 +69,10 @@ export class ImplKernel implements Kernel {
 
   corrupt(c: Corruption): void {
     corruptImpl(this.state, c);
+  }
+
+  debugVm(): void {
+    checkRmap(this.state);
   }
 
   step(op: Op): Outcome {

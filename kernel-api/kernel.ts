@@ -41,4 +41,10 @@ export interface Kernel {
   /** The strategies loaded into this kernel, by name. */
   strategy(name: string): StrategyInstance | undefined;
   corrupt(c: Corruption): void;
+  /**
+   * CONFIG_DEBUG_VM: check the structures the kernel keeps beside what inspection shows
+   * (the implementation's reverse map) against the page tables; throws an assertion error
+   * naming the invariant when they disagree. The harness calls it after every step.
+   */
+  debugVm?(): void;
 }

@@ -71,6 +71,7 @@ export class Session {
     let outcome: Outcome;
     try {
       outcome = this.primary.step(op);
+      this.primary.debugVm?.();
     } catch (e) {
       return { outcome: { kind: 'errno', errno: 'EIO' }, violation: asViolation(e, this.primary.kind) };
     } finally {
@@ -92,6 +93,7 @@ export class Session {
     let shadowOutcome: Outcome;
     try {
       shadowOutcome = this.shadow!.step(op);
+      this.shadow!.debugVm?.();
     } catch (e) {
       const v = asViolation(e, 'impl');
       return { invariant: 'differential', message: `impl threw where the model returned ${formatOutcome(outcome)}: ${v.message}` };
