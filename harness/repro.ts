@@ -1,12 +1,14 @@
 /**
  * Repro files: a shrunk trace with what it must do on replay, in a versioned JSON format
- * (`mapfuzz-repro/1`). Files are validated on load — a malformed one is rejected with the
- * file and the field named — and written atomically (a temporary file, then rename).
+ * (`mapfuzz-repro/1`). Files are validated on load, every operation against the schema of
+ * kernel-api/op-schema.ts — a malformed one is rejected with the file and the field named —
+ * and written atomically (a temporary file, then rename).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CORE_OP_NAMES, type Op } from '../kernel-api/op.ts';
+import type { Op } from '../kernel-api/op.ts';
+import { validateOp } from '../kernel-api/op-schema.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import { DEFAULT_CONFIG } from '../kernel-api/config.ts';
 import type { InvariantId } from '../kernel-api/strategy.ts';
@@ -93,8 +95,6 @@ export function writeReproFile(path: string, r: Repro): void {
   renameSync(tmp, path);
 }
 
-const OP_NAMES: ReadonlySet<string> = new Set<string>([...CORE_OP_NAMES, 'drv']);
-
 /** Parse and validate a repro file's text. Throws ReproFormatError naming the field. */
 export function parseRepro(file: string, text: string): Repro {
   let json: unknown;
@@ -119,8 +119,11 @@ export function parseRepro(file: string, text: string): Repro {
   const config = { ...DEFAULT_CONFIG, ...(typeof o.config === 'object' && o.config !== null ? o.config : {}) } as KernelConfig;
   for (const [k, v] of Object.entries(config)) if (!Number.isSafeInteger(v)) fail(`config.${k}`, 'must be an integer');
   if (!Array.isArray(o.ops) || o.ops.length === 0) fail('ops', 'must be a non-empty array');
+  // Each op against the schema, with the strategies a replay of this file loads.
+  const loaded = o.strategy === 'core' ? [] : [strategyByName(o.strategy as string)!];
   (o.ops as unknown[]).forEach((op, i) => {
-    if (typeof op !== 'object' || op === null || !OP_NAMES.has((op as { op?: string }).op ?? '')) fail(`ops[${i}]`, `not an operation: ${JSON.stringify(op)}`);
+    const e = validateOp(op, loaded);
+    if (e !== null) fail(e.field === '' ? `ops[${i}]` : `ops[${i}].${e.field}`, e.reason);
   });
   return { ...(o as unknown as Repro), message: (o.message as string | undefined) ?? '', config };
 }

@@ -54,10 +54,6 @@ export function formatOp(op: Op): string {
       const pid = op.args.pid;
       return `${pid === undefined ? '' : `P${pid}: `}${op.strategy}.${op.call}(${args})`;
     }
-    case 'pagemap_read': return `P${op.pid}: pread /proc/${op.target}/pagemap @${hex(op.addr)}${op.count === undefined ? '' : `, ${op.count} entries`}`;
-    case 'clear_refs': return `P${op.pid}: write /proc/${op.target}/clear_refs ← ${op.mode}`;
-    case 'uffd_register_wp': return `P${op.pid}: userfaultfd WP_ASYNC register(${hex(op.addr)}, ${op.lengthPages}p)`;
-    case 'map_files_readdir': return `P${op.pid}: readdir /proc/${op.target}/map_files/`;
     default: {
       const { op: name, pid, ...rest } = op as Op & { pid?: number };
       const args = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'number' && v > 0xffff ? hex(v) : JSON.stringify(v)}`).join(', ');

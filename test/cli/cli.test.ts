@@ -42,6 +42,21 @@ describe('mapfuzz command', () => {
     expect(r.err).toMatch(new RegExp(`${file}: format: expected "mapfuzz-repro/1"`));
   });
 
+  // The shipped zero-page repro with a munmap whose address is null slipped in: before ops
+  // were checked, `show` crashed formatting it and `shrink` dropped it and rewrote the file.
+  it.each([['show'], ['replay'], ['shrink'], ['corpus', 'check']])('%s refuses a repro with a malformed op: one line, exit 2, the file untouched', async (...command) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mapfuzz-cli-'));
+    const file = join(dir, 'zero-page.json');
+    const repro = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'corpus', 'proc-mem-mmap', 'zero-page-60cfab39.json'), 'utf8'));
+    repro.ops.splice(2, 0, { op: 'munmap', pid: 1, addr: null, lengthPages: 1 });
+    const text = `${JSON.stringify(repro, null, 2)}\n`;
+    writeFileSync(file, text);
+    const r = await run([...command, command[0] === 'corpus' ? dir : file]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(`mapfuzz: malformed repro ${file}: ops[2].addr: must be an integer, found null\n`);
+    expect(readFileSync(file, 'utf8')).toBe(text);
+  });
+
   it('gives the same ops and results for the same seed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mapfuzz-cli-'));
     const a = join(dir, 'a.json');
