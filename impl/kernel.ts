@@ -16,6 +16,7 @@ import type { ImplProcess, ImplState } from './types.ts';
 import { ImplMm } from './types.ts';
 import { FramePool, KIND_ZERO } from './framepool.ts';
 import { Rmap } from './rmap.ts';
+import { Quicklist } from './pagetable.ts';
 import { Lru } from './lru.ts';
 import { SwapMap } from './swapmap.ts';
 import { allocFrame } from './frames.ts';
@@ -39,7 +40,7 @@ import { fail } from './assert.ts';
 export function newImplState(config: KernelConfig): ImplState {
   const pool = new FramePool(config.framesMax);
   const s: ImplState = {
-    config, step: 0, pool, rmap: new Rmap(pool), lru: new Lru(pool), swap: new SwapMap(), zeroPfn: 0,
+    config, step: 0, pool, rmap: new Rmap(pool), quicklist: new Quicklist(), lru: new Lru(pool), swap: new SwapMap(), zeroPfn: 0,
     processes: new Map(), running: 0, nextPid: 1, files: new Map(), nextFileId: 1, nextShmemId: 1, nextVmaId: 1,
     nextAnonVma: 1, failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(),
     notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
@@ -104,7 +105,7 @@ export class ImplKernel implements Kernel {
     if (!Number.isSafeInteger(uid) || uid < 0) return err('EINVAL');
     if (s.running >= s.config.processesMax) return err('EAGAIN');
     const pid = s.nextPid++;
-    const proc: ImplProcess = { pid, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, mm: new ImplMm(pid), fds: new Map() };
+    const proc: ImplProcess = { pid, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, mm: new ImplMm(pid, s.quicklist), fds: new Map() };
     s.processes.set(pid, proc);
     s.running += 1;
     return ok(pid);

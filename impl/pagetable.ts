@@ -37,23 +37,33 @@ type Dir = { slots: Array<Dir | Leaf | null>; occ: Uint32Array; count: number };
 /**
  * Freed table pages kept for reuse, as the kernel's per-CPU page-table quicklists did: a
  * table is freed only when empty, so it is all zeros (all nulls) and can be handed out again
- * as is. Allocating typed arrays costs far more than the faults that need them.
+ * as is. Allocating typed arrays costs far more than the faults that need them. One per
+ * kernel: a table page a bug left referenced after freeing must not reach another kernel of
+ * the same thread, or a repro would depend on the runs before it.
  */
 const QUICKLIST_MAX = 256;
-const freeDirs: Dir[] = [];
-const freeLeaves: Leaf[] = [];
 
-const newDir = (): Dir => freeDirs.pop() ?? { slots: new Array<Dir | Leaf | null>(FANOUT).fill(null), occ: new Uint32Array(OCC_WORDS + 1), count: 0 };
-const newLeaf = (): Leaf => freeLeaves.pop() ?? { idx: new Uint32Array(FANOUT), flags: new Uint8Array(FANOUT), occ: new Uint32Array(OCC_WORDS + 1), count: 0 };
+export class Quicklist {
+  private readonly dirs: Dir[] = [];
+  private readonly leaves: Leaf[] = [];
 
-function freeDir(dir: Dir): void {
-  if (!(dir.count === 0)) fail(`page directory freed with ${dir.count} entries`);
-  if (freeDirs.length < QUICKLIST_MAX) freeDirs.push(dir);
-}
+  newDir(): Dir {
+    return this.dirs.pop() ?? { slots: new Array<Dir | Leaf | null>(FANOUT).fill(null), occ: new Uint32Array(OCC_WORDS + 1), count: 0 };
+  }
 
-function freeLeaf(leaf: Leaf): void {
-  if (!(leaf.count === 0)) fail(`page table freed with ${leaf.count} entries`);
-  if (freeLeaves.length < QUICKLIST_MAX) freeLeaves.push(leaf);
+  newLeaf(): Leaf {
+    return this.leaves.pop() ?? { idx: new Uint32Array(FANOUT), flags: new Uint8Array(FANOUT), occ: new Uint32Array(OCC_WORDS + 1), count: 0 };
+  }
+
+  freeDir(dir: Dir): void {
+    if (!(dir.count === 0)) fail(`page directory freed with ${dir.count} entries`);
+    if (this.dirs.length < QUICKLIST_MAX) this.dirs.push(dir);
+  }
+
+  freeLeaf(leaf: Leaf): void {
+    if (!(leaf.count === 0)) fail(`page table freed with ${leaf.count} entries`);
+    if (this.leaves.length < QUICKLIST_MAX) this.leaves.push(leaf);
+  }
 }
 
 function occSet(occ: Uint32Array, j: number): void {
@@ -81,7 +91,7 @@ function occBits(occ: Uint32Array, w: number, from: number, to: number): number 
 export type PteVisitor = (addr: number, flags: number, idx: number) => void;
 
 export class PageTable {
-  private readonly root: Dir = newDir();
+  private readonly root: Dir;
   /** One-entry cache of the last leaf looked up: faults walk neighbouring pages. */
   private cacheBase = -1;
   private cacheLeaf: Leaf | null = null;
@@ -89,6 +99,10 @@ export class PageTable {
   entries = 0;
   /** Table pages in use, the root excluded. */
   tables = 0;
+
+  constructor(private readonly quicklist: Quicklist) {
+    this.root = quicklist.newDir();
+  }
 
   private leaf(addr: number, create: boolean): Leaf | null {
     const hi = (addr - (addr & MASK)) / LEAF_SPAN;
@@ -102,7 +116,7 @@ export class PageTable {
     let leaf = dir.slots[j] as Leaf | null;
     if (leaf === null) {
       if (!create) return null;
-      leaf = newLeaf();
+      leaf = this.quicklist.newLeaf();
       dir.slots[j] = leaf;
       occSet(dir.occ, j);
       dir.count += 1;
@@ -116,7 +130,7 @@ export class PageTable {
   private child(dir: Dir, j: number, create: boolean): Dir | null {
     let next = dir.slots[j] as Dir | null;
     if (next === null && create) {
-      next = newDir();
+      next = this.quicklist.newDir();
       dir.slots[j] = next;
       occSet(dir.occ, j);
       dir.count += 1;
@@ -177,7 +191,7 @@ export class PageTable {
     const hi = (addr - (addr & MASK)) / LEAF_SPAN;
     const d1 = this.root.slots[(hi >>> 18) & MASK] as Dir;
     const d2 = d1.slots[(hi >>> 9) & MASK] as Dir;
-    freeLeaf(d2.slots[hi & MASK] as Leaf);
+    this.quicklist.freeLeaf(d2.slots[hi & MASK] as Leaf);
     d2.slots[hi & MASK] = null;
     occClear(d2.occ, hi & MASK);
     d2.count -= 1;
@@ -187,13 +201,13 @@ export class PageTable {
       this.cacheLeaf = null;
     }
     if (d2.count > 0) return;
-    freeDir(d2);
+    this.quicklist.freeDir(d2);
     d1.slots[(hi >>> 9) & MASK] = null;
     occClear(d1.occ, (hi >>> 9) & MASK);
     d1.count -= 1;
     this.tables -= 1;
     if (d1.count > 0) return;
-    freeDir(d1);
+    this.quicklist.freeDir(d1);
     this.root.slots[(hi >>> 18) & MASK] = null;
     occClear(this.root.occ, (hi >>> 18) & MASK);
     this.root.count -= 1;

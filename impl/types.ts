@@ -8,7 +8,7 @@ import type { DriverFile, DriverVma, MmuIntervalNotifierOps, VmOperations } from
 import type { RssCounters } from '../kernel-api/state.ts';
 import type { TreeVma } from './vmatree.ts';
 import { VmaTree } from './vmatree.ts';
-import { PageTable } from './pagetable.ts';
+import { PageTable, type Quicklist } from './pagetable.ts';
 import type { FramePool } from './framepool.ts';
 import type { Rmap } from './rmap.ts';
 import type { Lru } from './lru.ts';
@@ -71,11 +71,13 @@ export class ImplVma implements DriverVma, TreeVma {
 /** struct mm_struct. */
 export class ImplMm {
   readonly vmas = new VmaTree<ImplVma>();
-  readonly pt = new PageTable();
+  readonly pt: PageTable;
   readonly rss: RssCounters = { anon: 0, file: 0, shmem: 0, swap: 0 };
   /** Empty PTEs holding a uffd-wp marker (PTE_MARKER_UFFD_WP); never where `pt` has an entry. */
   readonly uffdWpMarkers = new Set<number>();
-  constructor(readonly pid: number) {}
+  constructor(readonly pid: number, quicklist: Quicklist) {
+    this.pt = new PageTable(quicklist);
+  }
 }
 
 export type ImplProcess = {
@@ -116,6 +118,8 @@ export type ImplState = {
   step: number;
   pool: FramePool;
   rmap: Rmap;
+  /** Freed page-table pages for this kernel's page tables to reuse. */
+  quicklist: Quicklist;
   lru: Lru;
   swap: SwapMap;
   zeroPfn: number;
