@@ -16,7 +16,7 @@ import { formatJunit, formatMarkdown, formatSummaryTable, type CampaignReport, t
 import { mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
-  loadRepro, replayRepro, reproPath, reproSignature, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, type Repro,
+  failureSignature, loadRepro, replayRepro, reproPath, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, type Repro,
 } from '../harness/repro.ts';
 import { shrinkOps } from '../harness/shrink.ts';
 import { tellStory, unexpectedEnding } from '../harness/story.ts';
@@ -208,7 +208,10 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   };
   out.log(`${result.runs} traces, ${result.steps} checked steps in ${(result.elapsedMs / 1000).toFixed(1)} s ` +
     `(${Math.round(result.steps / Math.max(0.001, result.elapsedMs / 1000))} steps/s, ${workers} worker${workers === 1 ? '' : 's'})`);
-  for (const r of reports) out.log(`${r.known ? 'known' : 'NEW  '} ${r.failure.strategy} ${r.failure.invariant}: ${r.failure.ops.length} steps — ${r.failure.message}`);
+  for (const r of reports) {
+    out.log(`${r.known ? 'known' : 'NEW  '} ${r.failure.strategy} ${r.failure.invariant}: ${r.failure.ops.length} steps — ${r.failure.message}` +
+      (r.note === undefined ? '' : ` (${r.note}: ${r.file})`));
+  }
   if (reports.length > 0) out.log(`\n${formatSummaryTable(report)}`);
   const fresh = reports.filter((r) => !r.known).length;
   out.log(fresh === 0 ? (reports.length === 0 ? 'no invariant broke' : 'only known flaws broke') : `${fresh} new failure${fresh === 1 ? '' : 's'}`);
@@ -217,7 +220,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
-        message: r.failure.message, known: r.known, file: r.file, run: r.failure.run,
+        message: r.failure.message, known: r.known, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run,
       })),
     }, null, 2)}\n`);
   }
@@ -245,24 +248,24 @@ function titleOf(message: string, max = 100): string {
 
 /**
  * A failure is known when the corpus records that invariant of that strategy as a known flaw
- * (isKnownFlaw: a design under test broken the same way, whatever step shows it); else its
- * repro is written under the signature's name, unless a repro of that signature is there
- * already: one that must pass has regressed, one that must reproduce is not fixed yet; both
- * are reported and left for a person to look at.
+ * (isKnownFlaw: a design under test broken the same way, whatever step shows it). Else, when
+ * the corpus has a repro of the same failure signature that must reproduce, that bug is not
+ * fixed yet; when it has one that must pass and that repro now fails, the fix regressed —
+ * both are reported with that file, which replays the failure. Otherwise (a fixed bug's repro
+ * that still passes is another bug of the same shape) the new repro is written.
  */
 function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: string): FailureReport {
   const repro: Repro = {
     format: REPRO_FORMAT, title: `${f.strategy}: ${f.invariant} — ${titleOf(f.message)}`, kernel: f.kernel, strategy: f.strategy,
     invariant: f.invariant, expect: 'reproduces', seed: f.seed, message: f.message, config: { ...FUZZ_CONFIG }, ops: f.ops,
   };
-  const signature = reproSignature(repro);
   const flaw = known.find((k) => isKnownFlaw(k) && k.strategy === f.strategy && k.invariant === f.invariant);
   if (flaw !== undefined) return { failure: f, known: true, file: shown(knownFiles.get(flaw) ?? reproPath(corpusDir, flaw)) };
-  const match = known.find((k) => reproSignature(k) === signature);
-  if (match !== undefined) {
-    const why = match.expect === 'passes' ? 'expects to pass: regressed' : 'recorded before, not fixed yet';
-    return { failure: f, known: false, file: `${shown(knownFiles.get(match) ?? '?')} (${why})` };
-  }
+  const same = known.filter((k) => failureSignature(k) === failureSignature(repro));
+  const open = same.find((k) => k.expect === 'reproduces');
+  if (open !== undefined) return { failure: f, known: false, file: shown(knownFiles.get(open)!), note: 'recorded before, not fixed yet' };
+  const regressed = same.find((k) => k.expect === 'passes' && !replayRepro(k).ok);
+  if (regressed !== undefined) return { failure: f, known: false, file: shown(knownFiles.get(regressed)!), note: 'expects to pass: regressed' };
   if (f.ops.length === 0) return { failure: f, known: false, file: '(no repro: the trace could not be rebuilt)' };
   const file = reproPath(corpusDir, repro);
   writeReproFile(file, repro);

@@ -4,11 +4,12 @@
  * file is kept per signature — the shortest, ties broken by the file's text so the result
  * does not depend on the order of the inputs — under OUT/<strategy>/<invariant>-<hash>.json.
  * The oracle's repros (kernel 'oracle') are kept per exact content, under their own names.
+ * A kept file is copied byte for byte, never rewritten.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
-import { formatRepro, loadRepro, reproPath, reproSignature, writeReproFile, type Repro } from './repro.ts';
+import { loadRepro, reproPath, reproSignature, writeAtomically, type Repro } from './repro.ts';
 
 export type MergeResult = { files: number; kept: number; written: number; dropped: number };
 
@@ -49,7 +50,7 @@ export function mergeCorpora(out: string, dirs: readonly string[]): MergeResult 
     if (seenFiles.has(abs)) continue;
     seenFiles.add(abs);
     const repro = loadRepro(file);
-    entries.push({ file: abs, repro, text: formatRepro(repro), inOut: !relative(outAbs, abs).startsWith('..') });
+    entries.push({ file: abs, repro, text: readFileSync(file, 'utf8'), inOut: !relative(outAbs, abs).startsWith('..') });
   }
   const best = new Map<string, Entry>();
   for (const e of entries) {
@@ -65,7 +66,7 @@ export function mergeCorpora(out: string, dirs: readonly string[]): MergeResult 
       continue;
     }
     const target = e.repro.kernel === 'oracle' ? join(outAbs, e.repro.strategy === 'core' ? 'kernel' : e.repro.strategy, basename(e.file)) : reproPath(outAbs, e.repro);
-    writeReproFile(target, e.repro);
+    writeAtomically(target, e.text);
     keptInOut.add(resolve(target));
     written += 1;
   }

@@ -10,7 +10,13 @@ import type { CampaignFailure } from './campaign.ts';
 import { formatOp } from './story.ts';
 
 /** A failure as the fuzz command decided it: known (the corpus records it) or new, and where its repro is. */
-export type FailureReport = { failure: CampaignFailure; known: boolean; file: string };
+export type FailureReport = {
+  failure: CampaignFailure; known: boolean;
+  /** The repro: the one written, or the corpus's file that already replays this failure. */
+  file: string;
+  /** Why no repro was written when the corpus had one: not fixed yet, or a fix regressed. */
+  note?: string;
+};
 
 export type CampaignReport = {
   seed: number; kernel: KernelChoice; strategies: string[]; shard: string | null; workers: number;

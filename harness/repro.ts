@@ -48,17 +48,28 @@ export class ReproFormatError extends Error {
   }
 }
 
+type Signed = Pick<Repro, 'strategy' | 'invariant' | 'ops'> & { message?: string; expect?: Expect };
+
 /**
  * What makes two failures the same: the strategy, the invariant and the failing step's shape
  * (its operation, or the driver call); for a `differential` failure also how the kernels
  * differed (the implementation threw, the outcomes differ, or the observations do), which
- * are different bugs even at the same operation. One repro file is kept per signature.
+ * are different bugs even at the same operation.
  */
-export function reproSignature(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'> & { message?: string }): string {
+export function failureSignature(r: Signed): string {
   const last = r.ops.at(-1);
   const shape = last === undefined ? '' : last.op === 'drv' ? `drv:${last.strategy}.${last.call}` : last.op;
   const base = `${r.strategy}/${r.invariant}/${shape}`;
   return r.invariant === 'differential' ? `${base}/${differentialClass(r.message ?? '')}` : base;
+}
+
+/**
+ * A repro file's signature: its failure's, and whether the bug is fixed. One file is kept
+ * per signature; a fixed bug's repro (`passes`) and a new failure of the same shape found
+ * later are two files, for the new one is another bug until the old repro fails again.
+ */
+export function reproSignature(r: Signed): string {
+  return r.expect === 'passes' ? `${failureSignature(r)}/fixed` : failureSignature(r);
 }
 
 /** How a differential message says the kernels differed (harness-independent words of properties/session.ts). */
@@ -69,12 +80,12 @@ function differentialClass(message: string): string {
 }
 
 /** A short hash of the signature: the same failure always lands in the same file. */
-export function reproHash(r: Pick<Repro, 'strategy' | 'invariant' | 'ops'> & { message?: string }): string {
+export function reproHash(r: Signed): string {
   return createHash('sha256').update(reproSignature(r)).digest('hex').slice(0, 8);
 }
 
 /** `corpus/<strategy>/<invariant>-<hash of the signature>.json` */
-export function reproPath(corpusDir: string, r: Pick<Repro, 'strategy' | 'invariant' | 'ops'> & { message?: string }): string {
+export function reproPath(corpusDir: string, r: Signed): string {
   return join(corpusDir, r.strategy, `${r.invariant}-${reproHash(r)}.json`);
 }
 
@@ -89,9 +100,14 @@ export function formatRepro(r: Repro): string {
 
 /** Write atomically: a half-written file never appears under the final name. */
 export function writeReproFile(path: string, r: Repro): void {
+  writeAtomically(path, formatRepro(r));
+}
+
+/** A file's text written to a temporary name beside it, then renamed into place. */
+export function writeAtomically(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, formatRepro(r));
+  writeFileSync(tmp, text);
   renameSync(tmp, path);
 }
 

@@ -48,7 +48,7 @@ function assertWellFormedXml(xml: string): void {
 }
 
 /** A repro of the shipped corpus. */
-const REPRO = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-8dad5f14.json');
+const REPRO = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-ebeeaefe.json');
 const FUZZ = ['fuzz', '--seed', '7', '--runs', '24', '--kernel', 'model', '--strategy', 'proc-mem-mmap'];
 let dir = '';
 const summaryBefore = process.env.GITHUB_STEP_SUMMARY;
@@ -131,6 +131,32 @@ describe('mapfuzz fuzz for CI', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message);
     expect(r.err.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('merges the shipped corpus into an empty directory unchanged, byte for byte', async () => {
+    const shipped = join(import.meta.dirname, '..', '..', 'corpus');
+    const out = join(dir, 'shipped-merged');
+    expect((await run(['corpus', 'merge', out, shipped])).code).toBe(0);
+    expect(tree(out)).toEqual(tree(shipped));
+  });
+
+  it('tells a regressed fix from a new bug of the same shape', async () => {
+    const [name] = readdirSync(join(dir, 'w1', 'proc-mem-mmap')).filter((f) => f.startsWith('zero-page-'));
+    const found = JSON.parse(readFileSync(join(dir, 'w1', 'proc-mem-mmap', name), 'utf8'));
+    const fixedDir = (label: string) => join(dir, `fixed-${label}`, 'proc-mem-mmap');
+    // A fixed bug whose repro fails again: reported with that repro, nothing new written.
+    mkdirSync(fixedDir('regressed'), { recursive: true });
+    writeFileSync(join(fixedDir('regressed'), 'zero-page-fixed.json'), JSON.stringify({ ...found, expect: 'passes' }));
+    const regressed = await run([...FUZZ, '--workers', '1', '--corpus', join(dir, 'fixed-regressed')]);
+    expect(regressed.code).toBe(1);
+    expect(regressed.out).toMatch(/NEW {3}proc-mem-mmap zero-page: .* \(expects to pass: regressed: .*zero-page-fixed\.json\)/);
+    expect(readdirSync(fixedDir('regressed')).filter((f) => f.startsWith('zero-page-'))).toEqual(['zero-page-fixed.json']);
+    // A fixed bug of the same shape whose repro still passes: the new failure is another bug, written.
+    mkdirSync(fixedDir('other'), { recursive: true });
+    writeFileSync(join(fixedDir('other'), 'zero-page-fixed.json'), JSON.stringify({ ...found, expect: 'passes', ops: [{ op: 'spawn' }, found.ops.at(-1)] }));
+    const other = await run([...FUZZ, '--workers', '1', '--corpus', join(dir, 'fixed-other')]);
+    expect(other.code).toBe(1);
+    expect(readFileSync(join(fixedDir('other'), name), 'utf8')).toBe(readFileSync(join(dir, 'w1', 'proc-mem-mmap', name), 'utf8'));
   });
 
   it('says so when a repro no longer behaves as it expects, and exits 1', async () => {
