@@ -12,17 +12,24 @@ import {
 import type { KernelInspect, ProcessView, PteView, VmaView } from '../../kernel-api/state.ts';
 import type { Invariant, Violation } from './types.ts';
 
-type PageState = { vma: VmaView | undefined; pte: PteView | undefined; marker: boolean };
+type PageState = { addr: number; vma: VmaView | undefined; pte: PteView | undefined; marker: boolean };
 
-function pageStates(k: KernelInspect, pid: number, start: number, end: number): PageState[] {
+/**
+ * Every page of [start, end), in order; with `holes` false only those inside a VMA, which is
+ * all a scan reports (a scan may span the whole address space; a pagemap read is short).
+ */
+function pageStates(k: KernelInspect, pid: number, start: number, end: number, holes = true): PageState[] {
   const vmas = [...k.vmas(pid)];
   const ptes = new Map<number, PteView>();
   for (const [addr, pte] of k.ptes(pid)) if (addr >= start && addr < end) ptes.set(addr, pte);
   const markers = new Set([...k.uffdWpMarkers(pid)]);
   const out: PageState[] = [];
-  for (let addr = start; addr < end; addr++) {
-    out.push({ vma: vmas.find((v) => v.start <= addr && addr < v.end), pte: ptes.get(addr), marker: markers.has(addr) });
+  const page = (addr: number, vma: VmaView | undefined) => out.push({ addr, vma, pte: ptes.get(addr), marker: markers.has(addr) });
+  if (holes) {
+    for (let addr = start; addr < end; addr++) page(addr, vmas.find((v) => v.start <= addr && addr < v.end));
+    return out;
   }
+  for (const vma of vmas) for (let addr = Math.max(start, vma.start); addr < Math.min(end, vma.end); addr++) page(addr, vma);
   return out;
 }
 
@@ -53,14 +60,13 @@ export function expectedScan(k: KernelInspect, op: PagemapScanOp, softDirty = tr
   const fileOfInterest = ((op.category_mask | op.category_anyof_mask | op.return_mask) & PAGE_IS_FILE) !== 0;
   const regions: number[][] = [];
   let found = 0;
-  const states = pageStates(k, pid, start, end);
-  for (let i = 0; i < states.length; i++) {
-    const cats = categoriesOf(k, states[i], fileOfInterest, softDirty);
+  for (const state of pageStates(k, pid, start, end, false)) {
+    const cats = categoriesOf(k, state, fileOfInterest, softDirty);
     if (cats === null) continue;
     const c = cats ^ op.category_inverted;
     if ((c & op.category_mask) !== op.category_mask) continue;
     if (op.category_anyof_mask !== 0 && (c & op.category_anyof_mask) === 0) continue;
-    const addr = start + i;
+    const addr = state.addr;
     if (found === maxPages) return [addr, ...regions.flat()];
     const masked = cats & op.return_mask;
     const last = regions.at(-1);

@@ -29,4 +29,17 @@ describe('pagemap-scan invariant', () => {
     const bad = { kind: 'ok', value: 1, values: [0x103], frames: [0] } as Outcome;
     expect(pagemapScanInvariant.check({ ...ctx, op: readOp, outcome: { ...bad, values: [0x101] } as Outcome })?.invariant).toBe('pagemap-scan');
   });
+
+  it('judges a scan of the whole address space by the pages inside VMAs (it built a state for each of 2^31 pages)', () => {
+    const k = new ModelKernel();
+    setUp(k);
+    const op = scan({ start: 0, end: 2 ** 31 });
+    const outcome = k.step(op);
+    expect(outcome.kind).toBe('ok');
+    const ctx = { k: k.inspect, config: DEFAULT_CONFIG, op, outcome } as unknown as Parameters<typeof pagemapScanInvariant.check>[0];
+    expect(pagemapScanInvariant.check(ctx)).toBeNull();
+    const values = (outcome as { values: number[] }).values;
+    expect(values.length, 'the scan found the mapped pages').toBeGreaterThan(1);
+    expect(pagemapScanInvariant.check({ ...ctx, outcome: { ...outcome, values: [...values.slice(0, -1), values.at(-1)! ^ 1] } as Outcome })?.invariant).toBe('pagemap-scan');
+  });
 });
