@@ -9,12 +9,13 @@ import { kbufFault } from './kbuf-fault.ts';
 import { kbufRemap } from './kbuf-remap.ts';
 import { mapFiles } from './map-files.ts';
 import { procMemNotify } from './proc-mem-notify.ts';
+import { pinBuffers } from './pin-buffers.ts';
 
-export const STRATEGIES: readonly StrategyDefinition[] = [procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify];
+export const STRATEGIES: readonly StrategyDefinition[] = [procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify, pinBuffers];
 
 /** The strategy called `name`, or undefined. */
 export function strategyByName(name: string): StrategyDefinition | undefined {
   return STRATEGIES.find((s) => s.name === name);
 }
 
-export { procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify };
+export { procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify, pinBuffers };
