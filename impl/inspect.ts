@@ -65,7 +65,8 @@ export class ImplInspect implements KernelInspect {
 
   processes(): Iterable<ProcessView> {
     return processesInOrder(this.s).map((p) => ({
-      pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped, rss: { ...p.mm.rss },
+      pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped,
+      rss: { anon: p.mm.rss.anon, file: p.mm.rss.file, shmem: p.mm.rss.shmem, swap: p.mm.rss.swap },
     }));
   }
 
@@ -81,8 +82,8 @@ export class ImplInspect implements KernelInspect {
     return out;
   }
 
-  *files(): Iterable<FileView> {
-    for (const [, f] of byKey(this.s.files)) yield { id: f.id, sizePages: f.sizePages, shmem: f.shmem };
+  files(): Iterable<FileView> {
+    return byKey(this.s.files).map(([, f]) => ({ id: f.id, sizePages: f.sizePages, shmem: f.shmem }));
   }
 
   pagecache(file: number): Iterable<[number, number]> {
@@ -97,20 +98,24 @@ export class ImplInspect implements KernelInspect {
     return byKey(this.s.files.get(file)?.backing);
   }
 
-  *swapSlots(): Iterable<SwapSlotView> {
+  swapSlots(): Iterable<SwapSlotView> {
     const sw = this.s.swap;
+    const out: SwapSlotView[] = [];
     for (let slot = 1; slot < sw.highWater; slot++) {
-      if (sw.live[slot] === 1) yield { slot, count: sw.count[slot], cachePfn: sw.cachePfn[slot], value: sw.value[slot] };
+      if (sw.live[slot] === 1) out.push({ slot, count: sw.count[slot], cachePfn: sw.cachePfn[slot], value: sw.value[slot] });
     }
+    return out;
   }
 
-  *driverHolds(): Iterable<DriverHold> {
-    for (const name of [...this.strategies.keys()].sort()) yield* this.strategies.get(name)!.holds();
-    for (const [pfn, holder] of byKey(this.s.strayHolds)) yield { pfn, holder, pins: 0, refs: 1 };
+  driverHolds(): Iterable<DriverHold> {
+    const out: DriverHold[] = [];
+    for (const name of [...this.strategies.keys()].sort()) out.push(...this.strategies.get(name)!.holds());
+    for (const [pfn, holder] of byKey(this.s.strayHolds)) out.push({ pfn, holder, pins: 0, refs: 1 });
+    return out;
   }
 
-  *slabObjects(): Iterable<{ id: number; tag: string }> {
-    for (const [id, tag] of byKey(this.s.slab)) yield { id, tag };
+  slabObjects(): Iterable<{ id: number; tag: string }> {
+    return byKey(this.s.slab).map(([id, tag]) => ({ id, tag }));
   }
 
   uffdWpMarkers(pid: number): Iterable<number> {
@@ -121,8 +126,8 @@ export class ImplInspect implements KernelInspect {
     return this.s.notifiers.size;
   }
 
-  *fds(pid: number): Iterable<{ fd: number; driver: string }> {
-    for (const [fd, file] of byKey(this.s.processes.get(pid)?.fds)) yield { fd, driver: file.fop.name };
+  fds(pid: number): Iterable<{ fd: number; driver: string }> {
+    return byKey(this.s.processes.get(pid)?.fds).map(([fd, file]) => ({ fd, driver: file.fop.name }));
   }
 
   openFdCount(): number {

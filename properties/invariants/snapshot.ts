@@ -57,7 +57,7 @@ export class InspectSnapshot implements KernelInspect {
   get zeroPfn(): number { return this.k.zeroPfn; }
 
   frames(): Iterable<FrameView> {
-    return (this.framesList ??= [...this.k.frames()]);
+    return (this.framesList ??= list(this.k.frames()));
   }
 
   frame(pfn: number): FrameView | undefined {
@@ -69,7 +69,7 @@ export class InspectSnapshot implements KernelInspect {
   }
 
   processes(): Iterable<ProcessView> {
-    return (this.processesList ??= [...this.k.processes()]);
+    return (this.processesList ??= list(this.k.processes()));
   }
 
   vmas(pid: number): Iterable<VmaView> {
@@ -83,7 +83,7 @@ export class InspectSnapshot implements KernelInspect {
   }
 
   files(): Iterable<FileView> {
-    return (this.filesList ??= [...this.k.files()]);
+    return (this.filesList ??= list(this.k.files()));
   }
 
   pagecache(file: number): Iterable<[number, number]> {
@@ -99,11 +99,11 @@ export class InspectSnapshot implements KernelInspect {
   }
 
   swapSlots(): Iterable<SwapSlotView> {
-    return (this.swapSlotsList ??= [...this.k.swapSlots()]);
+    return (this.swapSlotsList ??= list(this.k.swapSlots()));
   }
 
   driverHolds(): Iterable<DriverHold> {
-    return (this.driverHoldsList ??= [...this.k.driverHolds()]);
+    return (this.driverHoldsList ??= list(this.k.driverHolds()));
   }
 
   openFdCount(): number {
@@ -117,7 +117,7 @@ export class InspectSnapshot implements KernelInspect {
   }
 
   slabObjects(): Iterable<{ id: number; tag: string }> {
-    return (this.slabList ??= [...this.k.slabObjects()]);
+    return (this.slabList ??= list(this.k.slabObjects()));
   }
 
   notifierCount(): number {
