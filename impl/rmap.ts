@@ -134,6 +134,14 @@ export class Rmap {
     return found;
   }
 
+  /** Whether the PTE at (pid, addr) is among `pfn`'s mappings. */
+  has(pfn: number, pid: number, addr: number): boolean {
+    const direct = this.pool.rmapDirect[pfn];
+    if (direct !== -1 && direct === directKey(pid, addr)) return true;
+    for (let e = this.pool.rmapHead[pfn]; e !== -1; e = this.next[e]) if (this.pid[e] === pid && this.addr[e] === addr) return true;
+    return false;
+  }
+
   get entries(): number {
     return this.used;
   }
