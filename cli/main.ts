@@ -220,7 +220,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
-        message: r.failure.message, known: r.known, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run,
+        message: r.failure.message, known: r.known, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
       })),
     }, null, 2)}\n`);
   }
