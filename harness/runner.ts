@@ -132,7 +132,7 @@ type Pass = { ops: Op[]; failure: { invariant: InvariantId; message: string; ste
 function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: ReadonlySet<InvariantId>, checkFrom: number, run: number, hb?: Heartbeat): Pass {
   // Nothing is checked before `checkFrom`.
   const session = new Session({ ...base, only: new Set() });
-  const builder = new TraceBuilder(session.view, base.config, base.strategies, trace.swarm);
+  const builder = new TraceBuilder(session.view, base.config, base.strategies, trace.swarm, () => session.remoteViews());
   const ops: Op[] = [];
   const step = (op: Op): Pass['failure'] => {
     if (ops.length === checkFrom) session.checkOnly(new Set([...EXCLUDABLE].filter((id) => !excluded.has(id))));
@@ -164,7 +164,7 @@ function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: Readonly
  */
 export function prefixOps(base: SessionOptions, trace: GeneratedTrace, stepIndex: number, buildLast: boolean): Op[] {
   const session = new Session({ ...base, only: new Set() });
-  const builder = new TraceBuilder(session.view, base.config, base.strategies, trace.swarm);
+  const builder = new TraceBuilder(session.view, base.config, base.strategies, trace.swarm, () => session.remoteViews());
   const ops: Op[] = [];
   const take = (op: Op): boolean => {
     ops.push(op);

@@ -11,6 +11,7 @@ import type { Outcome } from '../kernel-api/outcome.ts';
 import type { KernelInspect, VmaView } from '../kernel-api/state.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { Choice, DriverArgs, GenContext, StrategyDefinition } from '../kernel-api/strategy.ts';
+import type { RemoteView } from '../kernel-api/driver.ts';
 import { list } from './invariants/snapshot.ts';
 
 /** Reads a step's integers in order; past the end every choice is 0. */
@@ -77,16 +78,24 @@ export class TraceBuilder implements GenContext {
   private readonly kinds: OpKind[];
   private readonly weights: number[];
   private readonly totalWeight: number;
+  /** The running pids of the last processes() answer seen, and that answer. */
+  private running: readonly number[] = [];
+  private pidsFrom: Iterable<unknown> | null = null;
   private readonly remember: Remembered = new Map();
   /** `pid:fd` → the arguments of the strategy call that returned that fd. */
   private readonly origins = new Map<string, DriverArgs>();
   private readonly strategies: readonly StrategyDefinition[];
 
+  /**
+   * `views`: the loaded strategies' remote views as the kernel stands, so that addresses are
+   * drawn where a view shows a page (a change there must reach the view).
+   */
   constructor(
     private readonly k: KernelInspect,
     private readonly config: Readonly<KernelConfig>,
     strategies: readonly StrategyDefinition[],
     private readonly swarm: Swarm,
+    private readonly views: () => readonly RemoteView[] = () => [],
   ) {
     this.strategies = strategies;
     this.kinds = opKinds(strategies);
@@ -141,8 +150,13 @@ export class TraceBuilder implements GenContext {
   // ---- GenContext -------------------------------------------------------------------
 
   pids(): readonly number[] {
+    // A snapshot hands out the same answer until the kernel moves: so are its running pids.
+    const procs = this.k.processes();
+    if (procs === this.pidsFrom) return this.running;
     const out: number[] = [];
-    for (const p of this.k.processes()) if (p.state === 'running') out.push(p.pid);
+    for (const p of procs) if (p.state === 'running') out.push(p.pid);
+    this.pidsFrom = procs;
+    this.running = out;
     return out;
   }
 
@@ -156,6 +170,10 @@ export class TraceBuilder implements GenContext {
   }
 
   addr(pid: number, c: Choice): number {
+    // A page another mapping shows (a strategy's remote view of this process): whatever
+    // changes it — a COW break, mprotect, DONTNEED, reclaim — must reach the view.
+    const viewed = this.viewedAddrs(pid);
+    if (viewed.length > 0 && c.int(4) === 0) return c.pick(viewed);
     const vmas = this.vmasOf(pid);
     const base = this.config.mmapBasePages;
     if (vmas.length === 0 || (!this.swarm.hot && c.int(8) === 0)) return base - 1 - c.int(this.swarm.hot ? 16 : 4096);
@@ -173,6 +191,12 @@ export class TraceBuilder implements GenContext {
       case 4: return v.start - 1;
       default: return v.start + c.int(span);
     }
+  }
+
+  private viewedAddrs(pid: number): number[] {
+    const out: number[] = [];
+    for (const v of this.views()) if (v.target === pid) out.push(v.targetAddr);
+    return out;
   }
 
   residentAddr(pid: number, c: Choice): number {

@@ -44,6 +44,7 @@ export class Session {
   readonly view: InspectSnapshot;
   /** The invariants checked after each step. */
   private invariants: readonly Invariant[];
+  private views: readonly RemoteView[] | null = null;
 
   constructor(readonly opts: SessionOptions) {
     this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
@@ -57,13 +58,15 @@ export class Session {
     this.invariants = selectInvariants(only, this.opts.exclude);
   }
 
-  remoteViews(): RemoteView[] {
+  /** The remote views of every loaded strategy, as the kernel stands (kept until it moves). */
+  remoteViews(): readonly RemoteView[] {
+    if (this.views !== null) return this.views;
     const views: RemoteView[] = [];
     for (const s of this.opts.strategies) {
       const instance = this.primary.strategy(s.name);
       if (instance !== undefined) views.push(...instance.remoteViews());
     }
-    return views;
+    return (this.views = views);
   }
 
   /** Run one step; its outcome and the first violation (null when every invariant holds). */
@@ -76,6 +79,7 @@ export class Session {
       return { outcome: { kind: 'errno', errno: 'EIO' }, violation: asViolation(e, this.primary.kind) };
     } finally {
       this.view.invalidate();
+      this.views = null;
     }
     if (this.shadow !== null) {
       const v = this.compare(op, outcome);

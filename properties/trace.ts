@@ -26,7 +26,7 @@ export type GeneratedTrace = { swarm: Swarm; steps: readonly (readonly number[])
 /** Generate and run a trace; stops at the first violation. */
 export function runGenerated(opts: SessionOptions, trace: GeneratedTrace): TraceResult {
   const session = new Session(opts);
-  const builder = new TraceBuilder(session.view, opts.config, opts.strategies, trace.swarm);
+  const builder = new TraceBuilder(session.view, opts.config, opts.strategies, trace.swarm, () => session.remoteViews());
   const result: TraceResult = { ops: [], outcomes: [], failure: null };
   const run = (op: Op): boolean => {
     const { outcome, violation } = session.step(op);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StrategyDefinition } from '../../kernel-api/strategy.ts';
 import type { StrategyInstance } from '../../kernel-api/driver.ts';
-import { runCampaign } from '../../harness/campaign.ts';
+import { heldBack, runCampaign, type CampaignFailure } from '../../harness/campaign.ts';
 import { FUZZ_CONFIG } from '../../harness/config.ts';
 import { replayOps } from '../../properties/trace.ts';
 import { STRATEGIES } from '../../strategies/index.ts';
@@ -61,6 +61,18 @@ describe('campaign', () => {
     expect(pastKnown.failures.map((f) => f.invariant).sort()).toEqual(['no-leak', 'refcount-balance']);
     // The scorecard looks past everything.
     expect(runCampaign(opts).failures.map((f) => f.invariant).sort()).toEqual(['no-leak', 'refcount-balance']);
+  });
+
+  it('holds back a strategy\'s failure of an invariant the core operations break too, unless it is a known flaw', () => {
+    const f = (strategy: string, invariant: CampaignFailure['invariant']) =>
+      ({ strategy, invariant, kernel: 'diff', message: '', seed: 0, run: 0, foundAfterMs: 0, ops: [], originalLength: 0 }) as CampaignFailure;
+    const core = f('core', 'differential');
+    const sameRoute = f('kbuf-fault', 'differential');
+    const flaw = f('proc-mem-mmap', 'differential');
+    const other = f('kbuf-fault', 'no-leak');
+    const held = heldBack([core, sameRoute, flaw, other], new Set(['proc-mem-mmap/differential']));
+    expect([...held]).toEqual([sameRoute]);
+    expect(heldBack([sameRoute, other], new Set()).size).toBe(0);
   });
 
   it('finds a planted leak and shrinks it to spawn, open, exit', () => {
