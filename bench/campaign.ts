@@ -9,6 +9,8 @@ import fc from 'fast-check';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import { DEFAULT_CONFIG } from '../kernel-api/config.ts';
 import { runCampaign } from '../harness/campaign.ts';
+import { makePlan, runChain, sessionBase, traceOf } from '../harness/runner.ts';
+import { INVARIANT_IDS } from '../properties/invariants/index.ts';
 import { CHOICES_PER_STEP, TraceBuilder, opKinds } from '../properties/gen.ts';
 import { Session } from '../properties/session.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
@@ -36,6 +38,24 @@ export function campaignRate(kernel: KernelChoice, timeMs: number, seed = 1, all
   const strategies = allStrategies ? STRATEGIES : [];
   const r = runCampaign({ seed, timeMs, kernel, strategies, withCore: allStrategies, config: CAMPAIGN_CONFIG, stepsMax: STEPS_MAX });
   return { stepsPerSec: r.steps / (r.elapsedMs / 1000), steps: r.steps, runs: r.runs, elapsedMs: r.elapsedMs, failures: r.failures.length };
+}
+
+/**
+ * The default campaign's traces with no invariant checked (ghost memory still kept): what
+ * generation and stepping alone cost, the ceiling the checks leave room under.
+ */
+export function uncheckedRate(kernel: KernelChoice, timeMs: number, seed = 1): StepsRate {
+  const plan = makePlan(seed, kernel, CAMPAIGN_CONFIG, [], STEPS_MAX);
+  const exclude = new Set(INVARIANT_IDS);
+  let steps = 0;
+  let runs = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < timeMs) {
+    steps += runChain({ ...sessionBase(plan, runs), exclude }, traceOf(plan, runs), runs).steps;
+    runs += 1;
+  }
+  const elapsedMs = performance.now() - t0;
+  return { stepsPerSec: steps / (elapsedMs / 1000), steps, runs, elapsedMs: Math.round(elapsedMs), failures: 0 };
 }
 
 type Real = { session: Session; builders: Map<string, TraceBuilder>; steps: number };

@@ -17,7 +17,7 @@ import { ModelKernel } from '../model/kernel.ts';
 import { ImplKernel } from '../impl/kernel.ts';
 import { OPS, benchFor, populate, type OpName } from './kernelops.ts';
 import { measure, type Budget } from './measure.ts';
-import { campaignRate, fcCommandsRate, pooledRate, type StepsRate } from './campaign.ts';
+import { campaignRate, fcCommandsRate, pooledRate, uncheckedRate, type StepsRate } from './campaign.ts';
 import { measureRss, rssChild } from './rss.ts';
 import { formatShrinkBench, shrinkBench } from './shrink.ts';
 import { workersBench } from './workers.ts';
@@ -140,9 +140,12 @@ async function main(): Promise<void> {
     implDefaultMix: campaignRate('impl', CAMPAIGN_MS, 1, true),
     diffDefaultMix: campaignRate('diff', CAMPAIGN_MS, 1, true),
   };
+  const unchecked = uncheckedRate('impl', CAMPAIGN_MS);
   for (const [name, r] of Object.entries(rates)) {
     console.log(`checked steps/s, ${name.padEnd(18)} ${fmt(r.stepsPerSec).padStart(8)} (${r.steps} steps, ${r.runs} traces, ${r.elapsedMs} ms, ${r.failures} failures)`);
   }
+  console.log(`steps/s of the impl campaign's traces with nothing checked (generation, step, ghost memory): ${fmt(unchecked.stepsPerSec)}; ` +
+    `the checks take ${(100 * (1 - rates.impl.stepsPerSec / unchecked.stepsPerSec)).toFixed(0)}% of a checked step`);
   console.log(`checked steps/s on worker threads: 1 worker ${fmt(workers.one.stepsPerSec)}, 2 workers ${fmt(workers.two.stepsPerSec)} ` +
     `(${fmt(workers.speedup)}x; two independent processes reach ${fmt(workers.twoProcessesCeiling)}x on this machine)`);
   const shrink = shrinkBench(FC_SHRINK_MS);
@@ -159,7 +162,7 @@ async function main(): Promise<void> {
       shrink: { mapfuzz: shrink.mapfuzz, fastCheck: shrink.fastCheck },
       detail: {
         quick, mixTimeRatio, perOpGrowth1kTo1m: perOpGrowth, forkPerPageGrowth1kTo1m: forkPerPageGrowth, rssStartupMiB: rss.baselineMiB, rssRunner: rss.runner,
-        ops: rows, campaigns: rates, budgets: { impl: IMPL_BUDGET, model: MODEL_BUDGET, campaignMs: CAMPAIGN_MS, workersMs: WORKERS_MS, fcShrinkMs: FC_SHRINK_MS },
+        ops: rows, campaigns: rates, implUnchecked: unchecked, budgets: { impl: IMPL_BUDGET, model: MODEL_BUDGET, campaignMs: CAMPAIGN_MS, workersMs: WORKERS_MS, fcShrinkMs: FC_SHRINK_MS },
         workers, shrink: shrink.rows,
       },
     };
