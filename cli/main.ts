@@ -12,7 +12,7 @@ import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
 import { failureKey, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
 import { runCampaignParallel } from '../harness/pool.ts';
-import { formatJunit, formatMarkdown, formatSummaryTable, type CampaignReport, type FailureReport } from '../harness/report.ts';
+import { formatJunit, formatMarkdown, formatSummaryTable, statusOf, type CampaignReport, type FailureReport } from '../harness/report.ts';
 import { mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
@@ -202,8 +202,13 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   });
   if (process.stderr.isTTY) process.stderr.write('\n');
   const held = heldBack(result.failures, new Set(known.filter(isKnownFlaw).map((r) => failureKey(r))));
+  const heldNote = (f: CampaignFailure): string => {
+    const kept = result.failures.find((g) => g.invariant === f.invariant && !held.has(g) && (g.strategy === 'core' || f.invariant === 'differential'));
+    return `${kept?.strategy === 'core' ? 'the core operations break' : `${kept?.strategy ?? 'another strategy'}'s run breaks`} ${f.invariant} too, ` +
+      'most likely the same bug: fix that one and fuzz again';
+  };
   const reports = result.failures.map((f): FailureReport => held.has(f)
-    ? { failure: f, known: false, file: '(held back)', note: `the core operations break ${f.invariant} too, most likely the same bug: fix that one and fuzz again` }
+    ? { failure: f, known: false, held: true, file: '(held back)', note: heldNote(f) }
     : recordFailure(f, known, corpusDir));
   const report: CampaignReport = {
     seed, kernel, strategies: [...(strategies.length === 0 || withCore ? ['core'] : []), ...strategies.map((s) => s.name)], shard: shard === undefined ? null : `${shard.index}/${shard.count}`,
@@ -212,8 +217,8 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   out.log(`${result.runs} traces, ${result.steps} checked steps in ${(result.elapsedMs / 1000).toFixed(1)} s ` +
     `(${Math.round(result.steps / Math.max(0.001, result.elapsedMs / 1000))} steps/s, ${workers} worker${workers === 1 ? '' : 's'})`);
   for (const r of reports) {
-    const note = r.note === undefined ? '' : r.file === '(held back)' ? ` (held back: ${r.note})` : ` (${r.note}: ${r.file})`;
-    out.log(`${r.known ? 'known' : 'NEW  '} ${r.failure.strategy} ${r.failure.invariant}: ${r.failure.ops.length} steps — ${r.failure.message}${note}`);
+    const note = r.note === undefined ? '' : r.held === true ? ` (held back: ${r.note})` : ` (${r.note}: ${r.file})`;
+    out.log(`${statusOf(r).padEnd(5)} ${r.failure.strategy} ${r.failure.invariant}: ${r.failure.ops.length} steps — ${r.failure.message}${note}`);
   }
   if (reports.length > 0) out.log(`\n${formatSummaryTable(report)}`);
   const fresh = reports.filter((r) => !r.known).length - held.size;
@@ -224,7 +229,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
-        message: r.failure.message, known: r.known, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
+        message: r.failure.message, known: r.known, held: r.held === true, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
       })),
     }, null, 2)}\n`);
   }

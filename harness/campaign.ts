@@ -101,15 +101,22 @@ export function attributeCore(failures: Iterable<CampaignFailure>, config: Reado
 }
 
 /**
- * The failures to hold back (report, not write): a bug of the core kernel shows in the
- * strategies' runs too, by longer routes, so while the core operations alone break an
- * invariant, a strategy's failure of that invariant is most likely the same bug — unless it
- * is a known flaw of that strategy (`knownFlaws`: `strategy/invariant`). One bug then gives
- * one repro; fuzzing again once it is fixed writes whatever remains.
+ * The failures to hold back (report, not write), so that one bug gives one repro; fuzzing
+ * again once it is fixed writes whatever remains. A bug of the core kernel shows in the
+ * strategies' runs too, by longer routes: while the core operations alone break an
+ * invariant, a strategy's failure of that invariant is most likely the same bug. And a
+ * `differential` failure is a kernel's bug whichever strategy ran (a design runs the same
+ * driver code on both kernels): of those, one is written — the core's, else the shortest.
+ * A known flaw of a strategy (`knownFlaws`: `strategy/invariant`) is never held back.
  */
 export function heldBack(failures: readonly CampaignFailure[], knownFlaws: ReadonlySet<string>): Set<CampaignFailure> {
-  const coreBroken = new Set(failures.filter((f) => f.strategy === 'core').map((f) => f.invariant));
-  return new Set(failures.filter((f) => f.strategy !== 'core' && coreBroken.has(f.invariant) && !knownFlaws.has(failureKey(f))));
+  const fresh = failures.filter((f) => !knownFlaws.has(failureKey(f)));
+  const coreBroken = new Set(fresh.filter((f) => f.strategy === 'core').map((f) => f.invariant));
+  const held = new Set(fresh.filter((f) => f.strategy !== 'core' && coreBroken.has(f.invariant)));
+  const divergences = fresh.filter((f) => f.invariant === 'differential' && !held.has(f));
+  const first = [...divergences].sort((a, b) => a.ops.length - b.ops.length || a.run - b.run)[0];
+  for (const f of divergences) if (f !== first) held.add(f);
+  return held;
 }
 
 export function sortedFailures(failures: Iterable<CampaignFailure>): CampaignFailure[] {

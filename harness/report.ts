@@ -14,9 +14,14 @@ export type FailureReport = {
   failure: CampaignFailure; known: boolean;
   /** The repro: the one written, or the corpus's file that already replays this failure. */
   file: string;
-  /** Why no repro was written when the corpus had one: not fixed yet, or a fix regressed. */
+  /** Why no repro was written: the corpus has one (not fixed yet, or a fix regressed), or it is held back. */
   note?: string;
+  /** Held back: most likely the same bug as a failure reported beside it (harness/campaign.ts heldBack). */
+  held?: boolean;
 };
+
+/** The status column: known flaw, new failure, or held back as most likely the same bug as another. */
+export const statusOf = (f: FailureReport): string => (f.known ? 'known' : f.held === true ? 'held' : 'NEW');
 
 export type CampaignReport = {
   seed: number; kernel: KernelChoice; strategies: string[]; shard: string | null; workers: number;
@@ -34,7 +39,7 @@ function judged(kernel: KernelChoice): InvariantId[] {
 export function formatSummaryTable(r: CampaignReport): string {
   if (r.failures.length === 0) return 'no invariant broke';
   const rows = [['status', 'strategy', 'invariant', 'steps', 'repro'], ...r.failures.map((f) => [
-    f.known ? 'known' : 'NEW', f.failure.strategy, f.failure.invariant, String(f.failure.ops.length), f.file,
+    statusOf(f), f.failure.strategy, f.failure.invariant, String(f.failure.ops.length), f.file,
   ])];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const line = (row: string[]) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd();
@@ -69,8 +74,9 @@ export function formatJunit(r: CampaignReport): string {
       } else {
         suiteFailures += 1;
         const story = f.failure.ops.map((op, i) => `${String(i + 1).padStart(3)}. ${formatOp(op)}`).join('\n');
+        const where = f.held === true ? `not written (${f.note})` : `written to ${f.file} (mapfuzz show ${f.file})`;
         cases.push(`${open}>\n      <failure message="${xmlEscape(f.failure.message)}" type="${xmlEscape(invariant)}">` +
-          `${xmlEscape(`${f.failure.ops.length}-step repro written to ${f.file} (mapfuzz show ${f.file})\n${story}\nBROKEN ${invariant}: ${f.failure.message}`)}` +
+          `${xmlEscape(`${f.failure.ops.length}-step repro ${where}\n${story}\nBROKEN ${invariant}: ${f.failure.message}`)}` +
           `</failure>\n    </testcase>`);
       }
     }
@@ -99,7 +105,7 @@ export function formatMarkdown(r: CampaignReport): string {
   if (r.failures.length > 0) {
     lines.push('| status | strategy | invariant | steps | repro | message |', '|---|---|---|---:|---|---|');
     for (const f of r.failures) {
-      lines.push(`| ${f.known ? 'known' : '**new**'} | ${mdCell(f.failure.strategy)} | \`${f.failure.invariant}\` | ${f.failure.ops.length} | \`${mdCell(f.file)}\` | ${mdCell(f.failure.message.slice(0, 160))} |`);
+      lines.push(`| ${f.known ? 'known' : f.held === true ? 'held' : '**new**'} | ${mdCell(f.failure.strategy)} | \`${f.failure.invariant}\` | ${f.failure.ops.length} | \`${mdCell(f.file)}\` | ${mdCell(f.failure.message.slice(0, 160))} |`);
     }
     lines.push('');
   }
