@@ -189,6 +189,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const seed = typeof flags.seed === 'number' ? flags.seed : randomInt(1, 2 ** 31);
   const corpusDir = String(flags.corpus ?? 'corpus');
   const known = loadCorpus(corpusDir);
+  const knownFlaws = known.filter(isKnownFlaw).map((r) => failureKey(r));
   const jsonFile = outputPath(flags, 'json');
   const junitFile = outputPath(flags, 'junit');
   out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}, ` +
@@ -198,18 +199,11 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const result = await runCampaignParallel({
     seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, kernel, strategies, withCore, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
     shard, workers, stepTimeoutMs: stepTimeoutS * 1000, onProgress: progressPrinter(out, 'fuzz'),
-    lookPast: known.filter(isKnownFlaw).map((r) => failureKey(r)),
+    lookPast: knownFlaws,
   });
   if (process.stderr.isTTY) process.stderr.write('\n');
-  const held = heldBack(result.failures, new Set(known.filter(isKnownFlaw).map((r) => failureKey(r))));
-  const heldNote = (f: CampaignFailure): string => {
-    const kept = result.failures.find((g) => g.invariant === f.invariant && !held.has(g) && (g.strategy === 'core' || f.invariant === 'differential'));
-    return `${kept?.strategy === 'core' ? 'the core operations break' : `${kept?.strategy ?? 'another strategy'}'s run breaks`} ${f.invariant} too, ` +
-      'most likely the same bug: fix that one and fuzz again';
-  };
-  const reports = result.failures.map((f): FailureReport => held.has(f)
-    ? { failure: f, known: false, held: true, file: '(held back)', note: heldNote(f) }
-    : recordFailure(f, known, corpusDir));
+  const held = heldBack(result.failures, new Set(knownFlaws));
+  const reports = result.failures.map((f) => held.has(f) ? heldReport(f, result.failures, held) : recordFailure(f, known, corpusDir));
   const report: CampaignReport = {
     seed, kernel, strategies: [...(strategies.length === 0 || withCore ? ['core'] : []), ...strategies.map((s) => s.name)], shard: shard === undefined ? null : `${shard.index}/${shard.count}`,
     workers, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, failures: reports,
@@ -246,6 +240,13 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
  */
 function isKnownFlaw(r: Repro): boolean {
   return r.expect === 'reproduces' && r.kernel !== 'oracle' && r.strategy !== 'core';
+}
+
+/** A failure held back (harness/campaign.ts heldBack): which reported failure is most likely the same bug. */
+function heldReport(f: CampaignFailure, all: readonly CampaignFailure[], held: ReadonlySet<CampaignFailure>): FailureReport {
+  const kept = all.find((g) => g.invariant === f.invariant && !held.has(g) && (g.strategy === 'core' || f.invariant === 'differential'));
+  const who = kept?.strategy === 'core' ? 'the core operations break' : `${kept?.strategy ?? 'another strategy'}'s run breaks`;
+  return { failure: f, known: false, held: true, file: '(held back)', note: `${who} ${f.invariant} too, most likely the same bug: fix that one and fuzz again` };
 }
 
 /** A violation message cut for a title: at a word, at most `max` characters. */
