@@ -5,8 +5,8 @@
  * thrown one: slab, kernel-assert, differential; and, in `mapfuzz fuzz`, any failure that is
  * not a known flaw of the design under test). A run's chain depends on its seed and the
  * known flaws alone, never on what other runs found, so the failures of a campaign do not
- * depend on how its runs are spread over workers or shards. Like properties/trace.ts runGenerated, with a
- * heartbeat a supervisor watches for hung steps.
+ * depend on how its runs are spread over workers or shards. Like properties/trace.ts
+ * runGenerated, with a heartbeat a supervisor watches for hung steps.
  */
 import fc from 'fast-check';
 import seedrandom from 'seedrandom';
