@@ -14,8 +14,17 @@ import {
 } from './pagetable.ts';
 import { processesInOrder } from './process.ts';
 
-const byKey = <T>(m: Map<number, T> | undefined): Array<[number, T]> =>
-  m === undefined || m.size === 0 ? [] : [...m.entries()].sort((a, b) => a[0] - b[0]);
+/** A map's entries in key order; most maps are filled in key order, and are not sorted again. */
+function byKey<T>(m: Map<number, T> | undefined): Array<[number, T]> {
+  if (m === undefined || m.size === 0) return [];
+  const out: Array<[number, T]> = [];
+  let sorted = true;
+  for (const e of m) {
+    if (out.length > 0 && out[out.length - 1][0] > e[0]) sorted = false;
+    out.push(e);
+  }
+  return sorted ? out : out.sort((a, b) => a[0] - b[0]);
+}
 
 export function frameView(s: ImplState, pfn: number): FrameView {
   const p = s.pool;
