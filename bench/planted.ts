@@ -24,7 +24,7 @@ type Bug = { what: string; edits: Edit[] };
 /** Where both kernels share a mistake, it is planted in both (else `differential` finds it at once). */
 const BUGS: Record<string, Bug> = {
   'split-pgoff': { what: 'VMA split: upper half pgoff off by one', edits: [{ file: 'impl/vma.ts', from: 'upper.pgoff = vma.pgoff + (addr - vma.start);', to: 'upper.pgoff = vma.pgoff + (addr - vma.start) - 1;' }] },
-  'mprotect-no-end-split': { what: 'mprotect does not split at the end of the range', edits: [{ file: 'impl/mmap.ts', from: 'const e = splitAround(s, proc.mm, start, end);', to: 'const e = splitAround(s, proc.mm, start, start);' }] },
+  'mprotect-no-end-split': { what: 'mprotect does not split at the end of the range', edits: [{ file: 'impl/mmap.ts', from: 'const e = splitAround(s, proc.mm, start, end);\n  if (e !== 0) return e;\n  const target', to: 'const e = splitAround(s, proc.mm, start, start);\n  if (e !== 0) return e;\n  const target' }] },
   'rmap-fork': { what: 'fork forgets the child\'s rmap entry', edits: [{ file: 'impl/fork.ts', from: '    s.rmap.add(pfn, child.pid, addr);\n', to: '' }] },
   'rmap-zap': { what: 'zap forgets page_remove_rmap', edits: [{ file: 'impl/zap.ts', from: '  s.rmap.remove(pfn, mm.pid, addr);\n', to: '' }] },
   'notify-cow': { what: 'COW break skips the MMU notifiers', edits: [{ file: 'impl/fault.ts', from: "  invalidateRange(s, proc.pid, addr, addr + 1, 'clear');\n  pt.clear(addr);", to: '  pt.clear(addr);' }] },
@@ -76,7 +76,8 @@ function plant(name: string): string {
     for (const edit of BUGS[name].edits) {
       const path = join(dir, edit.file);
       const text = readFileSync(path, 'utf8');
-      if (text.split(edit.from).length !== 2) return `${name}: does not apply (${edit.file} changed)`;
+      const places = text.split(edit.from).length - 1;
+      if (places !== 1) return `${name}: does not apply (${edit.file} has the line it edits ${places} times, not once)`;
       writeFileSync(path, text.replace(edit.from, edit.to));
     }
     const json = join(dir, 'planted.json');
@@ -100,5 +101,6 @@ if (unknown !== undefined) {
   console.error(`planted: no bug called ${unknown} (known: ${Object.keys(BUGS).join(', ')})`);
   process.exit(2);
 }
-console.log(`planting ${asked.length > 0 ? asked.length : Object.keys(BUGS).length} bugs, one at a time, in copies of ${relative(process.cwd(), ROOT) || '.'}; git ${execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()}`);
+const count = asked.length > 0 ? asked.length : Object.keys(BUGS).length;
+console.log(`planting ${count} bug${count === 1 ? '' : 's'}, one at a time, in copies of ${relative(process.cwd(), ROOT) || '.'}; git ${execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()}`);
 for (const name of asked.length > 0 ? asked : Object.keys(BUGS)) console.log(plant(name));
