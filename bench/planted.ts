@@ -3,12 +3,13 @@
  * Each bug below is a one-line mistake of the kind a kernel developer makes — an off-by-one
  * split, a missed rmap update, a skipped notifier, a wrong reuse decision — planted alone in
  * a copy of this tree, which then runs `mapfuzz fuzz` on its defaults (diff kernel, core
- * operations and every strategy, two workers) for 30 s, seed 1, with a copy of corpus/ so the
+ * operations and every strategy, two workers) for 30 s, seed 1 unless told, with a copy of corpus/ so the
  * designs' known flaws are recognised. Reported per bug: the new failures, when each was
  * found, its repro's length, and the files written (one bug should give one).
  *
  *     npx tsx bench/planted.ts            # every bug, about 35 s each
  *     npx tsx bench/planted.ts rmap-zap   # some of them, by name
+ *     npx tsx bench/planted.ts --seed 2   # another campaign seed (default 1)
  *
  * A bug that no longer applies (the line it edits has changed) is reported as such, not
  * skipped in silence. Nothing in this tree is modified.
@@ -82,7 +83,7 @@ function plant(name: string): string {
     }
     const json = join(dir, 'planted.json');
     const before = new Set(jsonBelow(join(dir, 'corpus')));
-    const r = spawnSync(process.execPath, [join(dir, 'bin', 'mapfuzz.mjs'), 'fuzz', '--time', String(SECONDS), '--seed', '1', '--json', json], { cwd: dir, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(dir, 'bin', 'mapfuzz.mjs'), 'fuzz', '--time', String(SECONDS), '--seed', SEED, '--json', json], { cwd: dir, encoding: 'utf8' });
     if (r.status === 2) return `${name}: fuzz refused to run: ${r.stderr.trim()}`;
     const report = JSON.parse(readFileSync(json, 'utf8')) as { runs: number; failures: { strategy: string; invariant: string; ops: unknown[]; known: boolean; held: boolean; foundAfterMs: number }[] };
     const fresh = report.failures.filter((f) => !f.known);
@@ -95,7 +96,14 @@ function plant(name: string): string {
   }
 }
 
-const asked = process.argv.slice(2);
+const args = process.argv.slice(2);
+const seedAt = args.indexOf('--seed');
+const SEED = seedAt === -1 ? '1' : args.splice(seedAt, 2)[1];
+if (!/^\d+$/.test(SEED ?? '')) {
+  console.error('planted: --seed takes an integer');
+  process.exit(2);
+}
+const asked = args;
 const unknown = asked.find((name) => !(name in BUGS));
 if (unknown !== undefined) {
   console.error(`planted: no bug called ${unknown} (known: ${Object.keys(BUGS).join(', ')})`);
