@@ -15,9 +15,10 @@
  * skipped in silence. Nothing in this tree is modified.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { jsonFilesBelow } from '../harness/merge.ts';
 
 type Edit = { file: string; from: string; to: string };
 type Bug = { what: string; edits: Edit[] };
@@ -67,9 +68,8 @@ function copyTree(): string {
   return dir;
 }
 
-function jsonBelow(dir: string): string[] {
-  return readdirSync(dir).flatMap((n) => statSync(join(dir, n)).isDirectory() ? jsonBelow(join(dir, n)).map((f) => join(n, f)) : n.endsWith('.json') ? [n] : []);
-}
+/** The repro files of a corpus, relative to it. */
+const corpusFiles = (dir: string): string[] => jsonFilesBelow([dir]).map((f) => relative(dir, f));
 
 function plant(name: string): string {
   const dir = copyTree();
@@ -82,12 +82,12 @@ function plant(name: string): string {
       writeFileSync(path, text.replace(edit.from, edit.to));
     }
     const json = join(dir, 'planted.json');
-    const before = new Set(jsonBelow(join(dir, 'corpus')));
+    const before = new Set(corpusFiles(join(dir, 'corpus')));
     const r = spawnSync(process.execPath, [join(dir, 'bin', 'mapfuzz.mjs'), 'fuzz', '--time', String(SECONDS), '--seed', SEED, '--json', json], { cwd: dir, encoding: 'utf8' });
     if (r.status === 2) return `${name}: fuzz refused to run: ${r.stderr.trim()}`;
     const report = JSON.parse(readFileSync(json, 'utf8')) as { runs: number; failures: { strategy: string; invariant: string; ops: unknown[]; known: boolean; held: boolean; foundAfterMs: number }[] };
     const fresh = report.failures.filter((f) => !f.known);
-    const written = jsonBelow(join(dir, 'corpus')).filter((f) => !before.has(f));
+    const written = corpusFiles(join(dir, 'corpus')).filter((f) => !before.has(f));
     const found = fresh.length === 0 ? `not found in ${SECONDS} s (${report.runs} traces)`
       : fresh.map((f) => `${f.held ? 'held back: ' : ''}${f.strategy} ${f.invariant}, ${f.ops.length} steps, at ${(f.foundAfterMs / 1000).toFixed(1)} s`).join('; ');
     return `${name} (${BUGS[name].what}): ${found}; files written: ${written.length === 0 ? 'none' : written.join(', ')}`;

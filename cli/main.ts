@@ -5,15 +5,15 @@
  */
 import { randomInt } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { appendFileSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
 import { failureKey, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
 import { runCampaignParallel } from '../harness/pool.ts';
 import { formatJunit, formatMarkdown, formatSummaryTable, statusOf, type CampaignReport, type FailureReport } from '../harness/report.ts';
-import { mergeCorpora } from '../harness/merge.ts';
+import { jsonFilesBelow, mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
   failureSignature, loadRepro, replayRepro, reproPath, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, type Repro,
@@ -108,19 +108,10 @@ function strategiesFlag(v: unknown): StrategyDefinition[] {
   return [s];
 }
 
-/** Every .json file below the given files or directories, sorted. */
+/** Every .json file below the given files or directories, sorted; a missing one is a usage error. */
 function reproFiles(paths: readonly string[]): string[] {
-  const files: string[] = [];
-  const walk = (p: string) => {
-    if (!existsSync(p)) throw new UsageError(`no such file or directory: ${p}`);
-    if (statSync(p).isDirectory()) {
-      for (const name of readdirSync(p).sort()) walk(join(p, name));
-    } else if (p.endsWith('.json')) {
-      files.push(p);
-    }
-  };
-  for (const p of paths) walk(p);
-  return files;
+  for (const p of paths) if (!existsSync(p)) throw new UsageError(`no such file or directory: ${p}`);
+  return jsonFilesBelow(paths);
 }
 
 /** The corpus's emulated-kernel repros (the oracle's, under kernel/, replay on Linux instead). */

@@ -7,7 +7,8 @@
  */
 import type { MapRange, Observation, PageObservation, ProcessObservation } from '../kernel-api/observation.ts';
 import type { Repro } from './repro.ts';
-import { endsAsExpected, hex, storyOf, unexpectedEnding, type StoryStep } from './story.ts';
+import { endsAsExpected, storyOf, unexpectedEnding, type StoryStep } from './story.ts';
+import { hex } from '../kernel-api/format.ts';
 
 /** Cells drawn per VMA at most; a longer VMA is drawn with its first and last pages and a gap. */
 const CELLS_PER_VMA_MAX = 48;

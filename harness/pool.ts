@@ -19,7 +19,7 @@ import { makePlan, prefixOps, runSeed, sessionBase, strategyName, traceOf, PHASE
 
 export type WorkerInit = {
   seed: number; kernel: KernelChoice; config: KernelConfig; strategies: string[]; withCore: boolean; stepsMax: number;
-  lookPast: string[] | null;
+  lookPast: readonly string[] | null;
   /** Modules whose `strategies` export adds strategies the registry does not have (test canaries). */
   strategyModules: string[];
   heartbeat: SharedArrayBuffer;
@@ -112,7 +112,7 @@ class Supervisor {
     const heartbeat = new Int32Array(new SharedArrayBuffer(16));
     const init: WorkerInit = {
       seed: this.opts.seed, kernel: this.opts.kernel, config: { ...this.opts.config }, strategies: this.opts.strategies.map((s) => s.name), withCore: this.opts.withCore ?? false,
-      stepsMax: this.opts.stepsMax, lookPast: this.opts.lookPast === undefined ? null : [...this.opts.lookPast], strategyModules: this.opts.strategyModules ?? [], heartbeat: heartbeat.buffer as SharedArrayBuffer,
+      stepsMax: this.opts.stepsMax, lookPast: this.opts.lookPast ?? null, strategyModules: this.opts.strategyModules ?? [], heartbeat: heartbeat.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init });
     const slot: Slot = { worker, heartbeat, ready: false, gone: false, queue: [], batches: 0, beats: 0, lastBeatMs: 0, shrinking: null, error: '' };

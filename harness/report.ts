@@ -105,7 +105,7 @@ export function formatMarkdown(r: CampaignReport): string {
   if (r.failures.length > 0) {
     lines.push('| status | strategy | invariant | steps | repro | message |', '|---|---|---|---:|---|---|');
     for (const f of r.failures) {
-      lines.push(`| ${f.known ? 'known' : f.held === true ? 'held' : '**new**'} | ${mdCell(f.failure.strategy)} | \`${f.failure.invariant}\` | ${f.failure.ops.length} | \`${mdCell(f.file)}\` | ${mdCell(f.failure.message.slice(0, 160))} |`);
+      lines.push(`| ${statusOf(f) === 'NEW' ? '**new**' : statusOf(f)} | ${mdCell(f.failure.strategy)} | \`${f.failure.invariant}\` | ${f.failure.ops.length} | \`${mdCell(f.file)}\` | ${mdCell(f.failure.message.slice(0, 160))} |`);
     }
     lines.push('');
   }

@@ -10,8 +10,8 @@ import { observe } from '../properties/observe.ts';
 import { Session } from '../properties/session.ts';
 import type { Repro } from './repro.ts';
 import { sessionFor } from './repro.ts';
+import { hex } from '../kernel-api/format.ts';
 
-export const hex = (n: number) => `0x${n.toString(16)}`;
 const PROT = ['---', 'r--', '-w-', 'rw-', '--x', 'r-x', '-wx', 'rwx'];
 
 /** One operation as a line of a program. */

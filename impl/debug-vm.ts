@@ -9,8 +9,7 @@
 import type { ImplState } from './types.ts';
 import { PTE_PRESENT, PTE_SPECIAL } from './pagetable.ts';
 import { fail } from './assert.ts';
-
-const hex = (n: number) => `0x${n.toString(16)}`;
+import { hex } from '../kernel-api/format.ts';
 
 /**
  * The reverse map lists exactly the normal PTEs of each frame; throws a KernelAssertionError

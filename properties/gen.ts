@@ -71,6 +71,8 @@ const ADVICES: readonly Advice[] = ['DONTNEED', 'PAGEOUT', 'DONTNEED', 'COLD', '
 const LENGTHS = [1, 1, 2, 3, 4, 8, 16, 64];
 const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];
 
+const NO_VIEWS: readonly RemoteView[] = [];
+
 /** Values strategy calls returned, remembered under the key their call names. */
 type Remembered = Map<string, number[]>;
 
@@ -95,7 +97,7 @@ export class TraceBuilder implements GenContext {
     private readonly config: Readonly<KernelConfig>,
     strategies: readonly StrategyDefinition[],
     private readonly swarm: Swarm,
-    private readonly views: () => readonly RemoteView[] = () => [],
+    private readonly views: () => readonly RemoteView[] = () => NO_VIEWS,
   ) {
     this.strategies = strategies;
     this.kinds = opKinds(strategies);
@@ -173,7 +175,7 @@ export class TraceBuilder implements GenContext {
     // A page another mapping shows (a strategy's remote view of this process): whatever
     // changes it — a COW break, mprotect, DONTNEED, reclaim — must reach the view.
     const viewed = this.viewedAddrs(pid);
-    if (viewed.length > 0 && c.int(4) === 0) return c.pick(viewed);
+    if (viewed !== null && c.int(4) === 0) return c.pick(viewed);
     const vmas = this.vmasOf(pid);
     const base = this.config.mmapBasePages;
     if (vmas.length === 0 || (!this.swarm.hot && c.int(8) === 0)) return base - 1 - c.int(this.swarm.hot ? 16 : 4096);
@@ -193,9 +195,10 @@ export class TraceBuilder implements GenContext {
     }
   }
 
-  private viewedAddrs(pid: number): number[] {
-    const out: number[] = [];
-    for (const v of this.views()) if (v.target === pid) out.push(v.targetAddr);
+  /** The addresses of `pid` a remote view shows; null when there are none (most steps). */
+  private viewedAddrs(pid: number): number[] | null {
+    let out: number[] | null = null;
+    for (const v of this.views()) if (v.target === pid) (out ??= []).push(v.targetAddr);
     return out;
   }
 

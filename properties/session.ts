@@ -44,7 +44,8 @@ export class Session {
   readonly view: InspectSnapshot;
   /** The invariants checked after each step. */
   private invariants: readonly Invariant[];
-  private views: readonly RemoteView[] | null = null;
+  /** The strategies' remote views while the kernel stands (remoteViews()); dropped with `view`. */
+  private keptRemoteViews: readonly RemoteView[] | null = null;
 
   constructor(readonly opts: SessionOptions) {
     this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
@@ -60,13 +61,13 @@ export class Session {
 
   /** The remote views of every loaded strategy, as the kernel stands (kept until it moves). */
   remoteViews(): readonly RemoteView[] {
-    if (this.views !== null) return this.views;
+    if (this.keptRemoteViews !== null) return this.keptRemoteViews;
     const views: RemoteView[] = [];
     for (const s of this.opts.strategies) {
       const instance = this.primary.strategy(s.name);
       if (instance !== undefined) views.push(...instance.remoteViews());
     }
-    return (this.views = views);
+    return (this.keptRemoteViews = views);
   }
 
   /** Run one step; its outcome and the first violation (null when every invariant holds). */
@@ -79,7 +80,7 @@ export class Session {
       return { outcome: { kind: 'errno', errno: 'EIO' }, violation: asViolation(e, this.primary.kind) };
     } finally {
       this.view.invalidate();
-      this.views = null;
+      this.keptRemoteViews = null;
     }
     if (this.shadow !== null) {
       const v = this.compare(op, outcome);

@@ -5,8 +5,7 @@
  */
 import type { Invariant } from './types.ts';
 import { list } from './snapshot.ts';
-
-const hex = (n: number) => `0x${n.toString(16)}`;
+import { hex } from '../../kernel-api/format.ts';
 
 export const rssCounters: Invariant = {
   id: 'rss-counters',

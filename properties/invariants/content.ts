@@ -4,8 +4,7 @@
  * remote view shows its target's current page (remote-coherence).
  */
 import type { Invariant, Violation } from './types.ts';
-
-const hex = (n: number) => `0x${n.toString(16)}`;
+import { hex } from '../../kernel-api/format.ts';
 
 export const cowIsolation: Invariant = {
   id: 'cow-isolation',

@@ -4,8 +4,7 @@
  * mapped once, and the zero page stays zero and read-only.
  */
 import type { Invariant, Violation } from './types.ts';
-
-const hex = (n: number) => `0x${n.toString(16)}`;
+import { hex } from '../../kernel-api/format.ts';
 
 /** Driver holds by pfn: references and pins a driver's own data structures name. */
 function holdsByPfn(ctx: Parameters<Invariant['check']>[0]): Map<number, { refs: number; pins: number; holders: string[] }> {
