@@ -34,7 +34,7 @@ export const F_COLD = 1 << 8;
 /** On the LRU list. */
 export const F_ON_LRU = 1 << 9;
 
-const CAPACITY_MIN = 1024;
+const CAPACITY_MIN = 64;
 /** The most frames mem_map reserves address space for at once (32 Mi: 1.6 GiB of struct page). */
 const RESERVE_MAX = 1 << 25;
 

@@ -35,7 +35,7 @@ export class Rmap {
   private readonly nextF = new GrowableField(Int32Array, RESERVE, 14);
 
   constructor(private readonly pool: FramePool) {
-    this.grow(1024);
+    this.grow(64);
   }
 
   private grow(want: number): void {

@@ -27,7 +27,7 @@ export class SwapMap {
   private readonly liveF = new GrowableField(Uint8Array, RESERVE, 18);
 
   constructor() {
-    this.grow(1024);
+    this.grow(64);
   }
 
   private grow(capacity: number): void {

@@ -27,6 +27,11 @@ export interface GenContext {
   pids(): readonly number[];
   /** A running pid (or 1 when none runs, which yields ESRCH). */
   pid(c: Choice): number;
+  /**
+   * Another process to act on (a target): a running pid other than `pid` that maps
+   * something when any does, `pid` itself now and then.
+   */
+  otherPid(pid: number, c: Choice): number;
   /** An address of `pid` biased to VMA starts, ends, interiors and a few free pages. */
   addr(pid: number, c: Choice): number;
   /**

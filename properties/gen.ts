@@ -73,6 +73,9 @@ const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];
 
 const NO_VIEWS: readonly RemoteView[] = [];
 
+/** Core operations on an address or a range of the calling process (their pid is drawn by memPid). */
+const ON_MEMORY: ReadonlySet<string> = new Set(['munmap', 'mprotect', 'madvise', 'mremap', 'read', 'write', 'reclaim', 'uffd_register_wp']);
+
 /** Values strategy calls returned, remembered under the key their call names. */
 type Remembered = Map<string, number[]>;
 
@@ -83,6 +86,8 @@ export class TraceBuilder implements GenContext {
   /** The running pids of the last processes() answer seen, and that answer. */
   private running: readonly number[] = [];
   private pidsFrom: Iterable<unknown> | null = null;
+  /** The running pids that map something, for the same answer; null until asked. */
+  private mapping: readonly number[] | null = null;
   private readonly remember: Remembered = new Map();
   /** `pid:fd` → the arguments of the strategy call that returned that fd. */
   private readonly origins = new Map<string, DriverArgs>();
@@ -102,6 +107,10 @@ export class TraceBuilder implements GenContext {
     this.strategies = strategies;
     this.kinds = opKinds(strategies);
     this.weights = this.kinds.map((kind, i) => kind.weight * (swarm.factors[i % Math.max(1, swarm.factors.length)] ?? 1));
+    // Without mmap a run has no memory to act on, and every other memory operation fails
+    // (a fifth of runs were so): swarm testing never switches it off.
+    const mmap = this.kinds.findIndex((kind) => kind.name === 'mmap');
+    this.weights[mmap] = Math.max(this.weights[mmap], this.kinds[mmap].weight);
     // A run with strategies is there to call them: when the swarm switched every strategy
     // call off, they keep their base weights.
     const calls = this.kinds.flatMap((kind, i) => (kind.strategy === undefined ? [] : [i]));
@@ -159,7 +168,39 @@ export class TraceBuilder implements GenContext {
     for (const p of procs) if (p.state === 'running') out.push(p.pid);
     this.pidsFrom = procs;
     this.running = out;
+    this.mapping = null;
     return out;
+  }
+
+  /**
+   * A pid for an operation on memory (an address or a range in it): seven times in eight one
+   * that maps something. Drawn among all running pids, nearly half of all reads and writes
+   * went to a process that mapped nothing yet (a fresh spawn) and only raised SIGSEGV.
+   */
+  private memPid(c: Choice): number {
+    const party = this.viewParty(c);
+    if (party !== null) return party;
+    const mapping = this.mappingPids();
+    return mapping.length === 0 || c.int(8) === 0 ? this.pid(c) : c.pick(mapping);
+  }
+
+  /**
+   * A quarter of the time when a remote view exists, a running process on either side of
+   * one: the process that maps the view (touching it faults the view in) or the one whose
+   * pages it shows (a COW break, mprotect, DONTNEED or reclaim there must reach the view).
+   * Drawn among all processes, each side was one of several. Null otherwise.
+   */
+  private viewParty(c: Choice): number | null {
+    const views = this.views();
+    if (views.length === 0 || c.int(4) !== 0) return null;
+    const view = c.pick(views);
+    const pid = c.bool() ? view.pid : view.target;
+    return this.pids().includes(pid) ? pid : null;
+  }
+
+  private mappingPids(): readonly number[] {
+    const running = this.pids();
+    return (this.mapping ??= running.filter((p) => this.vmasOf(p).length > 0));
   }
 
   pid(c: Choice): number {
@@ -195,10 +236,17 @@ export class TraceBuilder implements GenContext {
     }
   }
 
-  /** The addresses of `pid` a remote view shows; null when there are none (most steps). */
+  /**
+   * The addresses of `pid` a remote view shows, and those where it maps a view of another
+   * process (touching one fills it: a view faulted in is what a change must reach); null
+   * when there are none (most steps).
+   */
   private viewedAddrs(pid: number): number[] | null {
     let out: number[] | null = null;
-    for (const v of this.views()) if (v.target === pid) (out ??= []).push(v.targetAddr);
+    for (const v of this.views()) {
+      if (v.target === pid) (out ??= []).push(v.targetAddr);
+      if (v.pid === pid) (out ??= []).push(v.addr);
+    }
     return out;
   }
 
@@ -273,13 +321,14 @@ export class TraceBuilder implements GenContext {
     return op;
   }
 
-  private otherPid(pid: number, c: Choice): number {
-    const pids = this.pids().filter((p) => p !== pid);
+  otherPid(pid: number, c: Choice): number {
+    const mapping = this.mappingPids().filter((p) => p !== pid);
+    const pids = mapping.length > 0 ? mapping : this.pids().filter((p) => p !== pid);
     return pids.length === 0 || c.int(8) === 0 ? pid : c.pick(pids);
   }
 
   private core(kind: (typeof CORE_KINDS)[number], c: Choice): Op | null {
-    const pid = this.pid(c);
+    const pid = ON_MEMORY.has(kind) ? this.memPid(c) : this.pid(c);
     switch (kind) {
       case 'spawn': return c.int(8) === 0 ? { op: 'spawn', uid: c.pick([0, 1001]) } : { op: 'spawn' };
       case 'mmap': return this.mmap(c.int(4) === 0 ? this.fdHolder(c) ?? pid : pid, c);

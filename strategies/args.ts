@@ -5,7 +5,7 @@
  */
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
-import type { Choice, DriverArgs, GenContext, InvariantId } from '../kernel-api/strategy.ts';
+import type { DriverArgs, InvariantId } from '../kernel-api/strategy.ts';
 
 /** A whole-number argument, or null when it is missing or not a safe integer. */
 export function intArg(args: DriverArgs, key: string): number | null {
@@ -29,8 +29,3 @@ export class DriverBug extends Error {
   }
 }
 
-/** Another running pid than `pid` most of the time, `pid` itself now and then. */
-export function otherPid(ctx: GenContext, c: Choice, pid: number): number {
-  const others = ctx.pids().filter((p) => p !== pid);
-  return others.length === 0 || c.int(8) === 0 ? pid : c.pick(others);
-}

@@ -13,7 +13,7 @@ import type { Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { DriverHold } from '../kernel-api/state.ts';
 import type { DriverArgs, StrategyDefinition } from '../kernel-api/strategy.ts';
-import { intArg, otherPid } from './args.ts';
+import { intArg } from './args.ts';
 
 const NAME = 'map-files';
 
@@ -108,7 +108,7 @@ export const mapFiles: StrategyDefinition = {
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
         const pid = ctx.pid(c);
-        const target = otherPid(ctx, c, pid);
+        const target = ctx.otherPid(pid, c);
         // range() is biased to VMA starts and to lengths that reach a VMA's end.
         const r = ctx.range(target, c);
         return { pid, target, start: r.addr, end: r.addr + r.lengthPages, write: c.int(4) === 0 };
@@ -119,7 +119,7 @@ export const mapFiles: StrategyDefinition = {
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
         const pid = ctx.pid(c);
-        return { pid, target: otherPid(ctx, c, pid) };
+        return { pid, target: ctx.otherPid(pid, c) };
       },
     },
   ],

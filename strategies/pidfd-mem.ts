@@ -25,7 +25,7 @@ import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { DriverHold } from '../kernel-api/state.ts';
 import type { Choice, DriverArgs, GenContext, StrategyDefinition } from '../kernel-api/strategy.ts';
-import { DriverBug, intArg, otherPid } from './args.ts';
+import { DriverBug, intArg } from './args.ts';
 
 const NAME = 'pidfd-mem';
 
@@ -480,7 +480,7 @@ export const pidfdMem: StrategyDefinition = {
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
         const pid = ctx.pid(c);
-        return { pid, target: otherPid(ctx, c, pid) };
+        return { pid, target: ctx.otherPid(pid, c) };
       },
     },
     {
@@ -492,7 +492,7 @@ export const pidfdMem: StrategyDefinition = {
         // when the fd came some other way): half the time a range at its VMA edges, half a
         // page it has in memory, so faults through the view find something to mirror.
         // Offsets stay small, like mmap's pgoff.
-        const target = Number(ctx.fdOrigin(base.pid, base.fd)?.target ?? otherPid(ctx, c, base.pid));
+        const target = Number(ctx.fdOrigin(base.pid, base.fd)?.target ?? ctx.otherPid(base.pid, c));
         const r = c.bool() ? { addr: ctx.residentAddr(target, c), lengthPages: c.pick([1, 1, 2, 4]) } : ctx.range(target, c);
         return { ...base, address: r.addr, offset: c.int(4), size: r.lengthPages };
       },
@@ -516,7 +516,7 @@ export const pidfdMem: StrategyDefinition = {
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
         const pid = ctx.pid(c);
-        return { pid, target: otherPid(ctx, c, pid) };
+        return { pid, target: ctx.otherPid(pid, c) };
       },
     },
   ],

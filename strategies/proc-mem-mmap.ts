@@ -16,7 +16,7 @@ import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { DriverHold } from '../kernel-api/state.ts';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
-import { intArg, otherPid } from './args.ts';
+import { intArg } from './args.ts';
 
 const NAME = 'proc-mem-mmap';
 
@@ -209,7 +209,7 @@ export const procMemMmap: StrategyDefinition = {
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
         const pid = ctx.pid(c);
-        return { pid, target: otherPid(ctx, c, pid) };
+        return { pid, target: ctx.otherPid(pid, c) };
       },
     },
   ],

@@ -19,7 +19,7 @@ import { PROT_WRITE } from '../kernel-api/op.ts';
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
-import { intArg, otherPid } from './args.ts';
+import { intArg } from './args.ts';
 
 const NAME = 'proc-mem-notify';
 /** Bound on the fault handler's retry when an invalidation races with it. */
@@ -173,15 +173,16 @@ export const procMemNotify: StrategyDefinition = {
     args(ctx, c) {
       if (ctx.pids().length === 0) return null;
       const pid = ctx.pid(c);
-      return { pid, target: otherPid(ctx, c, pid) };
+      return { pid, target: ctx.otherPid(pid, c) };
     },
   }],
   // Mostly what the design accepts — shared and read-only — now and then what it refuses.
   mmapArgs(ctx, c, pid, _driver, fd) {
-    // The target's own addresses (the fd remembers whose mem file it is), half the time a
-    // page it has in memory.
+    // The target's own addresses (the fd remembers whose mem file it is), three times in
+    // four a page it has in memory: a view over nothing faults SIGBUS and shows no page a
+    // notifier could have to zap.
     const target = Number(ctx.fdOrigin(pid, fd)?.target ?? ctx.pid(c));
-    const pgoff = c.bool() ? ctx.residentAddr(target, c) : ctx.addr(target, c);
+    const pgoff = c.int(4) !== 3 ? ctx.residentAddr(target, c) : ctx.addr(target, c);
     return { pgoff, lengthPages: c.pick([1, 1, 2, 3, 4]), prot: c.pick([1, 1, 1, 3]), shared: c.int(8) !== 7 };
   },
   create: (k: DriverKernel) => new ProcMemNotify(k),
