@@ -32,6 +32,12 @@ export interface GenContext {
    * something when any does, `pid` itself now and then.
    */
   otherPid(pid: number, c: Choice): number;
+  /**
+   * A caller and a target for a call that attaches to another process (PTRACE_MODE_ATTACH):
+   * three times in four a target that maps something and its parent or another running
+   * ancestor as the caller, which Yama's ptrace_scope 1 allows; else any pid and otherPid.
+   */
+  attachPair(c: Choice): { pid: number; target: number };
   /** An address of `pid` biased to VMA starts, ends, interiors and a few free pages. */
   addr(pid: number, c: Choice): number;
   /**
@@ -77,5 +83,7 @@ export type StrategyDefinition = {
    * length an mmap should use. Absent: small offsets and lengths.
    */
   mmapArgs?(ctx: GenContext, c: Choice, pid: number, driver: string, fd: number): { pgoff: number; lengthPages: number; prot?: number; shared?: boolean } | null;
+  /** f_op names of this strategy's fds that have no mmap (ENODEV): the generator maps them only now and then. */
+  readonly unmappable?: readonly string[];
   create(kernel: DriverKernel): StrategyInstance;
 };

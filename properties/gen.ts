@@ -92,6 +92,10 @@ export class TraceBuilder implements GenContext {
   /** `pid:fd` → the arguments of the strategy call that returned that fd. */
   private readonly origins = new Map<string, DriverArgs>();
   private readonly strategies: readonly StrategyDefinition[];
+  /** f_op names the loaded strategies say have no mmap. */
+  private readonly unmappable: ReadonlySet<string>;
+  /** The page of a remote view this step's pid was drawn for (viewParty), which addr() then favours. */
+  private focus: { pid: number; addr: number } | null = null;
 
   /**
    * `views`: the loaded strategies' remote views as the kernel stands, so that addresses are
@@ -105,6 +109,7 @@ export class TraceBuilder implements GenContext {
     private readonly views: () => readonly RemoteView[] = () => NO_VIEWS,
   ) {
     this.strategies = strategies;
+    this.unmappable = new Set(strategies.flatMap((s) => s.unmappable ?? []));
     this.kinds = opKinds(strategies);
     this.weights = this.kinds.map((kind, i) => kind.weight * (swarm.factors[i % Math.max(1, swarm.factors.length)] ?? 1));
     // Without mmap a run has no memory to act on, and every other memory operation fails
@@ -121,6 +126,7 @@ export class TraceBuilder implements GenContext {
   /** The operation for one step's choices, or null when the drawn call has nothing to act on. */
   next(choices: readonly number[]): Op | null {
     const c = new ChoiceStream(choices);
+    this.focus = null;
     if (this.pids().length === 0) return { op: 'spawn' };
     const kind = this.pickKind(c);
     if (kind.strategy !== undefined) {
@@ -194,8 +200,11 @@ export class TraceBuilder implements GenContext {
     const views = this.views();
     if (views.length === 0 || c.int(4) !== 0) return null;
     const view = c.pick(views);
-    const pid = c.bool() ? view.pid : view.target;
-    return this.pids().includes(pid) ? pid : null;
+    const viewer = c.bool();
+    const pid = viewer ? view.pid : view.target;
+    if (!this.pids().includes(pid)) return null;
+    this.focus = { pid, addr: viewer ? view.addr : view.targetAddr };
+    return pid;
   }
 
   private mappingPids(): readonly number[] {
@@ -213,6 +222,8 @@ export class TraceBuilder implements GenContext {
   }
 
   addr(pid: number, c: Choice): number {
+    // The view page this step's pid was drawn for (viewParty), three times in four.
+    if (this.focus?.pid === pid && c.int(4) !== 3) return this.focus.addr;
     // A page another mapping shows (a strategy's remote view of this process): whatever
     // changes it — a COW break, mprotect, DONTNEED, reclaim — must reach the view.
     const viewed = this.viewedAddrs(pid);
@@ -321,6 +332,28 @@ export class TraceBuilder implements GenContext {
     return op;
   }
 
+  attachPair(c: Choice): { pid: number; target: number } {
+    if (c.int(4) !== 3) {
+      const mapping = this.mappingPids();
+      const target = mapping.length > 0 ? c.pick(mapping) : this.pid(c);
+      const ancestors = this.runningAncestors(target);
+      if (ancestors.length > 0) return { pid: c.pick(ancestors), target };
+    }
+    const pid = this.pid(c);
+    return { pid, target: this.otherPid(pid, c) };
+  }
+
+  /** The running ancestors of `pid`, its parent first. */
+  private runningAncestors(pid: number): number[] {
+    const procs = list(this.k.processes());
+    const byPid = new Map(procs.map((p) => [p.pid, p]));
+    const out: number[] = [];
+    for (let p = byPid.get(byPid.get(pid)?.ppid ?? 0); p !== undefined && out.length < procs.length; p = byPid.get(p.ppid)) {
+      if (p.state === 'running') out.push(p.pid);
+    }
+    return out;
+  }
+
   otherPid(pid: number, c: Choice): number {
     const mapping = this.mappingPids().filter((p) => p !== pid);
     const pids = mapping.length > 0 ? mapping : this.pids().filter((p) => p !== pid);
@@ -406,7 +439,8 @@ export class TraceBuilder implements GenContext {
       op.pgoff = c.int(4);
       if (c.int(4) === 0) op.mode = 'r';
     } else if (backing >= 2 && backing <= 4 && fds.length > 0) {
-      const f = c.pick(fds);
+      const mappable = fds.filter((x) => !this.unmappable.has(x.driver));
+      const f = c.pick(mappable.length > 0 && c.int(8) !== 7 ? mappable : fds);
       op.fd = f.fd;
       const owner = this.strategies.find((s) => f.driver === s.name || f.driver.startsWith(`${s.name}.`));
       const hint = owner?.mmapArgs?.(this, c, pid, f.driver, f.fd) ?? null;

@@ -457,12 +457,19 @@ class PidfdMem implements StrategyInstance {
   }
 }
 
-/** Control fds (and legacy fds) `pid` got from this strategy. */
+/**
+ * A control fd of `pid` seven times in eight (when it has one); else any fd it got from this
+ * strategy, whose ioctls fail with ENOTTY.
+ */
 function ctrlFdArgs(ctx: GenContext, c: Choice): { pid: number; fd: number } | null {
   const pid = ctx.pid(c);
-  const fds = ctx.fds(pid, NAME);
+  const ctrl = ctx.fds(pid, `${NAME}.ctrl`);
+  const fds = ctrl.length > 0 && c.int(8) !== 7 ? ctrl : ctx.fds(pid, NAME);
   return fds.length === 0 ? null : { pid, fd: c.pick(fds) };
 }
+
+/** Offsets in the access fd that views are made at and mapped from: mostly the first, so the two meet. */
+const OFFSETS = [0, 0, 0, 1, 2, 3];
 
 export const pidfdMem: StrategyDefinition = {
   name: NAME,
@@ -479,8 +486,7 @@ export const pidfdMem: StrategyDefinition = {
       name: 'pidfd_mem', weight: 2, returns: 'fd',
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
-        const pid = ctx.pid(c);
-        return { pid, target: ctx.otherPid(pid, c) };
+        return ctx.attachPair(c);
       },
     },
     {
@@ -494,7 +500,7 @@ export const pidfdMem: StrategyDefinition = {
         // Offsets stay small, like mmap's pgoff.
         const target = Number(ctx.fdOrigin(base.pid, base.fd)?.target ?? ctx.otherPid(base.pid, c));
         const r = c.bool() ? { addr: ctx.residentAddr(target, c), lengthPages: c.pick([1, 1, 2, 4]) } : ctx.range(target, c);
-        return { ...base, address: r.addr, offset: c.int(4), size: r.lengthPages };
+        return { ...base, address: r.addr, offset: OFFSETS[c.int(OFFSETS.length)], size: r.lengthPages };
       },
     },
     {
@@ -521,13 +527,17 @@ export const pidfdMem: StrategyDefinition = {
     },
   ],
   // The access fd is mapped at the small offsets views are created at; the legacy
-  // mirror-proc fd at a target address.
+  // mirror-proc fd at a target address. Both shared, as mirror_dev_mmap requires, seven
+  // times in eight (drawn one time in four like any mmap, six in seven access-fd mmaps
+  // failed with EINVAL and mirror VMAs were all but never made).
   mmapArgs(ctx, c, pid, driver, fd) {
+    const shared = c.int(8) !== 7;
     if (driver === `${NAME}.mirror-proc`) {
       const target = Number(ctx.fdOrigin(pid, fd)?.target ?? ctx.pid(c));
-      return { pgoff: c.bool() ? ctx.residentAddr(target, c) : ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3]) };
+      return { pgoff: c.bool() ? ctx.residentAddr(target, c) : ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3]), shared };
     }
-    return { pgoff: c.int(4), lengthPages: c.pick([1, 1, 2, 3, 4]) };
+    return { pgoff: OFFSETS[c.int(OFFSETS.length)], lengthPages: c.pick([1, 1, 1, 2, 3, 4]), shared };
   },
+  unmappable: [`${NAME}.ctrl`],
   create: (k) => new PidfdMem(k),
 };

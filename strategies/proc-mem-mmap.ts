@@ -208,8 +208,7 @@ export const procMemMmap: StrategyDefinition = {
       returns: 'fd',
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
-        const pid = ctx.pid(c);
-        return { pid, target: ctx.otherPid(pid, c) };
+        return ctx.attachPair(c);
       },
     },
   ],

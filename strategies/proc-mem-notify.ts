@@ -172,8 +172,7 @@ export const procMemNotify: StrategyDefinition = {
     name: 'open', weight: 3, returns: 'fd',
     args(ctx, c) {
       if (ctx.pids().length === 0) return null;
-      const pid = ctx.pid(c);
-      return { pid, target: ctx.otherPid(pid, c) };
+      return ctx.attachPair(c);
     },
   }],
   // Mostly what the design accepts — shared and read-only — now and then what it refuses.
