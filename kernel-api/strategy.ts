@@ -4,6 +4,8 @@
  * A strategy is one file in strategies/ plus a line in strategies/index.ts.
  */
 import type { DriverKernel, StrategyInstance } from './driver.ts';
+import type { KernelConfig } from './config.ts';
+import type { Op } from './op.ts';
 
 export type InvariantId =
   | 'refcount-balance' | 'mapcount' | 'no-stale-pte' | 'remote-coherence' | 'cow-isolation'
@@ -83,6 +85,13 @@ export type StrategyDefinition = {
    * length an mmap should use. Absent: small offsets and lengths.
    */
   mmapArgs?(ctx: GenContext, c: Choice, pid: number, driver: string, fd: number): { pgoff: number; lengthPages: number; prot?: number; shared?: boolean } | null;
+  /**
+   * The design's basic use, as operations from an empty machine (with `config`'s address
+   * layout): half of a campaign's runs of this strategy start with it, so that their random
+   * steps begin with the design's objects in place (a remote view already shown, say) rather
+   * than each run having to build them by chance first.
+   */
+  prelude?(config: Readonly<KernelConfig>): Op[];
   /** f_op names of this strategy's fds that have no mmap (ENODEV): the generator maps them only now and then. */
   readonly unmappable?: readonly string[];
   create(kernel: DriverKernel): StrategyInstance;

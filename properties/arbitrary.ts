@@ -1,7 +1,8 @@
 /**
  * The fast-check arbitrary of a generated trace: swarm factors (one per operation kind,
- * 0 switching a kind off), a hot or cold address pool, and the steps' choices. Lengths
- * use size 'max' so traces really are hundreds of steps long, not fast-check's default ten.
+ * 0 switching a kind off), a hot or cold address pool, whether the run starts with its
+ * strategy's prelude, and the steps' choices. Lengths use size 'max' so traces really are
+ * hundreds of steps long, not fast-check's default ten.
  *
  * fast-check draws one integer per step, and a splitmix32 stream expands it into the
  * step's CHOICES_PER_STEP choices: drawing the 24 choices one by one through fast-check
@@ -22,6 +23,7 @@ export function traceArbitrary(shape: TraceShape): fc.Arbitrary<GeneratedTrace> 
     swarm: fc.record({
       factors: fc.array(fc.nat({ max: 4 }), { minLength: shape.kindsCount, maxLength: shape.kindsCount }),
       hot: fc.boolean(),
+      prelude: fc.boolean(),
     }),
   });
 }

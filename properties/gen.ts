@@ -59,8 +59,11 @@ export function opKinds(strategies: readonly StrategyDefinition[]): OpKind[] {
   return kinds;
 }
 
-/** Swarm testing: each run rescales every kind by a factor in 0..4 (0 switches it off). */
-export type Swarm = { factors: readonly number[]; hot: boolean };
+/**
+ * Swarm testing: each run rescales every kind by a factor in 0..4 (0 switches it off).
+ * `hot`: addresses from a small pool; `prelude`: the run starts with its strategies' prelude.
+ */
+export type Swarm = { factors: readonly number[]; hot: boolean; prelude?: boolean };
 
 /**
  * MADV_DONTNEED three times in seven: it zaps like munmap but keeps the VMA, so every PTE
@@ -92,6 +95,9 @@ export class TraceBuilder implements GenContext {
   /** `pid:fd` → the arguments of the strategy call that returned that fd. */
   private readonly origins = new Map<string, DriverArgs>();
   private readonly strategies: readonly StrategyDefinition[];
+  /** The strategies' prelude (when the swarm asks for it), handed out before any generated step. */
+  private readonly prelude: readonly Op[];
+  private preludeNext = 0;
   /** f_op names the loaded strategies say have no mmap. */
   private readonly unmappable: ReadonlySet<string>;
   /** The page of a remote view this step's pid was drawn for (viewParty), which addr() then favours. */
@@ -110,6 +116,7 @@ export class TraceBuilder implements GenContext {
   ) {
     this.strategies = strategies;
     this.unmappable = new Set(strategies.flatMap((s) => s.unmappable ?? []));
+    this.prelude = swarm.prelude === true ? strategies.flatMap((s) => s.prelude?.(config) ?? []) : [];
     this.kinds = opKinds(strategies);
     this.weights = this.kinds.map((kind, i) => kind.weight * (swarm.factors[i % Math.max(1, swarm.factors.length)] ?? 1));
     // Without mmap a run has no memory to act on, and every other memory operation fails
@@ -123,8 +130,12 @@ export class TraceBuilder implements GenContext {
     this.totalWeight = this.weights.reduce((a, b) => a + b, 0);
   }
 
-  /** The operation for one step's choices, or null when the drawn call has nothing to act on. */
+  /**
+   * The operation for one step's choices, or null when the drawn call has nothing to act on.
+   * While a prelude lasts, its next operation (the step's choices unused).
+   */
   next(choices: readonly number[]): Op | null {
+    if (this.preludeNext < this.prelude.length) return this.prelude[this.preludeNext++];
     const c = new ChoiceStream(choices);
     this.focus = null;
     if (this.pids().length === 0) return { op: 'spawn' };

@@ -21,6 +21,7 @@ import type {
 } from '../kernel-api/driver.ts';
 import { FOLL_FORCE, FOLL_GET, FOLL_WRITE } from '../kernel-api/driver.ts';
 import { PROT_WRITE } from '../kernel-api/op.ts';
+import type { Op } from '../kernel-api/op.ts';
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { DriverHold } from '../kernel-api/state.ts';
@@ -537,6 +538,23 @@ export const pidfdMem: StrategyDefinition = {
       return { pgoff: c.bool() ? ctx.residentAddr(target, c) : ctx.addr(target, c), lengthPages: c.pick([1, 1, 2, 3]), shared };
     }
     return { pgoff: OFFSETS[c.int(OFFSETS.length)], lengthPages: c.pick([1, 1, 1, 2, 3, 4]), shared };
+  },
+  // P1 writes a private page and forks P2 (the page now COW-shared), takes pidfd_mem on P2
+  // (control fd 3, access fd 4), makes a view of P2's two pages at offset 0, maps the access
+  // fd and reads through the mirror: it shows P2's page.
+  prelude(config): Op[] {
+    const a = config.mmapBasePages - 2;
+    const v = a - 16;
+    return [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: a, lengthPages: 2, prot: 3, shared: false, fixed: true },
+      { op: 'write', pid: 1, addr: a, value: 7 },
+      { op: 'fork', pid: 1 },
+      { op: 'drv', strategy: NAME, call: 'pidfd_mem', args: { pid: 1, target: 2 } },
+      { op: 'drv', strategy: NAME, call: 'map', args: { pid: 1, fd: 3, address: a, offset: 0, size: 2 } },
+      { op: 'mmap', pid: 1, addr: v, lengthPages: 2, prot: 1, shared: true, fd: 4, pgoff: 0, fixed: true },
+      { op: 'read', pid: 1, addr: v },
+    ];
   },
   unmappable: [`${NAME}.ctrl`],
   create: (k) => new PidfdMem(k),

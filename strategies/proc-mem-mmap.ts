@@ -221,5 +221,18 @@ export const procMemMmap: StrategyDefinition = {
     const pgoff = c.bool() ? ctx.residentAddr(target, c) : ctx.addr(target, c);
     return { pgoff, lengthPages: c.pick([1, 1, 2, 3, 4]), prot: c.pick([1, 3, 3, 7, 0]), shared: c.int(4) !== 0 };
   },
+  // P1 writes a private page and forks P2 (the page now COW-shared), opens /proc/2/mem and
+  // maps P2's page shared and writable: the mapping pins and shows it.
+  prelude(config) {
+    const a = config.mmapBasePages - 2;
+    return [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: a, lengthPages: 2, prot: 3, shared: false, fixed: true },
+      { op: 'write', pid: 1, addr: a, value: 7 },
+      { op: 'fork', pid: 1 },
+      { op: 'drv', strategy: NAME, call: 'open', args: { pid: 1, target: 2 } },
+      { op: 'mmap', pid: 1, addr: a - 16, lengthPages: 1, prot: 3, shared: true, fd: 3, pgoff: a, fixed: true },
+    ];
+  },
   create: (k) => new ProcMemMmap(k),
 };

@@ -184,5 +184,20 @@ export const procMemNotify: StrategyDefinition = {
     const pgoff = c.int(4) !== 3 ? ctx.residentAddr(target, c) : ctx.addr(target, c);
     return { pgoff, lengthPages: c.pick([1, 1, 2, 3, 4]), prot: c.pick([1, 1, 1, 3]), shared: c.int(8) !== 7 };
   },
+  // P1 writes a private page and forks P2 (the page now COW-shared), opens /proc/2/mem, maps
+  // a view of P2's two pages and reads through it: the view shows P2's page.
+  prelude(config) {
+    const a = config.mmapBasePages - 2;
+    const v = a - 16;
+    return [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: a, lengthPages: 2, prot: 3, shared: false, fixed: true },
+      { op: 'write', pid: 1, addr: a, value: 7 },
+      { op: 'fork', pid: 1 },
+      { op: 'drv', strategy: NAME, call: 'open', args: { pid: 1, target: 2 } },
+      { op: 'mmap', pid: 1, addr: v, lengthPages: 2, prot: 1, shared: true, fd: 3, pgoff: a, fixed: true },
+      { op: 'read', pid: 1, addr: v },
+    ];
+  },
   create: (k: DriverKernel) => new ProcMemNotify(k),
 };
