@@ -344,7 +344,10 @@ class PidfdMem implements StrategyInstance {
     const ctx: VmaContext = { slab, vma, view, fctx }; // the view reference goes here
     vma.privateData = ctx;
     view.rmap.push(ctx);
-    vma.dontcopy = true; // VM_DONTCOPY | VM_DONTDUMP | VM_DONTEXPAND
+    // VM_DONTCOPY | VM_DONTDUMP | VM_DONTEXPAND, as posted: not VM_IO, so MADV_DOFORK may
+    // lift VM_DONTCOPY, and with no ->open fork then copies a mirror (and its PTEs) that no
+    // context names: the notifier never zaps the child's copy (corpus/pidfd-mem/no-stale-pte-*).
+    vma.dontcopy = true;
     vma.dontexpand = true;
     vma.pfnmap = true;
     vma.vmOps = this.mirrorVmOps;
