@@ -65,6 +65,13 @@ class PidfdMem implements StrategyInstance {
   /** Live remote_vma_contexts (between mirror_dev_mmap and mirror_vm_close), for remoteViews(). */
   private readonly contexts = new Set<VmaContext>();
 
+  /**
+   * No ->open and no ->pfn_mkwrite, as posted; and mirror_dev_mmap leaves VM_MAYWRITE (the
+   * access fd is O_RDWR). So a read-only mirror mprotect'ed writable takes a write fault on
+   * its special PTE to wp_pfn_shared, which makes the PTE writable in place: the write
+   * lands in the target's page even when the target shares it copy-on-write with its
+   * parent, which then reads it (corpus/pidfd-mem/cow-isolation-*).
+   */
   private readonly mirrorVmOps: VmOperations = {
     name: NAME,
     close: (vma) => this.mirrorVmClose(vma),
