@@ -96,6 +96,17 @@ export class Ghost {
       if (pfnmap !== undefined && pfnmap.start > op.addr) this.madvise(op.pid, op.addr, pfnmap.start, op.advice);
       return;
     }
+    // DONTFORK and DOFORK stop at the first VMA they fail to split (EAGAIN), having set
+    // VM_DONTCOPY on the VMAs before it (madvise_walk_vmas): which ones, the kernel's VMAs say.
+    if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'EAGAIN' && (op.advice === 'DONTFORK' || op.advice === 'DOFORK')) {
+      const end = op.addr + op.lengthPages;
+      for (const v of k.vmas(op.pid)) {
+        if (v.dontcopy === (op.advice === 'DONTFORK') && v.end > op.addr && v.start < end) {
+          this.madvise(op.pid, Math.max(op.addr, v.start), Math.min(end, v.end), op.advice);
+        }
+      }
+      return;
+    }
     // A MAP_FIXED mmap that fails after __mmap_setup has cleared the old mapping's PTEs
     // leaves a gap (mm/vma.c: vms_clean_up_area, then vms_abort_munmap_vmas finds the PTEs
     // gone): the old contents are lost. One that fails earlier leaves the range intact. The
