@@ -190,9 +190,10 @@ export class TraceBuilder implements GenContext {
   }
 
   /**
-   * A pid for an operation on memory (an address or a range in it): seven times in eight one
-   * that maps something. Drawn among all running pids, nearly half of all reads and writes
-   * went to a process that mapped nothing yet (a fresh spawn) and only raised SIGSEGV.
+   * A pid for an operation on memory (an address or a range in it): a party to a remote
+   * view now and then (viewParty), else seven times in eight one that maps something. Drawn
+   * among all running pids, nearly half of all reads and writes went to a process that
+   * mapped nothing yet (a fresh spawn) and only raised SIGSEGV.
    */
   private memPid(c: Choice): number {
     const party = this.viewParty(c);
@@ -218,6 +219,7 @@ export class TraceBuilder implements GenContext {
     return pid;
   }
 
+  /** The running pids with at least one VMA, kept while the snapshot stands. */
   private mappingPids(): readonly number[] {
     const running = this.pids();
     return (this.mapping ??= running.filter((p) => this.vmasOf(p).length > 0));
@@ -354,12 +356,11 @@ export class TraceBuilder implements GenContext {
     return { pid, target: this.otherPid(pid, c) };
   }
 
-  /** The running ancestors of `pid`, its parent first. */
+  /** The running ancestors of `pid`, its parent first (a parent's pid is always smaller). */
   private runningAncestors(pid: number): number[] {
-    const procs = list(this.k.processes());
-    const byPid = new Map(procs.map((p) => [p.pid, p]));
+    const byPid = new Map(list(this.k.processes()).map((p) => [p.pid, p]));
     const out: number[] = [];
-    for (let p = byPid.get(byPid.get(pid)?.ppid ?? 0); p !== undefined && out.length < procs.length; p = byPid.get(p.ppid)) {
+    for (let p = byPid.get(byPid.get(pid)?.ppid ?? 0); p !== undefined && p.pid < pid; p = byPid.get(p.ppid)) {
       if (p.state === 'running') out.push(p.pid);
     }
     return out;

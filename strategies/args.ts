@@ -1,8 +1,11 @@
 /**
  * Small helpers the strategies share: reading a call's JSON arguments, turning a kernel
- * result into an outcome, and the error a driver bug (an oops, a refcount underflow)
- * throws. Written only against kernel-api, like the strategies themselves.
+ * result into an outcome, the error a driver bug (an oops, a refcount underflow) throws,
+ * and the start of the remote-view designs' preludes. Written only against kernel-api,
+ * like the strategies themselves.
  */
+import type { KernelConfig } from '../kernel-api/config.ts';
+import type { Op } from '../kernel-api/op.ts';
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { DriverArgs, InvariantId } from '../kernel-api/strategy.ts';
@@ -29,3 +32,23 @@ export class DriverBug extends Error {
   }
 }
 
+
+/**
+ * The start of a remote-view prelude: P1 maps two private pages at `page` (fixed, just
+ * below mmap_base), writes the first and forks P2, so that P2's page is COW-shared with
+ * its parent, which may attach to it (Yama ptrace_scope 1). `view` is a free address
+ * below, for the view.
+ */
+export function forkedPagePrelude(config: Readonly<KernelConfig>): { ops: Op[]; page: number; view: number } {
+  const page = config.mmapBasePages - 2;
+  return {
+    page,
+    view: page - 16,
+    ops: [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: page, lengthPages: 2, prot: 3, shared: false, fixed: true },
+      { op: 'write', pid: 1, addr: page, value: 7 },
+      { op: 'fork', pid: 1 },
+    ],
+  };
+}

@@ -26,7 +26,7 @@ import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { DriverHold } from '../kernel-api/state.ts';
 import type { Choice, DriverArgs, GenContext, StrategyDefinition } from '../kernel-api/strategy.ts';
-import { DriverBug, intArg } from './args.ts';
+import { DriverBug, forkedPagePrelude, intArg } from './args.ts';
 
 const NAME = 'pidfd-mem';
 
@@ -538,9 +538,9 @@ export const pidfdMem: StrategyDefinition = {
     },
   ],
   // The access fd is mapped at the small offsets views are created at; the legacy
-  // mirror-proc fd at a target address. Both shared, as mirror_dev_mmap requires, seven
-  // times in eight (drawn one time in four like any mmap, six in seven access-fd mmaps
-  // failed with EINVAL and mirror VMAs were all but never made).
+  // mirror-proc fd at a target address. Both MAP_SHARED, as mirror_dev_mmap requires,
+  // seven times in eight: left to the generic draw (shared one time in four), six in seven
+  // mmaps of the access fd failed with EINVAL and mirror VMAs were all but never made.
   mmapArgs(ctx, c, pid, driver, fd) {
     const shared = c.int(8) !== 7;
     if (driver === `${NAME}.mirror-proc`) {
@@ -553,17 +553,13 @@ export const pidfdMem: StrategyDefinition = {
   // (control fd 3, access fd 4), makes a view of P2's two pages at offset 0, maps the access
   // fd and reads through the mirror: it shows P2's page.
   prelude(config): Op[] {
-    const a = config.mmapBasePages - 2;
-    const v = a - 16;
+    const { ops, page, view } = forkedPagePrelude(config);
     return [
-      { op: 'spawn' },
-      { op: 'mmap', pid: 1, addr: a, lengthPages: 2, prot: 3, shared: false, fixed: true },
-      { op: 'write', pid: 1, addr: a, value: 7 },
-      { op: 'fork', pid: 1 },
+      ...ops,
       { op: 'drv', strategy: NAME, call: 'pidfd_mem', args: { pid: 1, target: 2 } },
-      { op: 'drv', strategy: NAME, call: 'map', args: { pid: 1, fd: 3, address: a, offset: 0, size: 2 } },
-      { op: 'mmap', pid: 1, addr: v, lengthPages: 2, prot: 1, shared: true, fd: 4, pgoff: 0, fixed: true },
-      { op: 'read', pid: 1, addr: v },
+      { op: 'drv', strategy: NAME, call: 'map', args: { pid: 1, fd: 3, address: page, offset: 0, size: 2 } },
+      { op: 'mmap', pid: 1, addr: view, lengthPages: 2, prot: 1, shared: true, fd: 4, pgoff: 0, fixed: true },
+      { op: 'read', pid: 1, addr: view },
     ];
   },
   unmappable: [`${NAME}.ctrl`],

@@ -16,7 +16,7 @@ import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { DriverHold } from '../kernel-api/state.ts';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
-import { intArg } from './args.ts';
+import { forkedPagePrelude, intArg } from './args.ts';
 
 const NAME = 'proc-mem-mmap';
 
@@ -224,14 +224,11 @@ export const procMemMmap: StrategyDefinition = {
   // P1 writes a private page and forks P2 (the page now COW-shared), opens /proc/2/mem and
   // maps P2's page shared and writable: the mapping pins and shows it.
   prelude(config) {
-    const a = config.mmapBasePages - 2;
+    const { ops, page, view } = forkedPagePrelude(config);
     return [
-      { op: 'spawn' },
-      { op: 'mmap', pid: 1, addr: a, lengthPages: 2, prot: 3, shared: false, fixed: true },
-      { op: 'write', pid: 1, addr: a, value: 7 },
-      { op: 'fork', pid: 1 },
+      ...ops,
       { op: 'drv', strategy: NAME, call: 'open', args: { pid: 1, target: 2 } },
-      { op: 'mmap', pid: 1, addr: a - 16, lengthPages: 1, prot: 3, shared: true, fd: 3, pgoff: a, fixed: true },
+      { op: 'mmap', pid: 1, addr: view, lengthPages: 1, prot: 3, shared: true, fd: 3, pgoff: page, fixed: true },
     ];
   },
   create: (k) => new ProcMemMmap(k),

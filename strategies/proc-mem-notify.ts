@@ -19,7 +19,7 @@ import { PROT_WRITE } from '../kernel-api/op.ts';
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
-import { intArg } from './args.ts';
+import { forkedPagePrelude, intArg } from './args.ts';
 
 const NAME = 'proc-mem-notify';
 /** Bound on the fault handler's retry when an invalidation races with it. */
@@ -187,16 +187,12 @@ export const procMemNotify: StrategyDefinition = {
   // P1 writes a private page and forks P2 (the page now COW-shared), opens /proc/2/mem, maps
   // a view of P2's two pages and reads through it: the view shows P2's page.
   prelude(config) {
-    const a = config.mmapBasePages - 2;
-    const v = a - 16;
+    const { ops, page, view } = forkedPagePrelude(config);
     return [
-      { op: 'spawn' },
-      { op: 'mmap', pid: 1, addr: a, lengthPages: 2, prot: 3, shared: false, fixed: true },
-      { op: 'write', pid: 1, addr: a, value: 7 },
-      { op: 'fork', pid: 1 },
+      ...ops,
       { op: 'drv', strategy: NAME, call: 'open', args: { pid: 1, target: 2 } },
-      { op: 'mmap', pid: 1, addr: v, lengthPages: 2, prot: 1, shared: true, fd: 3, pgoff: a, fixed: true },
-      { op: 'read', pid: 1, addr: v },
+      { op: 'mmap', pid: 1, addr: view, lengthPages: 2, prot: 1, shared: true, fd: 3, pgoff: page, fixed: true },
+      { op: 'read', pid: 1, addr: view },
     ];
   },
   create: (k: DriverKernel) => new ProcMemNotify(k),
