@@ -66,10 +66,13 @@ export function failureSignature(r: Signed): string {
 /**
  * A repro file's signature: its failure's, and whether the bug is fixed. One file is kept
  * per signature; a fixed bug's repro (`passes`) and a new failure of the same shape found
- * later are two files, for the new one is another bug until the old repro fails again.
+ * later are two files, for the new one is another bug until the old repro fails again. A
+ * fixed bug's repro is a regression test of its own, so its operations are part of its
+ * signature: two fixed bugs of the same shape keep two files.
  */
 export function reproSignature(r: Signed): string {
-  return r.expect === 'passes' ? `${failureSignature(r)}/fixed` : failureSignature(r);
+  if (r.expect !== 'passes') return failureSignature(r);
+  return `${failureSignature(r)}/fixed/${createHash('sha256').update(JSON.stringify(r.ops)).digest('hex').slice(0, 16)}`;
 }
 
 /** How a differential message says the kernels differed (harness-independent words of properties/session.ts). */

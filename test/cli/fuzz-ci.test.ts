@@ -48,7 +48,7 @@ function assertWellFormedXml(xml: string): void {
 }
 
 /** A repro of the shipped corpus. */
-const REPRO = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-ebeeaefe.json');
+const REPRO = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-51949e89.json');
 const FUZZ = ['fuzz', '--seed', '7', '--runs', '24', '--kernel', 'model', '--strategy', 'proc-mem-mmap'];
 let dir = '';
 const summaryBefore = process.env.GITHUB_STEP_SUMMARY;
