@@ -10,7 +10,8 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
-import { failureKey, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
+import { campaignCause, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
+import { causeTitle } from '../properties/invariants/index.ts';
 import { runCampaignParallel } from '../harness/pool.ts';
 import { formatJunit, formatMarkdown, formatSummaryTable, statusOf, type CampaignReport, type FailureReport } from '../harness/report.ts';
 import { jsonFilesBelow, mergeCorpora } from '../harness/merge.ts';
@@ -42,7 +43,8 @@ usage:
   mapfuzz scorecard [--time SECONDS] [--seed N] [--kernel model|impl|diff] [--strategy NAME]
                     [--workers N] [--step-timeout SECONDS] [--corpus DIR] [--json FILE]
       Fuzz every strategy (60 s in all, on min(2, cores) workers) and print
-      strategy × invariant: holds, or broken with its shortest repro.
+      strategy × invariant: holds, or broken with its shortest repro; beneath it every
+      distinct flaw (strategy, invariant, cause) with its repro and when it was found.
   mapfuzz replay FILE...     Replay repro files; exit 0 when each behaves as it expects.
   mapfuzz shrink FILE        Shrink a repro further, in place.
   mapfuzz show FILE [--c OUT.c | --html OUT.html]
@@ -180,7 +182,8 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const seed = typeof flags.seed === 'number' ? flags.seed : randomInt(1, 2 ** 31);
   const corpusDir = String(flags.corpus ?? 'corpus');
   const known = loadCorpus(corpusDir);
-  const knownFlaws = known.filter(isKnownFlaw).map((r) => failureKey(r));
+  // Known flaws by signature: one cause of an invariant, not every way it can break.
+  const knownFlaws = known.filter(isKnownFlaw).map((r) => failureSignature(r));
   const jsonFile = outputPath(flags, 'json');
   const junitFile = outputPath(flags, 'junit');
   out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}, ` +
@@ -203,7 +206,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
     `(${Math.round(result.steps / Math.max(0.001, result.elapsedMs / 1000))} steps/s, ${workers} worker${workers === 1 ? '' : 's'})`);
   for (const r of reports) {
     const note = r.note === undefined ? '' : r.held === true ? ` (held back: ${r.note})` : ` (${r.note}: ${r.file})`;
-    out.log(`${statusOf(r).padEnd(5)} ${r.failure.strategy} ${r.failure.invariant}: ${r.failure.ops.length} steps — ${r.failure.message}${note}`);
+    out.log(`${statusOf(r).padEnd(5)} ${r.failure.strategy} ${r.failure.invariant}: ${campaignCause(r.failure)}, ${r.failure.ops.length} steps — ${r.failure.message}${note}`);
   }
   if (reports.length > 0) out.log(`\n${formatSummaryTable(report)}`);
   const fresh = reports.filter((r) => !r.known).length - held.size;
@@ -213,7 +216,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
     writeFileSync(jsonFile, `${JSON.stringify({
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       failures: reports.map((r) => ({
-        invariant: r.failure.invariant, kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
+        invariant: r.failure.invariant, cause: campaignCause(r.failure), kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
         message: r.failure.message, known: r.known, held: r.held === true, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
       })),
     }, null, 2)}\n`);
@@ -247,9 +250,16 @@ function titleOf(message: string, max = 100): string {
   return `${message.slice(0, cut > max / 2 ? cut : max - 1)}…`;
 }
 
+/** A repro's title: strategy, invariant and the cause's title, as syzkaller titles a crash. */
+export function reproTitle(f: Pick<CampaignFailure, 'strategy' | 'invariant' | 'cause' | 'message' | 'ops'>): string {
+  const cause = campaignCause(f);
+  const title = causeTitle(f.invariant, cause);
+  return `${f.strategy}: ${f.invariant}: ${title === '' ? titleOf(f.message) : title}`;
+}
+
 /**
- * A failure is known when the corpus records that invariant of that strategy as a known flaw
- * (isKnownFlaw: a design under test broken the same way, whatever step shows it). Else, when
+ * A failure is known when the corpus records its signature — strategy, invariant and cause —
+ * as a known flaw (isKnownFlaw: a design under test broken the same way). Else, when
  * the corpus has a repro of the same failure signature that must reproduce, that bug is not
  * fixed yet; when it has one that must pass and that repro now fails, the fix regressed —
  * both are reported with that file, which replays the failure. Otherwise (a fixed bug's repro
@@ -257,10 +267,10 @@ function titleOf(message: string, max = 100): string {
  */
 function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: string): FailureReport {
   const repro: Repro = {
-    format: REPRO_FORMAT, title: `${f.strategy}: ${f.invariant} — ${titleOf(f.message)}`, kernel: f.kernel, strategy: f.strategy,
-    invariant: f.invariant, expect: 'reproduces', seed: f.seed, message: f.message, config: { ...FUZZ_CONFIG }, ops: f.ops,
+    format: REPRO_FORMAT, title: reproTitle(f), kernel: f.kernel, strategy: f.strategy,
+    invariant: f.invariant, cause: campaignCause(f), expect: 'reproduces', seed: f.seed, message: f.message, config: { ...FUZZ_CONFIG }, ops: f.ops,
   };
-  const flaw = known.find((k) => isKnownFlaw(k) && k.strategy === f.strategy && k.invariant === f.invariant);
+  const flaw = known.find((k) => isKnownFlaw(k) && failureSignature(k) === failureSignature(repro));
   if (flaw !== undefined) return { failure: f, known: true, file: shown(knownFiles.get(flaw) ?? reproPath(corpusDir, flaw)) };
   const same = known.filter((k) => failureSignature(k) === failureSignature(repro));
   const open = same.find((k) => k.expect === 'reproduces');
@@ -293,8 +303,7 @@ async function scorecard(argv: readonly string[], out: Out): Promise<number> {
   });
   out.log(formatScorecard(card));
   if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify(card, null, 2)}\n`);
-  const unexpected = Object.values(card.strategies).flatMap((row) => Object.values(row)).filter((v) => v.status === 'broken' && !v.expected);
-  return unexpected.length === 0 ? 0 : 1;
+  return card.flaws.every((f) => f.expected) ? 0 : 1;
 }
 
 function replay(argv: readonly string[], out: Out): number {

@@ -1,8 +1,9 @@
 /**
  * A fuzzing campaign: runs until a budget of traces or of time is spent, run `r` drawing
  * its trace from its own seed derived from the campaign seed and `r`, each failure shrunk
- * to a 1-minimal trace and kept once per (invariant, strategy) — the one of the lowest run
- * index. Each run is judged by its failure chain (harness/runner.ts), which depends on its
+ * to a 1-minimal trace of the same cause and kept once per signature (strategy, invariant
+ * and cause: harness/repro.ts failureSignature) — the one of the lowest run index. Two
+ * causes of one invariant are two flaws, each with its repro. Each run is judged by its failure chain (harness/runner.ts), which depends on its
  * seed alone, so with a run budget the campaign is deterministic whatever the number of
  * workers or shards: the same seed gives the same traces, results and failures.
  *
@@ -15,6 +16,8 @@ import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts'
 import type { KernelChoice } from '../properties/kernels.ts';
 import { replayOps } from '../properties/trace.ts';
 import { shrinkOps } from './shrink.ts';
+import { failureSignature } from './repro.ts';
+import { causeOf } from '../properties/invariants/index.ts';
 import { makePlan, runChain, runSeed, sessionBase, strategyName, traceOf, beat, PHASE_SHRINK, type Heartbeat, type RunPlan } from './runner.ts';
 
 export { runSeed } from './runner.ts';
@@ -37,8 +40,9 @@ export type CampaignOptions = {
   /** Run only this shard's indexes (1-based index). */
   shard?: Shard;
   /**
-   * Known flaws (`strategy/invariant`) a run looks past to what breaks next; it stops at
-   * any other failure. Absent: it looks past every checked invariant (harness/runner.ts).
+   * Known flaws a run looks past to what breaks next, by signature (`strategy/invariant/cause`,
+   * harness/repro.ts failureSignature) or every cause of an invariant (`strategy/invariant`);
+   * it stops at any other failure. Absent: it looks past every checked invariant (harness/runner.ts).
    */
   lookPast?: readonly string[];
   /** Called every so often with progress. */
@@ -51,6 +55,8 @@ export type CampaignProgress = { runs: number; steps: number; elapsedMs: number;
 
 export type CampaignFailure = {
   invariant: InvariantId;
+  /** How it broke (properties/invariants causeOf); derived from the message when absent (a hang or a crash). */
+  cause?: string;
   kernel: KernelChoice;
   strategy: string;
   message: string;
@@ -71,14 +77,26 @@ export function* shardRuns(runs: number | undefined, shard: Shard = { index: 1, 
   for (let r = shard.index - 1; runs === undefined || r < runs; r += shard.count) yield r;
 }
 
+/** `strategy/invariant`: every cause of an invariant of a strategy (a signature names one cause). */
 export function failureKey(f: Pick<CampaignFailure, 'strategy' | 'invariant'>): string {
   return `${f.strategy}/${f.invariant}`;
 }
 
-/** Keep, per (strategy, invariant), the failure of the lowest run index. */
+/** A campaign failure's signature: strategy, invariant, cause (harness/repro.ts failureSignature). */
+export function campaignSignature(f: Pick<CampaignFailure, 'strategy' | 'invariant' | 'ops' | 'message' | 'cause'>): string {
+  return failureSignature(f);
+}
+
+/** Whether `known` (signatures, or `strategy/invariant` keys naming every cause) lists the failure. */
+export function isListed(known: ReadonlySet<string>, f: Pick<CampaignFailure, 'strategy' | 'invariant' | 'ops' | 'message' | 'cause'>): boolean {
+  return known.has(failureKey(f)) || known.has(campaignSignature(f));
+}
+
+/** Keep, per signature, the failure of the lowest run index. */
 export function mergeFailure(into: Map<string, CampaignFailure>, f: CampaignFailure): void {
-  const previous = into.get(failureKey(f));
-  if (previous === undefined || f.run < previous.run) into.set(failureKey(f), f);
+  const key = campaignSignature(f);
+  const previous = into.get(key);
+  if (previous === undefined || f.run < previous.run) into.set(key, f);
 }
 
 /**
@@ -93,7 +111,7 @@ export function attributeCore(failures: Iterable<CampaignFailure>, config: Reado
     let g = f;
     if (f.strategy !== 'core' && f.invariant !== 'hang' && !f.ops.some((op) => op.op === 'drv')) {
       const r = replayOps({ kernel: f.kernel, config, strategies: [], only: new Set([f.invariant]) }, f.ops);
-      if (r.failure?.invariant === f.invariant) g = { ...f, strategy: 'core' };
+      if (r.failure?.invariant === f.invariant && causeOf(r.failure, f.ops[r.failure.step]) === campaignCause(f)) g = { ...f, strategy: 'core' };
     }
     mergeFailure(out, g);
   }
@@ -107,10 +125,11 @@ export function attributeCore(failures: Iterable<CampaignFailure>, config: Reado
  * invariant, a strategy's failure of that invariant is most likely the same bug. And a
  * `differential` failure is a kernel's bug whichever strategy ran (a design runs the same
  * driver code on both kernels): of those, one is written — the core's, else the shortest.
- * A known flaw of a strategy (`knownFlaws`: `strategy/invariant`) is never held back.
+ * A known flaw of a strategy (`knownFlaws`: signatures, or `strategy/invariant` for every
+ * cause) is never held back.
  */
 export function heldBack(failures: readonly CampaignFailure[], knownFlaws: ReadonlySet<string>): Set<CampaignFailure> {
-  const fresh = failures.filter((f) => !knownFlaws.has(failureKey(f)));
+  const fresh = failures.filter((f) => !isListed(knownFlaws, f));
   const coreBroken = new Set(fresh.filter((f) => f.strategy === 'core').map((f) => f.invariant));
   const held = new Set(fresh.filter((f) => f.strategy !== 'core' && coreBroken.has(f.invariant)));
   const divergences = fresh.filter((f) => f.invariant === 'differential' && !held.has(f));
@@ -120,32 +139,41 @@ export function heldBack(failures: readonly CampaignFailure[], knownFlaws: Reado
 }
 
 export function sortedFailures(failures: Iterable<CampaignFailure>): CampaignFailure[] {
-  return [...failures].sort((a, b) => (a.strategy + a.invariant).localeCompare(b.strategy + b.invariant));
+  const key = (f: CampaignFailure) => `${f.strategy}\u0000${f.invariant}\u0000${campaignCause(f)}`;
+  return [...failures].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
 export type RunReport = { run: number; steps: number; failures: CampaignFailure[] };
 
+/** A campaign failure's cause, derived from its message where none was named. */
+export function campaignCause(f: Pick<CampaignFailure, 'invariant' | 'cause' | 'message' | 'ops'>): string {
+  return causeOf(f, f.ops.at(-1));
+}
+
 /**
- * Run index `run`: its failure chain, and each link not in `seen` shrunk (then added to
- * `seen`). Runs given in increasing order, the first occurrence of each key is shrunk.
+ * Run index `run`: its failure chain, and each link whose signature is not in `seen`
+ * shrunk to the same cause (then added to `seen`). Runs given in increasing order, the
+ * first occurrence of each signature is shrunk.
  */
 export function runOne(plan: RunPlan, run: number, seen: Set<string>, hb?: Heartbeat, onShrink?: (ops: Op[]) => void): RunReport {
   const base = sessionBase(plan, run);
   const strategy = strategyName(plan, run);
-  const lookPast = plan.lookPast === null ? undefined : (invariant: InvariantId) => plan.lookPast!.has(failureKey({ strategy, invariant }));
+  const lookPast = plan.lookPast === null ? undefined
+    : (invariant: InvariantId, cause: string) => plan.lookPast!.has(failureKey({ strategy, invariant })) || plan.lookPast!.has(`${strategy}/${invariant}/${cause}`);
   const chain = runChain(base, traceOf(plan, run), run, hb, lookPast);
   const failures: CampaignFailure[] = [];
   for (const link of chain.links) {
-    const key = failureKey({ strategy, invariant: link.invariant });
+    const key = `${strategy}/${link.invariant}/${link.cause}`;
     if (seen.has(key)) continue;
     seen.add(key);
     onShrink?.(link.ops);
-    // The repro is judged by its own invariant alone, so another flaw on the way does not hide it.
+    // The repro is judged by its own invariant alone, so another flaw on the way does not
+    // hide it, and must keep its cause, so the shrinker does not drift to another flaw.
     const session = { ...base, only: new Set([link.invariant]) };
-    const shrunk = shrinkOps(session, link.ops, link.invariant, { onReplay: () => beat(hb, run, 0, PHASE_SHRINK) });
+    const shrunk = shrinkOps(session, link.ops, link.invariant, { cause: link.cause, onReplay: () => beat(hb, run, 0, PHASE_SHRINK) });
     const message = shrunk.ops.length === link.ops.length ? link.message : replayOps(session, shrunk.ops).failure?.message ?? link.message;
     failures.push({
-      invariant: link.invariant, kernel: plan.kernel, strategy, message, seed: runSeed(plan.seed, run), run, foundAfterMs: 0,
+      invariant: link.invariant, cause: link.cause, kernel: plan.kernel, strategy, message, seed: runSeed(plan.seed, run), run, foundAfterMs: 0,
       ops: shrunk.ops, originalLength: link.ops.length,
     });
   }

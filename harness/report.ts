@@ -6,7 +6,7 @@
 import type { InvariantId } from '../kernel-api/strategy.ts';
 import { INVARIANT_IDS } from '../properties/invariants/index.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
-import type { CampaignFailure } from './campaign.ts';
+import { campaignCause, type CampaignFailure } from './campaign.ts';
 import { formatOp } from './story.ts';
 
 /** A failure as the fuzz command decided it: known (the corpus records it) or new, and where its repro is. */
@@ -54,19 +54,28 @@ export function xmlEscape(s: string): string {
     .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
-/** JUnit XML: a testsuite per strategy, a testcase per invariant; a new failure fails its testcase. */
+/**
+ * JUnit XML: a testsuite per strategy, a testcase per invariant — one per cause when it broke
+ * in several ways (each distinct flaw its own testcase, `invariant (cause)`); a new failure
+ * fails its testcase.
+ */
 export function formatJunit(r: CampaignReport): string {
   const seconds = (ms: number) => (ms / 1000).toFixed(3);
-  const byKey = new Map(r.failures.map((f) => [`${f.failure.strategy}/${f.failure.invariant}`, f]));
+  const byKey = new Map<string, FailureReport[]>();
+  for (const f of r.failures) {
+    const key = `${f.failure.strategy}/${f.failure.invariant}`;
+    byKey.set(key, [...(byKey.get(key) ?? []), f]);
+  }
   const suites: string[] = [];
   let tests = 0;
   let failures = 0;
   for (const strategy of r.strategies) {
     const cases: string[] = [];
     let suiteFailures = 0;
-    for (const invariant of judged(r.kernel)) {
-      const f = byKey.get(`${strategy}/${invariant}`);
-      const open = `    <testcase classname="${xmlEscape(`mapfuzz.${strategy}`)}" name="${xmlEscape(invariant)}" time="${seconds(f?.failure.foundAfterMs ?? 0)}"`;
+    for (const invariant of judged(r.kernel)) for (const f of byKey.get(`${strategy}/${invariant}`) ?? [undefined]) {
+      const several = (byKey.get(`${strategy}/${invariant}`)?.length ?? 0) > 1;
+      const name = several && f !== undefined ? `${invariant} (${campaignCause(f.failure)})` : invariant;
+      const open = `    <testcase classname="${xmlEscape(`mapfuzz.${strategy}`)}" name="${xmlEscape(name)}" time="${seconds(f?.failure.foundAfterMs ?? 0)}"`;
       if (f === undefined) {
         cases.push(`${open}/>`);
       } else if (f.known) {

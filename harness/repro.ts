@@ -12,7 +12,7 @@ import { validateOp } from '../kernel-api/op-schema.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import { DEFAULT_CONFIG } from '../kernel-api/config.ts';
 import type { InvariantId } from '../kernel-api/strategy.ts';
-import { INVARIANT_IDS } from '../properties/invariants/index.ts';
+import { causeOf, INVARIANT_IDS } from '../properties/invariants/index.ts';
 import { replayOps, type TraceResult } from '../properties/trace.ts';
 import { replayWithTimeLimit } from './replay-limited.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
@@ -30,6 +30,12 @@ export type Repro = {
   /** A strategy name, or 'core' for the core operations alone. */
   strategy: string;
   invariant: InvariantId;
+  /**
+   * How it broke: one of the invariant's causes (properties/invariants), part of the
+   * signature. A repro that reproduces must break its invariant with this cause. Files
+   * written before causes were recorded have none: it is named from their message.
+   */
+  cause?: string;
   /** 'reproduces': a known flaw of a design under test; 'passes': a fixed bug that must stay fixed. */
   expect: Expect;
   /** The seed of the trace it was shrunk from. */
@@ -48,19 +54,22 @@ export class ReproFormatError extends Error {
   }
 }
 
-type Signed = Pick<Repro, 'strategy' | 'invariant' | 'ops'> & { message?: string; expect?: Expect };
+type Signed = Pick<Repro, 'strategy' | 'invariant' | 'ops'> & { message?: string; expect?: Expect; cause?: string };
+
+/** A failure's cause as recorded, or else as its message and last step name it (properties/invariants causeOf). */
+export function signedCause(r: Signed): string {
+  return causeOf({ invariant: r.invariant, cause: r.cause, message: r.message ?? '' }, r.ops.at(-1));
+}
 
 /**
- * What makes two failures the same: the strategy, the invariant and the failing step's shape
- * (its operation, or the driver call); for a `differential` failure also how the kernels
- * differed (the implementation threw, the outcomes differ, or the observations do), which
- * are different bugs even at the same operation.
+ * What makes two failures the same: the strategy, the invariant and its cause — what the
+ * invariant can say about how it broke (which side of a remote view changed and how the
+ * view is wrong, which holder leaked, how the kernels differed and at which operation),
+ * each invariant's causes declared beside it in properties/invariants, as syzkaller tells
+ * two crashes apart by their titles.
  */
 export function failureSignature(r: Signed): string {
-  const last = r.ops.at(-1);
-  const shape = last === undefined ? '' : last.op === 'drv' ? `drv:${last.strategy}.${last.call}` : last.op;
-  const base = `${r.strategy}/${r.invariant}/${shape}`;
-  return r.invariant === 'differential' ? `${base}/${differentialClass(r.message ?? '')}` : base;
+  return `${r.strategy}/${r.invariant}/${signedCause(r)}`;
 }
 
 /**
@@ -75,13 +84,6 @@ export function reproSignature(r: Signed): string {
   return `${failureSignature(r)}/fixed/${createHash('sha256').update(JSON.stringify(r.ops)).digest('hex').slice(0, 16)}`;
 }
 
-/** How a differential message says the kernels differed (harness-independent words of properties/session.ts). */
-function differentialClass(message: string): string {
-  if (message.startsWith('impl threw')) return 'threw';
-  if (message.includes('observations differ')) return 'observation';
-  return 'outcome';
-}
-
 /** A short hash of the signature: the same failure always lands in the same file. */
 export function reproHash(r: Signed): string {
   return createHash('sha256').update(reproSignature(r)).digest('hex').slice(0, 8);
@@ -92,9 +94,14 @@ export function reproPath(corpusDir: string, r: Signed): string {
   return join(corpusDir, r.strategy, `${r.invariant}-${reproHash(r)}.json`);
 }
 
+/** The order of a repro file's head fields (others, if any, follow). */
+const HEAD_ORDER = ['format', 'title', 'kernel', 'strategy', 'invariant', 'cause', 'expect', 'seed', 'message'];
+
 /** The file's text: stable key order, one operation per line, so diffs read well. */
 export function formatRepro(r: Repro): string {
-  const { ops, config, ...head } = r;
+  const { ops, config, ...rest } = r;
+  const head = Object.fromEntries([...HEAD_ORDER.filter((k) => k in rest && (rest as Record<string, unknown>)[k] !== undefined).map((k) => [k, (rest as Record<string, unknown>)[k]]),
+    ...Object.entries(rest).filter(([k]) => !HEAD_ORDER.includes(k))]);
   const lines = Object.entries(head).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},`);
   lines.push(`  "config": ${JSON.stringify(config)},`);
   lines.push(`  "ops": [\n${ops.map((op) => `    ${JSON.stringify(op)}`).join(',\n')}\n  ]`);
@@ -135,6 +142,7 @@ export function parseRepro(file: string, text: string): Repro {
   if (o.expect !== 'reproduces' && o.expect !== 'passes') fail('expect', 'must be "reproduces" or "passes"');
   if (!Number.isSafeInteger(o.seed)) fail('seed', 'must be an integer');
   if (o.message !== undefined && typeof o.message !== 'string') fail('message', 'must be a string when present');
+  if (o.cause !== undefined && (typeof o.cause !== 'string' || o.cause === '')) fail('cause', 'must be a non-empty string when present');
   const config = { ...DEFAULT_CONFIG, ...(typeof o.config === 'object' && o.config !== null ? o.config : {}) } as KernelConfig;
   for (const [k, v] of Object.entries(config)) if (!Number.isSafeInteger(v)) fail(`config.${k}`, 'must be an integer');
   if (!Array.isArray(o.ops) || o.ops.length === 0) fail('ops', 'must be a non-empty array');
@@ -168,20 +176,33 @@ export function sessionFor(r: Pick<Repro, 'kernel' | 'strategy' | 'config'>, onl
 export type ReplayVerdict = { ok: boolean; reproduced: boolean; result: TraceResult; summary: string };
 
 /**
- * Replay a repro and judge it by its own invariant alone, so that another flaw on the way
- * (a known flaw of the design under test, say) neither masks nor fakes it. 'reproduces': its
- * invariant breaks. 'passes': it does not, and no kernel assertion or bad free is thrown.
+ * How a repro's replay ends, judged against what it expects — the one judgement `replay`,
+ * `show` (harness/story.ts) and the corpus tests share. The replay checks the repro's own
+ * invariant alone (sessionFor(r, r.invariant)), so that another flaw on the way (a known
+ * flaw of the design under test, say) neither masks nor fakes it. 'reproduces': its
+ * invariant breaks, with its recorded cause when it has one (a shorter route to another
+ * flaw is not this repro). 'passes': it does not, and no kernel assertion or bad free is thrown.
  */
+export function judgeReplay(r: Repro, failure: { invariant: InvariantId; cause?: string; message: string; step: number } | null): Omit<ReplayVerdict, 'result'> {
+  if (r.expect === 'reproduces') {
+    const sameInvariant = failure?.invariant === r.invariant;
+    const cause = failure === null ? '' : causeOf(failure, r.ops[failure.step]);
+    const reproduced = sameInvariant && (r.cause === undefined || cause === r.cause);
+    return {
+      ok: reproduced, reproduced,
+      summary: reproduced ? `reproduces ${r.invariant} (${cause}) at step ${failure!.step + 1}`
+        : sameInvariant ? `breaks ${r.invariant} another way (${cause}), not as recorded (${r.cause})` : `no longer reproduces ${r.invariant}`,
+    };
+  }
+  const ok = failure === null;
+  return { ok, reproduced: !ok, summary: ok ? 'passes' : `fails: ${failure!.invariant}: ${failure!.message}` };
+}
+
+/** Replay a repro and judge it (judgeReplay). */
 export function replayRepro(r: Repro): ReplayVerdict {
   if (r.invariant === 'hang') return replayHang(r);
-  if (r.expect === 'reproduces') {
-    const result = replayOps(sessionFor(r, r.invariant), r.ops);
-    const reproduced = result.failure?.invariant === r.invariant;
-    return { ok: reproduced, reproduced, result, summary: reproduced ? `reproduces ${r.invariant} at step ${result.failure!.step}` : `no longer reproduces ${r.invariant}` };
-  }
   const result = replayOps(sessionFor(r, r.invariant), r.ops);
-  const ok = result.failure === null;
-  return { ok, reproduced: !ok, result, summary: ok ? 'passes' : `fails: ${result.failure!.invariant}: ${result.failure!.message}` };
+  return { ...judgeReplay(r, result.failure), result };
 }
 
 /** How long a step of a `hang` repro may run on replay before it counts as hung. */

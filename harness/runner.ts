@@ -15,7 +15,7 @@ import type { KernelConfig } from '../kernel-api/config.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
 import { traceArbitrary } from '../properties/arbitrary.ts';
 import { opKinds, TraceBuilder } from '../properties/gen.ts';
-import { INVARIANTS } from '../properties/invariants/index.ts';
+import { causeOf, INVARIANTS } from '../properties/invariants/index.ts';
 import { Session, type SessionOptions } from '../properties/session.ts';
 import type { GeneratedTrace } from '../properties/trace.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
@@ -98,14 +98,16 @@ export function traceOf(plan: RunPlan, run: number): GeneratedTrace {
   return trace;
 }
 
-export type ChainLink = { invariant: InvariantId; message: string; step: number; ops: Op[] };
+/** A failure of the chain: its invariant and cause (properties/invariants causeOf), message, step and the trace up to it. */
+export type ChainLink = { invariant: InvariantId; cause: string; message: string; step: number; ops: Op[] };
 export type ChainResult = { links: ChainLink[]; steps: number };
 
 /**
  * Run a trace's failure chain (see the header). `steps` counts the distinct steps checked.
- * `lookPast` says which checked invariants the chain goes on past (all when absent).
+ * `lookPast` says which checked invariants the chain goes on past (all when absent); it is
+ * given the failure's cause too, so a known flaw is one cause of an invariant, not all of it.
  */
-export function runChain(base: SessionOptions, trace: GeneratedTrace, run: number, hb?: Heartbeat, lookPast?: (invariant: InvariantId) => boolean): ChainResult {
+export function runChain(base: SessionOptions, trace: GeneratedTrace, run: number, hb?: Heartbeat, lookPast?: (invariant: InvariantId, cause: string) => boolean): ChainResult {
   const links: ChainLink[] = [];
   const excluded = new Set<InvariantId>();
   let checkFrom = 0;
@@ -114,8 +116,9 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
     const r = runPass(base, trace, excluded, checkFrom, run, hb);
     steps = Math.max(steps, r.ops.length);
     if (r.failure === null) break;
-    links.push({ ...r.failure, ops: r.ops });
-    if (!EXCLUDABLE.has(r.failure.invariant) || (lookPast !== undefined && !lookPast(r.failure.invariant))) break;
+    const cause = causeOf(r.failure, r.ops.at(-1));
+    links.push({ ...r.failure, cause, ops: r.ops });
+    if (!EXCLUDABLE.has(r.failure.invariant) || (lookPast !== undefined && !lookPast(r.failure.invariant, cause))) break;
     excluded.add(r.failure.invariant);
     // Every invariant not yet excluded held before this step: the next pass checks from here.
     checkFrom = r.failure.step;
@@ -123,7 +126,7 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
   return { links, steps };
 }
 
-type Pass = { ops: Op[]; failure: { invariant: InvariantId; message: string; step: number } | null };
+type Pass = { ops: Op[]; failure: { invariant: InvariantId; cause?: string; message: string; step: number } | null };
 
 /**
  * One pass: build and step the trace's operations (then the teardown), checking every

@@ -8,16 +8,23 @@
  * fds and file indexes, plain prot and flags, no hint, a forked child played by a spawned
  * process or by its parent, an mprotect or truncate folded into the mmap or creat it
  * modifies — and the removal passes run again, until nothing changes. The failure must
- * stay the same invariant; a trace that now breaks another one does not count as still
- * failing.
+ * stay the same bug: the same invariant and, given `cause`, the same cause (its signature,
+ * harness/repro.ts); a trace that now breaks another invariant, or the same one another
+ * way, does not count as still failing — a shorter trace of another flaw is not a repro
+ * of this one (syzkaller's repro checks the crash title while it reduces, for this reason).
  */
 import type { Op } from '../kernel-api/op.ts';
 import type { InvariantId } from '../kernel-api/strategy.ts';
 import { replayOps } from '../properties/trace.ts';
 import type { SessionOptions } from '../properties/session.ts';
+import { causeOf } from '../properties/invariants/index.ts';
 
 export type ShrinkStats = { replays: number };
-export type ShrinkOptions = { replaysMax?: number; onReplay?: () => void };
+export type ShrinkOptions = {
+  replaysMax?: number; onReplay?: () => void;
+  /** The cause the failure must keep (properties/invariants causeOf); any cause of the invariant when absent. */
+  cause?: string;
+};
 
 /** Rounds of removal + simplification at most (each round must change something to go on). */
 const ROUNDS_MAX = 8;
@@ -33,7 +40,8 @@ export function shrinkOps(opts: SessionOptions, ops: readonly Op[], invariant: I
     stats.replays += 1;
     options.onReplay?.();
     const r = replayOps(opts, candidate);
-    return r.failure?.invariant === invariant ? r.failure.step : -1;
+    if (r.failure?.invariant !== invariant) return -1;
+    return options.cause === undefined || causeOf(r.failure, candidate[r.failure.step]) === options.cause ? r.failure.step : -1;
   };
   const first = fails(ops);
   if (first < 0) return { ops: [...ops], stats };

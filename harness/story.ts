@@ -9,7 +9,8 @@ import type { Observation, PageObservation, ProcessObservation } from '../kernel
 import { observe } from '../properties/observe.ts';
 import { Session } from '../properties/session.ts';
 import type { Repro } from './repro.ts';
-import { sessionFor } from './repro.ts';
+import { judgeReplay, sessionFor } from './repro.ts';
+import type { Violation } from '../properties/invariants/index.ts';
 import { hex } from '../kernel-api/format.ts';
 
 const PROT = ['---', 'r--', '-w-', 'rw-', '--x', 'r-x', '-wx', 'rwx'];
@@ -104,10 +105,10 @@ export type StoryStep = {
   result: string;
   changes: string[];
   after: Observation;
-  violation: { invariant: string; message: string } | null;
+  violation: Violation | null;
 };
 
-export type Story = { header: string[]; before: Observation; steps: StoryStep[]; broken: { invariant: string; message: string } | null };
+export type Story = { header: string[]; before: Observation; steps: StoryStep[]; broken: Violation | null };
 
 /**
  * Whether the story ends as the repro expects: its invariant broken, or nothing broken.
@@ -115,7 +116,8 @@ export type Story = { header: string[]; before: Observation; steps: StoryStep[];
  */
 export function endsAsExpected(r: Repro, story: Story): boolean {
   if (r.invariant === 'hang') return true;
-  return r.expect === 'reproduces' ? story.broken?.invariant === r.invariant : story.broken === null;
+  const broken = story.broken === null ? null : { ...story.broken, step: story.steps.length - 1 };
+  return judgeReplay(r, broken).ok;
 }
 
 /** What a story that does not end as expected says last. */
@@ -127,7 +129,8 @@ export function unexpectedEnding(r: Repro): string {
 
 /** Replay a repro step by step, recording each step's outcome, changes and observation. */
 export function storyOf(r: Repro): Story {
-  const session = new Session(sessionFor(r, r.expect === 'reproduces' ? r.invariant : undefined));
+  // Its own invariant alone, as replay judges it (judgeReplay).
+  const session = new Session(sessionFor(r, r.invariant));
   const header = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
   const first = observe(session.primary.inspect);
   let before = first;
@@ -148,7 +151,7 @@ export function tellStory(r: Repro): { text: string; asExpected: boolean } {
   const story = storyOf(r);
   const out = [...story.header, ''];
   for (const step of story.steps) out.push(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`, ...step.changes);
-  out.push('', story.broken === null ? 'every invariant held' : `BROKEN ${story.broken.invariant}: ${story.broken.message}`);
+  out.push('', story.broken === null ? 'every invariant held' : `BROKEN ${story.broken.invariant}${story.broken.cause === undefined ? '' : ` (${story.broken.cause})`}: ${story.broken.message}`);
   const asExpected = endsAsExpected(r, story);
   if (!asExpected) out.push(unexpectedEnding(r));
   return { text: out.join('\n'), asExpected };

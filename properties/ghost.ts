@@ -7,12 +7,17 @@
  *
  * It does not judge pages of driver mappings (their contents are the strategy's business,
  * judged by remote-coherence), except that a write through a shared remote view lands in
- * the target's logical page.
+ * the target's logical page — while the view shows the target's page. A view a fork
+ * copied into the child (a PFN map is copied with its PTEs) is followed as the parent's
+ * is. A store through a stale view (one that maps another frame than the target has, or
+ * the zero page) reaches no logical page: it is the view's flaw, judged by
+ * remote-coherence and zero-page, not a change to whatever the target maps there later.
  */
 import type { Op } from '../kernel-api/op.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import type { KernelInspect } from '../kernel-api/state.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
+import { residency } from './invariants/content.ts';
 
 /** What backs a range: private anonymous, a shared object (shmem or file), a private file, or unknown. */
 type Backing =
@@ -27,6 +32,8 @@ type GhostProcess = {
   ranges: Range[];
   /** Private values: anonymous pages and COW copies of private file pages, by address. */
   priv: Map<number, number>;
+  /** Remote views this process inherited at fork (the strategy reports the parent's only), by address. */
+  views: Map<number, { target: number; targetAddr: number }>;
 };
 
 /** What a read must return: a value, SIGBUS, or nothing known. */
@@ -117,7 +124,7 @@ export class Ghost {
     }
     if (outcome.kind !== 'ok') return;
     switch (op.op) {
-      case 'spawn': this.procs.set(outcome.value, { ranges: [], priv: new Map() }); return;
+      case 'spawn': this.procs.set(outcome.value, { ranges: [], priv: new Map(), views: new Map() }); return;
       case 'creat': this.fileSize.set(outcome.value, op.sizePages); return;
       case 'pwrite':
         this.objectWrite(`f${op.file}`, op.index, op.value >>> 0);
@@ -131,7 +138,7 @@ export class Ghost {
       case 'write': this.store(op.pid, op.addr, op.value >>> 0, k, views); return;
       case 'proc_mem_write':
       case 'process_vm_writev': this.store(op.target, op.addr, op.value >>> 0, k, views); return;
-      case 'fork': this.fork(op.pid, outcome.value); return;
+      case 'fork': this.fork(op.pid, outcome.value, views); return;
       case 'exit':
       case 'oom': this.procs.delete(op.pid); return;
       default: return;
@@ -188,6 +195,7 @@ export class Ghost {
     if (p === undefined) return;
     cutRanges(p, start, end);
     for (const addr of [...p.priv.keys()]) if (addr >= start && addr < end) p.priv.delete(addr);
+    for (const addr of [...p.views.keys()]) if (addr >= start && addr < end) p.views.delete(addr);
   }
 
   private mremap(op: Extract<Op, { op: 'mremap' }>, newAddr: number): void {
@@ -241,19 +249,26 @@ export class Ghost {
     if (b.kind === 'anon' || b.kind === 'private-file') p.priv.set(addr, value);
     else if (b.kind === 'shared') this.objectWrite(b.obj, b.pgoff + (addr - r.start), value);
     else {
-      // A write through a shared remote view lands in the target's page (a private view COWs).
-      const view = views.find((v) => v.pid === pid && v.addr === addr);
+      // A write through a shared remote view lands in the target's page (a private view COWs),
+      // the view a fork copied likewise, while the view shows the frame the target has.
+      const view = views.find((v) => v.pid === pid && v.addr === addr) ?? p.views.get(addr);
       const shared = [...k.vmas(pid)].find((v) => v.start <= addr && addr < v.end)?.shared ?? false;
-      if (view !== undefined && shared) this.store(view.target, view.targetAddr, value, k, []);
+      if (view !== undefined && shared && showsTargetPage(k, pid, addr, view.target, view.targetAddr)) {
+        this.store(view.target, view.targetAddr, value, k, []);
+      }
     }
   }
 
-  private fork(parent: number, child: number): void {
+  private fork(parent: number, child: number, views: readonly RemoteView[]): void {
     const p = this.procs.get(parent);
     if (p === undefined) return;
     const ranges = p.ranges.filter((r) => !r.dontfork).map((r) => ({ ...r }));
-    const priv = new Map([...p.priv].filter(([a]) => ranges.some((r) => r.start <= a && a < r.end)));
-    this.procs.set(child, { ranges, priv });
+    const copied = (a: number) => ranges.some((r) => r.start <= a && a < r.end);
+    const priv = new Map([...p.priv].filter(([a]) => copied(a)));
+    // The child's copy of each view the parent has (its own, or one it inherited).
+    const childViews = new Map([...p.views].filter(([a]) => copied(a)));
+    for (const v of views) if (v.pid === parent && copied(v.addr)) childViews.set(v.addr, { target: v.target, targetAddr: v.targetAddr });
+    this.procs.set(child, { ranges, priv, views: childViews });
   }
 
   private truncate(file: number, sizePages: number): void {
@@ -270,6 +285,15 @@ export class Ghost {
       }
     }
   }
+}
+
+/** Whether `pid`'s page at `addr` maps the frame `target` has at `targetAddr` (mapped, or held in the swap or page cache). */
+function showsTargetPage(k: KernelInspect, pid: number, addr: number, target: number, targetAddr: number): boolean {
+  let shown = -1;
+  for (const [a, pte] of k.ptes(pid)) if (a === addr && pte.kind === 'present') shown = pte.pfn;
+  if (shown === -1 || shown === k.zeroPfn) return false;
+  const now = residency(k, target, targetAddr);
+  return (now.kind === 'present' || now.kind === 'cached') && now.pfn === shown;
 }
 
 function shiftBacking(b: Backing, by: number): Backing {

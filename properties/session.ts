@@ -12,7 +12,7 @@ import type { KernelConfig } from '../kernel-api/config.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
 import { Ghost } from './ghost.ts';
-import { checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
+import { causeOf, checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
 import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
 import { observationsEqual, observe } from './observe.ts';
@@ -46,6 +46,8 @@ export class Session {
   private invariants: readonly Invariant[];
   /** The strategies' remote views while the kernel stands (remoteViews()); dropped with `view`. */
   private keptRemoteViews: readonly RemoteView[] | null = null;
+  /** Steps taken so far: the index of the next one. */
+  private steps = 0;
 
   constructor(readonly opts: SessionOptions) {
     this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
@@ -72,25 +74,26 @@ export class Session {
 
   /** Run one step; its outcome and the first violation (null when every invariant holds). */
   step(op: Op): { outcome: Outcome; violation: Violation | null } {
+    const index = this.steps++;
     let outcome: Outcome;
     try {
       outcome = this.primary.step(op);
       this.primary.debugVm?.();
     } catch (e) {
-      return { outcome: { kind: 'errno', errno: 'EIO' }, violation: asViolation(e, this.primary.kind) };
+      return { outcome: { kind: 'errno', errno: 'EIO' }, violation: asViolation(e, this.primary.kind, op) };
     } finally {
       this.view.invalidate();
       this.keptRemoteViews = null;
     }
     if (this.shadow !== null) {
       const v = this.compare(op, outcome);
-      if (v !== null) return { outcome, violation: v };
+      if (v !== null) return { outcome, violation: { ...v, cause: causeOf(v, op) } };
     }
     const views = this.remoteViews();
     const k = this.view;
     this.ghost.apply(op, outcome, k, views);
     if (this.invariants.length === 0) return { outcome, violation: null };
-    const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, op, outcome, views), this.invariants);
+    const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, op, outcome, views, index), this.invariants);
     return { outcome, violation };
   }
 
@@ -100,7 +103,7 @@ export class Session {
       shadowOutcome = this.shadow!.step(op);
       this.shadow!.debugVm?.();
     } catch (e) {
-      const v = asViolation(e, 'impl');
+      const v = asViolation(e, 'impl', op);
       return { invariant: 'differential', message: `impl threw where the model returned ${formatOutcome(outcome)}: ${v.message}` };
     }
     if (!outcomeEquals(outcome, shadowOutcome)) {
@@ -118,17 +121,18 @@ class StepContext implements CheckContext {
   private taken: Census | null = null;
   constructor(
     readonly k: InspectSnapshot, readonly config: Readonly<KernelConfig>, readonly ghost: Ghost,
-    readonly op: Op, readonly outcome: Outcome, readonly remoteViews: readonly RemoteView[],
+    readonly op: Op, readonly outcome: Outcome, readonly remoteViews: readonly RemoteView[], readonly step: number,
   ) {}
   get census(): Census {
     return (this.taken ??= takeCensus(this.k));
   }
 }
 
-function asViolation(e: unknown, kernel: string): Violation {
+function asViolation(e: unknown, kernel: string, op: Op): Violation {
   const error = e instanceof Error ? e : new Error(String(e));
   const invariant = (error as { invariant?: InvariantId }).invariant ?? 'kernel-assert';
-  return { invariant, message: `${kernel}: ${error.message}` };
+  const v = { invariant, message: `${kernel}: ${error.message}` };
+  return { ...v, cause: causeOf(v, op) };
 }
 
 /** A window around the first differing character of two JSON texts. */

@@ -20,6 +20,10 @@ export function mayAttach(procs: Map<number, ProcessView>, config: Readonly<Kern
 export const accessControl: Invariant = {
   id: 'access-control',
   holds: 'remote access (/proc/<pid>/mem, process_vm_readv/writev) succeeds exactly when the file mode and ptrace attach rights allow it',
+  causes: [
+    { id: 'refused', title: 'remote access refused although ptrace attach is allowed' },
+    { id: 'bypassed', title: 'remote access without ptrace attach rights' },
+  ],
   check({ k, config, op, outcome }) {
     if (op.op !== 'proc_mem_read' && op.op !== 'proc_mem_write' && op.op !== 'process_vm_readv' && op.op !== 'process_vm_writev') return null;
     const procs = new Map<number, ProcessView>();
@@ -35,7 +39,7 @@ export const accessControl: Invariant = {
     const refused = outcome.kind === 'errno' && outcome.errno === denied;
     if (allowed === !refused) return null;
     return {
-      invariant: 'access-control', pid: op.pid, addr: op.addr,
+      invariant: 'access-control', cause: allowed ? 'refused' : 'bypassed', pid: op.pid, addr: op.addr,
       message: allowed
         ? `${op.op} by P${op.pid} (uid ${caller.uid}) of P${op.target} was refused with ${denied} although ptrace attach is allowed`
         : `${op.op} by P${op.pid} (uid ${caller.uid}) of P${op.target} (uid ${target.uid}, ${target.dumpable ? 'dumpable' : 'not dumpable'}) succeeded without ptrace attach rights`,

@@ -3,38 +3,52 @@
  * (cow-isolation), files change only through write paths (file-integrity), and every
  * remote view shows its target's current page (remote-coherence).
  */
-import type { Invariant, Violation } from './types.ts';
+import type { Cause, Invariant, Violation } from './types.ts';
+import type { KernelInspect, PteView, VmaView } from '../../kernel-api/state.ts';
+import type { RemoteView } from '../../kernel-api/driver.ts';
+import type { Op } from '../../kernel-api/op.ts';
 import { hex } from '../../kernel-api/format.ts';
+
+/** How a read went wrong (cow-isolation causes): the access path, then what it saw. */
+const READ_PATHS = { read: 'a read', 'proc-mem': 'a /proc/<pid>/mem read', 'process-vm': 'process_vm_readv', pread: 'pread' } as const;
+const READ_WRONGS = {
+  'wrong-value': 'returned another value than was stored',
+  'no-sigbus': 'returned a value past the end of its file',
+  unmapped: 'returned a value where nothing is mapped',
+  sigbus: 'raised SIGBUS on a page that holds a value',
+} as const;
 
 export const cowIsolation: Invariant = {
   id: 'cow-isolation',
   holds: 'what a process reads equals what ghost memory says it must read',
+  causes: Object.entries(READ_PATHS).flatMap(([path, p]) => Object.entries(READ_WRONGS).map(([wrong, w]) => ({ id: `${path}:${wrong}`, title: `${p} ${w}` }))),
   check({ op, outcome, ghost }) {
     let pid: number;
     let addr: number;
     let how: string;
+    let path: keyof typeof READ_PATHS;
     switch (op.op) {
-      case 'read': pid = op.pid; addr = op.addr; how = 'read'; break;
-      case 'proc_mem_read': pid = op.target; addr = op.addr; how = `/proc/${op.target}/mem read by P${op.pid}`; break;
-      case 'process_vm_readv': pid = op.target; addr = op.addr; how = `process_vm_readv by P${op.pid}`; break;
+      case 'read': pid = op.pid; addr = op.addr; how = 'read'; path = 'read'; break;
+      case 'proc_mem_read': pid = op.target; addr = op.addr; how = `/proc/${op.target}/mem read by P${op.pid}`; path = 'proc-mem'; break;
+      case 'process_vm_readv': pid = op.target; addr = op.addr; how = `process_vm_readv by P${op.pid}`; path = 'process-vm'; break;
       case 'pread': {
         if (outcome.kind !== 'ok') return null;
         const size = ghost.fileSizePages(op.file) ?? 0;
         const want = op.index >= size ? -1 : ghost.fileValue(op.file, op.index);
         return outcome.value === want ? null
-          : { invariant: 'cow-isolation', message: `pread of file ${op.file} page ${op.index} returned ${outcome.value}, ghost memory says ${want}` };
+          : { invariant: 'cow-isolation', cause: 'pread:wrong-value', message: `pread of file ${op.file} page ${op.index} returned ${outcome.value}, ghost memory says ${want}` };
       }
       default: return null;
     }
     const want = ghost.expect(pid, addr);
-    const v: Violation = { invariant: 'cow-isolation', pid, addr, message: '' };
+    const v = (wrong: keyof typeof READ_WRONGS): Violation => ({ invariant: 'cow-isolation', cause: `${path}:${wrong}`, pid, addr, message: '' });
     if (outcome.kind === 'ok') {
-      if (want.kind === 'value' && want.value !== outcome.value) return { ...v, message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, ghost memory says ${want.value}` };
-      if (want.kind === 'sigbus' && op.op === 'read') return { ...v, message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but the page lies past the end of its file (SIGBUS)` };
-      if (want.kind === 'unmapped') return { ...v, message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but nothing is mapped there` };
+      if (want.kind === 'value' && want.value !== outcome.value) return { ...v('wrong-value'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, ghost memory says ${want.value}` };
+      if (want.kind === 'sigbus' && op.op === 'read') return { ...v('no-sigbus'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but the page lies past the end of its file (SIGBUS)` };
+      if (want.kind === 'unmapped') return { ...v('unmapped'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but nothing is mapped there` };
     }
     if (outcome.kind === 'signal' && outcome.signal === 'SIGBUS' && want.kind === 'value') {
-      return { ...v, message: `${how} of P${pid} at ${hex(addr)} raised SIGBUS, ghost memory says it holds ${want.value}` };
+      return { ...v('sigbus'), message: `${how} of P${pid} at ${hex(addr)} raised SIGBUS, ghost memory says it holds ${want.value}` };
     }
     return null;
   },
@@ -43,16 +57,27 @@ export const cowIsolation: Invariant = {
 export const fileIntegrity: Invariant = {
   id: 'file-integrity',
   holds: "a file's contents change only through write/pwrite or a shared writable mapping",
-  check({ k, ghost }) {
+  causes: [
+    { id: 'size', title: 'file size changed without a write or truncate' },
+    { id: 'store-through-mirror', title: 'file page changed by a store through a driver mapping' },
+    { id: 'content', title: 'file page changed without a write path' },
+  ],
+  check({ k, ghost, op }) {
     for (const f of k.files()) {
       if (f.shmem) continue;
       const size = ghost.fileSizePages(f.id);
-      if (size !== f.sizePages) return { invariant: 'file-integrity', message: `file ${f.id} has ${f.sizePages} pages, ghost memory says ${size}` };
+      if (size !== f.sizePages) return { invariant: 'file-integrity', cause: 'size', message: `file ${f.id} has ${f.sizePages} pages, ghost memory says ${size}` };
       const values = new Map<number, number>(k.backing(f.id));
       for (const [index, pfn] of k.pagecache(f.id)) values.set(index, k.frame(pfn)?.value ?? NaN);
       for (const [index, value] of values) {
         if (index < size && value !== ghost.fileValue(f.id, index)) {
-          return { invariant: 'file-integrity', message: `file ${f.id} page ${index} holds ${value}, but only ${ghost.fileValue(f.id, index)} was ever written there` };
+          // A store through a PFN map (a strategy's mirror) reaches the frame, not the file's write path.
+          const mirror = op.op === 'write' && [...k.vmas(op.pid)].some((v) => v.start <= op.addr && op.addr < v.end && (v.pfnmap || v.driver !== ''));
+          return {
+            invariant: 'file-integrity', cause: mirror ? 'store-through-mirror' : 'content',
+            message: `file ${f.id} page ${index} holds ${value}, but only ${ghost.fileValue(f.id, index)} was ever written there` +
+              (mirror && op.op === 'write' ? ` (P${op.pid} stored ${op.value >>> 0} through its driver mapping at ${hex(op.addr)}, not a write path of the file)` : ''),
+          };
         }
       }
     }
@@ -60,10 +85,95 @@ export const fileIntegrity: Invariant = {
   },
 };
 
+/**
+ * What a process has at a page, as its next access would find it: the frame its PTE maps,
+ * or, with no present PTE, the frame the swap cache (behind its swap entry, or a shmem
+ * slot) or the page cache (of the file its VMA maps) still holds there: the next fault maps
+ * that same frame (do_swap_page's swap_cache_get_folio, filemap_fault's filemap_get_folio).
+ * `gone`: the process has exited (its mm is torn down).
+ */
+export type Residency =
+  | { kind: 'present'; pfn: number }
+  | { kind: 'cached'; pfn: number; where: 'swap cache' | 'page cache' }
+  | { kind: 'none' }
+  | { kind: 'gone' };
+
+export function residency(k: KernelInspect, pid: number, addr: number): Residency {
+  let running = false;
+  for (const p of k.processes()) if (p.pid === pid) running = p.state === 'running';
+  if (!running) return { kind: 'gone' };
+  let pte: PteView | undefined;
+  for (const [a, x] of k.ptes(pid)) if (a === addr) pte = x;
+  if (pte?.kind === 'present') return { kind: 'present', pfn: pte.pfn };
+  const swapCache = (slot: number): Residency => {
+    for (const s of k.swapSlots()) if (s.slot === slot && s.cachePfn !== -1) return { kind: 'cached', pfn: s.cachePfn, where: 'swap cache' };
+    return { kind: 'none' };
+  };
+  if (pte?.kind === 'swap') return swapCache(pte.slot);
+  let vma: VmaView | undefined;
+  for (const v of k.vmas(pid)) if (v.start <= addr && addr < v.end) vma = v;
+  if (vma === undefined || vma.file === -1 || vma.driver !== '' || vma.pfnmap) return { kind: 'none' };
+  const index = vma.pgoff + (addr - vma.start);
+  for (const [i, pfn] of k.pagecache(vma.file)) if (i === index) return { kind: 'cached', pfn, where: 'page cache' };
+  if (vma.shared) for (const [i, slot] of k.shmemSwap(vma.file)) if (i === index) return swapCache(slot);
+  return { kind: 'none' };
+}
+
+/** Which side of a remote view changed, by the step that broke it (remote-coherence causes, first part). */
+const SIDES = {
+  'cow-break': 'the target broke COW',
+  unmap: 'the target unmapped the page',
+  dontneed: 'the target zapped the page with MADV_DONTNEED',
+  mremap: 'the target moved the page with mremap',
+  exit: 'the target exited',
+  'oom-kill': 'the target was OOM-killed',
+  reclaim: 'reclaim took the page from the target',
+  truncate: 'the file was truncated under the target',
+  'never-resident': 'the page was not resident when it was mapped',
+  'gup-error': 'get_user_pages_remote failed on a resident page',
+  other: 'the target changed otherwise',
+} as const;
+type Side = keyof typeof SIDES;
+/** How the view is wrong (second part). */
+const HOWS = {
+  'old-frame': 'the view maps the old frame',
+  'zero-page': 'the view maps the zero page',
+  'dead-mm': 'the view outlives the mm',
+  'missing-sigbus': 'the view maps a page where SIGBUS is promised',
+} as const;
+type How = keyof typeof HOWS;
+
+const REMOTE_COHERENCE_CAUSES: Cause[] = Object.entries(SIDES).flatMap(([side, s]) =>
+  Object.entries(HOWS).map(([how, h]) => ({ id: `${side}:${how}`, title: `remote view incoherent: ${s}, ${h}` })));
+
+/** Which side changed: the step just taken, as it touched the view's target. */
+function sideOf(op: Op, view: RemoteView, shownZero: boolean, atSetup: boolean): Side {
+  if (atSetup) return shownZero ? 'gup-error' : 'other';
+  const t = view.target;
+  const byTarget = 'pid' in op && op.pid === t;
+  switch (op.op) {
+    case 'exit': return byTarget ? 'exit' : 'other';
+    case 'oom': return byTarget ? 'oom-kill' : 'other';
+    case 'write': case 'read': if (!byTarget) break; return shownZero ? 'never-resident' : op.op === 'write' ? 'cow-break' : 'other';
+    case 'proc_mem_write': case 'process_vm_writev': case 'proc_mem_read': case 'process_vm_readv':
+      if (op.target !== t) break;
+      return shownZero ? 'never-resident' : op.op === 'proc_mem_write' || op.op === 'process_vm_writev' ? 'cow-break' : 'other';
+    case 'munmap': return byTarget ? 'unmap' : 'other';
+    case 'mmap': return byTarget ? 'unmap' : 'other';
+    case 'madvise': if (!byTarget) break; return op.advice === 'DONTNEED' ? 'dontneed' : op.advice === 'PAGEOUT' || op.advice === 'COLD' ? 'reclaim' : 'other';
+    case 'mremap': return byTarget ? 'mremap' : 'other';
+    case 'reclaim': return 'reclaim';
+    case 'truncate': return 'truncate';
+    default: break;
+  }
+  return 'other';
+}
+
 export const remoteCoherence: Invariant = {
   id: 'remote-coherence',
   holds: "a remote view shows the target's current page, or faults as its design promises; never an old copy",
-  check({ k, remoteViews }) {
+  causes: REMOTE_COHERENCE_CAUSES,
+  check({ k, remoteViews, op, step }) {
     if (remoteViews.length === 0) return null; // nothing to judge; spares building the lookups
     const ptesOf = new Map<number, Map<number, { present: boolean; pfn: number; special: boolean }>>();
     const pteAt = (pid: number, addr: number) => {
@@ -88,13 +198,48 @@ export const remoteCoherence: Invariant = {
       if (!shown.special && !vmaAt(view.pid, view.addr)?.shared && k.frame(shown.pfn)?.kind === 'anon') continue;
       const target = pteAt(view.target, view.targetAddr);
       if (target?.present && target.pfn === shown.pfn) continue;
-      if (!target?.present && shown.pfn === k.zeroPfn && view.onMissing === 'zero') continue;
-      const now = target?.present ? `pfn ${target.pfn}` : 'no resident page';
+      // Not mapped, but held in the swap cache or page cache: the target's next access maps
+      // this same frame, so the view still shows the target's page.
+      const now = target?.present ? { kind: 'present' as const, pfn: target.pfn } : residency(k, view.target, view.targetAddr);
+      if (now.kind === 'cached' && now.pfn === shown.pfn) continue;
+      const resident = now.kind === 'present' || now.kind === 'cached';
+      const shownZero = shown.pfn === k.zeroPfn;
+      if (!resident && shownZero && view.onMissing === 'zero') continue;
+      const atSetup = op.op === 'mmap' && op.pid === view.pid && op.fd !== undefined;
+      const side = sideOf(op, view, shownZero, atSetup);
+      const how: How = now.kind === 'gone' ? 'dead-mm' : !resident && view.onMissing === 'sigbus' ? 'missing-sigbus' : shownZero ? 'zero-page' : 'old-frame';
       return {
-        invariant: 'remote-coherence', pid: view.pid, addr: view.addr, pfn: shown.pfn,
-        message: `P${view.pid} at ${hex(view.addr)} shows pfn ${shown.pfn} as P${view.target}'s page ${hex(view.targetAddr)}, which now has ${now}`,
+        invariant: 'remote-coherence', cause: `${side}:${how}`, pid: view.pid, addr: view.addr, pfn: shown.pfn,
+        message: `P${view.pid} at ${hex(view.addr)} shows ${shownZero ? 'the zero page' : `pfn ${shown.pfn}`} as P${view.target}'s page ${hex(view.targetAddr)}: ` +
+          coherenceWords(side, how, view.target, now, op, step ?? 0),
       };
     }
     return null;
   },
 };
+
+/** What went wrong, in the words of an mm developer. */
+function coherenceWords(side: Side, how: How, t: number, now: Residency, op: Op, step: number): string {
+  const at = `at step ${step + 1}`;
+  const has = now.kind === 'present' ? `pfn ${now.pfn}` : now.kind === 'cached' ? `pfn ${now.pfn} in the ${now.where}` : 'no page there';
+  if (how === 'dead-mm') {
+    return side === 'oom-kill' ? `P${t} was OOM-killed and reaped ${at}, yet the mirror still maps a frame of its torn-down mm`
+      : side === 'exit' ? `P${t} exited ${at}, yet the mirror still maps a frame of its torn-down mm`
+      : `P${t} has exited, yet the mirror still maps a frame of its torn-down mm (noticed after ${op.op} ${at})`;
+  }
+  if (how === 'missing-sigbus') return `P${t} has no page there after ${SIDES[side]} (${op.op} ${at}), where the design promises SIGBUS; the mirror still maps a frame`;
+  if (how === 'zero-page') {
+    if (side === 'never-resident') return `the page was not resident when the mirror was set up, so it got the zero page; P${t} faulted it in ${at} and now has ${has}`;
+    if (side === 'gup-error') return `get_user_pages_remote failed ${at} on a page P${t} has resident (${has}), and the error became the zero page`;
+    return `the mirror maps the zero page, while P${t} has ${has} after ${op.op} ${at}`;
+  }
+  switch (side) {
+    case 'cow-break': return `the mirror still maps the frame the target had before its COW break ${at}; P${t} now has ${has}`;
+    case 'unmap': return `the mirror still maps the frame P${t} had before it unmapped the page ${at}; P${t} now has ${has}`;
+    case 'dontneed': return `the mirror still maps the frame P${t} had before MADV_DONTNEED zapped it ${at}; P${t} now has ${has}`;
+    case 'mremap': return `the mirror still maps the frame P${t} had before mremap moved it away ${at}; P${t} now has ${has}`;
+    case 'reclaim': return `the mirror still maps a frame reclaim took from P${t} ${at}, which is in neither the swap cache nor the page cache; P${t} now has ${has}`;
+    case 'truncate': return `the mirror still maps the frame truncate dropped from the page cache ${at}; P${t} now has ${has}`;
+    default: return `the mirror maps a frame P${t} does not have after ${op.op} ${at}; P${t} has ${has}`;
+  }
+}

@@ -22,12 +22,25 @@ function holdsByPfn(ctx: Parameters<Invariant['check']>[0]): Map<number, { refs:
 export const refcountBalance: Invariant = {
   id: 'refcount-balance',
   holds: "every frame's refcount equals the references that can be named: mappings, pins, page cache, swap cache, driver holds",
+  // Which holder is wrong: a reference nobody names leaked (a pin list freed with its pages
+  // still on it), or a named holder let go of more than it took.
+  causes: [
+    { id: 'freed-while-held', title: 'driver holds a page that was freed' },
+    { id: 'leaked-ref', title: 'page reference leaked: no PTE, cache or driver structure names it' },
+    { id: 'over-released:driver-hold', title: 'driver hold over-released' },
+    { id: 'over-released:swap-cache', title: 'swap cache reference over-released' },
+    { id: 'over-released:page-cache', title: 'page cache reference over-released' },
+    { id: 'over-released:pte', title: 'mapped page over-released' },
+    { id: 'leaked-pin', title: 'FOLL_PIN pin leaked' },
+    { id: 'over-unpinned', title: 'page unpinned more than pinned' },
+    { id: 'zero-refcount', title: 'live page with refcount zero' },
+  ],
   check(ctx) {
     const { k, census } = ctx;
     const holds = holdsByPfn(ctx);
     for (const [pfn, h] of holds) {
       if (pfn !== k.zeroPfn && k.frame(pfn) === undefined) {
-        return { invariant: 'refcount-balance', pfn, message: `pfn ${pfn} is held by ${h.holders.join(', ')} but was freed` };
+        return { invariant: 'refcount-balance', cause: 'freed-while-held', pfn, message: `pfn ${pfn} is held by ${h.holders.join(', ')} but was freed` };
       }
     }
     for (const f of k.frames()) {
@@ -37,18 +50,21 @@ export const refcountBalance: Invariant = {
       const named = (use?.normal ?? 0) + (f.file !== -1 ? 1 : 0) + (f.swapSlot !== -1 ? 1 : 0) + held.refs + held.pins;
       if (f.refcount !== named) {
         const where = use ? ` (mapped first by P${use.firstPid} at ${hex(use.firstAddr)})` : '';
+        const cause = f.refcount > named ? 'leaked-ref' : held.refs + held.pins > 0 ? 'over-released:driver-hold'
+          : f.swapSlot !== -1 ? 'over-released:swap-cache' : f.file !== -1 ? 'over-released:page-cache' : 'over-released:pte';
         return {
-          invariant: 'refcount-balance', pfn: f.pfn, pid: use?.firstPid, addr: use?.firstAddr,
+          invariant: 'refcount-balance', cause, pfn: f.pfn, pid: use?.firstPid, addr: use?.firstAddr,
           message: `pfn ${f.pfn}${where}: refcount ${f.refcount} but ${named} references can be named ` +
             `(${use?.normal ?? 0} PTEs, ${f.file !== -1 ? 1 : 0} page cache, ${f.swapSlot !== -1 ? 1 : 0} swap cache, ` +
-            `${held.refs} driver refs, ${held.pins} driver pins)`,
+            `${held.refs} driver refs, ${held.pins} driver pins)` +
+            (cause === 'leaked-ref' ? `: ${f.refcount - named} reference${f.refcount - named === 1 ? '' : 's'} nobody holds any more leaked` : `: ${named - f.refcount} too few, a ${cause.slice('over-released:'.length).replace('-', ' ')} reference was dropped twice`),
         };
       }
       if (f.pincount !== held.pins) {
-        return { invariant: 'refcount-balance', pfn: f.pfn, message: `pfn ${f.pfn}: pincount ${f.pincount} but drivers name ${held.pins} pins` };
+        return { invariant: 'refcount-balance', cause: f.pincount > held.pins ? 'leaked-pin' : 'over-unpinned', pfn: f.pfn, message: `pfn ${f.pfn}: pincount ${f.pincount} but drivers name ${held.pins} pins` };
       }
       if (f.refcount <= 0) {
-        return { invariant: 'refcount-balance', pfn: f.pfn, message: `pfn ${f.pfn} is live with refcount ${f.refcount}` };
+        return { invariant: 'refcount-balance', cause: 'zero-refcount', pfn: f.pfn, message: `pfn ${f.pfn} is live with refcount ${f.refcount}` };
       }
     }
     return null;
@@ -58,6 +74,10 @@ export const refcountBalance: Invariant = {
 export const mapcount: Invariant = {
   id: 'mapcount',
   holds: "a frame's mapcount equals the non-special PTEs that map it",
+  causes: [
+    { id: 'too-high', title: 'mapcount above the PTEs that map the page (a missed page_remove_rmap)' },
+    { id: 'too-low', title: 'mapcount below the PTEs that map the page (a missed page_add_rmap)' },
+  ],
   check({ k, census }) {
     for (const f of k.frames()) {
       if (f.kind === 'zero') continue;
@@ -65,7 +85,7 @@ export const mapcount: Invariant = {
       const normal = use?.normal ?? 0;
       if (f.mapcount !== normal) {
         return {
-          invariant: 'mapcount', pfn: f.pfn, pid: use?.firstPid, addr: use?.firstAddr,
+          invariant: 'mapcount', cause: f.mapcount > normal ? 'too-high' : 'too-low', pfn: f.pfn, pid: use?.firstPid, addr: use?.firstAddr,
           message: `pfn ${f.pfn}: mapcount ${f.mapcount} but ${normal} PTEs map it` + (use ? ` (first P${use.firstPid} at ${hex(use.firstAddr)})` : ''),
         };
       }
@@ -77,11 +97,16 @@ export const mapcount: Invariant = {
 export const noStalePte: Invariant = {
   id: 'no-stale-pte',
   holds: 'no PTE, special ones included, points at a freed frame or a free swap slot',
+  causes: [
+    { id: 'freed-frame:special', title: 'special PTE (PFN map) maps a freed page' },
+    { id: 'freed-frame:normal', title: 'PTE maps a freed page' },
+    { id: 'free-swap-slot', title: 'swap PTE names a free swap slot' },
+  ],
   check({ k, census }) {
     for (const [pfn, use] of census.frames) {
       if (pfn !== k.zeroPfn && k.frame(pfn) === undefined) {
         return {
-          invariant: 'no-stale-pte', pfn, pid: use.firstPid, addr: use.firstAddr,
+          invariant: 'no-stale-pte', cause: use.special > 0 ? 'freed-frame:special' : 'freed-frame:normal', pfn, pid: use.firstPid, addr: use.firstAddr,
           message: `P${use.firstPid} at ${hex(use.firstAddr)} maps pfn ${pfn}, which was freed (${use.normal} normal, ${use.special} special PTEs)`,
         };
       }
@@ -89,7 +114,7 @@ export const noStalePte: Invariant = {
     const slots = new Set<number>();
     for (const slot of k.swapSlots()) slots.add(slot.slot);
     for (const [slot] of census.swapPtes) {
-      if (!slots.has(slot)) return { invariant: 'no-stale-pte', message: `a swap PTE names slot ${slot}, which is free` };
+      if (!slots.has(slot)) return { invariant: 'no-stale-pte', cause: 'free-swap-slot', message: `a swap PTE names slot ${slot}, which is free` };
     }
     return null;
   },
@@ -99,13 +124,17 @@ export const exclusiveAnon: Invariant = {
   id: 'exclusive-anon',
   // Mappings through rmap count; special PTEs (PFN maps) are judged by remote-coherence.
   holds: 'an anonymous frame mapped writable is mapped by exactly one PTE, and is PageAnonExclusive',
+  causes: [
+    { id: 'shared-writable', title: 'anonymous page mapped writable by more than one PTE' },
+    { id: 'not-exclusive', title: 'anonymous page mapped writable without PageAnonExclusive' },
+  ],
   check({ k, census }) {
     for (const [pfn, use] of census.frames) {
       if (use.writable === 0) continue;
       const f = k.frame(pfn);
       if (f === undefined || f.kind !== 'anon') continue;
       const mappings = use.normal;
-      const v: Violation = { invariant: 'exclusive-anon', pfn, pid: use.firstPid, addr: use.firstAddr, message: '' };
+      const v: Violation = { invariant: 'exclusive-anon', cause: mappings !== 1 ? 'shared-writable' : 'not-exclusive', pfn, pid: use.firstPid, addr: use.firstAddr, message: '' };
       if (mappings !== 1) return { ...v, message: `anonymous pfn ${pfn} is mapped writable and ${mappings} times (first P${use.firstPid} at ${hex(use.firstAddr)})` };
       if (!f.anonExclusive) return { ...v, message: `anonymous pfn ${pfn} is mapped writable by P${use.firstPid} at ${hex(use.firstAddr)} but is not exclusive` };
     }
@@ -116,12 +145,16 @@ export const exclusiveAnon: Invariant = {
 export const zeroPage: Invariant = {
   id: 'zero-page',
   holds: 'the zero page stays zero and is never mapped writable',
+  causes: [
+    { id: 'written', title: 'the zero page was written' },
+    { id: 'mapped-writable', title: 'the zero page is mapped writable' },
+  ],
   check({ k, census }) {
     const zero = k.frame(k.zeroPfn);
-    if (zero === undefined || zero.value !== 0) return { invariant: 'zero-page', pfn: k.zeroPfn, message: `the zero page holds ${zero?.value}` };
+    if (zero === undefined || zero.value !== 0) return { invariant: 'zero-page', cause: 'written', pfn: k.zeroPfn, message: `the zero page holds ${zero?.value}` };
     const use = census.frames.get(k.zeroPfn);
     if (use !== undefined && use.writable + use.writableSpecial > 0) {
-      return { invariant: 'zero-page', pfn: k.zeroPfn, pid: use.firstPid, message: `the zero page is mapped writable ${use.writable + use.writableSpecial} times (first P${use.firstPid} at ${hex(use.firstAddr)})` };
+      return { invariant: 'zero-page', cause: 'mapped-writable', pfn: k.zeroPfn, pid: use.firstPid, message: `the zero page is mapped writable ${use.writable + use.writableSpecial} times (first P${use.firstPid} at ${hex(use.firstAddr)})` };
     }
     return null;
   },

@@ -6,8 +6,11 @@ import { noLeak, rssCounters, swapAccounting, vmaWellformed } from './accounting
 import { cowIsolation, fileIntegrity, remoteCoherence } from './content.ts';
 import { accessControl } from './access.ts';
 import { pagemapScan } from './pagemap.ts';
+import { messageCause, RAISED, raisedCause } from './raised.ts';
+import type { Op } from '../../kernel-api/op.ts';
 
-export type { CheckContext, Invariant, Violation } from './types.ts';
+export type { Cause, CheckContext, Invariant, Violation } from './types.ts';
+export { RAISED, type RaisedInvariant } from './raised.ts';
 export { takeCensus } from './census.ts';
 
 export const INVARIANTS: readonly Invariant[] = [
@@ -30,4 +33,38 @@ export function checkAll(ctx: CheckContext, invariants: readonly Invariant[] = I
     if (v !== null) return v;
   }
   return null;
+}
+
+/** An operation's shape for a cause: its name, or the driver call. */
+export function opShape(op: Op | undefined): string {
+  return op === undefined ? 'none' : op.op === 'drv' ? `drv:${op.strategy}.${op.call}` : op.op;
+}
+
+/**
+ * The cause of a failure: the one its check named, else the one its message names (a
+ * raised invariant's patterns; a `differential` divergence also names the operation it
+ * diverged at, `last`), else the invariant's causes whose `match` recognises the message,
+ * else 'unnamed'.
+ */
+export function causeOf(f: { invariant: InvariantId; cause?: string; message: string }, last?: Op): string {
+  if (f.cause !== undefined && f.cause !== '') return f.cause;
+  const raised = RAISED.find((r) => r.id === f.invariant);
+  if (raised !== undefined) {
+    const c = raisedCause(raised, f.message);
+    return f.invariant === 'differential' ? `${c}:${opShape(last)}` : c;
+  }
+  const inv = INVARIANTS.find((i) => i.id === f.invariant);
+  // A checked invariant a kernel asserted at the call (put_page of a freed page) names it by its words.
+  return inv?.causes.find((c) => c.match?.test(f.message))?.id ?? messageCause(f.message);
+}
+
+/** A cause's title, as its invariant declares it ('' when it declares none by that id). */
+export function causeTitle(invariant: InvariantId, cause: string): string {
+  const causes = INVARIANTS.find((i) => i.id === invariant)?.causes ?? RAISED.find((r) => r.id === invariant)?.causes ?? [];
+  const exact = causes.find((c) => c.id === cause);
+  if (exact !== undefined) return exact.title;
+  // A differential cause is its class and the operation.
+  const [head, ...rest] = cause.split(':');
+  const cls = causes.find((c) => c.id === head);
+  return cls === undefined ? '' : `${cls.title}${rest.length > 0 ? ` at ${rest.join(':')}` : ''}`;
 }

@@ -114,6 +114,10 @@ const same = (a: readonly number[], b: readonly number[]) => a.length === b.leng
 export const pagemapScan: Invariant = {
   id: 'pagemap-scan',
   holds: 'PAGEMAP_SCAN regions and walk_end, and /proc/<pid>/pagemap entries, equal a page-by-page reading of the state',
+  causes: [
+    { id: 'scan', title: 'PAGEMAP_SCAN disagrees with the page tables' },
+    { id: 'pagemap', title: '/proc/<pid>/pagemap entry disagrees with the page tables' },
+  ],
   check({ k, config, op, outcome }): Violation | null {
     if (outcome.kind !== 'ok') return null;
     if (op.op === 'pagemap_scan') {
@@ -121,14 +125,14 @@ export const pagemapScan: Invariant = {
       const want = expectedScan(k, op, config.softDirty !== false);
       const got = outcome.values ?? [];
       if (same(want, got) && outcome.value === (want.length - 1) / 3) return null;
-      return { invariant: 'pagemap-scan', pid: op.target ?? op.pid, addr: op.start, message: `PAGEMAP_SCAN of P${op.target ?? op.pid} [${op.start}, ${op.end}) returned ${outcome.value} [${got.join(', ')}], a page-by-page scan gives [${want.join(', ')}]` };
+      return { invariant: 'pagemap-scan', cause: 'scan', pid: op.target ?? op.pid, addr: op.start, message: `PAGEMAP_SCAN of P${op.target ?? op.pid} [${op.start}, ${op.end}) returned ${outcome.value} [${got.join(', ')}], a page-by-page scan gives [${want.join(', ')}]` };
     }
     if (op.op === 'pagemap_read') {
       const caller = [...k.processes()].find((p) => p.pid === op.pid);
       if (caller === undefined) return null;
       const [flags, frames] = expectedPagemap(k, caller, op, config.taskSizePages, config.softDirty !== false);
       if (same(flags, outcome.values ?? []) && same(frames, outcome.frames ?? [])) return null;
-      return { invariant: 'pagemap-scan', pid: op.target, addr: op.addr, message: `pagemap of P${op.target} at ${op.addr} read [${(outcome.values ?? []).join(', ')}] / frames [${(outcome.frames ?? []).join(', ')}], the page tables give [${flags.join(', ')}] / [${frames.join(', ')}]` };
+      return { invariant: 'pagemap-scan', cause: 'pagemap', pid: op.target, addr: op.addr, message: `pagemap of P${op.target} at ${op.addr} read [${(outcome.values ?? []).join(', ')}] / frames [${(outcome.frames ?? []).join(', ')}], the page tables give [${flags.join(', ')}] / [${frames.join(', ')}]` };
     }
     return null;
   },

@@ -14,6 +14,12 @@ import type { Ghost } from '../ghost.ts';
 
 export type Violation = {
   invariant: InvariantId;
+  /**
+   * How it broke, one of its invariant's `causes` (ids): with the strategy and the invariant
+   * it is the failure's signature, so two failures of one cause are one bug and two causes
+   * are two, as syzkaller tells crashes apart by their titles.
+   */
+  cause?: string;
   message: string;
   pid?: number;
   addr?: number;
@@ -30,11 +36,25 @@ export type CheckContext = {
   outcome: Outcome;
   /** Remote views of every loaded strategy. */
   remoteViews: readonly RemoteView[];
+  /** The index of the step just taken in its trace (0-based; messages count from 1); absent outside a trace. */
+  step?: number;
 };
+
+/**
+ * One way an invariant can break, named as syzkaller names a crash: a stable id (the part
+ * of the signature) and a title with the variable parts left out ("remote view maps the
+ * old frame after the target's COW break", as "KASAN: use-after-free Read in foo").
+ * `match`, when given, recognises the cause in a violation message alone: for violations
+ * raised elsewhere (a kernel assertion, a divergence) and repro files written before
+ * causes were recorded, as syzkaller's report parser recognises titles in an oops.
+ */
+export type Cause = { readonly id: string; readonly title: string; readonly match?: RegExp };
 
 export type Invariant = {
   readonly id: InvariantId;
   /** One sentence: what must hold. */
   readonly holds: string;
+  /** Every cause its violations may name (Violation.cause); a check names no other. */
+  readonly causes: readonly Cause[];
   check(ctx: CheckContext): Violation | null;
 };

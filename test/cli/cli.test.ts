@@ -47,7 +47,7 @@ describe('mapfuzz command', () => {
   it.each([['show'], ['replay'], ['shrink'], ['corpus', 'check']])('%s refuses a repro with a malformed op: one line, exit 2, the file untouched', async (...command) => {
     const dir = mkdtempSync(join(tmpdir(), 'mapfuzz-cli-'));
     const file = join(dir, 'zero-page.json');
-    const repro = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'corpus', 'proc-mem-mmap', 'zero-page-60cfab39.json'), 'utf8'));
+    const repro = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'corpus', 'proc-mem-mmap', 'zero-page-2adac1a4.json'), 'utf8'));
     repro.ops.splice(2, 0, { op: 'munmap', pid: 1, addr: null, lengthPages: 1 });
     const text = `${JSON.stringify(repro, null, 2)}\n`;
     writeFileSync(file, text);

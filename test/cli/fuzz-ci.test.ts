@@ -48,7 +48,7 @@ function assertWellFormedXml(xml: string): void {
 }
 
 /** A repro of the shipped corpus. */
-const REPRO = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-51949e89.json');
+const REPRO = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-b7ecb962.json');
 const FUZZ = ['fuzz', '--seed', '7', '--runs', '24', '--kernel', 'model', '--strategy', 'proc-mem-mmap'];
 let dir = '';
 const summaryBefore = process.env.GITHUB_STEP_SUMMARY;
@@ -161,7 +161,7 @@ describe('mapfuzz fuzz for CI', () => {
 
   it('says so when a repro no longer behaves as it expects, and exits 1', async () => {
     // The first step of a known flaw's repro alone breaks nothing.
-    const flaw = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'corpus', 'proc-mem-mmap', 'zero-page-60cfab39.json'), 'utf8'));
+    const flaw = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'corpus', 'proc-mem-mmap', 'zero-page-2adac1a4.json'), 'utf8'));
     const file = join(dir, 'no-longer.json');
     writeFileSync(file, JSON.stringify({ ...flaw, ops: flaw.ops.slice(0, 1) }));
     const story = await run(['show', file]);

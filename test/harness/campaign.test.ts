@@ -4,6 +4,8 @@ import type { StrategyInstance } from '../../kernel-api/driver.ts';
 import { heldBack, runCampaign, type CampaignFailure } from '../../harness/campaign.ts';
 import { FUZZ_CONFIG } from '../../harness/config.ts';
 import { replayOps } from '../../properties/trace.ts';
+import { causeOf } from '../../properties/invariants/index.ts';
+import type { Op } from '../../kernel-api/op.ts';
 import { STRATEGIES } from '../../strategies/index.ts';
 
 /**
@@ -92,16 +94,22 @@ describe('campaign', () => {
     expect(strip(runCampaign(opts))).toEqual(strip(runCampaign(opts)));
   });
 
-  it('shrinks each failure to a trace that still breaks the same invariant, and from which no single step can go', () => {
+  it('shrinks each failure to a trace that still breaks the same invariant with the same cause, and from which no single step can go', () => {
     const strategies = STRATEGIES.filter((s) => s.name === 'proc-mem-mmap');
     const r = runCampaign({ seed: 5, runs: 60, kernel: 'model', strategies, config: FUZZ_CONFIG, stepsMax: 150 });
     expect(r.failures.length).toBeGreaterThan(0);
     for (const f of r.failures) {
       const session = { kernel: 'model' as const, config: FUZZ_CONFIG, strategies, only: new Set([f.invariant]) };
-      expect(replayOps(session, f.ops).failure?.invariant).toBe(f.invariant);
+      // The signature: the invariant and its cause (a removal that breaks it another way is another flaw).
+      const signature = (ops: Op[]) => {
+        const failure = replayOps(session, ops).failure;
+        return failure === null ? null : `${failure.invariant}/${causeOf(failure, ops[failure.step])}`;
+      };
+      expect(f.cause).toBeDefined();
+      expect(signature(f.ops)).toBe(`${f.invariant}/${f.cause}`);
       for (let i = 0; i < f.ops.length; i++) {
         const without = [...f.ops.slice(0, i), ...f.ops.slice(i + 1)];
-        expect(replayOps(session, without).failure?.invariant, `step ${i} of ${f.invariant} is not needed`).not.toBe(f.invariant);
+        expect(signature(without), `step ${i} of ${f.invariant} (${f.cause}) is not needed`).not.toBe(`${f.invariant}/${f.cause}`);
       }
     }
   });

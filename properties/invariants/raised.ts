@@ -1,0 +1,78 @@
+/**
+ * The invariants that are not checked between steps but raised where they break: a
+ * driver's bad free (`slab`) or an impossible state (`kernel-assert`) thrown by a kernel at
+ * the call, a divergence of the two kernels (`differential`), a step that never finishes
+ * (`hang`). Their causes are named from the message alone, as syzkaller names a crash from
+ * its oops: the first pattern that matches gives the cause; an assertion nobody listed is
+ * named by its own words with the numbers left out (syzkaller's title with the variable
+ * parts replaced), so two different assertions are two causes and one assertion at two
+ * addresses is one.
+ */
+import type { InvariantId } from '../../kernel-api/strategy.ts';
+import type { Cause } from './types.ts';
+
+export type RaisedInvariant = {
+  readonly id: InvariantId;
+  readonly holds: string;
+  /** Tried in order on the message; a message none matches is named by `fallback`. */
+  readonly causes: readonly Cause[];
+  /** The cause of a message no listed cause matches. */
+  fallback(message: string): string;
+};
+
+/** A message with its variable parts (numbers, pids, addresses, map ids) left out, as a cause id. */
+export function messageCause(message: string): string {
+  return message
+    .replace(/^(model|impl): /, '')
+    .replace(/\(run \d+, [^)]*\)/g, '')
+    .replace(/0x[0-9a-f]+/gi, 'N').replace(/\d+/g, 'N')
+    .toLowerCase().replace(/[^a-z_/.N ]+/gi, ' ').trim().split(/\s+/).slice(0, 8).join('-');
+}
+
+export const slab: RaisedInvariant = {
+  id: 'slab',
+  holds: "no double kfree or use after free of a driver's objects",
+  causes: [
+    { id: 'double-free', title: 'KASAN: double-free in kfree', match: /double free|not allocated/ },
+    { id: 'use-after-free', title: 'KASAN: slab-use-after-free', match: /use after free|use-after-free|freed object/ },
+  ],
+  fallback: messageCause,
+};
+
+export const kernelAssert: RaisedInvariant = {
+  id: 'kernel-assert',
+  holds: 'no impossible state: a NULL dereference in a driver, a fault that never resolves, notifier recursion',
+  causes: [
+    { id: 'null-deref', title: 'BUG: kernel NULL pointer dereference', match: /NULL/ },
+    { id: 'fault-loop', title: 'a fault that never resolves', match: /refault forever|did not settle|failed twice/ },
+    { id: 'notifier-recursion', title: 'MMU notifier recursion', match: /nested \d+ deep/ },
+    { id: 'worker-crash', title: 'the fuzzing worker crashed', match: /the worker crashed/ },
+  ],
+  fallback: messageCause,
+};
+
+/** How the kernels differed (the words of properties/session.ts), then at which operation. */
+export const differential: RaisedInvariant = {
+  id: 'differential',
+  holds: 'model and implementation give the same outcome and observation after every step',
+  causes: [
+    { id: 'threw', title: 'the implementation threw where the model did not', match: /^impl threw/ },
+    { id: 'observation', title: 'the observations differ', match: /observations differ/ },
+    { id: 'outcome', title: 'the outcomes differ', match: /./ },
+  ],
+  fallback: () => 'outcome',
+};
+
+export const hang: RaisedInvariant = {
+  id: 'hang',
+  holds: 'every step finishes within the step time limit',
+  causes: [{ id: 'step-timeout', title: 'a step ran past the step time limit' }],
+  fallback: () => 'step-timeout',
+};
+
+export const RAISED: readonly RaisedInvariant[] = [slab, kernelAssert, differential, hang];
+
+/** The cause a raised invariant's message names. */
+export function raisedCause(inv: RaisedInvariant, message: string): string {
+  return inv.causes.find((c) => c.match?.test(message))?.id ?? inv.fallback(message);
+}
