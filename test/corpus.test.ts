@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { loadRepro, replayRepro, reproPath } from '../harness/repro.ts';
+import { tellStory } from '../harness/story.ts';
 
 const ROOT = join(import.meta.dirname, '..', 'corpus');
 
@@ -28,6 +29,10 @@ describe('corpus', () => {
       const repro = loadRepro(file);
       const verdict = replayRepro(repro);
       expect(verdict.ok, verdict.summary).toBe(true);
+      // `show` tells the same ending `replay` judges (one judgement, harness/repro.ts judgeReplay).
+      if (repro.invariant !== 'hang') expect(tellStory(repro).asExpected).toBe(verdict.ok);
+      // A repro that reproduces records its cause, and breaks with it.
+      if (repro.expect === 'reproduces') expect(repro.cause, 'the cause is recorded').toBeDefined();
     });
   }
 });

@@ -9,39 +9,40 @@ import type { RemoteView } from '../../kernel-api/driver.ts';
 import type { Op } from '../../kernel-api/op.ts';
 import { hex } from '../../kernel-api/format.ts';
 
-/** How a read went wrong (cow-isolation causes): the access path, then what it saw. */
-const READ_PATHS = { read: 'a read', 'proc-mem': 'a /proc/<pid>/mem read', 'process-vm': 'process_vm_readv', pread: 'pread' } as const;
+/**
+ * How a read went wrong (cow-isolation causes). The access path (a load, /proc/<pid>/mem,
+ * process_vm_readv, pread) is not part of it: one flaw shows through each of them.
+ */
 const READ_WRONGS = {
-  'wrong-value': 'returned another value than was stored',
-  'no-sigbus': 'returned a value past the end of its file',
-  unmapped: 'returned a value where nothing is mapped',
-  sigbus: 'raised SIGBUS on a page that holds a value',
+  'wrong-value': 'read returned another value than was stored (a store reached a page it must not)',
+  'no-sigbus': 'read returned a value past the end of its file',
+  unmapped: 'read returned a value where nothing is mapped',
+  sigbus: 'read raised SIGBUS on a page that holds a value',
 } as const;
 
 export const cowIsolation: Invariant = {
   id: 'cow-isolation',
   holds: 'what a process reads equals what ghost memory says it must read',
-  causes: Object.entries(READ_PATHS).flatMap(([path, p]) => Object.entries(READ_WRONGS).map(([wrong, w]) => ({ id: `${path}:${wrong}`, title: `${p} ${w}` }))),
+  causes: Object.entries(READ_WRONGS).map(([id, title]) => ({ id, title })),
   check({ op, outcome, ghost }) {
     let pid: number;
     let addr: number;
     let how: string;
-    let path: keyof typeof READ_PATHS;
     switch (op.op) {
-      case 'read': pid = op.pid; addr = op.addr; how = 'read'; path = 'read'; break;
-      case 'proc_mem_read': pid = op.target; addr = op.addr; how = `/proc/${op.target}/mem read by P${op.pid}`; path = 'proc-mem'; break;
-      case 'process_vm_readv': pid = op.target; addr = op.addr; how = `process_vm_readv by P${op.pid}`; path = 'process-vm'; break;
+      case 'read': pid = op.pid; addr = op.addr; how = 'read'; break;
+      case 'proc_mem_read': pid = op.target; addr = op.addr; how = `/proc/${op.target}/mem read by P${op.pid}`; break;
+      case 'process_vm_readv': pid = op.target; addr = op.addr; how = `process_vm_readv by P${op.pid}`; break;
       case 'pread': {
         if (outcome.kind !== 'ok') return null;
         const size = ghost.fileSizePages(op.file) ?? 0;
         const want = op.index >= size ? -1 : ghost.fileValue(op.file, op.index);
         return outcome.value === want ? null
-          : { invariant: 'cow-isolation', cause: 'pread:wrong-value', message: `pread of file ${op.file} page ${op.index} returned ${outcome.value}, ghost memory says ${want}` };
+          : { invariant: 'cow-isolation', cause: 'wrong-value', message: `pread of file ${op.file} page ${op.index} returned ${outcome.value}, ghost memory says ${want}` };
       }
       default: return null;
     }
     const want = ghost.expect(pid, addr);
-    const v = (wrong: keyof typeof READ_WRONGS): Violation => ({ invariant: 'cow-isolation', cause: `${path}:${wrong}`, pid, addr, message: '' });
+    const v = (wrong: keyof typeof READ_WRONGS): Violation => ({ invariant: 'cow-isolation', cause: wrong, pid, addr, message: '' });
     if (outcome.kind === 'ok') {
       if (want.kind === 'value' && want.value !== outcome.value) return { ...v('wrong-value'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, ghost memory says ${want.value}` };
       if (want.kind === 'sigbus' && op.op === 'read') return { ...v('no-sigbus'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but the page lies past the end of its file (SIGBUS)` };
@@ -157,7 +158,8 @@ function sideOf(op: Op, view: RemoteView, shownZero: boolean, atSetup: boolean):
     case 'write': case 'read': if (!byTarget) break; return shownZero ? 'never-resident' : op.op === 'write' ? 'cow-break' : 'other';
     case 'proc_mem_write': case 'process_vm_writev': case 'proc_mem_read': case 'process_vm_readv':
       if (op.target !== t) break;
-      return shownZero ? 'never-resident' : op.op === 'proc_mem_write' || op.op === 'process_vm_writev' ? 'cow-break' : 'other';
+      // process_vm_readv pins (FOLL_PIN): on a COW-shared anonymous page that is an unshare, a COW break.
+      return shownZero ? 'never-resident' : op.op === 'proc_mem_read' ? 'other' : 'cow-break';
     case 'munmap': return byTarget ? 'unmap' : 'other';
     case 'mmap': return byTarget ? 'unmap' : 'other';
     case 'madvise': if (!byTarget) break; return op.advice === 'DONTNEED' ? 'dontneed' : op.advice === 'PAGEOUT' || op.advice === 'COLD' ? 'reclaim' : 'other';
@@ -206,7 +208,9 @@ export const remoteCoherence: Invariant = {
       const shownZero = shown.pfn === k.zeroPfn;
       if (!resident && shownZero && view.onMissing === 'zero') continue;
       const atSetup = op.op === 'mmap' && op.pid === view.pid && op.fd !== undefined;
-      const side = sideOf(op, view, shownZero, atSetup);
+      // The zero page while the target has a page: whatever brought the page in (a fault, a
+      // pwrite, a mapping or mremap onto the address), it was not resident when the view was set up.
+      const side = shownZero && resident && !atSetup ? 'never-resident' : sideOf(op, view, shownZero, atSetup);
       const how: How = now.kind === 'gone' ? 'dead-mm' : !resident && view.onMissing === 'sigbus' ? 'missing-sigbus' : shownZero ? 'zero-page' : 'old-frame';
       return {
         invariant: 'remote-coherence', cause: `${side}:${how}`, pid: view.pid, addr: view.addr, pfn: shown.pfn,
@@ -229,12 +233,12 @@ function coherenceWords(side: Side, how: How, t: number, now: Residency, op: Op,
   }
   if (how === 'missing-sigbus') return `P${t} has no page there after ${SIDES[side]} (${op.op} ${at}), where the design promises SIGBUS; the mirror still maps a frame`;
   if (how === 'zero-page') {
-    if (side === 'never-resident') return `the page was not resident when the mirror was set up, so it got the zero page; P${t} faulted it in ${at} and now has ${has}`;
+    if (side === 'never-resident') return `the page was not resident when the mirror was set up, so it got the zero page; P${t} has ${has} since ${op.op} ${at}`;
     if (side === 'gup-error') return `get_user_pages_remote failed ${at} on a page P${t} has resident (${has}), and the error became the zero page`;
     return `the mirror maps the zero page, while P${t} has ${has} after ${op.op} ${at}`;
   }
   switch (side) {
-    case 'cow-break': return `the mirror still maps the frame the target had before its COW break ${at}; P${t} now has ${has}`;
+    case 'cow-break': return `the mirror still maps the frame the target had before its COW break ${at}${op.op === 'process_vm_readv' ? ' (FOLL_PIN unshared the page)' : ''}; P${t} now has ${has}`;
     case 'unmap': return `the mirror still maps the frame P${t} had before it unmapped the page ${at}; P${t} now has ${has}`;
     case 'dontneed': return `the mirror still maps the frame P${t} had before MADV_DONTNEED zapped it ${at}; P${t} now has ${has}`;
     case 'mremap': return `the mirror still maps the frame P${t} had before mremap moved it away ${at}; P${t} now has ${has}`;

@@ -48,7 +48,7 @@ function assertWellFormedXml(xml: string): void {
 }
 
 /** A repro of the shipped corpus. */
-const REPRO = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-b7ecb962.json');
+const REPRO = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-dfcf119d.json');
 const FUZZ = ['fuzz', '--seed', '7', '--runs', '24', '--kernel', 'model', '--strategy', 'proc-mem-mmap'];
 let dir = '';
 const summaryBefore = process.env.GITHUB_STEP_SUMMARY;

@@ -1,0 +1,72 @@
+/**
+ * Causes: every invariant declares the ways it can break beside its check, and a failure
+ * names one of them; the signature of a repro is its strategy, invariant and cause.
+ */
+import { describe, expect, it } from 'vitest';
+import { causeOf, causeTitle, INVARIANTS, RAISED } from '../../properties/invariants/index.ts';
+import { replayOps } from '../../properties/trace.ts';
+import { Session } from '../../properties/session.ts';
+import { FUZZ_CONFIG } from '../../harness/config.ts';
+import { procMemMmap } from '../../strategies/proc-mem-mmap.ts';
+import { failureSignature } from '../../harness/repro.ts';
+import type { Op } from '../../kernel-api/op.ts';
+import type { InvariantId } from '../../kernel-api/strategy.ts';
+
+const pmm = procMemMmap.prelude!(FUZZ_CONFIG);
+const PAGE = FUZZ_CONFIG.mmapBasePages - 2;
+const session = (kernel: 'model' | 'impl') => ({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], only: new Set(['remote-coherence' as const]) });
+
+describe('causes', () => {
+  it('each invariant declares its causes, ids unique, each with a title', () => {
+    for (const inv of [...INVARIANTS, ...RAISED]) {
+      expect(inv.causes.length, inv.id).toBeGreaterThan(0);
+      const ids = inv.causes.map((c) => c.id);
+      expect(new Set(ids).size, inv.id).toBe(ids.length);
+      for (const c of inv.causes) expect(c.title, `${inv.id}/${c.id}`).not.toBe('');
+    }
+  });
+
+  for (const kernel of ['model', 'impl'] as const) {
+    it(`remote-coherence tells apart which side changed and says so (${kernel})`, () => {
+      // The target (P2) breaks COW on the page the mirror shows.
+      const cow: Op[] = [...pmm, { op: 'write', pid: 2, addr: PAGE, value: 9 }];
+      const a = replayOps(session(kernel), cow).failure!;
+      expect(a.cause).toBe('cow-break:old-frame');
+      expect(a.message).toMatch(/the mirror still maps the frame the target had before its COW break at step 7; P2 now has pfn \d+/);
+      // The target exits: the view outlives the mm.
+      const exit: Op[] = [...pmm, { op: 'exit', pid: 2 }];
+      const b = replayOps(session(kernel), exit).failure!;
+      expect(b.cause).toBe('exit:dead-mm');
+      expect(b.message).toMatch(/P2 exited at step 7/);
+      // The target zaps it.
+      const zap: Op[] = [...pmm, { op: 'madvise', pid: 2, addr: PAGE, lengthPages: 1, advice: 'DONTNEED' }];
+      expect(replayOps(session(kernel), zap).failure!.cause).toBe('dontneed:old-frame');
+      // Two causes of one invariant are two signatures.
+      const sig = (ops: Op[], f: { invariant: InvariantId; cause?: string; message: string }) => failureSignature({ strategy: 'proc-mem-mmap', ops, ...f });
+      expect(sig(cow, a)).not.toBe(sig(exit, b));
+      expect(causeTitle('remote-coherence', a.cause!)).toMatch(/COW/);
+    });
+
+    it(`reclaim of a page GUP still holds is not incoherence: it stays in the swap cache and the target maps it again (${kernel})`, () => {
+      const s = new Session(session(kernel));
+      for (const op of pmm) expect(s.step(op).violation).toBeNull();
+      // Reclaim unmaps the target's PTE; GUP's reference keeps the frame in the swap cache.
+      expect(s.step({ op: 'reclaim', pid: 2, addr: PAGE }).violation).toBeNull();
+      const [[, pte]] = [...s.view.ptes(2)];
+      expect(pte.kind).toBe('swap');
+      const shown = [...s.view.ptes(1)].find(([a]) => a === PAGE - 16)![1];
+      const slot = [...s.view.swapSlots()].find((x) => pte.kind === 'swap' && x.slot === pte.slot)!;
+      expect(shown.kind === 'present' && shown.pfn).toBe(slot.cachePfn);
+      // The target's next access maps that same frame.
+      expect(s.step({ op: 'read', pid: 2, addr: PAGE })).toEqual({ outcome: { kind: 'ok', value: 7 }, violation: null });
+      const [[, again]] = [...s.view.ptes(2)];
+      expect(again.kind === 'present' && again.pfn).toBe(slot.cachePfn);
+    });
+  }
+
+  it('names a raised failure by its message, as syzkaller titles an oops', () => {
+    expect(causeOf({ invariant: 'slab', message: 'model: kfree of slab object 3 that is not allocated (double free)' })).toBe('double-free');
+    expect(causeOf({ invariant: 'kernel-assert', message: 'model: swap slot 4 freed twice' })).toBe(causeOf({ invariant: 'kernel-assert', message: 'impl: swap slot 9 freed twice' }));
+    expect(causeOf({ invariant: 'differential', message: 'impl threw where the model returned = 0: impl: x' }, { op: 'write', pid: 1, addr: 1, value: 1 })).toBe('threw:write');
+  });
+});
