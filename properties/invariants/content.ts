@@ -207,7 +207,9 @@ export const remoteCoherence: Invariant = {
       const resident = now.kind === 'present' || now.kind === 'cached';
       const shownZero = shown.pfn === k.zeroPfn;
       if (!resident && shownZero && view.onMissing === 'zero') continue;
-      const atSetup = op.op === 'mmap' && op.pid === view.pid && op.fd !== undefined;
+      // This step set this view up (a MAP_FIXED mmap elsewhere, of another view, set up another).
+      const atSetup = op.op === 'mmap' && op.pid === view.pid && op.fd !== undefined &&
+        (op.fixed !== true || (op.addr <= view.addr && view.addr < op.addr + op.lengthPages));
       // The zero page while the target has a page: whatever brought the page in (a fault, a
       // pwrite, a mapping or mremap onto the address), it was not resident when the view was set up.
       const side = shownZero && resident && !atSetup ? 'never-resident' : sideOf(op, view, shownZero, atSetup);
