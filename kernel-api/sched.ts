@@ -31,6 +31,8 @@ export interface SchedHooks {
 /** A task would have to wait for a lock another task holds: the nested schedule cannot go on. */
 export class WouldBlock extends Error {
   override readonly name = 'WouldBlock' as const;
+  /** Unhandled, it is a wait nothing can end. */
+  readonly invariant = 'deadlock' as const;
   constructor(readonly tid: Tid, readonly lock: LockRef, readonly mode: LockMode, readonly holder: Tid, readonly where: string) {
     super(`task ${tid} would wait in ${where} for ${lock.name}, held by task ${holder}`);
   }

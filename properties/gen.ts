@@ -63,7 +63,15 @@ export function opKinds(strategies: readonly StrategyDefinition[]): OpKind[] {
  * Swarm testing: each run rescales every kind by a factor in 0..4 (0 switches it off).
  * `hot`: addresses from a small pool; `prelude`: the run starts with its strategies' prelude.
  */
-export type Swarm = { factors: readonly number[]; hot: boolean; prelude?: boolean };
+export type Swarm = {
+  factors: readonly number[]; hot: boolean; prelude?: boolean;
+  /**
+   * Concurrent runs: 0 (or absent) runs every operation alone; 1 runs some steps as
+   * segments of two or three tasks interleaved by random switches, 2 by PCT
+   * (harness/runner.ts, properties/sched.ts).
+   */
+  concurrency?: 0 | 1 | 2;
+};
 
 /**
  * MADV_DONTNEED three times in seven: it zaps like munmap but keeps the VMA, so every PTE

@@ -17,6 +17,20 @@ import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
 import { observationsEqual, observe } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
+import { InfeasibleSchedule, NestedScheduler, NO_PENDING, TraceCursor, type Completed, type PendingOps, type SchedPolicy } from './sched.ts';
+
+/** What a top-level step did: every operation it ran, how far it got, what broke. */
+export type TopResult = {
+  /** In the order they completed. */
+  readonly ran: readonly Completed[];
+  /** In the order they started: the trace order. */
+  readonly started: readonly Op[];
+  readonly violation: Violation | null;
+  /** Index in `started` of the operation the violation is charged to, else -1. */
+  readonly failedAt: number;
+  /** Set when the schedule cannot be emulated (properties/sched.ts): nothing was judged. */
+  readonly infeasible: string | null;
+};
 
 export type SessionOptions = {
   kernel: KernelChoice;
@@ -74,27 +88,91 @@ export class Session {
 
   /** Run one step; its outcome and the first violation (null when every invariant holds). */
   step(op: Op): { outcome: Outcome; violation: Violation | null } {
-    const index = this.steps++;
-    let outcome: Outcome;
+    const r = this.stepTop(op, NO_PENDING, null);
+    const mine = r.ran.find((c) => c.op === op);
+    return { outcome: mine?.outcome ?? { kind: 'errno', errno: 'EIO' }, violation: r.violation };
+  }
+
+  /**
+   * Run `op` at top level, with the operations of `pending` that the recorded switches
+   * (policy null) or `policy` start nested at its scheduling points (properties/sched.ts).
+   * The invariants are checked once the kernel is quiescent again, for each operation in
+   * the order it completed (its linearisation: every operation here takes effect at or
+   * after its last scheduling point); in diff mode the implementation runs the same
+   * operations with the switches the model recorded.
+   */
+  stepTop(op: Op, pending: PendingOps, policy: SchedPolicy | null): TopResult {
+    const base = this.steps;
+    const sched = new NestedScheduler(this.primary, pending, policy);
+    const result = (violation: Violation | null, failedAt: number): TopResult => {
+      this.steps = base + sched.started.length;
+      return { ran: sched.ran, started: sched.started, violation, failedAt, infeasible: null };
+    };
     try {
-      outcome = this.primary.step(op);
+      if (pending.peek() === undefined) {
+        sched.started.push(op);
+        sched.ran.push({ op, outcome: this.primary.step(op) });
+      } else {
+        sched.run(op);
+      }
       this.primary.debugVm?.();
     } catch (e) {
-      return { outcome: { kind: 'errno', errno: 'EIO' }, violation: asViolation(e, this.primary.kind, op) };
+      if (e instanceof InfeasibleSchedule) {
+        this.steps = base + sched.started.length;
+        return { ran: sched.ran, started: sched.started, violation: null, failedAt: -1, infeasible: e.message };
+      }
+      const failing = sched.started.length - 1;
+      return result(asViolation(e, this.primary.kind, sched.started[failing] ?? op), failing);
     } finally {
       this.view.invalidate();
       this.keptRemoteViews = null;
     }
+    const indexOf = (o: Op) => base + sched.started.indexOf(o);
     if (this.shadow !== null) {
-      const v = this.compare(op, outcome);
-      if (v !== null) return { outcome, violation: { ...v, cause: causeOf(v, op) } };
+      const v = this.compareTop(sched.started, sched.ran);
+      if (v !== null) return result({ ...v.violation, cause: causeOf(v.violation, v.op) }, sched.started.length - 1);
     }
     const views = this.remoteViews();
     const k = this.view;
-    this.ghost.apply(op, outcome, k, views);
-    if (this.invariants.length === 0) return { outcome, violation: null };
-    const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, op, outcome, views, index), this.invariants);
-    return { outcome, violation };
+    for (const c of sched.ran) {
+      this.ghost.apply(c.op, c.outcome, k, views);
+      if (this.invariants.length === 0) continue;
+      const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op)), this.invariants);
+      // Charged to the last operation started: a repro cut after it keeps the whole interleaving.
+      if (violation !== null) return result(violation, sched.started.length - 1);
+    }
+    return result(null, -1);
+  }
+
+  /** The implementation runs what the model ran, with the switches the model recorded. */
+  private compareTop(started: readonly Op[], ran: readonly Completed[]): { violation: Violation; op: Op } | null {
+    if (started.length === 1) {
+      const v = this.compare(started[0]!, ran[0]!.outcome);
+      return v === null ? null : { violation: v, op: started[0]! };
+    }
+    const shadow = new NestedScheduler(this.shadow!, new TraceCursor(started, 1), null);
+    try {
+      shadow.run(started[0]!);
+      this.shadow!.debugVm?.();
+    } catch (e) {
+      const v = asViolation(e, 'impl', started[0]!);
+      return { violation: { invariant: 'differential', message: `impl threw where the model did not: ${v.message}` }, op: shadow.started[shadow.started.length - 1] ?? started[0]! };
+    }
+    for (let i = 0; i < ran.length; i++) {
+      const a = ran[i]!;
+      const b = shadow.ran[i];
+      if (b === undefined || b.op !== a.op) {
+        return { violation: { invariant: 'differential', message: `${a.op.op}: the implementation completed the operations of a concurrent step in another order` }, op: a.op };
+      }
+      if (!outcomeEquals(a.outcome, b.outcome)) {
+        return { violation: { invariant: 'differential', message: `${a.op.op}: model ${formatOutcome(a.outcome)}, impl ${formatOutcome(b.outcome)}` }, op: a.op };
+      }
+    }
+    const x = observe(this.view);
+    const y = observe(this.shadow!.inspect);
+    if (observationsEqual(x, y)) return null;
+    const last = ran[ran.length - 1]!.op;
+    return { violation: { invariant: 'differential', message: `after ${last.op} the observations differ: ${firstDifference(JSON.stringify(x), JSON.stringify(y))}` }, op: last };
   }
 
   private compare(op: Op, outcome: Outcome): Violation | null {
