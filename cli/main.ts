@@ -5,19 +5,20 @@
  */
 import { randomInt } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { appendFileSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
-import { campaignCause, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
+import { attributeCore, campaignCause, campaignSignature, failureKey, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
 import { causeTitle } from '../properties/invariants/index.ts';
-import { runCampaignParallel } from '../harness/pool.ts';
+import { runCampaignParallel, type ParallelProgress, type ParallelResult } from '../harness/pool.ts';
 import { formatJunit, formatMarkdown, formatSummaryTable, statusOf, type CampaignReport, type FailureReport } from '../harness/report.ts';
 import { jsonFilesBelow, mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
-  failureSignature, loadRepro, replayRepro, reproPath, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, type Repro,
+  failureSignature, loadRepro, replayRepro, reproPath, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, TEMP_MARK, type Repro,
 } from '../harness/repro.ts';
 import { shrinkOps } from '../harness/shrink.ts';
 import { tellStory, unexpectedEnding } from '../harness/story.ts';
@@ -25,7 +26,7 @@ import { storyHtml } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
 import { ORACLE_OPS, replayOracleRepro, runOracle } from '../harness/oracle.ts';
 import { reproToC } from '../harness/oracle-c.ts';
-import { outputPath, parseArgs, positiveInt, UsageError } from './args.ts';
+import { outputPath, parseArgs, positiveInt, probeFile, UsageError, writableDir } from './args.ts';
 
 const HELP = `mapfuzz — property-based fuzzing of memory-mapping semantics
 
@@ -92,7 +93,11 @@ export async function main(argv: readonly string[], out: Out = defaultOut): Prom
       out.err(`mapfuzz: malformed repro ${e.message}`);
       return 2;
     }
-    throw e;
+    // No stack trace, ever: an I/O error names its code and path; anything else its message.
+    if (process.env.MAPFUZZ_DEBUG === '1') throw e;
+    const n = e as NodeJS.ErrnoException;
+    out.err(`mapfuzz: ${n.code !== undefined ? `${n.syscall ?? 'i/o'} failed: ${ioError(e)}` : `internal error: ${String(n.message ?? e).split('\n')[0]}`} (MAPFUZZ_DEBUG=1 shows the stack)`);
+    return 2;
   }
 }
 
@@ -116,6 +121,54 @@ function reproFiles(paths: readonly string[]): string[] {
   return jsonFilesBelow(paths);
 }
 
+/** Every file below the given files or directories, sorted (a file given is taken as it is). */
+function filesBelow(paths: readonly string[]): string[] {
+  const files: string[] = [];
+  const walk = (p: string) => {
+    if (statSync(p).isDirectory()) for (const name of readdirSync(p).sort()) walk(join(p, name));
+    else files.push(p);
+  };
+  for (const p of paths) walk(p);
+  return files;
+}
+
+/** Why a file below a corpus is not a repro file by its name: a temporary file an interrupted write left, or not .json. */
+function misnamed(file: string): string | null {
+  const tmp = new RegExp(`\\.json${TEMP_MARK.replace('.', '\\.')}(\\d+)$`).exec(file);
+  if (tmp !== null) return `a temporary file left by an interrupted write (process ${tmp[1]}); the repro it was writing is not in the corpus`;
+  if (!file.endsWith('.json')) return 'not a repro file (repro files end in .json)';
+  return null;
+}
+
+/**
+ * The repro files `replay` and `corpus check` take: every file below the paths must be a
+ * well-named, well-formed repro, and there must be at least one. The bad ones are listed
+ * (`list`), each with its reason; any bad or none is a usage error (exit 2).
+ */
+function checkedRepros(paths: readonly string[], out: Out, list: boolean): [string, Repro][] {
+  for (const p of paths) if (!existsSync(p)) throw new UsageError(`no such file or directory: ${p}`);
+  const files = filesBelow(paths);
+  if (files.length === 0) throw new UsageError(`no repro files below ${paths.join(', ')}`);
+  const good: [string, Repro][] = [];
+  const bad: string[] = [];
+  for (const file of files) {
+    const why = misnamed(file);
+    if (why !== null) {
+      bad.push(`${file}: ${why}`);
+      continue;
+    }
+    try {
+      good.push([file, loadRepro(file)]);
+    } catch (e) {
+      if (!(e instanceof ReproFormatError)) throw e;
+      bad.push(`malformed repro ${e.message}`);
+    }
+  }
+  if (bad.length === 0) return good;
+  if (list) for (const b of bad) out.log(`bad  ${b}`);
+  throw new UsageError(bad.length === 1 ? bad[0] : `${bad.length} of ${files.length} files are bad (listed above); the first: ${bad[0]}`);
+}
+
 /** The corpus's emulated-kernel repros (the oracle's, under kernel/, replay on Linux instead). */
 function loadCorpus(dir: string): Repro[] {
   if (!existsSync(dir)) return [];
@@ -136,17 +189,129 @@ function shown(path: string): string {
 /** Where each loaded repro came from. */
 const knownFiles = new WeakMap<Repro, string>();
 
-function progressPrinter(out: Out, label: string) {
+/** The progress line: new failures apart from known flaws, the rate measured from the first step (start-up excluded). */
+function progressPrinter(out: Out, label: string, counts: () => { fresh: number; known: number }) {
   const tty = process.stderr.isTTY === true;
   let lastLine = 0;
-  return (p: { runs: number; steps: number; elapsedMs: number; failures: number }) => {
-    const line = `${label} ${(p.elapsedMs / 1000).toFixed(0)}s  ${Math.round(p.steps / Math.max(1, p.elapsedMs / 1000))} steps/s  ${p.runs} traces  ${p.failures} failures`;
+  return (p: ParallelProgress) => {
+    const c = counts();
+    const rate = Math.round(p.steps / Math.max(1, p.steppingMs / 1000));
+    const line = `${label} ${(p.elapsedMs / 1000).toFixed(0)}s  ${rate} steps/s  ${p.runs} traces  ${c.fresh} new failure${c.fresh === 1 ? '' : 's'}, ${c.known} known`;
     if (tty) process.stderr.write(`\r${line}\x1b[K`);
     else if (p.elapsedMs - lastLine >= 5000) {
       lastLine = p.elapsedMs;
       out.err(line);
     }
   };
+}
+
+/** Exit status after a signal: 128 + its number. */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * SIGINT and SIGTERM, and the parent's death (npx runs mapfuzz under `sh -c`, which a
+ * SIGTERM to npx kills, leaving mapfuzz an orphan), call `stop` once; a second signal exits
+ * at once. Only the main thread receives signals.
+ */
+function watchSignals(out: Out, stop: () => void): { received: () => string | undefined; dispose: () => void } {
+  let received: string | undefined;
+  const onSignal = (sig: string) => {
+    if (received !== undefined) process.exit(SIGNAL_EXIT[received]);
+    received = sig;
+    out.err(`mapfuzz: ${sig}: stopping the workers and writing what was found (again to quit at once)`);
+    stop();
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  const ppid = process.ppid;
+  const parentWatch = setInterval(() => { if (process.ppid !== ppid && received === undefined) onSignal('SIGTERM'); }, 250);
+  parentWatch.unref();
+  if (isMainThread) {
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  }
+  return {
+    received: () => received,
+    dispose: () => {
+      clearInterval(parentWatch);
+      process.removeListener('SIGINT', onInt);
+      process.removeListener('SIGTERM', onTerm);
+    },
+  };
+}
+
+/**
+ * Repro files written as the campaign finds them: each failure as soon as it is shrunk and
+ * kept (the lowest run of its signature so far), so a campaign that is
+ * stopped loses nothing it found. At the end `settle` writes the campaign's final
+ * decisions, the same files a campaign that wrote only at its end would write, and removes
+ * the files it created that those decisions superseded (a lower run of the same failure,
+ * one held back); the same seed so leaves byte-identical files.
+ */
+class LiveCorpus {
+  private readonly created = new Set<string>();
+  private readonly freshKeys = new Set<string>();
+  private readonly knownKeys = new Set<string>();
+  readonly errors: string[] = [];
+
+  constructor(private readonly known: readonly Repro[], private readonly corpusDir: string, private readonly knownFlaws: ReadonlySet<string>) {}
+
+  counts(): { fresh: number; known: number } {
+    return { fresh: this.freshKeys.size, known: this.knownKeys.size };
+  }
+
+  /** A failure just kept by the campaign (harness/pool.ts onFailure). */
+  found(f: CampaignFailure): void {
+    let g = f;
+    try {
+      [g] = attributeCore([f], FUZZ_CONFIG);
+    } catch {
+      // Attributed again at the end; written under its strategy meanwhile.
+    }
+    // Known flaws are signatures (strategy, invariant, cause), as recordFailure names them.
+    const key = campaignSignature(g);
+    if (this.knownFlaws.has(key)) {
+      this.knownKeys.add(key);
+      return;
+    }
+    this.freshKeys.add(key);
+    this.record(g);
+  }
+
+  /** recordFailure, a failed write reported as one line and the report saying so. */
+  record(f: CampaignFailure): FailureReport {
+    try {
+      return recordFailure(f, this.known, this.corpusDir, (file) => {
+        if (!existsSync(file)) this.created.add(resolve(file));
+      });
+    } catch (e) {
+      const line = `cannot write the repro of ${failureKey(f)}: ${ioError(e)}`;
+      if (!this.errors.includes(line)) this.errors.push(line);
+      return { failure: f, known: false, file: '(not written)', note: 'the repro could not be written' };
+    }
+  }
+
+  /** The final reports' files kept; the files this campaign created and no report names removed. */
+  settle(reports: readonly FailureReport[]): void {
+    const kept = new Set(reports.map((r) => resolve(r.file)));
+    for (const file of this.created) if (!kept.has(file)) rmSync(file, { force: true });
+  }
+}
+
+/** An I/O error as a few words: its code and path, no stack. */
+function ioError(e: unknown): string {
+  const n = e as NodeJS.ErrnoException;
+  return n.code !== undefined ? `${n.code}${n.path === undefined ? '' : ` (${n.path})`}` : String(n.message ?? e);
+}
+
+/** Write an output file; a failure is one line in `errors`, and the other outputs are still written. */
+function writeOutput(errors: string[], what: string, file: string, text: string, append = false): void {
+  try {
+    if (append) appendFileSync(file, text);
+    else writeFileSync(file, text);
+  } catch (e) {
+    errors.push(`cannot write ${what} ${file}: ${ioError(e)}`);
+  }
 }
 
 function shardFlag(v: unknown): Shard | undefined {
@@ -159,14 +324,16 @@ function shardFlag(v: unknown): Shard | undefined {
   return shard;
 }
 
+const FUZZ_FLAGS = {
+  kernel: 'string', strategy: 'string', seed: 'int', time: 'int', runs: 'int', corpus: 'string', json: 'string',
+  workers: 'int', shard: 'string', 'step-timeout': 'int', junit: 'string', 'max-failures': 'int',
+} as const;
+
 /** Workers at most: more than the machine's cores only slows a campaign down. */
 const WORKERS_MAX = 64;
 
 async function fuzz(argv: readonly string[], out: Out): Promise<number> {
-  const { flags, positional } = parseArgs(argv, {
-    kernel: 'string', strategy: 'string', seed: 'int', time: 'int', runs: 'int', corpus: 'string', json: 'string',
-    workers: 'int', shard: 'string', 'step-timeout': 'int', junit: 'string',
-  });
+  const { flags, positional } = parseArgs(argv, FUZZ_FLAGS);
   if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
   if (flags.time !== undefined && flags.runs !== undefined) throw new UsageError('give --time or --runs, not both');
   const kernel = kernelFlag(flags.kernel, 'diff');
@@ -178,30 +345,54 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const workers = positiveInt(flags, 'workers', Math.min(2, availableParallelism()))!;
   if (workers > WORKERS_MAX) throw new UsageError(`--workers must be at most ${WORKERS_MAX}`);
   const stepTimeoutS = positiveInt(flags, 'step-timeout', 10)!;
+  const maxFailures = positiveInt(flags, 'max-failures');
   const shard = shardFlag(flags.shard);
   const seed = typeof flags.seed === 'number' ? flags.seed : randomInt(1, 2 ** 31);
-  const corpusDir = String(flags.corpus ?? 'corpus');
+  // Every output is checked before any work, so a campaign never dies writing what it found.
+  const corpusDir = writableDir(String(flags.corpus ?? 'corpus'), '--corpus');
   const known = loadCorpus(corpusDir);
   // Known flaws by signature: one cause of an invariant, not every way it can break.
   const knownFlaws = known.filter(isKnownFlaw).map((r) => failureSignature(r));
   const jsonFile = outputPath(flags, 'json');
   const junitFile = outputPath(flags, 'junit');
+  const stepSummary = process.env.GITHUB_STEP_SUMMARY === '' ? undefined : process.env.GITHUB_STEP_SUMMARY;
+  if (stepSummary !== undefined && probeFile(stepSummary) !== null) throw new UsageError(`$GITHUB_STEP_SUMMARY ${stepSummary}: cannot write: ${probeFile(stepSummary)}`);
   out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}, ` +
     `${strategies.length === 0 ? 'core operations' : `${withCore ? 'core operations and ' : ''}strategies ${strategies.map((s) => s.name).join(', ')}`}, ` +
     `${runs !== undefined ? `${runs} traces` : `${timeS} s`}${shard === undefined ? '' : `, shard ${shard.index}/${shard.count}`}, ` +
     `${workers} worker${workers === 1 ? '' : 's'}`);
-  const result = await runCampaignParallel({
-    seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, kernel, strategies, withCore, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
-    shard, workers, stepTimeoutMs: stepTimeoutS * 1000, onProgress: progressPrinter(out, 'fuzz'),
-    lookPast: knownFlaws,
-  });
+  const live = new LiveCorpus(known, corpusDir, new Set(knownFlaws));
+  const stop = new AbortController();
+  let stoppedAtMax = false;
+  const signals = watchSignals(out, () => stop.abort());
+  let result: ParallelResult;
+  try {
+    result = await runCampaignParallel({
+      seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, kernel, strategies, withCore, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
+      shard, workers, stepTimeoutMs: stepTimeoutS * 1000, onProgress: progressPrinter(out, 'fuzz', () => live.counts()),
+      lookPast: knownFlaws, signal: stop.signal,
+      onFailure: (f) => {
+        live.found(f);
+        if (maxFailures !== undefined && live.counts().fresh >= maxFailures && !stop.signal.aborted) {
+          stoppedAtMax = true;
+          stop.abort();
+        }
+      },
+    });
+  } finally {
+    signals.dispose();
+  }
   if (process.stderr.isTTY) process.stderr.write('\n');
   const held = heldBack(result.failures, new Set(knownFlaws));
-  const reports = result.failures.map((f) => held.has(f) ? heldReport(f, result.failures, held) : recordFailure(f, known, corpusDir));
+  const reports = result.failures.map((f) => held.has(f) ? heldReport(f, result.failures, held) : live.record(f));
+  live.settle(reports);
+  const signal = signals.received();
   const report: CampaignReport = {
     seed, kernel, strategies: [...(strategies.length === 0 || withCore ? ['core'] : []), ...strategies.map((s) => s.name)], shard: shard === undefined ? null : `${shard.index}/${shard.count}`,
     workers, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, failures: reports,
   };
+  if (signal !== undefined) out.log(`interrupted by ${signal}: what the finished traces found`);
+  else if (stoppedAtMax) out.log(`stopped after ${maxFailures} new failure${maxFailures === 1 ? '' : 's'} (--max-failures)`);
   out.log(`${result.runs} traces, ${result.steps} checked steps in ${(result.elapsedMs / 1000).toFixed(1)} s ` +
     `(${Math.round(result.steps / Math.max(0.001, result.elapsedMs / 1000))} steps/s, ${workers} worker${workers === 1 ? '' : 's'})`);
   for (const r of reports) {
@@ -212,18 +403,22 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const fresh = reports.filter((r) => !r.known).length - held.size;
   out.log(fresh === 0 ? (reports.length === 0 ? 'no invariant broke' : 'only known flaws broke')
     : `${fresh} new failure${fresh === 1 ? '' : 's'}${held.size === 0 ? '' : ` (${held.size} more held back, see above)`}`);
+  const errors = [...live.errors];
   if (jsonFile !== undefined) {
-    writeFileSync(jsonFile, `${JSON.stringify({
+    writeOutput(errors, '--json', jsonFile, `${JSON.stringify({
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
+      ...(signal === undefined ? {} : { interrupted: signal }),
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, cause: campaignCause(r.failure), kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
         message: r.failure.message, known: r.known, held: r.held === true, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
       })),
     }, null, 2)}\n`);
   }
-  if (junitFile !== undefined) writeFileSync(junitFile, formatJunit(report));
-  const stepSummary = process.env.GITHUB_STEP_SUMMARY;
-  if (stepSummary !== undefined && stepSummary !== '') appendFileSync(stepSummary, formatMarkdown(report));
+  if (junitFile !== undefined) writeOutput(errors, '--junit', junitFile, formatJunit(report));
+  if (stepSummary !== undefined) writeOutput(errors, '$GITHUB_STEP_SUMMARY', stepSummary, formatMarkdown(report), true);
+  for (const e of errors) out.err(`mapfuzz: ${e}`);
+  if (signal !== undefined) return SIGNAL_EXIT[signal];
+  if (errors.length > 0) return 2;
   return fresh === 0 ? 0 : 1;
 }
 
@@ -265,7 +460,7 @@ export function reproTitle(f: Pick<CampaignFailure, 'strategy' | 'invariant' | '
  * both are reported with that file, which replays the failure. Otherwise (a fixed bug's repro
  * that still passes is another bug of the same shape) the new repro is written.
  */
-function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: string): FailureReport {
+function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: string, beforeWrite: (file: string) => void = () => {}): FailureReport {
   const repro: Repro = {
     format: REPRO_FORMAT, title: reproTitle(f), kernel: f.kernel, strategy: f.strategy,
     invariant: f.invariant, cause: campaignCause(f), expect: 'reproduces', seed: f.seed, message: f.message, config: { ...FUZZ_CONFIG }, ops: f.ops,
@@ -279,6 +474,7 @@ function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: s
   if (regressed !== undefined) return { failure: f, known: false, file: shown(knownFiles.get(regressed)!), note: 'expects to pass: regressed' };
   if (f.ops.length === 0) return { failure: f, known: false, file: '(no repro: the trace could not be rebuilt)' };
   const file = reproPath(corpusDir, repro);
+  beforeWrite(file);
   writeReproFile(file, repro);
   return { failure: f, known: false, file: shown(file) };
 }
@@ -302,14 +498,17 @@ async function scorecard(argv: readonly string[], out: Out): Promise<number> {
     onStrategy: (name, runs, broken) => out.err(`scorecard: ${name}: ${runs} traces, ${broken} invariants broken`),
   });
   out.log(formatScorecard(card));
-  if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify(card, null, 2)}\n`);
+  const errors: string[] = [];
+  if (jsonFile !== undefined) writeOutput(errors, '--json', jsonFile, `${JSON.stringify(card, null, 2)}\n`);
+  for (const e of errors) out.err(`mapfuzz: ${e}`);
+  if (errors.length > 0) return 2;
   return card.flaws.every((f) => f.expected) ? 0 : 1;
 }
 
 function replay(argv: readonly string[], out: Out): number {
   const { positional } = parseArgs(argv, {});
   if (positional.length === 0) throw new UsageError('replay needs repro files or directories');
-  const repros = reproFiles(positional).map((f) => [f, loadRepro(f)] as const);
+  const repros = checkedRepros(positional, out, true);
   let bad = 0;
   for (const [file, r] of repros) {
     // An oracle repro replays on the running kernel; where there is none it is skipped, and says so.
@@ -349,7 +548,9 @@ function show(argv: readonly string[], out: Out): number {
   const c = outputPath(flags, 'c');
   if (html !== undefined) {
     const page = storyHtml(repro);
-    writeFileSync(html, page.html);
+    const errors: string[] = [];
+    writeOutput(errors, '--html', html, page.html);
+    if (errors.length > 0) throw new UsageError(errors[0]);
     out.log(`wrote ${html}: the story of ${repro.ops.length} steps as one page`);
     if (!page.asExpected) out.log(`${positional[0]}: ${unexpectedEnding(repro)}`);
     return page.asExpected ? 0 : 1;
@@ -357,7 +558,9 @@ function show(argv: readonly string[], out: Out): number {
   if (c !== undefined) {
     const unsupported = repro.ops.find((op) => !ORACLE_OPS.includes(op.op));
     if (unsupported !== undefined) throw new UsageError(`${positional[0]} uses ${unsupported.op}, which has no plain-syscall counterpart; no C program written`);
-    writeFileSync(c, reproToC(repro.ops));
+    const errors: string[] = [];
+    writeOutput(errors, '--c', c, reproToC(repro.ops));
+    if (errors.length > 0) throw new UsageError(errors[0]);
     out.log(`wrote ${flags.c}: build it with \`cc -O2 -o repro ${flags.c}\` and run ./repro`);
     return 0;
   }
@@ -374,9 +577,8 @@ function oracle(argv: readonly string[], out: Out): number {
   const timeS = positiveInt(flags, 'time', runs === undefined ? 30 : undefined);
   const seed = typeof flags.seed === 'number' ? flags.seed : 1;
   const jsonFile = outputPath(flags, 'json');
-  const report = runOracle({
-    seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, corpusDir: String(flags.corpus ?? 'corpus/kernel'),
-  });
+  const corpusDir = writableDir(String(flags.corpus ?? 'corpus/kernel'), '--corpus');
+  const report = runOracle({ seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, corpusDir });
   if (report.unavailable !== undefined) {
     out.err(`mapfuzz oracle: skipped: ${report.unavailable}`);
     return 2;
@@ -390,14 +592,17 @@ function oracle(argv: readonly string[], out: Out): number {
     const what = d.documented !== undefined ? `documented (${d.documented})` : 'diverge';
     out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}` : ''}`);
   }
+  const errors: string[] = [];
   if (jsonFile !== undefined) {
-    writeFileSync(jsonFile, `${JSON.stringify({
+    writeOutput(errors, '--json', jsonFile, `${JSON.stringify({
       runs: report.runs, agree: report.agree, diverge: report.diverge, documented: report.documented, skipped: report.skipped,
       documentedBy: report.documentedBy, divergencesBy: report.divergencesBy, skippedBy: report.skippedBy,
       opsCovered: report.opsCovered, seed: report.seed, elapsedMs: report.elapsedMs,
       divergences: report.divergences,
     }, null, 2)}\n`);
   }
+  for (const e of errors) out.err(`mapfuzz: ${e}`);
+  if (errors.length > 0) return 2;
   return report.diverge === 0 ? 0 : 1;
 }
 
@@ -407,8 +612,7 @@ function corpus(argv: readonly string[], out: Out): number {
   if (sub !== 'check') throw new UsageError('corpus takes a subcommand: check DIR... or merge OUT DIR...');
   const { positional } = parseArgs(rest, {});
   if (positional.length === 0) throw new UsageError('corpus check needs directories');
-  const files = reproFiles(positional);
-  for (const f of files) loadRepro(f);
+  const files = checkedRepros(positional, out, true);
   out.log(`${files.length} repro files are well formed`);
   return 0;
 }
@@ -418,6 +622,7 @@ function corpusMerge(argv: readonly string[], out: Out): number {
   if (positional.length < 2) throw new UsageError('corpus merge needs OUT and at least one directory');
   const [target, ...dirs] = positional;
   for (const d of dirs) if (!existsSync(d)) throw new UsageError(`no such file or directory: ${d}`);
+  writableDir(target, 'corpus merge: OUT');
   const r = mergeCorpora(target, dirs);
   out.log(`merged ${r.files} repro files into ${target}: ${r.kept} distinct, ${r.written} written, ${r.dropped} duplicates dropped`);
   return 0;

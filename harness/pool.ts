@@ -13,7 +13,7 @@ import type { KernelConfig } from '../kernel-api/config.ts';
 import type { InvariantId } from '../kernel-api/strategy.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
 import {
-  attributeCore, mergeFailure, shardRuns, sortedFailures, type CampaignFailure, type CampaignOptions, type CampaignResult, type RunReport,
+  attributeCore, campaignSignature, mergeFailure, shardRuns, sortedFailures, type CampaignFailure, type CampaignOptions, type CampaignProgress, type CampaignResult, type RunReport,
 } from './campaign.ts';
 import { makePlan, prefixOps, runSeed, sessionBase, strategyName, traceOf, PHASE_BUILD, PHASE_SHRINK, type RunPlan } from './runner.ts';
 
@@ -27,7 +27,23 @@ export type WorkerInit = {
 export type ToWorker = { type: 'run'; runs: number[] };
 export type FromWorker = { type: 'ready' } | { type: 'done'; reports: RunReport[] } | { type: 'shrinking'; run: number; ops: Op[] };
 
-export type ParallelOptions = CampaignOptions & {
+/** Progress of a parallel campaign: also the time since the first worker was ready to step (start-up excluded). */
+export type ParallelProgress = CampaignProgress & { steppingMs: number };
+
+export type ParallelOptions = Omit<CampaignOptions, 'onProgress'> & {
+  onProgress?: (p: ParallelProgress) => void;
+  /**
+   * Called as soon as a run's failure is shrunk and becomes the one kept for its signature
+   * (a first one, or one of a lower run index than the one kept before). The
+   * campaign's final failures (the result's, attributed to the core where they are the
+   * core's) are decided at the end; this is for writing what was found as it is found.
+   */
+  onFailure?: (f: CampaignFailure) => void;
+  /**
+   * Aborting it stops the campaign at once: the runs in flight are dropped, the workers
+   * terminated, and the result (`interrupted`) holds what the finished runs found.
+   */
+  signal?: AbortSignal;
   workers: number;
   /** A step (or a shrink replay) that runs longer than this is a hang. */
   stepTimeoutMs: number;
@@ -41,6 +57,8 @@ export type ParallelOptions = CampaignOptions & {
 
 export type ParallelResult = CampaignResult & {
   workers: number; hangs: number; crashes: number;
+  /** Stopped through `signal` before its budget was spent. */
+  interrupted: boolean;
   /** Steps checked and time taken once every worker had started and warmed up (start-up excluded): the throughput. */
   steady: { steps: number; ms: number };
 };
@@ -86,6 +104,8 @@ class Supervisor {
   private exhausted = false;
   private respawns = 0;
   private lastProgressMs = 0;
+  /** When the first worker was ready: the progress line's rate is measured from there. */
+  private firstReadyMs: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private settled = false;
   private allReady: { steps: number; ms: number } | undefined;
@@ -95,10 +115,15 @@ class Supervisor {
   constructor(private readonly opts: ParallelOptions, private readonly resolve: (r: ParallelResult) => void, private readonly reject: (e: Error) => void) {
     this.plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax, opts.withCore, opts.lookPast ?? null);
     this.runs = shardRuns(opts.runs, opts.shard);
-    this.result = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [], workers: opts.workers, hangs: 0, crashes: 0, steady: { steps: 0, ms: 0 } };
+    this.result = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [], workers: opts.workers, hangs: 0, crashes: 0, interrupted: false, steady: { steps: 0, ms: 0 } };
   }
 
   start(): void {
+    if (this.opts.signal?.aborted === true) {
+      this.settle(true);
+      return;
+    }
+    this.opts.signal?.addEventListener('abort', () => this.settle(true), { once: true });
     for (let i = 0; i < this.opts.workers; i++) this.spawn();
     const pollMs = Math.max(10, Math.min(250, this.opts.stepTimeoutMs / 4));
     this.timer = setInterval(() => this.poll(), pollMs);
@@ -168,6 +193,7 @@ class Supervisor {
     if (slot.gone) return; // a report that crossed the worker's termination: its runs were settled
     if (m.type === 'ready') {
       slot.ready = true;
+      this.firstReadyMs ??= this.elapsedMs();
       if (this.allReady === undefined && [...this.slots].every((x) => x.ready)) this.allReady = { steps: this.result.steps, ms: this.elapsedMs() };
       this.dispatch(slot);
     } else if (m.type === 'shrinking') {
@@ -192,10 +218,17 @@ class Supervisor {
     if (this.warm === undefined && this.allReady !== undefined && this.elapsedMs() - this.allReady.ms >= (this.opts.warmupMs ?? 0)) {
       this.warm = { steps: this.result.steps, ms: this.elapsedMs() };
     }
-    for (const f of report.failures) mergeFailure(this.failures, { ...f, foundAfterMs: Math.round(this.elapsedMs()) });
+    for (const f of report.failures) {
+      const kept = { ...f, foundAfterMs: Math.round(this.elapsedMs()) };
+      mergeFailure(this.failures, kept);
+      if (this.failures.get(campaignSignature(kept)) === kept) this.opts.onFailure?.(kept);
+    }
     if (this.opts.onProgress !== undefined && this.elapsedMs() - this.lastProgressMs >= 1000) {
       this.lastProgressMs = this.elapsedMs();
-      this.opts.onProgress({ runs: this.result.runs, steps: this.result.steps, elapsedMs: Math.round(this.elapsedMs()), failures: this.failures.size });
+      this.opts.onProgress({
+        runs: this.result.runs, steps: this.result.steps, elapsedMs: Math.round(this.elapsedMs()), failures: this.failures.size,
+        steppingMs: Math.round(this.elapsedMs() - (this.firstReadyMs ?? 0)),
+      });
     }
   }
 
@@ -280,7 +313,15 @@ class Supervisor {
     if (this.settled || !this.exhausted) return;
     if (this.returned.length > 0 && this.slots.size > 0) return;
     for (const slot of this.slots) if (slot.queue.length > 0 || !slot.ready) return;
+    this.settle(false);
+  }
+
+  /** The end: every worker terminated, the failures kept so far attributed and sorted. Interrupted: the runs in flight are dropped. */
+  private settle(interrupted: boolean): void {
+    if (this.settled) return;
     this.settled = true;
+    this.exhausted = true;
+    this.result.interrupted = interrupted;
     clearInterval(this.timer);
     for (const slot of this.slots) {
       slot.gone = true;

@@ -5,7 +5,7 @@
  * and written atomically (a temporary file, then rename).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Op } from '../kernel-api/op.ts';
 import { validateOp } from '../kernel-api/op-schema.ts';
@@ -116,10 +116,19 @@ export function writeReproFile(path: string, r: Repro): void {
 /** A file's text written to a temporary name beside it, then renamed into place. */
 export function writeAtomically(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
+  const tmp = `${path}${TEMP_MARK}${process.pid}`;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  } catch (e) {
+    // A failed write leaves no temporary file behind (a killed process can: corpus check lists those).
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
+
+/** What a temporary file's name carries after the final name: `<file>.tmp-<pid>`. */
+export const TEMP_MARK = '.tmp-';
 
 /** Parse and validate a repro file's text. Throws ReproFormatError naming the field. */
 export function parseRepro(file: string, text: string): Repro {
