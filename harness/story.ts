@@ -12,6 +12,8 @@ import type { Repro } from './repro.ts';
 import { judgeReplay, sessionFor } from './repro.ts';
 import type { Violation } from '../properties/invariants/index.ts';
 import { hex } from '../kernel-api/format.ts';
+import { taskOf } from '../kernel-api/op.ts';
+import { NO_PENDING, TraceCursor, type Preemption } from '../properties/sched.ts';
 
 const PROT = ['---', 'r--', '-w-', 'rw-', '--x', 'r-x', '-wx', 'rwx'];
 
@@ -106,9 +108,15 @@ export type StoryStep = {
   changes: string[];
   after: Observation;
   violation: Violation | null;
+  /** Set when the operation ran nested: the task it preempted, where, and the locks that task held. */
+  preempted?: string;
 };
 
-export type Story = { header: string[]; before: Observation; steps: StoryStep[]; broken: Violation | null };
+export type Story = {
+  header: string[]; before: Observation; steps: StoryStep[]; broken: Violation | null;
+  /** The recorded schedule could not be replayed (an edited repro): nothing after it was judged. */
+  infeasible?: string;
+};
 
 /**
  * Whether the story ends as the repro expects: its invariant broken, or nothing broken.
@@ -116,6 +124,7 @@ export type Story = { header: string[]; before: Observation; steps: StoryStep[];
  */
 export function endsAsExpected(r: Repro, story: Story): boolean {
   if (r.invariant === 'hang') return true;
+  if (story.infeasible !== undefined) return false;
   const broken = story.broken === null ? null : { ...story.broken, step: story.steps.length - 1 };
   return judgeReplay(r, broken).ok;
 }
@@ -127,21 +136,55 @@ export function unexpectedEnding(r: Repro): string {
     : 'this repro expects every invariant to hold: it has regressed';
 }
 
-/** Replay a repro step by step, recording each step's outcome, changes and observation. */
+/** Which task ran an operation: its thread when it names one, else its process. */
+function taskName(op: Op): string {
+  const t = taskOf(op);
+  return op.tid !== undefined && op.tid !== (op as { pid?: number }).pid ? `T${t}` : `P${t}`;
+}
+
+function preemptionText(p: Preemption): string {
+  const held = p.held.length === 0 ? 'holding no lock' : `holding ${p.held.join(', ')}`;
+  return `runs while ${taskName(p.op)} is preempted in ${p.op.op} at ${p.where} (its scheduling point ${p.at}), ${held}`;
+}
+
+/**
+ * Replay a repro step by step, as replay does (properties/trace.ts replayOps): an operation
+ * a recorded switch starts nested runs inside the one it preempted, and its step says so.
+ * The machine is observed once the operations of a top-level step have all completed.
+ */
 export function storyOf(r: Repro): Story {
   // Its own invariant alone, as replay judges it (judgeReplay).
   const session = new Session(sessionFor(r, r.invariant));
   const header = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
+  if (r.ops.some((op) => op.switches !== undefined)) header.push('concurrent: operations marked "runs while" start nested at a scheduling point of the operation they preempt');
   const first = observe(session.primary.inspect);
   let before = first;
   const steps: StoryStep[] = [];
-  for (let i = 0; i < r.ops.length; i++) {
-    const op = r.ops[i];
-    const { outcome, violation } = session.step(op);
+  const cursor = new TraceCursor(r.ops, 0);
+  while (cursor.at < r.ops.length) {
+    const op = cursor.take();
+    const top = session.stepTop(op, op.switches === undefined ? NO_PENDING : cursor, null);
     const after = observe(session.primary.inspect);
-    steps.push({ index: i + 1, call: formatOp(op), result: formatResult(op, outcome), changes: observationDiff(before, after), after, violation });
+    const outcomes = new Map(top.ran.map((c) => [c.op, c.outcome]));
+    top.started.forEach((o, i) => {
+      const outcome = outcomes.get(o);
+      const p = top.preemptions.get(o);
+      const concurrent = top.started.length > 1;
+      steps.push({
+        index: steps.length + 1,
+        call: concurrent ? `[${taskName(o)}] ${formatOp(o)}` : formatOp(o),
+        result: outcome === undefined ? '(did not complete)' : formatResult(o, outcome),
+        changes: i === top.started.length - 1 ? observationDiff(before, after) : [],
+        after,
+        violation: i === top.started.length - 1 ? top.violation : null,
+        ...(p === undefined ? {} : { preempted: preemptionText(p) }),
+      });
+    });
     before = after;
-    if (violation !== null) return { header, before: first, steps, broken: violation };
+    if (top.infeasible !== null) {
+      return { header, before: first, steps, broken: null, infeasible: top.infeasible };
+    }
+    if (top.violation !== null) return { header, before: first, steps, broken: top.violation };
   }
   return { header, before: first, steps, broken: null };
 }
@@ -150,8 +193,13 @@ export function storyOf(r: Repro): Story {
 export function tellStory(r: Repro): { text: string; asExpected: boolean } {
   const story = storyOf(r);
   const out = [...story.header, ''];
-  for (const step of story.steps) out.push(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`, ...step.changes);
-  out.push('', story.broken === null ? 'every invariant held' : `BROKEN ${story.broken.invariant}${story.broken.cause === undefined ? '' : ` (${story.broken.cause})`}: ${story.broken.message}`);
+  for (const step of story.steps) {
+    out.push(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`);
+    if (step.preempted !== undefined) out.push(`       ↳ ${step.preempted}`);
+    out.push(...step.changes);
+  }
+  if (story.infeasible !== undefined) out.push('', `the recorded schedule cannot be replayed, nothing after it was judged: ${story.infeasible}`);
+  else out.push('', story.broken === null ? 'every invariant held' : `BROKEN ${story.broken.invariant}${story.broken.cause === undefined ? '' : ` (${story.broken.cause})`}: ${story.broken.message}`);
   const asExpected = endsAsExpected(r, story);
   if (!asExpected) out.push(unexpectedEnding(r));
   return { text: out.join('\n'), asExpected };

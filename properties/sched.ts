@@ -27,6 +27,17 @@ import { WouldBlock, type SchedHooks, type Tid } from '../kernel-api/sched.ts';
 
 export type Completed = { readonly op: Op; readonly outcome: Outcome };
 
+/** Where a nested operation started: the task it preempted, at which point, holding what. */
+export type Preemption = {
+  readonly task: Tid;
+  readonly op: Op;
+  /** The preempted operation's point index (`Switch.at`) and the point's name. */
+  readonly at: number;
+  readonly where: string;
+  /** The locks the preempted task held there, oldest first (LockTable.heldNames). */
+  readonly held: readonly string[];
+};
+
 /** Where the operations that may start nested come from: the rest of the trace, or a generated segment. */
 export interface PendingOps {
   peek(): Op | undefined;
@@ -68,6 +79,8 @@ type Frame = { readonly op: Op; readonly task: Tid; points: number; nestedStarte
 export class NestedScheduler implements SchedHooks {
   readonly ran: Completed[] = [];
   readonly started: Op[] = [];
+  /** For each operation started nested, where (stories tell it). */
+  readonly preemptions = new Map<Op, Preemption>();
   private readonly stack: Frame[] = [];
   private global = 0;
 
@@ -104,6 +117,7 @@ export class NestedScheduler implements SchedHooks {
     if (start === null) return;
     top.nestedStarted = true;
     this.pending.take();
+    this.preemptions.set(start, { task: top.task, op: top.op, at, where, held: this.kernel.locks.heldNames(top.task) });
     this.runOne(start, true);
   }
 
@@ -126,6 +140,7 @@ export class NestedScheduler implements SchedHooks {
       if (!frame.nestedStarted && !this.kernel.locks.holdsAny(frame.task)) {
         // It waited at its first lock, having changed nothing: it is not started here.
         this.started.pop();
+        this.preemptions.delete(op);
         this.unTake(op);
         return;
       }

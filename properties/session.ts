@@ -17,7 +17,7 @@ import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
 import { observationsEqual, observe } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
-import { InfeasibleSchedule, NestedScheduler, NO_PENDING, TraceCursor, type Completed, type PendingOps, type SchedPolicy } from './sched.ts';
+import { InfeasibleSchedule, NestedScheduler, NO_PENDING, TraceCursor, type Completed, type PendingOps, type Preemption, type SchedPolicy } from './sched.ts';
 
 /** What a top-level step did: every operation it ran, how far it got, what broke. */
 export type TopResult = {
@@ -30,6 +30,8 @@ export type TopResult = {
   readonly failedAt: number;
   /** Set when the schedule cannot be emulated (properties/sched.ts): nothing was judged. */
   readonly infeasible: string | null;
+  /** Where each operation started nested began (absent: it ran at top level). */
+  readonly preemptions: ReadonlyMap<Op, Preemption>;
 };
 
 export type SessionOptions = {
@@ -106,7 +108,7 @@ export class Session {
     const sched = new NestedScheduler(this.primary, pending, policy);
     const result = (violation: Violation | null, failedAt: number): TopResult => {
       this.steps = base + sched.started.length;
-      return { ran: sched.ran, started: sched.started, violation, failedAt, infeasible: null };
+      return { ran: sched.ran, started: sched.started, violation, failedAt, infeasible: null, preemptions: sched.preemptions };
     };
     try {
       if (pending.peek() === undefined) {
@@ -119,7 +121,7 @@ export class Session {
     } catch (e) {
       if (e instanceof InfeasibleSchedule) {
         this.steps = base + sched.started.length;
-        return { ran: sched.ran, started: sched.started, violation: null, failedAt: -1, infeasible: e.message };
+        return { ran: sched.ran, started: sched.started, violation: null, failedAt: -1, infeasible: e.message, preemptions: sched.preemptions };
       }
       const failing = sched.started.length - 1;
       return result(asViolation(e, this.primary.kind, sched.started[failing] ?? op), failing);
