@@ -15,7 +15,7 @@ import { fileGet } from './driverfile.ts';
 import { newFile } from './pagecache.ts';
 import { canMerge, insertVma, mergeAround, mergeRange, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
 import { zapRange } from './zap.ts';
-import { invalidateRange } from './notifier.ts';
+import { withInvalidation } from './notifier.ts';
 
 const PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC;
 
@@ -199,10 +199,11 @@ function mprotectFixup(s: ModelState, proc: Process, vma: Vma, start: number, en
   const removesWrite = (target.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
   target.prot = prot;
   if (removesWrite) {
-    invalidateRange(s, proc.pid, start, end, 'protection'); // change_protection
-    for (const [addr, pte] of proc.mm.ptes) {
-      if (addr >= start && addr < end && pte.kind === 'present') pte.write = false;
-    }
+    withInvalidation(s, proc.pid, start, end, 'protection', () => { // change_protection
+      for (const [addr, pte] of proc.mm.ptes) {
+        if (addr >= start && addr < end && pte.kind === 'present') pte.write = false;
+      }
+    });
   }
   return 0;
 }
