@@ -8,7 +8,9 @@ import { fileRelease } from './driverfile.ts';
 import { removeVma } from './vma.ts';
 import { zapRange } from './zap.ts';
 import type { InvalidateEvent } from './notifier.ts';
+import { withMmapLock } from './locks.ts';
 
+/** exit_mmap: every VMA zapped and removed, in address order. */
 export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent): void {
   for (const vma of proc.mm.vmas.all()) {
     zapRange(s, proc, vma.start, vma.end, event);
@@ -16,8 +18,13 @@ export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent):
   }
 }
 
+/**
+ * exit_group: every thread goes. exit_mmap under the mm's mmap_lock for write (->close
+ * hooks with it held; the fput()s of VMAs' files run after it is dropped), then the fd
+ * table is closed with no lock held.
+ */
 export function exitProcess(s: ImplState, proc: ImplProcess): void {
-  exitMm(s, proc, 'exit');
+  withMmapLock(s, proc.mm, 'write', 'exit_mmap', () => exitMm(s, proc, 'exit'));
   const fds = [...proc.fds.keys()].sort((a, b) => a - b);
   for (const fd of fds) {
     const file = proc.fds.get(fd)!;
@@ -26,16 +33,25 @@ export function exitProcess(s: ImplState, proc: ImplProcess): void {
   }
   if (proc.state === 'running') s.running -= 1;
   proc.state = 'exited';
+  for (const [tid, pid] of [...s.threads]) if (pid === proc.pid) s.threads.delete(tid);
   for (const other of s.processes.values()) {
     if (other.ppid === proc.pid) other.ppid = 0;
   }
 }
 
+/**
+ * __oom_reap_task_mm under the victim's mmap_lock for read, each range's notifiers told
+ * without blocking (mmu_notifier_invalidate_range_start_nonblock: the task is atomic while
+ * the callbacks run). A range whose callback refuses is skipped (Linux retries later; here
+ * the exit takes those pages). Then the victim's exit.
+ */
 export function oomKill(s: ImplState, proc: ImplProcess): void {
   proc.oomReaped = true;
-  for (const vma of proc.mm.vmas.all()) {
-    if (vma.pfnmap) continue;
-    if (vma.file === -1 || !vma.shared) zapRange(s, proc, vma.start, vma.end, 'oom');
-  }
+  withMmapLock(s, proc.mm, 'read', 'oom_reap_task_mm', () => {
+    for (const vma of proc.mm.vmas.all()) {
+      if (vma.pfnmap || !proc.mm.vmas.has(vma)) continue;
+      if (vma.file === -1 || !vma.shared) zapRange(s, proc, vma.start, vma.end, 'oom', false);
+    }
+  });
   exitProcess(s, proc);
 }

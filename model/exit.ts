@@ -46,8 +46,9 @@ export function exitProcess(s: ModelState, proc: Process): void {
  * the exit takes those pages). Then the victim's exit.
  */
 export function oomKill(s: ModelState, proc: Process): void {
-  proc.oomReaped = true;
   withMmapLock(s, proc.pid, 'read', 'oom_reap_task_mm', () => {
+    // Marked once the lock is held: nothing changes before an operation's first lock.
+    proc.oomReaped = true;
     for (const vma of [...proc.mm.vmas]) {
       if (vma.pfnmap || !proc.mm.vmas.includes(vma)) continue;
       if (vma.file === -1 || !vma.shared) zapRange(s, proc, vma.start, vma.end, 'oom', undefined, false);
