@@ -137,7 +137,10 @@ export class NestedScheduler implements SchedHooks {
       if (!nested) {
         throw new LockViolation(`${e.message}, which is not running: it would sleep forever`, 'deadlock');
       }
-      if (!frame.nestedStarted && !this.kernel.locks.holdsAny(frame.task)) {
+      // A core operation takes its entry lock before it changes anything (CONCURRENCY-SPEC.md),
+      // so one that waits at its first scheduling point, holding nothing, changed nothing. A
+      // driver call may change state before its first point (a kmalloc, an fd): never un-taken.
+      if (op.op !== 'drv' && frame.points <= 1 && !frame.nestedStarted && !this.kernel.locks.holdsAny(frame.task)) {
         // It waited at its first lock, having changed nothing: it is not started here.
         this.started.pop();
         this.preemptions.delete(op);
