@@ -27,3 +27,17 @@ describe('mapfuzz COMMAND --help', () => {
     for (const c of COMMANDS) expect(r.out).toContain(`mapfuzz ${c.name}`);
   });
 });
+
+describe('the command definitions match what main.ts reads', () => {
+  it('every flag main.ts reads (flags.x, flags[...] and the positiveInt/outputPath names) is defined for some command', async () => {
+    const { readFileSync } = await import('node:fs');
+    const src = readFileSync(new URL('../../cli/main.ts', import.meta.url), 'utf8');
+    const read = new Set<string>();
+    for (const m of src.matchAll(/flags\.([a-z]+)/g)) read.add(m[1]);
+    for (const m of src.matchAll(/flags\['([a-z-]+)'\]/g)) read.add(m[1]);
+    for (const m of src.matchAll(/(?:positiveInt|nonNegativeInt|outputPath)\(flags, '([a-z-]+)'/g)) read.add(m[1]);
+    const defined = new Set(COMMANDS.flatMap((c) => c.flags.map((f) => f.name)));
+    expect(read.size).toBeGreaterThan(5);
+    expect([...read].filter((f) => !defined.has(f))).toEqual([]);
+  });
+});
