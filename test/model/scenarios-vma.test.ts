@@ -66,6 +66,17 @@ describe('mprotect and munmap in the middle of a VMA', () => {
     same.exitAllAndExpectNoLeak();
   });
 
+  it('MADV_DONTFORK of a part already VM_DONTCOPY splits nothing (madvise_update_vma: the flags are unchanged)', () => {
+    const t = tenWrittenPages();
+    t.ok({ op: 'madvise', pid: 1, addr: BASE, lengthPages: 10, advice: 'DONTFORK' });
+    const ids = t.vmas(1).map((v) => v.id);
+    t.ok({ op: 'madvise', pid: 1, addr: BASE + 3, lengthPages: 4, advice: 'DONTFORK' });
+    expect(t.vmas(1).map((v) => v.id)).toEqual(ids);
+    t.anon(1, 1, { addr: BASE + 20 });
+    expect(t.vmas(1).find((v) => v.start === BASE + 20)!.id).toBe(Math.max(...ids) + 1);
+    t.exitAllAndExpectNoLeak();
+  });
+
   it('munmap of the middle leaves two VMAs and frees the pages in the hole (zap_pte_range)', () => {
     const t = tenWrittenPages();
     const hole = [3, 4, 5, 6].map((i) => t.pfnAt(1, BASE + i));
