@@ -398,6 +398,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
     writeOutput(errors, '--json', jsonFile, `${JSON.stringify({
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       ...(signal === undefined ? {} : { interrupted: signal }),
+      ...(stoppedAtMax ? { stopped: `--max-failures ${maxFailures}` } : {}),
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, cause: campaignCause(r.failure), kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
         message: r.failure.message, known: r.known, held: r.held === true, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
