@@ -86,7 +86,7 @@ export const COMMANDS: readonly CommandDef[] = [
   },
   {
     name: 'oracle', args: '', brief: 'the model against the running Linux kernel',
-    summary: 'Compare the model with the running Linux kernel over random traces; each undocumented divergence is shrunk into the corpus.',
+    summary: 'Compare the model with the running Linux kernel over random traces; each undocumented divergence is shrunk into the corpus, a documented one only when the corpus has no repro of that simplification yet.',
     flags: [
       { name: 'time', kind: 'int', value: 'SECONDS', default: '30 without --runs', help: 'time budget' },
       { name: 'runs', kind: 'int', value: 'N', default: 'none', help: 'run budget' },

@@ -593,7 +593,7 @@ function oracle(argv: readonly string[], out: Out): number {
   for (const [reason, n] of Object.entries(report.skippedBy)) out.log(`  skipped ${n}: ${reason}`);
   for (const d of report.divergences) {
     const what = d.documented !== undefined ? `documented (${d.documented})` : 'diverge';
-    out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}` : ''}`);
+    out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}${d.recordedBefore === true ? ' (recorded before, nothing written)' : ''}` : ''}`);
   }
   const errors: string[] = [];
   if (jsonFile !== undefined) {
