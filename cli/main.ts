@@ -288,7 +288,17 @@ class LiveCorpus {
   /** The final reports' files kept; the files this campaign created and no report names removed. */
   settle(reports: readonly FailureReport[]): void {
     const kept = new Set(reports.map((r) => resolve(r.file)));
-    for (const file of this.created) if (!kept.has(file)) rmSync(file, { force: true });
+    for (const file of this.created) {
+      if (!kept.has(file)) {
+        rmSync(file, { force: true });
+        this.created.delete(file);
+      }
+    }
+  }
+
+  /** The repro files this campaign newly wrote and kept, relative to the corpus directory, sorted (after settle). */
+  written(): string[] {
+    return [...this.created].filter((f) => existsSync(f)).map((f) => relative(this.corpusDir, f).split('\\').join('/')).sort();
   }
 }
 
@@ -403,7 +413,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       ...(signal === undefined ? {} : { interrupted: signal }),
       ...(stoppedAtMax ? { stopped: `--max-failures ${maxFailures}` } : {}),
-      new: account.fresh, known: account.known, held: account.held,
+      new: account.fresh, known: account.known, held: account.held, written: live.written(),
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, cause: campaignCause(r.failure), kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
         message: r.failure.message, known: r.known, held: r.held === true, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,

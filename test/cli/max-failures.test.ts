@@ -55,6 +55,7 @@ describe('fuzz --max-failures N', () => {
     expect(written).toHaveLength(n);
     const report = JSON.parse(readFileSync(json, 'utf8'));
     expect(report.stopped).toBe(`--max-failures ${n}`);
+    expect(report.written.map((f: string) => join(corpus, f)).sort()).toEqual([...written].sort());
     expect(report.runs).toBeLessThan(400);
     expect(report.failures.filter((f: JsonFailure) => !f.known && !f.held)).toHaveLength(n);
     // Each repro it wrote is one the whole campaign writes too (the same signature, so the same file name).

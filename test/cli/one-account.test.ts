@@ -1,8 +1,8 @@
 /** One account of a run: stdout, --json, --junit and the Markdown summary count the same things. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { main, progressLine } from '../../cli/main.ts';
 import { accountOf, formatJunit, formatMarkdown, headline, type CampaignReport, type FailureReport } from '../../harness/report.ts';
 import type { CampaignFailure } from '../../harness/campaign.ts';
@@ -45,6 +45,11 @@ describe('one account of a run', () => {
     expect({ fresh: json.new, known: json.known, held: json.held }).toEqual(byFlag);
     expect(json.new).toBeGreaterThan(1);
     expect(json.known).toBe(1);
+    // `written`: the repros this campaign newly wrote (what CI uploads), not the corpus it started from.
+    const below = readdirSync(corpus, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json')).map((f) => f.split(sep).join('/')).sort();
+    expect(below).toContain('proc-mem-mmap/zero-page-2adac1a4.json');
+    expect(json.written).toEqual(below.filter((f) => f !== 'proc-mem-mmap/zero-page-2adac1a4.json'));
+    expect(json.written).toHaveLength(json.new);
 
     // stdout and the summary: the same headline, from those counts.
     const line = headline({ fresh: json.new, known: json.known, held: json.held });
