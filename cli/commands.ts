@@ -1,7 +1,7 @@
 /**
  * The commands of mapfuzz and their flags, each with its default: one definition that the
  * argument parser, `mapfuzz --help`, `mapfuzz <command> --help` and the README's command
- * list (test/cli/help.test.ts checks it; `npx tsx cli/readme.ts` rewrites it) all read.
+ * list (`npx tsx cli/readme.ts` rewrites it; test/cli/readme.test.ts fails when it is stale) all read.
  */
 import type { FlagSpec } from './args.ts';
 
@@ -45,7 +45,7 @@ export const COMMANDS: readonly CommandDef[] = [
       { name: 'kernel', kind: 'string', value: 'model|impl|diff', default: 'diff', help: 'the emulated kernel, or both side by side' },
       { name: 'strategy', kind: 'string', value: 'NAME|core|all', default: 'core and every strategy in turn', help: 'core: the core operations only; all: every strategy' },
       { name: 'seed', kind: 'int', value: 'N', default: 'random, printed', help: 'the campaign seed: the same seed and --runs give the same traces and repro files' },
-      { name: 'time', kind: 'int', value: 'SECONDS', default: '35 (without --runs)', help: 'time budget, start-up included' },
+      { name: 'time', kind: 'int', value: 'SECONDS', default: '35 without --runs', help: 'time budget, start-up included' },
       { name: 'runs', kind: 'int', value: 'N', default: 'none', help: 'run budget: run indexes 0 to N-1' },
       { name: 'run', kind: 'int', value: 'N', default: 'none', help: 'run index N of the seed alone, exactly as a campaign runs it' },
       workers('(a hung step is reported, the worker replaced)'),
@@ -86,9 +86,9 @@ export const COMMANDS: readonly CommandDef[] = [
   },
   {
     name: 'oracle', args: '', brief: 'the model against the running Linux kernel',
-    summary: 'Compare the model with the running Linux kernel over random traces; each undocumented divergence is shrunk into the corpus.',
+    summary: 'Compare the model with the running Linux kernel over random traces; each undocumented divergence is shrunk into the corpus, a documented one only when the corpus has no repro of that simplification yet.',
     flags: [
-      { name: 'time', kind: 'int', value: 'SECONDS', default: '30 (without --runs)', help: 'time budget' },
+      { name: 'time', kind: 'int', value: 'SECONDS', default: '30 without --runs', help: 'time budget' },
       { name: 'runs', kind: 'int', value: 'N', default: 'none', help: 'run budget' },
       { name: 'seed', kind: 'int', value: 'N', default: '1', help: 'the seed of the traces' },
       { name: 'corpus', kind: 'string', value: 'DIR', default: 'corpus/kernel', help: 'where divergences are written' },
@@ -153,7 +153,7 @@ export function commandHelp(c: CommandDef): string {
   return lines.join('\n');
 }
 
-/** The README's command list: every command's help. */
+/** The README's command list: every command's help, a blank line between commands. */
 export function commandList(): string {
-  return COMMANDS.map(commandHelp).join('\n');
+  return COMMANDS.map(commandHelp).join('\n\n');
 }

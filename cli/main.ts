@@ -14,7 +14,7 @@ import { STRATEGIES, strategyByName } from '../strategies/index.ts';
 import { attributeCore, campaignCause, campaignSignature, failureKey, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
 import { causeTitle } from '../properties/invariants/index.ts';
 import { runCampaignParallel, type ParallelProgress, type ParallelResult } from '../harness/pool.ts';
-import { formatJunit, formatMarkdown, formatSummaryTable, statusOf, type CampaignReport, type FailureReport } from '../harness/report.ts';
+import { accountOf, formatJunit, formatMarkdown, formatSummaryTable, headline, statusOf, type CampaignReport, type FailureReport } from '../harness/report.ts';
 import { jsonFilesBelow, mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
@@ -181,13 +181,16 @@ function shown(path: string): string {
 const knownFiles = new WeakMap<Repro, string>();
 
 /** The progress line: new failures apart from known flaws, the rate measured from the first step (start-up excluded). */
+export function progressLine(label: string, p: ParallelProgress, c: { fresh: number; known: number }): string {
+  const rate = Math.round(p.steps / Math.max(0.001, p.steppingMs / 1000));
+  return `${label} ${(p.elapsedMs / 1000).toFixed(0)}s  ${rate} steps/s  ${p.runs} traces  ${c.fresh} new failure${c.fresh === 1 ? '' : 's'}, ${c.known} known`;
+}
+
 function progressPrinter(out: Out, label: string, counts: () => { fresh: number; known: number }) {
   const tty = process.stderr.isTTY === true;
   let lastLine = 0;
   return (p: ParallelProgress) => {
-    const c = counts();
-    const rate = Math.round(p.steps / Math.max(1, p.steppingMs / 1000));
-    const line = `${label} ${(p.elapsedMs / 1000).toFixed(0)}s  ${rate} steps/s  ${p.runs} traces  ${c.fresh} new failure${c.fresh === 1 ? '' : 's'}, ${c.known} known`;
+    const line = progressLine(label, p, counts());
     if (tty) process.stderr.write(`\r${line}\x1b[K`);
     else if (p.elapsedMs - lastLine >= 5000) {
       lastLine = p.elapsedMs;
@@ -285,7 +288,17 @@ class LiveCorpus {
   /** The final reports' files kept; the files this campaign created and no report names removed. */
   settle(reports: readonly FailureReport[]): void {
     const kept = new Set(reports.map((r) => resolve(r.file)));
-    for (const file of this.created) if (!kept.has(file)) rmSync(file, { force: true });
+    for (const file of this.created) {
+      if (!kept.has(file)) {
+        rmSync(file, { force: true });
+        this.created.delete(file);
+      }
+    }
+  }
+
+  /** The repro files this campaign newly wrote and kept, relative to the corpus directory, sorted (after settle). */
+  written(): string[] {
+    return [...this.created].filter((f) => existsSync(f)).map((f) => relative(this.corpusDir, f).split('\\').join('/')).sort();
   }
 }
 
@@ -390,14 +403,17 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
     out.log(`${statusOf(r).padEnd(5)} ${r.failure.strategy} ${r.failure.invariant}: ${campaignCause(r.failure)}, ${r.failure.ops.length} steps — ${r.failure.message}${note}`);
   }
   if (reports.length > 0) out.log(`\n${formatSummaryTable(report)}`);
-  const fresh = reports.filter((r) => !r.known).length - held.size;
-  out.log(fresh === 0 ? (reports.length === 0 ? 'no invariant broke' : 'only known flaws broke')
-    : `${fresh} new failure${fresh === 1 ? '' : 's'}${held.size === 0 ? '' : ` (${held.size} more held back, see above)`}`);
+  // One account for stdout, --json, --junit and the Markdown summary.
+  const account = accountOf(reports);
+  const fresh = account.fresh;
+  out.log(headline(account));
   const errors = [...live.errors];
   if (jsonFile !== undefined) {
     writeOutput(errors, '--json', jsonFile, `${JSON.stringify({
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       ...(signal === undefined ? {} : { interrupted: signal }),
+      ...(stoppedAtMax ? { stopped: `--max-failures ${maxFailures}` } : {}),
+      new: account.fresh, known: account.known, held: account.held, written: live.written(),
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, cause: campaignCause(r.failure), kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
         message: r.failure.message, known: r.known, held: r.held === true, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
@@ -587,7 +603,7 @@ function oracle(argv: readonly string[], out: Out): number {
   for (const [reason, n] of Object.entries(report.skippedBy)) out.log(`  skipped ${n}: ${reason}`);
   for (const d of report.divergences) {
     const what = d.documented !== undefined ? `documented (${d.documented})` : 'diverge';
-    out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}` : ''}`);
+    out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}${d.recordedBefore === true ? ' (recorded before, nothing written)' : ''}` : ''}`);
   }
   const errors: string[] = [];
   if (jsonFile !== undefined) {
