@@ -98,3 +98,10 @@ export function positiveInt(flags: Parsed['flags'], name: string, fallback?: num
   if (typeof v !== 'number' || v <= 0) throw new UsageError(`--${name} must be a positive integer`);
   return v;
 }
+
+export function nonNegativeInt(flags: Parsed['flags'], name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || v < 0) throw new UsageError(`--${name} must be a non-negative integer`);
+  return v;
+}

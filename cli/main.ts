@@ -14,7 +14,7 @@ import { STRATEGIES, strategyByName } from '../strategies/index.ts';
 import { attributeCore, campaignCause, campaignSignature, failureKey, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
 import { causeTitle } from '../properties/invariants/index.ts';
 import { runCampaignParallel, type ParallelProgress, type ParallelResult } from '../harness/pool.ts';
-import { formatJunit, formatMarkdown, formatSummaryTable, statusOf, type CampaignReport, type FailureReport } from '../harness/report.ts';
+import { accountOf, formatJunit, formatMarkdown, formatSummaryTable, headline, statusOf, type CampaignReport, type FailureReport } from '../harness/report.ts';
 import { jsonFilesBelow, mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
@@ -26,43 +26,34 @@ import { storyHtml } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
 import { ORACLE_OPS, replayOracleRepro, runOracle } from '../harness/oracle.ts';
 import { reproToC } from '../harness/oracle-c.ts';
-import { outputPath, parseArgs, positiveInt, probeFile, UsageError, writableDir } from './args.ts';
+import { commandDef, commandHelp, COMMANDS, flagSpec } from './commands.ts';
+import { nonNegativeInt, outputPath, parseArgs, type Parsed, positiveInt, probeFile, UsageError, writableDir } from './args.ts';
 
 const HELP = `mapfuzz — property-based fuzzing of memory-mapping semantics
 
 usage:
-  mapfuzz fuzz [--kernel model|impl|diff] [--strategy NAME|core|all] [--seed N]
-               [--time SECONDS | --runs N] [--workers N] [--shard I/N]
-               [--step-timeout SECONDS] [--corpus DIR] [--json FILE] [--junit FILE]
-      Run a campaign (default: on the diff kernel for 35 s, runs taking in turn the core
-      operations alone and each strategy with them; min(2, cores) worker threads; 10 s
-      per step at most). --strategy core: the core operations only; all: every strategy.
-      Each new failure is shrunk to a 1-minimal trace and written to the corpus; a known
-      flaw (a corpus repro expected to reproduce) is reported, not written.
-      --shard I/N runs the I-th of N disjoint parts.
-      With $GITHUB_STEP_SUMMARY set, a Markdown summary is appended to it.
-  mapfuzz scorecard [--time SECONDS] [--seed N] [--kernel model|impl|diff] [--strategy NAME]
-                    [--workers N] [--step-timeout SECONDS] [--corpus DIR] [--json FILE]
-      Fuzz every strategy (60 s in all, on min(2, cores) workers) and print
-      strategy × invariant: holds, or broken with its shortest repro; beneath it every
-      distinct flaw (strategy, invariant, cause) with its repro and when it was found.
-  mapfuzz replay FILE...     Replay repro files; exit 0 when each behaves as it expects.
-  mapfuzz shrink FILE        Shrink a repro further, in place.
-  mapfuzz show FILE [--c OUT.c | --html OUT.html]
-      Tell a repro step by step; --html writes the story as one self-contained page with
-      the address spaces drawn after each step; --c writes a standalone C program that
-      replays its kernel subset on Linux and prints what it observes. Exit 1 when the
-      story does not end as the repro expects (as replay would judge it).
-  mapfuzz oracle [--time SECONDS | --runs N] [--seed N] [--json FILE] [--corpus DIR]
-      Compare the model with the running Linux kernel over random traces; each
-      undocumented divergence is shrunk into DIR (default corpus/kernel).
-  mapfuzz corpus check DIR...  Validate every repro file below DIR.
-  mapfuzz corpus merge OUT DIR...
-      Merge corpora (shard outputs) into OUT: one repro per signature, the shortest.
-  mapfuzz --help
+${COMMANDS.map((c) => `  mapfuzz ${c.name.padEnd(13)} ${c.brief}`).join('\n')}
 
+mapfuzz COMMAND --help shows a command's options and their defaults.
 strategies: ${STRATEGIES.map((s) => s.name).join(', ')}
-exit status: 0 nothing broke, 1 an invariant broke, 2 usage error or malformed file`;
+exit status: 0 nothing broke, 1 an invariant broke, 2 usage error, malformed file or an output that could not be written;
+130, 143 stopped by SIGINT, SIGTERM`;
+
+/**
+ * A command's flags parsed against its definition (cli/commands.ts), exclusive ones refused.
+ * `--help` anywhere among them is answered with the command's help instead (null).
+ */
+function commandArgs(name: string, argv: readonly string[], out: Out): Parsed | null {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    out.log(commandHelp(commandDef(name)));
+    return null;
+  }
+  const parsed = parseArgs(argv, flagSpec(name));
+  for (const [x, y] of commandDef(name).exclusive ?? []) {
+    if (parsed.flags[x] !== undefined && parsed.flags[y] !== undefined) throw new UsageError(`give --${x} or --${y}, not both`);
+  }
+  return parsed;
+}
 
 type Out = { log: (s: string) => void; err: (s: string) => void };
 const defaultOut: Out = { log: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
@@ -190,13 +181,16 @@ function shown(path: string): string {
 const knownFiles = new WeakMap<Repro, string>();
 
 /** The progress line: new failures apart from known flaws, the rate measured from the first step (start-up excluded). */
+export function progressLine(label: string, p: ParallelProgress, c: { fresh: number; known: number }): string {
+  const rate = Math.round(p.steps / Math.max(0.001, p.steppingMs / 1000));
+  return `${label} ${(p.elapsedMs / 1000).toFixed(0)}s  ${rate} steps/s  ${p.runs} traces  ${c.fresh} new failure${c.fresh === 1 ? '' : 's'}, ${c.known} known`;
+}
+
 function progressPrinter(out: Out, label: string, counts: () => { fresh: number; known: number }) {
   const tty = process.stderr.isTTY === true;
   let lastLine = 0;
   return (p: ParallelProgress) => {
-    const c = counts();
-    const rate = Math.round(p.steps / Math.max(1, p.steppingMs / 1000));
-    const line = `${label} ${(p.elapsedMs / 1000).toFixed(0)}s  ${rate} steps/s  ${p.runs} traces  ${c.fresh} new failure${c.fresh === 1 ? '' : 's'}, ${c.known} known`;
+    const line = progressLine(label, p, counts());
     if (tty) process.stderr.write(`\r${line}\x1b[K`);
     else if (p.elapsedMs - lastLine >= 5000) {
       lastLine = p.elapsedMs;
@@ -294,7 +288,17 @@ class LiveCorpus {
   /** The final reports' files kept; the files this campaign created and no report names removed. */
   settle(reports: readonly FailureReport[]): void {
     const kept = new Set(reports.map((r) => resolve(r.file)));
-    for (const file of this.created) if (!kept.has(file)) rmSync(file, { force: true });
+    for (const file of this.created) {
+      if (!kept.has(file)) {
+        rmSync(file, { force: true });
+        this.created.delete(file);
+      }
+    }
+  }
+
+  /** The repro files this campaign newly wrote and kept, relative to the corpus directory, sorted (after settle). */
+  written(): string[] {
+    return [...this.created].filter((f) => existsSync(f)).map((f) => relative(this.corpusDir, f).split('\\').join('/')).sort();
   }
 }
 
@@ -324,29 +328,27 @@ function shardFlag(v: unknown): Shard | undefined {
   return shard;
 }
 
-const FUZZ_FLAGS = {
-  kernel: 'string', strategy: 'string', seed: 'int', time: 'int', runs: 'int', corpus: 'string', json: 'string',
-  workers: 'int', shard: 'string', 'step-timeout': 'int', junit: 'string', 'max-failures': 'int',
-} as const;
-
 /** Workers at most: more than the machine's cores only slows a campaign down. */
 const WORKERS_MAX = 64;
 
 async function fuzz(argv: readonly string[], out: Out): Promise<number> {
-  const { flags, positional } = parseArgs(argv, FUZZ_FLAGS);
+  const parsed = commandArgs('fuzz', argv, out);
+  if (parsed === null) return 0;
+  const { flags, positional } = parsed;
   if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
-  if (flags.time !== undefined && flags.runs !== undefined) throw new UsageError('give --time or --runs, not both');
   const kernel = kernelFlag(flags.kernel, 'diff');
   // Without --strategy: the core operations alone and every strategy, in turn.
   const withCore = flags.strategy === undefined;
   const strategies = withCore ? [...STRATEGIES] : strategiesFlag(flags.strategy);
-  const runs = positiveInt(flags, 'runs');
+  // --run N: that run index alone, as the campaign runs it — the last index of N + 1 shards of N + 1 runs.
+  const one = flags.run === undefined ? undefined : nonNegativeInt(flags, 'run');
+  const runs = one === undefined ? positiveInt(flags, 'runs') : one + 1;
   const timeS = positiveInt(flags, 'time', runs === undefined ? 35 : undefined);
   const workers = positiveInt(flags, 'workers', Math.min(2, availableParallelism()))!;
   if (workers > WORKERS_MAX) throw new UsageError(`--workers must be at most ${WORKERS_MAX}`);
   const stepTimeoutS = positiveInt(flags, 'step-timeout', 10)!;
   const maxFailures = positiveInt(flags, 'max-failures');
-  const shard = shardFlag(flags.shard);
+  const shard = one === undefined ? shardFlag(flags.shard) : { index: one + 1, count: one + 1 };
   const seed = typeof flags.seed === 'number' ? flags.seed : randomInt(1, 2 ** 31);
   // Every output is checked before any work, so a campaign never dies writing what it found.
   const corpusDir = writableDir(String(flags.corpus ?? 'corpus'), '--corpus');
@@ -359,7 +361,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   if (stepSummary !== undefined && probeFile(stepSummary) !== null) throw new UsageError(`$GITHUB_STEP_SUMMARY ${stepSummary}: cannot write: ${probeFile(stepSummary)}`);
   out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}, ` +
     `${strategies.length === 0 ? 'core operations' : `${withCore ? 'core operations and ' : ''}strategies ${strategies.map((s) => s.name).join(', ')}`}, ` +
-    `${runs !== undefined ? `${runs} traces` : `${timeS} s`}${shard === undefined ? '' : `, shard ${shard.index}/${shard.count}`}, ` +
+    `${one !== undefined ? `run ${one} alone` : runs !== undefined ? `${runs} traces` : `${timeS} s`}${shard === undefined || one !== undefined ? '' : `, shard ${shard.index}/${shard.count}`}, ` +
     `${workers} worker${workers === 1 ? '' : 's'}`);
   const live = new LiveCorpus(known, corpusDir, new Set(knownFlaws));
   const stop = new AbortController();
@@ -388,7 +390,8 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   live.settle(reports);
   const signal = signals.received();
   const report: CampaignReport = {
-    seed, kernel, strategies: [...(strategies.length === 0 || withCore ? ['core'] : []), ...strategies.map((s) => s.name)], shard: shard === undefined ? null : `${shard.index}/${shard.count}`,
+    seed, kernel, strategies: [...(strategies.length === 0 || withCore ? ['core'] : []), ...strategies.map((s) => s.name)],
+    shard: shard === undefined || one !== undefined ? null : `${shard.index}/${shard.count}`,
     workers, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, failures: reports,
   };
   if (signal !== undefined) out.log(`interrupted by ${signal}: what the finished traces found`);
@@ -400,14 +403,17 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
     out.log(`${statusOf(r).padEnd(5)} ${r.failure.strategy} ${r.failure.invariant}: ${campaignCause(r.failure)}, ${r.failure.ops.length} steps — ${r.failure.message}${note}`);
   }
   if (reports.length > 0) out.log(`\n${formatSummaryTable(report)}`);
-  const fresh = reports.filter((r) => !r.known).length - held.size;
-  out.log(fresh === 0 ? (reports.length === 0 ? 'no invariant broke' : 'only known flaws broke')
-    : `${fresh} new failure${fresh === 1 ? '' : 's'}${held.size === 0 ? '' : ` (${held.size} more held back, see above)`}`);
+  // One account for stdout, --json, --junit and the Markdown summary.
+  const account = accountOf(reports);
+  const fresh = account.fresh;
+  out.log(headline(account));
   const errors = [...live.errors];
   if (jsonFile !== undefined) {
     writeOutput(errors, '--json', jsonFile, `${JSON.stringify({
       seed: result.seed, runs: result.runs, steps: result.steps, elapsedMs: result.elapsedMs, workers, shard: report.shard,
       ...(signal === undefined ? {} : { interrupted: signal }),
+      ...(stoppedAtMax ? { stopped: `--max-failures ${maxFailures}` } : {}),
+      new: account.fresh, known: account.known, held: account.held, written: live.written(),
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, cause: campaignCause(r.failure), kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
         message: r.failure.message, known: r.known, held: r.held === true, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
@@ -480,9 +486,9 @@ function recordFailure(f: CampaignFailure, known: readonly Repro[], corpusDir: s
 }
 
 async function scorecard(argv: readonly string[], out: Out): Promise<number> {
-  const { flags, positional } = parseArgs(argv, {
-    time: 'int', seed: 'int', kernel: 'string', json: 'string', corpus: 'string', strategy: 'string', workers: 'int', 'step-timeout': 'int',
-  });
+  const parsed = commandArgs('scorecard', argv, out);
+  if (parsed === null) return 0;
+  const { flags, positional } = parsed;
   if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
   const timeS = positiveInt(flags, 'time', 60)!;
   const kernel = kernelFlag(flags.kernel, 'model');
@@ -506,7 +512,9 @@ async function scorecard(argv: readonly string[], out: Out): Promise<number> {
 }
 
 function replay(argv: readonly string[], out: Out): number {
-  const { positional } = parseArgs(argv, {});
+  const parsed = commandArgs('replay', argv, out);
+  if (parsed === null) return 0;
+  const { positional } = parsed;
   if (positional.length === 0) throw new UsageError('replay needs repro files or directories');
   const repros = checkedRepros(positional, out, true);
   let bad = 0;
@@ -525,7 +533,9 @@ function replay(argv: readonly string[], out: Out): number {
 }
 
 function shrink(argv: readonly string[], out: Out): number {
-  const { positional } = parseArgs(argv, {});
+  const parsed = commandArgs('shrink', argv, out);
+  if (parsed === null) return 0;
+  const { positional } = parsed;
   if (positional.length !== 1) throw new UsageError('shrink takes one repro file');
   const file = positional[0];
   const r = loadRepro(file);
@@ -541,7 +551,9 @@ function shrink(argv: readonly string[], out: Out): number {
 }
 
 function show(argv: readonly string[], out: Out): number {
-  const { flags, positional } = parseArgs(argv, { c: 'string', html: 'string' });
+  const parsed = commandArgs('show', argv, out);
+  if (parsed === null) return 0;
+  const { flags, positional } = parsed;
   if (positional.length !== 1) throw new UsageError('show takes one repro file');
   const repro = loadRepro(positional[0]);
   const html = outputPath(flags, 'html');
@@ -574,9 +586,10 @@ function show(argv: readonly string[], out: Out): number {
 }
 
 function oracle(argv: readonly string[], out: Out): number {
-  const { flags, positional } = parseArgs(argv, { time: 'int', runs: 'int', seed: 'int', json: 'string', corpus: 'string' });
+  const parsed = commandArgs('oracle', argv, out);
+  if (parsed === null) return 0;
+  const { flags, positional } = parsed;
   if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
-  if (flags.time !== undefined && flags.runs !== undefined) throw new UsageError('give --time or --runs, not both');
   const runs = positiveInt(flags, 'runs');
   const timeS = positiveInt(flags, 'time', runs === undefined ? 30 : undefined);
   const seed = typeof flags.seed === 'number' ? flags.seed : 1;
@@ -594,7 +607,7 @@ function oracle(argv: readonly string[], out: Out): number {
   for (const [reason, n] of Object.entries(report.skippedBy)) out.log(`  skipped ${n}: ${reason}`);
   for (const d of report.divergences) {
     const what = d.documented !== undefined ? `documented (${d.documented})` : 'diverge';
-    out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}` : ''}`);
+    out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}${d.recordedBefore === true ? ' (recorded before, nothing written)' : ''}` : ''}`);
   }
   const errors: string[] = [];
   if (jsonFile !== undefined) {
@@ -613,8 +626,14 @@ function oracle(argv: readonly string[], out: Out): number {
 function corpus(argv: readonly string[], out: Out): number {
   const [sub, ...rest] = argv;
   if (sub === 'merge') return corpusMerge(rest, out);
+  if (sub === '--help' || sub === '-h') {
+    out.log(`${commandHelp(commandDef('corpus check'))}\n${commandHelp(commandDef('corpus merge'))}`);
+    return 0;
+  }
   if (sub !== 'check') throw new UsageError('corpus takes a subcommand: check DIR... or merge OUT DIR...');
-  const { positional } = parseArgs(rest, {});
+  const parsed = commandArgs('corpus check', rest, out);
+  if (parsed === null) return 0;
+  const { positional } = parsed;
   if (positional.length === 0) throw new UsageError('corpus check needs directories');
   const files = checkedRepros(positional, out, true);
   out.log(`${files.length} repro files are well formed`);
@@ -622,7 +641,9 @@ function corpus(argv: readonly string[], out: Out): number {
 }
 
 function corpusMerge(argv: readonly string[], out: Out): number {
-  const { positional } = parseArgs(argv, {});
+  const parsed = commandArgs('corpus merge', argv, out);
+  if (parsed === null) return 0;
+  const { positional } = parsed;
   if (positional.length < 2) throw new UsageError('corpus merge needs OUT and at least one directory');
   const [target, ...dirs] = positional;
   for (const d of dirs) if (!existsSync(d)) throw new UsageError(`no such file or directory: ${d}`);

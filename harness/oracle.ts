@@ -19,7 +19,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import seedrandom from 'seedrandom';
@@ -652,6 +652,33 @@ export function writeOracleRepro(dir: string, repro: OracleRepro): string {
   return path;
 }
 
+/**
+ * The documented simplifications the corpus at `dir` already has a repro of, each with one
+ * such file: an oracle repro's `documented` field, or the reason its title names
+ * (`documented (a+b) at …`). A repro of several reasons counts for each.
+ */
+export function documentedRepros(dir: string): Map<string, string> {
+  const found = new Map<string, string>();
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return found;
+  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json')).sort();
+  const byReason: [string, string][] = [];
+  for (const f of files) {
+    let r: { kernel?: unknown; documented?: unknown; title?: unknown };
+    try {
+      r = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (r === null || typeof r !== 'object' || r.kernel !== 'oracle') continue;
+    const reason = typeof r.documented === 'string' ? r.documented : typeof r.title === 'string' ? /^documented \(([^)]+)\)/.exec(r.title)?.[1] : undefined;
+    if (reason !== undefined) byReason.push([reason, join(dir, f)]);
+  }
+  // A repro of one simplification alone names it before one of several.
+  byReason.sort((a, b) => a[0].split('+').length - b[0].split('+').length);
+  for (const [reason, file] of byReason) for (const id of reason.split('+')) if (!found.has(id)) found.set(id, file);
+  return found;
+}
+
 // ---- the campaign -------------------------------------------------------------------------
 
 export type OracleDivergence = {
@@ -661,6 +688,8 @@ export type OracleDivergence = {
   kernel: { outcome: Outcome; differences: Record<string, unknown> };
   documented?: string;
   repro?: string;
+  /** Documented, and `repro` is the corpus's file of that simplification already: nothing was written. */
+  recordedBefore?: boolean;
   /** Replaying the shrunk trace did not diverge again: the kernel side varied between runs. */
   flaky?: boolean;
   /** The id of a KNOWN_MODEL_BUGS entry this divergence matches. */
@@ -694,7 +723,10 @@ export type OracleOptions = {
   seed: number;
   /** Where shrunk divergences are written; null writes none. Default corpus/kernel. */
   corpusDir?: string | null;
-  /** Shrink and record a documented divergence too (one per reason). Default true. */
+  /**
+   * Shrink and report a documented divergence too (one per reason), its repro written only
+   * when the corpus has none of that simplification yet. Default true.
+   */
   recordDocumented?: boolean;
   onProgress?: (r: OracleReport) => void;
 };
@@ -734,6 +766,8 @@ export function runOracle(opts: OracleOptions): OracleReport {
   const runsMax = opts.runs ?? (opts.timeMs === undefined ? 100 : Number.MAX_SAFE_INTEGER);
   const corpusDir = opts.corpusDir === undefined ? join(REPO_ROOT, 'corpus', 'kernel') : opts.corpusDir;
   const recorded = new Set<string>();
+  // A clean run (nothing undocumented) adds no file to a corpus that already shows each simplification it met.
+  const documentedIn = corpusDir === null ? new Map<string, string>() : documentedRepros(corpusDir);
   for (let run = 0; run < runsMax; run++) {
     if (opts.timeMs !== undefined && performance.now() - t0 >= opts.timeMs) break;
     const ops = generateOracleTrace(`mapfuzz-oracle:${opts.seed}:${run}`);
@@ -750,7 +784,14 @@ export function runOracle(opts: OracleOptions): OracleReport {
       const key = `documented:${v.documented.join('+')}`;
       if (opts.recordDocumented !== false && !recorded.has(key)) {
         recorded.add(key);
-        report.divergences.push(record(built.binary, ops, v, opts.seed, corpusDir));
+        const before = v.documented.map((id) => documentedIn.get(id));
+        const shown = before.every((f) => f !== undefined);
+        const d = record(built.binary, ops, v, opts.seed, shown ? null : corpusDir);
+        if (shown) {
+          d.repro = before[0];
+          d.recordedBefore = true;
+        } else if (d.repro !== undefined && d.flaky !== true) for (const id of v.documented) if (!documentedIn.has(id)) documentedIn.set(id, d.repro);
+        report.divergences.push(d);
       }
     } else {
       report.diverge += 1;

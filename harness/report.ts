@@ -28,6 +28,31 @@ export type CampaignReport = {
   runs: number; steps: number; elapsedMs: number; failures: FailureReport[];
 };
 
+/**
+ * What a campaign found, counted once for every report (stdout, --json, --junit, the Markdown
+ * summary): new failures (each fails the run; held-back ones not among them), known flaws met,
+ * and failures held back as most likely the same bug as a new one.
+ */
+export type Account = { fresh: number; known: number; held: number };
+
+export function accountOf(failures: readonly FailureReport[]): Account {
+  const held = failures.filter((f) => !f.known && f.held === true).length;
+  const known = failures.filter((f) => f.known).length;
+  return { fresh: failures.length - known - held, known, held };
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/** The account in one line, the same on stdout and in the Markdown summary. */
+export function headline(a: Account): string {
+  const main = a.fresh > 0 ? plural(a.fresh, 'new failure') : a.held > 0 ? 'no new failure' : a.known > 0 ? 'only known flaws broke' : 'no invariant broke';
+  const extras = [
+    ...(a.held > 0 ? [`${a.held} more held back`] : []),
+    ...(a.known > 0 ? [`${plural(a.known, 'known flaw')} met`] : []),
+  ];
+  return extras.length === 0 ? main : `${main} (${extras.join(', ')})`;
+}
+
 const stepsPerSec = (r: CampaignReport) => Math.round(r.steps / Math.max(0.001, r.elapsedMs / 1000));
 
 /** The invariants a campaign judges: `differential` only when model and impl run side by side. */
@@ -56,11 +81,14 @@ export function xmlEscape(s: string): string {
 
 /**
  * JUnit XML: a testsuite per strategy, a testcase per invariant — one per cause when it broke
- * in several ways (each distinct flaw its own testcase, `invariant (cause)`); a new failure
- * fails its testcase.
+ * in several ways (each distinct flaw its own testcase, `invariant (cause)`), named with the
+ * shard (`… [shard 2/3]`) when sharded; a new failure fails its testcase, a held-back one is
+ * skipped with a message naming what it is held behind, a known flaw passes.
  */
 export function formatJunit(r: CampaignReport): string {
   const seconds = (ms: number) => (ms / 1000).toFixed(3);
+  // Shards' files are merged by test reporters: each testcase's name carries its shard.
+  const inShard = (name: string) => (r.shard === null ? name : `${name} [shard ${r.shard}]`);
   const byKey = new Map<string, FailureReport[]>();
   for (const f of r.failures) {
     const key = `${f.failure.strategy}/${f.failure.invariant}`;
@@ -69,21 +97,30 @@ export function formatJunit(r: CampaignReport): string {
   const suites: string[] = [];
   let tests = 0;
   let failures = 0;
-  for (const strategy of r.strategies) {
+  let skipped = 0;
+  // A failure attributed to the core (or any strategy not named) still has its testsuite.
+  const strategies = [...r.strategies, ...new Set(r.failures.map((f) => f.failure.strategy).filter((s) => !r.strategies.includes(s)))];
+  for (const strategy of strategies) {
     const cases: string[] = [];
     let suiteFailures = 0;
+    let suiteSkipped = 0;
     for (const invariant of judged(r.kernel)) for (const f of byKey.get(`${strategy}/${invariant}`) ?? [undefined]) {
       const several = (byKey.get(`${strategy}/${invariant}`)?.length ?? 0) > 1;
       const name = several && f !== undefined ? `${invariant} (${campaignCause(f.failure)})` : invariant;
-      const open = `    <testcase classname="${xmlEscape(`mapfuzz.${strategy}`)}" name="${xmlEscape(name)}" time="${seconds(f?.failure.foundAfterMs ?? 0)}"`;
+      const open = `    <testcase classname="${xmlEscape(`mapfuzz.${strategy}`)}" name="${xmlEscape(inShard(name))}" time="${seconds(f?.failure.foundAfterMs ?? 0)}"`;
       if (f === undefined) {
         cases.push(`${open}/>`);
       } else if (f.known) {
         cases.push(`${open}>\n      <system-out>${xmlEscape(`known flaw, recorded in ${f.file}: ${f.failure.message}`)}</system-out>\n    </testcase>`);
+      } else if (f.held === true) {
+        // Held back: not a test failure of its own; skipped, naming the failure it is held behind.
+        suiteSkipped += 1;
+        cases.push(`${open}>\n      <skipped message="${xmlEscape(`held back, not written: ${f.note ?? 'most likely the same bug as a new failure'}`)}"/>\n` +
+          `      <system-out>${xmlEscape(`${f.failure.ops.length} steps, BROKEN ${invariant}: ${f.failure.message}`)}</system-out>\n    </testcase>`);
       } else {
         suiteFailures += 1;
         const story = f.failure.ops.map((op, i) => `${String(i + 1).padStart(3)}. ${formatOp(op)}`).join('\n');
-        const where = f.held === true ? `not written (${f.note})` : `written to ${f.file} (mapfuzz show ${f.file})`;
+        const where = f.note !== undefined ? `in ${f.file} (${f.note})` : `written to ${f.file} (mapfuzz show ${f.file})`;
         cases.push(`${open}>\n      <failure message="${xmlEscape(f.failure.message)}" type="${xmlEscape(invariant)}">` +
           `${xmlEscape(`${f.failure.ops.length}-step repro ${where}\n${story}\nBROKEN ${invariant}: ${f.failure.message}`)}` +
           `</failure>\n    </testcase>`);
@@ -91,11 +128,14 @@ export function formatJunit(r: CampaignReport): string {
     }
     tests += cases.length;
     failures += suiteFailures;
-    suites.push(`  <testsuite name="${xmlEscape(`mapfuzz.${strategy}`)}" tests="${cases.length}" failures="${suiteFailures}" errors="0" skipped="0" time="${seconds(r.elapsedMs)}">\n${cases.join('\n')}\n  </testsuite>`);
+    skipped += suiteSkipped;
+    suites.push(`  <testsuite name="${xmlEscape(`mapfuzz.${strategy}`)}" tests="${cases.length}" failures="${suiteFailures}" errors="0" skipped="${suiteSkipped}" time="${seconds(r.elapsedMs)}">\n${cases.join('\n')}\n  </testsuite>`);
   }
-  const props = [['seed', r.seed], ['kernel', r.kernel], ['shard', r.shard ?? '1/1'], ['workers', r.workers], ['runs', r.runs], ['steps', r.steps]]
+  const a = accountOf(r.failures);
+  const props = [['seed', r.seed], ['kernel', r.kernel], ['shard', r.shard ?? '1/1'], ['workers', r.workers], ['runs', r.runs], ['steps', r.steps],
+    ['new', a.fresh], ['known', a.known], ['held', a.held]]
     .map(([k, v]) => `    <property name="${k}" value="${xmlEscape(String(v))}"/>`).join('\n');
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="mapfuzz fuzz" tests="${tests}" failures="${failures}" errors="0" time="${seconds(r.elapsedMs)}">\n` +
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="mapfuzz fuzz" tests="${tests}" failures="${failures}" errors="0" skipped="${skipped}" time="${seconds(r.elapsedMs)}">\n` +
     `  <properties>\n${props}\n  </properties>\n${suites.join('\n')}\n</testsuites>\n`;
 }
 
@@ -103,9 +143,8 @@ const mdCell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 /** The Markdown summary GitHub Actions shows on the run's page. */
 export function formatMarkdown(r: CampaignReport): string {
-  const fresh = r.failures.filter((f) => !f.known).length;
   const lines = [
-    `### mapfuzz fuzz${r.shard === null ? '' : ` — shard ${r.shard}`}: ${fresh === 0 ? (r.failures.length === 0 ? 'no invariant broke' : 'only known flaws broke') : `${fresh} new failure${fresh === 1 ? '' : 's'}`}`,
+    `### mapfuzz fuzz${r.shard === null ? '' : ` — shard ${r.shard}`}: ${headline(accountOf(r.failures))}`,
     '',
     `seed \`${r.seed}\`, kernel \`${r.kernel}\`, ${r.strategies.join(', ')}; ${r.runs} traces, ${r.steps} checked steps in ${(r.elapsedMs / 1000).toFixed(1)} s ` +
       `(${stepsPerSec(r)} steps/s, ${r.workers} worker${r.workers === 1 ? '' : 's'})`,

@@ -179,8 +179,10 @@ export function mprotect(s: ImplState, proc: ImplProcess, op: MprotectOp): Outco
   return result === 0 ? ok(0) : err(result);
 }
 
-/** mprotect_fixup: split to [start, end), set the protection, write-protect the PTEs if needed. */
+/** mprotect_fixup: unless the protection is already `prot`, split to [start, end), set the protection, write-protect the PTEs if needed. */
 function mprotectFixup(s: ImplState, proc: ImplProcess, start: number, end: number, prot: number): Errno | 0 {
+  // newflags == oldflags: nothing to change, and no split (mm/mprotect.c mprotect_fixup).
+  if (vmasIn(proc.mm, start, end)[0]!.prot === prot) return 0;
   const e = splitAround(s, proc.mm, start, end);
   if (e !== 0) return e;
   const target = vmasIn(proc.mm, start, end)[0];

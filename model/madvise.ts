@@ -1,7 +1,7 @@
 /**
  * madvise (mm/madvise.c): DONTNEED zaps (private copies vanish, shared pages stay in their
  * object), PAGEOUT reclaims pages this process maps alone, COLD ages them, DONTFORK and
- * DOFORK set VM_DONTCOPY (splitting). Unmapped parts give ENOMEM after the mapped parts
+ * DOFORK set VM_DONTCOPY (splitting, unless it is already as asked). Unmapped parts give ENOMEM after the mapped parts
  * are done, as madvise_walk_vmas does.
  */
 import type { Advice, MadviseOp } from '../kernel-api/op.ts';
@@ -55,6 +55,8 @@ function madviseVma(s: ModelState, proc: Process, vma: Vma, start: number, end: 
     case 'DONTFORK':
     case 'DOFORK': {
       if (advice === 'DOFORK' && vma.io) return 'EINVAL';
+      // The flags are already what the advice asks: no split (madvise_update_vma).
+      if (vma.dontcopy === (advice === 'DONTFORK')) return 0;
       const e = splitAround(s, proc.mm, start, end);
       if (e !== 0) return e === 'ENOMEM' ? 'EAGAIN' : e;
       for (const v of vmasIn(proc.mm, start, end)) v.dontcopy = advice === 'DONTFORK';

@@ -191,8 +191,10 @@ export function mprotect(s: ModelState, proc: Process, op: MprotectOp): Outcome 
   return result === 0 ? ok(0) : err(result);
 }
 
-/** mprotect_fixup: split `vma` to [start, end), set its protection, write-protect its PTEs if needed. */
+/** mprotect_fixup: unless the protection is already `prot`, split `vma` to [start, end), set its protection, write-protect its PTEs if needed. */
 function mprotectFixup(s: ModelState, proc: Process, vma: Vma, start: number, end: number, prot: number): Errno | 0 {
+  // newflags == oldflags: nothing to change, and no split (mm/mprotect.c mprotect_fixup).
+  if (vma.prot === prot) return 0;
   const e = splitAround(s, proc.mm, start, end);
   if (e !== 0) return e;
   const target = vmasIn(proc.mm, start, end)[0];

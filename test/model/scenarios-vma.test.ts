@@ -50,6 +50,33 @@ describe('mprotect and munmap in the middle of a VMA', () => {
     t.exitAllAndExpectNoLeak();
   });
 
+  it('mprotect to the protection a VMA already has changes nothing and splits nothing (mprotect_fixup: newflags == oldflags)', () => {
+    const split = tenWrittenPages();
+    split.ok({ op: 'mprotect', pid: 1, addr: BASE + 3, lengthPages: 4, prot: RO });
+    split.ok({ op: 'mprotect', pid: 1, addr: BASE + 3, lengthPages: 4, prot: RW });
+    const same = tenWrittenPages();
+    const id = same.vmas(1)[0].id;
+    expect(same.step({ op: 'mprotect', pid: 1, addr: BASE + 3, lengthPages: 4, prot: RW })).toEqual(okv());
+    expect(ranges(same, 1)).toEqual([[BASE, BASE + 10, RW]]);
+    expect(same.vmas(1)[0].id).toBe(id);
+    // No VMA was made: the next one gets the id the first split would have taken.
+    const next = (t: Scenario) => { t.anon(1, 1, { addr: BASE + 20 }); return t.vmas(1).find((v) => v.start === BASE + 20)!.id; };
+    expect(next(same)).toBe(id + 1);
+    expect(next(split)).toBeGreaterThan(id + 1);
+    same.exitAllAndExpectNoLeak();
+  });
+
+  it('MADV_DONTFORK of a part already VM_DONTCOPY splits nothing (madvise_update_vma: the flags are unchanged)', () => {
+    const t = tenWrittenPages();
+    t.ok({ op: 'madvise', pid: 1, addr: BASE, lengthPages: 10, advice: 'DONTFORK' });
+    const ids = t.vmas(1).map((v) => v.id);
+    t.ok({ op: 'madvise', pid: 1, addr: BASE + 3, lengthPages: 4, advice: 'DONTFORK' });
+    expect(t.vmas(1).map((v) => v.id)).toEqual(ids);
+    t.anon(1, 1, { addr: BASE + 20 });
+    expect(t.vmas(1).find((v) => v.start === BASE + 20)!.id).toBe(Math.max(...ids) + 1);
+    t.exitAllAndExpectNoLeak();
+  });
+
   it('munmap of the middle leaves two VMAs and frees the pages in the hole (zap_pte_range)', () => {
     const t = tenWrittenPages();
     const hole = [3, 4, 5, 6].map((i) => t.pfnAt(1, BASE + i));
