@@ -16,6 +16,7 @@ import { doWpPage, GUP_FAULT, handleMmFault, type VmFault } from './fault.ts';
 import { mmLock, releaseIfHeld, runDeferredFput, withMmapLock } from './locks.ts';
 import type { FaultFlags } from '../kernel-api/driver.ts';
 import { vmaLookup } from './vma.ts';
+import { taskAlive } from './process.ts';
 
 const userReadable = (vma: ImplVma) => (vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0;
 const userWritable = (vma: ImplVma) => (vma.prot & PROT_WRITE) !== 0;
@@ -46,7 +47,7 @@ function permits(pt: ImplProcess['mm']['pt'], addr: number, write: boolean): boo
  * away meanwhile (the handler slept) lets the access retry. Returns with the PTE at `addr`
  * present and permitting the access, or the signal.
  */
-function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolean): 0 | 'SIGSEGV' | 'SIGBUS' {
+function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolean): 0 | 'SIGSEGV' | 'SIGBUS' | 'ESRCH' {
   const allowed = (vma: ImplVma | undefined): vma is ImplVma => vma !== undefined && (write ? userWritable(vma) : userReadable(vma));
   const pt = proc.mm.pt;
   if (allowed(vmaLookup(proc.mm, addr)) && permits(pt, addr, write)) return 0;
@@ -55,6 +56,8 @@ function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolea
   try {
     let retries = 0;
     for (let faults = 0; ; faults++) {
+      // Another thread's exit_group may have run at the lock's point: the task is dead (ESRCH).
+      if (!taskAlive(s, proc)) return 'ESRCH';
       const vma = vmaLookup(proc.mm, addr);
       if (!allowed(vma)) return 'SIGSEGV';
       if (permits(pt, addr, write)) return 0;
@@ -80,12 +83,14 @@ function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolea
 
 export function userRead(s: ImplState, proc: ImplProcess, addr: number): Outcome {
   const r = userAccess(s, proc, addr, false);
+  if (r === 'ESRCH') return err(r);
   if (r !== 0) return sig(r);
   return ok(pfnValue(s, proc.mm.pt.idx(addr)));
 }
 
 export function userWrite(s: ImplState, proc: ImplProcess, addr: number, value: number): Outcome {
   const r = userAccess(s, proc, addr, true);
+  if (r === 'ESRCH') return err(r);
   if (r !== 0) return sig(r);
   const pt = proc.mm.pt;
   setPfnValue(s, pt.idx(addr), value >>> 0);

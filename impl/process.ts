@@ -10,6 +10,11 @@ export function runningProcess(s: ImplState, pid: number): ImplProcess | undefin
   return proc !== undefined && proc.state === 'running' && s.threads.get(pid) === pid ? proc : undefined;
 }
 
+/** The running task (locks.current) is a live thread of `proc` (no exit_group ran while it slept). */
+export function taskAlive(s: ImplState, proc: ImplProcess): boolean {
+  return runningProcess(s, proc.pid) === proc && s.threads.get(s.locks.current) === proc.pid;
+}
+
 /** The tids of `pid`'s live threads, main thread first. */
 export function threadsOf(s: ImplState, pid: number): number[] {
   const tids: number[] = [];

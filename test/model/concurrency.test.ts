@@ -668,6 +668,32 @@ describe('re-entrancy: nested steps at scheduling points', () => {
   });
 });
 
+describe('a task whose process exited while it slept', () => {
+  it('exit_group by another thread at the entry lock\'s point: the preempted op does nothing (ESRCH), nothing is mapped into the dead mm', () => {
+    const k = new ModelKernel();
+    okValue(k, { op: 'spawn' });
+    const tid = okValue(k, { op: 'clone', pid: 1 });
+    const nested: Outcome[] = [];
+    let once = false;
+    k.locks.hooks = { preempt: () => { if (!once) { once = true; nested.push(k.step({ op: 'oom', pid: 1, tid })); } } };
+    expect(k.step({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: RW, shared: false })).toEqual(err('ESRCH'));
+    k.locks.hooks = null;
+    expect(nested).toEqual([ok(0)]);
+    expect([...k.inspect.vmas(1)]).toEqual([]);
+    // A fault whose lock point lets the exit run: ESRCH too, and no page is left behind.
+    okValue(k, { op: 'spawn' });
+    const t2 = okValue(k, { op: 'clone', pid: 3 });
+    const a = okValue(k, { op: 'mmap', pid: 3, addr: 0, lengthPages: 1, prot: RW, shared: false });
+    nested.length = 0;
+    once = false;
+    k.locks.hooks = { preempt: (where) => { if (!once && where === 'do_user_addr_fault') { once = true; nested.push(k.step({ op: 'exit', pid: 3, tid: t2 })); } } };
+    expect(k.step({ op: 'write', pid: 3, addr: a, value: 1 })).toEqual(err('ESRCH'));
+    k.locks.hooks = null;
+    expect(nested).toEqual([ok(0)]);
+    expect([...k.inspect.frames()].filter((f) => f.kind !== 'zero')).toEqual([]);
+  });
+});
+
 describe('MMU notifier waits', () => {
   function notifierSetup(onInvalidate: (k: DriverKernel, n: MmuIntervalNotifier) => void) {
     let n: MmuIntervalNotifier | undefined;
