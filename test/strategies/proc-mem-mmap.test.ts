@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelKernel } from '../../model/kernel.ts';
 import { DEFAULT_CONFIG } from '../../kernel-api/config.ts';
 import { procMemMmap } from '../../strategies/proc-mem-mmap.ts';
-import { liveFrames, okValue, presentPfn, pteAt } from './helpers.ts';
+import { KERNELS, liveFrames, okValue, presentPfn, pteAt, session, stepOk } from './helpers.ts';
 
 const S = 'proc-mem-mmap';
 
@@ -94,4 +94,37 @@ describe('proc-mem-mmap (seed 000)', () => {
     expect([...k.inspect.driverHolds()]).toEqual([]);
     expect(() => k.step({ op: 'munmap', pid: 2, addr: b, lengthPages: 3 })).toThrow(/double free/);
   });
+});
+
+/**
+ * mem_mmap's locking (issue 15), as the patch writes it: called with the caller's
+ * mmap_lock held for write, it takes the target's with down_read around the GUP loop.
+ */
+describe('proc-mem-mmap (seed 000): locking', () => {
+  for (const kernel of KERNELS) {
+    describe(`on the ${kernel}`, () => {
+      it('an mmap of /proc/self/mem deadlocks: down_read of the mmap_lock the caller holds for write', () => {
+        const s = session(kernel, [procMemMmap]);
+        stepOk(s, { op: 'spawn' });
+        const a = stepOk(s, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: false });
+        stepOk(s, { op: 'write', pid: 1, addr: a, value: 11 });
+        const fd = stepOk(s, { op: 'drv', strategy: S, call: 'open', args: { pid: 1, target: 1 } });
+        const { violation } = s.step({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 1, shared: true, fd, pgoff: a });
+        expect(violation).toMatchObject({ invariant: 'deadlock' });
+        expect(violation!.message).toMatch(/mmap_lock of P1 \(read\), which it already holds/);
+      });
+
+      it('an mmap of another process\'s mem nests mmap_lock in itself with no annotation: lockdep\'s possible recursive locking', () => {
+        const s = session(kernel, [procMemMmap]);
+        stepOk(s, { op: 'spawn' });
+        const a = stepOk(s, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: false });
+        stepOk(s, { op: 'write', pid: 1, addr: a, value: 11 });
+        stepOk(s, { op: 'spawn', uid: 0 });
+        const fd = stepOk(s, { op: 'drv', strategy: S, call: 'open', args: { pid: 2, target: 1 } });
+        const { violation } = s.step({ op: 'mmap', pid: 2, addr: 0, lengthPages: 1, prot: 1, shared: true, fd, pgoff: a });
+        expect(violation).toMatchObject({ invariant: 'lock-order' });
+        expect(violation!.message).toMatch(/takes mmap_lock of P1 \(read\) in mmap_read_lock while holding mmap_lock of P2/);
+      });
+    });
+  }
 });
