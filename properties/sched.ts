@@ -137,10 +137,11 @@ export class NestedScheduler implements SchedHooks {
       if (!nested) {
         throw new LockViolation(`${e.message}, which is not running: it would sleep forever`, 'deadlock');
       }
-      // A core operation takes its entry lock before it changes anything (CONCURRENCY-SPEC.md),
-      // so one that waits at its first scheduling point, holding nothing, changed nothing. A
-      // driver call may change state before its first point (a kmalloc, an fd): never un-taken.
-      if (op.op !== 'drv' && frame.points <= 1 && !frame.nestedStarted && !this.kernel.locks.holdsAny(frame.task)) {
+      // An operation whose first scheduling point is its entry lock (CONCURRENCY-SPEC.md)
+      // changed nothing when it waits there. Others may have changed state before their
+      // first point (close drops the fd before ->release; a driver call allocates): never
+      // un-taken.
+      if (ENTRY_LOCKED.has(op.op) && frame.points <= 1 && !frame.nestedStarted && !this.kernel.locks.holdsAny(frame.task)) {
         // It waited at its first lock, having changed nothing: it is not started here.
         this.started.pop();
         this.preemptions.delete(op);
@@ -157,6 +158,13 @@ export class NestedScheduler implements SchedHooks {
     (this.pending as PendingOps & { unTake?(op: Op): void }).unTake?.(op);
   }
 }
+
+/** Operations that take their entry lock before they change anything. */
+const ENTRY_LOCKED: ReadonlySet<string> = new Set([
+  'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'fork', 'exit', 'oom', 'read', 'write',
+  'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev', 'pagemap_read',
+  'pagemap_scan', 'map_files_readdir', 'clear_refs', 'uffd_register_wp',
+]);
 
 /** The rest of a trace (a replay): operations from `from` on, taken in order. */
 export class TraceCursor implements PendingOps {
