@@ -20,8 +20,9 @@
  * - One mutex per view (the open file), `proc-mem-notify:view->lock`, guards the view's
  *   VMAs and its prefetched pages and orders mmu_interval_read_retry + the PTE install
  *   against the notifier, which takes it before it zaps. It is only ever taken innermost
- *   but for the PTL: under the mmap_lock (->mmap, ->open, ->close, ->fault) and under
- *   whatever an invalidation holds (the target's mmap_lock, the rmap locks).
+ *   but for the PTL: under the mmap_lock (->mmap, ->open, ->close, ->fault; the target's
+ *   in the fault's first call) and under whatever an invalidation holds (the target's
+ *   mmap_lock, the rmap locks).
  * - GUP needs the target's mmap_lock. The fault holds its own mm's for read, and taking a
  *   second mm's under it nests the class in itself (an ABBA with queued writers), so the
  *   fault drops its own first, which a handler may do only with FAULT_FLAG_ALLOW_RETRY and
