@@ -15,7 +15,7 @@ import { inodeGet, newFile } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { canMerge, insertVma, mergeAround, mergeRange, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
 import { zapRange } from './zap.ts';
-import { invalidateRange } from './notifier.ts';
+import { invalidateEnd, invalidateRange } from './notifier.ts';
 import { PTE_PRESENT, PTE_WRITE } from './pagetable.ts';
 
 const PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC;
@@ -192,6 +192,7 @@ function mprotectFixup(s: ImplState, proc: ImplProcess, start: number, end: numb
     pt.forEach(start, end, (addr, flags) => {
       if ((flags & PTE_PRESENT) !== 0 && (flags & PTE_WRITE) !== 0) pt.setFlags(addr, flags & ~PTE_WRITE);
     });
+    invalidateEnd(s, proc.pid);
   }
   return 0;
 }

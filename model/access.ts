@@ -13,6 +13,7 @@ import { assert } from './assert.ts';
 import { frameOf, getPage, pfnValue, putPage, setPfnValue } from './frames.ts';
 import { doWpPage, GUP_FAULT, handleMmFault, type VmFault } from './fault.ts';
 import { vmaLookup } from './vma.ts';
+import { taskAlive } from './process.ts';
 import { mmapLock, releaseIfHeld, runDeferredFput, withMmapLock } from './locks.ts';
 import type { FaultFlags } from '../kernel-api/driver.ts';
 
@@ -42,7 +43,7 @@ export const FAULT_RETRIES_MAX = 4;
  * and fault again with FAULT_FLAG_TRIED. A successful fault whose PTE another task took
  * away meanwhile (the handler slept) lets the access retry.
  */
-function userAccess(s: ModelState, proc: Process, addr: number, write: boolean): PresentPte | 'SIGSEGV' | 'SIGBUS' {
+function userAccess(s: ModelState, proc: Process, addr: number, write: boolean): PresentPte | 'SIGSEGV' | 'SIGBUS' | 'ESRCH' {
   const allowed = (vma: Vma | undefined): vma is Vma => vma !== undefined && (write ? userWritable(vma) : userReadable(vma));
   const permits = (pte: Pte | undefined): pte is PresentPte => pte?.kind === 'present' && (!write || pte.write);
   const pte0 = proc.mm.ptes.get(addr);
@@ -52,6 +53,8 @@ function userAccess(s: ModelState, proc: Process, addr: number, write: boolean):
   try {
     let retries = 0;
     for (let faults = 0; ; faults++) {
+      // Another thread's exit_group may have run at the lock's point: the task is dead (ESRCH).
+      if (!taskAlive(s, proc)) return 'ESRCH';
       const vma = vmaLookup(proc.mm, addr);
       if (!allowed(vma)) return 'SIGSEGV';
       const pte = proc.mm.ptes.get(addr);
@@ -79,12 +82,14 @@ function userAccess(s: ModelState, proc: Process, addr: number, write: boolean):
 
 export function userRead(s: ModelState, proc: Process, addr: number): Outcome {
   const pte = userAccess(s, proc, addr, false);
+  if (pte === 'ESRCH') return err(pte);
   if (typeof pte === 'string') return sig(pte);
   return ok(pfnValue(s, pte.pfn));
 }
 
 export function userWrite(s: ModelState, proc: Process, addr: number, value: number): Outcome {
   const pte = userAccess(s, proc, addr, true);
+  if (pte === 'ESRCH') return err(pte);
   if (typeof pte === 'string') return sig(pte);
   storeThroughPte(s, pte, value);
   return ok(0);

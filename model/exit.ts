@@ -10,6 +10,7 @@ import { removeVma } from './vma.ts';
 import { zapRange } from './zap.ts';
 import type { InvalidateEvent } from './notifier.ts';
 import { withMmapLock } from './locks.ts';
+import { taskAlive } from './process.ts';
 
 /** exit_mmap: every VMA zapped and removed, in address order. */
 export function exitMm(s: ModelState, proc: Process, event: InvalidateEvent): void {
@@ -24,8 +25,9 @@ export function exitMm(s: ModelState, proc: Process, event: InvalidateEvent): vo
  * hooks with it held; the fput()s of VMAs' files run after it is dropped), then the fd
  * table is closed with no lock held.
  */
-export function exitProcess(s: ModelState, proc: Process): void {
-  withMmapLock(s, proc.pid, 'write', 'exit_mmap', () => exitMm(s, proc, 'exit'));
+export function exitProcess(s: ModelState, proc: Process): boolean {
+  // Another thread's exit_group may have run at the lock's scheduling point: nothing left to do.
+  if (!withMmapLock(s, proc.pid, 'write', 'exit_mmap', () => taskAlive(s, proc) && (exitMm(s, proc, 'exit'), true))) return false;
   const fds = [...proc.fds.keys()].sort((a, b) => a - b);
   for (const fd of fds) {
     const file = proc.fds.get(fd)!;
@@ -37,6 +39,7 @@ export function exitProcess(s: ModelState, proc: Process): void {
   for (const other of s.processes.values()) {
     if (other.ppid === proc.pid) other.ppid = 0; // reparented to init
   }
+  return true;
 }
 
 /**
@@ -45,13 +48,16 @@ export function exitProcess(s: ModelState, proc: Process): void {
  * the callbacks run). A range whose callback refuses is skipped (Linux retries later; here
  * the exit takes those pages). Then the victim's exit.
  */
-export function oomKill(s: ModelState, proc: Process): void {
-  proc.oomReaped = true;
-  withMmapLock(s, proc.pid, 'read', 'oom_reap_task_mm', () => {
+export function oomKill(s: ModelState, proc: Process): boolean {
+  const reaped = withMmapLock(s, proc.pid, 'read', 'oom_reap_task_mm', () => {
+    if (!taskAlive(s, proc)) return false;
+    // Marked once the lock is held: nothing changes before an operation's first lock.
+    proc.oomReaped = true;
     for (const vma of [...proc.mm.vmas]) {
       if (vma.pfnmap || !proc.mm.vmas.includes(vma)) continue;
       if (vma.file === -1 || !vma.shared) zapRange(s, proc, vma.start, vma.end, 'oom', undefined, false);
     }
+    return true;
   });
-  exitProcess(s, proc);
+  return reaped && exitProcess(s, proc);
 }

@@ -16,7 +16,7 @@ import type { StrategyInstance } from '../kernel-api/driver.ts';
 import type { KernelInspect } from '../kernel-api/state.ts';
 import type { ModelState, Process } from './types.ts';
 import { allocFrame } from './frames.ts';
-import { runningCount, runningProcess, threadsOf } from './process.ts';
+import { runningCount, runningProcess, taskAlive, threadsOf } from './process.ts';
 import { runDeferredFput, taskName, withMmapLock } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
@@ -149,9 +149,14 @@ export class ModelKernel implements Kernel {
     return ok(tid);
   }
 
-  /** An operation on the caller's own mm: its mmap_lock in `mode`, taken first. */
+  /**
+   * An operation on the caller's own mm: its mmap_lock in `mode`, taken first. Another
+   * thread's exit_group may have run at the lock's scheduling point: the task is dead then
+   * (mmap_write_lock_killable fails on the fatal signal), and nothing is done: ESRCH.
+   */
   private locked(proc: Process, mode: LockMode, where: string, f: () => Outcome): Outcome {
-    return withMmapLock(this.state, proc.pid, mode, where, f);
+    const s = this.state;
+    return withMmapLock(s, proc.pid, mode, where, () => (taskAlive(s, proc) ? f() : err('ESRCH')));
   }
 
   private withProcess(pid: number, f: (p: Process) => Outcome): Outcome {
@@ -175,8 +180,8 @@ export class ModelKernel implements Kernel {
       case 'read': return userRead(s, proc, op.addr);
       case 'write': return userWrite(s, proc, op.addr, op.value);
       case 'fork': return this.locked(proc, 'write', 'dup_mmap', () => fork(s, proc));
-      case 'exit': exitProcess(s, proc); return ok(0);
-      case 'oom': oomKill(s, proc); return ok(0);
+      case 'exit': return exitProcess(s, proc) ? ok(0) : err('ESRCH');
+      case 'oom': return oomKill(s, proc) ? ok(0) : err('ESRCH');
       case 'set_dumpable': proc.dumpable = op.dumpable; return ok(0);
       case 'close': {
         const file = proc.fds.get(op.fd);

@@ -14,6 +14,11 @@ export function runningProcess(s: ModelState, pid: number): Process | undefined 
   return proc !== undefined && proc.state === 'running' && s.threads.get(pid) === pid ? proc : undefined;
 }
 
+/** The running task (locks.current) is a live thread of `proc` (no exit_group ran while it slept). */
+export function taskAlive(s: ModelState, proc: Process): boolean {
+  return runningProcess(s, proc.pid) === proc && s.threads.get(s.locks.current) === proc.pid;
+}
+
 /** The tids of `pid`'s live threads, main thread first. */
 export function threadsOf(s: ModelState, pid: number): number[] {
   const tids: number[] = [];
