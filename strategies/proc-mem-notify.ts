@@ -20,8 +20,9 @@
  * - One mutex per view (the open file), `proc-mem-notify:view->lock`, guards the view's
  *   VMAs and its prefetched pages and orders mmu_interval_read_retry + the PTE install
  *   against the notifier, which takes it before it zaps. It is only ever taken innermost
- *   but for the PTL: under the mmap_lock (->mmap, ->open, ->close, ->fault) and under
- *   whatever an invalidation holds (the target's mmap_lock, the rmap locks).
+ *   but for the PTL: under the mmap_lock (->mmap, ->open, ->close, ->fault; the target's
+ *   in the fault's first call) and under whatever an invalidation holds (the target's
+ *   mmap_lock, the rmap locks).
  * - GUP needs the target's mmap_lock. The fault holds its own mm's for read, and taking a
  *   second mm's under it nests the class in itself (an ABBA with queued writers), so the
  *   fault drops its own first, which a handler may do only with FAULT_FLAG_ALLOW_RETRY and
@@ -113,19 +114,22 @@ export class ProcMemNotify implements StrategyInstance {
     if (!this.k.ptrace_may_access(pid, target, 'attach')) return err('EACCES');
     const mm = this.k.get_task_mm(target);
     if (mm === null) return err('ESRCH');
-    const slab = this.k.kmalloc('mem_view', 'GFP_KERNEL');
-    if (slab === null) {
-      this.k.mmput(mm);
-      return err('ENOMEM');
-    }
+    // The notifier first: the call that may wait (for the target's mmap_lock, for write),
+    // before this open allocates anything. Until the view exists, an invalidation finds
+    // nothing of it mapped.
     let view: MemView | undefined;
     const notifier = this.k.mmu_interval_notifier_insert(mm, 0, WHOLE_MM_PAGES, {
-      invalidate: (_n, range) => this.invalidate(view!, range),
+      invalidate: (_n, range) => (view === undefined ? true : this.invalidate(view, range)),
     });
     if (typeof notifier === 'string') {
-      this.k.kfree(slab);
       this.k.mmput(mm);
       return err(notifier);
+    }
+    const slab = this.k.kmalloc('mem_view', 'GFP_KERNEL');
+    if (slab === null) {
+      this.k.mmu_interval_notifier_remove(notifier);
+      this.k.mmput(mm);
+      return err('ENOMEM');
     }
     view = {
       slab, target, mm, notifier, lock: this.k.mutex_init(`${NAME}:view->lock`),
@@ -251,10 +255,12 @@ export class ProcMemNotify implements StrategyInstance {
     this.k.mmap_read_lock(view.mm);
     // A read of the target, as the view is read-only: the zero page for an untouched page.
     const page = this.k.get_user_pages_remote(view.mm, pgoff, 0);
-    this.k.mmap_read_unlock(view.mm);
+    // Kept under the view lock, taken inside the target's mmap_lock (the order the
+    // notifier's callers take them in).
     this.k.mutex_lock(view.lock);
     view.pending.set(tid, { pgoff, seq, page });
     this.k.mutex_unlock(view.lock);
+    this.k.mmap_read_unlock(view.mm);
     this.viewPut(view);
     return { kind: 'retry' };
   }

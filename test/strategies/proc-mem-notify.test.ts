@@ -135,8 +135,8 @@ describe('proc-mem-notify: locking under interleaving', () => {
         const s = start();
         const read: Op = { op: 'read', pid: 1, addr: V };
         const munmap: Op = { op: 'munmap', pid: 2, addr: A, lengthPages: 1 };
-        // P1's second mutex_lock of the view lock: the first call keeping the page it took.
-        const r = stepNested(s, read, [munmap], new AtPoint(atNth(1, 'mutex_lock', 1)));
+        // Between the fault's two calls: the kernel taking P1's mmap_lock again for the retry.
+        const r = stepNested(s, read, [munmap], new AtPoint(atNth(1, 'do_user_addr_fault', 1)));
         expect(r.infeasible).toBeNull();
         expect(r.violation).toBeNull();
         expect(r.started).toEqual([read, munmap]);
@@ -149,7 +149,7 @@ describe('proc-mem-notify: locking under interleaving', () => {
         const s = start(broken);
         const read: Op = { op: 'read', pid: 1, addr: V };
         const munmap: Op = { op: 'munmap', pid: 2, addr: A, lengthPages: 1 };
-        const r = stepNested(s, read, [munmap], new AtPoint(atNth(1, 'mutex_lock', 1)));
+        const r = stepNested(s, read, [munmap], new AtPoint(atNth(1, 'do_user_addr_fault', 1)));
         expect(r.infeasible).toBeNull();
         expect(r.started).toEqual([read, munmap]);
         expect(outcomeOf(r, read)).toEqual({ kind: 'ok', value: 7 });
