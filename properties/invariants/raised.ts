@@ -80,14 +80,23 @@ const lockClass = (message: string): string => /lock class (\S+)/.exec(message)?
 export const deadlock: RaisedInvariant = {
   id: 'deadlock',
   holds: 'no task waits for a lock it holds, and the waiting tasks never form a cycle',
-  causes: [],
+  // The families; a cause's id adds the lock class (`self:mmap_lock`), from the fallback.
+  causes: [
+    { id: 'self', title: 'a task waits for a lock it already holds (self:<class>)' },
+    { id: 'spin', title: 'a task spins on a spinlock whose holder sleeps (spin:<class>)' },
+    { id: 'own-invalidation', title: 'a task waits for the MMU notifier invalidation it is running itself' },
+  ],
   fallback: (m) => (/spins forever/.test(m) ? `spin:${lockClass(m)}` : /own invalidation/.test(m) ? 'own-invalidation' : `self:${lockClass(m)}`),
 };
 
 export const lockOrder: RaisedInvariant = {
   id: 'lock-order',
   holds: "lockdep's class dependency graph has no cycle, and no class nests in itself unannotated",
-  causes: [],
+  // The families; a cause's id adds the classes (`recursive:mmap_lock`), from the fallback.
+  causes: [
+    { id: 'recursive', title: 'WARNING: possible recursive locking detected (recursive:<class>)' },
+    { id: 'circular', title: 'WARNING: possible circular locking dependency detected (circular:<classes>)' },
+  ],
   fallback: (m) => (/recursive locking/.test(m) ? `recursive:${lockClass(m)}` : `circular:${messageCause(m.replace(/ closes .*/, ''))}`),
 };
 
