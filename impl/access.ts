@@ -32,7 +32,12 @@ function userFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, 
 /** How often a user fault may come back VM_FAULT_RETRY before the emulation calls it a livelock. */
 export const FAULT_RETRIES_MAX = 4;
 
-/** The access is allowed by the VMA and the PTE at `addr` permits it (the MMU's check, no fault). */
+/** The VMA lets user space make the access (a function, not a closure: hot, and closures cost). */
+function allowed(vma: ImplVma | undefined, write: boolean): vma is ImplVma {
+  return vma !== undefined && (write ? userWritable(vma) : userReadable(vma));
+}
+
+/** The PTE at `addr` is present and permits the access (the MMU's check, no fault). */
 function permits(pt: ImplProcess['mm']['pt'], addr: number, write: boolean): boolean {
   const flags = pt.flags(addr);
   return (flags & PTE_PRESENT) !== 0 && (!write || (flags & PTE_WRITE) !== 0);
@@ -48,9 +53,8 @@ function permits(pt: ImplProcess['mm']['pt'], addr: number, write: boolean): boo
  * present and permitting the access, or the signal.
  */
 function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolean): 0 | 'SIGSEGV' | 'SIGBUS' | 'ESRCH' {
-  const allowed = (vma: ImplVma | undefined): vma is ImplVma => vma !== undefined && (write ? userWritable(vma) : userReadable(vma));
   const pt = proc.mm.pt;
-  if (allowed(vmaLookup(proc.mm, addr)) && permits(pt, addr, write)) return 0;
+  if (allowed(vmaLookup(proc.mm, addr), write) && permits(pt, addr, write)) return 0;
   const lock = mmLock(s, proc.mm);
   s.locks.acquire(lock, 'read', 'do_user_addr_fault');
   try {
@@ -59,7 +63,7 @@ function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolea
       // Another thread's exit_group may have run at the lock's point: the task is dead (ESRCH).
       if (!taskAlive(s, proc)) return 'ESRCH';
       const vma = vmaLookup(proc.mm, addr);
-      if (!allowed(vma)) return 'SIGSEGV';
+      if (!allowed(vma, write)) return 'SIGSEGV';
       if (permits(pt, addr, write)) return 0;
       const points = s.locks.points;
       if (!(faults <= FAULT_RETRIES_MAX)) fail(`${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after ${faults} successful faults`);

@@ -75,9 +75,14 @@ export function withMmapLock<T>(s: ImplState, mm: ImplMm, mode: LockMode, where:
   return withLock(s, mmLock(s, mm), mode, where, f);
 }
 
+/** The PTL of `mm`, looked up once per mm. */
+export function mmPtl(s: ImplState, mm: ImplMm): LockRef {
+  return (mm.ptl ??= ptl(s, mm.pid));
+}
+
 /** The PTL of `mm` around `f` (a spinlock: no scheduling point). */
 export function withPtl<T>(s: ImplState, mm: ImplMm, where: string, f: () => T): T {
-  const l = (mm.ptl ??= ptl(s, mm.pid));
+  const l = mmPtl(s, mm);
   s.locks.spinLock(l, where);
   let r: T;
   try {

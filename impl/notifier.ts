@@ -27,6 +27,19 @@ export type InvalidateEvent = 'unmap' | 'clear' | 'protection' | 'oom' | 'exit' 
  */
 export const INVALIDATE_NESTING_MAX = 8;
 
+/**
+ * No notifier exists and no invalidation is in progress: this one can have no callback,
+ * so nothing runs between its start and its end — no scheduling point, no driver code —
+ * and nobody can see it in progress. It is not recorded (the common case, kept cheap);
+ * its end finds nothing to end, as no other invalidation can start meanwhile either.
+ */
+function unobserved(s: ImplState): boolean {
+  return s.notifiers.size === 0 && s.invalidations.size === 0;
+}
+
+/** The token of an invalidation nobody could see (unobserved): nothing to end. */
+const UNTRACKED: ActiveInvalidation = Object.freeze({ pid: -1, start: 0, end: 0, task: -1 });
+
 function push(s: ImplState, inv: ActiveInvalidation): void {
   const list = s.invalidations.get(inv.pid);
   if (list === undefined) s.invalidations.set(inv.pid, [inv]);
@@ -80,6 +93,7 @@ function hitsOf(s: ImplState, pid: number, start: number, end: number): ImplNoti
  * progress until the matching invalidateEnd (after the PTEs changed).
  */
 export function invalidateRange(s: ImplState, pid: number, start: number, end: number, event: InvalidateEvent): ActiveInvalidation {
+  if (unobserved(s)) return UNTRACKED;
   const inv: ActiveInvalidation = { pid, start, end, task: s.locks.current };
   push(s, inv);
   const hits = hitsOf(s, pid, start, end);
@@ -115,6 +129,7 @@ export function invalidateEnd(s: ImplState, pid: number): void {
  * caller leaves the range alone. True: in progress until invalidateEnd.
  */
 export function invalidateRangeNonblock(s: ImplState, pid: number, start: number, end: number, event: InvalidateEvent): boolean {
+  if (unobserved(s)) return true;
   const inv: ActiveInvalidation = { pid, start, end, task: s.locks.current };
   push(s, inv);
   const hits = hitsOf(s, pid, start, end);
@@ -140,7 +155,7 @@ export function withInvalidation<T>(s: ImplState, pid: number, start: number, en
     if (s.invalidations.get(pid)?.includes(inv) === true) pop(s, inv);
     throw e;
   }
-  pop(s, inv);
+  if (inv !== UNTRACKED) pop(s, inv);
   return r;
 }
 

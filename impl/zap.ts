@@ -10,7 +10,7 @@ import { F_DIRTY, F_KIND, KIND_ANON } from './framepool.ts';
 import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from './pagetable.ts';
 import { folioFreeSwap, freeSwapAndCache } from './swap.ts';
 import { invalidateEnd, invalidateRange, invalidateRangeNonblock, type InvalidateEvent } from './notifier.ts';
-import { withPtl } from './locks.ts';
+import { mmPtl } from './locks.ts';
 
 /** Map `pfn` at `addr` with a normal (refcounted, rmap'd) PTE; the caller passes in its reference. */
 export function mapFrame(s: ImplState, mm: ImplMm, addr: number, pfn: number, write: boolean, dirty: boolean): void {
@@ -70,6 +70,10 @@ export function zapRange(s: ImplState, proc: ImplProcess, start: number, end: nu
 /** The PTE part of zapRange, between invalidate_range_start and _end (which it ends). */
 function zapPtes(s: ImplState, mm: ImplMm, start: number, end: number): void {
   dropUffdWpMarkers(mm, start, end);
-  withPtl(s, mm, 'zap_pte_range', () => mm.pt.forEach(start, end, (addr, flags, idx) => zapPte(s, mm, addr, flags, idx)));
+  // The PTL around the zap (spin_lock: no scheduling point; an assertion inside ends the kernel anyway).
+  const l = mmPtl(s, mm);
+  s.locks.spinLock(l, 'zap_pte_range');
+  mm.pt.forEach(start, end, (addr, flags, idx) => zapPte(s, mm, addr, flags, idx));
+  s.locks.release(l, 'zap_pte_range');
   invalidateEnd(s, mm.pid);
 }
