@@ -576,8 +576,8 @@ function show(argv: readonly string[], out: Out): number {
     out.log(`wrote ${flags.c}: build it with \`cc -O2 -o repro ${flags.c}\` and run ./repro`);
     return 0;
   }
-  const story = tellStory(repro);
-  out.log(story.text);
+  // Streamed: each step is printed as soon as it has run.
+  const story = tellStory(repro, (line) => out.log(line));
   return story.asExpected ? 0 : 1;
 }
 

@@ -110,13 +110,17 @@ export type StoryStep = {
 
 export type Story = { header: string[]; before: Observation; steps: StoryStep[]; broken: Violation | null };
 
+/** How a story ended: what `endsAsExpected` needs, without the steps (a streamed story keeps none). */
+export type StoryEnd = { header: string[]; before: Observation; broken: Violation | null; length: number };
+
 /**
  * Whether the story ends as the repro expects: its invariant broken, or nothing broken.
  * A `hang` repro is judged on a worker thread with a time limit (replayRepro), not here.
  */
-export function endsAsExpected(r: Repro, story: Story): boolean {
+export function endsAsExpected(r: Repro, story: Story | StoryEnd): boolean {
   if (r.invariant === 'hang') return true;
-  const broken = story.broken === null ? null : { ...story.broken, step: story.steps.length - 1 };
+  const length = 'length' in story ? story.length : story.steps.length;
+  const broken = story.broken === null ? null : { ...story.broken, step: length - 1 };
   return judgeReplay(r, broken).ok;
 }
 
@@ -127,32 +131,55 @@ export function unexpectedEnding(r: Repro): string {
     : 'this repro expects every invariant to hold: it has regressed';
 }
 
-/** Replay a repro step by step, recording each step's outcome, changes and observation. */
-export function storyOf(r: Repro): Story {
+/**
+ * Replay a repro step by step, handing each step to `onStep` as it is told: nothing is
+ * kept here, so a long repro is told in memory that does not grow with its length (the
+ * caller keeps what it needs: `storyOf` every step, `tellStory` only the lines it prints).
+ */
+export function walkStory(r: Repro, onStep: (step: StoryStep) => void): StoryEnd {
   // Its own invariant alone, as replay judges it (judgeReplay).
   const session = new Session(sessionFor(r, r.invariant));
-  const header = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
   const first = observe(session.primary.inspect);
   let before = first;
-  const steps: StoryStep[] = [];
   for (let i = 0; i < r.ops.length; i++) {
     const op = r.ops[i];
     const { outcome, violation } = session.step(op);
     const after = observe(session.primary.inspect);
-    steps.push({ index: i + 1, call: formatOp(op), result: formatResult(op, outcome), changes: observationDiff(before, after), after, violation });
+    onStep({ index: i + 1, call: formatOp(op), result: formatResult(op, outcome), changes: observationDiff(before, after), after, violation });
     before = after;
-    if (violation !== null) return { header, before: first, steps, broken: violation };
+    if (violation !== null) return { header: storyHeader(r), before: first, broken: violation, length: i + 1 };
   }
-  return { header, before: first, steps, broken: null };
+  return { header: storyHeader(r), before: first, broken: null, length: r.ops.length };
 }
 
-/** The repro as text, step by step, and whether it ended as the repro expects. */
-export function tellStory(r: Repro): { text: string; asExpected: boolean } {
-  const story = storyOf(r);
-  const out = [...story.header, ''];
-  for (const step of story.steps) out.push(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`, ...step.changes);
-  out.push('', story.broken === null ? 'every invariant held' : `BROKEN ${story.broken.invariant}${story.broken.cause === undefined ? '' : ` (${story.broken.cause})`}: ${story.broken.message}`);
-  const asExpected = endsAsExpected(r, story);
-  if (!asExpected) out.push(unexpectedEnding(r));
-  return { text: out.join('\n'), asExpected };
+function storyHeader(r: Repro): string[] {
+  return [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
+}
+
+/** Replay a repro step by step, keeping each step's outcome, changes and observation (for a page). */
+export function storyOf(r: Repro): Story {
+  const steps: StoryStep[] = [];
+  const end = walkStory(r, (step) => steps.push(step));
+  return { header: end.header, before: end.before, steps, broken: end.broken };
+}
+
+/**
+ * The repro as text, step by step, and whether it ended as the repro expects. With `emit`,
+ * each line goes out as soon as its step has run and `text` is empty: a long repro's story
+ * is streamed, not held.
+ */
+export function tellStory(r: Repro, emit?: (line: string) => void): { text: string; asExpected: boolean } {
+  const kept: string[] = [];
+  const out = emit ?? ((line: string) => { kept.push(line); });
+  for (const line of storyHeader(r)) out(line);
+  out('');
+  const end = walkStory(r, (step) => {
+    out(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`);
+    for (const line of step.changes) out(line);
+  });
+  out('');
+  out(end.broken === null ? 'every invariant held' : `BROKEN ${end.broken.invariant}${end.broken.cause === undefined ? '' : ` (${end.broken.cause})`}: ${end.broken.message}`);
+  const asExpected = endsAsExpected(r, end);
+  if (!asExpected) out(unexpectedEnding(r));
+  return { text: kept.join('\n'), asExpected };
 }
