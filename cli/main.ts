@@ -580,8 +580,8 @@ function show(argv: readonly string[], out: Out): number {
     if (repro.ops.some((op) => op.switches !== undefined)) out.log('this repro is concurrent: the program runs its operations one after the other; the real kernel will not follow the recorded interleaving');
     return 0;
   }
-  const story = tellStory(repro);
-  out.log(story.text);
+  // Streamed: each step is printed as soon as it has run.
+  const story = tellStory(repro, (line) => out.log(line));
   return story.asExpected ? 0 : 1;
 }
 

@@ -118,14 +118,18 @@ export type Story = {
   infeasible?: string;
 };
 
+/** How a story ended: what `endsAsExpected` needs, without the steps (a streamed story keeps none). */
+export type StoryEnd = { header: string[]; before: Observation; broken: Violation | null; length: number; infeasible?: string };
+
 /**
  * Whether the story ends as the repro expects: its invariant broken, or nothing broken.
  * A `hang` repro is judged on a worker thread with a time limit (replayRepro), not here.
  */
-export function endsAsExpected(r: Repro, story: Story): boolean {
+export function endsAsExpected(r: Repro, story: Story | StoryEnd): boolean {
   if (r.invariant === 'hang') return true;
   if (story.infeasible !== undefined) return false;
-  const broken = story.broken === null ? null : { ...story.broken, step: story.steps.length - 1 };
+  const length = 'length' in story ? story.length : story.steps.length;
+  const broken = story.broken === null ? null : { ...story.broken, step: length - 1 };
   return judgeReplay(r, broken).ok;
 }
 
@@ -148,59 +152,80 @@ function preemptionText(p: Preemption): string {
 }
 
 /**
- * Replay a repro step by step, as replay does (properties/trace.ts replayOps): an operation
- * a recorded switch starts nested runs inside the one it preempted, and its step says so.
- * The machine is observed once the operations of a top-level step have all completed.
+ * Replay a repro step by step, as replay does (properties/trace.ts replayOps), handing each
+ * step to `onStep` as it is told: nothing is kept here, so a long repro is told in memory
+ * that does not grow with its length (the caller keeps what it needs: `storyOf` every step,
+ * `tellStory` only the lines it prints). An operation a recorded switch starts nested runs
+ * inside the one it preempted, and its step says so; the machine is observed once the
+ * operations of a top-level step have all completed.
  */
-export function storyOf(r: Repro): Story {
+export function walkStory(r: Repro, onStep: (step: StoryStep) => void): StoryEnd {
   // Its own invariant alone, as replay judges it (judgeReplay).
   const session = new Session(sessionFor(r, r.invariant));
-  const header = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
-  if (r.ops.some((op) => op.switches !== undefined)) header.push('concurrent: operations marked "runs while" start nested at a scheduling point of the operation they preempt');
+  const header = storyHeader(r);
   const first = observe(session.primary.inspect);
   let before = first;
-  const steps: StoryStep[] = [];
+  let index = 0;
   const cursor = new TraceCursor(r.ops, 0);
   while (cursor.at < r.ops.length) {
     const op = cursor.take();
     const top = session.stepTop(op, op.switches === undefined ? NO_PENDING : cursor, null);
     const after = observe(session.primary.inspect);
     const outcomes = new Map(top.ran.map((c) => [c.op, c.outcome]));
+    const concurrent = top.started.length > 1;
     top.started.forEach((o, i) => {
       const outcome = outcomes.get(o);
       const p = top.preemptions.get(o);
-      const concurrent = top.started.length > 1;
-      steps.push({
-        index: steps.length + 1,
+      const last = i === top.started.length - 1;
+      onStep({
+        index: ++index,
         call: concurrent ? `[${taskName(o)}] ${formatOp(o)}` : formatOp(o),
         result: outcome === undefined ? '(did not complete)' : formatResult(o, outcome),
-        changes: i === top.started.length - 1 ? observationDiff(before, after) : [],
+        changes: last ? observationDiff(before, after) : [],
         after,
-        violation: i === top.started.length - 1 ? top.violation : null,
+        violation: last ? top.violation : null,
         ...(p === undefined ? {} : { preempted: preemptionText(p) }),
       });
     });
     before = after;
-    if (top.infeasible !== null) {
-      return { header, before: first, steps, broken: null, infeasible: top.infeasible };
-    }
-    if (top.violation !== null) return { header, before: first, steps, broken: top.violation };
+    if (top.infeasible !== null) return { header, before: first, broken: null, length: index, infeasible: top.infeasible };
+    if (top.violation !== null) return { header, before: first, broken: top.violation, length: index };
   }
-  return { header, before: first, steps, broken: null };
+  return { header, before: first, broken: null, length: index };
 }
 
-/** The repro as text, step by step, and whether it ended as the repro expects. */
-export function tellStory(r: Repro): { text: string; asExpected: boolean } {
-  const story = storyOf(r);
-  const out = [...story.header, ''];
-  for (const step of story.steps) {
-    out.push(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`);
-    if (step.preempted !== undefined) out.push(`       ↳ ${step.preempted}`);
-    out.push(...step.changes);
-  }
-  if (story.infeasible !== undefined) out.push('', `the recorded schedule cannot be replayed, nothing after it was judged: ${story.infeasible}`);
-  else out.push('', story.broken === null ? 'every invariant held' : `BROKEN ${story.broken.invariant}${story.broken.cause === undefined ? '' : ` (${story.broken.cause})`}: ${story.broken.message}`);
-  const asExpected = endsAsExpected(r, story);
-  if (!asExpected) out.push(unexpectedEnding(r));
-  return { text: out.join('\n'), asExpected };
+function storyHeader(r: Repro): string[] {
+  const header = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
+  if (r.ops.some((op) => op.switches !== undefined)) header.push('concurrent: operations marked "runs while" start nested at a scheduling point of the operation they preempt');
+  return header;
+}
+
+/** Replay a repro step by step, keeping each step's outcome, changes and observation (for a page). */
+export function storyOf(r: Repro): Story {
+  const steps: StoryStep[] = [];
+  const end = walkStory(r, (step) => steps.push(step));
+  return { header: end.header, before: end.before, steps, broken: end.broken, ...(end.infeasible === undefined ? {} : { infeasible: end.infeasible }) };
+}
+
+/**
+ * The repro as text, step by step, and whether it ended as the repro expects. With `emit`,
+ * each line goes out as soon as its step has run and `text` is empty: a long repro's story
+ * is streamed, not held.
+ */
+export function tellStory(r: Repro, emit?: (line: string) => void): { text: string; asExpected: boolean } {
+  const kept: string[] = [];
+  const out = emit ?? ((line: string) => { kept.push(line); });
+  for (const line of storyHeader(r)) out(line);
+  out('');
+  const end = walkStory(r, (step) => {
+    out(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`);
+    if (step.preempted !== undefined) out(`       ↳ ${step.preempted}`);
+    for (const line of step.changes) out(line);
+  });
+  out('');
+  if (end.infeasible !== undefined) out(`the recorded schedule cannot be replayed, nothing after it was judged: ${end.infeasible}`);
+  else out(end.broken === null ? 'every invariant held' : `BROKEN ${end.broken.invariant}${end.broken.cause === undefined ? '' : ` (${end.broken.cause})`}: ${end.broken.message}`);
+  const asExpected = endsAsExpected(r, end);
+  if (!asExpected) out(unexpectedEnding(r));
+  return { text: kept.join('\n'), asExpected };
 }

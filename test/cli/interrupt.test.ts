@@ -6,36 +6,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../cli/main.ts';
+import { filesBelow, run } from './helpers.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'mapfuzz.mjs');
 /** A campaign that finds a failure within a second or two and would run for a minute. */
 const FINDING = ['fuzz', '--seed', '3', '--time', '60', '--kernel', 'model', '--strategy', 'proc-mem-mmap', '--workers', '1'];
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { log: (s) => { out += `${s}\n`; }, err: (s) => { err += `${s}\n`; } });
-  return { code, out, err };
-}
-
-function reproFilesBelow(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const files: string[] = [];
-  const walk = (p: string) => {
-    for (const name of readdirSync(p).sort()) {
-      const q = join(p, name);
-      if (statSync(q).isDirectory()) walk(q);
-      else files.push(q);
-    }
-  };
-  walk(dir);
-  return files;
-}
 
 type Ended = { code: number | null; signal: NodeJS.Signals | null; out: string; err: string };
 
@@ -53,7 +32,7 @@ function started(cmd: string, args: string[]): { child: ChildProcess; ended: Pro
 async function firstRepro(dir: string, timeoutMs = 60_000): Promise<string[]> {
   const t0 = Date.now();
   for (;;) {
-    const files = reproFilesBelow(dir).filter((f) => f.endsWith('.json'));
+    const files = filesBelow(dir).filter((f) => f.endsWith('.json'));
     if (files.length > 0) return files;
     if (Date.now() - t0 > timeoutMs) throw new Error(`no repro written below ${dir} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));

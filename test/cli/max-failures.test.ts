@@ -1,30 +1,9 @@
 /** fuzz --max-failures N stops a campaign after N new failures; fuzz --run N replays run N of a seed exactly. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../cli/main.ts';
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { log: (s) => { out += `${s}\n`; }, err: (s) => { err += `${s}\n`; } });
-  return { code, out, err };
-}
-
-function filesBelow(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const files: string[] = [];
-  const walk = (p: string) => {
-    for (const name of readdirSync(p).sort()) {
-      const q = join(p, name);
-      if (statSync(q).isDirectory()) walk(q);
-      else files.push(q);
-    }
-  };
-  walk(dir);
-  return files;
-}
+import { filesBelow, run } from './helpers.ts';
 
 type JsonFailure = { run: number; invariant: string; cause: string; ops: unknown[]; message: string; file: string; known: boolean; held: boolean };
 const CAMPAIGN = ['fuzz', '--seed', '3', '--runs', '400', '--kernel', 'model', '--strategy', 'proc-mem-mmap'];
