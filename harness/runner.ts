@@ -19,13 +19,17 @@ import { causeOf, INVARIANTS } from '../properties/invariants/index.ts';
 import { Session, type SessionOptions } from '../properties/session.ts';
 import { NO_PENDING, Pct, PolicyRandom, RandomSwitches, SegmentQueue, type PendingOps, type SchedPolicy } from '../properties/sched.ts';
 import { taskOf } from '../kernel-api/op.ts';
+import { LOCK_WARNINGS } from '../kernel-api/locks.ts';
 import type { GeneratedTrace } from '../properties/trace.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
 
-/** Links a chain has at most: one per invariant the step checker can exclude, and one more. */
-const CHAIN_LINKS_MAX = INVARIANTS.length + 1;
-/** Invariants a re-run can look past (the checked ones); thrown ones end the chain. */
-const EXCLUDABLE: ReadonlySet<InvariantId> = new Set(INVARIANTS.map((i) => i.id));
+/**
+ * Invariants a re-run can look past: the checked ones, and lockdep's warnings (Linux goes
+ * on past them, kernel-api/locks.ts); the other raised ones end the chain.
+ */
+const EXCLUDABLE: ReadonlySet<InvariantId> = new Set([...INVARIANTS.map((i) => i.id), ...LOCK_WARNINGS]);
+/** Links a chain has at most: one per invariant a re-run can exclude, and one more. */
+const CHAIN_LINKS_MAX = EXCLUDABLE.size + 1;
 
 /**
  * Where a worker is, shared with its supervisor: [beats, run, step, phase]. `beats` grows

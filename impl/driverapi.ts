@@ -9,7 +9,7 @@ import type {
 import { FOLL_GET, FOLL_PIN } from '../kernel-api/driver.ts';
 import type { LockRef } from '../kernel-api/locks.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
-import { WouldBlock, type Tid } from '../kernel-api/sched.ts';
+import type { Tid } from '../kernel-api/sched.ts';
 import { mmapLock, notifierWq, pidOfTask, taskName, withPtl } from './locks.ts';
 import { activeInvalidations } from './notifier.ts';
 import { PROT_WRITE } from '../kernel-api/op.ts';
@@ -265,7 +265,7 @@ export class ImplDriverKernel implements DriverKernel {
         'deadlock',
       );
     }
-    throw new WouldBlock(me, notifierWq(this.s, pid), 'write', active[0]!.task, fn);
+    this.s.locks.wait(notifierWq(this.s, pid), 'write', active[0]!.task, fn);
   }
 
   /** A point; waits for an invalidation of the notifier's mm in progress; then it is gone. */

@@ -10,7 +10,8 @@
  *
  * What is checked, each raised as an error naming its invariant:
  * - `deadlock`: a task waits for a lock it already holds (an rwsem held for write and asked
- *   for again, say: mmap of /proc/self/mem), or the tasks waiting form a cycle;
+ *   for again, say: mmap of /proc/self/mem), or the tasks waiting form a cycle (`waitCycle`:
+ *   each waits for a lock the next holds, the last for one the first holds);
  * - `lock-order`: lockdep's dependency graph over lock classes has a cycle (A taken under B
  *   here, B under A there), or a class is nested in itself without a nesting annotation
  *   ("possible recursive locking detected");
@@ -20,6 +21,12 @@
  *
  * Trylocks add no dependency (they cannot block), as in lockdep. A wait for another task
  * is `WouldBlock` (kernel-api/sched.ts: the nested scheduler cannot emulate it).
+ *
+ * The last three are lockdep's warnings: Linux prints them and goes on, the lock taken (or
+ * left held) as asked. So they are raised only while `checks` holds them; otherwise the
+ * table goes on as Linux would — the dependency is still recorded, a leaked lock stays
+ * held (the next taker waits for it) — so a run can look past one to the next flaw. A
+ * deadlock is always raised: the task cannot go on.
  */
 import { WouldBlock, type SchedHooks, type Tid } from './sched.ts';
 
@@ -31,6 +38,9 @@ export type LockMode = 'read' | 'write';
 export type LockRef = { readonly id: number; readonly name: string; readonly cls: string; readonly kind: LockKind };
 
 export type LockInvariant = 'deadlock' | 'lock-order' | 'sleep-in-atomic' | 'lock-leak';
+/** The checks Linux only warns about (lockdep's splats): raised only while checked. */
+export type LockWarning = Exclude<LockInvariant, 'deadlock'>;
+export const LOCK_WARNINGS: readonly LockWarning[] = ['lock-order', 'sleep-in-atomic', 'lock-leak'];
 
 export class LockViolation extends Error {
   override readonly name = 'LockViolation' as const;
@@ -61,8 +71,15 @@ export class LockTable {
   /** lockdep's class graph: from → to → where the edge was first seen. */
   private readonly deps = new Map<string, Map<string, Dependency>>();
   private nextId = 1;
+  /**
+   * The lock each task is about to take, while it sits at the scheduling point before it
+   * (only when a scheduler is attached): what a preempted task will wait for when it resumes.
+   */
+  private readonly acquiring = new Map<Tid, { readonly lock: LockState; readonly mode: LockMode; readonly where: string }>();
+  /** The warnings raised; the others are let pass as Linux lets them (see the header). */
+  checks: ReadonlySet<LockWarning> = new Set(LOCK_WARNINGS);
 
-  constructor(private readonly stepNow: () => number, private readonly taskName: TaskNamer = (t) => `P${t}`) {}
+  constructor(private readonly stepNow: () => number, readonly taskName: TaskNamer = (t) => `P${t}`) {}
 
   /** The lock instance named `key` (created on first use), of class `cls`. */
   lock(key: string, cls: string, kind: LockKind, name: string = key): LockRef {
@@ -85,7 +102,8 @@ export class LockTable {
     if (l === undefined) return;
     if (l.holders.size > 0) {
       const [holder] = l.holders.keys();
-      throw new LockViolation(`${l.name} freed while ${this.taskName(holder!)} holds it`, 'lock-leak');
+      this.warn(new LockViolation(`${l.name} freed while ${this.taskName(holder!)} holds it`, 'lock-leak'));
+      for (const t of l.holders.keys()) this.forgetHeld(t, l);
     }
     this.byKey.delete(key);
   }
@@ -101,15 +119,35 @@ export class LockTable {
       this.spinLock(ref, where);
       return;
     }
-    this.preemptPoint(where);
+    if (this.hooks !== null) {
+      this.acquiring.set(this.current, { lock: l, mode, where });
+      this.preemptPoint(where);
+      this.acquiring.delete(this.current);
+    } else {
+      this.preemptPoint(where);
+    }
     const tid = this.current;
     const classKey = subclass === 0 ? l.cls : `${l.cls}/${subclass}`;
     this.checkOrder(tid, l, classKey, where, mode);
     if (!this.tryTake(tid, l, mode)) {
       const [holder] = l.holders.keys();
-      throw new WouldBlock(tid, l, mode, holder!, where);
+      this.wait(l, mode, holder!, where);
     }
     this.push(tid, { lock: l, mode, classKey, where });
+  }
+
+  /**
+   * The current task must wait for `holder` (which holds `ref`, or runs the invalidation
+   * `ref` names): a deadlock when that closes a wait-for cycle (`waitCycle`), else
+   * `WouldBlock` for the scheduler. Checked here, before an error path releases anything.
+   */
+  wait(ref: LockRef, mode: LockMode, holder: Tid, where: string): never {
+    const tid = this.current;
+    const cycle = this.waitCycle(tid, holder);
+    if (cycle !== null) {
+      throw new LockViolation(`circular wait: ${this.taskName(tid)} waits in ${where} for ${ref.name}, held by ${this.taskName(holder)}; ${cycle}: no task in the cycle can run again`, 'deadlock');
+    }
+    throw new WouldBlock(tid, ref, mode, holder, where);
   }
 
   /** mutex_trylock / down_read_trylock: the lock if it is free now, never a wait, no dependency. */
@@ -142,9 +180,50 @@ export class LockTable {
     const held = this.heldBy.get(tid);
     let at = held === undefined ? -1 : held.length - 1;
     while (at >= 0 && held![at]!.lock !== l) at--;
-    if (at === -1) throw new LockViolation(`${this.taskName(tid)} releases ${l.name} in ${where} without holding it`, 'lock-leak');
+    if (at === -1) {
+      this.warn(new LockViolation(`${this.taskName(tid)} releases ${l.name} in ${where} without holding it`, 'lock-leak'));
+      return;
+    }
     held!.splice(at, 1);
-    l.holders.delete(tid);
+    // A read lock taken twice (a recursive read lockdep let pass) is held until both are released.
+    if (!held!.some((h) => h.lock === l)) l.holders.delete(tid);
+  }
+
+  private forgetHeld(tid: Tid, l: LockState): void {
+    const held = this.heldBy.get(tid);
+    if (held !== undefined) this.heldBy.set(tid, held.filter((h) => h.lock !== l));
+  }
+
+  /** A lockdep warning: raised while checked, else Linux's kernel goes on. */
+  private warn(v: LockViolation): void {
+    if (this.checks.has(v.invariant as LockWarning)) throw v;
+  }
+
+  /**
+   * The wait-for cycle `waiter` closes by waiting for `holder` (a lock it holds, or an
+   * invalidation it runs), or null: from `holder` on, each task is preempted at the point
+   * before a lock (`acquiring`) that the next task holds in a conflicting mode, back to
+   * `waiter`. Such tasks can never run again, whatever the schedule: a deadlock. A task
+   * preempted anywhere else can still run and release: no cycle through it.
+   */
+  waitCycle(waiter: Tid, holder: Tid): string | null {
+    const seen = new Set<Tid>();
+    const visit = (t: Tid, path: string[], classes: string[]): { path: string[]; classes: string[] } | null => {
+      if (t === waiter) return { path, classes };
+      if (seen.has(t)) return null;
+      seen.add(t);
+      const a = this.acquiring.get(t);
+      if (a === undefined) return null;
+      for (const [h, m] of a.lock.holders) {
+        if (h === t || (a.lock.kind === 'rwsem' && a.mode === 'read' && m === 'read')) continue;
+        const found = visit(h, [...path, `${this.taskName(t)} waits in ${a.where} for ${a.lock.name}, held by ${this.taskName(h)}`], [...classes, a.lock.cls]);
+        if (found !== null) return found;
+      }
+      return null;
+    };
+    const found = visit(holder, [], []);
+    if (found === null) return null;
+    return `${found.path.join('; ')} (lock classes ${[...new Set(found.classes)].sort().join('+')})`;
   }
 
   /** True when the current task holds `ref` (lockdep_assert_held / mmap_assert_locked). */
@@ -157,8 +236,8 @@ export class LockTable {
   mightSleep(where: string): void {
     const tid = this.current;
     const spin = this.heldBy.get(tid)?.find((h) => h.lock.kind === 'spinlock');
-    if (spin !== undefined) throw new LockViolation(`${where} may sleep, called by ${this.taskName(tid)} holding spinlock ${spin.lock.name} (taken in ${spin.where})`, 'sleep-in-atomic');
-    if ((this.atomicDepth.get(tid) ?? 0) > 0) throw new LockViolation(`${where} may sleep, called by ${this.taskName(tid)} in a non-blockable MMU notifier range`, 'sleep-in-atomic');
+    if (spin !== undefined) this.warn(new LockViolation(`${where} may sleep, called by ${this.taskName(tid)} holding spinlock ${spin.lock.name} (taken in ${spin.where})`, 'sleep-in-atomic'));
+    else if ((this.atomicDepth.get(tid) ?? 0) > 0) this.warn(new LockViolation(`${where} may sleep, called by ${this.taskName(tid)} in a non-blockable MMU notifier range`, 'sleep-in-atomic'));
   }
 
   /** Who decides at a scheduling point; none: the current task goes on (a single-threaded run). */
@@ -193,7 +272,7 @@ export class LockTable {
     const held = this.heldBy.get(this.current);
     if (held === undefined || held.length === 0) return;
     const names = held.map((h) => `${h.lock.name} (taken in ${h.where})`).join(', ');
-    throw new LockViolation(`${what} returns to user space in ${this.taskName(this.current)} still holding ${names}`, 'lock-leak');
+    this.warn(new LockViolation(`${what} returns to user space in ${this.taskName(this.current)} still holding ${names}`, 'lock-leak'));
   }
 
   /** The locks a task holds, oldest first, as names (for stories). */
@@ -246,15 +325,16 @@ export class LockTable {
         // A write on either side waits for itself: tryTake calls that a deadlock. Two reads
         // deadlock as soon as a writer queues between them, which lockdep reports.
         if (h.mode === 'read' && mode === 'read') {
-          throw new LockViolation(`possible recursive locking: ${this.taskName(tid)} takes ${l.name} for read in ${where} while holding it for read (taken in ${h.where}); a writer queued between the two deadlocks`, 'lock-order');
+          this.warn(new LockViolation(`possible recursive locking: ${this.taskName(tid)} takes ${l.name} for read in ${where} while holding it for read (taken in ${h.where}); a writer queued between the two deadlocks`, 'lock-order'));
         }
         continue;
       }
       if (h.classKey === classKey) {
-        throw new LockViolation(
+        this.warn(new LockViolation(
           `possible recursive locking: ${this.taskName(tid)} takes ${l.name}${mode === 'read' ? ' (read)' : ''} in ${where} while holding ${h.lock.name} (taken in ${h.where}), the same lock class ${l.cls} without a nesting annotation`,
           'lock-order',
-        );
+        ));
+        continue;
       }
       this.addDependency(h.classKey, classKey, `${h.where} → ${where}`);
     }
@@ -268,7 +348,7 @@ export class LockTable {
     out.set(to, { from, to, where, step: this.stepNow() });
     if (back === null) return;
     const cycle = back.map((d) => `${d.from} → ${d.to} (step ${d.step}: ${d.where})`).join(', ');
-    throw new LockViolation(`possible circular locking dependency: ${from} → ${to} (${where}) closes ${cycle}`, 'lock-order');
+    this.warn(new LockViolation(`possible circular locking dependency: ${from} → ${to} (${where}) closes ${cycle}`, 'lock-order'));
   }
 
   /** The dependencies leading from class `a` to class `b`, or null. */

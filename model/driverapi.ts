@@ -8,7 +8,7 @@ import type {
 } from '../kernel-api/driver.ts';
 import type { LockRef } from '../kernel-api/locks.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
-import { WouldBlock, type Tid } from '../kernel-api/sched.ts';
+import type { Tid } from '../kernel-api/sched.ts';
 import { mmapLock, notifierWq, pidOfTask, taskName, withPtl } from './locks.ts';
 import { activeInvalidations, type ActiveInvalidation } from './notifier.ts';
 import { FOLL_GET, FOLL_PIN } from '../kernel-api/driver.ts';
@@ -255,7 +255,7 @@ export class ModelDriverKernel implements DriverKernel {
         'deadlock',
       );
     }
-    throw new WouldBlock(me, notifierWq(this.s, pid), 'write', active[0]!.task, fn);
+    this.s.locks.wait(notifierWq(this.s, pid), 'write', active[0]!.task, fn);
   }
 
   /** A point; waits for an invalidation of the notifier's mm in progress; then it is gone. */

@@ -11,6 +11,7 @@ import type { Kernel } from '../kernel-api/kernel.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
+import { LOCK_WARNINGS } from '../kernel-api/locks.ts';
 import { Ghost } from './ghost.ts';
 import { causeOf, checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
 import type { Census } from './invariants/census.ts';
@@ -59,7 +60,7 @@ export class Session {
    */
   readonly view: InspectSnapshot;
   /** The invariants checked after each step. */
-  private invariants: readonly Invariant[];
+  private invariants: readonly Invariant[] = [];
   /** The strategies' remote views while the kernel stands (remoteViews()); dropped with `view`. */
   private keptRemoteViews: readonly RemoteView[] | null = null;
   /** Steps taken so far: the index of the next one. */
@@ -69,12 +70,20 @@ export class Session {
     this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
     this.shadow = opts.kernel === 'diff' ? createKernel('impl', opts.config, opts.strategies) : null;
     this.view = new InspectSnapshot(this.primary.inspect);
-    this.invariants = selectInvariants(opts.only, opts.exclude);
+    this.select(opts.only);
   }
 
   /** From the next step on, check only these invariants (less the excluded ones). */
   checkOnly(only: ReadonlySet<InvariantId>): void {
+    this.select(only);
+  }
+
+  /** The invariants checked between steps, and the lockdep warnings both lock tables raise. */
+  private select(only: ReadonlySet<InvariantId> | undefined): void {
     this.invariants = selectInvariants(only, this.opts.exclude);
+    const warnings = new Set(LOCK_WARNINGS.filter((id) => (only === undefined || only.has(id)) && this.opts.exclude?.has(id) !== true));
+    this.primary.locks.checks = warnings;
+    if (this.shadow !== null) this.shadow.locks.checks = warnings;
   }
 
   /** The remote views of every loaded strategy, as the kernel stands (kept until it moves). */

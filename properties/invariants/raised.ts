@@ -83,10 +83,14 @@ export const deadlock: RaisedInvariant = {
   // The families; a cause's id adds the lock class (`self:mmap_lock`), from the fallback.
   causes: [
     { id: 'self', title: 'a task waits for a lock it already holds (self:<class>)' },
+    { id: 'circular', title: 'tasks wait for each other round a cycle (circular:<classes>)' },
     { id: 'spin', title: 'a task spins on a spinlock whose holder sleeps (spin:<class>)' },
     { id: 'own-invalidation', title: 'a task waits for the MMU notifier invalidation it is running itself' },
   ],
-  fallback: (m) => (/spins forever/.test(m) ? `spin:${lockClass(m)}` : /own invalidation/.test(m) ? 'own-invalidation' : `self:${lockClass(m)}`),
+  fallback: (m) => (/spins forever/.test(m) ? `spin:${lockClass(m)}`
+    : /own invalidation/.test(m) ? 'own-invalidation'
+    : /^(model: |impl: )?circular wait/.test(m) ? `circular:${/lock classes (\S+)\)/.exec(m)?.[1] ?? 'lock'}`
+    : `self:${lockClass(m)}`),
 };
 
 export const lockOrder: RaisedInvariant = {
