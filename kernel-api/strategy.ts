@@ -70,6 +70,12 @@ export type StrategyCall = {
    * 'fd' — an fd of args.pid; a string — remembered under that key.
    */
   readonly returns?: 'fd' | string;
+  /**
+   * The call changes nothing before its first scheduling point (it waits there first, as
+   * pidfd-mem's unmap for the faults in progress): started nested and made to wait there,
+   * it is not started, like a core operation waiting at its entry lock (properties/sched.ts).
+   */
+  readonly waitsFirst?: boolean;
 };
 
 export type StrategyDefinition = {

@@ -24,6 +24,7 @@ import { taskOf } from '../kernel-api/op.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
 import { WouldBlock, type SchedHooks, type Tid } from '../kernel-api/sched.ts';
+import type { StrategyDefinition } from '../kernel-api/strategy.ts';
 
 export type Completed = { readonly op: Op; readonly outcome: Outcome };
 
@@ -84,7 +85,10 @@ export class NestedScheduler implements SchedHooks {
   private readonly stack: Frame[] = [];
   private global = 0;
 
-  constructor(private readonly kernel: Kernel, private readonly pending: PendingOps, private readonly policy: SchedPolicy | null) {}
+  constructor(
+    private readonly kernel: Kernel, private readonly pending: PendingOps, private readonly policy: SchedPolicy | null,
+    private readonly strategies: readonly StrategyDefinition[] = [],
+  ) {}
 
   run(top: Op): void {
     const k = this.kernel;
@@ -141,7 +145,7 @@ export class NestedScheduler implements SchedHooks {
       // changed nothing when it waits there. Others may have changed state before their
       // first point (close drops the fd before ->release; a driver call allocates): never
       // un-taken.
-      if (ENTRY_LOCKED.has(op.op) && frame.points <= 1 && !frame.nestedStarted && !this.kernel.locks.holdsAny(frame.task)) {
+      if (this.waitsFirst(op) && frame.points <= 1 && !frame.nestedStarted && !this.kernel.locks.holdsAny(frame.task)) {
         // It waited at its first lock, having changed nothing: it is not started here.
         this.started.pop();
         this.preemptions.delete(op);
@@ -152,6 +156,12 @@ export class NestedScheduler implements SchedHooks {
     } finally {
       this.stack.pop();
     }
+  }
+
+  /** An operation that changes nothing before its first scheduling point: a core one that takes its entry lock there, or a driver call that says so. */
+  private waitsFirst(op: Op): boolean {
+    if (op.op !== 'drv') return ENTRY_LOCKED.has(op.op);
+    return this.strategies.find((s) => s.name === op.strategy)?.calls.find((c) => c.name === op.call)?.waitsFirst === true;
   }
 
   private unTake(op: Op): void {

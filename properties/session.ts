@@ -114,7 +114,7 @@ export class Session {
    */
   stepTop(op: Op, pending: PendingOps, policy: SchedPolicy | null): TopResult {
     const base = this.steps;
-    const sched = new NestedScheduler(this.primary, pending, policy);
+    const sched = new NestedScheduler(this.primary, pending, policy, this.opts.strategies);
     const result = (violation: Violation | null, failedAt: number): TopResult => {
       this.steps = base + sched.started.length;
       return { ran: sched.ran, started: sched.started, violation, failedAt, infeasible: null, preemptions: sched.preemptions };
@@ -161,7 +161,7 @@ export class Session {
       const v = this.compare(started[0]!, ran[0]!.outcome);
       return v === null ? null : { violation: v, op: started[0]! };
     }
-    const shadow = new NestedScheduler(this.shadow!, new TraceCursor(started, 1), null);
+    const shadow = new NestedScheduler(this.shadow!, new TraceCursor(started, 1), null, this.opts.strategies);
     try {
       shadow.run(started[0]!);
       this.shadow!.debugVm?.();

@@ -706,7 +706,7 @@ export const pidfdMem: StrategyDefinition = {
       },
     },
     {
-      name: 'unmap', weight: 1,
+      name: 'unmap', weight: 1, waitsFirst: true,
       args(ctx, c) {
         const base = ctrlFdArgs(ctx, c);
         return base === null ? null : { ...base, offset: c.int(4), size: c.pick([1, 1, 2, 3, 4, 8, 0]) };
