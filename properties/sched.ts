@@ -25,6 +25,7 @@ import type { Outcome } from '../kernel-api/outcome.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
 import { WouldBlock, type SchedHooks, type Tid } from '../kernel-api/sched.ts';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
+import type { ProcessView } from '../kernel-api/state.ts';
 
 export type Completed = { readonly op: Op; readonly outcome: Outcome };
 
@@ -82,6 +83,12 @@ export class NestedScheduler implements SchedHooks {
   readonly started: Op[] = [];
   /** For each operation started nested, where (stories tell it). */
   readonly preemptions = new Map<Op, Preemption>();
+  /**
+   * The process table (pids, credentials, parents, states) at each instant an operation of
+   * the step completed: [0] as the step began, [j + 1] right after `ran[j]`. What an
+   * operation's permission check saw lies among those of its interval (properties/session.ts).
+   */
+  readonly processTables: ProcessView[][] = [];
   private readonly stack: Frame[] = [];
   private global = 0;
 
@@ -95,6 +102,7 @@ export class NestedScheduler implements SchedHooks {
     const saved = k.locks.hooks;
     k.locks.hooks = this;
     try {
+      this.processTables.push(processTable(k));
       this.runOne(top, false);
     } finally {
       k.locks.hooks = saved;
@@ -136,6 +144,7 @@ export class NestedScheduler implements SchedHooks {
     try {
       const outcome = this.kernel.step(op);
       this.ran.push({ op, outcome });
+      this.processTables.push(processTable(this.kernel));
     } catch (e) {
       if (!(e instanceof WouldBlock) || e.tid !== frame.task) throw e;
       if (!nested) {
@@ -167,6 +176,10 @@ export class NestedScheduler implements SchedHooks {
   private unTake(op: Op): void {
     (this.pending as PendingOps & { unTake?(op: Op): void }).unTake?.(op);
   }
+}
+
+function processTable(k: Kernel): ProcessView[] {
+  return [...k.inspect.processes()].map((p) => ({ ...p, rss: { ...p.rss } }));
 }
 
 /** Operations that take their entry lock before they change anything. */

@@ -10,6 +10,7 @@ import { formatOutcome, outcomeEquals } from '../kernel-api/outcome.ts';
 import type { Kernel } from '../kernel-api/kernel.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
+import type { ProcessView } from '../kernel-api/state.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
 import { LOCK_WARNINGS } from '../kernel-api/locks.ts';
 import { Ghost } from './ghost.ts';
@@ -145,14 +146,59 @@ export class Session {
     }
     const views = this.remoteViews();
     const k = this.view;
+    if (sched.started.length > 1) {
+      const violation = this.judgeConcurrent(sched, views, indexOf);
+      // Charged to the last operation started: a repro cut after it keeps the whole interleaving.
+      return result(violation, violation === null ? -1 : sched.started.length - 1);
+    }
     for (const c of sched.ran) {
       this.ghost.apply(c.op, c.outcome, k, views);
       if (this.invariants.length === 0) continue;
       const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op)), this.invariants);
-      // Charged to the last operation started: a repro cut after it keeps the whole interleaving.
-      if (violation !== null) return result(violation, sched.started.length - 1);
+      if (violation !== null) return result(violation, 0);
     }
     return result(null, -1);
+  }
+
+  /**
+   * The checks of a step in which operations ran nested. Ghost memory takes each operation
+   * in the order it completed. An invariant of the state is judged once, when the step is
+   * quiescent (the state in between is no instant user space can see). An invariant of an
+   * operation's outcome is judged at every instant the operation could have taken effect —
+   * with the ghost and the process table as they stood as it began, after each operation
+   * that completed inside it, and after its own — and breaks only if it breaks at each:
+   * a read that raced a write may return either value, a permission checked before an OOM
+   * kill reparented the target was right when it was checked (linearizability, Herlihy
+   * and Wing 1990).
+   */
+  private judgeConcurrent(sched: NestedScheduler, views: readonly RemoteView[], indexOf: (o: Op) => number): Violation | null {
+    const k = this.view;
+    const byOutcome = this.invariants.filter((i) => i.judges === 'outcome');
+    const byState = this.invariants.filter((i) => i.judges !== 'outcome');
+    const startedAt = new Map(sched.started.map((o, i) => [o, i]));
+    // ghosts[m]: ghost memory after ran[0 .. m-1]; processTables[m]: the process table then.
+    const ghosts: Ghost[] = byOutcome.length > 0 ? [this.ghost.clone()] : [];
+    for (const c of sched.ran) {
+      this.ghost.apply(c.op, c.outcome, k, views);
+      if (byOutcome.length > 0) ghosts.push(this.ghost.clone());
+    }
+    for (const [i, c] of sched.ran.entries()) {
+      if (byOutcome.length === 0) break;
+      // The operations that completed inside this one's interval: started after it, done before it.
+      let first = i;
+      for (let j = 0; j < i; j++) if (startedAt.get(sched.ran[j]!.op)! > startedAt.get(c.op)!) { first = j; break; }
+      let broken: Violation | null = null;
+      for (let m = first; m <= i + 1; m++) {
+        const at = withProcessTable(k, sched.processTables[m] ?? [...k.processes()]);
+        broken = checkAll(new StepContext(at, this.opts.config, ghosts[m]!, c.op, c.outcome, views, indexOf(c.op)), byOutcome);
+        if (broken === null) break;
+      }
+      if (broken !== null) return broken;
+    }
+    if (byState.length === 0) return null;
+    const last = sched.ran[sched.ran.length - 1];
+    if (last === undefined) return null;
+    return checkAll(new StepContext(k, this.opts.config, this.ghost, last.op, last.outcome, views, indexOf(last.op)), byState);
   }
 
   /** The implementation runs what the model ran, with the switches the model recorded. */
@@ -203,6 +249,17 @@ export class Session {
     if (observationsEqual(a, b)) return null;
     return { invariant: 'differential', message: `after ${op.op} the observations differ: ${firstDifference(JSON.stringify(a), JSON.stringify(b))}` };
   }
+}
+
+/** The kernel as it stands, but for its process table: the one recorded at an earlier instant of the step. */
+function withProcessTable(k: InspectSnapshot, table: readonly ProcessView[]): InspectSnapshot {
+  return new Proxy(k, {
+    get(target, prop) {
+      if (prop === 'processes') return () => table;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
 
 /** What the checks of one step read; the census is taken on first use (some checks need none). */

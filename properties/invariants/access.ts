@@ -24,6 +24,7 @@ export const accessControl: Invariant = {
     { id: 'refused', title: 'remote access refused although ptrace attach is allowed' },
     { id: 'bypassed', title: 'remote access without ptrace attach rights' },
   ],
+  judges: 'outcome',
   check({ k, config, op, outcome }) {
     if (op.op !== 'proc_mem_read' && op.op !== 'proc_mem_write' && op.op !== 'process_vm_readv' && op.op !== 'process_vm_writev') return null;
     const procs = new Map<number, ProcessView>();
