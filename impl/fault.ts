@@ -77,6 +77,8 @@ function doPteMissing(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: numbe
 }
 
 function doAnonymousPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  // check_stable_address_space: the OOM reaper has begun tearing the mm down (MMF_UNSTABLE).
+  if (proc.oomReaped) return 'SIGBUS';
   if (!write) {
     proc.mm.pt.set(addr, s.zeroPfn, PTE_PRESENT | PTE_SOFT_DIRTY | PTE_SPECIAL);
     return 0;
@@ -96,6 +98,8 @@ function doFileFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number
   const page = findOrCreatePage(s, file, index);
   if (page === -1) return 'OOM';
   s.lru.touch(page, s.step);
+  // finish_fault's check_stable_address_space for a private mapping ("we might have lost our CoWed page").
+  if (!vma.shared && proc.oomReaped) return 'SIGBUS';
   if (write && !vma.shared) return doCowFault(s, proc, vma, addr, s.pool.value[page]);
   getPage(s, page);
   mapFrame(s, proc.mm, addr, page, write && vmaWritable(vma), write);

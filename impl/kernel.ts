@@ -112,6 +112,18 @@ export class ImplKernel implements Kernel {
   }
 
   /** ESRCH for a `tid` that is not a live thread of the process the operation names. */
+  /**
+   * The operation's process has been OOM-killed and not yet torn down (an operation nested
+   * while the kill runs): SIGKILL was sent before the reaper began, so none of its threads
+   * starts another system call or fault — it is gone, as after the kill.
+   */
+  private callerKilled(op: Op): boolean {
+    const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
+    if (named === undefined) return false;
+    const p = this.state.processes.get(named);
+    return p !== undefined && p.state === 'running' && p.oomReaped;
+  }
+
   private badTask(op: Op): boolean {
     if (op.tid === undefined) return false;
     const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
@@ -122,7 +134,7 @@ export class ImplKernel implements Kernel {
   private run(op: Op): Outcome {
     const s = this.state;
     s.step += 1;
-    if (this.badTask(op)) return err('ESRCH');
+    if (this.badTask(op) || this.callerKilled(op)) return err('ESRCH');
     switch (op.op) {
       case 'spawn': return this.spawn(op.uid ?? 1000);
       case 'clone': return this.withProcess(op.pid, (p) => this.clone(p));

@@ -28,6 +28,9 @@ export function exitMm(s: ModelState, proc: Process, event: InvalidateEvent): vo
 export function exitProcess(s: ModelState, proc: Process): boolean {
   // Another thread's exit_group may have run at the lock's scheduling point: nothing left to do.
   if (!withMmapLock(s, proc.pid, 'write', 'exit_mmap', () => taskAlive(s, proc) && (exitMm(s, proc, 'exit'), true))) return false;
+  // do_exit: past exit_mm the threads are exiting (PF_EXITING, no mm): nothing new starts on
+  // them, and the OOM killer finds no mm to kill, while exit_files runs.
+  for (const [tid, pid] of [...s.threads]) if (pid === proc.pid) s.threads.delete(tid);
   const fds = [...proc.fds.keys()].sort((a, b) => a - b);
   for (const fd of fds) {
     const file = proc.fds.get(fd)!;
@@ -35,7 +38,6 @@ export function exitProcess(s: ModelState, proc: Process): boolean {
     fileRelease(s, file);
   }
   proc.state = 'exited';
-  for (const [tid, pid] of [...s.threads]) if (pid === proc.pid) s.threads.delete(tid);
   for (const other of s.processes.values()) {
     if (other.ppid === proc.pid) other.ppid = 0; // reparented to init
   }

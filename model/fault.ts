@@ -77,6 +77,8 @@ function doPteMissing(s: ModelState, proc: Process, vma: Vma, addr: number, writ
 
 /** do_anonymous_page: the zero page for a read, a fresh exclusive page for a write. */
 function doAnonymousPage(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  // check_stable_address_space: the OOM reaper has begun tearing the mm down (MMF_UNSTABLE).
+  if (proc.oomReaped) return 'SIGBUS';
   if (!write) {
     proc.mm.ptes.set(addr, { kind: 'present', pfn: s.zeroPfn, write: false, dirty: false, softDirty: true, special: true, uffdWp: false });
     return 0;
@@ -97,6 +99,8 @@ function doFileFault(s: ModelState, proc: Process, vma: Vma, addr: number, write
   const page = findOrCreatePage(s, file, index);
   if (page === null) return 'OOM';
   page.lru = s.step;
+  // finish_fault's check_stable_address_space for a private mapping ("we might have lost our CoWed page").
+  if (!vma.shared && proc.oomReaped) return 'SIGBUS';
   if (write && !vma.shared) return doCowFault(s, proc, vma, addr, page.value);
   getPage(page);
   mapFrame(proc.mm, addr, page, write && vmaWritable(vma), write);
