@@ -26,7 +26,7 @@ export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent):
  */
 export function exitProcess(s: ImplState, proc: ImplProcess): boolean {
   // Another thread's exit_group may have run at the lock's scheduling point: nothing left to do.
-  if (!withMmapLock(s, proc.mm, 'write', 'exit_mmap', () => taskAlive(s, proc) && (exitMm(s, proc, 'exit'), true))) return false;
+  if (!withMmapLock(s, proc.mm, 'write', 'exit_mmap', () => taskAlive(s, proc) && (proc.killed = true, exitMm(s, proc, 'exit'), true))) return false;
   // do_exit: past exit_mm the threads are exiting (PF_EXITING, no mm): nothing new starts on
   // them, and the OOM killer finds no mm to kill, while exit_files runs.
   for (const [tid, pid] of [...s.threads]) if (pid === proc.pid) s.threads.delete(tid);
@@ -55,6 +55,7 @@ export function oomKill(s: ImplState, proc: ImplProcess): boolean {
     if (!taskAlive(s, proc)) return false;
     // Marked once the lock is held: nothing changes before an operation's first lock.
     proc.oomReaped = true;
+    proc.killed = true;
     for (const vma of proc.mm.vmas.all()) {
       if (vma.pfnmap || !proc.mm.vmas.has(vma)) continue;
       if (vma.file === -1 || !vma.shared) zapRange(s, proc, vma.start, vma.end, 'oom', false);

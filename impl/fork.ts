@@ -34,7 +34,7 @@ export function fork(s: ImplState, parent: ImplProcess): Outcome {
   const pid = s.nextPid++;
   const child: ImplProcess = {
     pid, ppid: parent.pid, uid: parent.uid, dumpable: parent.dumpable, state: 'running',
-    oomReaped: false, mm: new ImplMm(pid, s.quicklist), fds: new Map(parent.fds),
+    oomReaped: false, killed: false, mm: new ImplMm(pid, s.quicklist), fds: new Map(parent.fds),
   };
   for (const file of child.fds.values()) fileGet(file);
   s.processes.set(child.pid, child);

@@ -92,6 +92,8 @@ export type ImplProcess = {
   dumpable: boolean;
   state: 'running' | 'exited';
   oomReaped: boolean;
+  /** SIGKILL is pending (exit_group or the OOM killer has begun): none of its threads starts anything more. */
+  killed: boolean;
   mm: ImplMm;
   fds: Map<number, ImplDriverFile>;
 };

@@ -99,15 +99,16 @@ export class ModelKernel implements Kernel {
 
   /** ESRCH for a `tid` that is not a live thread of the process the operation names. */
   /**
-   * The operation's process has been OOM-killed and not yet torn down (an operation nested
-   * while the kill runs): SIGKILL was sent before the reaper began, so none of its threads
-   * starts another system call or fault — it is gone, as after the kill.
+   * The operation's process is being killed (an operation nested while its exit_group or
+   * OOM kill runs): SIGKILL went to every thread first (zap_other_threads; the OOM killer
+   * before the reaper), so none of them starts another system call or fault — it is gone,
+   * as after the kill.
    */
   private callerKilled(op: Op): boolean {
     const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
     if (named === undefined) return false;
     const p = this.state.processes.get(named);
-    return p !== undefined && p.state === 'running' && p.oomReaped;
+    return p !== undefined && p.state === 'running' && p.killed;
   }
 
   private badTask(op: Op): boolean {
@@ -147,7 +148,7 @@ export class ModelKernel implements Kernel {
     const s = this.state;
     if (!Number.isSafeInteger(uid) || uid < 0) return err('EINVAL');
     if (runningCount(s) >= s.config.processesMax) return err('EAGAIN');
-    const proc: Process = { pid: s.nextPid++, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, mm: newMm(), fds: new Map() };
+    const proc: Process = { pid: s.nextPid++, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, killed: false, mm: newMm(), fds: new Map() };
     s.processes.set(proc.pid, proc);
     s.threads.set(proc.pid, proc.pid);
     return ok(proc.pid);

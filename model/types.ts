@@ -95,6 +95,8 @@ export type Process = {
   dumpable: boolean;
   state: 'running' | 'exited';
   oomReaped: boolean;
+  /** SIGKILL is pending (exit_group or the OOM killer has begun): none of its threads starts anything more. */
+  killed: boolean;
   mm: Mm;
   /** The fd table: fd → driver file. */
   fds: Map<number, ModelDriverFile>;

@@ -120,8 +120,9 @@ export class NestedScheduler implements SchedHooks {
     if (this.policy === null) {
       const to = taskOf(next);
       if (top.op.switches?.some((s) => s.at === at && s.to === to) === true && !this.busy(to)) start = next;
+      if (start !== null && this.tearsDownInside(start)) throw new InfeasibleSchedule(`${start.op} of P${namedPid(start)} cannot start while another of its threads is in the kernel (the emulated exit tears the process down at once)`);
     } else {
-      const candidates = this.busy(taskOf(next)) ? [] : [next];
+      const candidates = this.busy(taskOf(next)) || this.tearsDownInside(next) ? [] : [next];
       if (candidates.length === 0) return;
       start = this.policy.decide({ op: top.op, task: top.task, point: at, global, where, candidates });
       if (start !== null) (top.op.switches ??= []).push({ at, to: taskOf(start) });
@@ -135,6 +136,17 @@ export class NestedScheduler implements SchedHooks {
 
   private busy(task: Tid): boolean {
     return this.stack.some((f) => f.task === task);
+  }
+
+  /**
+   * An exit_group or OOM kill of a process one of whose threads is in the kernel (on the
+   * stack). Linux tears such a process down only when that thread returns (the last
+   * mmput runs exit_mmap, the last put of the file table closes it); the emulated exit does
+   * it at once, so this interleaving is not explored (README: simplifications).
+   */
+  private tearsDownInside(op: Op): boolean {
+    if (op.op !== 'exit' && op.op !== 'oom') return false;
+    return this.stack.some((f) => namedPid(f.op) === op.pid);
   }
 
   private runOne(op: Op, nested: boolean): void {
@@ -176,6 +188,11 @@ export class NestedScheduler implements SchedHooks {
   private unTake(op: Op): void {
     (this.pending as PendingOps & { unTake?(op: Op): void }).unTake?.(op);
   }
+}
+
+/** The process an operation names as its caller (or victim): its pid, or a driver call's args.pid. */
+function namedPid(op: Op): number | undefined {
+  return 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
 }
 
 function processTable(k: Kernel): ProcessView[] {

@@ -32,6 +32,8 @@ export const accessControl: Invariant = {
     const caller = procs.get(op.pid);
     const target = procs.get(op.target);
     if (caller?.state !== 'running' || target?.state !== 'running') return null;
+    // ESRCH: the calling thread is not there (gone, or killed meanwhile): nothing was accessed.
+    if (outcome.kind === 'errno' && outcome.errno === 'ESRCH') return null;
     const procMem = op.op.startsWith('proc_mem');
     const denied = procMem ? 'EACCES' : 'EPERM';
     // /proc/<pid>/mem is 0600, owned by the task's uid while it is dumpable and by root otherwise.
