@@ -321,6 +321,9 @@ export class ImplDriverKernel implements DriverKernel {
   mmap_read_unlock(mm: MmHandle): void {
     this.s.locks.release(mmapLock(this.s, mm.pid), 'mmap_read_unlock');
   }
+  mmap_read_trylock(mm: MmHandle): boolean {
+    return this.s.locks.tryAcquire(mmapLock(this.s, mm.pid), 'read', 'mmap_read_trylock');
+  }
 
   mutex_init(cls: string): LockRef {
     return this.s.locks.newLock(cls, 'mutex', cls);
@@ -340,6 +343,30 @@ export class ImplDriverKernel implements DriverKernel {
 
   mutex_unlock(l: LockRef): void {
     this.s.locks.release(l, 'mutex_unlock');
+  }
+
+  init_rwsem(cls: string): LockRef {
+    return this.s.locks.newLock(cls, 'rwsem', cls);
+  }
+
+  down_read(l: LockRef): void {
+    this.s.locks.acquire(l, 'read', 'down_read');
+  }
+
+  down_read_trylock(l: LockRef): boolean {
+    return this.s.locks.tryAcquire(l, 'read', 'down_read_trylock');
+  }
+
+  up_read(l: LockRef): void {
+    this.s.locks.release(l, 'up_read');
+  }
+
+  down_write(l: LockRef): void {
+    this.s.locks.acquire(l, 'write', 'down_write');
+  }
+
+  up_write(l: LockRef): void {
+    this.s.locks.release(l, 'up_write');
   }
 
   spin_lock(l: LockRef): void {

@@ -186,6 +186,8 @@ export interface DriverKernel {
   mmap_read_lock(mm: MmHandle): void;
   mmap_read_lock_killable(mm: MmHandle): 0 | 'EINTR';
   mmap_read_unlock(mm: MmHandle): void;
+  /** mmap_read_trylock: the lock if it is free now; never sleeps. */
+  mmap_read_trylock(mm: MmHandle): boolean;
   /** mutex_init / spin_lock_init: a new lock of lockdep class `cls` (`<strategy>:<field>`). */
   mutex_init(cls: string): LockRef;
   spin_lock_init(cls: string): LockRef;
@@ -193,6 +195,13 @@ export interface DriverKernel {
   mutex_lock(l: LockRef): void;
   mutex_trylock(l: LockRef): boolean;
   mutex_unlock(l: LockRef): void;
+  /** init_rwsem: a new read-write semaphore of lockdep class `cls`; down_read/down_write may sleep. */
+  init_rwsem(cls: string): LockRef;
+  down_read(l: LockRef): void;
+  down_read_trylock(l: LockRef): boolean;
+  up_read(l: LockRef): void;
+  down_write(l: LockRef): void;
+  up_write(l: LockRef): void;
   spin_lock(l: LockRef): void;
   spin_unlock(l: LockRef): void;
   /** might_sleep() and a scheduling point: copy_to_user, cond_resched, a wait_event's check. */

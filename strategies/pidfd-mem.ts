@@ -19,11 +19,8 @@
  * equivalent: user_lock is a mutex, not the patch's spinlock (remote_map_page avoids page-
  * table allocation to run under a spinlock; vmf_insert_pfn here may allocate, i.e. sleep,
  * and the patch's own comment says "user_lock can be a mutex if allocation is needed");
- * rmap_lock is a mutex, not an rwsem (the API makes no rwsem: two invalidations of one view
- * exclude each other, a wait the nested scheduler does not emulate rather than a violation);
  * fault_srcu is a set of the tasks inside a fault, which PIDFD_MEM_UNMAP's
- * synchronize_srcu waits for; the trylock of the target's mmap_lock is a blocking
- * mmap_read_lock (the API has no mmap_read_trylock). Not emulated: THP (the PMD fault
+ * synchronize_srcu waits for. Not emulated: THP (the PMD fault
  * path), PIDFD_MEM_REMAP, FAULT_FLAG_RETRY_NOWAIT and FAULT_FLAG_KILLABLE, read/write of
  * the access fd (the patch does not support them either).
  */
@@ -79,7 +76,7 @@ type MirrorView = {
   mmin: MmuIntervalNotifier | null;
   /** rb_rmap: the mirror VMAs linked to this view; under rmap_lock. */
   readonly rmap: VmaContext[];
-  /** struct rw_semaphore rmap_lock (a mutex here: the driver API makes no rwsem). */
+  /** struct rw_semaphore rmap_lock. */
   readonly rmapLock: LockRef;
   /** spinlock_t user_lock (a mutex here: vmf_insert_pfn may sleep; see the header). */
   readonly userLock: LockRef;
@@ -200,7 +197,7 @@ class PidfdMem implements StrategyInstance {
     if (slab === null) return 'ENOMEM';
     const view: MirrorView = {
       slab, refcount: 1, address, size, offset, valid: true, mmin: null, rmap: [],
-      rmapLock: this.k.mutex_init(`${NAME}:rmap_lock`), userLock: this.k.mutex_init(`${NAME}:user_lock`), freed: false,
+      rmapLock: this.k.init_rwsem(`${NAME}:rmap_lock`), userLock: this.k.mutex_init(`${NAME}:user_lock`), freed: false,
     };
     const ops: MmuIntervalNotifierOps = { invalidate: (_n, range) => this.mminInvalidate(view, range) };
     const mmin = this.k.mmu_interval_notifier_insert(mm, address, size, ops);
@@ -447,9 +444,9 @@ class PidfdMem implements StrategyInstance {
     const ctx: VmaContext = { slab, vma, view, fctx };
     vma.privateData = ctx;
     // "view may already be invalidated by the time it's linked"
-    this.k.mutex_lock(view.rmapLock); // down_write
+    this.k.down_write(view.rmapLock);
     view.rmap.push(ctx); // the view reference goes here
-    this.k.mutex_unlock(view.rmapLock);
+    this.k.up_write(view.rmapLock);
     // VM_DONTCOPY | VM_DONTDUMP | VM_DONTEXPAND, as posted: not VM_IO, so MADV_DOFORK may
     // lift VM_DONTCOPY, and with no ->open fork then copies a mirror (and its PTEs) that no
     // context names: the notifier never zaps the child's copy (corpus/pidfd-mem/no-stale-pte-*).
@@ -469,10 +466,10 @@ class PidfdMem implements StrategyInstance {
     const ctx = vma.privateData as VmaContext;
     const view = ctx.view;
     // "will wait for any running invalidate notifiers to finish"
-    this.k.mutex_lock(view.rmapLock); // down_write
+    this.k.down_write(view.rmapLock);
     const at = view.rmap.indexOf(ctx);
     if (at >= 0) view.rmap.splice(at, 1);
-    this.k.mutex_unlock(view.rmapLock);
+    this.k.up_write(view.rmapLock);
     this.viewPut(view);
     this.k.kfree(ctx.slab);
     this.contexts.delete(ctx);
@@ -520,9 +517,12 @@ class PidfdMem implements StrategyInstance {
       // "drop current mm semapchore"
       this.k.mmap_read_unlock(this.k.current_mm());
       // "take remote mm semaphore": down_read_trylock with FAULT_FLAG_ALLOW_RETRY (goto
-      // out_retry when it fails), else down_read. The API has no mmap_read_trylock: a
-      // contended one is a wait here, where the C would retry the fault until it got it.
-      this.k.mmap_read_lock(srcMm);
+      // out_retry when it fails), else down_read.
+      if (flags.allowRetry) {
+        if (!this.k.mmap_read_trylock(srcMm)) return this.outRetry(fctx, mm, flags);
+      } else {
+        this.k.mmap_read_lock(srcMm);
+      }
       const gupFlags = (vma.prot & PROT_WRITE) !== 0 ? FOLL_WRITE | FOLL_FORCE : 0;
       const reqAddr = pgoff - view.offset + view.address;
       const page = this.mmRemoteGetPage(srcMm, reqAddr, gupFlags);
@@ -627,8 +627,8 @@ class PidfdMem implements StrategyInstance {
    * in any zap.
    */
   private mirrorClearView(view: MirrorView, start: number, end: number, atomic: boolean): boolean {
-    if (!atomic) this.k.mutex_lock(view.rmapLock);
-    else if (!this.k.mutex_trylock(view.rmapLock)) return false;
+    if (!atomic) this.k.down_read(view.rmapLock);
+    else if (!this.k.down_read_trylock(view.rmapLock)) return false;
     for (const ctx of [...view.rmap]) {
       const ctxStart = this.ctxStart(ctx);
       const ctxEnd = ctxStart + (ctx.vma.end - ctx.vma.start);
@@ -637,7 +637,7 @@ class PidfdMem implements StrategyInstance {
       if (srcStart >= srcEnd) continue;
       this.k.zap_vma_ptes(ctx.vma, ctx.vma.start + (srcStart - ctxStart), srcEnd - srcStart);
     }
-    this.k.mutex_unlock(view.rmapLock);
+    this.k.up_read(view.rmapLock);
     return true;
   }
 
