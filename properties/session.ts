@@ -195,10 +195,21 @@ export class Session {
       }
       if (broken !== null) return broken;
     }
-    if (byState.length === 0) return null;
-    const last = sched.ran[sched.ran.length - 1];
-    if (last === undefined) return null;
-    return checkAll(new StepContext(k, this.opts.config, this.ghost, last.op, last.outcome, views, indexOf(last.op)), byState);
+    if (byState.length === 0 || sched.ran.length === 0) return null;
+    // Whether the state is broken does not depend on the operation a check is given, but the
+    // cause it names does ("which side changed"): each operation of the step is asked in
+    // turn, the last completed first, and the first that names a cause of its own (not an
+    // `other…` one) is kept.
+    let first: Violation | null = null;
+    for (let i = sched.ran.length - 1; i >= 0; i--) {
+      const c = sched.ran[i]!;
+      const v = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op)), byState);
+      if (v === null) return null;
+      first ??= v;
+      if (v.invariant !== first.invariant) return first;
+      if (v.cause !== undefined && !v.cause.startsWith('other')) return v;
+    }
+    return first;
   }
 
   /** The implementation runs what the model ran, with the switches the model recorded. */
