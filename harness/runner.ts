@@ -123,16 +123,18 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
     steps = Math.max(steps, r.ops.length);
     if (r.failure === null) break;
     const cause = causeOf(r.failure, r.ops.at(-1));
-    links.push({ ...r.failure, cause, ops: r.ops });
+    const { topStep: _top, ...failure } = r.failure;
+    links.push({ ...failure, cause, ops: r.ops });
     if (!EXCLUDABLE.has(r.failure.invariant) || (lookPast !== undefined && !lookPast(r.failure.invariant, cause))) break;
     excluded.add(r.failure.invariant);
-    // Every invariant not yet excluded held before this step: the next pass checks from here.
-    checkFrom = r.failure.step;
+    // Every invariant not yet excluded held before this top-level step (all the operations a
+    // concurrent step ran are judged together): the next pass checks from its start.
+    checkFrom = r.failure.topStep;
   }
   return { links, steps };
 }
 
-type Pass = { ops: Op[]; failure: { invariant: InvariantId; cause?: string; message: string; step: number } | null };
+type Pass = { ops: Op[]; failure: { invariant: InvariantId; cause?: string; message: string; step: number; topStep: number } | null };
 
 /**
  * One pass: build and step the trace's operations (then the teardown), checking every
@@ -154,7 +156,7 @@ function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: Readonly
     const r = session.stepTop(op, pending, policy);
     ops.push(...r.started);
     if (r.infeasible !== null) return 'abandon';
-    if (r.violation !== null) return { ...r.violation, step: at + Math.max(0, r.failedAt) };
+    if (r.violation !== null) return { ...r.violation, step: at + Math.max(0, r.failedAt), topStep: at };
     for (const c of r.ran) {
       builder.learn(c.op, c.outcome);
       if (c.op.op === 'clone' && c.outcome.kind === 'ok') segments.learnClone(c.op.pid, c.outcome.value);

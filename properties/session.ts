@@ -200,14 +200,13 @@ export class Session {
     // cause it names does ("which side changed"): each operation of the step is asked in
     // turn, the last completed first, and the first that names a cause of its own (not an
     // `other…` one) is kept.
-    let first: Violation | null = null;
-    for (let i = sched.ran.length - 1; i >= 0; i--) {
-      const c = sched.ran[i]!;
-      const v = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op)), byState);
-      if (v === null) return null;
-      first ??= v;
-      if (v.invariant !== first.invariant) return first;
-      if (v.cause !== undefined && !v.cause.startsWith('other')) return v;
+    const ctx = (c: Completed) => new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op));
+    const first = checkAll(ctx(sched.ran[sched.ran.length - 1]!), byState);
+    if (first === null || first.cause === undefined || !first.cause.startsWith('other')) return first;
+    const broken = byState.find((i) => i.id === first.invariant)!;
+    for (let i = sched.ran.length - 2; i >= 0; i--) {
+      const v = broken.check(ctx(sched.ran[i]!));
+      if (v?.cause !== undefined && !v.cause.startsWith('other')) return v;
     }
     return first;
   }
