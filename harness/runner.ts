@@ -2,8 +2,9 @@
  * One run of a campaign: the trace of run index `run` is drawn from its own seed, then run
  * as a *failure chain* — the first invariant it breaks, then (that one excluded) the next,
  * and so on until the trace passes or breaks an invariant that cannot be looked past (a
- * thrown one: slab, kernel-assert, differential; and, in `mapfuzz fuzz`, any failure that is
- * not a known flaw of the design under test). A run's chain depends on its seed and the
+ * thrown one: slab, kernel-assert, differential, deadlock; and, in `mapfuzz fuzz`, any
+ * failure that is not a known flaw of the design under test, except a lockdep warning that
+ * changes nothing). A run's chain depends on its seed and the
  * known flaws alone, never on what other runs found, so the failures of a campaign do not
  * depend on how its runs are spread over workers or shards. Like properties/trace.ts
  * runGenerated, with a heartbeat a supervisor watches for hung steps.
@@ -28,6 +29,12 @@ import type { KernelChoice } from '../properties/kernels.ts';
  * on past them, kernel-api/locks.ts); the other raised ones end the chain.
  */
 const EXCLUDABLE: ReadonlySet<InvariantId> = new Set([...INVARIANTS.map((i) => i.id), ...LOCK_WARNINGS]);
+/**
+ * lockdep's warnings that leave the kernel as it would be without them (the lock is taken,
+ * the sleep happens): what breaks after one is not its consequence, so a chain always looks
+ * past them, new or known. (A leaked lock stays held: what waits for it later is.)
+ */
+const CHANGES_NOTHING: ReadonlySet<InvariantId> = new Set(['lock-order', 'sleep-in-atomic']);
 /** Links a chain has at most: one per invariant a re-run can exclude, and one more. */
 const CHAIN_LINKS_MAX = EXCLUDABLE.size + 1;
 
@@ -125,7 +132,8 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
     const cause = causeOf(r.failure, r.ops.at(-1));
     const { topStep: _top, ...failure } = r.failure;
     links.push({ ...failure, cause, ops: r.ops });
-    if (!EXCLUDABLE.has(r.failure.invariant) || (lookPast !== undefined && !lookPast(r.failure.invariant, cause))) break;
+    const inv = r.failure.invariant;
+    if (!EXCLUDABLE.has(inv) || (lookPast !== undefined && !lookPast(inv, cause) && !CHANGES_NOTHING.has(inv))) break;
     excluded.add(r.failure.invariant);
     // Every invariant not yet excluded held before this top-level step (all the operations a
     // concurrent step ran are judged together): the next pass checks from its start.
