@@ -220,11 +220,13 @@ class Segments {
     if (mode === 0 || pick % 4 !== 0 || !SEGMENT_OPS.has(op.op)) return { nextStep: i, failure: this.runTop(op) };
     const size = (choices[CHOICES_PER_STEP - 2] ?? 0) % 3 === 0 ? 3 : 2;
     const others: Op[] = [];
+    this.builder.beginSegment();
     while (others.length < size - 1 && i < steps.length) {
       const o = this.builder.next(steps[i]!);
       i += 1;
       if (o !== null && SEGMENT_OPS.has(o.op)) others.push(o);
     }
+    this.builder.endSegment();
     const segment = [op, ...others];
     const failure = this.assignTasks(segment);
     if (failure !== null) return { nextStep: i, failure };
