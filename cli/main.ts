@@ -568,12 +568,16 @@ function show(argv: readonly string[], out: Out): number {
     return page.asExpected ? 0 : 1;
   }
   if (c !== undefined) {
+    if (repro.ops.some((op) => op.op === 'clone' || op.tid !== undefined)) {
+      throw new UsageError(`${positional[0]} runs threads (clone); the C reproducer does not write threads yet, no C program written`);
+    }
     const unsupported = repro.ops.find((op) => !ORACLE_OPS.includes(op.op));
     if (unsupported !== undefined) throw new UsageError(`${positional[0]} uses ${unsupported.op}, which has no plain-syscall counterpart; no C program written`);
     const errors: string[] = [];
     writeOutput(errors, '--c', c, reproToC(repro.ops));
     if (errors.length > 0) throw new UsageError(errors[0]);
     out.log(`wrote ${flags.c}: build it with \`cc -O2 -o repro ${flags.c}\` and run ./repro`);
+    if (repro.ops.some((op) => op.switches !== undefined)) out.log('this repro is concurrent: the program runs its operations one after the other; the real kernel will not follow the recorded interleaving');
     return 0;
   }
   // Streamed: each step is printed as soon as it has run.

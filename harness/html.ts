@@ -55,11 +55,13 @@ function machineHtml(o: Observation): string {
 function stepHtml(step: StoryStep): string {
   const changes = step.changes.length === 0 ? '' : `<pre class="changes">${esc(step.changes.map((l) => l.trim()).join('\n'))}</pre>`;
   const broken = step.violation === null ? '' : ' broken';
+  const nested = step.preempted === undefined ? '' : `<p class="preempted">↳ ${esc(step.preempted)}</p>`;
   return `<section class="step${broken}" data-step="${step.index}"><h2><span class="n">${step.index}.</span> <code>${esc(step.call)}</code> <span class="res">${esc(step.result)}</span></h2>` +
-    `${changes}${machineHtml(step.after)}</section>`;
+    `${nested}${changes}${machineHtml(step.after)}</section>`;
 }
 
 const STYLE = `
+.preempted { margin: 0.2em 0 0.4em 2em; color: #7a4b00; font-style: italic; }
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:75em}
 h1{font-size:1.3em} h2{font-size:1em;font-weight:normal;margin:.2em 0} code{font-size:1.05em}
 .res{color:#555} .step{border-left:3px solid #ccd;padding:.3em .8em;margin:.6em 0}

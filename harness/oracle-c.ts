@@ -89,8 +89,16 @@ export function reproToC(ops: readonly Op[], config: Readonly<KernelConfig> = or
   const story = model.lines.map((line, i) =>
     ` *  ${String(i + 1).padStart(3)}. ${syscallText(line).padEnd(90)} model: ${formatOutcome(model.steps[i].outcome)}`);
   const lines = model.lines.map((line, i) => `  ${cString(line)}, /* ${i + 1} */`);
+  const interleaved = ops.some((op) => op.switches !== undefined);
   return [
     '/*',
+    ...(interleaved ? [
+      ' * CONCURRENT REPRO: in mapfuzz some of these operations started nested, at a scheduling point',
+      ' * inside another (the story tells where). This program runs them one after the other, in the',
+      ' * order they started; the real kernel will not follow the recorded interleaving, so it shows',
+      ' * the sequential outcome, not the race.',
+      ' *',
+    ] : []),
     ' * mapfuzz C reproducer: replays a trace on the running Linux kernel with plain syscalls and',
     ' * prints, per step, the outcome and the observation (maps and pagemap inside the region).',
     ` * Emulated page a is address ${hex(0)} + a * 4096. Build: cc -std=c11 -o repro repro.c`,

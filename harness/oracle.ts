@@ -314,8 +314,24 @@ export function kernelCapabilities(binary: string): { softDirty: boolean; caps: 
   return c;
 }
 
-/** Why this kernel cannot replay `ops` (a call it lacks), or undefined when it can. */
+/**
+ * Why a trace is concurrent (threads, or a recorded interleaving), or undefined. The running
+ * kernel will not follow a recorded interleaving (it schedules as it likes, and a nested
+ * operation's scheduling point is no place user space can stop it), so such a trace is
+ * skipped, never compared.
+ */
+export function concurrentReason(ops: readonly Op[]): string | undefined {
+  const i = ops.findIndex((op) => op.op === 'clone' || op.tid !== undefined || op.switches !== undefined);
+  if (i === -1) return undefined;
+  const op = ops[i]!;
+  const what = op.switches !== undefined ? 'a recorded interleaving' : op.op === 'clone' ? 'a thread (clone)' : `an operation of thread T${op.tid}`;
+  return `concurrent trace (step ${i + 1}: ${what}): the running kernel will not follow the recorded interleaving`;
+}
+
+/** Why this kernel cannot replay `ops` (a concurrent trace, a call it lacks), or undefined when it can. */
 export function unsupportedReason(binary: string, ops: readonly Op[]): string | undefined {
+  const why = concurrentReason(ops);
+  if (why !== undefined) return why;
   const { caps } = kernelCapabilities(binary);
   for (const op of ops) {
     const need = ORACLE_CAPS[op.op];

@@ -2,8 +2,9 @@
  * One run of a campaign: the trace of run index `run` is drawn from its own seed, then run
  * as a *failure chain* — the first invariant it breaks, then (that one excluded) the next,
  * and so on until the trace passes or breaks an invariant that cannot be looked past (a
- * thrown one: slab, kernel-assert, differential; and, in `mapfuzz fuzz`, any failure that is
- * not a known flaw of the design under test). A run's chain depends on its seed and the
+ * thrown one: slab, kernel-assert, differential, deadlock; and, in `mapfuzz fuzz`, any
+ * failure that is not a known flaw of the design under test, except a lockdep warning that
+ * changes nothing). A run's chain depends on its seed and the
  * known flaws alone, never on what other runs found, so the failures of a campaign do not
  * depend on how its runs are spread over workers or shards. Like properties/trace.ts
  * runGenerated, with a heartbeat a supervisor watches for hung steps.
@@ -14,16 +15,28 @@ import type { Op } from '../kernel-api/op.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
 import { traceArbitrary } from '../properties/arbitrary.ts';
-import { opKinds, TraceBuilder } from '../properties/gen.ts';
+import { CHOICES_PER_STEP, opKinds, TraceBuilder } from '../properties/gen.ts';
 import { causeOf, INVARIANTS } from '../properties/invariants/index.ts';
 import { Session, type SessionOptions } from '../properties/session.ts';
+import { NO_PENDING, Pct, PolicyRandom, RandomSwitches, SegmentQueue, type PendingOps, type SchedPolicy } from '../properties/sched.ts';
+import { taskOf } from '../kernel-api/op.ts';
+import { LOCK_WARNINGS } from '../kernel-api/locks.ts';
 import type { GeneratedTrace } from '../properties/trace.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
 
-/** Links a chain has at most: one per invariant the step checker can exclude, and one more. */
-const CHAIN_LINKS_MAX = INVARIANTS.length + 1;
-/** Invariants a re-run can look past (the checked ones); thrown ones end the chain. */
-const EXCLUDABLE: ReadonlySet<InvariantId> = new Set(INVARIANTS.map((i) => i.id));
+/**
+ * Invariants a re-run can look past: the checked ones, and lockdep's warnings (Linux goes
+ * on past them, kernel-api/locks.ts); the other raised ones end the chain.
+ */
+const EXCLUDABLE: ReadonlySet<InvariantId> = new Set([...INVARIANTS.map((i) => i.id), ...LOCK_WARNINGS]);
+/**
+ * lockdep's warnings that leave the kernel as it would be without them (the lock is taken,
+ * the sleep happens): what breaks after one is not its consequence, so a chain always looks
+ * past them, new or known. (A leaked lock stays held: what waits for it later is.)
+ */
+const CHANGES_NOTHING: ReadonlySet<InvariantId> = new Set(['lock-order', 'sleep-in-atomic']);
+/** Links a chain has at most: one per invariant a re-run can exclude, and one more. */
+const CHAIN_LINKS_MAX = EXCLUDABLE.size + 1;
 
 /**
  * Where a worker is, shared with its supervisor: [beats, run, step, phase]. `beats` grows
@@ -117,16 +130,19 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
     steps = Math.max(steps, r.ops.length);
     if (r.failure === null) break;
     const cause = causeOf(r.failure, r.ops.at(-1));
-    links.push({ ...r.failure, cause, ops: r.ops });
-    if (!EXCLUDABLE.has(r.failure.invariant) || (lookPast !== undefined && !lookPast(r.failure.invariant, cause))) break;
+    const { topStep: _top, ...failure } = r.failure;
+    links.push({ ...failure, cause, ops: r.ops });
+    const inv = r.failure.invariant;
+    if (!EXCLUDABLE.has(inv) || (lookPast !== undefined && !lookPast(inv, cause) && !CHANGES_NOTHING.has(inv))) break;
     excluded.add(r.failure.invariant);
-    // Every invariant not yet excluded held before this step: the next pass checks from here.
-    checkFrom = r.failure.step;
+    // Every invariant not yet excluded held before this top-level step (all the operations a
+    // concurrent step ran are judged together): the next pass checks from its start.
+    checkFrom = r.failure.topStep;
   }
   return { links, steps };
 }
 
-type Pass = { ops: Op[]; failure: { invariant: InvariantId; cause?: string; message: string; step: number } | null };
+type Pass = { ops: Op[]; failure: { invariant: InvariantId; cause?: string; message: string; step: number; topStep: number } | null };
 
 /**
  * One pass: build and step the trace's operations (then the teardown), checking every
@@ -137,27 +153,135 @@ function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: Readonly
   const session = new Session({ ...base, only: new Set() });
   const builder = new TraceBuilder(session.view, base.config, base.strategies, trace.swarm, () => session.remoteViews());
   const ops: Op[] = [];
-  const step = (op: Op): Pass['failure'] => {
-    if (ops.length === checkFrom) session.checkOnly(new Set([...EXCLUDABLE].filter((id) => !excluded.has(id))));
+  let checking = false;
+  const top = (op: Op, pending: PendingOps, policy: SchedPolicy | null): Pass['failure'] | 'abandon' => {
+    if (!checking && ops.length >= checkFrom) {
+      checking = true;
+      session.checkOnly(new Set([...EXCLUDABLE].filter((id) => !excluded.has(id))));
+    }
     beat(hb, run, ops.length, PHASE_STEP);
-    const { outcome, violation } = session.step(op);
-    ops.push(op);
-    if (violation !== null) return { ...violation, step: ops.length - 1 };
-    builder.learn(op, outcome);
+    const at = ops.length;
+    const r = session.stepTop(op, pending, policy);
+    ops.push(...r.started);
+    if (r.infeasible !== null) return 'abandon';
+    if (r.violation !== null) return { ...r.violation, step: at + Math.max(0, r.failedAt), topStep: at };
+    for (const c of r.ran) {
+      builder.learn(c.op, c.outcome);
+      if (c.op.op === 'clone' && c.outcome.kind === 'ok') segments.learnClone(c.op.pid, c.outcome.value);
+      if (c.op.op === 'exit' || c.op.op === 'oom') segments.forget(c.op.pid);
+    }
     return null;
   };
-  for (const choices of trace.steps) {
+  const segments: Segments = new Segments(trace, builder, top);
+  for (let i = 0; i < trace.steps.length;) {
     beat(hb, run, ops.length, PHASE_BUILD);
-    const op = builder.next(choices);
-    if (op === null) continue;
-    const failure = step(op);
-    if (failure !== null) return { ops, failure };
+    const r = segments.next(i);
+    i = r.nextStep;
+    if (r.failure === 'abandon') return { ops, failure: null };
+    if (r.failure !== null) return { ops, failure: r.failure };
   }
   for (const pid of builder.pids()) {
-    const failure = step({ op: 'exit', pid });
+    const failure = top({ op: 'exit', pid }, NO_PENDING, null);
+    if (failure === 'abandon') return { ops, failure: null };
     if (failure !== null) return { ops, failure };
   }
   return { ops, failure: null };
+}
+
+/** Operations a concurrent segment may hold: those judged by their effect, not by a reading of the state at one instant. */
+const SEGMENT_OPS: ReadonlySet<Op['op']> = new Set([
+  'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'reclaim', 'oom', 'truncate',
+  'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev', 'drv', 'close',
+]);
+
+type TopStep = (op: Op, pending: PendingOps, policy: SchedPolicy | null) => Pass['failure'] | 'abandon';
+
+/**
+ * Turns a trace's steps into top-level steps. In a sequential run every step is one
+ * operation. In a concurrent run (swarm.concurrency) a step now and then opens a segment:
+ * its operation and the next one or two steps' operations, each on its own task (a second
+ * operation of a process runs on another of its threads, cloned first when it has none),
+ * interleaved by the run's policy, which records its decisions in the operations.
+ */
+class Segments {
+  /** Threads cloned so far, per pid (the main thread is the pid itself). */
+  private readonly threads = new Map<number, number[]>();
+
+  constructor(private readonly trace: GeneratedTrace, private readonly builder: TraceBuilder, private readonly top: TopStep) {}
+
+  next(i: number): { nextStep: number; failure: Pass['failure'] | 'abandon' } {
+    const steps = this.trace.steps;
+    const choices = steps[i]!;
+    const op = this.builder.next(choices);
+    i += 1;
+    if (op === null) return { nextStep: i, failure: null };
+    const mode = this.trace.swarm.concurrency ?? 0;
+    const pick = choices[CHOICES_PER_STEP - 1] ?? 0;
+    if (mode === 0 || pick % 4 !== 0 || !SEGMENT_OPS.has(op.op)) return { nextStep: i, failure: this.runTop(op) };
+    const size = (choices[CHOICES_PER_STEP - 2] ?? 0) % 3 === 0 ? 3 : 2;
+    const others: Op[] = [];
+    this.builder.beginSegment();
+    while (others.length < size - 1 && i < steps.length) {
+      const o = this.builder.next(steps[i]!);
+      i += 1;
+      if (o !== null && SEGMENT_OPS.has(o.op)) others.push(o);
+    }
+    this.builder.endSegment();
+    const segment = [op, ...others];
+    const failure = this.assignTasks(segment);
+    if (failure !== null) return { nextStep: i, failure };
+    const rng = new PolicyRandom(choices[CHOICES_PER_STEP - 3] ?? 0);
+    const policy = mode === 1 ? new RandomSwitches(rng) : new Pct(rng, segment.map(taskOf), 1 + rng.int(3));
+    const queue = new SegmentQueue(segment.slice(1));
+    let f = this.top(op, queue, policy);
+    // Operations the policy did not start nested run after, still interleavable with the rest.
+    while (f === null && queue.peek() !== undefined) f = this.top(queue.take(), queue, policy);
+    return { nextStep: i, failure: f };
+  }
+
+  private runTop(op: Op): Pass['failure'] | 'abandon' {
+    return this.top(op, NO_PENDING, null);
+  }
+
+  /**
+   * Give each operation of a segment a task no earlier one has: a second operation of the
+   * same process goes to another of its threads (one is cloned first, as a step of its own).
+   */
+  private assignTasks(segment: Op[]): Pass['failure'] | 'abandon' {
+    const used = new Set<number>();
+    for (const op of segment) {
+      const pid = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : null;
+      if (pid === null) continue;
+      if (!used.has(taskOf(op))) {
+        used.add(taskOf(op));
+        continue;
+      }
+      let tid = (this.threads.get(pid) ?? []).find((t) => !used.has(t));
+      if (tid === undefined) {
+        const f = this.top({ op: 'clone', pid }, NO_PENDING, null);
+        if (f !== null) return f;
+        const tids = this.threads.get(pid) ?? [];
+        tid = tids.find((t) => !used.has(t));
+        if (tid === undefined) continue; // the clone failed: the operation waits its turn on its process's task
+      }
+      used.add(tid);
+      op.tid = tid;
+      if (op.op === 'drv') op.args = { ...op.args };
+    }
+    return null;
+  }
+
+  /** The threads of a process that exited are gone. */
+  forget(pid: number): void {
+    this.threads.delete(pid);
+  }
+
+  /** A clone's outcome, so later segments can use the thread. */
+  learnClone(pid: number, tid: number): void {
+    const tids = this.threads.get(pid) ?? [];
+    tids.push(tid);
+    this.threads.set(pid, tids);
+  }
 }
 
 /**

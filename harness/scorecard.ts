@@ -37,7 +37,7 @@ export type Scorecard = {
 };
 
 /** Invariants a scorecard reports on: every checked one, plus assertion-borne ones. */
-export const SCORED: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert', 'hang'];
+export const SCORED: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert', 'hang', 'deadlock', 'lock-order', 'sleep-in-atomic', 'lock-leak'];
 
 /** Share of the time budget each strategy gets: the seed 000 design has many flaws to find. */
 function shares(strategies: readonly StrategyDefinition[]): number[] {

@@ -68,6 +68,7 @@ export function shrinkOps(opts: SessionOptions, ops: readonly Op[], invariant: I
       current = fewer;
       continue;
     }
+    current = simplifySchedule(current, fails, stats, replaysMax);
     const simpler = simplify(opts, current, fails, stats, replaysMax);
     settled = JSON.stringify(simpler) === JSON.stringify(current);
     current = simpler;
@@ -96,6 +97,32 @@ function pinPlacements(opts: SessionOptions, ops: Op[]): Op[] | null {
   return changed ? pinned : null;
 }
 
+/**
+ * Fewer switches and fewer tasks: each recorded switch dropped, and each operation a
+ * thread issues moved to its process's main thread, where the failure stays.
+ */
+function simplifySchedule(ops: Op[], fails: (c: readonly Op[]) => number, stats: ShrinkStats, replaysMax: number): Op[] {
+  let current = ops;
+  for (let i = current.length - 1; i >= 0 && stats.replays < replaysMax; i--) {
+    const op = current[i]!;
+    for (let k = (op.switches?.length ?? 0) - 1; k >= 0 && stats.replays < replaysMax; k--) {
+      const sw = current[i]!.switches!;
+      const edited: Op = { ...current[i]!, switches: sw.filter((_, j) => j !== k) };
+      if (edited.switches!.length === 0) delete edited.switches;
+      const candidate = current.map((o, j) => (j === i ? edited : o));
+      const step = fails(candidate);
+      if (step >= 0) current = candidate.slice(0, step + 1);
+      if (i >= current.length) break;
+    }
+    if (i >= current.length || current[i]!.tid === undefined || stats.replays >= replaysMax) continue;
+    const { tid: _tid, ...main } = current[i]!;
+    const candidate = current.map((o, j) => (j === i ? (main as Op) : o));
+    const step = fails(candidate);
+    if (step >= 0) current = candidate.slice(0, step + 1);
+  }
+  return current;
+}
+
 /** Delta debugging: drop chunks of operations, halving the chunk size down to one. */
 function ddmin(ops: Op[], fails: (c: readonly Op[]) => number, stats: ShrinkStats, replaysMax: number): Op[] {
   let current = ops;
@@ -119,7 +146,7 @@ function ddmin(ops: Op[], fails: (c: readonly Op[]) => number, stats: ShrinkStat
 }
 
 /** Fields of an operation that name a process. */
-const PID_FIELDS = ['pid', 'target'] as const;
+const PID_FIELDS = ['pid', 'target', 'tid'] as const;
 
 /**
  * Remove one process with everything it did: the spawn or fork that made it, every
@@ -143,7 +170,7 @@ function createdPids(opts: SessionOptions, ops: readonly Op[]): Map<number, numb
   const created = new Map<number, number>();
   r.ops.forEach((op, i) => {
     const o = r.outcomes[i];
-    if ((op.op === 'spawn' || op.op === 'fork') && o.kind === 'ok') created.set(i, o.value);
+    if ((op.op === 'spawn' || op.op === 'fork' || op.op === 'clone') && o.kind === 'ok') created.set(i, o.value);
   });
   return created;
 }
@@ -155,7 +182,7 @@ function maxPid(opts: SessionOptions, ops: readonly Op[]): number {
 function namesPid(op: Op, pid: number): boolean {
   for (const f of PID_FIELDS) if ((op as Record<string, unknown>)[f] === pid) return true;
   if (op.op === 'drv') return PID_FIELDS.some((f) => op.args[f] === pid);
-  return false;
+  return op.switches?.some((sw) => sw.to === pid) === true;
 }
 
 function renumber(op: Op, gone: number): Op {
@@ -172,6 +199,7 @@ function mapPids(op: Op, f: (pid: number) => number): Op {
     for (const k of PID_FIELDS) if (k in args) args[k] = shift(args[k]);
     copy.args = args;
   }
+  if (op.switches !== undefined) copy.switches = op.switches.map((sw) => ({ at: sw.at, to: f(sw.to) }));
   return copy as Op;
 }
 

@@ -12,6 +12,8 @@ import type { Repro } from './repro.ts';
 import { judgeReplay, sessionFor } from './repro.ts';
 import type { Violation } from '../properties/invariants/index.ts';
 import { hex } from '../kernel-api/format.ts';
+import { taskOf } from '../kernel-api/op.ts';
+import { NO_PENDING, TraceCursor, type Preemption } from '../properties/sched.ts';
 
 const PROT = ['---', 'r--', '-w-', 'rw-', '--x', 'r-x', '-wx', 'rwx'];
 
@@ -106,12 +108,18 @@ export type StoryStep = {
   changes: string[];
   after: Observation;
   violation: Violation | null;
+  /** Set when the operation ran nested: the task it preempted, where, and the locks that task held. */
+  preempted?: string;
 };
 
-export type Story = { header: string[]; before: Observation; steps: StoryStep[]; broken: Violation | null };
+export type Story = {
+  header: string[]; before: Observation; steps: StoryStep[]; broken: Violation | null;
+  /** The recorded schedule could not be replayed (an edited repro): nothing after it was judged. */
+  infeasible?: string;
+};
 
 /** How a story ended: what `endsAsExpected` needs, without the steps (a streamed story keeps none). */
-export type StoryEnd = { header: string[]; before: Observation; broken: Violation | null; length: number };
+export type StoryEnd = { header: string[]; before: Observation; broken: Violation | null; length: number; infeasible?: string };
 
 /**
  * Whether the story ends as the repro expects: its invariant broken, or nothing broken.
@@ -119,6 +127,7 @@ export type StoryEnd = { header: string[]; before: Observation; broken: Violatio
  */
 export function endsAsExpected(r: Repro, story: Story | StoryEnd): boolean {
   if (r.invariant === 'hang') return true;
+  if (story.infeasible !== undefined) return false;
   const length = 'length' in story ? story.length : story.steps.length;
   const broken = story.broken === null ? null : { ...story.broken, step: length - 1 };
   return judgeReplay(r, broken).ok;
@@ -131,36 +140,71 @@ export function unexpectedEnding(r: Repro): string {
     : 'this repro expects every invariant to hold: it has regressed';
 }
 
+/** Which task ran an operation: its thread when it names one, else its process. */
+function taskName(op: Op): string {
+  const t = taskOf(op);
+  return op.tid !== undefined && op.tid !== (op as { pid?: number }).pid ? `T${t}` : `P${t}`;
+}
+
+function preemptionText(p: Preemption): string {
+  const held = p.held.length === 0 ? 'holding no lock' : `holding ${p.held.join(', ')}`;
+  return `runs while ${taskName(p.op)} is preempted in ${p.op.op} at ${p.where} (its scheduling point ${p.at}), ${held}`;
+}
+
 /**
- * Replay a repro step by step, handing each step to `onStep` as it is told: nothing is
- * kept here, so a long repro is told in memory that does not grow with its length (the
- * caller keeps what it needs: `storyOf` every step, `tellStory` only the lines it prints).
+ * Replay a repro step by step, as replay does (properties/trace.ts replayOps), handing each
+ * step to `onStep` as it is told: nothing is kept here, so a long repro is told in memory
+ * that does not grow with its length (the caller keeps what it needs: `storyOf` every step,
+ * `tellStory` only the lines it prints). An operation a recorded switch starts nested runs
+ * inside the one it preempted, and its step says so; the machine is observed once the
+ * operations of a top-level step have all completed.
  */
 export function walkStory(r: Repro, onStep: (step: StoryStep) => void): StoryEnd {
   // Its own invariant alone, as replay judges it (judgeReplay).
   const session = new Session(sessionFor(r, r.invariant));
+  const header = storyHeader(r);
   const first = observe(session.primary.inspect);
   let before = first;
-  for (let i = 0; i < r.ops.length; i++) {
-    const op = r.ops[i];
-    const { outcome, violation } = session.step(op);
+  let index = 0;
+  const cursor = new TraceCursor(r.ops, 0);
+  while (cursor.at < r.ops.length) {
+    const op = cursor.take();
+    const top = session.stepTop(op, op.switches === undefined ? NO_PENDING : cursor, null);
     const after = observe(session.primary.inspect);
-    onStep({ index: i + 1, call: formatOp(op), result: formatResult(op, outcome), changes: observationDiff(before, after), after, violation });
+    const outcomes = new Map(top.ran.map((c) => [c.op, c.outcome]));
+    const concurrent = top.started.length > 1;
+    top.started.forEach((o, i) => {
+      const outcome = outcomes.get(o);
+      const p = top.preemptions.get(o);
+      const last = i === top.started.length - 1;
+      onStep({
+        index: ++index,
+        call: concurrent ? `[${taskName(o)}] ${formatOp(o)}` : formatOp(o),
+        result: outcome === undefined ? '(did not complete)' : formatResult(o, outcome),
+        changes: last ? observationDiff(before, after) : [],
+        after,
+        violation: last ? top.violation : null,
+        ...(p === undefined ? {} : { preempted: preemptionText(p) }),
+      });
+    });
     before = after;
-    if (violation !== null) return { header: storyHeader(r), before: first, broken: violation, length: i + 1 };
+    if (top.infeasible !== null) return { header, before: first, broken: null, length: index, infeasible: top.infeasible };
+    if (top.violation !== null) return { header, before: first, broken: top.violation, length: index };
   }
-  return { header: storyHeader(r), before: first, broken: null, length: r.ops.length };
+  return { header, before: first, broken: null, length: index };
 }
 
 function storyHeader(r: Repro): string[] {
-  return [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
+  const header = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
+  if (r.ops.some((op) => op.switches !== undefined)) header.push('concurrent: operations marked "runs while" start nested at a scheduling point of the operation they preempt');
+  return header;
 }
 
 /** Replay a repro step by step, keeping each step's outcome, changes and observation (for a page). */
 export function storyOf(r: Repro): Story {
   const steps: StoryStep[] = [];
   const end = walkStory(r, (step) => steps.push(step));
-  return { header: end.header, before: end.before, steps, broken: end.broken };
+  return { header: end.header, before: end.before, steps, broken: end.broken, ...(end.infeasible === undefined ? {} : { infeasible: end.infeasible }) };
 }
 
 /**
@@ -175,10 +219,12 @@ export function tellStory(r: Repro, emit?: (line: string) => void): { text: stri
   out('');
   const end = walkStory(r, (step) => {
     out(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`);
+    if (step.preempted !== undefined) out(`       ↳ ${step.preempted}`);
     for (const line of step.changes) out(line);
   });
   out('');
-  out(end.broken === null ? 'every invariant held' : `BROKEN ${end.broken.invariant}${end.broken.cause === undefined ? '' : ` (${end.broken.cause})`}: ${end.broken.message}`);
+  if (end.infeasible !== undefined) out(`the recorded schedule cannot be replayed, nothing after it was judged: ${end.infeasible}`);
+  else out(end.broken === null ? 'every invariant held' : `BROKEN ${end.broken.invariant}${end.broken.cause === undefined ? '' : ` (${end.broken.cause})`}: ${end.broken.message}`);
   const asExpected = endsAsExpected(r, end);
   if (!asExpected) out(unexpectedEnding(r));
   return { text: kept.join('\n'), asExpected };

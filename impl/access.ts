@@ -8,47 +8,97 @@ import { err, ok, sig } from '../kernel-api/outcome.ts';
 import { FOLL_FORCE, FOLL_GET, FOLL_NOFAULT, FOLL_PIN, FOLL_WRITE, type PtraceMode } from '../kernel-api/driver.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
 import type { ImplProcess, ImplState, ImplVma } from './types.ts';
-import { assert, fail } from './assert.ts';
+import { fail } from './assert.ts';
 import { frameOf, getPage, pfnValue, putPage, setPfnValue } from './frames.ts';
 import { F_ANON_EXCLUSIVE, F_KIND, KIND_ANON } from './framepool.ts';
 import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE } from './pagetable.ts';
-import { doWpPage, handleMmFault } from './fault.ts';
+import { doWpPage, GUP_FAULT, handleMmFault, type VmFault } from './fault.ts';
+import { mmLock, releaseIfHeld, runDeferredFput, withMmapLock } from './locks.ts';
+import type { FaultFlags } from '../kernel-api/driver.ts';
 import { vmaLookup } from './vma.ts';
+import { taskAlive } from './process.ts';
 
 const userReadable = (vma: ImplVma) => (vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0;
 const userWritable = (vma: ImplVma) => (vma.prot & PROT_WRITE) !== 0;
 
 /** A user fault; an OOM from fault injection is retried once (fail-nth is one-shot). */
-function userFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): 0 | 'SIGBUS' {
-  let r = handleMmFault(s, proc, vma, addr, write);
-  if (r === 'OOM') r = handleMmFault(s, proc, vma, addr, write);
+function userFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags): Exclude<VmFault, 'OOM'> {
+  let r = handleMmFault(s, proc, vma, addr, write, ff);
+  if (r === 'OOM') r = handleMmFault(s, proc, vma, addr, write, ff);
   if (!(r !== 'OOM')) fail(`user fault at ${addr} of P${proc.pid} failed twice with VM_FAULT_OOM`);
   return r;
 }
 
-export function userRead(s: ImplState, proc: ImplProcess, addr: number): Outcome {
-  const vma = vmaLookup(proc.mm, addr);
-  if (vma === undefined || !userReadable(vma)) return sig('SIGSEGV');
+/** How often a user fault may come back VM_FAULT_RETRY before the emulation calls it a livelock. */
+export const FAULT_RETRIES_MAX = 4;
+
+/** The VMA lets user space make the access (a function, not a closure: hot, and closures cost). */
+function allowed(vma: ImplVma | undefined, write: boolean): vma is ImplVma {
+  return vma !== undefined && (write ? userWritable(vma) : userReadable(vma));
+}
+
+/** The PTE at `addr` is present and permits the access (the MMU's check, no fault). */
+function permits(pt: ImplProcess['mm']['pt'], addr: number, write: boolean): boolean {
+  const flags = pt.flags(addr);
+  return (flags & PTE_PRESENT) !== 0 && (!write || (flags & PTE_WRITE) !== 0);
+}
+
+/**
+ * A user load or store at `addr`: no fault (and no lock) when the PTE is present and
+ * permits it. Otherwise the fault: mmap_lock for read (lock_mm_and_find_vma), the VMA and
+ * its permissions, handle_mm_fault with FAULT_FLAG_ALLOW_RETRY. A handler that returns
+ * VM_FAULT_RETRY released the mmap_lock: retake it, find the VMA again (it may be gone),
+ * and fault again with FAULT_FLAG_TRIED. A successful fault whose PTE another task took
+ * away meanwhile (the handler slept) lets the access retry. Returns with the PTE at `addr`
+ * present and permitting the access, or the signal.
+ */
+function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolean): 0 | 'SIGSEGV' | 'SIGBUS' | 'ESRCH' {
   const pt = proc.mm.pt;
-  if ((pt.flags(addr) & PTE_PRESENT) === 0) {
-    if (userFault(s, proc, vma, addr, false) === 'SIGBUS') return sig('SIGBUS');
+  if (allowed(vmaLookup(proc.mm, addr), write) && permits(pt, addr, write)) return 0;
+  const lock = mmLock(s, proc.mm);
+  s.locks.acquire(lock, 'read', 'do_user_addr_fault');
+  try {
+    let retries = 0;
+    for (let faults = 0; ; faults++) {
+      // Another thread's exit_group may have run at the lock's point: the task is dead (ESRCH).
+      if (!taskAlive(s, proc)) return 'ESRCH';
+      const vma = vmaLookup(proc.mm, addr);
+      if (!allowed(vma, write)) return 'SIGSEGV';
+      if (permits(pt, addr, write)) return 0;
+      const points = s.locks.points;
+      if (!(faults <= FAULT_RETRIES_MAX)) fail(`${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after ${faults} successful faults`);
+      const r = userFault(s, proc, vma, addr, write, { allowRetry: true, tried: retries > 0 });
+      if (r === 'SIGBUS') return 'SIGBUS';
+      if (r === 'RETRY') {
+        retries += 1;
+        if (!(retries <= FAULT_RETRIES_MAX)) fail(`fault at ${addr} of P${proc.pid} retried forever (${retries} times VM_FAULT_RETRY)`);
+        s.locks.acquire(lock, 'read', 'do_user_addr_fault');
+        continue;
+      }
+      if (s.locks.points === points && !permits(pt, addr, write)) {
+        fail(`${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after a successful fault`);
+      }
+    }
+  } finally {
+    releaseIfHeld(s, lock, 'do_user_addr_fault');
+    runDeferredFput(s);
   }
-  if (!((pt.flags(addr) & PTE_PRESENT) !== 0)) fail(`read at ${addr} of P${proc.pid}: no PTE after a successful fault`);
-  return ok(pfnValue(s, pt.idx(addr)));
+}
+
+export function userRead(s: ImplState, proc: ImplProcess, addr: number): Outcome {
+  const r = userAccess(s, proc, addr, false);
+  if (r === 'ESRCH') return err(r);
+  if (r !== 0) return sig(r);
+  return ok(pfnValue(s, proc.mm.pt.idx(addr)));
 }
 
 export function userWrite(s: ImplState, proc: ImplProcess, addr: number, value: number): Outcome {
-  const vma = vmaLookup(proc.mm, addr);
-  if (vma === undefined || !userWritable(vma)) return sig('SIGSEGV');
+  const r = userAccess(s, proc, addr, true);
+  if (r === 'ESRCH') return err(r);
+  if (r !== 0) return sig(r);
   const pt = proc.mm.pt;
-  const flags = pt.flags(addr);
-  if ((flags & PTE_PRESENT) === 0 || (flags & PTE_WRITE) === 0) {
-    if (userFault(s, proc, vma, addr, true) === 'SIGBUS') return sig('SIGBUS');
-  }
-  const after = pt.flags(addr);
-  if (!((after & PTE_PRESENT) !== 0 && (after & PTE_WRITE) !== 0)) fail(`write at ${addr} of P${proc.pid}: no writable PTE after a successful fault`);
   setPfnValue(s, pt.idx(addr), value >>> 0);
-  pt.setFlags(addr, after | PTE_DIRTY | PTE_SOFT_DIRTY);
+  pt.setFlags(addr, pt.flags(addr) | PTE_DIRTY | PTE_SOFT_DIRTY);
   return ok(0);
 }
 
@@ -84,32 +134,41 @@ function procMemPermission(caller: ImplProcess, target: ImplProcess): boolean {
   return caller.uid === 0 || (target.dumpable && caller.uid === target.uid);
 }
 
-/** get_user_pages_remote / pin_user_pages_remote for one page: the pfn with a reference or pin. */
+/** How often GUP faults a page in and finds it gone again before it gives up (EFAULT). */
+export const GUP_ATTEMPTS_MAX = 4;
+
+/**
+ * get_user_pages_remote / pin_user_pages_remote for one page, with the target's mmap_lock
+ * held: the pfn with a reference or pin. After a fault, __get_user_pages's cond_resched()
+ * is a scheduling point before it looks the page up again; a page already present passes none.
+ */
 export function gupOne(s: ImplState, target: ImplProcess, addr: number, gupFlags: number): number | Errno {
   const vma = vmaLookup(target.mm, addr);
   if (vma === undefined || !gupVmaAllowed(vma, gupFlags)) return 'EFAULT';
   const write = (gupFlags & FOLL_WRITE) !== 0;
   const pt = target.mm.pt;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < GUP_ATTEMPTS_MAX; attempt++) {
     const flags = pt.flags(addr);
     const present = (flags & PTE_PRESENT) !== 0;
     const needsFault = !present || (write && !canFollowWrite(s, vma, addr, flags));
     if (needsFault) {
       if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
-      const r = handleMmFault(s, target, vma, addr, write);
+      const r = handleMmFault(s, target, vma, addr, write, GUP_FAULT);
       if (r === 'OOM') return 'ENOMEM';
       if (r === 'SIGBUS') return 'EFAULT';
+      s.locks.preemptPoint('get_user_pages_remote');
       continue;
     }
     if ((gupFlags & FOLL_PIN) !== 0 && !write && mustUnshare(s, flags, pt.idx(addr))) {
       if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
       const r = doWpPage(s, target, vma, addr, false);
       if (r === 'OOM') return 'ENOMEM';
+      s.locks.preemptPoint('get_user_pages_remote');
       continue;
     }
     return grab(s, pt.idx(addr), gupFlags);
   }
-  assert(false, `GUP at ${addr} of P${target.pid} did not settle after three faults`);
+  return 'EFAULT';
 }
 
 function canFollowWrite(s: ImplState, vma: ImplVma, addr: number, flags: number): boolean {
@@ -145,18 +204,22 @@ export function unpinPage(s: ImplState, pfn: number): void {
 export function procMemAccess(s: ImplState, caller: ImplProcess, target: ImplProcess, addr: number, value?: number): Outcome {
   if (!procMemPermission(caller, target) || !ptraceMayAccess(s, caller, target, 'attach')) return err('EACCES');
   const flags = FOLL_FORCE | FOLL_GET | (value === undefined ? 0 : FOLL_WRITE);
-  const pfn = gupOne(s, target, addr, flags);
-  if (typeof pfn === 'string') return err('EIO');
-  const result = value === undefined ? pfnValue(s, pfn) : 0;
-  if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
-  if (pfn !== s.zeroPfn) putPage(s, frameOf(s, pfn));
-  return ok(result);
+  // __access_remote_vm: the target's mmap_lock for read around the GUP, the copy and the put.
+  return withMmapLock(s, target.mm, 'read', 'access_remote_vm', () => {
+    const pfn = gupOne(s, target, addr, flags);
+    if (typeof pfn === 'string') return err('EIO');
+    const result = value === undefined ? pfnValue(s, pfn) : 0;
+    if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
+    if (pfn !== s.zeroPfn) putPage(s, frameOf(s, pfn));
+    return ok(result);
+  });
 }
 
 export function processVmAccess(s: ImplState, caller: ImplProcess, target: ImplProcess, addr: number, value?: number): Outcome {
   if (!ptraceMayAccess(s, caller, target, 'attach')) return err('EPERM');
   const flags = FOLL_PIN | (value === undefined ? 0 : FOLL_WRITE);
-  const pfn = gupOne(s, target, addr, flags);
+  // process_vm_rw_single_vec: the target's mmap_lock for read around the pin only.
+  const pfn = withMmapLock(s, target.mm, 'read', 'process_vm_rw_single_vec', () => gupOne(s, target, addr, flags));
   if (typeof pfn === 'string') return err(pfn === 'ENOMEM' ? 'ENOMEM' : 'EFAULT');
   const result = value === undefined ? pfnValue(s, pfn) : 0;
   if (value !== undefined) setPfnValue(s, pfn, value >>> 0);

@@ -7,11 +7,16 @@ import type {
   Capability, DriverKernel, DriverVma, FaultResult, FileOperations, MmHandle, MmuIntervalNotifier, MmuIntervalNotifierOps, PtraceMode,
 } from '../kernel-api/driver.ts';
 import { FOLL_GET, FOLL_PIN } from '../kernel-api/driver.ts';
+import type { LockRef } from '../kernel-api/locks.ts';
+import { LockViolation } from '../kernel-api/locks.ts';
+import type { Tid } from '../kernel-api/sched.ts';
+import { mmapLock, notifierWq, pidOfTask, taskName, withPtl } from './locks.ts';
+import { activeInvalidations } from './notifier.ts';
 import { PROT_WRITE } from '../kernel-api/op.ts';
 import type { Errno } from '../kernel-api/outcome.ts';
-import type { ImplDriverFile, ImplNotifier, ImplProcess, ImplState } from './types.ts';
+import type { ActiveInvalidation, ImplDriverFile, ImplNotifier, ImplProcess, ImplState } from './types.ts';
 import { ImplVma } from './types.ts';
-import { fail } from './assert.ts';
+import { fail, KernelAssertionError } from './assert.ts';
 import { allocFrame, exposePfn, frameOf, getPage, pfnValue, putPage, setPfnValue, shouldFailAlloc } from './frames.ts';
 import { F_KIND, F_RESERVED, KIND_ANON, KIND_DRIVER } from './framepool.ts';
 import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE } from './pagetable.ts';
@@ -82,12 +87,22 @@ export class ImplDriverKernel implements DriverKernel {
     return r;
   }
 
+  /** mmap_assert_locked(mm): the caller must hold the mm's mmap_lock, read or write. */
+  private assertMmapLocked(mm: MmHandle, fn: string): void {
+    if (!this.s.locks.holds(mmapLock(this.s, mm.pid))) {
+      throw new KernelAssertionError(`${fn} without mmap_lock of P${mm.pid} held (mmap_assert_locked)`, 'kernel-assert');
+    }
+  }
+
   get_user_pages_remote(mm: MmHandle, addr: number, gupFlags: number): number | Errno {
+    this.assertMmapLocked(mm, 'get_user_pages_remote');
     const proc = this.liveMm(mm);
     return proc === undefined ? 'EFAULT' : this.expose(gupOne(this.s, proc, addr, (gupFlags | FOLL_GET) & ~FOLL_PIN));
   }
 
   pin_user_pages_remote(mm: MmHandle, addr: number, gupFlags: number): number | Errno {
+    // The model names get_user_pages_remote here too (CONCURRENCY-SPEC's one message).
+    this.assertMmapLocked(mm, 'get_user_pages_remote');
     const proc = this.liveMm(mm);
     return proc === undefined ? 'EFAULT' : this.expose(gupOne(this.s, proc, addr, (gupFlags | FOLL_PIN) & ~FOLL_GET));
   }
@@ -114,6 +129,7 @@ export class ImplDriverKernel implements DriverKernel {
   }
 
   alloc_page(): number | null {
+    this.s.locks.preemptPoint('alloc_page');
     const pfn = allocFrame(this.s, KIND_DRIVER, 0);
     if (pfn === -1) return null;
     exposePfn(this.s, pfn);
@@ -129,7 +145,8 @@ export class ImplDriverKernel implements DriverKernel {
   page_read(pfn: number): number { return pfnValue(this.s, pfn); }
   page_write(pfn: number, value: number): void { setPfnValue(this.s, pfn, value >>> 0); }
 
-  kmalloc(tag: string): number | null {
+  kmalloc(tag: string, gfp: 'GFP_KERNEL' | 'GFP_ATOMIC' = 'GFP_KERNEL'): number | null {
+    if (gfp === 'GFP_KERNEL') this.s.locks.preemptPoint('kmalloc');
     if (shouldFailAlloc(this.s)) return null;
     const id = this.s.nextSlabId++;
     this.s.slab.set(id, tag);
@@ -166,28 +183,42 @@ export class ImplDriverKernel implements DriverKernel {
       vma.pgoff = pfn;
     }
     vma.io = vma.pfnmap = vma.dontexpand = true;
-    for (let i = 0; i < nrPages; i++) this.specialPte(proc, vma, addr + i, pfn + i);
+    // Page-table allocation may sleep (a scheduling point), then the PTEs under the mm's PTL.
+    this.s.locks.preemptPoint('remap_pfn_range');
+    withPtl(this.s, proc.mm, 'remap_pfn_range', () => {
+      for (let i = 0; i < nrPages; i++) this.specialPte(proc, vma, addr + i, pfn + i);
+    });
     return 0;
   }
 
+  /** vm_insert_page: a point (page-table allocation), then under the PTL: EBUSY unless pte_none. */
   vm_insert_page(dvma: DriverVma, addr: number, pfn: number): Errno | 0 {
     const [proc, vma] = this.vmaOf(dvma);
     if (addr < vma.start || addr >= vma.end) return 'EFAULT';
     const page = frameOf(this.s, pfn);
     if ((this.s.pool.flags[page] & F_KIND) === KIND_ANON || this.s.pool.refcount[page] === 0) return 'EINVAL';
-    if (proc.mm.pt.flags(addr) !== 0) return 'EBUSY';
     vma.mixedmap = true;
-    exposePfn(this.s, page);
-    getPage(this.s, page);
-    mapFrame(this.s, proc.mm, addr, page, vma.shared && (vma.prot & PROT_WRITE) !== 0, false);
-    return 0;
+    this.s.locks.preemptPoint('vm_insert_page');
+    return withPtl(this.s, proc.mm, 'vm_insert_page', () => {
+      if (proc.mm.pt.flags(addr) !== 0) return 'EBUSY';
+      // The page may have been freed while the task slept: the driver's reference keeps it.
+      frameOf(this.s, page);
+      exposePfn(this.s, page);
+      getPage(this.s, page);
+      mapFrame(this.s, proc.mm, addr, page, vma.shared && (vma.prot & PROT_WRITE) !== 0, false);
+      return 0;
+    });
   }
 
+  /** vmf_insert_pfn: a point (page-table allocation), then under the PTL; a PTE already there is left alone (VM_FAULT_NOPAGE). */
   vmf_insert_pfn(dvma: DriverVma, addr: number, pfn: number): FaultResult {
     const [proc, vma] = this.vmaOf(dvma);
     if (!(vma.pfnmap || vma.mixedmap)) fail(`vmf_insert_pfn into map#${vma.id} without VM_PFNMAP or VM_MIXEDMAP`);
     if (addr < vma.start || addr >= vma.end) return { kind: 'sigbus' };
-    if (proc.mm.pt.flags(addr) === 0) this.specialPte(proc, vma, addr, pfn);
+    this.s.locks.preemptPoint('vmf_insert_pfn');
+    withPtl(this.s, proc.mm, 'vmf_insert_pfn', () => {
+      if (proc.mm.pt.flags(addr) === 0) this.specialPte(proc, vma, addr, pfn);
+    });
     return { kind: 'nopage' };
   }
 
@@ -197,9 +228,18 @@ export class ImplDriverKernel implements DriverKernel {
     zapRange(this.s, proc, addr, addr + nrPages, 'clear');
   }
 
+  /**
+   * A point, then mmap_write_lock + unlock of `mm` (mmu_notifier_register's, taken on every
+   * insert as Linux's might_lock would report it), then the interval is inserted.
+   */
   mmu_interval_notifier_insert(mm: MmHandle, start: number, lengthPages: number, ops: MmuIntervalNotifierOps): MmuIntervalNotifier | Errno {
     if (this.liveMm(mm) === undefined) return 'ESRCH';
     if (lengthPages <= 0 || start < 0) return 'EINVAL';
+    this.s.locks.preemptPoint('mmu_interval_notifier_insert');
+    const l = mmapLock(this.s, mm.pid);
+    this.s.locks.acquire(l, 'write', 'mmu_interval_notifier_insert');
+    this.s.locks.release(l, 'mmu_interval_notifier_insert');
+    if (this.liveMm(mm) === undefined) return 'ESRCH';
     const n: ImplNotifier = { id: this.s.nextNotifierId++, mm: mm.pid, start, end: start + lengthPages, ops, seq: 0 };
     this.s.notifiers.set(n.id, n);
     let tree = this.s.notifierTrees.get(n.mm);
@@ -211,8 +251,30 @@ export class ImplDriverKernel implements DriverKernel {
     return n;
   }
 
+  /**
+   * An in-progress invalidation `fn` would wait for: by another task, the nested schedule
+   * cannot go on (WouldBlock); by the current task itself, it waits forever (deadlock).
+   */
+  private waitForInvalidation(pid: number, active: ActiveInvalidation[], fn: string): void {
+    if (active.length === 0) return;
+    const me: Tid = this.s.locks.current;
+    const own = active.find((i) => i.task === me);
+    if (own !== undefined) {
+      throw new LockViolation(
+        `${taskName(this.s, me)} waits for its own invalidation of P${pid} [${own.start}, ${own.end}) in ${fn}: it would sleep forever`,
+        'deadlock',
+      );
+    }
+    this.s.locks.wait(notifierWq(this.s, pid), 'write', active[0]!.task, fn);
+  }
+
+  /** A point; waits for an invalidation of the notifier's mm in progress; then it is gone. */
   mmu_interval_notifier_remove(n: MmuIntervalNotifier): void {
     if (!(this.s.notifiers.has(n.id))) fail(`mmu_interval_notifier_remove of unknown notifier ${n.id}`);
+    this.s.locks.preemptPoint('mmu_interval_notifier_remove');
+    this.waitForInvalidation(n.mm, activeInvalidations(this.s, n.mm), 'mmu_interval_notifier_remove');
+    // Another task may have removed it while this one slept: the model's delete is then a no-op.
+    if (!this.s.notifiers.has(n.id)) return;
     const stored = this.s.notifiers.get(n.id)!;
     this.s.notifiers.delete(n.id);
     const tree = this.s.notifierTrees.get(stored.mm)!;
@@ -220,17 +282,110 @@ export class ImplDriverKernel implements DriverKernel {
     if (tree.size === 0) this.s.notifierTrees.delete(stored.mm);
   }
 
+  /** A point; waits while an invalidation overlapping the interval is in progress; then the sequence. */
   mmu_interval_read_begin(n: MmuIntervalNotifier): number {
+    this.s.locks.preemptPoint('mmu_interval_read_begin');
+    this.waitForInvalidation(n.mm, activeInvalidations(this.s, n.mm, n.start, n.end), 'mmu_interval_read_begin');
+    return this.seqOf(n);
+  }
+
+  private seqOf(n: MmuIntervalNotifier): number {
     return this.s.notifiers.get(n.id)?.seq ?? -1;
   }
 
   mmu_interval_read_retry(n: MmuIntervalNotifier, seq: number): boolean {
-    return this.mmu_interval_read_begin(n) !== seq;
+    return this.seqOf(n) !== seq;
+  }
+
+  mmu_interval_check_retry(n: MmuIntervalNotifier, seq: number): boolean {
+    return this.mmu_interval_read_retry(n, seq);
+  }
+
+  current(): Tid {
+    return this.s.locks.current;
+  }
+
+  current_mm(): MmHandle {
+    return { pid: pidOfTask(this.s, this.s.locks.current), generation: 0 };
+  }
+
+  mmap_read_lock(mm: MmHandle): void {
+    this.s.locks.acquire(mmapLock(this.s, mm.pid), 'read', 'mmap_read_lock');
+  }
+
+  mmap_read_lock_killable(mm: MmHandle): 0 | 'EINTR' {
+    this.s.locks.acquire(mmapLock(this.s, mm.pid), 'read', 'mmap_read_lock_killable');
+    return 0;
+  }
+
+  mmap_read_unlock(mm: MmHandle): void {
+    this.s.locks.release(mmapLock(this.s, mm.pid), 'mmap_read_unlock');
+  }
+  mmap_read_trylock(mm: MmHandle): boolean {
+    return this.s.locks.tryAcquire(mmapLock(this.s, mm.pid), 'read', 'mmap_read_trylock');
+  }
+
+  mutex_init(cls: string): LockRef {
+    return this.s.locks.newLock(cls, 'mutex', cls);
+  }
+
+  spin_lock_init(cls: string): LockRef {
+    return this.s.locks.newLock(cls, 'spinlock', cls);
+  }
+
+  mutex_lock(l: LockRef): void {
+    this.s.locks.acquire(l, 'write', 'mutex_lock');
+  }
+
+  mutex_trylock(l: LockRef): boolean {
+    return this.s.locks.tryAcquire(l, 'write', 'mutex_trylock');
+  }
+
+  mutex_unlock(l: LockRef): void {
+    this.s.locks.release(l, 'mutex_unlock');
+  }
+
+  init_rwsem(cls: string): LockRef {
+    return this.s.locks.newLock(cls, 'rwsem', cls);
+  }
+
+  down_read(l: LockRef): void {
+    this.s.locks.acquire(l, 'read', 'down_read');
+  }
+
+  down_read_trylock(l: LockRef): boolean {
+    return this.s.locks.tryAcquire(l, 'read', 'down_read_trylock');
+  }
+
+  up_read(l: LockRef): void {
+    this.s.locks.release(l, 'up_read');
+  }
+
+  down_write(l: LockRef): void {
+    this.s.locks.acquire(l, 'write', 'down_write');
+  }
+
+  up_write(l: LockRef): void {
+    this.s.locks.release(l, 'up_write');
+  }
+
+  spin_lock(l: LockRef): void {
+    this.s.locks.spinLock(l, 'spin_lock');
+  }
+
+  spin_unlock(l: LockRef): void {
+    this.s.locks.release(l, 'spin_unlock');
+  }
+
+  might_sleep(where: string): void {
+    this.s.locks.preemptPoint(where);
   }
 
   anon_inode_getfd(pid: number, fop: FileOperations, privateData: unknown): number | Errno {
     const proc = runningProcess(this.s, pid);
     if (proc === undefined) return 'ESRCH';
+    this.s.locks.preemptPoint('anon_inode_getfd');
+    if (runningProcess(this.s, pid) !== proc) return 'ESRCH';
     if (shouldFailAlloc(this.s)) return 'ENOMEM';
     const fd = lowestFreeFd(proc);
     const file: ImplDriverFile = { id: this.s.nextDriverFileId++, fop, privateData, refcount: 1, released: false, inode: -1, mode: 'rw' };

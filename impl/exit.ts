@@ -8,7 +8,10 @@ import { fileRelease } from './driverfile.ts';
 import { removeVma } from './vma.ts';
 import { zapRange } from './zap.ts';
 import type { InvalidateEvent } from './notifier.ts';
+import { withMmapLock } from './locks.ts';
+import { taskAlive } from './process.ts';
 
+/** exit_mmap: every VMA zapped and removed, in address order. */
 export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent): void {
   for (const vma of proc.mm.vmas.all()) {
     zapRange(s, proc, vma.start, vma.end, event);
@@ -16,8 +19,17 @@ export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent):
   }
 }
 
-export function exitProcess(s: ImplState, proc: ImplProcess): void {
-  exitMm(s, proc, 'exit');
+/**
+ * exit_group: every thread goes. exit_mmap under the mm's mmap_lock for write (->close
+ * hooks with it held; the fput()s of VMAs' files run after it is dropped), then the fd
+ * table is closed with no lock held.
+ */
+export function exitProcess(s: ImplState, proc: ImplProcess): boolean {
+  // Another thread's exit_group may have run at the lock's scheduling point: nothing left to do.
+  if (!withMmapLock(s, proc.mm, 'write', 'exit_mmap', () => taskAlive(s, proc) && (proc.killed = true, exitMm(s, proc, 'exit'), true))) return false;
+  // do_exit: past exit_mm the threads are exiting (PF_EXITING, no mm): nothing new starts on
+  // them, and the OOM killer finds no mm to kill, while exit_files runs.
+  for (const [tid, pid] of [...s.threads]) if (pid === proc.pid) s.threads.delete(tid);
   const fds = [...proc.fds.keys()].sort((a, b) => a - b);
   for (const fd of fds) {
     const file = proc.fds.get(fd)!;
@@ -29,13 +41,26 @@ export function exitProcess(s: ImplState, proc: ImplProcess): void {
   for (const other of s.processes.values()) {
     if (other.ppid === proc.pid) other.ppid = 0;
   }
+  return true;
 }
 
-export function oomKill(s: ImplState, proc: ImplProcess): void {
-  proc.oomReaped = true;
-  for (const vma of proc.mm.vmas.all()) {
-    if (vma.pfnmap) continue;
-    if (vma.file === -1 || !vma.shared) zapRange(s, proc, vma.start, vma.end, 'oom');
-  }
-  exitProcess(s, proc);
+/**
+ * __oom_reap_task_mm under the victim's mmap_lock for read, each range's notifiers told
+ * without blocking (mmu_notifier_invalidate_range_start_nonblock: the task is atomic while
+ * the callbacks run). A range whose callback refuses is skipped (Linux retries later; here
+ * the exit takes those pages). Then the victim's exit.
+ */
+export function oomKill(s: ImplState, proc: ImplProcess): boolean {
+  const reaped = withMmapLock(s, proc.mm, 'read', 'oom_reap_task_mm', () => {
+    if (!taskAlive(s, proc)) return false;
+    // Marked once the lock is held: nothing changes before an operation's first lock.
+    proc.oomReaped = true;
+    proc.killed = true;
+    for (const vma of proc.mm.vmas.all()) {
+      if (vma.pfnmap || !proc.mm.vmas.has(vma)) continue;
+      if (vma.file === -1 || !vma.shared) zapRange(s, proc, vma.start, vma.end, 'oom', false);
+    }
+    return true;
+  });
+  return reaped && exitProcess(s, proc);
 }

@@ -15,9 +15,14 @@ import {
 import { assertSlot, folioFreeSwap } from './swap.ts';
 import { fileOf, findOrCreatePage } from './pagecache.ts';
 import { mapFrame } from './zap.ts';
-import { invalidateRange } from './notifier.ts';
+import { invalidateEnd, invalidateRange } from './notifier.ts';
+import type { FaultFlags } from '../kernel-api/driver.ts';
 
-export type VmFault = 0 | 'SIGBUS' | 'OOM';
+/** 0, or a VM_FAULT code: RETRY when ->fault released the mmap_lock (only with `allowRetry`). */
+export type VmFault = 0 | 'SIGBUS' | 'OOM' | 'RETRY';
+
+/** A fault by GUP (get_user_pages_remote with locked == NULL): ->fault may not drop the mmap_lock. */
+export const GUP_FAULT: FaultFlags = { allowRetry: false, tried: false };
 
 const vmaWritable = (vma: ImplVma) => (vma.prot & PROT_WRITE) !== 0;
 
@@ -35,11 +40,11 @@ export function anonVmaPrepare(s: ImplState, proc: ImplProcess, vma: ImplVma): v
   vma.anonVma = s.nextAnonVma++;
 }
 
-/** handle_mm_fault for one page of `vma`. */
-export function handleMmFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+/** handle_mm_fault for one page of `vma`, with the mm's mmap_lock held for read (or write). */
+export function handleMmFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags = GUP_FAULT): VmFault {
   const flags = proc.mm.pt.flags(addr);
-  if (flags === 0 && proc.mm.uffdWpMarkers.has(addr)) return handlePteMarker(s, proc, vma, addr, write);
-  if (flags === 0) return doPteMissing(s, proc, vma, addr, write);
+  if (flags === 0 && proc.mm.uffdWpMarkers.has(addr)) return handlePteMarker(s, proc, vma, addr, write, ff);
+  if (flags === 0) return doPteMissing(s, proc, vma, addr, write, ff);
   if ((flags & PTE_SWAP) !== 0) return doSwapPage(s, proc, vma, addr, write);
   if (write && (flags & PTE_WRITE) === 0) return doWpPage(s, proc, vma, addr, true);
   return 0;
@@ -49,11 +54,11 @@ export function handleMmFault(s: ImplState, proc: ImplProcess, vma: ImplVma, add
  * handle_pte_marker → pte_marker_handle_uffd_wp: the page is filled as do_pte_missing
  * would, keeping the uffd-wp bit (so write-protected); a write then resolves in do_wp_page.
  */
-function handlePteMarker(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+function handlePteMarker(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags): VmFault {
   const pt = proc.mm.pt;
   proc.mm.uffdWpMarkers.delete(addr);
-  if (vma.uffdCtx === 0) return doPteMissing(s, proc, vma, addr, write);
-  const r = doPteMissing(s, proc, vma, addr, write);
+  if (vma.uffdCtx === 0) return doPteMissing(s, proc, vma, addr, write, ff);
+  const r = doPteMissing(s, proc, vma, addr, write, ff);
   const flags = pt.flags(addr);
   if (r !== 0 || (flags & PTE_PRESENT) === 0) {
     if (flags === 0) proc.mm.uffdWpMarkers.add(addr);
@@ -63,8 +68,8 @@ function handlePteMarker(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: nu
   return write ? doWpPage(s, proc, vma, addr, true) : 0;
 }
 
-function doPteMissing(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
-  if (vma.vmOps?.fault) return doDriverFault(s, proc, vma, addr, write);
+function doPteMissing(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags): VmFault {
+  if (vma.vmOps?.fault) return doDriverFault(s, proc, vma, addr, write, ff);
   // do_fault: a VMA with vm_ops (or a driver's file) but no ->fault cannot be filled.
   if (vma.pfnmap || vma.mixedmap || vma.vmOps !== null || vma.driverFile !== null) return 'SIGBUS';
   if (vma.file === -1) return doAnonymousPage(s, proc, vma, addr, write);
@@ -72,6 +77,8 @@ function doPteMissing(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: numbe
 }
 
 function doAnonymousPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  // check_stable_address_space: the OOM reaper has begun tearing the mm down (MMF_UNSTABLE).
+  if (proc.oomReaped) return 'SIGBUS';
   if (!write) {
     proc.mm.pt.set(addr, s.zeroPfn, PTE_PRESENT | PTE_SOFT_DIRTY | PTE_SPECIAL);
     return 0;
@@ -91,6 +98,8 @@ function doFileFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number
   const page = findOrCreatePage(s, file, index);
   if (page === -1) return 'OOM';
   s.lru.touch(page, s.step);
+  // finish_fault's check_stable_address_space for a private mapping ("we might have lost our CoWed page").
+  if (!vma.shared && proc.oomReaped) return 'SIGBUS';
   if (write && !vma.shared) return doCowFault(s, proc, vma, addr, s.pool.value[page]);
   getPage(s, page);
   mapFrame(s, proc.mm, addr, page, write && vmaWritable(vma), write);
@@ -107,17 +116,38 @@ function doCowFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
   return 0;
 }
 
-function doDriverFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+/**
+ * __do_fault through vm_ops->fault, then finish_fault (or do_cow_fault for a private write).
+ * ->fault may sleep: another task may have filled the PTE meanwhile (finish_fault's
+ * !pte_none under the PTL), and then the page is dropped and the access retries.
+ */
+function doDriverFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags): VmFault {
   const index = vma.pgoff + (addr - vma.start);
-  const r = vma.vmOps!.fault!(vma, addr, index, write);
+  const pointsBefore = s.locks.points;
+  const r = vma.vmOps!.fault!(vma, addr, index, write, ff);
+  const slept = s.locks.points !== pointsBefore;
   if (r.kind === 'sigbus') return 'SIGBUS';
   if (r.kind === 'oom') return 'OOM';
+  if (r.kind === 'retry') {
+    if (!ff.allowRetry) fail(`${vma.vmOps!.name}: VM_FAULT_RETRY at ${addr} of P${proc.pid} without FAULT_FLAG_ALLOW_RETRY`);
+    return 'RETRY';
+  }
   if (r.kind === 'nopage') {
-    if (!((proc.mm.pt.flags(addr) & PTE_PRESENT) !== 0)) fail(`${vma.vmOps!.name}: VM_FAULT_NOPAGE at ${addr} without a PTE (the access would refault forever)`);
-    return handleMmFault(s, proc, vma, addr, write);
+    if ((proc.mm.pt.flags(addr) & PTE_PRESENT) === 0) {
+      // Another task may have zapped what the handler installed while it slept: the
+      // access retries. Without a scheduling point, nobody could have: a driver bug.
+      if (!slept) fail(`${vma.vmOps!.name}: VM_FAULT_NOPAGE at ${addr} without a PTE (the access would refault forever)`);
+      return 0;
+    }
+    return handleMmFault(s, proc, vma, addr, write, ff);
   }
   const page = frameOf(s, r.pfn);
   exposePfn(s, page);
+  if (proc.mm.pt.flags(addr) !== 0) {
+    // finish_fault: !pte_none under the PTL, another task mapped it: drop vmf->page.
+    putPage(s, page);
+    return 0;
+  }
   if (write && !vma.shared) {
     const ret = doCowFault(s, proc, vma, addr, s.pool.value[page]);
     putPage(s, page);
@@ -223,6 +253,12 @@ function wpPageCopy(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
   pool.flags[copy] |= F_ANON_EXCLUSIVE;
   // The old PTE is cleared and replaced: secondary MMUs hear of it (MMU_NOTIFY_CLEAR).
   invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
+  if ((pt.flags(addr) & PTE_PRESENT) === 0 || pt.idx(addr) !== old) {
+    // A callback slept and another task changed the PTE (wp_page_copy's !pte_same): drop the copy.
+    putPage(s, copy);
+    invalidateEnd(s, proc.pid);
+    return 0;
+  }
   pt.clear(addr);
   if ((flags & PTE_SPECIAL) === 0) {
     frameOf(s, old);
@@ -235,5 +271,6 @@ function wpPageCopy(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
   }
   const writable = makeWritable && vmaWritable(vma);
   mapFrame(s, proc.mm, addr, copy, writable, makeWritable);
+  invalidateEnd(s, proc.pid);
   return 0;
 }

@@ -18,29 +18,50 @@ import { fileGet, fileRelease } from './driverfile.ts';
 import { mapFrame } from './zap.ts';
 import { insertVma, newVmaId } from './vma.ts';
 import { exitMm } from './exit.ts';
-import { invalidateRange } from './notifier.ts';
+import { invalidateEnd, invalidateRange } from './notifier.ts';
+import { mmLock, releaseIfHeld } from './locks.ts';
+import { anonVmaRootOf } from './reclaim.ts';
 
+/**
+ * fork, called with the parent's mmap_lock held for write (impl/kernel.ts): the child's
+ * is taken nested (mmap_write_lock_nested, SINGLE_DEPTH_NESTING), so ->open of the copied
+ * VMAs runs with both held. Only the calling thread is copied: the child's one thread has
+ * tid == pid, and it becomes visible to other operations only when fork completes.
+ */
 export function fork(s: ImplState, parent: ImplProcess): Outcome {
   if (s.running >= s.config.processesMax) return err('EAGAIN');
   if (shouldFailAlloc(s)) return err('ENOMEM');
   const pid = s.nextPid++;
   const child: ImplProcess = {
     pid, ppid: parent.pid, uid: parent.uid, dumpable: parent.dumpable, state: 'running',
-    oomReaped: false, mm: new ImplMm(pid, s.quicklist), fds: new Map(parent.fds),
+    oomReaped: false, killed: false, mm: new ImplMm(pid, s.quicklist), fds: new Map(parent.fds),
   };
   for (const file of child.fds.values()) fileGet(file);
   s.processes.set(child.pid, child);
-  for (const vma of parent.mm.vmas.all()) {
-    if (vma.dontcopy) continue;
-    if (shouldFailAlloc(s) || !dupVma(s, parent, child, vma)) {
-      exitMm(s, child, 'exit');
-      for (const file of child.fds.values()) fileRelease(s, file);
-      s.processes.delete(child.pid);
-      s.nextPid -= 1;
-      return err('ENOMEM');
-    }
-  }
+  // Counted as running from here, as the model counts the processes it holds.
   s.running += 1;
+  const childLock = mmLock(s, child.mm);
+  try {
+    s.locks.acquire(childLock, 'write', 'dup_mmap', 1);
+    for (const vma of parent.mm.vmas.all()) {
+      if (vma.dontcopy || !parent.mm.vmas.has(vma)) continue;
+      if (shouldFailAlloc(s) || !dupVma(s, parent, child, vma)) {
+        exitMm(s, child, 'exit');
+        for (const file of child.fds.values()) fileRelease(s, file);
+        s.locks.release(childLock, 'dup_mmap');
+        s.processes.delete(child.pid);
+        s.running -= 1;
+        // Another task may have taken a pid meanwhile (at a scheduling point): then this one stays used.
+        if (s.nextPid === child.pid + 1) s.nextPid -= 1;
+        return err('ENOMEM');
+      }
+    }
+    s.locks.release(childLock, 'dup_mmap');
+  } catch (e) {
+    releaseIfHeld(s, childLock, 'dup_mmap');
+    throw e;
+  }
+  s.threads.set(child.pid, child.pid);
   return ok(child.pid);
 }
 
@@ -50,6 +71,8 @@ function dupVma(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: Impl
   const copy = vma.dup(newVmaId(s));
   copy.mm = child.pid;
   copy.anonVma = vma.anonVma === 0 ? 0 : s.nextAnonVma++;
+  // anon_vma_fork: the child's anon_vma shares the parent's root (whose rwsem rmap takes).
+  if (copy.anonVma !== 0) s.anonVmaRoot.set(copy.anonVma, anonVmaRootOf(s, vma.anonVma));
   copy.uffdCtx = 0; // dup_userfaultfd without UFFD_FEATURE_EVENT_FORK
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);
@@ -58,7 +81,9 @@ function dupVma(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: Impl
   if (vma.anonVma === 0 && !vma.pfnmap && !vma.mixedmap) return true;
   // copy_page_range write-protects a COW mapping in the parent: MMU_NOTIFY_PROTECTION_PAGE.
   if (isCowMapping(vma)) invalidateRange(s, parent.pid, vma.start, vma.end, 'protection');
-  return copyPteRange(s, parent, child, vma);
+  const copied = copyPteRange(s, parent, child, vma);
+  if (isCowMapping(vma)) invalidateEnd(s, parent.pid);
+  return copied;
 }
 
 /** copy_pte_range over the VMA; false when a page copy fails. */

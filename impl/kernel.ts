@@ -5,6 +5,8 @@
  * notifiers. Every step runs to completion or throws a KernelAssertionError (a bug).
  */
 import type { Op } from '../kernel-api/op.ts';
+import { taskOf } from '../kernel-api/op.ts';
+import { LockTable, type LockMode } from '../kernel-api/locks.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
@@ -20,7 +22,8 @@ import { Quicklist } from './pagetable.ts';
 import { Lru } from './lru.ts';
 import { SwapMap } from './swapmap.ts';
 import { allocFrame } from './frames.ts';
-import { runningProcess } from './process.ts';
+import { runningProcess, taskAlive, threadsOf } from './process.ts';
+import { runDeferredFput, taskName, withMmapLock } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { madvise } from './madvise.ts';
@@ -37,13 +40,15 @@ import { fileRelease } from './driverfile.ts';
 import { clearRefs, mapFilesReaddir, pagemapRead, pagemapScan, uffdRegisterWp } from './pagemap.ts';
 import { fail } from './assert.ts';
 
-export function newImplState(config: KernelConfig): ImplState {
+export function newImplState(config: KernelConfig, locks?: LockTable): ImplState {
   const pool = new FramePool(config.framesMax);
   const s: ImplState = {
     config, step: 0, pool, rmap: new Rmap(pool), quicklist: new Quicklist(), lru: new Lru(pool), swap: new SwapMap(), zeroPfn: 0,
     processes: new Map(), running: 0, nextPid: 1, files: new Map(), nextFileId: 1, nextShmemId: 1, nextVmaId: 1,
     nextAnonVma: 1, failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(),
     notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
+    locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
+    threads: new Map(), invalidations: new Map(), notifierNesting: new Map(), deferredFput: new Map(), anonVmaRoot: new Map(),
   };
   const zero = allocFrame(s, KIND_ZERO, 0);
   if (!(zero !== -1)) fail('the zero page could not be allocated');
@@ -55,11 +60,17 @@ export class ImplKernel implements Kernel {
   readonly kind = 'impl' as const;
   readonly state: ImplState;
   readonly inspect: KernelInspect;
+  /** mmap_lock, PTL, rmap locks, drivers' locks, lockdep; `current` is the running task. */
+  readonly locks: LockTable;
+  /** The driver API the strategies of this kernel were created with. */
+  readonly driverKernel: ImplDriverKernel;
   private readonly strategies = new Map<string, StrategyInstance>();
 
   constructor(readonly config: Readonly<KernelConfig> = DEFAULT_CONFIG, strategies: readonly StrategyFactory[] = []) {
-    this.state = newImplState({ ...config });
+    this.locks = new LockTable(() => this.state?.step ?? 0, (tid) => taskName(this.state, tid));
+    this.state = newImplState({ ...config }, this.locks);
     const driverKernel = new ImplDriverKernel(this.state);
+    this.driverKernel = driverKernel;
     for (const factory of strategies) this.strategies.set(factory.name, factory.create(driverKernel));
     this.inspect = new ImplInspect(this.state, this.strategies);
   }
@@ -76,11 +87,58 @@ export class ImplKernel implements Kernel {
     checkRmap(this.state);
   }
 
+  /** The tids of `pid`'s live threads, main thread first (empty once it exited). */
+  threadsOf(pid: number): number[] {
+    return threadsOf(this.state, pid);
+  }
+
+  /**
+   * Run `op` as task taskOf(op). Re-entrant: at a scheduling point `locks.hooks` may step
+   * another operation nested, so the running task is saved and restored around it. The
+   * fput()s the task deferred run, then it returns to user space holding nothing.
+   */
   step(op: Op): Outcome {
+    const locks = this.locks;
+    const previous = locks.current;
+    locks.current = taskOf(op);
+    try {
+      const outcome = this.run(op);
+      runDeferredFput(this.state);
+      locks.returnToUser(op.op);
+      return outcome;
+    } finally {
+      locks.current = previous;
+    }
+  }
+
+  /** ESRCH for a `tid` that is not a live thread of the process the operation names. */
+  /**
+   * The operation's process is being killed (an operation nested while its exit_group or
+   * OOM kill runs): SIGKILL went to every thread first (zap_other_threads; the OOM killer
+   * before the reaper), so none of them starts another system call or fault — it is gone,
+   * as after the kill.
+   */
+  private callerKilled(op: Op): boolean {
+    const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
+    if (named === undefined) return false;
+    const p = this.state.processes.get(named);
+    return p !== undefined && p.state === 'running' && p.killed;
+  }
+
+  private badTask(op: Op): boolean {
+    if (op.tid === undefined) return false;
+    const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
+    if (named !== undefined) return this.state.threads.get(op.tid) !== named;
+    return op.tid !== 0 && !this.state.threads.has(op.tid);
+  }
+
+  private run(op: Op): Outcome {
     const s = this.state;
     s.step += 1;
+    if (this.badTask(op) || this.callerKilled(op)) return err('ESRCH');
     switch (op.op) {
       case 'spawn': return this.spawn(op.uid ?? 1000);
+      case 'clone': return this.withProcess(op.pid, (p) => this.clone(p));
       case 'creat': return creat(s, op);
       case 'pread': return pread(s, op);
       case 'pwrite': return pwrite(s, op);
@@ -105,10 +163,29 @@ export class ImplKernel implements Kernel {
     if (!Number.isSafeInteger(uid) || uid < 0) return err('EINVAL');
     if (s.running >= s.config.processesMax) return err('EAGAIN');
     const pid = s.nextPid++;
-    const proc: ImplProcess = { pid, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, mm: new ImplMm(pid, s.quicklist), fds: new Map() };
+    const proc: ImplProcess = { pid, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, killed: false, mm: new ImplMm(pid, s.quicklist), fds: new Map() };
     s.processes.set(pid, proc);
+    s.threads.set(pid, pid);
     s.running += 1;
     return ok(pid);
+  }
+
+  /** clone(CLONE_VM | CLONE_THREAD): a new thread sharing the mm; its tid comes from the pid counter. */
+  private clone(proc: ImplProcess): Outcome {
+    const s = this.state;
+    const tid = s.nextPid++;
+    s.threads.set(tid, proc.pid);
+    return ok(tid);
+  }
+
+  /**
+   * An operation on the caller's own mm: its mmap_lock in `mode`, taken first. Another
+   * thread's exit_group may have run at the lock's scheduling point: the task is dead then
+   * (mmap_write_lock_killable fails on the fatal signal), and nothing is done: ESRCH.
+   */
+  private locked(proc: ImplProcess, mode: LockMode, where: string, f: () => Outcome): Outcome {
+    const s = this.state;
+    return withMmapLock(s, proc.mm, mode, where, () => (taskAlive(s, proc) ? f() : err('ESRCH')));
   }
 
   private withProcess(pid: number, f: (p: ImplProcess) => Outcome): Outcome {
@@ -119,16 +196,21 @@ export class ImplKernel implements Kernel {
   private processOp(proc: ImplProcess, op: Op): Outcome {
     const s = this.state;
     switch (op.op) {
-      case 'mmap': return mmap(s, proc, op);
-      case 'munmap': return munmap(s, proc, op);
-      case 'mprotect': return mprotect(s, proc, op);
-      case 'mremap': return mremap(s, proc, op);
-      case 'madvise': return madvise(s, proc, op);
+      case 'mmap': return this.locked(proc, 'write', 'vm_mmap_pgoff', () => mmap(s, proc, op));
+      case 'munmap': return this.locked(proc, 'write', 'vm_munmap', () => munmap(s, proc, op));
+      case 'mprotect': return this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, op));
+      case 'mremap': return this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, op));
+      case 'madvise': {
+        // madvise_need_mmap_write: DONTFORK/DOFORK change vm_flags; the others only read the VMAs.
+        const mode = op.advice === 'DONTFORK' || op.advice === 'DOFORK' ? 'write' : op.advice === 'DONTNEED' || op.advice === 'PAGEOUT' || op.advice === 'COLD' ? 'read' : null;
+        if (mode === null) return err('EINVAL');
+        return this.locked(proc, mode, 'do_madvise', () => madvise(s, proc, op));
+      }
       case 'read': return userRead(s, proc, op.addr);
       case 'write': return userWrite(s, proc, op.addr, op.value);
-      case 'fork': return fork(s, proc);
-      case 'exit': exitProcess(s, proc); return ok(0);
-      case 'oom': oomKill(s, proc); return ok(0);
+      case 'fork': return this.locked(proc, 'write', 'dup_mmap', () => fork(s, proc));
+      case 'exit': return exitProcess(s, proc) ? ok(0) : err('ESRCH');
+      case 'oom': return oomKill(s, proc) ? ok(0) : err('ESRCH');
       case 'set_dumpable': proc.dumpable = op.dumpable; return ok(0);
       case 'close': {
         const file = proc.fds.get(op.fd);
@@ -144,7 +226,7 @@ export class ImplKernel implements Kernel {
       case 'pagemap_read': return pagemapRead(s, proc, op);
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);
-      case 'uffd_register_wp': return uffdRegisterWp(s, proc, op);
+      case 'uffd_register_wp': return this.locked(proc, 'write', 'userfaultfd_register', () => uffdRegisterWp(s, proc, op));
       case 'map_files_readdir': return mapFilesReaddir(s, proc, op);
       default: return err('EINVAL');
     }

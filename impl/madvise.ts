@@ -45,7 +45,10 @@ function madviseVma(s: ImplState, proc: ImplProcess, vma: ImplVma, start: number
     case 'PAGEOUT':
     case 'COLD':
       if (vma.pfnmap) return 'EINVAL';
-      for (const pfn of unsharedFrames(s, proc, start, end)) {
+      for (const [pfn, seq] of unsharedFrames(s, proc, start, end)) {
+        // A notifier callback of an earlier frame's reclaim may have slept and let another
+        // task free this one (reclaim needs no mmap_lock), and the pfn may be another frame's now.
+        if (!s.pool.isLive(pfn) || s.pool.seq[pfn] !== seq) continue;
         if (advice === 'COLD') s.lru.touch(pfn, 0);
         else shrinkFrame(s, pfn);
       }
@@ -63,14 +66,14 @@ function madviseVma(s: ImplState, proc: ImplProcess, vma: ImplVma, start: number
   }
 }
 
-/** Frames mapped in [start, end) by a normal PTE and by no other mapping (mapcount 1). */
-function unsharedFrames(s: ImplState, proc: ImplProcess, start: number, end: number): number[] {
-  const pfns: number[] = [];
+/** Frames mapped in [start, end) by a normal PTE and by no other mapping (mapcount 1), with their allocation sequence numbers. */
+function unsharedFrames(s: ImplState, proc: ImplProcess, start: number, end: number): Array<[number, number]> {
+  const pfns: Array<[number, number]> = [];
   const pool = s.pool;
   proc.mm.pt.forEach(start, end, (_addr, flags, idx) => {
     if ((flags & PTE_PRESENT) === 0 || (flags & PTE_SPECIAL) !== 0) return;
     const pfn = frameOf(s, idx);
-    if (pool.mapcount[pfn] === 1 && (pool.flags[pfn] & F_KIND) !== KIND_DRIVER && (pool.flags[pfn] & F_RESERVED) === 0) pfns.push(pfn);
+    if (pool.mapcount[pfn] === 1 && (pool.flags[pfn] & F_KIND) !== KIND_DRIVER && (pool.flags[pfn] & F_RESERVED) === 0) pfns.push([pfn, pool.seq[pfn]]);
   });
   return pfns;
 }

@@ -12,10 +12,10 @@ import type { ImplDriverFile, ImplProcess, ImplState } from './types.ts';
 import { ImplVma } from './types.ts';
 import { shouldFailAlloc } from './frames.ts';
 import { inodeGet, newFile } from './pagecache.ts';
-import { fileGet } from './driverfile.ts';
+import { fileGet, fileRelease } from './driverfile.ts';
 import { canMerge, insertVma, mergeAround, mergeRange, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
 import { zapRange } from './zap.ts';
-import { invalidateRange } from './notifier.ts';
+import { invalidateEnd, invalidateRange } from './notifier.ts';
 import { PTE_PRESENT, PTE_WRITE } from './pagetable.ts';
 
 const PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC;
@@ -70,12 +70,15 @@ export function mmap(s: ImplState, proc: ImplProcess, op: MmapOp): Outcome {
   if (op.fd !== undefined) {
     const open = proc.fds.get(op.fd);
     if (open === undefined) return err('EBADF');
-    if (open.inode === -1) {
-      target = { file: -1, pgoff, mayWrite: true, driverFile: open };
-    } else {
+    // ksys_mmap_pgoff holds its own reference (fget) until it is done: a close by another
+    // thread meanwhile drops only the fd table's.
+    fileGet(open);
+    try {
+      if (open.inode === -1) return mmapRegion(s, proc, op, { file: -1, pgoff, mayWrite: true, driverFile: open });
       const t = inodeTarget(op, open.inode, open.mode, pgoff);
-      if (typeof t === 'string') return err(t);
-      target = t;
+      return typeof t === 'string' ? err(t) : mmapRegion(s, proc, op, t);
+    } finally {
+      fileRelease(s, open);
     }
   } else if (op.file !== undefined) {
     const file = s.files.get(op.file);
@@ -194,6 +197,7 @@ function mprotectFixup(s: ImplState, proc: ImplProcess, start: number, end: numb
     pt.forEach(start, end, (addr, flags) => {
       if ((flags & PTE_PRESENT) !== 0 && (flags & PTE_WRITE) !== 0) pt.setFlags(addr, flags & ~PTE_WRITE);
     });
+    invalidateEnd(s, proc.pid);
   }
   return 0;
 }

@@ -12,7 +12,7 @@ import { inodeGet } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
 import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
-import { invalidateRange } from './notifier.ts';
+import { invalidateEnd, invalidateRange } from './notifier.ts';
 import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP } from './pagetable.ts';
 import { dropUffdWpMarkers } from './zap.ts';
 
@@ -115,6 +115,7 @@ function moveVma(s: ImplState, proc: ImplProcess, _vma: ImplVma, addr: number, o
     if ((flags & PTE_PRESENT) !== 0 && (flags & PTE_SPECIAL) === 0) s.rmap.move(idx, proc.pid, at, to);
   }
   dropUffdWpMarkers(mm, addr, addr + oldPages);
+  invalidateEnd(s, proc.pid);
   removeVma(s, mm, old);
   mergeAround(s, mm, moved);
   return ok(newAddr);

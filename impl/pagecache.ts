@@ -10,6 +10,8 @@ import { allocFrame, frameOf, putPage } from './frames.ts';
 import { F_DIRTY, KIND_FILE, KIND_SHMEM } from './framepool.ts';
 import { assertSlot, freeSwapAndCache } from './swap.ts';
 import { zapRange } from './zap.ts';
+import { iMmapLock, releaseIfHeld } from './locks.ts';
+import { processesInOrder } from './process.ts';
 
 export function fileOf(s: ImplState, id: number): ImplFile {
   const file = s.files.get(id);
@@ -72,27 +74,35 @@ export function writeback(s: ImplState, file: ImplFile, pfn: number): void {
   s.pool.flags[pfn] &= ~F_DIRTY;
 }
 
-/** The VMAs of i_mmap grouped by mm in pid order, each group in address order. */
-function immapByMm(file: ImplFile): Map<number, ImplVma[]> {
-  const vmas = [...file.immap].sort((a, b) => a.mm - b.mm || a.start - b.start);
-  const groups = new Map<number, ImplVma[]>();
-  for (const vma of vmas) {
-    const group = groups.get(vma.mm);
-    if (group === undefined) groups.set(vma.mm, [vma]);
-    else group.push(vma);
-  }
-  return groups;
+/** The VMAs of i_mmap that `pid`'s mm holds, in address order. */
+function immapOf(file: ImplFile, pid: number): ImplVma[] {
+  const vmas: ImplVma[] = [];
+  for (const vma of file.immap) if (vma.mm === pid) vmas.push(vma);
+  return vmas.sort((a, b) => a.start - b.start);
 }
 
-/** truncate_pagecache: unmap_mapping_range (private copies too), then drop the cache tail. */
+/**
+ * truncate_pagecache: unmap_mapping_range (private copies too), then drop the cache tail.
+ * unmap_mapping_range takes i_mmap_rwsem for read (a trylock, as in reclaim: no scheduling
+ * point of the kernel's own here), then zaps each VMA's range with its notifiers. A callback
+ * may sleep: a VMA another task removed meanwhile is skipped, and the processes' VMAs are
+ * read as each process is reached (as the model walks them).
+ */
 export function truncateFile(s: ImplState, file: ImplFile, sizePages: number): void {
   if (sizePages < file.sizePages) {
-    for (const [pid, vmas] of immapByMm(file)) {
-      const proc = s.processes.get(pid)!;
-      for (const vma of vmas) {
-        const start = Math.max(vma.start, vma.start + (sizePages - vma.pgoff));
-        if (start < vma.end) zapRange(s, proc, start, vma.end, 'clear');
+    const lock = iMmapLock(s, file.id);
+    if (!s.locks.tryAcquire(lock, 'read', 'unmap_mapping_range')) fail(`truncate of file ${file.id}: ${lock.name} not free for read`);
+    try {
+      for (const proc of processesInOrder(s)) {
+        if (file.immap.size === 0) break;
+        for (const vma of immapOf(file, proc.pid)) {
+          if (proc.state !== 'running' || !proc.mm.vmas.has(vma)) continue;
+          const start = Math.max(vma.start, vma.start + (sizePages - vma.pgoff));
+          if (start < vma.end) zapRange(s, proc, start, vma.end, 'clear');
+        }
       }
+    } finally {
+      releaseIfHeld(s, lock, 'unmap_mapping_range');
     }
     for (const index of [...file.pagecache.keys()].filter((i) => i >= sizePages).sort((a, b) => a - b)) {
       deleteFromPageCache(s, file, frameOf(s, file.pagecache.get(index)!));

@@ -25,7 +25,8 @@ import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WR
 import { ptraceMayAccess } from './access.ts';
 import { runningProcess } from './process.ts';
 import { mergeRange, splitAround, vmasIn } from './vma.ts';
-import { invalidateRange } from './notifier.ts';
+import { invalidateEnd, invalidateRange } from './notifier.ts';
+import { withMmapLock } from './locks.ts';
 
 const PAGE_SIZE_BYTES = 4096;
 
@@ -108,12 +109,14 @@ export function pagemapRead(s: ModelState, caller: Process, op: PagemapReadOp): 
   const showPfn = caller.uid === 0; // file_ns_capable(CAP_SYS_ADMIN)
   const values: number[] = [];
   const frames: number[] = [];
-  for (let addr = op.addr; addr < end; addr++) {
-    const vma = vmasIn(target.mm, addr, addr + 1)[0];
-    const [flags, frame] = pagemapEntry(s, target.mm, vma, addr, showPfn);
-    values.push(flags);
-    frames.push(frame);
-  }
+  withMmapLock(s, target.mm, 'read', 'pagemap_read', () => {
+    for (let addr = op.addr; addr < end; addr++) {
+      const vma = vmasIn(target.mm, addr, addr + 1)[0];
+      const [flags, frame] = pagemapEntry(s, target.mm, vma, addr, showPfn);
+      values.push(flags);
+      frames.push(frame);
+    }
+  });
   return okValues(values.length, values, frames);
 }
 
@@ -123,20 +126,27 @@ export function clearRefs(s: ModelState, caller: Process, op: ClearRefsOp): Outc
   if (target === undefined) return err('ENOENT');
   if (!procFileMayOpen(caller, target)) return err('EACCES'); // S_IWUSR, no ptrace check
   if (!Number.isSafeInteger(op.mode) || op.mode < 1 || op.mode >= 6) return err('EINVAL');
-  if (op.mode !== 4) return ok(0);
+  // clear_refs_write takes the target's mmap_lock for write for every valid mode.
+  return withMmapLock(s, target.mm, 'write', 'clear_refs_write', () => clearRefsLocked(s, target, op.mode));
+}
+
+function clearRefsLocked(s: ModelState, target: Process, mode: number): Outcome {
+  if (mode !== 4) return ok(0);
   if (!softDirtyOn(s)) {
     // No VM_SOFTDIRTY to clear and an empty clear_soft_dirty(): only the notifier runs.
     invalidateRange(s, target.pid, 0, s.config.taskSizePages, 'protection'); // MMU_NOTIFY_SOFT_DIRTY
+    invalidateEnd(s, target.pid);
     return ok(0);
   }
   const vmas = vmasIn(target.mm, 0, s.config.taskSizePages);
   for (const vma of vmas) vma.softDirty = false;
   invalidateRange(s, target.pid, 0, s.config.taskSizePages, 'protection'); // MMU_NOTIFY_SOFT_DIRTY
   const pt = target.mm.pt;
-  for (const vma of vmas) {
+  for (const vma of vmasIn(target.mm, 0, s.config.taskSizePages)) {
     if (vma.pfnmap) continue; // clear_refs_test_walk
     pt.forEach(vma.start, vma.end, (addr, flags, idx) => { pt.setFlags(addr, clearSoftDirty(s, vma, flags, idx)); });
   }
+  invalidateEnd(s, target.pid);
   return ok(0);
 }
 
@@ -182,9 +192,11 @@ export function mapFilesReaddir(s: ModelState, caller: Process, op: MapFilesRead
   const self = caller.pid === target.pid;
   if ((!self && !procFileMayOpen(caller, target)) || !ptraceMayAccess(s, caller, target, 'read')) return err('EACCES');
   const values: number[] = [];
-  for (const vma of vmasIn(target.mm, 0, s.config.taskSizePages)) {
-    if (vma.file !== -1 || vma.driverFile !== null) values.push(vma.start, vma.end);
-  }
+  withMmapLock(s, target.mm, 'read', 'proc_map_files_readdir', () => {
+    for (const vma of vmasIn(target.mm, 0, s.config.taskSizePages)) {
+      if (vma.file !== -1 || vma.driverFile !== null) values.push(vma.start, vma.end);
+    }
+  });
   return okValues(values.length / 2, values);
 }
 
@@ -242,8 +254,15 @@ export function pagemapScan(s: ModelState, caller: Process, op: PagemapScanOp): 
   }
   let ret: 0 | 'ENOSPC' | 'EPERM' = 0;
   for (let walkStart = op.start; walkStart < p.end; walkStart = p.walkEnd) {
-    if ((op.flags & PM_SCAN_WP_MATCHING) !== 0) invalidateRange(s, target.pid, walkStart, p.end, 'protection');
-    ret = scanWalk(s, target, p, walkStart);
+    // Each walk under the target's mmap_lock for read; write-protecting, between
+    // invalidate_range_start and _end.
+    const wp = (op.flags & PM_SCAN_WP_MATCHING) !== 0;
+    ret = withMmapLock(s, target.mm, 'read', 'do_pagemap_scan', () => {
+      if (wp) invalidateRange(s, target.pid, walkStart, p.end, 'protection');
+      const r = scanWalk(s, target, p, walkStart);
+      if (wp) invalidateEnd(s, target.pid);
+      return r;
+    });
     flushBuffer(p);
     if (ret !== 'ENOSPC') break;
     if (p.vecLen === 0 || p.foundPages === p.maxPages) break;

@@ -10,7 +10,10 @@ import { F_ANON_EXCLUSIVE, F_DIRTY, F_KIND, F_RESERVED, KIND_ANON, KIND_FILE, KI
 import { PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP } from './pagetable.ts';
 import { addToSwapCache, allocSwapSlot, assertSlot } from './swap.ts';
 import { deleteFromPageCache, fileOf, writeback } from './pagecache.ts';
-import { invalidateRange } from './notifier.ts';
+import { invalidateEnd, invalidateRange } from './notifier.ts';
+import { anonVmaLock, iMmapLock, releaseIfHeld, withPtl } from './locks.ts';
+import { vmaLookup } from './vma.ts';
+import type { LockRef } from '../kernel-api/locks.ts';
 import { fail } from './assert.ts';
 
 /** shrink_folio_list for one frame. Returns true when the frame left memory. */
@@ -29,6 +32,35 @@ function stillMaps(proc: ImplProcess, addr: number, pfn: number): number {
   return flags;
 }
 
+/** anon_vma->root: the anon_vma whose rwsem anon_vma_lock_read takes. */
+export function anonVmaRootOf(s: ImplState, anonVma: number): number {
+  return s.anonVmaRoot.get(anonVma) ?? anonVma;
+}
+
+/**
+ * rmap_walk's lock, for read: i_mmap_rwsem of a file or shmem frame's inode, the root
+ * anon_vma of an anonymous frame (through the VMA of its first mapping). Reclaim has no
+ * scheduling point of its own, so it is taken with a trylock, which cannot fail: nothing
+ * holds an rmap lock for write across a point. A frame mapped nowhere needs no walk.
+ * Null when there is nothing to lock.
+ */
+function rmapLock(s: ImplState, pfn: number, mappings: Array<[number, number]>): LockRef | null {
+  if (mappings.length === 0) return null;
+  let lock: LockRef;
+  if ((s.pool.flags[pfn] & F_KIND) === KIND_ANON) {
+    const [pid, addr] = mappings[0]!;
+    const proc = s.processes.get(pid);
+    lock = anonVmaLock(s, anonVmaRootOf(s, (proc && vmaLookup(proc.mm, addr))?.anonVma ?? 0));
+  } else {
+    lock = iMmapLock(s, s.pool.file(pfn));
+  }
+  if (!s.locks.tryAcquire(lock, 'read', 'rmap_walk')) fail(`reclaim of pfn ${pfn}: ${lock.name} not free for read in rmap_walk`);
+  return lock;
+}
+
+/** The frame is still the one reclaim started on (a notifier callback that slept may have let another task free it). */
+const live = (s: ImplState, pfn: number, seq: number) => s.pool.isLive(pfn) && s.pool.seq[pfn] === seq;
+
 function shrinkAnon(s: ImplState, pfn: number): boolean {
   const pool = s.pool;
   if (pool.swapSlot(pfn) === -1) {
@@ -37,21 +69,18 @@ function shrinkAnon(s: ImplState, pfn: number): boolean {
     if (slot === -1) return false;
     addToSwapCache(s, pfn, slot);
   }
-  for (const [pid, addr] of s.rmap.walk(pfn)) {
-    if ((pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 && pool.pins(pfn) > 0) return false;
-    invalidateRange(s, pid, addr, addr + 1, 'clear');
-    const proc = s.processes.get(pid)!;
-    const flags = stillMaps(proc, addr, pfn);
-    if (flags === 0) continue;
-    const slot = pool.swapSlot(pfn);
-    const exclusive = (pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0;
-    proc.mm.pt.set(addr, slot, PTE_SWAP | (exclusive ? PTE_EXCLUSIVE : 0) | (flags & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
-    s.swap.count[assertSlot(s, slot)] += 1;
-    if ((flags & PTE_DIRTY) !== 0) pool.flags[pfn] |= F_DIRTY;
-    pool.flags[pfn] &= ~F_ANON_EXCLUSIVE;
-    unmapOne(s, proc, addr, pfn);
-    proc.mm.rss.swap += 1;
+  const seq = pool.seq[pfn];
+  const mappings = s.rmap.walk(pfn);
+  const lock = rmapLock(s, pfn, mappings);
+  let unmapped = true;
+  try {
+    unmapped = unmapAnon(s, pfn, seq, mappings);
+  } catch (e) {
+    if (lock !== null) releaseIfHeld(s, lock, 'rmap_walk');
+    throw e;
   }
+  if (lock !== null) s.locks.release(lock, 'rmap_walk');
+  if (!unmapped) return false;
   const slot = assertSlot(s, pool.swapSlot(pfn));
   if ((pool.flags[pfn] & F_DIRTY) !== 0) {
     s.swap.value[slot] = pool.value[pfn];
@@ -65,6 +94,33 @@ function shrinkAnon(s: ImplState, pfn: number): boolean {
   return true;
 }
 
+/** try_to_unmap of an anonymous frame in the swap cache; false when it stopped (pinned, or the frame went). */
+function unmapAnon(s: ImplState, pfn: number, seq: number, mappings: Array<[number, number]>): boolean {
+  const pool = s.pool;
+  for (const [pid, addr] of mappings) {
+    if ((pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 && pool.pins(pfn) > 0) return false;
+    invalidateRange(s, pid, addr, addr + 1, 'clear');
+    const gone = !live(s, pfn, seq) || pool.swapSlot(pfn) === -1;
+    const proc = s.processes.get(pid);
+    const flags = gone || proc === undefined ? 0 : stillMaps(proc, addr, pfn);
+    if (proc !== undefined && flags !== 0) {
+      withPtl(s, proc.mm, 'try_to_unmap_one', () => {
+        const slot = pool.swapSlot(pfn);
+        const exclusive = (pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0;
+        proc.mm.pt.set(addr, slot, PTE_SWAP | (exclusive ? PTE_EXCLUSIVE : 0) | (flags & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
+        s.swap.count[assertSlot(s, slot)] += 1;
+        if ((flags & PTE_DIRTY) !== 0) pool.flags[pfn] |= F_DIRTY;
+        pool.flags[pfn] &= ~F_ANON_EXCLUSIVE;
+        unmapOne(s, proc, addr, pfn);
+        proc.mm.rss.swap += 1;
+      });
+    }
+    invalidateEnd(s, pid);
+    if (gone) return false;
+  }
+  return true;
+}
+
 function unmapOne(s: ImplState, proc: ImplProcess, addr: number, pfn: number): void {
   if (!(s.pool.mapcount[pfn] > 0)) fail(`unmap of pfn ${pfn} with mapcount ${s.pool.mapcount[pfn]}`, 'mapcount');
   s.pool.mapcount[pfn] -= 1;
@@ -73,22 +129,45 @@ function unmapOne(s: ImplState, proc: ImplProcess, addr: number, pfn: number): v
   putPage(s, pfn);
 }
 
-/** try_to_unmap for a page cache or shmem frame: its PTEs simply go. */
-function unmapFilePage(s: ImplState, pfn: number): void {
-  for (const [pid, addr] of s.rmap.walk(pfn)) {
-    invalidateRange(s, pid, addr, addr + 1, 'clear');
-    const proc = s.processes.get(pid)!;
-    const flags = stillMaps(proc, addr, pfn);
-    if (flags === 0) continue;
-    proc.mm.pt.clear(addr);
-    if ((flags & PTE_DIRTY) !== 0) s.pool.flags[pfn] |= F_DIRTY;
-    unmapOne(s, proc, addr, pfn);
+/**
+ * try_to_unmap for a page cache or shmem frame: its PTEs simply go. False when the frame
+ * left the cache meanwhile (a callback slept and another task freed it).
+ */
+function unmapFilePage(s: ImplState, pfn: number): boolean {
+  const seq = s.pool.seq[pfn];
+  const mappings = s.rmap.walk(pfn);
+  const lock = rmapLock(s, pfn, mappings);
+  let unmapped = true;
+  try {
+    for (const [pid, addr] of mappings) {
+      invalidateRange(s, pid, addr, addr + 1, 'clear');
+      const gone = !live(s, pfn, seq) || s.pool.file(pfn) === -1;
+      const proc = s.processes.get(pid);
+      const flags = gone || proc === undefined ? 0 : stillMaps(proc, addr, pfn);
+      if (proc !== undefined && flags !== 0) {
+        withPtl(s, proc.mm, 'try_to_unmap_one', () => {
+          proc.mm.pt.clear(addr);
+          if ((flags & PTE_DIRTY) !== 0) s.pool.flags[pfn] |= F_DIRTY;
+          unmapOne(s, proc, addr, pfn);
+        });
+      }
+      invalidateEnd(s, pid);
+      if (gone) {
+        unmapped = false;
+        break;
+      }
+    }
+  } catch (e) {
+    if (lock !== null) releaseIfHeld(s, lock, 'rmap_walk');
+    throw e;
   }
+  if (lock !== null) s.locks.release(lock, 'rmap_walk');
+  return unmapped;
 }
 
 function shrinkFile(s: ImplState, pfn: number): boolean {
   if (s.pool.file(pfn) === -1) return false;
-  unmapFilePage(s, pfn);
+  if (!unmapFilePage(s, pfn)) return false;
   const file = fileOf(s, s.pool.file(pfn));
   writeback(s, file, pfn);
   if (s.pool.refcount[pfn] !== 1) return false;
@@ -98,7 +177,7 @@ function shrinkFile(s: ImplState, pfn: number): boolean {
 
 function shrinkShmem(s: ImplState, pfn: number): boolean {
   if (s.pool.file(pfn) === -1) return false;
-  unmapFilePage(s, pfn);
+  if (!unmapFilePage(s, pfn)) return false;
   if (s.pool.refcount[pfn] !== 1) return false;
   const slot = allocSwapSlot(s, s.pool.value[pfn]);
   if (slot === -1) return false;

@@ -14,6 +14,8 @@ import type { Rmap } from './rmap.ts';
 import type { Lru } from './lru.ts';
 import type { SwapMap } from './swapmap.ts';
 import type { IntervalTree } from './intervaltree.ts';
+import type { LockRef, LockTable } from '../kernel-api/locks.ts';
+import type { Tid } from '../kernel-api/sched.ts';
 
 export type ImplDriverFile = DriverFile & {
   refcount: number;
@@ -75,6 +77,9 @@ export class ImplMm {
   readonly rss: RssCounters = { anon: 0, file: 0, shmem: 0, swap: 0 };
   /** Empty PTEs holding a uffd-wp marker (PTE_MARKER_UFFD_WP); never where `pt` has an entry. */
   readonly uffdWpMarkers = new Set<number>();
+  /** This mm's mmap_lock and PTL in the lock table, looked up on first use (impl/locks.ts). */
+  mmapLock: LockRef | null = null;
+  ptl: LockRef | null = null;
   constructor(readonly pid: number, quicklist: Quicklist) {
     this.pt = new PageTable(quicklist);
   }
@@ -87,6 +92,8 @@ export type ImplProcess = {
   dumpable: boolean;
   state: 'running' | 'exited';
   oomReaped: boolean;
+  /** SIGKILL is pending (exit_group or the OOM killer has begun): none of its threads starts anything more. */
+  killed: boolean;
   mm: ImplMm;
   fds: Map<number, ImplDriverFile>;
 };
@@ -112,6 +119,9 @@ export type ImplNotifier = {
   ops: MmuIntervalNotifierOps;
   seq: number;
 };
+
+/** An invalidation between its start and its end: of [start, end) of `pid`'s mm, by `task`. */
+export type ActiveInvalidation = { readonly pid: number; readonly start: number; readonly end: number; readonly task: Tid };
 
 export type ImplState = {
   config: KernelConfig;
@@ -143,6 +153,18 @@ export type ImplState = {
   strayHolds: Map<number, string>;
   /** Ids of userfaultfd contexts (each uffd_register_wp opens a new one). */
   nextUffdCtx: number;
+  /** The kernel's lock table (mmap_lock, PTL, rmap locks, drivers' locks) and the current task. */
+  locks: LockTable;
+  /** Live threads: tid → pid (a main thread has tid == pid). */
+  threads: Map<Tid, number>;
+  /** In-progress MMU notifier invalidations (invalidate_range_start … _end) per mm, oldest first. */
+  invalidations: Map<number, ActiveInvalidation[]>;
+  /** Nesting depth of MMU notifier callbacks, per task. */
+  notifierNesting: Map<Tid, number>;
+  /** fput()s deferred to task work, per task: ->release runs once the task holds no lock. */
+  deferredFput: Map<Tid, ImplDriverFile[]>;
+  /** anon_vma → its root (anon_vma->root, shared with the parent's after fork); absent: its own root. */
+  anonVmaRoot: Map<number, number>;
 };
 
 export { SHMEM_ID_BASE } from '../kernel-api/state.ts';

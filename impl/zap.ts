@@ -9,7 +9,8 @@ import { frameOf, putPage, rssCounterOf } from './frames.ts';
 import { F_DIRTY, F_KIND, KIND_ANON } from './framepool.ts';
 import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from './pagetable.ts';
 import { folioFreeSwap, freeSwapAndCache } from './swap.ts';
-import { invalidateRange, type InvalidateEvent } from './notifier.ts';
+import { invalidateEnd, invalidateRange, invalidateRangeNonblock, type InvalidateEvent } from './notifier.ts';
+import { mmPtl } from './locks.ts';
 
 /** Map `pfn` at `addr` with a normal (refcounted, rmap'd) PTE; the caller passes in its reference. */
 export function mapFrame(s: ImplState, mm: ImplMm, addr: number, pfn: number, write: boolean, dirty: boolean): void {
@@ -49,10 +50,30 @@ export function dropUffdWpMarkers(mm: ImplMm, start: number, end: number): void 
   }
 }
 
-/** Zap every PTE of `proc` in [start, end), after telling the notifiers. */
-export function zapRange(s: ImplState, proc: ImplProcess, start: number, end: number, event: InvalidateEvent): void {
+/**
+ * Zap every PTE of `proc` in [start, end): the MMU notifiers first (invalidate_range_start),
+ * then the PTEs under the PTL, then invalidate_range_end. Non-blockable (the OOM reaper):
+ * false when a callback refused, and nothing was zapped.
+ */
+export function zapRange(s: ImplState, proc: ImplProcess, start: number, end: number, event: InvalidateEvent, blockable = true): boolean {
+  if (!blockable) {
+    if (!invalidateRangeNonblock(s, proc.pid, start, end, event)) return false;
+    zapPtes(s, proc.mm, start, end);
+    return true;
+  }
   invalidateRange(s, proc.pid, start, end, event);
   const mm = proc.mm;
+  zapPtes(s, mm, start, end);
+  return true;
+}
+
+/** The PTE part of zapRange, between invalidate_range_start and _end (which it ends). */
+function zapPtes(s: ImplState, mm: ImplMm, start: number, end: number): void {
   dropUffdWpMarkers(mm, start, end);
+  // The PTL around the zap (spin_lock: no scheduling point; an assertion inside ends the kernel anyway).
+  const l = mmPtl(s, mm);
+  s.locks.spinLock(l, 'zap_pte_range');
   mm.pt.forEach(start, end, (addr, flags, idx) => zapPte(s, mm, addr, flags, idx));
+  s.locks.release(l, 'zap_pte_range');
+  invalidateEnd(s, mm.pid);
 }

@@ -2,9 +2,19 @@
  * The driver-facing kernel API: what a strategy (a remote-mapping design) may call, with
  * Linux's names and meanings. A strategy is written once against `DriverKernel` and runs
  * on both kernels. Results are values (an errno, a VM_FAULT code); nothing throws.
+ *
+ * Locks and sleeping. The hooks are called with the locks Linux holds: ->mmap with the
+ * caller's mmap_lock for write; ->fault with the faulting mm's mmap_lock for read; ->open
+ * and ->close under mmap_lock for write (fork, split, munmap, mremap) or at exit with the
+ * exiting mm's; notifier callbacks with whatever the invalidating path holds (for reclaim,
+ * no mmap_lock but the rmap lock). A driver's own locks go through the kernel's lock table
+ * (mutex_init, spin_lock_init), so lockdep's checks (kernel-api/locks.ts) judge them. Every
+ * call marked "may sleep" is a scheduling point: another task's operation may run there.
  */
 import type { Errno, Outcome } from './outcome.ts';
 import type { DriverHold } from './state.ts';
+import type { Tid } from './sched.ts';
+import type { LockRef } from './locks.ts';
 
 /** FOLL_* flags of get_user_pages_remote / pin_user_pages_remote. */
 export const FOLL_WRITE = 0x01;
@@ -46,14 +56,26 @@ export type FaultResult =
   | { kind: 'page'; pfn: number }
   | { kind: 'nopage' }
   | { kind: 'sigbus' }
-  | { kind: 'oom' };
+  | { kind: 'oom' }
+  /** VM_FAULT_RETRY: the handler released the fault's mmap_lock (allowed with `allowRetry`); the fault is retried with `tried`. */
+  | { kind: 'retry' };
+
+/** The fault flags a handler reads (struct vm_fault's flags). */
+export type FaultFlags = {
+  /** FAULT_FLAG_ALLOW_RETRY: the handler may drop the mmap_lock and return VM_FAULT_RETRY. */
+  readonly allowRetry: boolean;
+  /** FAULT_FLAG_TRIED: the retry of a fault that returned VM_FAULT_RETRY. */
+  readonly tried: boolean;
+};
 
 /** struct vm_operations_struct. `name` names the driver in maps and stories. */
 export interface VmOperations {
   readonly name: string;
   open?(vma: DriverVma): void;
   close?(vma: DriverVma): void;
-  fault?(vma: DriverVma, addr: number, pgoff: number, write: boolean): FaultResult;
+  /** May sleep. Called with vma's mm's mmap_lock held for read. */
+  fault?(vma: DriverVma, addr: number, pgoff: number, write: boolean, flags: FaultFlags): FaultResult;
+  /** Called under mmap_write_lock; must not sleep. */
   may_split?(vma: DriverVma, addr: number): Errno | 0;
 }
 
@@ -73,8 +95,21 @@ export type DriverFile = {
 
 /** struct mmu_interval_notifier_ops: the invalidate callback. */
 export interface MmuIntervalNotifierOps {
-  invalidate(notifier: MmuIntervalNotifier, range: { start: number; end: number; event: 'unmap' | 'clear' | 'protection' | 'oom' | 'exit' | 'migrate' }): boolean;
+  /**
+   * Returns false only when `range.blockable` is false and the callback would have to
+   * sleep (its mutex_trylock failed): the OOM reaper then leaves the mm for later.
+   */
+  invalidate(notifier: MmuIntervalNotifier, range: MmuNotifierRange): boolean;
 }
+
+/** struct mmu_notifier_range, as a callback sees it. */
+export type MmuNotifierRange = {
+  readonly start: number;
+  readonly end: number;
+  readonly event: 'unmap' | 'clear' | 'protection' | 'oom' | 'exit' | 'migrate';
+  /** mmu_notifier_range_blockable(): false in the OOM reaper's non-blocking invalidation, where sleeping is sleep-in-atomic. */
+  readonly blockable: boolean;
+};
 
 export type MmuIntervalNotifier = {
   readonly id: number;
@@ -101,12 +136,18 @@ export interface DriverKernel {
   mm_reaped(mm: MmHandle): boolean;
   find_vma(mm: MmHandle, addr: number): DriverVma | null;
   find_exact_vma(mm: MmHandle, start: number, end: number): DriverVma | null;
-  /** One page; FOLL_GET or FOLL_PIN decides what reference is taken. Returns the pfn or an errno. */
+  /**
+   * One page; FOLL_GET or FOLL_PIN decides what reference is taken. Returns the pfn or an
+   * errno. The caller holds mmap_read_lock(mm) (mmap_assert_locked: a call without it is
+   * `lock-leak`'s sibling, raised as `kernel-assert`). May sleep: between faulting the page
+   * in and looking it up again.
+   */
   get_user_pages_remote(mm: MmHandle, addr: number, gupFlags: number): number | Errno;
   pin_user_pages_remote(mm: MmHandle, addr: number, gupFlags: number): number | Errno;
   unpin_user_page(pfn: number): void;
   get_page(pfn: number): void;
   put_page(pfn: number): void;
+  /** alloc_page(GFP_KERNEL): may sleep. */
   alloc_page(): number | null;
   __free_page(pfn: number): void;
   SetPageReserved(pfn: number): void;
@@ -114,17 +155,57 @@ export interface DriverKernel {
   /** Kernel access to a page's contents through the direct map. */
   page_read(pfn: number): number;
   page_write(pfn: number, value: number): void;
-  /** A slab object; null when fault injection fails it. */
-  kmalloc(tag: string): number | null;
+  /** A slab object; null when fault injection fails it. GFP_KERNEL (the default) may sleep; GFP_ATOMIC does not. */
+  kmalloc(tag: string, gfp?: 'GFP_KERNEL' | 'GFP_ATOMIC'): number | null;
   kfree(obj: number): void;
+  /** remap_pfn_range, vm_insert_page, vmf_insert_pfn: may sleep (page-table allocation); take vma's mm's PTL. */
   remap_pfn_range(vma: DriverVma, addr: number, pfn: number, nrPages: number): Errno | 0;
   vm_insert_page(vma: DriverVma, addr: number, pfn: number): Errno | 0;
   vmf_insert_pfn(vma: DriverVma, addr: number, pfn: number): FaultResult;
+  /** zap_page_range_single: MMU notifiers of vma's mm hear of it first; takes the PTL. */
   zap_vma_ptes(vma: DriverVma, addr: number, nrPages: number): void;
+  /**
+   * May sleep, and takes mmap_write_lock(mm) to register the mm's notifier subscriptions
+   * (might_lock(&mm->mmap_lock)): called holding another mm's mmap_lock, it nests the class
+   * in itself.
+   */
   mmu_interval_notifier_insert(mm: MmHandle, start: number, lengthPages: number, ops: MmuIntervalNotifierOps): MmuIntervalNotifier | Errno;
+  /** May sleep: waits for an invalidation of the notifier in progress. */
   mmu_interval_notifier_remove(n: MmuIntervalNotifier): void;
+  /** May sleep: waits while an invalidation overlapping the notifier is in progress, then returns its sequence. */
   mmu_interval_read_begin(n: MmuIntervalNotifier): number;
+  /** True when an invalidation began since `seq`; the caller holds the lock its callback takes. */
   mmu_interval_read_retry(n: MmuIntervalNotifier, seq: number): boolean;
+  /** The lockless early check (same answer as read_retry, to be confirmed under the lock). */
+  mmu_interval_check_retry(n: MmuIntervalNotifier, seq: number): boolean;
+  /** The task running this driver code (current's tid). */
+  current(): Tid;
+  /** current->mm: the handle of the mm of the running task's process (no reference taken). */
+  current_mm(): MmHandle;
+  /** mmap_read_lock of `mm` (may sleep); mmap_read_lock_killable gives EINTR on a fatal signal: never, here. */
+  mmap_read_lock(mm: MmHandle): void;
+  mmap_read_lock_killable(mm: MmHandle): 0 | 'EINTR';
+  mmap_read_unlock(mm: MmHandle): void;
+  /** mmap_read_trylock: the lock if it is free now; never sleeps. */
+  mmap_read_trylock(mm: MmHandle): boolean;
+  /** mutex_init / spin_lock_init: a new lock of lockdep class `cls` (`<strategy>:<field>`). */
+  mutex_init(cls: string): LockRef;
+  spin_lock_init(cls: string): LockRef;
+  /** May sleep. */
+  mutex_lock(l: LockRef): void;
+  mutex_trylock(l: LockRef): boolean;
+  mutex_unlock(l: LockRef): void;
+  /** init_rwsem: a new read-write semaphore of lockdep class `cls`; down_read/down_write may sleep. */
+  init_rwsem(cls: string): LockRef;
+  down_read(l: LockRef): void;
+  down_read_trylock(l: LockRef): boolean;
+  up_read(l: LockRef): void;
+  down_write(l: LockRef): void;
+  up_write(l: LockRef): void;
+  spin_lock(l: LockRef): void;
+  spin_unlock(l: LockRef): void;
+  /** might_sleep() and a scheduling point: copy_to_user, cond_resched, a wait_event's check. */
+  might_sleep(where: string): void;
   /** anon_inode_getfd: a new fd in `pid`'s table for a driver file. */
   anon_inode_getfd(pid: number, fop: FileOperations, privateData: unknown): number | Errno;
   fdget(pid: number, fd: number): DriverFile | null;

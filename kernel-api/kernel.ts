@@ -8,6 +8,7 @@ import type { Outcome } from './outcome.ts';
 import type { KernelInspect } from './state.ts';
 import type { KernelConfig } from './config.ts';
 import type { DriverKernel, StrategyInstance } from './driver.ts';
+import type { LockTable } from './locks.ts';
 
 export type KernelKind = 'model' | 'impl';
 
@@ -36,7 +37,14 @@ export type StrategyFactory = {
 export interface Kernel {
   readonly kind: KernelKind;
   readonly config: Readonly<KernelConfig>;
+  /**
+   * Run `op` to completion as task `taskOf(op)` (the kernel sets `locks.current`). At each
+   * scheduling point `locks.hooks` may run other operations nested (kernel-api/sched.ts).
+   * The operation ends back in user space: a lock still held then is `lock-leak`.
+   */
   step(op: Op): Outcome;
+  /** The kernel's lock table: mmap_lock, PTL, rmap locks, drivers' locks, and lockdep. */
+  readonly locks: LockTable;
   readonly inspect: KernelInspect;
   /** The strategies loaded into this kernel, by name. */
   strategy(name: string): StrategyInstance | undefined;

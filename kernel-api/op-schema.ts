@@ -10,7 +10,7 @@
  * would silently ignore it: it is a typo. A driver call's arguments are checked for form
  * only (integers and booleans), because strategies do not declare their argument names.
  */
-import type { Advice, Op, OpName, OpenMode } from './op.ts';
+import type { Advice, Op, OpCommon, OpName, OpenMode } from './op.ts';
 import type { StrategyDefinition } from './strategy.ts';
 
 /** What JSON a field holds. */
@@ -44,7 +44,7 @@ type TypeFor<V> =
   : [Present<V>] extends [string] ? readonly Present<V>[] | 'strategy' | 'call'
   : 'driver-args';
 type FieldsOf<T> = {
-  readonly [K in Exclude<keyof T, 'op'>]-?: {} extends Pick<T, K>
+  readonly [K in Exclude<keyof T, 'op' | keyof OpCommon>]-?: {} extends Pick<T, K>
     ? { readonly type: TypeFor<T[K]>; readonly optional: true }
     : { readonly type: TypeFor<T[K]>; readonly optional?: never };
 };
@@ -66,6 +66,7 @@ const OPEN_MODES = oneOf<OpenMode>({ r: true, rw: true });
 
 export const OP_SCHEMA: OpSchema = {
   spawn: { uid: optInt },
+  clone: { pid: int },
   mmap: {
     pid: int, addr: int, lengthPages: int, prot: int, shared: bool, fixed: optBool, noreplace: optBool,
     file: optInt, pgoff: optInt, mode: { type: OPEN_MODES, optional: true }, fd: optInt,
@@ -127,8 +128,10 @@ export function validateOp(op: unknown, strategies: Strategies): OpError | null 
     return { field: '', reason: `${name} takes ${shapes.map((s) => Object.keys(s).join(' and ')).join(', or ')}` };
   }
   const shape = matched ?? shapes[0];
+  const common = checkCommon(op);
+  if (common !== null) return common;
   for (const key of Object.keys(op)) {
-    if (key !== 'op' && !Object.hasOwn(shape, key)) {
+    if (key !== 'op' && key !== 'tid' && key !== 'switches' && !Object.hasOwn(shape, key)) {
       return { field: key, reason: `unknown field (${name} takes ${Object.keys(shape).join(', ') || 'no fields'})` };
     }
   }
@@ -139,6 +142,21 @@ export function validateOp(op: unknown, strategies: Strategies): OpError | null 
     }
     const e = checkField(key, spec.type, op[key], op, strategies);
     if (e !== null) return e;
+  }
+  return null;
+}
+
+/** The fields every operation may carry (OpCommon): `tid`, an integer; `switches`, a list of {at, to} integers. */
+function checkCommon(op: Record<string, unknown>): OpError | null {
+  if (Object.hasOwn(op, 'tid') && !Number.isSafeInteger(op.tid)) return { field: 'tid', reason: `must be an integer, found ${found(op.tid)}` };
+  if (!Object.hasOwn(op, 'switches')) return null;
+  const sw = op.switches;
+  if (!Array.isArray(sw)) return { field: 'switches', reason: `must be a list of {at, to}, found ${found(sw)}` };
+  for (let i = 0; i < sw.length; i++) {
+    const x: unknown = sw[i];
+    if (!isObject(x) || Object.keys(x).some((k) => k !== 'at' && k !== 'to') || !Number.isSafeInteger(x.at) || !Number.isSafeInteger(x.to) || (x.at as number) < 0) {
+      return { field: `switches[${i}]`, reason: `must be {at, to} with a scheduling point at >= 0 and a tid to, found ${found(x)}` };
+    }
   }
   return null;
 }

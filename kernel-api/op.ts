@@ -19,6 +19,31 @@ export type Advice = 'DONTNEED' | 'PAGEOUT' | 'COLD' | 'DONTFORK' | 'DOFORK';
 /** How the fd behind a file mapping was opened: O_RDONLY or O_RDWR. */
 export type OpenMode = 'r' | 'rw';
 
+/**
+ * A scheduling decision recorded in a trace: while this operation runs, at its `at`-th
+ * scheduling point (counted from 0 over every preempt point, block and its completion),
+ * task `to` runs next. When `to` has an operation in flight it resumes; when it is idle and
+ * the next operation of the trace is its own, that operation starts. Anything else is void.
+ * Without a decision the running task goes on past a preempt point; at a block or a
+ * completion the task most recently stopped that can run resumes, else the next operation
+ * starts.
+ */
+export type Switch = { at: number; to: number };
+
+/** Fields every operation may carry: which task issues it and the schedule it saw. */
+export type OpCommon = {
+  /**
+   * The thread that issues the operation (a tid from `clone`); absent: the process's main
+   * thread (tid == pid), or task 0 for operations no process issues.
+   */
+  tid?: number;
+  /** The scheduling decisions taken while this operation ran (absent: none). */
+  switches?: Switch[];
+};
+
+/** clone(CLONE_VM | CLONE_THREAD | …): a new thread of `pid`, sharing its mm; returns its tid. */
+export type CloneOp = { op: 'clone'; pid: number };
+
 export type SpawnOp = {
   op: 'spawn';
   /** Real and effective uid of the new process; 0 has CAP_SYS_PTRACE. Default 1000. */
@@ -183,20 +208,31 @@ export const PM_FILE = 1 << 6;
 export const PM_SWAP = 1 << 7;
 export const PM_PRESENT = 1 << 8;
 
-export type Op =
-  | SpawnOp | MmapOp | MunmapOp | MprotectOp | MremapOp | MadviseOp
+export type Op = OpCommon & (
+  | SpawnOp | CloneOp | MmapOp | MunmapOp | MprotectOp | MremapOp | MadviseOp
   | ReadOp | WriteOp | ForkOp | ExitOp | ReclaimOp | OomOp
   | CreatOp | PreadOp | PwriteOp | TruncateOp
   | ProcMemReadOp | ProcMemWriteOp | ProcessVmReadvOp | ProcessVmWritevOp
   | SetDumpableOp | FailNthOp | CloseOp | DriverOp
-  | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp;
+  | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp);
 
 export type OpName = Op['op'];
 
 /** Every core operation name, in a fixed order (for counters and reports). */
 export const CORE_OP_NAMES: readonly OpName[] = [
-  'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit',
+  'spawn', 'clone', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit',
   'reclaim', 'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write',
   'process_vm_readv', 'process_vm_writev', 'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
 ];
+
+/**
+ * The task that runs `op`: its `tid`, else the main thread of the process it names (a
+ * driver call's `args.pid`), else task 0 (reclaim by count, file operations, fault injection).
+ */
+export function taskOf(op: Op): number {
+  if (op.tid !== undefined) return op.tid;
+  if ('pid' in op) return op.pid;
+  if (op.op === 'drv' && typeof op.args.pid === 'number') return op.args.pid;
+  return 0;
+}

@@ -11,7 +11,7 @@ export type InvariantId =
   | 'refcount-balance' | 'mapcount' | 'no-stale-pte' | 'remote-coherence' | 'cow-isolation'
   | 'exclusive-anon' | 'zero-page' | 'file-integrity' | 'rss-counters' | 'swap-accounting'
   | 'vma-wellformed' | 'no-leak' | 'access-control' | 'slab' | 'differential' | 'kernel-assert'
-  | 'pagemap-scan' | 'hang';
+  | 'pagemap-scan' | 'hang' | 'deadlock' | 'lock-order' | 'sleep-in-atomic' | 'lock-leak';
 
 export type DriverArgs = Record<string, number | boolean | string>;
 
@@ -70,6 +70,12 @@ export type StrategyCall = {
    * 'fd' — an fd of args.pid; a string — remembered under that key.
    */
   readonly returns?: 'fd' | string;
+  /**
+   * The call changes nothing before its first scheduling point (it waits there first, as
+   * pidfd-mem's unmap for the faults in progress): started nested and made to wait there,
+   * it is not started, like a core operation waiting at its entry lock (properties/sched.ts).
+   */
+  readonly waitsFirst?: boolean;
 };
 
 export type StrategyDefinition = {

@@ -8,11 +8,14 @@ import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok, sig } from '../kernel-api/outcome.ts';
 import { FOLL_FORCE, FOLL_GET, FOLL_NOFAULT, FOLL_PIN, FOLL_WRITE, type PtraceMode } from '../kernel-api/driver.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
-import type { ModelState, PresentPte, Process, Vma } from './types.ts';
+import type { ModelState, PresentPte, Process, Pte, Vma } from './types.ts';
 import { assert } from './assert.ts';
 import { frameOf, getPage, pfnValue, putPage, setPfnValue } from './frames.ts';
-import { doWpPage, handleMmFault } from './fault.ts';
+import { doWpPage, GUP_FAULT, handleMmFault, type VmFault } from './fault.ts';
 import { vmaLookup } from './vma.ts';
+import { taskAlive } from './process.ts';
+import { mmapLock, releaseIfHeld, runDeferredFput, withMmapLock } from './locks.ts';
+import type { FaultFlags } from '../kernel-api/driver.ts';
 
 /** x86 without protection keys: any of r/w/x lets user space read. */
 const userReadable = (vma: Vma) => (vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0;
@@ -22,34 +25,72 @@ const userWritable = (vma: Vma) => (vma.prot & PROT_WRITE) !== 0;
  * A user fault. An OOM from fault injection is retried as the arch fault handler does
  * after pagefault_out_of_memory; fail-nth is one-shot, so the retry succeeds.
  */
-function userFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): 0 | 'SIGBUS' {
-  let r = handleMmFault(s, proc, vma, addr, write);
-  if (r === 'OOM') r = handleMmFault(s, proc, vma, addr, write);
+function userFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags): Exclude<VmFault, 'OOM'> {
+  let r = handleMmFault(s, proc, vma, addr, write, flags);
+  if (r === 'OOM') r = handleMmFault(s, proc, vma, addr, write, flags);
   assert(r !== 'OOM', `user fault at ${addr} of P${proc.pid} failed twice with VM_FAULT_OOM`);
   return r;
 }
 
-export function userRead(s: ModelState, proc: Process, addr: number): Outcome {
-  const vma = vmaLookup(proc.mm, addr);
-  if (vma === undefined || !userReadable(vma)) return sig('SIGSEGV');
-  let pte = proc.mm.ptes.get(addr);
-  if (pte?.kind !== 'present') {
-    if (userFault(s, proc, vma, addr, false) === 'SIGBUS') return sig('SIGBUS');
-    pte = proc.mm.ptes.get(addr);
+/** How often a user fault may come back VM_FAULT_RETRY before the emulation calls it a livelock. */
+export const FAULT_RETRIES_MAX = 4;
+
+/**
+ * A user load or store at `addr`: no fault (and no lock) when the PTE is present and
+ * permits it. Otherwise the fault: mmap_lock for read (lock_mm_and_find_vma), the VMA and
+ * its permissions, handle_mm_fault with FAULT_FLAG_ALLOW_RETRY. A handler that returns
+ * VM_FAULT_RETRY released the mmap_lock: retake it, find the VMA again (it may be gone),
+ * and fault again with FAULT_FLAG_TRIED. A successful fault whose PTE another task took
+ * away meanwhile (the handler slept) lets the access retry.
+ */
+function userAccess(s: ModelState, proc: Process, addr: number, write: boolean): PresentPte | 'SIGSEGV' | 'SIGBUS' | 'ESRCH' {
+  const allowed = (vma: Vma | undefined): vma is Vma => vma !== undefined && (write ? userWritable(vma) : userReadable(vma));
+  const permits = (pte: Pte | undefined): pte is PresentPte => pte?.kind === 'present' && (!write || pte.write);
+  const pte0 = proc.mm.ptes.get(addr);
+  if (allowed(vmaLookup(proc.mm, addr)) && permits(pte0)) return pte0;
+  const lock = mmapLock(s, proc.pid);
+  s.locks.acquire(lock, 'read', 'do_user_addr_fault');
+  try {
+    let retries = 0;
+    for (let faults = 0; ; faults++) {
+      // Another thread's exit_group may have run at the lock's point: the task is dead (ESRCH).
+      if (!taskAlive(s, proc)) return 'ESRCH';
+      const vma = vmaLookup(proc.mm, addr);
+      if (!allowed(vma)) return 'SIGSEGV';
+      const pte = proc.mm.ptes.get(addr);
+      if (permits(pte)) return pte;
+      const points = s.locks.points;
+      assert(faults <= FAULT_RETRIES_MAX, `${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after ${faults} successful faults`);
+      const r = userFault(s, proc, vma, addr, write, { allowRetry: true, tried: retries > 0 });
+      if (r === 'SIGBUS') return 'SIGBUS';
+      if (r === 'RETRY') {
+        retries += 1;
+        assert(retries <= FAULT_RETRIES_MAX, `fault at ${addr} of P${proc.pid} retried forever (${retries} times VM_FAULT_RETRY)`);
+        s.locks.acquire(lock, 'read', 'do_user_addr_fault');
+        continue;
+      }
+      if (s.locks.points === points) {
+        const after = proc.mm.ptes.get(addr);
+        assert(permits(after), `${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after a successful fault`);
+      }
+    }
+  } finally {
+    releaseIfHeld(s, lock, 'do_user_addr_fault');
+    runDeferredFput(s);
   }
-  assert(pte?.kind === 'present', `read at ${addr} of P${proc.pid}: no PTE after a successful fault`);
+}
+
+export function userRead(s: ModelState, proc: Process, addr: number): Outcome {
+  const pte = userAccess(s, proc, addr, false);
+  if (pte === 'ESRCH') return err(pte);
+  if (typeof pte === 'string') return sig(pte);
   return ok(pfnValue(s, pte.pfn));
 }
 
 export function userWrite(s: ModelState, proc: Process, addr: number, value: number): Outcome {
-  const vma = vmaLookup(proc.mm, addr);
-  if (vma === undefined || !userWritable(vma)) return sig('SIGSEGV');
-  let pte = proc.mm.ptes.get(addr);
-  if (pte?.kind !== 'present' || !pte.write) {
-    if (userFault(s, proc, vma, addr, true) === 'SIGBUS') return sig('SIGBUS');
-    pte = proc.mm.ptes.get(addr);
-  }
-  assert(pte?.kind === 'present' && pte.write, `write at ${addr} of P${proc.pid}: no writable PTE after a successful fault`);
+  const pte = userAccess(s, proc, addr, true);
+  if (pte === 'ESRCH') return err(pte);
+  if (typeof pte === 'string') return sig(pte);
   storeThroughPte(s, pte, value);
   return ok(0);
 }
@@ -88,34 +129,41 @@ function gupVmaAllowed(vma: Vma, gupFlags: number): boolean {
   return true;
 }
 
+/** How often GUP faults a page in and finds it gone again before it gives up (EFAULT). */
+export const GUP_ATTEMPTS_MAX = 4;
+
 /**
- * get_user_pages_remote / pin_user_pages_remote for one page: fault it in unless
- * FOLL_NOFAULT, take a reference (FOLL_GET) or a pin (FOLL_PIN), return its pfn.
- * A read-only pin of a shared anonymous page unshares it first (gup_must_unshare).
+ * get_user_pages_remote / pin_user_pages_remote for one page, with the target's mmap_lock
+ * held: fault it in unless FOLL_NOFAULT, take a reference (FOLL_GET) or a pin (FOLL_PIN),
+ * return its pfn. A read-only pin of a shared anonymous page unshares it first
+ * (gup_must_unshare). After a fault, __get_user_pages's cond_resched() is a scheduling
+ * point before it looks the page up again; a page already present passes none.
  */
 export function gupOne(s: ModelState, target: Process, addr: number, gupFlags: number): number | Errno {
   const vma = vmaLookup(target.mm, addr);
   if (vma === undefined || !gupVmaAllowed(vma, gupFlags)) return 'EFAULT';
   const write = (gupFlags & FOLL_WRITE) !== 0;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < GUP_ATTEMPTS_MAX; attempt++) {
     const pte = target.mm.ptes.get(addr);
     const needsFault = pte?.kind !== 'present' || (write && !canFollowWrite(s, vma, pte));
     if (needsFault) {
       if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
-      const r = handleMmFault(s, target, vma, addr, write);
+      const r = handleMmFault(s, target, vma, addr, write, GUP_FAULT);
       if (r === 'OOM') return 'ENOMEM';
       if (r === 'SIGBUS') return 'EFAULT';
+      s.locks.preemptPoint('get_user_pages_remote');
       continue;
     }
     if ((gupFlags & FOLL_PIN) !== 0 && !write && mustUnshare(s, pte)) {
       if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
       const r = doWpPage(s, target, vma, addr, pte, false);
       if (r === 'OOM') return 'ENOMEM';
+      s.locks.preemptPoint('get_user_pages_remote');
       continue;
     }
     return grab(s, pte, gupFlags);
   }
-  assert(false, `GUP at ${addr} of P${target.pid} did not settle after three faults`);
+  return 'EFAULT';
 }
 
 /** can_follow_write_pte: a read-only PTE may be written through with FOLL_FORCE only if the anonymous page is exclusive. */
@@ -163,19 +211,23 @@ function procMemPermission(caller: Process, target: Process): boolean {
 export function procMemAccess(s: ModelState, caller: Process, target: Process, addr: number, value?: number): Outcome {
   if (!procMemPermission(caller, target) || !ptraceMayAccess(s, caller, target, 'attach')) return err('EACCES');
   const flags = FOLL_FORCE | FOLL_GET | (value === undefined ? 0 : FOLL_WRITE);
-  const pfn = gupOne(s, target, addr, flags);
-  if (typeof pfn === 'string') return err('EIO');
-  const result = value === undefined ? pfnValue(s, pfn) : 0;
-  if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
-  if (pfn !== s.zeroPfn) putPage(s, frameOf(s, pfn));
-  return ok(result);
+  // __access_remote_vm: the target's mmap_lock for read around the GUP, the copy and the put.
+  return withMmapLock(s, target.pid, 'read', 'access_remote_vm', () => {
+    const pfn = gupOne(s, target, addr, flags);
+    if (typeof pfn === 'string') return err('EIO');
+    const result = value === undefined ? pfnValue(s, pfn) : 0;
+    if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
+    if (pfn !== s.zeroPfn) putPage(s, frameOf(s, pfn));
+    return ok(result);
+  });
 }
 
 /** process_vm_readv / writev of one page: a FOLL_PIN (FOLL_WRITE to write), then unpin. */
 export function processVmAccess(s: ModelState, caller: Process, target: Process, addr: number, value?: number): Outcome {
   if (!ptraceMayAccess(s, caller, target, 'attach')) return err('EPERM');
   const flags = FOLL_PIN | (value === undefined ? 0 : FOLL_WRITE);
-  const pfn = gupOne(s, target, addr, flags);
+  // process_vm_rw_single_vec: the target's mmap_lock for read around the pin only.
+  const pfn = withMmapLock(s, target.pid, 'read', 'process_vm_rw_single_vec', () => gupOne(s, target, addr, flags));
   if (typeof pfn === 'string') return err(pfn === 'ENOMEM' ? 'ENOMEM' : 'EFAULT');
   const result = value === undefined ? pfnValue(s, pfn) : 0;
   if (value !== undefined) setPfnValue(s, pfn, value >>> 0);

@@ -1,6 +1,8 @@
 /**
  * Driver files (struct file with f_op): fds and VMAs each hold a reference (f_count);
- * the last fput calls ->release.
+ * the last fput calls ->release. fput defers __fput to task work (it runs on the way back
+ * to user space): the last fput of a task holding a lock (munmap or exit under mmap_lock)
+ * runs ->release only once the lock is dropped (model/locks.ts runDeferredFput).
  */
 import type { ModelDriverFile, ModelState } from './types.ts';
 import { assert } from './assert.ts';
@@ -11,11 +13,23 @@ export function fileGet(file: ModelDriverFile): void {
   file.refcount += 1;
 }
 
-/** fput: the last reference calls f_op->release. */
+/** fput: the last reference calls f_op->release (deferred while the task holds a lock). */
 export function fileRelease(s: ModelState, file: ModelDriverFile): void {
   assert(file.refcount > 0, `fput of driver file ${file.id} with f_count ${file.refcount}`);
   file.refcount -= 1;
   if (file.refcount > 0) return;
+  const tid = s.locks.current;
+  if (s.locks.holdsAny(tid)) {
+    const list = s.deferredFput.get(tid);
+    if (list === undefined) s.deferredFput.set(tid, [file]);
+    else list.push(file);
+    return;
+  }
+  fileReleaseNow(s, file);
+}
+
+/** __fput: ->release and the inode reference. */
+export function fileReleaseNow(s: ModelState, file: ModelDriverFile): void {
   file.released = true;
   file.fop.release?.(file);
   inodePut(s, file.inode);

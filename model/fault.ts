@@ -11,9 +11,14 @@ import { allocFrame, frameOf, getPage, pfnValue, putPage } from './frames.ts';
 import { folioFreeSwap, slotOf } from './swap.ts';
 import { fileOf, findOrCreatePage } from './pagecache.ts';
 import { mapFrame, rssCounterOf } from './zap.ts';
-import { invalidateRange } from './notifier.ts';
+import { withInvalidation } from './notifier.ts';
+import type { FaultFlags } from '../kernel-api/driver.ts';
 
-export type VmFault = 0 | 'SIGBUS' | 'OOM';
+/** 0, or a VM_FAULT code: RETRY when ->fault released the mmap_lock (only with `allowRetry`). */
+export type VmFault = 0 | 'SIGBUS' | 'OOM' | 'RETRY';
+
+/** A fault by GUP (get_user_pages_remote with locked == NULL): ->fault may not drop the mmap_lock. */
+export const GUP_FAULT: FaultFlags = { allowRetry: false, tried: false };
 
 const vmaWritable = (vma: Vma) => (vma.prot & PROT_WRITE) !== 0;
 
@@ -32,11 +37,11 @@ export function anonVmaPrepare(s: ModelState, proc: Process, vma: Vma): void {
   vma.anonVma = s.nextAnonVma++;
 }
 
-/** handle_mm_fault for one page of `vma`. */
-export function handleMmFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+/** handle_mm_fault for one page of `vma`, with the mm's mmap_lock held for read (or write). */
+export function handleMmFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags = GUP_FAULT): VmFault {
   const pte = proc.mm.ptes.get(addr);
-  if (pte === undefined && proc.mm.uffdWpMarkers.has(addr)) return handlePteMarker(s, proc, vma, addr, write);
-  if (pte === undefined) return doPteMissing(s, proc, vma, addr, write);
+  if (pte === undefined && proc.mm.uffdWpMarkers.has(addr)) return handlePteMarker(s, proc, vma, addr, write, flags);
+  if (pte === undefined) return doPteMissing(s, proc, vma, addr, write, flags);
   if (pte.kind === 'swap') return doSwapPage(s, proc, vma, addr, write);
   if (write && !pte.write) return doWpPage(s, proc, vma, addr, pte, true);
   return 0;
@@ -48,10 +53,10 @@ export function handleMmFault(s: ModelState, proc: Process, vma: Vma, addr: numb
  * new PTE is write-protected; a write then resolves in do_wp_page, which in asynchronous
  * mode clears the bit. A VMA no longer registered just drops the marker.
  */
-function handlePteMarker(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+function handlePteMarker(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags): VmFault {
   proc.mm.uffdWpMarkers.delete(addr);
-  if (vma.uffdCtx === 0) return doPteMissing(s, proc, vma, addr, write);
-  const r = doPteMissing(s, proc, vma, addr, write);
+  if (vma.uffdCtx === 0) return doPteMissing(s, proc, vma, addr, write, flags);
+  const r = doPteMissing(s, proc, vma, addr, write, flags);
   const pte = proc.mm.ptes.get(addr);
   if (r !== 0 || pte?.kind !== 'present') {
     if (pte === undefined) proc.mm.uffdWpMarkers.add(addr); // the fault failed: the marker stays
@@ -62,8 +67,8 @@ function handlePteMarker(s: ModelState, proc: Process, vma: Vma, addr: number, w
   return write ? doWpPage(s, proc, vma, addr, pte, true) : 0;
 }
 
-function doPteMissing(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
-  if (vma.vmOps?.fault) return doDriverFault(s, proc, vma, addr, write);
+function doPteMissing(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags): VmFault {
+  if (vma.vmOps?.fault) return doDriverFault(s, proc, vma, addr, write, flags);
   // do_fault: a VMA with vm_ops (or a driver's file) but no ->fault cannot be filled.
   if (vma.pfnmap || vma.mixedmap || vma.vmOps !== null || vma.driverFile !== null) return 'SIGBUS';
   if (vma.file === -1) return doAnonymousPage(s, proc, vma, addr, write);
@@ -72,6 +77,8 @@ function doPteMissing(s: ModelState, proc: Process, vma: Vma, addr: number, writ
 
 /** do_anonymous_page: the zero page for a read, a fresh exclusive page for a write. */
 function doAnonymousPage(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  // check_stable_address_space: the OOM reaper has begun tearing the mm down (MMF_UNSTABLE).
+  if (proc.oomReaped) return 'SIGBUS';
   if (!write) {
     proc.mm.ptes.set(addr, { kind: 'present', pfn: s.zeroPfn, write: false, dirty: false, softDirty: true, special: true, uffdWp: false });
     return 0;
@@ -92,6 +99,8 @@ function doFileFault(s: ModelState, proc: Process, vma: Vma, addr: number, write
   const page = findOrCreatePage(s, file, index);
   if (page === null) return 'OOM';
   page.lru = s.step;
+  // finish_fault's check_stable_address_space for a private mapping ("we might have lost our CoWed page").
+  if (!vma.shared && proc.oomReaped) return 'SIGBUS';
   if (write && !vma.shared) return doCowFault(s, proc, vma, addr, page.value);
   getPage(page);
   mapFrame(proc.mm, addr, page, write && vmaWritable(vma), write);
@@ -109,17 +118,37 @@ function doCowFault(s: ModelState, proc: Process, vma: Vma, addr: number, value:
   return 0;
 }
 
-/** __do_fault through vm_ops->fault, then finish_fault (or do_cow_fault for a private write). */
-function doDriverFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+/**
+ * __do_fault through vm_ops->fault, then finish_fault (or do_cow_fault for a private write).
+ * ->fault may sleep: another task may have filled the PTE meanwhile (finish_fault's
+ * !pte_none under the PTL), and then the page is dropped and the access retries.
+ */
+function doDriverFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags): VmFault {
   const index = vma.pgoff + (addr - vma.start);
-  const r = vma.vmOps!.fault!(vma, addr, index, write);
+  const pointsBefore = s.locks.points;
+  const r = vma.vmOps!.fault!(vma, addr, index, write, flags);
+  const slept = s.locks.points !== pointsBefore;
   if (r.kind === 'sigbus') return 'SIGBUS';
   if (r.kind === 'oom') return 'OOM';
+  if (r.kind === 'retry') {
+    assert(flags.allowRetry, `${vma.vmOps!.name}: VM_FAULT_RETRY at ${addr} of P${proc.pid} without FAULT_FLAG_ALLOW_RETRY`);
+    return 'RETRY';
+  }
   if (r.kind === 'nopage') {
-    assert(proc.mm.ptes.get(addr)?.kind === 'present', `${vma.vmOps!.name}: VM_FAULT_NOPAGE at ${addr} without a PTE (the access would refault forever)`);
-    return handleMmFault(s, proc, vma, addr, write);
+    if (proc.mm.ptes.get(addr)?.kind !== 'present') {
+      // Another task may have zapped what the handler installed while it slept: the
+      // access retries. Without a scheduling point, nobody could have: a driver bug.
+      assert(slept, `${vma.vmOps!.name}: VM_FAULT_NOPAGE at ${addr} without a PTE (the access would refault forever)`);
+      return 0;
+    }
+    return handleMmFault(s, proc, vma, addr, write, flags);
   }
   const page = frameOf(s, r.pfn);
+  if (proc.mm.ptes.has(addr)) {
+    // finish_fault: !pte_none under the PTL, another task mapped it: drop vmf->page.
+    putPage(s, page);
+    return 0;
+  }
   if (write && !vma.shared) {
     const ret = doCowFault(s, proc, vma, addr, page.value);
     putPage(s, page);
@@ -223,17 +252,23 @@ function wpPageCopy(s: ModelState, proc: Process, vma: Vma, addr: number, pte: P
   if (copy === null) return 'OOM';
   copy.anonExclusive = true;
   // The old PTE is cleared and replaced: secondary MMUs hear of it (MMU_NOTIFY_CLEAR).
-  invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
-  proc.mm.ptes.delete(addr);
-  if (!pte.special) {
-    const old = frameOf(s, pte.pfn);
-    assert(old.mapcount > 0, `wp_page_copy of pfn ${old.pfn} with mapcount ${old.mapcount}`, 'mapcount');
-    old.mapcount -= 1;
-    proc.mm.rss[rssCounterOf(old)] -= 1;
-    putPage(s, old);
-    if (old.refcount > 0 && old.kind === 'anon' && old.mapcount === 0) folioFreeSwap(s, old);
-  }
-  const writable = makeWritable && vmaWritable(vma);
-  mapFrame(proc.mm, addr, copy, writable, makeWritable);
+  withInvalidation(s, proc.pid, addr, addr + 1, 'clear', () => {
+    if (proc.mm.ptes.get(addr) !== pte) {
+      // A callback slept and another task changed the PTE (wp_page_copy's !pte_same): drop the copy.
+      putPage(s, copy);
+      return;
+    }
+    proc.mm.ptes.delete(addr);
+    if (!pte.special) {
+      const old = frameOf(s, pte.pfn);
+      assert(old.mapcount > 0, `wp_page_copy of pfn ${old.pfn} with mapcount ${old.mapcount}`, 'mapcount');
+      old.mapcount -= 1;
+      proc.mm.rss[rssCounterOf(old)] -= 1;
+      putPage(s, old);
+      if (old.refcount > 0 && old.kind === 'anon' && old.mapcount === 0) folioFreeSwap(s, old);
+    }
+    const writable = makeWritable && vmaWritable(vma);
+    mapFrame(proc.mm, addr, copy, writable, makeWritable);
+  });
   return 0;
 }

@@ -17,32 +17,51 @@ import { mapFrame, ptesIn, rssCounterOf } from './zap.ts';
 import { newVmaId } from './vma.ts';
 import { runningCount } from './process.ts';
 import { exitMm } from './exit.ts';
-import { invalidateRange } from './notifier.ts';
+import { withInvalidation } from './notifier.ts';
+import { mmapLock, releaseIfHeld } from './locks.ts';
+import { anonVmaRootOf } from './reclaim.ts';
 
 export function newMm(): Mm {
   return { vmas: [], ptes: new Map(), rss: { anon: 0, file: 0, shmem: 0, swap: 0 }, uffdWpMarkers: new Set() };
 }
 
+/**
+ * fork, called with the parent's mmap_lock held for write (model/kernel.ts): the child's
+ * is taken nested (mmap_write_lock_nested, SINGLE_DEPTH_NESTING), so ->open of the copied
+ * VMAs runs with both held. Only the calling thread is copied: the child's one thread has
+ * tid == pid, and it becomes visible to other operations only when fork completes.
+ */
 export function fork(s: ModelState, parent: Process): Outcome {
   if (runningCount(s) >= s.config.processesMax) return err('EAGAIN');
   if (shouldFailAlloc(s)) return err('ENOMEM'); // mm_alloc
   const child: Process = {
     pid: s.nextPid++, ppid: parent.pid, uid: parent.uid, dumpable: parent.dumpable, state: 'running',
-    oomReaped: false, mm: newMm(), fds: new Map(parent.fds),
+    oomReaped: false, killed: false, mm: newMm(), fds: new Map(parent.fds),
   };
   for (const file of child.fds.values()) fileGet(file);
   s.processes.set(child.pid, child);
-  for (const vma of parent.mm.vmas) {
-    if (vma.dontcopy) continue;
-    if (shouldFailAlloc(s) || !dupVma(s, parent, child, vma)) {
-      // dup_mmap failed: the half-built child is torn down and fork returns ENOMEM.
-      exitMm(s, child, 'exit');
-      for (const file of child.fds.values()) fileRelease(s, file);
-      s.processes.delete(child.pid);
-      s.nextPid -= 1;
-      return err('ENOMEM');
+  const childLock = mmapLock(s, child.pid);
+  try {
+    s.locks.acquire(childLock, 'write', 'dup_mmap', 1);
+    for (const vma of [...parent.mm.vmas]) {
+      if (vma.dontcopy || !parent.mm.vmas.includes(vma)) continue;
+      if (shouldFailAlloc(s) || !dupVma(s, parent, child, vma)) {
+        // dup_mmap failed: the half-built child is torn down and fork returns ENOMEM.
+        exitMm(s, child, 'exit');
+        for (const file of child.fds.values()) fileRelease(s, file);
+        s.locks.release(childLock, 'dup_mmap');
+        s.processes.delete(child.pid);
+        // Another task may have taken a pid meanwhile (at a scheduling point): then this one stays used.
+        if (s.nextPid === child.pid + 1) s.nextPid -= 1;
+        return err('ENOMEM');
+      }
     }
+    s.locks.release(childLock, 'dup_mmap');
+  } catch (e) {
+    releaseIfHeld(s, childLock, 'dup_mmap');
+    throw e;
   }
+  s.threads.set(child.pid, child.pid);
   return ok(child.pid);
 }
 
@@ -52,17 +71,21 @@ const isCowMapping = (vma: Vma) => !vma.shared && vma.mayWrite;
 function dupVma(s: ModelState, parent: Process, child: Process, vma: Vma): boolean {
   // dup_userfaultfd without UFFD_FEATURE_EVENT_FORK: the child's VMA is not registered.
   const copy: Vma = { ...vma, id: newVmaId(s), mm: child.pid, anonVma: vma.anonVma === 0 ? 0 : s.nextAnonVma++, uffdCtx: 0 };
+  // anon_vma_fork: the child's anon_vma shares the parent's root (whose rwsem rmap takes).
+  if (copy.anonVma !== 0) s.anonVmaRoot.set(copy.anonVma, anonVmaRootOf(s, vma.anonVma));
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);
   child.mm.vmas.push(copy);
   copy.vmOps?.open?.(copy);
   if (vma.anonVma === 0 && !vma.pfnmap && !vma.mixedmap) return true;
   // copy_page_range write-protects a COW mapping in the parent: MMU_NOTIFY_PROTECTION_PAGE.
-  if (isCowMapping(vma)) invalidateRange(s, parent.pid, vma.start, vma.end, 'protection');
-  for (const addr of ptesIn(parent, vma.start, vma.end)) {
-    if (!copyPte(s, parent, child, vma, addr)) return false;
-  }
-  return true;
+  const copyPtes = () => {
+    for (const addr of ptesIn(parent, vma.start, vma.end)) {
+      if (!copyPte(s, parent, child, vma, addr)) return false;
+    }
+    return true;
+  };
+  return isCowMapping(vma) ? withInvalidation(s, parent.pid, vma.start, vma.end, 'protection', copyPtes) : copyPtes();
 }
 
 function copyPte(s: ModelState, parent: Process, child: Process, vma: Vma, addr: number): boolean {

@@ -4,6 +4,9 @@
  * throws a KernelAssertionError (a bug); errnos and signals are outcomes.
  */
 import type { Op } from '../kernel-api/op.ts';
+import { taskOf } from '../kernel-api/op.ts';
+import { LockTable } from '../kernel-api/locks.ts';
+import type { LockMode } from '../kernel-api/locks.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
@@ -13,7 +16,8 @@ import type { StrategyInstance } from '../kernel-api/driver.ts';
 import type { KernelInspect } from '../kernel-api/state.ts';
 import type { ModelState, Process } from './types.ts';
 import { allocFrame } from './frames.ts';
-import { runningCount, runningProcess } from './process.ts';
+import { runningCount, runningProcess, taskAlive, threadsOf } from './process.ts';
+import { runDeferredFput, taskName, withMmapLock } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { madvise } from './madvise.ts';
@@ -28,12 +32,14 @@ import { ModelDriverKernel } from './driverapi.ts';
 import { fileRelease } from './driverfile.ts';
 import { clearRefs, mapFilesReaddir, pagemapRead, pagemapScan, uffdRegisterWp } from './pagemap.ts';
 
-export function newModelState(config: KernelConfig): ModelState {
+export function newModelState(config: KernelConfig, locks?: LockTable): ModelState {
   const s: ModelState = {
     config, step: 0, frames: new Map(), freed: new Map(), nextPfn: 1, zeroPfn: 0, processes: new Map(), nextPid: 1,
     files: new Map(), nextFileId: 1, nextShmemId: 1, swap: new Map(), nextSlot: 1, nextVmaId: 1, nextAnonVma: 1,
     failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(), nextNotifierId: 1,
     skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
+    locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
+    threads: new Map(), invalidations: [], notifierNesting: new Map(), deferredFput: new Map(), anonVmaRoot: new Map(),
   };
   const zero = allocFrame(s, 'zero', 0)!;
   s.zeroPfn = zero.pfn;
@@ -44,11 +50,17 @@ export class ModelKernel implements Kernel {
   readonly kind = 'model' as const;
   readonly state: ModelState;
   readonly inspect: KernelInspect;
+  /** mmap_lock, PTL, rmap locks, drivers' locks, lockdep; `current` is the running task. */
+  readonly locks: LockTable;
+  /** The driver API the strategies of this kernel were created with. */
+  readonly driverKernel: ModelDriverKernel;
   private readonly strategies = new Map<string, StrategyInstance>();
 
   constructor(readonly config: Readonly<KernelConfig> = DEFAULT_CONFIG, strategies: readonly StrategyFactory[] = []) {
-    this.state = newModelState({ ...config });
+    this.locks = new LockTable(() => this.state?.step ?? 0, (tid) => taskName(this.state, tid));
+    this.state = newModelState({ ...config }, this.locks);
     const driverKernel = new ModelDriverKernel(this.state);
+    this.driverKernel = driverKernel;
     for (const factory of strategies) this.strategies.set(factory.name, factory.create(driverKernel));
     this.inspect = new ModelInspect(this.state, this.strategies);
   }
@@ -61,11 +73,58 @@ export class ModelKernel implements Kernel {
     corruptModel(this.state, c);
   }
 
+  /** The tids of `pid`'s live threads, main thread first (empty once it exited). */
+  threadsOf(pid: number): number[] {
+    return threadsOf(this.state, pid);
+  }
+
+  /**
+   * Run `op` as task taskOf(op). Re-entrant: at a scheduling point `locks.hooks` may step
+   * another operation nested, so the running task is saved and restored around it. The
+   * fput()s the task deferred run, then it returns to user space holding nothing.
+   */
   step(op: Op): Outcome {
+    const locks = this.locks;
+    const previous = locks.current;
+    locks.current = taskOf(op);
+    try {
+      const outcome = this.run(op);
+      runDeferredFput(this.state);
+      locks.returnToUser(op.op);
+      return outcome;
+    } finally {
+      locks.current = previous;
+    }
+  }
+
+  /** ESRCH for a `tid` that is not a live thread of the process the operation names. */
+  /**
+   * The operation's process is being killed (an operation nested while its exit_group or
+   * OOM kill runs): SIGKILL went to every thread first (zap_other_threads; the OOM killer
+   * before the reaper), so none of them starts another system call or fault — it is gone,
+   * as after the kill.
+   */
+  private callerKilled(op: Op): boolean {
+    const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
+    if (named === undefined) return false;
+    const p = this.state.processes.get(named);
+    return p !== undefined && p.state === 'running' && p.killed;
+  }
+
+  private badTask(op: Op): boolean {
+    if (op.tid === undefined) return false;
+    const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
+    if (named !== undefined) return this.state.threads.get(op.tid) !== named;
+    return op.tid !== 0 && !this.state.threads.has(op.tid);
+  }
+
+  private run(op: Op): Outcome {
     const s = this.state;
     s.step += 1;
+    if (this.badTask(op) || this.callerKilled(op)) return err('ESRCH');
     switch (op.op) {
       case 'spawn': return this.spawn(op.uid ?? 1000);
+      case 'clone': return this.withProcess(op.pid, (p) => this.clone(p));
       case 'creat': return creat(s, op);
       case 'pread': return pread(s, op);
       case 'pwrite': return pwrite(s, op);
@@ -89,9 +148,28 @@ export class ModelKernel implements Kernel {
     const s = this.state;
     if (!Number.isSafeInteger(uid) || uid < 0) return err('EINVAL');
     if (runningCount(s) >= s.config.processesMax) return err('EAGAIN');
-    const proc: Process = { pid: s.nextPid++, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, mm: newMm(), fds: new Map() };
+    const proc: Process = { pid: s.nextPid++, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, killed: false, mm: newMm(), fds: new Map() };
     s.processes.set(proc.pid, proc);
+    s.threads.set(proc.pid, proc.pid);
     return ok(proc.pid);
+  }
+
+  /** clone(CLONE_VM | CLONE_THREAD): a new thread sharing the mm; its tid comes from the pid counter. */
+  private clone(proc: Process): Outcome {
+    const s = this.state;
+    const tid = s.nextPid++;
+    s.threads.set(tid, proc.pid);
+    return ok(tid);
+  }
+
+  /**
+   * An operation on the caller's own mm: its mmap_lock in `mode`, taken first. Another
+   * thread's exit_group may have run at the lock's scheduling point: the task is dead then
+   * (mmap_write_lock_killable fails on the fatal signal), and nothing is done: ESRCH.
+   */
+  private locked(proc: Process, mode: LockMode, where: string, f: () => Outcome): Outcome {
+    const s = this.state;
+    return withMmapLock(s, proc.pid, mode, where, () => (taskAlive(s, proc) ? f() : err('ESRCH')));
   }
 
   private withProcess(pid: number, f: (p: Process) => Outcome): Outcome {
@@ -102,16 +180,21 @@ export class ModelKernel implements Kernel {
   private processOp(proc: Process, op: Op): Outcome {
     const s = this.state;
     switch (op.op) {
-      case 'mmap': return mmap(s, proc, op);
-      case 'munmap': return munmap(s, proc, op);
-      case 'mprotect': return mprotect(s, proc, op);
-      case 'mremap': return mremap(s, proc, op);
-      case 'madvise': return madvise(s, proc, op);
+      case 'mmap': return this.locked(proc, 'write', 'vm_mmap_pgoff', () => mmap(s, proc, op));
+      case 'munmap': return this.locked(proc, 'write', 'vm_munmap', () => munmap(s, proc, op));
+      case 'mprotect': return this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, op));
+      case 'mremap': return this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, op));
+      case 'madvise': {
+        // madvise_need_mmap_write: DONTFORK/DOFORK change vm_flags; the others only read the VMAs.
+        const mode = op.advice === 'DONTFORK' || op.advice === 'DOFORK' ? 'write' : op.advice === 'DONTNEED' || op.advice === 'PAGEOUT' || op.advice === 'COLD' ? 'read' : null;
+        if (mode === null) return err('EINVAL');
+        return this.locked(proc, mode, 'do_madvise', () => madvise(s, proc, op));
+      }
       case 'read': return userRead(s, proc, op.addr);
       case 'write': return userWrite(s, proc, op.addr, op.value);
-      case 'fork': return fork(s, proc);
-      case 'exit': exitProcess(s, proc); return ok(0);
-      case 'oom': oomKill(s, proc); return ok(0);
+      case 'fork': return this.locked(proc, 'write', 'dup_mmap', () => fork(s, proc));
+      case 'exit': return exitProcess(s, proc) ? ok(0) : err('ESRCH');
+      case 'oom': return oomKill(s, proc) ? ok(0) : err('ESRCH');
       case 'set_dumpable': proc.dumpable = op.dumpable; return ok(0);
       case 'close': {
         const file = proc.fds.get(op.fd);
@@ -127,7 +210,7 @@ export class ModelKernel implements Kernel {
       case 'pagemap_read': return pagemapRead(s, proc, op);
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);
-      case 'uffd_register_wp': return uffdRegisterWp(s, proc, op);
+      case 'uffd_register_wp': return this.locked(proc, 'write', 'userfaultfd_register', () => uffdRegisterWp(s, proc, op));
       case 'map_files_readdir': return mapFilesReaddir(s, proc, op);
       default: return err('EINVAL');
     }

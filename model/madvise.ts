@@ -45,6 +45,9 @@ function madviseVma(s: ModelState, proc: Process, vma: Vma, start: number, end: 
     case 'COLD':
       if (vma.pfnmap) return 'EINVAL';
       for (const frame of unsharedFrames(s, proc, start, end)) {
+        // A notifier callback of an earlier frame's reclaim may have slept and let another
+        // task free this one (reclaim needs no mmap_lock).
+        if (s.frames.get(frame.pfn) !== frame) continue;
         if (advice === 'COLD') frame.lru = 0;
         else shrinkFrame(s, frame);
       }

@@ -11,11 +11,11 @@ import { err, ok } from '../kernel-api/outcome.ts';
 import type { ModelDriverFile, ModelState, Process, Vma } from './types.ts';
 import { shouldFailAlloc } from './frames.ts';
 import { inodeGet } from './pagecache.ts';
-import { fileGet } from './driverfile.ts';
+import { fileGet, fileRelease } from './driverfile.ts';
 import { newFile } from './pagecache.ts';
 import { canMerge, insertVma, mergeAround, mergeRange, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
 import { zapRange } from './zap.ts';
-import { invalidateRange } from './notifier.ts';
+import { withInvalidation } from './notifier.ts';
 
 const PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC;
 
@@ -77,12 +77,15 @@ export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
   if (op.fd !== undefined) {
     const open = proc.fds.get(op.fd);
     if (open === undefined) return err('EBADF');
-    if (open.inode === -1) {
-      target = { file: -1, pgoff, mayWrite: true, driverFile: open };
-    } else {
+    // ksys_mmap_pgoff holds its own reference (fget) until it is done: a close by another
+    // thread meanwhile drops only the fd table's.
+    fileGet(open);
+    try {
+      if (open.inode === -1) return mmapRegion(s, proc, op, { file: -1, pgoff, mayWrite: true, driverFile: open });
       const t = inodeTarget(op, open.inode, open.mode, pgoff);
-      if (typeof t === 'string') return err(t);
-      target = t;
+      return typeof t === 'string' ? err(t) : mmapRegion(s, proc, op, t);
+    } finally {
+      fileRelease(s, open);
     }
   } else if (op.file !== undefined) {
     const file = s.files.get(op.file);
@@ -201,10 +204,11 @@ function mprotectFixup(s: ModelState, proc: Process, vma: Vma, start: number, en
   const removesWrite = (target.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
   target.prot = prot;
   if (removesWrite) {
-    invalidateRange(s, proc.pid, start, end, 'protection'); // change_protection
-    for (const [addr, pte] of proc.mm.ptes) {
-      if (addr >= start && addr < end && pte.kind === 'present') pte.write = false;
-    }
+    withInvalidation(s, proc.pid, start, end, 'protection', () => { // change_protection
+      for (const [addr, pte] of proc.mm.ptes) {
+        if (addr >= start && addr < end && pte.kind === 'present') pte.write = false;
+      }
+    });
   }
   return 0;
 }

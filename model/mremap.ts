@@ -12,7 +12,7 @@ import { inodeGet } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
 import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
-import { invalidateRange } from './notifier.ts';
+import { withInvalidation } from './notifier.ts';
 import { dropUffdWpMarkers, ptesIn } from './zap.ts';
 
 export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
@@ -102,16 +102,17 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
   inodeGet(s, moved.file);
   insertVma(proc.mm, moved);
   moved.vmOps?.open?.(moved);
-  invalidateRange(s, proc.pid, addr, addr + oldPages, 'unmap');
-  for (const at of ptesIn(proc, addr, addr + oldPages)) {
-    const pte = proc.mm.ptes.get(at)!;
-    proc.mm.ptes.delete(at);
-    // move_soft_dirty_pte: a moved entry is marked soft-dirty, present or swap.
-    pte.softDirty = true;
-    pte.uffdWp = false;
-    proc.mm.ptes.set(newAddr + (at - addr), pte);
-  }
-  dropUffdWpMarkers(proc.mm, addr, addr + oldPages);
+  withInvalidation(s, proc.pid, addr, addr + oldPages, 'unmap', () => {
+    for (const at of ptesIn(proc, addr, addr + oldPages)) {
+      const pte = proc.mm.ptes.get(at)!;
+      proc.mm.ptes.delete(at);
+      // move_soft_dirty_pte: a moved entry is marked soft-dirty, present or swap.
+      pte.softDirty = true;
+      pte.uffdWp = false;
+      proc.mm.ptes.set(newAddr + (at - addr), pte);
+    }
+    dropUffdWpMarkers(proc.mm, addr, addr + oldPages);
+  });
   // The old range now holds no PTEs; removing it only runs ->close and drops the file.
   removeVma(s, proc.mm, old);
   mergeAround(s, proc.mm, moved);

@@ -10,6 +10,7 @@ import { allocFrame, frameOf, putPage } from './frames.ts';
 import { freeSwapAndCache, slotOf } from './swap.ts';
 import { processesInOrder } from './process.ts';
 import { zapRange } from './zap.ts';
+import { iMmapLock, releaseIfHeld } from './locks.ts';
 
 export function fileOf(s: ModelState, id: number): File {
   const file = s.files.get(id);
@@ -79,11 +80,21 @@ export function writeback(file: File, frame: Frame): void {
  */
 export function truncateFile(s: ModelState, file: File, sizePages: number): void {
   if (sizePages < file.sizePages) {
-    for (const proc of processesInOrder(s)) {
-      for (const vma of proc.mm.vmas.filter((v) => v.file === file.id)) {
-        const start = Math.max(vma.start, vma.start + (sizePages - vma.pgoff));
-        if (start < vma.end) zapRange(s, proc, start, vma.end, 'clear');
+    // unmap_mapping_range: i_mmap_rwsem for read (a trylock, as in reclaim: no scheduling
+    // point of the kernel's own here), then each VMA's range with its notifiers. A callback
+    // may sleep: a VMA another task removed meanwhile is skipped.
+    const lock = iMmapLock(s, file.id);
+    assert(s.locks.tryAcquire(lock, 'read', 'unmap_mapping_range'), `truncate of file ${file.id}: ${lock.name} not free for read`);
+    try {
+      for (const proc of processesInOrder(s)) {
+        for (const vma of proc.mm.vmas.filter((v) => v.file === file.id)) {
+          if (proc.state !== 'running' || !proc.mm.vmas.includes(vma)) continue;
+          const start = Math.max(vma.start, vma.start + (sizePages - vma.pgoff));
+          if (start < vma.end) zapRange(s, proc, start, vma.end, 'clear');
+        }
       }
+    } finally {
+      releaseIfHeld(s, lock, 'unmap_mapping_range');
     }
     for (const index of [...file.pagecache.keys()].filter((i) => i >= sizePages).sort((a, b) => a - b)) {
       deleteFromPageCache(s, file, frameOf(s, file.pagecache.get(index)!));

@@ -22,7 +22,8 @@ import { frameOf } from './frames.ts';
 import { ptraceMayAccess } from './access.ts';
 import { runningProcess } from './process.ts';
 import { mergeRange, splitAround, vmasIn } from './vma.ts';
-import { invalidateRange } from './notifier.ts';
+import { withInvalidation } from './notifier.ts';
+import { withMmapLock } from './locks.ts';
 
 const PAGE_SIZE_BYTES = 4096;
 
@@ -90,12 +91,14 @@ export function pagemapRead(s: ModelState, caller: Process, op: PagemapReadOp): 
   const showPfn = caller.uid === 0; // file_ns_capable(CAP_SYS_ADMIN)
   const values: number[] = [];
   const frames: number[] = [];
-  for (let addr = op.addr; addr < end; addr++) {
-    const vma = vmasIn(target.mm, addr, addr + 1)[0];
-    const [flags, frame] = pagemapEntry(s, target.mm, vma, addr, showPfn);
-    values.push(flags);
-    frames.push(frame);
-  }
+  withMmapLock(s, target.pid, 'read', 'pagemap_read', () => {
+    for (let addr = op.addr; addr < end; addr++) {
+      const vma = vmasIn(target.mm, addr, addr + 1)[0];
+      const [flags, frame] = pagemapEntry(s, target.mm, vma, addr, showPfn);
+      values.push(flags);
+      frames.push(frame);
+    }
+  });
   return okValues(values.length, values, frames);
 }
 
@@ -105,21 +108,27 @@ export function clearRefs(s: ModelState, caller: Process, op: ClearRefsOp): Outc
   if (target === undefined) return err('ENOENT');
   if (!procFileMayOpen(caller, target)) return err('EACCES'); // S_IWUSR, no ptrace check
   if (!Number.isSafeInteger(op.mode) || op.mode < 1 || op.mode >= 6) return err('EINVAL');
-  if (op.mode !== 4) return ok(0);
+  // clear_refs_write takes the target's mmap_lock for write for every valid mode.
+  return withMmapLock(s, target.pid, 'write', 'clear_refs_write', () => clearRefsLocked(s, target, op.mode));
+}
+
+function clearRefsLocked(s: ModelState, target: Process, mode: number): Outcome {
+  if (mode !== 4) return ok(0);
   if (!softDirtyOn(s)) {
     // No VM_SOFTDIRTY to clear and an empty clear_soft_dirty(): only the notifier runs.
-    invalidateRange(s, target.pid, 0, s.config.taskSizePages, 'protection'); // MMU_NOTIFY_SOFT_DIRTY
+    withInvalidation(s, target.pid, 0, s.config.taskSizePages, 'protection', () => {}); // MMU_NOTIFY_SOFT_DIRTY
     return ok(0);
   }
   for (const vma of target.mm.vmas) vma.softDirty = false;
-  invalidateRange(s, target.pid, 0, s.config.taskSizePages, 'protection'); // MMU_NOTIFY_SOFT_DIRTY
-  for (const vma of target.mm.vmas) {
-    if (vma.pfnmap) continue; // clear_refs_test_walk
-    for (const [addr, pte] of target.mm.ptes) {
-      if (addr < vma.start || addr >= vma.end) continue;
-      clearSoftDirty(s, vma, pte);
+  withInvalidation(s, target.pid, 0, s.config.taskSizePages, 'protection', () => { // MMU_NOTIFY_SOFT_DIRTY
+    for (const vma of target.mm.vmas) {
+      if (vma.pfnmap) continue; // clear_refs_test_walk
+      for (const [addr, pte] of target.mm.ptes) {
+        if (addr < vma.start || addr >= vma.end) continue;
+        clearSoftDirty(s, vma, pte);
+      }
     }
-  }
+  });
   return ok(0);
 }
 
@@ -172,9 +181,11 @@ export function mapFilesReaddir(s: ModelState, caller: Process, op: MapFilesRead
   const self = caller.pid === target.pid;
   if ((!self && !procFileMayOpen(caller, target)) || !ptraceMayAccess(s, caller, target, 'read')) return err('EACCES');
   const values: number[] = [];
-  for (const vma of target.mm.vmas) {
-    if (vma.file !== -1 || vma.driverFile !== null) values.push(vma.start, vma.end);
-  }
+  withMmapLock(s, target.pid, 'read', 'proc_map_files_readdir', () => {
+    for (const vma of target.mm.vmas) {
+      if (vma.file !== -1 || vma.driverFile !== null) values.push(vma.start, vma.end);
+    }
+  });
   return okValues(values.length / 2, values);
 }
 
@@ -245,8 +256,11 @@ export function pagemapScan(s: ModelState, caller: Process, op: PagemapScanOp, e
   }
   let ret: 0 | 'ENOSPC' | 'EPERM' = 0;
   for (let walkStart = op.start; walkStart < p.end; walkStart = p.walkEnd) {
-    if ((op.flags & PM_SCAN_WP_MATCHING) !== 0) invalidateRange(s, target.pid, walkStart, p.end, 'protection');
-    ret = scanWalk(s, target, p, walkStart);
+    // Each walk under the target's mmap_lock for read; write-protecting, between
+    // invalidate_range_start and _end.
+    const walk = () => scanWalk(s, target, p, walkStart);
+    ret = withMmapLock(s, target.pid, 'read', 'do_pagemap_scan',
+      () => (op.flags & PM_SCAN_WP_MATCHING) !== 0 ? withInvalidation(s, target.pid, walkStart, p.end, 'protection', walk) : walk());
     flushBuffer(p);
     if (ret !== 'ENOSPC') break;
     if (p.vecLen === 0 || p.foundPages === p.maxPages) break;

@@ -10,9 +10,11 @@ import { frameOf, putPage } from './frames.ts';
 import { addToSwapCache, allocSwapSlot, slotOf } from './swap.ts';
 import { deleteFromPageCache, fileOf, writeback } from './pagecache.ts';
 import { processesInOrder } from './process.ts';
-import { invalidateRange } from './notifier.ts';
+import { withInvalidation } from './notifier.ts';
 import { ptesIn, rssCounterOf } from './zap.ts';
 import { assert } from './assert.ts';
+import { anonVmaLock, iMmapLock, releaseIfHeld, withPtl } from './locks.ts';
+import { vmaLookup } from './vma.ts';
 
 /** Frames on the LRU lists, oldest first. */
 export function lruFrames(s: ModelState): Frame[] {
@@ -33,6 +35,41 @@ export function rmapWalk(s: ModelState, frame: Frame): Array<[Process, number]> 
   return found;
 }
 
+/** anon_vma->root: the anon_vma whose rwsem anon_vma_lock_read takes. */
+export function anonVmaRootOf(s: ModelState, anonVma: number): number {
+  return s.anonVmaRoot.get(anonVma) ?? anonVma;
+}
+
+/**
+ * rmap_walk's lock, for read: i_mmap_rwsem of a file or shmem frame's inode, the root
+ * anon_vma of an anonymous frame (through the VMA of its first mapping). Reclaim has no
+ * scheduling point of its own, so it is taken with a trylock, which cannot fail: nothing
+ * holds an rmap lock for write across a point. A frame mapped nowhere needs no walk.
+ */
+function withRmapLock<T>(s: ModelState, frame: Frame, mappings: Array<[Process, number]>, f: () => T): T {
+  if (mappings.length === 0) return f();
+  let lock;
+  if (frame.kind === 'anon') {
+    const [proc, addr] = mappings[0]!;
+    lock = anonVmaLock(s, anonVmaRootOf(s, vmaLookup(proc.mm, addr)?.anonVma ?? 0));
+  } else {
+    lock = iMmapLock(s, frame.file);
+  }
+  assert(s.locks.tryAcquire(lock, 'read', 'rmap_walk'), `reclaim of pfn ${frame.pfn}: ${lock.name} not free for read in rmap_walk`);
+  let r: T;
+  try {
+    r = f();
+  } catch (e) {
+    releaseIfHeld(s, lock, 'rmap_walk');
+    throw e;
+  }
+  s.locks.release(lock, 'rmap_walk');
+  return r;
+}
+
+/** The frame is still the live one at its pfn (a notifier callback that slept may have let another task free it). */
+const live = (s: ModelState, frame: Frame) => s.frames.get(frame.pfn) === frame;
+
 /** shrink_folio_list for one frame. Returns true when the frame left memory. */
 export function shrinkFrame(s: ModelState, frame: Frame): boolean {
   if (frame.kind === 'anon') return shrinkAnon(s, frame);
@@ -50,19 +87,30 @@ function shrinkAnon(s: ModelState, frame: Frame): boolean {
     if (entry === null) return false;
     addToSwapCache(frame, entry);
   }
-  for (const [proc, addr] of rmapWalk(s, frame)) {
-    // try_to_unmap_one: folio_try_share_anon_rmap_pte fails on a maybe-pinned exclusive page.
-    if (frame.anonExclusive && frame.pincount > 0) return false;
-    invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
-    const pte = proc.mm.ptes.get(addr);
-    if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) continue;
-    proc.mm.ptes.set(addr, { kind: 'swap', slot: frame.swapSlot, exclusive: frame.anonExclusive, softDirty: pte.softDirty, uffdWp: pte.uffdWp });
-    slotOf(s, frame.swapSlot).count += 1;
-    if (pte.dirty) frame.dirty = true;
-    frame.anonExclusive = false;
-    unmapOne(s, proc, frame);
-    proc.mm.rss.swap += 1;
-  }
+  const mappings = rmapWalk(s, frame);
+  const unmapped = withRmapLock(s, frame, mappings, () => {
+    for (const [proc, addr] of mappings) {
+      // try_to_unmap_one: folio_try_share_anon_rmap_pte fails on a maybe-pinned exclusive page.
+      if (frame.anonExclusive && frame.pincount > 0) return false;
+      const gone = withInvalidation(s, proc.pid, addr, addr + 1, 'clear', () => {
+        if (!live(s, frame) || frame.swapSlot === -1) return true;
+        const pte = proc.mm.ptes.get(addr);
+        if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) return false;
+        withPtl(s, proc.pid, 'try_to_unmap_one', () => {
+          proc.mm.ptes.set(addr, { kind: 'swap', slot: frame.swapSlot, exclusive: frame.anonExclusive, softDirty: pte.softDirty, uffdWp: pte.uffdWp });
+          slotOf(s, frame.swapSlot).count += 1;
+          if (pte.dirty) frame.dirty = true;
+          frame.anonExclusive = false;
+          unmapOne(s, proc, frame);
+          proc.mm.rss.swap += 1;
+        });
+        return false;
+      });
+      if (gone) return false;
+    }
+    return true;
+  });
+  if (!unmapped) return false;
   // pageout, then __remove_mapping: only the swap cache may still hold it.
   const entry = slotOf(s, frame.swapSlot);
   if (frame.dirty) {
@@ -84,21 +132,34 @@ function unmapOne(s: ModelState, proc: Process, frame: Frame): void {
   putPage(s, frame);
 }
 
-/** try_to_unmap for a page cache or shmem frame: its PTEs simply go (it can be refaulted). */
-function unmapFilePage(s: ModelState, frame: Frame): void {
-  for (const [proc, addr] of rmapWalk(s, frame)) {
-    invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
-    const pte = proc.mm.ptes.get(addr);
-    if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) continue;
-    proc.mm.ptes.delete(addr);
-    if (pte.dirty) frame.dirty = true;
-    unmapOne(s, proc, frame);
-  }
+/**
+ * try_to_unmap for a page cache or shmem frame: its PTEs simply go (it can be refaulted).
+ * False when the frame left the cache meanwhile (a callback slept and another task freed it).
+ */
+function unmapFilePage(s: ModelState, frame: Frame): boolean {
+  const mappings = rmapWalk(s, frame);
+  return withRmapLock(s, frame, mappings, () => {
+    for (const [proc, addr] of mappings) {
+      const gone = withInvalidation(s, proc.pid, addr, addr + 1, 'clear', () => {
+        if (!live(s, frame) || frame.file === -1) return true;
+        const pte = proc.mm.ptes.get(addr);
+        if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) return false;
+        withPtl(s, proc.pid, 'try_to_unmap_one', () => {
+          proc.mm.ptes.delete(addr);
+          if (pte.dirty) frame.dirty = true;
+          unmapOne(s, proc, frame);
+        });
+        return false;
+      });
+      if (gone) return false;
+    }
+    return true;
+  });
 }
 
 function shrinkFile(s: ModelState, frame: Frame): boolean {
   if (frame.file === -1) return false;
-  unmapFilePage(s, frame);
+  if (!unmapFilePage(s, frame)) return false;
   const file = fileOf(s, frame.file);
   writeback(file, frame);
   if (frame.refcount !== 1) return false;
@@ -109,7 +170,7 @@ function shrinkFile(s: ModelState, frame: Frame): boolean {
 /** shmem_writeout: a frame only the shmem mapping holds moves to a swap slot. */
 function shrinkShmem(s: ModelState, frame: Frame): boolean {
   if (frame.file === -1) return false;
-  unmapFilePage(s, frame);
+  if (!unmapFilePage(s, frame)) return false;
   if (frame.refcount !== 1) return false;
   const entry = allocSwapSlot(s, frame.value);
   if (entry === null) return false;

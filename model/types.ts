@@ -6,7 +6,9 @@
 import type { FrameKind } from '../kernel-api/state.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { VmOperations, DriverFile } from '../kernel-api/driver.ts';
-import type { ModelNotifier } from './notifier.ts';
+import type { ModelNotifier, ActiveInvalidation } from './notifier.ts';
+import type { LockTable } from '../kernel-api/locks.ts';
+import type { Tid } from '../kernel-api/sched.ts';
 
 /** A driver's struct file as the model keeps it: f_count and whether release ran. */
 export type ModelDriverFile = DriverFile & {
@@ -93,6 +95,8 @@ export type Process = {
   dumpable: boolean;
   state: 'running' | 'exited';
   oomReaped: boolean;
+  /** SIGKILL is pending (exit_group or the OOM killer has begun): none of its threads starts anything more. */
+  killed: boolean;
   mm: Mm;
   /** The fd table: fd → driver file. */
   fds: Map<number, ModelDriverFile>;
@@ -145,6 +149,18 @@ export type ModelState = {
   nextNotifierId: number;
   /** Ids of userfaultfd contexts (each uffd_register_wp opens a new one). */
   nextUffdCtx: number;
+  /** The kernel's lock table (mmap_lock, PTL, rmap locks, drivers' locks) and the current task. */
+  locks: LockTable;
+  /** Live threads: tid → pid (a main thread has tid == pid). */
+  threads: Map<Tid, number>;
+  /** In-progress MMU notifier invalidations (invalidate_range_start … _end), oldest first. */
+  invalidations: ActiveInvalidation[];
+  /** Nesting depth of MMU notifier callbacks, per task. */
+  notifierNesting: Map<Tid, number>;
+  /** fput()s deferred to task work, per task: ->release runs once the task holds no lock. */
+  deferredFput: Map<Tid, ModelDriverFile[]>;
+  /** anon_vma → its root (anon_vma->root, shared with the parent's after fork); absent: its own root. */
+  anonVmaRoot: Map<number, number>;
 };
 
 export { SHMEM_ID_BASE } from '../kernel-api/state.ts';

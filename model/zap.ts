@@ -7,7 +7,8 @@ import type { Frame, ModelState, Mm, Process, Pte, RssCounters } from './types.t
 import { assert } from './assert.ts';
 import { frameOf, putPage } from './frames.ts';
 import { folioFreeSwap, freeSwapAndCache } from './swap.ts';
-import { invalidateRange, type InvalidateEvent } from './notifier.ts';
+import { invalidateRangeEnd, invalidateRangeStart, type InvalidateEvent } from './notifier.ts';
+import { withPtl } from './locks.ts';
 
 /** mm_counter(): which RSS counter a mapped frame is accounted in. */
 export function rssCounterOf(frame: Frame): keyof RssCounters {
@@ -43,17 +44,29 @@ export function zapPte(s: ModelState, mm: Mm, addr: number, pte: Pte): void {
   if (frame.refcount > 0 && frame.kind === 'anon' && frame.mapcount === 0) folioFreeSwap(s, frame);
 }
 
-/** Zap every PTE of `proc` in [start, end) for which `keep` is false. */
+/**
+ * Zap every PTE of `proc` in [start, end) for which `keep` is false: the MMU notifiers
+ * first (invalidate_range_start), then the PTEs under the PTL, then invalidate_range_end.
+ * Non-blockable (the OOM reaper): false when a callback refused, and nothing was zapped.
+ */
 export function zapRange(
   s: ModelState, proc: Process, start: number, end: number, event: InvalidateEvent,
-  keep: (addr: number, pte: Pte) => boolean = () => false,
-): void {
-  invalidateRange(s, proc.pid, start, end, event);
-  dropUffdWpMarkers(proc.mm, start, end);
-  for (const addr of ptesIn(proc, start, end)) {
-    const pte = proc.mm.ptes.get(addr)!;
-    if (!keep(addr, pte)) zapPte(s, proc.mm, addr, pte);
+  keep: (addr: number, pte: Pte) => boolean = () => false, blockable = true,
+): boolean {
+  const inv = invalidateRangeStart(s, proc.pid, start, end, event, blockable);
+  if (inv === null) return false;
+  try {
+    dropUffdWpMarkers(proc.mm, start, end);
+    withPtl(s, proc.pid, 'zap_pte_range', () => {
+      for (const addr of ptesIn(proc, start, end)) {
+        const pte = proc.mm.ptes.get(addr)!;
+        if (!keep(addr, pte)) zapPte(s, proc.mm, addr, pte);
+      }
+    });
+  } finally {
+    if (s.invalidations.includes(inv)) invalidateRangeEnd(s, inv);
   }
+  return true;
 }
 
 /**

@@ -24,6 +24,8 @@ export function traceArbitrary(shape: TraceShape): fc.Arbitrary<GeneratedTrace> 
       factors: fc.array(fc.nat({ max: 4 }), { minLength: shape.kindsCount, maxLength: shape.kindsCount }),
       hot: fc.boolean(),
       prelude: fc.boolean(),
+      // Half of the runs are sequential; a quarter interleave by random switches, a quarter by PCT.
+      concurrency: fc.nat({ max: 3 }).map((n) => (n < 2 ? 0 : n === 2 ? 1 : 2) as 0 | 1 | 2),
     }),
   });
 }

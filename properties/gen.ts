@@ -63,7 +63,15 @@ export function opKinds(strategies: readonly StrategyDefinition[]): OpKind[] {
  * Swarm testing: each run rescales every kind by a factor in 0..4 (0 switches it off).
  * `hot`: addresses from a small pool; `prelude`: the run starts with its strategies' prelude.
  */
-export type Swarm = { factors: readonly number[]; hot: boolean; prelude?: boolean };
+export type Swarm = {
+  factors: readonly number[]; hot: boolean; prelude?: boolean;
+  /**
+   * Concurrent runs: 0 (or absent) runs every operation alone; 1 runs some steps as
+   * segments of two or three tasks interleaved by random switches, 2 by PCT
+   * (harness/runner.ts, properties/sched.ts).
+   */
+  concurrency?: 0 | 1 | 2;
+};
 
 /**
  * MADV_DONTNEED three times in seven: it zaps like munmap but keeps the VMA, so every PTE
@@ -102,6 +110,14 @@ export class TraceBuilder implements GenContext {
   private readonly unmappable: ReadonlySet<string>;
   /** The page of a remote view this step's pid was drawn for (viewParty), which addr() then favours. */
   private focus: { pid: number; addr: number } | null = null;
+  /** The remote view the last operation's pid was drawn for, and on which side (viewParty). */
+  private viewed: { view: RemoteView; viewer: boolean } | null = null;
+  /**
+   * While a concurrent segment is built (Segments in harness/runner.ts): the other side of
+   * the view its first operation was drawn for, which its other operations favour — a race
+   * between a fault on a view and a change to the page it shows needs both in one segment.
+   */
+  private counterpart: { pid: number; addr: number } | null = null;
 
   /**
    * `views`: the loaded strategies' remote views as the kernel stands, so that addresses are
@@ -138,6 +154,7 @@ export class TraceBuilder implements GenContext {
     if (this.preludeNext < this.prelude.length) return this.prelude[this.preludeNext++];
     const c = new ChoiceStream(choices);
     this.focus = null;
+    this.viewed = null;
     if (this.pids().length === 0) return { op: 'spawn' };
     const kind = this.pickKind(c);
     if (kind.strategy !== undefined) {
@@ -209,6 +226,11 @@ export class TraceBuilder implements GenContext {
    * Drawn among all processes, each side was one of several. Null otherwise.
    */
   private viewParty(c: Choice): number | null {
+    const other = this.counterpart;
+    if (other !== null && c.int(4) !== 0 && this.pids().includes(other.pid)) {
+      this.focus = other;
+      return other.pid;
+    }
     const views = this.views();
     if (views.length === 0 || c.int(4) !== 0) return null;
     const view = c.pick(views);
@@ -216,7 +238,18 @@ export class TraceBuilder implements GenContext {
     const pid = viewer ? view.pid : view.target;
     if (!this.pids().includes(pid)) return null;
     this.focus = { pid, addr: viewer ? view.addr : view.targetAddr };
+    this.viewed = { view, viewer };
     return pid;
+  }
+
+  /** A concurrent segment begins with the operation just built: its other operations favour the other side of its view. */
+  beginSegment(): void {
+    const v = this.viewed;
+    this.counterpart = v === null ? null : v.viewer ? { pid: v.view.target, addr: v.view.targetAddr } : { pid: v.view.pid, addr: v.view.addr };
+  }
+
+  endSegment(): void {
+    this.counterpart = null;
   }
 
   /** The running pids with at least one VMA, kept while the snapshot stands. */

@@ -49,6 +49,18 @@ export class Ghost {
   /** The kernel's shmem inode ids, learnt at mmap, so a map_files mapping finds the same object. */
   private readonly shmemByInode = new Map<number, string>();
 
+  /** An independent copy: what ghost memory said at this instant (a concurrent step's checks, properties/session.ts). */
+  clone(): Ghost {
+    const g = new Ghost();
+    for (const [pid, p] of this.procs) g.procs.set(pid, { ranges: p.ranges.map((r) => ({ ...r })), priv: new Map(p.priv), views: new Map(p.views) });
+    for (const [obj, contents] of this.objects) g.objects.set(obj, new Map(contents));
+    for (const [id, size] of this.fileSize) g.fileSize.set(id, size);
+    for (const [obj, size] of this.shmSize) g.shmSize.set(obj, size);
+    for (const [inode, obj] of this.shmemByInode) g.shmemByInode.set(inode, obj);
+    g.nextShm = this.nextShm;
+    return g;
+  }
+
   /** What `pid` must read at `addr`. */
   expect(pid: number, addr: number): Expectation {
     const p = this.procs.get(pid);

@@ -10,13 +10,31 @@ import { formatOutcome, outcomeEquals } from '../kernel-api/outcome.ts';
 import type { Kernel } from '../kernel-api/kernel.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
+import type { ProcessView } from '../kernel-api/state.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
+import { LOCK_WARNINGS } from '../kernel-api/locks.ts';
 import { Ghost } from './ghost.ts';
 import { causeOf, checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
 import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
 import { observationsEqual, observe } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
+import { InfeasibleSchedule, NestedScheduler, NO_PENDING, TraceCursor, type Completed, type PendingOps, type Preemption, type SchedPolicy } from './sched.ts';
+
+/** What a top-level step did: every operation it ran, how far it got, what broke. */
+export type TopResult = {
+  /** In the order they completed. */
+  readonly ran: readonly Completed[];
+  /** In the order they started: the trace order. */
+  readonly started: readonly Op[];
+  readonly violation: Violation | null;
+  /** Index in `started` of the operation the violation is charged to, else -1. */
+  readonly failedAt: number;
+  /** Set when the schedule cannot be emulated (properties/sched.ts): nothing was judged. */
+  readonly infeasible: string | null;
+  /** Where each operation started nested began (absent: it ran at top level). */
+  readonly preemptions: ReadonlyMap<Op, Preemption>;
+};
 
 export type SessionOptions = {
   kernel: KernelChoice;
@@ -43,7 +61,7 @@ export class Session {
    */
   readonly view: InspectSnapshot;
   /** The invariants checked after each step. */
-  private invariants: readonly Invariant[];
+  private invariants: readonly Invariant[] = [];
   /** The strategies' remote views while the kernel stands (remoteViews()); dropped with `view`. */
   private keptRemoteViews: readonly RemoteView[] | null = null;
   /** Steps taken so far: the index of the next one. */
@@ -53,12 +71,20 @@ export class Session {
     this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
     this.shadow = opts.kernel === 'diff' ? createKernel('impl', opts.config, opts.strategies) : null;
     this.view = new InspectSnapshot(this.primary.inspect);
-    this.invariants = selectInvariants(opts.only, opts.exclude);
+    this.select(opts.only);
   }
 
   /** From the next step on, check only these invariants (less the excluded ones). */
   checkOnly(only: ReadonlySet<InvariantId>): void {
+    this.select(only);
+  }
+
+  /** The invariants checked between steps, and the lockdep warnings both lock tables raise. */
+  private select(only: ReadonlySet<InvariantId> | undefined): void {
     this.invariants = selectInvariants(only, this.opts.exclude);
+    const warnings = new Set(LOCK_WARNINGS.filter((id) => (only === undefined || only.has(id)) && this.opts.exclude?.has(id) !== true));
+    this.primary.locks.checks = warnings;
+    if (this.shadow !== null) this.shadow.locks.checks = warnings;
   }
 
   /** The remote views of every loaded strategy, as the kernel stands (kept until it moves). */
@@ -74,27 +100,146 @@ export class Session {
 
   /** Run one step; its outcome and the first violation (null when every invariant holds). */
   step(op: Op): { outcome: Outcome; violation: Violation | null } {
-    const index = this.steps++;
-    let outcome: Outcome;
+    const r = this.stepTop(op, NO_PENDING, null);
+    const mine = r.ran.find((c) => c.op === op);
+    return { outcome: mine?.outcome ?? { kind: 'errno', errno: 'EIO' }, violation: r.violation };
+  }
+
+  /**
+   * Run `op` at top level, with the operations of `pending` that the recorded switches
+   * (policy null) or `policy` start nested at its scheduling points (properties/sched.ts).
+   * The invariants are checked once the kernel is quiescent again, for each operation in
+   * the order it completed (its linearisation: every operation here takes effect at or
+   * after its last scheduling point); in diff mode the implementation runs the same
+   * operations with the switches the model recorded.
+   */
+  stepTop(op: Op, pending: PendingOps, policy: SchedPolicy | null): TopResult {
+    const base = this.steps;
+    const sched = new NestedScheduler(this.primary, pending, policy, this.opts.strategies);
+    const result = (violation: Violation | null, failedAt: number): TopResult => {
+      this.steps = base + sched.started.length;
+      return { ran: sched.ran, started: sched.started, violation, failedAt, infeasible: null, preemptions: sched.preemptions };
+    };
     try {
-      outcome = this.primary.step(op);
+      if (pending.peek() === undefined) {
+        sched.started.push(op);
+        sched.ran.push({ op, outcome: this.primary.step(op) });
+      } else {
+        sched.run(op);
+      }
       this.primary.debugVm?.();
     } catch (e) {
-      return { outcome: { kind: 'errno', errno: 'EIO' }, violation: asViolation(e, this.primary.kind, op) };
+      if (e instanceof InfeasibleSchedule) {
+        this.steps = base + sched.started.length;
+        return { ran: sched.ran, started: sched.started, violation: null, failedAt: -1, infeasible: e.message, preemptions: sched.preemptions };
+      }
+      const failing = sched.started.length - 1;
+      return result(asViolation(e, this.primary.kind, sched.started[failing] ?? op), failing);
     } finally {
       this.view.invalidate();
       this.keptRemoteViews = null;
     }
+    const indexOf = (o: Op) => base + sched.started.indexOf(o);
     if (this.shadow !== null) {
-      const v = this.compare(op, outcome);
-      if (v !== null) return { outcome, violation: { ...v, cause: causeOf(v, op) } };
+      const v = this.compareTop(sched.started, sched.ran);
+      if (v !== null) return result({ ...v.violation, cause: causeOf(v.violation, v.op) }, sched.started.length - 1);
     }
     const views = this.remoteViews();
     const k = this.view;
-    this.ghost.apply(op, outcome, k, views);
-    if (this.invariants.length === 0) return { outcome, violation: null };
-    const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, op, outcome, views, index), this.invariants);
-    return { outcome, violation };
+    if (sched.started.length > 1) {
+      const violation = this.judgeConcurrent(sched, views, indexOf);
+      // Charged to the last operation started: a repro cut after it keeps the whole interleaving.
+      return result(violation, violation === null ? -1 : sched.started.length - 1);
+    }
+    for (const c of sched.ran) {
+      this.ghost.apply(c.op, c.outcome, k, views);
+      if (this.invariants.length === 0) continue;
+      const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op)), this.invariants);
+      if (violation !== null) return result(violation, 0);
+    }
+    return result(null, -1);
+  }
+
+  /**
+   * The checks of a step in which operations ran nested. Ghost memory takes each operation
+   * in the order it completed. An invariant of the state is judged once, when the step is
+   * quiescent (the state in between is no instant user space can see). An invariant of an
+   * operation's outcome is judged at every instant the operation could have taken effect —
+   * with the ghost and the process table as they stood as it began, after each operation
+   * that completed inside it, and after its own — and breaks only if it breaks at each:
+   * a read that raced a write may return either value, a permission checked before an OOM
+   * kill reparented the target was right when it was checked (linearizability, Herlihy
+   * and Wing 1990).
+   */
+  private judgeConcurrent(sched: NestedScheduler, views: readonly RemoteView[], indexOf: (o: Op) => number): Violation | null {
+    const k = this.view;
+    const byOutcome = this.invariants.filter((i) => i.judges === 'outcome');
+    const byState = this.invariants.filter((i) => i.judges !== 'outcome');
+    const startedAt = new Map(sched.started.map((o, i) => [o, i]));
+    // ghosts[m]: ghost memory after ran[0 .. m-1]; processTables[m]: the process table then.
+    const ghosts: Ghost[] = byOutcome.length > 0 ? [this.ghost.clone()] : [];
+    for (const c of sched.ran) {
+      this.ghost.apply(c.op, c.outcome, k, views);
+      if (byOutcome.length > 0) ghosts.push(this.ghost.clone());
+    }
+    for (const [i, c] of sched.ran.entries()) {
+      if (byOutcome.length === 0) break;
+      // The operations that completed inside this one's interval: started after it, done before it.
+      let first = i;
+      for (let j = 0; j < i; j++) if (startedAt.get(sched.ran[j]!.op)! > startedAt.get(c.op)!) { first = j; break; }
+      let broken: Violation | null = null;
+      for (let m = first; m <= i + 1; m++) {
+        const at = withProcessTable(k, sched.processTables[m] ?? [...k.processes()]);
+        broken = checkAll(new StepContext(at, this.opts.config, ghosts[m]!, c.op, c.outcome, views, indexOf(c.op)), byOutcome);
+        if (broken === null) break;
+      }
+      if (broken !== null) return broken;
+    }
+    if (byState.length === 0 || sched.ran.length === 0) return null;
+    // Whether the state is broken does not depend on the operation a check is given, but the
+    // cause it names does ("which side changed"): each operation of the step is asked in
+    // turn, the last completed first, and the first that names a cause of its own (not an
+    // `other…` one) is kept.
+    const ctx = (c: Completed) => new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op));
+    const first = checkAll(ctx(sched.ran[sched.ran.length - 1]!), byState);
+    if (first === null || first.cause === undefined || !first.cause.startsWith('other')) return first;
+    const broken = byState.find((i) => i.id === first.invariant)!;
+    for (let i = sched.ran.length - 2; i >= 0; i--) {
+      const v = broken.check(ctx(sched.ran[i]!));
+      if (v?.cause !== undefined && !v.cause.startsWith('other')) return v;
+    }
+    return first;
+  }
+
+  /** The implementation runs what the model ran, with the switches the model recorded. */
+  private compareTop(started: readonly Op[], ran: readonly Completed[]): { violation: Violation; op: Op } | null {
+    if (started.length === 1) {
+      const v = this.compare(started[0]!, ran[0]!.outcome);
+      return v === null ? null : { violation: v, op: started[0]! };
+    }
+    const shadow = new NestedScheduler(this.shadow!, new TraceCursor(started, 1), null, this.opts.strategies);
+    try {
+      shadow.run(started[0]!);
+      this.shadow!.debugVm?.();
+    } catch (e) {
+      const v = asViolation(e, 'impl', started[0]!);
+      return { violation: { invariant: 'differential', message: `impl threw where the model did not: ${v.message}` }, op: shadow.started[shadow.started.length - 1] ?? started[0]! };
+    }
+    for (let i = 0; i < ran.length; i++) {
+      const a = ran[i]!;
+      const b = shadow.ran[i];
+      if (b === undefined || b.op !== a.op) {
+        return { violation: { invariant: 'differential', message: `${a.op.op}: the implementation completed the operations of a concurrent step in another order` }, op: a.op };
+      }
+      if (!outcomeEquals(a.outcome, b.outcome)) {
+        return { violation: { invariant: 'differential', message: `${a.op.op}: model ${formatOutcome(a.outcome)}, impl ${formatOutcome(b.outcome)}` }, op: a.op };
+      }
+    }
+    const x = observe(this.view);
+    const y = observe(this.shadow!.inspect);
+    if (observationsEqual(x, y)) return null;
+    const last = ran[ran.length - 1]!.op;
+    return { violation: { invariant: 'differential', message: `after ${last.op} the observations differ: ${firstDifference(JSON.stringify(x), JSON.stringify(y))}` }, op: last };
   }
 
   private compare(op: Op, outcome: Outcome): Violation | null {
@@ -114,6 +259,17 @@ export class Session {
     if (observationsEqual(a, b)) return null;
     return { invariant: 'differential', message: `after ${op.op} the observations differ: ${firstDifference(JSON.stringify(a), JSON.stringify(b))}` };
   }
+}
+
+/** The kernel as it stands, but for its process table: the one recorded at an earlier instant of the step. */
+function withProcessTable(k: InspectSnapshot, table: readonly ProcessView[]): InspectSnapshot {
+  return new Proxy(k, {
+    get(target, prop) {
+      if (prop === 'processes') return () => table;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
 
 /** What the checks of one step read; the census is taken on first use (some checks need none). */

@@ -9,6 +9,7 @@ import type { InvariantId } from '../kernel-api/strategy.ts';
 import type { Violation } from './invariants/index.ts';
 import { Session, type SessionOptions } from './session.ts';
 import { TraceBuilder, type Swarm } from './gen.ts';
+import { NO_PENDING, TraceCursor } from './sched.ts';
 
 export type Failure = Violation & {
   /** Index in `ops` of the step after which the invariant broke. */
@@ -49,21 +50,35 @@ export function runGenerated(opts: SessionOptions, trace: GeneratedTrace): Trace
   return result;
 }
 
-/** Replay concrete operations; stops at the first violation. */
-export function replayOps(opts: SessionOptions, ops: readonly Op[]): TraceResult {
+/**
+ * Replay concrete operations; stops at the first violation. Operations that a recorded
+ * switch starts nested run inside the one before (properties/sched.ts); `outcomes` stays
+ * indexed like `ops`. A schedule that cannot be emulated (an edited repro) sets `infeasible`.
+ */
+export function replayOps(opts: SessionOptions, ops: readonly Op[]): TraceResult & { infeasible?: string } {
   const session = new Session(opts);
-  const result: TraceResult = { ops: [], outcomes: [], failure: null };
-  for (const op of ops) {
-    const { outcome, violation } = session.step(op);
-    result.ops.push(op);
-    result.outcomes.push(outcome);
-    if (violation !== null) {
-      result.failure = { ...violation, step: result.ops.length - 1 };
+  const result: TraceResult & { infeasible?: string } = { ops: [], outcomes: [], failure: null };
+  const cursor = new TraceCursor(ops, 0);
+  while (cursor.at < ops.length) {
+    const at = result.ops.length;
+    const op = cursor.take();
+    const r = session.stepTop(op, op.switches === undefined ? NO_PENDING : cursor, null);
+    result.ops.push(...r.started);
+    for (let i = 0; i < r.started.length; i++) result.outcomes.push(EIO);
+    for (const c of r.ran) result.outcomes[at + r.started.indexOf(c.op)] = c.outcome;
+    if (r.infeasible !== null) {
+      result.infeasible = r.infeasible;
+      return result;
+    }
+    if (r.violation !== null) {
+      result.failure = { ...r.violation, step: at + Math.max(0, r.failedAt) };
       return result;
     }
   }
   return result;
 }
+
+const EIO: Outcome = { kind: 'errno', errno: 'EIO' };
 
 /** Does replaying `ops` break `invariant` (the same failure, not another)? */
 export function reproduces(opts: SessionOptions, ops: readonly Op[], invariant: InvariantId): boolean {

@@ -4,7 +4,9 @@
  * read and written through the fd, freed at release. kbuf-fault.ts and kbuf-remap.ts add
  * the two ways of mapping it. The example's buffer is four bytes in one page; here it is
  * BUFFER_PAGES pages, one alloc_page each ("an array and allocate a page for each entry"),
- * so a file offset is a page index.
+ * so a file offset is a page index. The example takes no lock; its allocations are
+ * GFP_KERNEL in ->open, where nothing is held, and read/write's copy_to_user and
+ * copy_from_user may fault, i.e. sleep (a scheduling point).
  */
 import type { DriverFile, DriverKernel, DriverVma, FileOperations, RemoteView, StrategyInstance } from '../kernel-api/driver.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
@@ -56,7 +58,7 @@ export abstract class KbufDriver implements StrategyInstance {
     const fd = this.k.anon_inode_getfd(pid, this.fops, null);
     if (typeof fd === 'string') return err(fd);
     const file = this.k.fdget(pid, fd)!;
-    const slab = this.k.kmalloc('mmap_info');
+    const slab = this.k.kmalloc('mmap_info', 'GFP_KERNEL');
     if (slab === null) throw new DriverBug(`${this.name}: open dereferences the NULL that kmalloc(mmap_info) returned`);
     const info: MmapInfo = { slab, pages: [] };
     this.infos.set(slab, info);
@@ -73,7 +75,9 @@ export abstract class KbufDriver implements StrategyInstance {
   /** read at page `index`; at or past the end the example returns 0 bytes, shown as value 0. */
   private read(info: MmapInfo, index: number): Outcome {
     if (index >= BUFFER_PAGES) return ok(0);
-    return ok(this.k.page_read(info.pages[index]));
+    const value = this.k.page_read(info.pages[index]);
+    this.k.might_sleep('copy_to_user');
+    return ok(value);
   }
 
   /**
@@ -83,6 +87,7 @@ export abstract class KbufDriver implements StrategyInstance {
    */
   private write(info: MmapInfo, index: number, value: number): Outcome {
     if (index >= BUFFER_PAGES) return err('ENOSPC');
+    this.k.might_sleep('copy_from_user');
     this.k.page_write(info.pages[index], value >>> 0);
     return ok(0);
   }

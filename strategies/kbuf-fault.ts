@@ -18,7 +18,7 @@ class KbufFault extends KbufDriver {
     name: NAME,
     open: () => {},
     close: () => {},
-    fault: (vma, _addr, pgoff) => this.vmFault(vma, pgoff),
+    fault: (vma, _addr, pgoff, _write, _flags) => this.vmFault(vma, pgoff),
   };
 
   protected readonly fops: FileOperations = {
@@ -41,7 +41,7 @@ class KbufFault extends KbufDriver {
     return 0;
   }
 
-  /** vm_fault: the buffer page at vmf->pgoff, with a reference the new PTE will own. */
+  /** vm_fault: the buffer page at vmf->pgoff, with a reference the new PTE will own. No lock, no sleep. */
   private vmFault(vma: DriverVma, pgoff: number): FaultResult {
     const info = vma.privateData as MmapInfo;
     const page = info.pages[pgoff];

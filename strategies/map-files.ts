@@ -5,7 +5,15 @@
  * (how checkpoint/restore rebuilds shared mappings). The checks are the current kernel's
  * (fs/proc/base.c): proc_map_files_lookup and _readdir need PTRACE_MODE_READ (EACCES), and
  * following the link (proc_map_files_get_link) needs checkpoint_restore_ns_capable, i.e.
- * CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (EPERM) — uid 0 here. Not emulated: dentry
+ * CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE (EPERM) — uid 0 here. The locking is the
+ * seed's and today's: find_exact_vma under mmap_read_lock of the target's mm (today's
+ * _killable variant differs only on a fatal signal, which has no errno here),
+ * in the lookup and again when the link is followed; readdir in two passes, the VMAs
+ * collected under the lock into an array allocated with GFP_KERNEL there, the entries
+ * filled in after it is dropped ("filldir() routine might require mmap_sem taken in
+ * might_fault()"). Opening the file is done while the second lookup still holds the lock:
+ * the C takes a path reference (path_get) under it and opens the path after, and the
+ * driver API opens a VMA's file only while the VMA can be named. Not emulated: dentry
  * caching and d_revalidate (each open looks the entry up afresh), getattr/setattr, names.
  */
 import type { DriverKernel, DriverVma, MmHandle, RemoteView, StrategyInstance } from '../kernel-api/driver.ts';
@@ -38,22 +46,41 @@ class MapFiles implements StrategyInstance {
     return this.k.vma_inode(vma) !== -1 || vma.vmOps !== null;
   }
 
-  /** proc_map_files_readdir: the number of entries, "." and ".." not counted. */
+  /**
+   * proc_map_files_readdir: the number of entries, "." and ".." not counted. First pass
+   * under mmap_read_lock_killable: walk the VMAs and collect those with a file into an
+   * array (the seed's flex_array, today's genradix: GFP_KERNEL, ENOMEM when it fails, the
+   * lock dropped on the way out); second pass with the lock dropped: proc_fill_cache /
+   * dir_emit for each, which may fault on the user buffer.
+   */
   private readdir(pid: number, target: number): Outcome {
     if (!this.k.taskAlive(target)) return err('ENOENT'); // get_proc_task
     if (!this.k.ptrace_may_access(pid, target, 'read')) return err('EACCES');
     const mm = this.k.get_task_mm(target);
     if (mm === null) return ok(0);
-    let entries = 0;
+    this.k.mmap_read_lock(mm);
+    const collected: Array<{ start: number; end: number }> = [];
     let addr = 0;
     for (let walked = 0; walked < VMAS_WALKED_MAX; walked++) {
       const vma = this.k.find_vma(mm, addr);
       if (vma === null) break;
-      if (this.hasFile(vma)) entries += 1;
+      if (this.hasFile(vma)) collected.push({ start: vma.start, end: vma.end });
       addr = vma.end;
     }
+    let fa: number | null = null;
+    if (collected.length > 0) {
+      fa = this.k.kmalloc('map_files_info', 'GFP_KERNEL');
+      if (fa === null) {
+        this.k.mmap_read_unlock(mm);
+        this.k.mmput(mm);
+        return err('ENOMEM');
+      }
+    }
+    this.k.mmap_read_unlock(mm);
+    for (let i = 0; i < collected.length; i++) this.k.might_sleep('proc_fill_cache');
+    if (fa !== null) this.k.kfree(fa);
     this.k.mmput(mm);
-    return ok(entries);
+    return ok(collected.length);
   }
 
   /**
@@ -73,12 +100,28 @@ class MapFiles implements StrategyInstance {
   }
 
   private lookupAndOpen(pid: number, mm: MmHandle, start: number, end: number, write: boolean): Outcome {
-    const vma = this.k.find_exact_vma(mm, start, end);
-    if (vma === null || !this.hasFile(vma)) return err('ENOENT');
+    // proc_map_files_lookup: find_exact_vma under the target's mmap_lock.
+    this.k.mmap_read_lock(mm);
+    const found = this.k.find_exact_vma(mm, start, end);
+    const hasFile = found !== null && this.hasFile(found);
+    this.k.mmap_read_unlock(mm);
+    if (!hasFile) return err('ENOENT');
     if (!this.k.capable(pid, 'CAP_SYS_ADMIN')) return err('EPERM'); // checkpoint_restore_ns_capable
+    // map_files_get_link: find_exact_vma again under the lock (the VMA may have changed
+    // since the lookup), and the file's path taken under it.
+    this.k.mmap_read_lock(mm);
+    const vma = this.k.find_exact_vma(mm, start, end);
+    if (vma === null || !this.hasFile(vma)) {
+      this.k.mmap_read_unlock(mm);
+      return err('ENOENT');
+    }
     // An anonymous inode (a driver's file) cannot be reopened through its link.
-    if (this.k.vma_inode(vma) === -1) return err('ENXIO');
+    if (this.k.vma_inode(vma) === -1) {
+      this.k.mmap_read_unlock(mm);
+      return err('ENXIO');
+    }
     const fd = this.k.open_vma_file(pid, vma, write ? 'rw' : 'r');
+    this.k.mmap_read_unlock(mm);
     return typeof fd === 'string' ? err(fd) : ok(fd);
   }
 

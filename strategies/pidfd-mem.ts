@@ -10,16 +10,29 @@
  * /dev/mirror-proc REMOTE_PROC_MAP interface (one view over the whole address space) is the
  * `remote_proc_map` call.
  *
- * The seed gives the API and the promises; the details below follow the posted patch, and
- * each place the seed leaves open says which choice was taken. Not emulated: THP (the
- * PMD fault path), PIDFD_MEM_REMAP, FAULT_FLAG_ALLOW_RETRY and locking, read/write of the
- * access fd (the patch does not support them either).
+ * The seed gives the API and the promises; the details below follow the posted patch (the
+ * RESEND of 2020-09-04, mm/remote_mapping.c), and each place the seed leaves open says which
+ * choice was taken. Its locks are the patch's: fctx->views_lock (a mutex) around the view
+ * tree, view->rmap_lock around the mirror VMAs of a view, view->user_lock around the
+ * sequence check and the PTE install, fctx->fault_srcu around a fault; mirror_vm_fault drops
+ * the faulting mm's mmap_lock to take the target's, as written. Where the driver API has no
+ * equivalent: user_lock is a mutex, not the patch's spinlock (remote_map_page avoids page-
+ * table allocation to run under a spinlock; vmf_insert_pfn here may allocate, i.e. sleep,
+ * and the patch's own comment says "user_lock can be a mutex if allocation is needed");
+ * fault_srcu is a set of the tasks inside a fault, which PIDFD_MEM_UNMAP's
+ * synchronize_srcu waits for. Not emulated: THP (the PMD fault
+ * path), PIDFD_MEM_REMAP, FAULT_FLAG_RETRY_NOWAIT and FAULT_FLAG_KILLABLE, read/write of
+ * the access fd (the patch does not support them either).
  */
 import type {
   DriverFile, DriverKernel, DriverVma, FaultResult, FileOperations, MmHandle, MmuIntervalNotifier,
   MmuIntervalNotifierOps, RemoteView, StrategyInstance, VmOperations,
 } from '../kernel-api/driver.ts';
+import type { FaultFlags, MmuNotifierRange } from '../kernel-api/driver.ts';
 import { FOLL_FORCE, FOLL_GET, FOLL_WRITE } from '../kernel-api/driver.ts';
+import type { LockRef } from '../kernel-api/locks.ts';
+import { LockViolation } from '../kernel-api/locks.ts';
+import { WouldBlock, type Tid } from '../kernel-api/sched.ts';
 import { PROT_WRITE } from '../kernel-api/op.ts';
 import type { Op } from '../kernel-api/op.ts';
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
@@ -41,8 +54,15 @@ type FileContext = {
   refcount: number;
   mm: MmHandle | null;
   locked: boolean;
-  /** rb_view, kept sorted by offset. */
+  /** rb_view, kept sorted by offset; under views_lock. */
   views: MirrorView[];
+  /** struct mutex views_lock. */
+  readonly viewsLock: LockRef;
+  /**
+   * struct srcu_struct fault_srcu: the tasks inside its read side (mirror_vm_fault), with
+   * their nesting depth, and a lock-table name for the wait synchronize_srcu makes.
+   */
+  readonly faultSrcu: { readonly readers: Map<Tid, number>; readonly ref: LockRef };
 };
 
 /** struct remote_view. Offsets and addresses in pages. */
@@ -54,8 +74,14 @@ type MirrorView = {
   readonly offset: number;
   valid: boolean;
   mmin: MmuIntervalNotifier | null;
-  /** rb_rmap: the mirror VMAs linked to this view. */
+  /** rb_rmap: the mirror VMAs linked to this view; under rmap_lock. */
   readonly rmap: VmaContext[];
+  /** struct rw_semaphore rmap_lock. */
+  readonly rmapLock: LockRef;
+  /** spinlock_t user_lock (a mutex here: vmf_insert_pfn may sleep; see the header). */
+  readonly userLock: LockRef;
+  /** Set by view_put's kfree: a fault that still uses the view after it is a use-after-free. */
+  freed: boolean;
 };
 
 /** struct remote_vma_context. `fctx` is vma->vm_file->private_data, kept here for the fault path. */
@@ -75,7 +101,7 @@ class PidfdMem implements StrategyInstance {
   private readonly mirrorVmOps: VmOperations = {
     name: NAME,
     close: (vma) => this.mirrorVmClose(vma),
-    fault: (vma, addr, pgoff) => this.mirrorVmFault(vma, addr, pgoff),
+    fault: (vma, addr, pgoff, _write, flags) => this.mirrorVmFault(vma, addr, pgoff, flags),
     may_split: () => 'EINVAL', // mirror_vm_split: "prevent partial unmap of destination VMA"
   };
 
@@ -124,11 +150,55 @@ class PidfdMem implements StrategyInstance {
     if (fctx !== null) this.fctxPut(fctx);
   }
 
+  /** remote_file_context_alloc: kzalloc, then remote_file_context_init (refcount 1, views_lock, fault_srcu). */
+  private fctxAlloc(): FileContext | null {
+    const slab = this.k.kmalloc('remote_file_context');
+    if (slab === null) return null;
+    return {
+      slab, refcount: 1, mm: null, locked: false, views: [],
+      viewsLock: this.k.mutex_init(`${NAME}:views_lock`),
+      faultSrcu: { readers: new Map(), ref: this.k.mutex_init(`${NAME}:fault_srcu`) },
+    };
+  }
+
+  /** srcu_read_lock(&fctx->fault_srcu). */
+  private srcuReadLock(fctx: FileContext): void {
+    const tid = this.k.current();
+    fctx.faultSrcu.readers.set(tid, (fctx.faultSrcu.readers.get(tid) ?? 0) + 1);
+  }
+
+  /** srcu_read_unlock(&fctx->fault_srcu). */
+  private srcuReadUnlock(fctx: FileContext): void {
+    const tid = this.k.current();
+    const depth = fctx.faultSrcu.readers.get(tid) ?? 0;
+    if (depth <= 1) fctx.faultSrcu.readers.delete(tid);
+    else fctx.faultSrcu.readers.set(tid, depth - 1);
+  }
+
+  /**
+   * synchronize_srcu(&fctx->fault_srcu): sleeps until every task inside a fault of this
+   * context has left it. Another task inside one is a wait the nested scheduler cannot
+   * emulate (WouldBlock, as for a lock it holds); the current task inside one waits for
+   * itself.
+   */
+  private synchronizeSrcu(fctx: FileContext, where: string): void {
+    this.k.might_sleep(where);
+    const me = this.k.current();
+    if (fctx.faultSrcu.readers.has(me)) {
+      throw new LockViolation(`${where}: synchronize_srcu(fault_srcu) inside its own read-side section: it waits for itself forever`, 'deadlock');
+    }
+    const [reader] = fctx.faultSrcu.readers.keys();
+    if (reader !== undefined) throw new WouldBlock(me, fctx.faultSrcu.ref, 'write', reader, where);
+  }
+
   /** view_alloc: a view with one reference and its interval notifier on the target. */
   private viewAlloc(mm: MmHandle, address: number, size: number, offset: number): MirrorView | Errno {
     const slab = this.k.kmalloc('remote_view');
     if (slab === null) return 'ENOMEM';
-    const view: MirrorView = { slab, refcount: 1, address, size, offset, valid: true, mmin: null, rmap: [] };
+    const view: MirrorView = {
+      slab, refcount: 1, address, size, offset, valid: true, mmin: null, rmap: [],
+      rmapLock: this.k.init_rwsem(`${NAME}:rmap_lock`), userLock: this.k.mutex_init(`${NAME}:user_lock`), freed: false,
+    };
     const ops: MmuIntervalNotifierOps = { invalidate: (_n, range) => this.mminInvalidate(view, range) };
     const mmin = this.k.mmu_interval_notifier_insert(mm, address, size, ops);
     if (typeof mmin === 'string') {
@@ -146,6 +216,7 @@ class PidfdMem implements StrategyInstance {
     if (view.mmin !== null) this.k.mmu_interval_notifier_remove(view.mmin);
     view.mmin = null;
     this.k.kfree(view.slab);
+    view.freed = true;
   }
 
   private viewInsert(fctx: FileContext, view: MirrorView): void {
@@ -154,7 +225,7 @@ class PidfdMem implements StrategyInstance {
     view.refcount += 1;
   }
 
-  /** view_search_get: the first view (by offset) meeting [start, last), with a reference. */
+  /** view_search_get: the first view (by offset) meeting [start, last), with a reference. Under views_lock (lockdep_assert_held). */
   private viewSearchGet(fctx: FileContext, start: number, last: number): MirrorView | null {
     const view = fctx.views.find((v) => v.offset < last && start < v.offset + v.size) ?? null;
     if (view !== null) view.refcount += 1;
@@ -196,9 +267,8 @@ class PidfdMem implements StrategyInstance {
     if (target === null) return err('EINVAL');
     if (!this.k.taskAlive(target)) return err('ESRCH');
     if (!this.k.ptrace_may_access(pid, target, 'attach')) return err('EPERM');
-    const slab = this.k.kmalloc('remote_file_context');
-    if (slab === null) return err('ENOMEM');
-    const fctx: FileContext = { slab, refcount: 1, mm: null, locked: false, views: [] };
+    const fctx = this.fctxAlloc();
+    if (fctx === null) return err('ENOMEM');
     const fds: Array<number | Errno> = [-1, -1];
     let ret: Errno = 'EINVAL';
     fds[0] = this.k.anon_inode_getfd(pid, this.ctrlFops, fctx);
@@ -238,12 +308,11 @@ class PidfdMem implements StrategyInstance {
     const fd = this.k.anon_inode_getfd(pid, this.mirrorFops, null);
     if (typeof fd === 'string') return err(fd);
     const file = this.k.fdget(pid, fd)!;
-    const slab = this.k.kmalloc('remote_file_context'); // mirror_dev_open
-    if (slab === null) {
+    const fctx = this.fctxAlloc(); // mirror_dev_open
+    if (fctx === null) {
       this.k.close_fd(pid, fd);
       return err('ENOMEM');
     }
-    const fctx: FileContext = { slab, refcount: 1, mm: null, locked: false, views: [] };
     file.privateData = fctx;
     const ret = this.doRemoteProcMap(fctx, target);
     if (ret !== 0) {
@@ -261,7 +330,8 @@ class PidfdMem implements StrategyInstance {
     fctx.mm = mm; // cmpxchg + mmgrab; a second call would give EALREADY
     const id = this.viewAlloc(mm, 0, IDENTITY_VIEW_PAGES, 0);
     if (typeof id === 'string') return id;
-    this.viewInsert(fctx, id);
+    this.viewInsert(fctx, id); // "one view only, don't need to take mutex"
+
     this.viewPut(id); // usage reference
     return 0;
   }
@@ -294,7 +364,9 @@ class PidfdMem implements StrategyInstance {
    */
   private pidfdMemLock(fctx: FileContext, arg: number | null): Outcome {
     if (arg !== 0) return err('EINVAL');
+    this.k.mutex_lock(fctx.viewsLock);
     fctx.locked = true;
+    this.k.mutex_unlock(fctx.viewsLock);
     return ok(0);
   }
 
@@ -306,24 +378,43 @@ class PidfdMem implements StrategyInstance {
     const view = this.viewAlloc(mm, address, size, offset);
     if (typeof view === 'string') result = view;
     else {
+      this.k.mutex_lock(fctx.viewsLock);
       if (fctx.locked) result = 'EPERM';
       else if (fctx.views.some((v) => v.offset < offset + size && offset < v.offset + v.size)) result = 'EINVAL';
       else this.viewInsert(fctx, view);
+      this.k.mutex_unlock(fctx.viewsLock);
       this.viewPut(view); // usage reference
     }
     this.k.mmput(mm);
     return result === 0 ? ok(0) : err(result);
   }
 
-  /** pidfd_mem_unmap: the exact view leaves the tree, turns invalid, and its mirrors are zapped. */
+  /**
+   * pidfd_mem_unmap: under views_lock the exact view leaves the tree; it turns invalid,
+   * synchronize_srcu waits for the faults in progress ("wait until local faults finish"),
+   * and its mirrors are zapped. The wait is checked first, before anything changes: a
+   * fault in progress makes the whole unmap wait (WouldBlock), which is the schedule in
+   * which the unmap starts once that fault is done — the same outcome for the fault, which
+   * reads `valid` only before it drops the mmap_lock, and for the unmap.
+   */
   private pidfdMemUnmap(fctx: FileContext, offset: number, size: number): Outcome {
-    if (fctx.locked) return err('EPERM');
+    if (fctx.faultSrcu.readers.size > 0) this.synchronizeSrcu(fctx, 'pidfd_mem_unmap');
+    this.k.mutex_lock(fctx.viewsLock);
+    if (fctx.locked) {
+      this.k.mutex_unlock(fctx.viewsLock);
+      return err('EPERM');
+    }
     const view = this.exactView(fctx, offset, offset + size);
-    if (view === null) return err('EINVAL');
+    if (view === null) {
+      this.k.mutex_unlock(fctx.viewsLock);
+      return err('EINVAL');
+    }
     fctx.views.splice(fctx.views.indexOf(view), 1); // view_remove
     this.viewPut(view);
+    this.k.mutex_unlock(fctx.viewsLock);
     view.valid = false;
-    this.mirrorClearView(view, 0, Infinity);
+    this.synchronizeSrcu(fctx, 'pidfd_mem_unmap');
+    this.mirrorClearView(view, 0, Infinity, false);
     this.viewPut(view); // usage reference
     return ok(0);
   }
@@ -343,14 +434,19 @@ class PidfdMem implements StrategyInstance {
     if (!vma.shared) return 'EINVAL';
     const slab = this.k.kmalloc('remote_vma_context');
     if (slab === null) return 'ENOMEM';
+    this.k.mutex_lock(fctx.viewsLock);
     const view = this.matchingView(fctx, start, last);
+    this.k.mutex_unlock(fctx.viewsLock);
     if (view === null) {
       this.k.kfree(slab);
       return 'EINVAL';
     }
-    const ctx: VmaContext = { slab, vma, view, fctx }; // the view reference goes here
+    const ctx: VmaContext = { slab, vma, view, fctx };
     vma.privateData = ctx;
-    view.rmap.push(ctx);
+    // "view may already be invalidated by the time it's linked"
+    this.k.down_write(view.rmapLock);
+    view.rmap.push(ctx); // the view reference goes here
+    this.k.up_write(view.rmapLock);
     // VM_DONTCOPY | VM_DONTDUMP | VM_DONTEXPAND, as posted: not VM_IO, so MADV_DOFORK may
     // lift VM_DONTCOPY, and with no ->open fork then copies a mirror (and its PTEs) that no
     // context names: the notifier never zaps the child's copy (corpus/pidfd-mem/no-stale-pte-*).
@@ -369,8 +465,11 @@ class PidfdMem implements StrategyInstance {
   private mirrorVmClose(vma: DriverVma): void {
     const ctx = vma.privateData as VmaContext;
     const view = ctx.view;
+    // "will wait for any running invalidate notifiers to finish"
+    this.k.down_write(view.rmapLock);
     const at = view.rmap.indexOf(ctx);
     if (at >= 0) view.rmap.splice(at, 1);
+    this.k.up_write(view.rmapLock);
     this.viewPut(view);
     this.k.kfree(ctx.slab);
     this.contexts.delete(ctx);
@@ -381,41 +480,117 @@ class PidfdMem implements StrategyInstance {
     return ctx.vma.pgoff - ctx.view.offset + ctx.view.address;
   }
 
-  /** mirror_vm_fault, without the mmap_lock juggling a single-threaded model does not need. */
-  private mirrorVmFault(vma: DriverVma, addr: number, pgoff: number): FaultResult {
+  /**
+   * mirror_vm_fault, as written, with the fault's mmap_lock (current->mm's, held for read)
+   * juggled as the patch juggles it:
+   *
+   *   fault_retry: seq = mmu_interval_read_begin; srcu_read_lock; an invalid view is SIGBUS;
+   *   up_read(current->mm) — unconditionally, FAULT_FLAG_ALLOW_RETRY or not; take the
+   *   target's mmap_lock; GUP; drop it; down_read(current->mm) again; mmu_interval_check_retry
+   *   ("expedite retry"): goto fault_retry; find_vma(current->mm, address) == vmf->vma, and
+   *   only then, under user_lock, mmu_interval_read_retry (goto fault_retry) and the PTE;
+   *   else the result stays VM_FAULT_SIGBUS.
+   *
+   * The flaws come with it: the VMA and its context are used after the mmap_lock was
+   * dropped (the review's "vmf->vma can go away"), and nothing keeps the view alive across
+   * that window either: when it is freed meanwhile, the next read of it is reported as the
+   * use-after-free it is. VM_FAULT_RETRY is returned where the C returns it (out_retry: GUP
+   * failing with ERESTARTSYS or EBUSY), with the mmap_lock released.
+   */
+  private mirrorVmFault(vma: DriverVma, addr: number, pgoff: number, flags: FaultFlags): FaultResult {
+    const mm = this.k.current_mm(); // vma->vm_mm, which is current->mm for a user fault
     const ctx = vma.privateData as VmaContext;
     const view = ctx.view;
-    const srcMm = ctx.fctx.mm;
+    const fctx = ctx.fctx;
+    const srcMm = fctx.mm;
+    let result: FaultResult = { kind: 'sigbus' };
     for (let attempt = 0; attempt < FAULT_RETRIES_MAX; attempt++) {
+      // fault_retry:
       if (view.mmin === null) return { kind: 'sigbus' };
       const seq = this.k.mmu_interval_read_begin(view.mmin);
-      if (!view.valid) return { kind: 'sigbus' };
-      if (srcMm === null) return { kind: 'sigbus' };
+      this.srcuReadLock(fctx);
+      if (!view.valid || srcMm === null) {
+        // out_invalid (srcMm is set whenever a view exists: views are made on fctx->mm)
+        this.srcuReadUnlock(fctx);
+        return result;
+      }
+      // "drop current mm semapchore"
+      this.k.mmap_read_unlock(this.k.current_mm());
+      // "take remote mm semaphore": down_read_trylock with FAULT_FLAG_ALLOW_RETRY (goto
+      // out_retry when it fails), else down_read.
+      if (flags.allowRetry) {
+        if (!this.k.mmap_read_trylock(srcMm)) return this.outRetry(fctx, mm, flags);
+      } else {
+        this.k.mmap_read_lock(srcMm);
+      }
       const gupFlags = (vma.prot & PROT_WRITE) !== 0 ? FOLL_WRITE | FOLL_FORCE : 0;
       const reqAddr = pgoff - view.offset + view.address;
       const page = this.mmRemoteGetPage(srcMm, reqAddr, gupFlags);
-      if (typeof page === 'string') return { kind: 'sigbus' };
-      // mmu_interval_check_retry, then mmu_interval_read_retry under user_lock: one check
-      // stands for both, as nothing runs between them here. find_vma(current->mm) == vmf->vma
-      // always holds in a single-threaded model.
-      if (this.k.mmu_interval_read_retry(view.mmin, seq)) {
+      if (typeof page === 'string') {
+        this.k.mmap_read_unlock(srcMm);
+        // -ERESTARTSYS (a fatal signal in GUP) has no errno here and never happens; -EBUSY does
+        // not come from this API's GUP either, but the path is the patch's.
+        if (page === 'EBUSY') return this.outRetry(fctx, mm, flags);
+        // out_err: retake current mm semaphore
+        this.k.mmap_read_lock(this.k.current_mm());
+        this.srcuReadUnlock(fctx);
+        return result;
+      }
+      this.k.mmap_read_unlock(srcMm);
+      // "retake current mm semapchore"
+      this.k.mmap_read_lock(this.k.current_mm());
+      if (view.freed) {
+        throw new DriverBug(`${NAME}: mirror_vm_fault at ${addr} of P${vma.mm} reads remote_view#${view.slab} after it was freed while the fault had dropped the mmap_lock (use-after-free)`, 'slab');
+      }
+      // "expedite retry": the lockless early check
+      if (this.k.mmu_interval_check_retry(view.mmin!, seq)) {
         this.k.put_page(page);
+        this.srcuReadUnlock(fctx);
         continue;
       }
-      const result = this.k.vmf_insert_pfn(vma, addr, page); // remote_map_page
+      // "make sure the VMA hasn't gone away"
+      if (this.k.find_vma(this.k.current_mm(), addr) === vma) {
+        this.k.mutex_lock(view.userLock);
+        if (this.k.mmu_interval_read_retry(view.mmin!, seq)) {
+          this.k.mutex_unlock(view.userLock);
+          this.k.put_page(page);
+          this.srcuReadUnlock(fctx);
+          continue;
+        }
+        result = this.k.vmf_insert_pfn(vma, addr, page); // remote_map_page: install PTE here
+        this.k.mutex_unlock(view.userLock);
+      }
       this.k.put_page(page);
+      this.srcuReadUnlock(fctx);
       return result;
     }
     throw new DriverBug(`${NAME}: mirror_vm_fault at ${addr} of P${vma.mm} retried ${FAULT_RETRIES_MAX} times (livelock)`);
   }
 
   /**
-   * mm_remote_get_page: GUP with FOLL_ANON | FOLL_MIGRATION, then only anonymous pages.
-   * FOLL_ANON (check_vma_flags) refuses a VMA that is not anonymous; within a private
-   * anonymous VMA the one page that is not PageAnon is the zero page. A reaped target fails
-   * as GUP does there (check_stable_address_space gives VM_FAULT_SIGBUS after the OOM reaper).
+   * out_retry: retake current->mm's mmap_lock, leave the srcu section, and with
+   * FAULT_FLAG_ALLOW_RETRY or FAULT_FLAG_TRIED drop the lock again and return
+   * VM_FAULT_RETRY (no FAULT_FLAG_RETRY_NOWAIT here); else VM_FAULT_SIGBUS, lock held.
+   */
+  private outRetry(fctx: FileContext, mm: MmHandle, flags: FaultFlags): FaultResult {
+    this.k.mmap_read_lock(this.k.current_mm());
+    this.srcuReadUnlock(fctx);
+    if (flags.allowRetry || flags.tried) {
+      this.k.mmap_read_unlock(mm);
+      return { kind: 'retry' };
+    }
+    return { kind: 'sigbus' };
+  }
+
+  /**
+   * mm_remote_get_page: might_sleep, then GUP with FOLL_ANON | FOLL_MIGRATION under the
+   * target's mmap_lock (the caller holds it), then only anonymous pages. FOLL_ANON
+   * (check_vma_flags) refuses a VMA that is not anonymous; within a private anonymous VMA
+   * the one page that is not PageAnon is the zero page. A reaped target fails as GUP does
+   * there (check_stable_address_space gives VM_FAULT_SIGBUS after the OOM reaper).
    */
   private mmRemoteGetPage(mm: MmHandle, addr: number, gupFlags: number): number | Errno {
+    this.k.might_sleep('mm_remote_get_page');
     if (this.k.mm_reaped(mm)) return 'EFAULT';
     const vma = this.k.find_vma(mm, addr);
     if (vma === null || vma.start > addr || vma.vmOps !== null || this.k.vma_inode(vma) !== -1) return 'EFAULT';
@@ -429,17 +604,31 @@ class PidfdMem implements StrategyInstance {
   }
 
   /**
-   * mmin_invalidate. MMU_NOTIFY_RELEASE (exit_mmap's notification, 'exit' here) also marks
-   * the view invalid; every other event only zaps. The model bumps the sequence itself.
+   * mmin_invalidate: user_lock around the sequence update (the kernel sets the sequence
+   * before the callback; taking the lock still waits for a fault that checked it and is
+   * installing its PTE), MMU_NOTIFY_RELEASE (exit_mmap's notification, 'exit' here) marks
+   * the view invalid, then the zap. In the non-blockable OOM reap the patch's spinlock can
+   * be taken; the mutex that stands for it here only by trylock, and a failed one returns
+   * false (the reaper skips the range).
    */
-  private mminInvalidate(view: MirrorView, range: { start: number; end: number; event: string }): boolean {
+  private mminInvalidate(view: MirrorView, range: MmuNotifierRange): boolean {
+    if (range.blockable) this.k.mutex_lock(view.userLock);
+    else if (!this.k.mutex_trylock(view.userLock)) return false;
+    this.k.mutex_unlock(view.userLock);
     if (range.event === 'exit') view.valid = false;
-    this.mirrorClearView(view, range.start, range.end);
-    return true;
+    return this.mirrorClearView(view, range.start, range.end, !range.blockable);
   }
 
-  /** mirror_clear_view: zap the mirror PTEs that show target pages [start, end). */
-  private mirrorClearView(view: MirrorView, start: number, end: number): void {
+  /**
+   * mirror_clear_view: under rmap_lock (down_read, or down_read_trylock in atomic context,
+   * false when it fails), zap the mirror PTEs that show target pages [start, end). The
+   * patch zaps with mmu_notifier_invalidate_range_start_nonblock in atomic context (its
+   * patch 1); zap_vma_ptes has no such variant, so the mirror mm's notifiers are told as
+   * in any zap.
+   */
+  private mirrorClearView(view: MirrorView, start: number, end: number, atomic: boolean): boolean {
+    if (!atomic) this.k.down_read(view.rmapLock);
+    else if (!this.k.down_read_trylock(view.rmapLock)) return false;
     for (const ctx of [...view.rmap]) {
       const ctxStart = this.ctxStart(ctx);
       const ctxEnd = ctxStart + (ctx.vma.end - ctx.vma.start);
@@ -448,6 +637,8 @@ class PidfdMem implements StrategyInstance {
       if (srcStart >= srcEnd) continue;
       this.k.zap_vma_ptes(ctx.vma, ctx.vma.start + (srcStart - ctxStart), srcEnd - srcStart);
     }
+    this.k.up_read(view.rmapLock);
+    return true;
   }
 
   /** The design holds no page: the GUP reference is dropped once the PTE is in. */
@@ -515,7 +706,7 @@ export const pidfdMem: StrategyDefinition = {
       },
     },
     {
-      name: 'unmap', weight: 1,
+      name: 'unmap', weight: 1, waitsFirst: true,
       args(ctx, c) {
         const base = ctrlFdArgs(ctx, c);
         return base === null ? null : { ...base, offset: c.int(4), size: c.pick([1, 1, 2, 3, 4, 8, 0]) };

@@ -8,6 +8,11 @@
  * the one design that holds FOLL_PIN pins across steps, so reclaim's and fork's handling
  * of maybe-pinned pages (shrink_folio_list, page_needs_cow_for_dma) is exercised.
  *
+ * Locking, as io_uring's: register pins under mmap_read_lock of the caller's mm (the
+ * VMA check and pin_user_pages under it, as io_sqe_buffer_register did); the ring's
+ * uring_lock (a mutex, `pin-buffers:uring_lock`) serializes the fixed read, unregister and
+ * the teardown at release, so a read never uses a page unregister is unpinning.
+ *
  * Left out: FOLL_LONGTERM is not in the driver API, so the pin is FOLL_WRITE; there are
  * no zones, so nothing is migrated out of ZONE_MOVABLE. Regular-file mappings are refused
  * (EOPNOTSUPP, as io_uring did while it checked the VMAs itself), shared and private
@@ -21,6 +26,7 @@
  */
 import type { DriverFile, DriverKernel, FileOperations, MmHandle, RemoteView, StrategyInstance } from '../kernel-api/driver.ts';
 import { FOLL_WRITE } from '../kernel-api/driver.ts';
+import type { LockRef } from '../kernel-api/locks.ts';
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { DriverHold } from '../kernel-api/state.ts';
@@ -34,8 +40,8 @@ export const REGISTER_PAGES_MAX = 4;
 /** FOLL_LONGTERM is not in the driver API: the pin is FOLL_WRITE (see the header). */
 const PIN_FLAGS = FOLL_WRITE;
 
-/** The ring's registration: its slab object and the pfns it pins, by buffer page index. */
-type Registration = { readonly slab: number; readonly pid: number; pages: number[] };
+/** The ring's registration: its slab object, its uring_lock and the pfns it pins, by buffer page index (under the lock). */
+type Registration = { readonly slab: number; readonly pid: number; readonly lock: LockRef; pages: number[] };
 
 class PinBuffers implements StrategyInstance {
   /** Every registration whose file is not yet released, by slab object. */
@@ -81,17 +87,22 @@ class PinBuffers implements StrategyInstance {
     if (!this.k.taskAlive(pid)) return err('ESRCH');
     const mm = this.k.get_task_mm(pid);
     if (mm === null) return err('ESRCH');
-    const slab = this.k.kmalloc('io_mapped_ubuf');
+    const slab = this.k.kmalloc('io_mapped_ubuf', 'GFP_KERNEL');
     if (slab === null) {
       this.k.mmput(mm);
       return err('ENOMEM');
     }
-    const reg: Registration = { slab, pid, pages: [] };
+    const reg: Registration = { slab, pid, lock: this.k.mutex_init(`${NAME}:uring_lock`), pages: [] };
+    this.k.mmap_read_lock(mm);
     for (let i = 0; i < lengthPages; i++) {
       const pfn = this.pinLongterm(mm, addr + i);
-      if (typeof pfn === 'string') return this.abortRegister(reg, mm, pfn);
+      if (typeof pfn === 'string') {
+        this.k.mmap_read_unlock(mm);
+        return this.abortRegister(reg, mm, pfn);
+      }
       reg.pages.push(pfn);
     }
+    this.k.mmap_read_unlock(mm);
     const fd = this.k.anon_inode_getfd(pid, this.fops, reg);
     if (typeof fd === 'string') return this.abortRegister(reg, mm, fd);
     this.k.mmput(mm);
@@ -100,7 +111,7 @@ class PinBuffers implements StrategyInstance {
   }
 
   /**
-   * One long-term pin, after io_uring's former VMA check ("don't support file backed
+   * One long-term pin (the caller holds mmap_read_lock(mm)), after io_uring's former VMA check ("don't support file backed
    * memory"): a page of a regular-file mapping, shared or private, is EOPNOTSUPP; anonymous
    * and shmem pages are pinned. It is checked before the pin rather than after as io_uring
    * did, because a FOLL_WRITE pin of a private file page breaks copy-on-write without a
@@ -124,15 +135,26 @@ class PinBuffers implements StrategyInstance {
 
   /** A fixed read: the kernel loads from the pinned page through the direct map. */
   private read(reg: Registration, index: number): Outcome {
+    this.k.mutex_lock(reg.lock);
     // io_import_fixed: a buffer index past the registered ones (none after unregister) is EFAULT.
-    if (index < 0 || index >= reg.pages.length) return err('EFAULT');
-    return ok(this.k.page_read(reg.pages[index]));
+    if (index < 0 || index >= reg.pages.length) {
+      this.k.mutex_unlock(reg.lock);
+      return err('EFAULT');
+    }
+    const value = this.k.page_read(reg.pages[index]);
+    this.k.mutex_unlock(reg.lock);
+    return ok(value);
   }
 
-  /** IORING_UNREGISTER_BUFFERS: unpin every page; ENXIO when nothing is registered. */
+  /** IORING_UNREGISTER_BUFFERS, under uring_lock: unpin every page; ENXIO when nothing is registered. */
   private unregister(reg: Registration): Outcome {
-    if (reg.pages.length === 0) return err('ENXIO');
+    this.k.mutex_lock(reg.lock);
+    if (reg.pages.length === 0) {
+      this.k.mutex_unlock(reg.lock);
+      return err('ENXIO');
+    }
     this.unpinAll(reg);
+    this.k.mutex_unlock(reg.lock);
     return ok(0);
   }
 
@@ -145,7 +167,9 @@ class PinBuffers implements StrategyInstance {
   private release(file: DriverFile): void {
     const reg = file.privateData as Registration;
     if (!this.regs.has(reg.slab)) throw new DriverBug(`${NAME}: release of registration ${reg.slab}, which is not live`, 'slab');
+    this.k.mutex_lock(reg.lock); // io_ring_ctx_free → io_sqe_buffers_unregister under uring_lock
     this.unpinAll(reg);
+    this.k.mutex_unlock(reg.lock);
     this.k.kfree(reg.slab);
     this.regs.delete(reg.slab);
   }

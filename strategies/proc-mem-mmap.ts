@@ -4,9 +4,15 @@
  * target's mm; mem_mmap pins each resident page with get_user_pages_remote(FOLL_GET |
  * FOLL_NOFAULT), maps it with remap_pfn_range (the zero page for a non-resident one), keeps
  * the pinned pages on a list in vm_private_data, and mem_vma_close releases the list only
- * when the VMA is still whole. Not emulated: lseek/read/write of the fd (the core
- * proc_mem_read/proc_mem_write ops cover them) and the mmap_lock, which a single-threaded
- * model does not need.
+ * when the VMA is still whole. The locking is the patch's: mem_mmap is called with the
+ * caller's mmap_lock held for write (mmap_region → call_mmap) and takes the target's with
+ * down_read around the get_user_pages_remote loop. That nests mmap_lock in itself with no
+ * nesting annotation, which lockdep reports ("possible recursive locking") on every mmap
+ * of another process's mem file, and an mmap of /proc/self/mem asks for the read side of
+ * the rwsem the caller holds for write: a self-deadlock. The ENOMEM return inside the loop
+ * leaves without up_read, as written (a lock leak). Not emulated: lseek/read/write of the
+ * fd (the core proc_mem_read/proc_mem_write ops cover them), and mem_open's
+ * exec_update_lock (mm_access), which the driver API does not offer.
  */
 import type {
   DriverFile, DriverKernel, DriverVma, FileOperations, MmHandle, RemoteView, StrategyInstance, VmOperations,
@@ -101,7 +107,7 @@ class ProcMemMmap implements StrategyInstance {
     const targetEndAddr = targetStartAddr + size;
     if (!mm) return 'EINVAL';
 
-    const infoSlab = this.k.kmalloc('vma_info');
+    const infoSlab = this.k.kmalloc('vma_info', 'GFP_KERNEL');
     if (infoSlab === null) return 'ENOMEM';
     const info: VmaInfo = {
       slab: infoSlab, pageList: [], vmaStartAddr: vma.start, vmaEndAddr: vma.end,
@@ -112,20 +118,25 @@ class ProcMemMmap implements StrategyInstance {
     vma.vmOps = this.vmOps;
     const zeroPagePfn = this.k.zeroPfn;
 
+    // "Acquire the mmap_lock before pinning the page (get_user_pages_remote)": down_read of
+    // the target's, with the caller's held for write by the mmap path.
+    this.k.mmap_read_lock(mm);
+
     for (let addr = targetStartAddr; addr < targetEndAddr; addr++) {
       const page = this.k.get_user_pages_remote(mm, addr, FOLL_GET | FOLL_NOFAULT);
       // Page is not resident (FOLL_NOFAULT): map the zero page and go on.
       if (typeof page === 'string') {
         const ret = this.k.remap_pfn_range(vma, startAddr, zeroPagePfn, 1);
         // `goto err_unlock`: the patch returns 0 with the rest of the VMA left unmapped.
-        if (ret) return 0;
+        if (ret) break;
         startAddr += 1;
         continue;
       }
-      const itemSlab = this.k.kmalloc('page_list_item');
+      const itemSlab = this.k.kmalloc('page_list_item', 'GFP_KERNEL');
       if (itemSlab === null) {
-        // As written: info is freed but the list (and every page on it) leaks, and
-        // vma->vm_private_data still points at the freed info.
+        // As written: info is freed but the list (and every page on it) leaks,
+        // vma->vm_private_data still points at the freed info, and the return skips
+        // err_unlock: the target's mmap_lock stays held for read.
         this.k.kfree(info.slab);
         this.infos.delete(info.slab);
         return 'ENOMEM';
@@ -137,6 +148,8 @@ class ProcMemMmap implements StrategyInstance {
       if (ret) this.k.kfree(item.slab);
       startAddr += 1;
     }
+    // err_unlock:
+    this.k.mmap_read_unlock(mm);
     return 0;
   }
 

@@ -24,6 +24,7 @@ export const accessControl: Invariant = {
     { id: 'refused', title: 'remote access refused although ptrace attach is allowed' },
     { id: 'bypassed', title: 'remote access without ptrace attach rights' },
   ],
+  judges: 'outcome',
   check({ k, config, op, outcome }) {
     if (op.op !== 'proc_mem_read' && op.op !== 'proc_mem_write' && op.op !== 'process_vm_readv' && op.op !== 'process_vm_writev') return null;
     const procs = new Map<number, ProcessView>();
@@ -31,6 +32,8 @@ export const accessControl: Invariant = {
     const caller = procs.get(op.pid);
     const target = procs.get(op.target);
     if (caller?.state !== 'running' || target?.state !== 'running') return null;
+    // ESRCH: the calling thread is not there (gone, or killed meanwhile): nothing was accessed.
+    if (outcome.kind === 'errno' && outcome.errno === 'ESRCH') return null;
     const procMem = op.op.startsWith('proc_mem');
     const denied = procMem ? 'EACCES' : 'EPERM';
     // /proc/<pid>/mem is 0600, owned by the task's uid while it is dumpable and by root otherwise.

@@ -24,6 +24,7 @@ export const cowIsolation: Invariant = {
   id: 'cow-isolation',
   holds: 'what a process reads equals what ghost memory says it must read',
   causes: Object.entries(READ_WRONGS).map(([id, title]) => ({ id, title })),
+  judges: 'outcome',
   check({ op, outcome, ghost }) {
     let pid: number;
     let addr: number;

@@ -19,7 +19,7 @@ export const INVARIANTS: readonly Invariant[] = [
 ];
 
 /** Ids checked by the step checker, plus those reported from elsewhere (assertions, differential). */
-export const INVARIANT_IDS: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert', 'differential', 'hang'];
+export const INVARIANT_IDS: readonly InvariantId[] = [...INVARIANTS.map((i) => i.id), 'slab', 'kernel-assert', 'differential', 'hang', 'deadlock', 'lock-order', 'sleep-in-atomic', 'lock-leak'];
 
 /** The invariants to check: `only` those (all when absent), less the `exclude`d ones, in order. */
 export function selectInvariants(only?: ReadonlySet<InvariantId>, exclude?: ReadonlySet<InvariantId>): readonly Invariant[] {

@@ -70,7 +70,62 @@ export const hang: RaisedInvariant = {
   fallback: () => 'step-timeout',
 };
 
-export const RAISED: readonly RaisedInvariant[] = [slab, kernelAssert, differential, hang];
+/**
+ * The lock table's checks (kernel-api/locks.ts), raised where the lock is taken, as
+ * lockdep reports: the cause is what lockdep's splat title says, with the lock class, so
+ * that a wait on mmap_lock and one on a driver's mutex are two flaws.
+ */
+const lockClass = (message: string): string => /lock class (\S+)/.exec(message)?.[1] ?? /(mmap_lock|PTL|i_mmap_rwsem|anon_vma|MMU notifier invalidation|[a-z-]+:[\w>-]+)/.exec(message)?.[1]?.replace(/\s+/g, '-') ?? 'lock';
+
+export const deadlock: RaisedInvariant = {
+  id: 'deadlock',
+  holds: 'no task waits for a lock it holds, and the waiting tasks never form a cycle',
+  // The families; a cause's id adds the lock class (`self:mmap_lock`), from the fallback.
+  causes: [
+    { id: 'self', title: 'a task waits for a lock it already holds (self:<class>)' },
+    { id: 'circular', title: 'tasks wait for each other round a cycle (circular:<classes>)' },
+    { id: 'spin', title: 'a task spins on a spinlock whose holder sleeps (spin:<class>)' },
+    { id: 'own-invalidation', title: 'a task waits for the MMU notifier invalidation it is running itself' },
+  ],
+  fallback: (m) => (/spins forever/.test(m) ? `spin:${lockClass(m)}`
+    : /own invalidation/.test(m) ? 'own-invalidation'
+    : /^(model: |impl: )?circular wait/.test(m) ? `circular:${/lock classes (\S+)\)/.exec(m)?.[1] ?? 'lock'}`
+    : `self:${lockClass(m)}`),
+};
+
+export const lockOrder: RaisedInvariant = {
+  id: 'lock-order',
+  holds: "lockdep's class dependency graph has no cycle, and no class nests in itself unannotated",
+  // The families; a cause's id adds the classes (`recursive:mmap_lock`), from the fallback.
+  causes: [
+    { id: 'recursive', title: 'WARNING: possible recursive locking detected (recursive:<class>)' },
+    { id: 'circular', title: 'WARNING: possible circular locking dependency detected (circular:<classes>)' },
+  ],
+  fallback: (m) => (/recursive locking/.test(m) ? `recursive:${lockClass(m)}` : `circular:${messageCause(m.replace(/ closes .*/, ''))}`),
+};
+
+export const sleepInAtomic: RaisedInvariant = {
+  id: 'sleep-in-atomic',
+  holds: 'nothing that may sleep runs under a spinlock or in a non-blockable notifier range',
+  causes: [
+    { id: 'under-spinlock', title: 'BUG: sleeping function called from invalid context (spinlock held)', match: /holding spinlock/ },
+    { id: 'nonblockable-notifier', title: 'BUG: sleeping function called from a non-blockable MMU notifier range', match: /non-blockable/ },
+  ],
+  fallback: messageCause,
+};
+
+export const lockLeak: RaisedInvariant = {
+  id: 'lock-leak',
+  holds: 'every lock is released before the call returns to user space, and only a holder releases',
+  causes: [
+    { id: 'held-on-return', title: 'WARNING: lock held when returning to user space', match: /returns to user space/ },
+    { id: 'bad-unlock', title: 'WARNING: bad unlock balance detected', match: /without holding/ },
+    { id: 'freed-held', title: 'held lock freed', match: /freed while/ },
+  ],
+  fallback: messageCause,
+};
+
+export const RAISED: readonly RaisedInvariant[] = [slab, kernelAssert, differential, hang, deadlock, lockOrder, sleepInAtomic, lockLeak];
 
 /** The cause a raised invariant's message names. */
 export function raisedCause(inv: RaisedInvariant, message: string): string {

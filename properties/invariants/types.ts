@@ -56,5 +56,12 @@ export type Invariant = {
   readonly holds: string;
   /** Every cause its violations may name (Violation.cause); a check names no other. */
   readonly causes: readonly Cause[];
+  /**
+   * 'outcome': it judges one operation's outcome (a read's value, an errno) against the
+   * state that operation ran in. In a concurrent step that state is any instant of the
+   * operation's interval: it is judged at each (properties/session.ts) and breaks only if
+   * it breaks at every one. Absent: it judges the state, once the step is quiescent.
+   */
+  readonly judges?: 'outcome';
   check(ctx: CheckContext): Violation | null;
 };

@@ -12,22 +12,23 @@ import { main } from '../../cli/main.ts';
 
 const procMem = strategyByName('proc-mem-mmap')!;
 const session = { kernel: 'model' as const, config: FUZZ_CONFIG, strategies: [procMem], only: new Set(['zero-page' as const]) };
-const open = (pid: number): Op => ({ op: 'drv', strategy: 'proc-mem-mmap', call: 'open', args: { pid, target: pid } });
+const open = (pid: number, target: number): Op => ({ op: 'drv', strategy: 'proc-mem-mmap', call: 'open', args: { pid, target } });
 
 /**
  * Seed 000's zero-page flaw (a shared writable view of a hole maps the zero page writable),
  * reached the long way: extra processes, a file, an anonymous mapping, a second open, a
- * forked child mapping 16 pages rwx at a hint with an offset.
+ * parent mapping 16 pages rwx of its forked child's mem at a hint with an offset. (A
+ * process mapping its own mem deadlocks first: test/strategies/proc-mem-mmap.test.ts.)
  */
 const BLOATED: Op[] = [
   { op: 'spawn' }, { op: 'spawn' }, { op: 'creat', sizePages: 8 }, { op: 'truncate', file: 1, sizePages: 3 },
   { op: 'mmap', pid: 1, addr: 0, lengthPages: 8, prot: 3, shared: false }, { op: 'write', pid: 1, addr: 0x7fffffff8, value: 77777 },
-  open(1), open(1), { op: 'fork', pid: 1 },
-  { op: 'mmap', pid: 3, addr: 0x100000, lengthPages: 16, prot: 7, shared: true, fd: 4, pgoff: 0x40 },
+  { op: 'fork', pid: 1 }, open(1, 3), open(1, 3),
+  { op: 'mmap', pid: 1, addr: 0x100000, lengthPages: 16, prot: 7, shared: true, fd: 4, pgoff: 0x40 },
   { op: 'exit', pid: 3 }, { op: 'exit', pid: 2 }, { op: 'exit', pid: 1 },
 ];
 const MINIMAL: Op[] = [
-  { op: 'spawn' }, open(1), { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, fd: 3, pgoff: 0 },
+  { op: 'spawn' }, { op: 'fork', pid: 1 }, open(1, 2), { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, fd: 3, pgoff: 0 },
 ];
 
 describe('shrinking', () => {
@@ -41,7 +42,8 @@ describe('shrinking', () => {
 
   it('keeps the same failure: the result still breaks the invariant it was shrunk for', () => {
     // Judged with every invariant on, the bloated trace may break another first; the shrinker must not drift to it.
-    const all = { ...session, only: undefined };
+    // (Less lock-order, which every mmap of another's mem breaks first in seed 000: a run's chain looks past it.)
+    const all = { ...session, only: undefined, exclude: new Set(['lock-order'] as const) };
     const { ops } = shrinkOps(all, BLOATED, 'zero-page');
     expect(replayOps(all, ops).failure?.invariant).toBe('zero-page');
   });
@@ -56,7 +58,7 @@ describe('shrinking', () => {
     const lines: string[] = [];
     const code = await main(['shrink', file], { log: (s) => lines.push(s), err: (s) => lines.push(s) });
     expect(code).toBe(0);
-    expect(lines.join('\n')).toMatch(/13 → 3 steps/);
+    expect(lines.join('\n')).toMatch(/13 → 4 steps/);
     const repro = loadRepro(file);
     expect(repro.ops).toEqual(MINIMAL);
     expect(replayRepro(repro).ok).toBe(true);

@@ -1,6 +1,7 @@
 /**
  * Runs the model and the optimised kernel side by side on one generated trace, comparing
- * the Outcome of every step and observe() after it. A divergence is reported with the
+ * the scheduling points each step passes (by name, in order), the Outcome of every step
+ * and observe() after it. A divergence is reported with the
  * seed, the step and the trace prefix as JSON lines, which replay it.
  */
 import seedrandom from 'seedrandom';
@@ -20,13 +21,21 @@ export type TraceResult = {
   ops: Map<string, number>;
 };
 
-type StepResult = { outcome?: Outcome; error?: string };
+type StepResult = { outcome?: Outcome; error?: string; points: string[] };
 
+/**
+ * One step, with the scheduling points it passed (their `where`, in order): a recorded
+ * schedule names points by their index in the op, so both kernels must pass the same ones.
+ */
 function stepOf(k: Kernel, op: Op): StepResult {
+  const points: string[] = [];
+  k.locks.hooks = { preempt: (where) => void points.push(where) };
   try {
-    return { outcome: k.step(op) };
+    return { outcome: k.step(op), points };
   } catch (e) {
-    return { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+    return { error: e instanceof Error ? `${e.name}: ${e.message}` : String(e), points };
+  } finally {
+    k.locks.hooks = null;
   }
 }
 
@@ -91,6 +100,9 @@ export function runTrace(seed: string, stepsMax: number): TraceResult {
     if (m.error !== undefined || k.error !== undefined) {
       if (m.error !== undefined && k.error !== undefined) return { steps: i + 1, bothThrew: `${m.error} (seed=${seed}, step ${i + 1})`, ops };
       return { steps: i + 1, divergence: describeDivergence(seed, trace, 'one kernel threw', m, k), ops };
+    }
+    if (!jsonEqual(m.points, k.points)) {
+      return { steps: i + 1, divergence: describeDivergence(seed, trace, 'scheduling points differ', m.points, k.points), ops };
     }
     if (!jsonEqual(m.outcome, k.outcome)) {
       return { steps: i + 1, divergence: describeDivergence(seed, trace, 'outcomes differ', m.outcome, k.outcome), ops };

@@ -112,9 +112,20 @@ export class Scenario {
     return this.driverKernel;
   }
 
+  /** GUP is called with the target's mmap_lock held for read (mmap_assert_locked). */
+  private underMmapReadLock<T>(pid: number, f: (mm: ReturnType<ModelDriverKernel['get_task_mm']> & object) => T): T {
+    const mm = this.driver.get_task_mm(pid)!;
+    this.driver.mmap_read_lock(mm);
+    try {
+      return f(mm);
+    } finally {
+      this.driver.mmap_read_unlock(mm);
+    }
+  }
+
   /** pin_user_pages_remote of one page; the test holds the pin until unpin(). */
   pin(pid: number, addr: number, gupFlags: number): number {
-    const pfn = this.driver.pin_user_pages_remote(this.driver.get_task_mm(pid)!, addr, gupFlags);
+    const pfn = this.underMmapReadLock(pid, (mm) => this.driver.pin_user_pages_remote(mm, addr, gupFlags));
     expect(typeof pfn).toBe('number');
     checkCounters(this.k, this.heldRefs);
     return pfn as number;
@@ -127,7 +138,7 @@ export class Scenario {
 
   /** get_user_pages_remote of one page; the test holds the reference until put(). */
   gup(pid: number, addr: number, gupFlags: number): number {
-    const pfn = this.driver.get_user_pages_remote(this.driver.get_task_mm(pid)!, addr, gupFlags);
+    const pfn = this.underMmapReadLock(pid, (mm) => this.driver.get_user_pages_remote(mm, addr, gupFlags));
     expect(typeof pfn).toBe('number');
     this.heldRefs.set(pfn as number, (this.heldRefs.get(pfn as number) ?? 0) + 1);
     checkCounters(this.k, this.heldRefs);

@@ -5,7 +5,8 @@ import type { StrategyDefinition } from '../../kernel-api/strategy.ts';
 import { kbufFault } from '../../strategies/kbuf-fault.ts';
 import { kbufRemap } from '../../strategies/kbuf-remap.ts';
 import { ASDF, BUFFER_PAGES } from '../../strategies/kbuf-common.ts';
-import { liveFrames, okValue, presentPfn, pteAt } from './helpers.ts';
+import { AtPoint, KERNELS, liveFrames, okValue, outcomeOf, presentPfn, pteAt, session, stepNested, stepOk } from './helpers.ts';
+import type { Op } from '../../kernel-api/op.ts';
 
 function setup(def: StrategyDefinition) {
   const k = new ModelKernel(DEFAULT_CONFIG, [def]);
@@ -98,3 +99,30 @@ describe('kbuf-remap specifics', () => {
     expect(k.step({ op: 'drv', strategy: 'kbuf-remap', call: 'read', args: { pid: 1, fd, index: 0 } })).toEqual({ kind: 'ok', value: ASDF });
   });
 });
+
+/** The example takes no lock (issue 15): its copy_to_user / copy_from_user may sleep, holding nothing. */
+for (const def of [kbufFault, kbufRemap]) {
+  describe(`${def.name} (seed 002): locking`, () => {
+    for (const kernel of KERNELS) {
+      it(`on the ${kernel}: read's copy_to_user is a scheduling point with no lock held: a thread's write through the fd runs there, and at its copy_from_user another thread's mmap of the fd`, () => {
+        const s = session(kernel, [def]);
+        stepOk(s, { op: 'spawn' });
+        expect(stepOk(s, { op: 'clone', pid: 1 })).toBe(2);
+        expect(stepOk(s, { op: 'clone', pid: 1 })).toBe(3);
+        const fd = stepOk(s, { op: 'drv', strategy: def.name, call: 'open', args: { pid: 1 } });
+        const read: Op = { op: 'drv', strategy: def.name, call: 'read', args: { pid: 1, fd, index: 0 } };
+        const write: Op = { op: 'drv', strategy: def.name, call: 'write', tid: 2, args: { pid: 1, fd, index: 0, value: 5 } };
+        const mmap: Op = { op: 'mmap', pid: 1, tid: 3, addr: 0, lengthPages: BUFFER_PAGES, prot: 3, shared: true, fd };
+        // The write starts at the read's copy_to_user; the mmap at the write's copy_from_user.
+        const policy = new AtPoint((ctx) => (ctx.task === 1 && ctx.where === 'copy_to_user') || (ctx.task === 2 && ctx.where === 'copy_from_user'), 2);
+        const r = stepNested(s, read, [write, mmap], policy);
+        expect(r.infeasible).toBeNull();
+        expect(r.violation).toBeNull();
+        expect(r.started).toEqual([read, write, mmap]);
+        expect(outcomeOf(r, read)).toEqual({ kind: 'ok', value: ASDF }); // copied before the point
+        expect(outcomeOf(r, mmap)).toMatchObject({ kind: 'ok' });
+        expect(stepOk(s, { op: 'read', pid: 1, addr: (outcomeOf(r, mmap) as { value: number }).value })).toBe(5);
+      });
+    }
+  });
+}

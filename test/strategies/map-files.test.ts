@@ -3,7 +3,8 @@ import { ModelKernel } from '../../model/kernel.ts';
 import { DEFAULT_CONFIG } from '../../kernel-api/config.ts';
 import { mapFiles } from '../../strategies/map-files.ts';
 import { STRATEGIES, strategyByName } from '../../strategies/index.ts';
-import { okValue, presentPfn } from './helpers.ts';
+import { AtPoint, atNth, KERNELS, okValue, outcomeOf, presentPfn, session, stepNested, stepOk } from './helpers.ts';
+import type { Op } from '../../kernel-api/op.ts';
 
 const S = 'map-files';
 
@@ -69,4 +70,48 @@ describe('strategies/index', () => {
     for (const s of STRATEGIES) expect(strategyByName(s.name)).toBe(s);
     expect(strategyByName('nope')).toBeUndefined();
   });
+});
+
+/** The lookups under the target's mmap_lock, readdir's two passes (issue 15). P2 (root) looks at P1's mappings. */
+describe('map-files (seed 003): locking', () => {
+  for (const kernel of KERNELS) {
+    describe(`on the ${kernel}`, () => {
+      const start = () => {
+        const s = session(kernel, [mapFiles]);
+        stepOk(s, { op: 'spawn', uid: 0 });
+        const a = stepOk(s, { op: 'mmap', pid: 1, addr: 0, lengthPages: 2, prot: 3, shared: true });
+        const b = stepOk(s, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true });
+        stepOk(s, { op: 'spawn', uid: 0 });
+        return { s, a, b };
+      };
+
+      it('following the link looks the VMA up again under the lock: unmapped after the lookup, the open is ENOENT', () => {
+        const { s, a } = start();
+        const open: Op = { op: 'drv', strategy: S, call: 'open', args: { pid: 2, target: 1, start: a, end: a + 2 } };
+        const munmap: Op = { op: 'munmap', pid: 1, addr: a, lengthPages: 2 };
+        const r = stepNested(s, open, [munmap], new AtPoint(atNth(2, 'mmap_read_lock', 1)));
+        expect(r.violation).toBeNull();
+        expect(r.started).toEqual([open, munmap]);
+        expect(outcomeOf(r, open)).toEqual({ kind: 'errno', errno: 'ENOENT' });
+        expect(s.primary.inspect.openFdCount()).toBe(0);
+      });
+
+      it('readdir walks the VMAs under the target\'s mmap_lock (a munmap cannot start at its GFP_KERNEL allocation) and fills the entries without it (one can there)', () => {
+        const { s, a, b } = start();
+        const readdir: Op = { op: 'drv', strategy: S, call: 'readdir', args: { pid: 2, target: 1 } };
+        const underLock: Op = { op: 'munmap', pid: 1, addr: b, lengthPages: 1 };
+        const r1 = stepNested(s, readdir, [underLock], new AtPoint(atNth(2, 'kmalloc')));
+        expect(r1.violation).toBeNull();
+        expect(r1.started).toEqual([readdir]);
+        expect(outcomeOf(r1, readdir)).toEqual({ kind: 'ok', value: 2 });
+        const again: Op = { ...readdir };
+        const unlocked: Op = { op: 'munmap', pid: 1, addr: a, lengthPages: 2 };
+        const r2 = stepNested(s, again, [unlocked], new AtPoint(atNth(2, 'proc_fill_cache')));
+        expect(r2.violation).toBeNull();
+        expect(r2.started).toEqual([again, unlocked]);
+        expect(outcomeOf(r2, again)).toEqual({ kind: 'ok', value: 2 }); // what the first pass collected
+        expect(stepOk(s, { ...readdir })).toBe(1);
+      });
+    });
+  }
 });

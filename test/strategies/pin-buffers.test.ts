@@ -12,6 +12,7 @@ import { runCampaign } from '../../harness/campaign.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../../harness/config.ts';
 import { Session } from '../../properties/session.ts';
 import { pinBuffers, REGISTER_PAGES_MAX } from '../../strategies/pin-buffers.ts';
+import { AtPoint, atNth, KERNELS, outcomeOf, ptePid, session, stepNested, stepOk } from './helpers.ts';
 
 const NAME = 'pin-buffers';
 
@@ -229,4 +230,47 @@ describe('pin-buffers campaign', () => {
     expect(r.runs).toBe(100);
     expect(r.failures.map((f) => `${f.invariant}: ${f.message}\n${f.ops.map((op) => JSON.stringify(op)).join('\n')}`)).toEqual([]);
   });
+});
+
+/** io_uring's locking (issue 15): the pins under mmap_read_lock, the ring's uring_lock. P1's task 2 is a second thread. */
+describe('pin-buffers: locking under interleaving', () => {
+  for (const kernel of KERNELS) {
+    describe(`on the ${kernel}`, () => {
+      const start = () => {
+        const s = session(kernel, [pinBuffers]);
+        stepOk(s, { op: 'spawn' });
+        expect(stepOk(s, { op: 'clone', pid: 1 })).toBe(2);
+        const a = stepOk(s, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: false });
+        return { s, a };
+      };
+
+      it('register pins under the caller\'s mmap_read_lock: a thread\'s munmap at the pin\'s fault cannot start there, and the pin is the page mapped', () => {
+        const { s, a } = start();
+        const register: Op = { op: 'drv', strategy: NAME, call: 'register', args: { pid: 1, addr: a, lengthPages: 1 } };
+        const munmap: Op = { op: 'munmap', pid: 1, tid: 2, addr: a, lengthPages: 1 };
+        const policy = new AtPoint(atNth(1, 'get_user_pages_remote'));
+        const r = stepNested(s, register, [munmap], policy);
+        expect(policy.fired).toBe(1);
+        expect(r.infeasible).toBeNull();
+        expect(r.violation).toBeNull();
+        expect(r.started).toEqual([register]); // it would have waited for the mmap_lock
+        expect(outcomeOf(r, register)).toMatchObject({ kind: 'ok' });
+        const pfn = (ptePid(s, 1, a) as { pfn: number }).pfn;
+        expect([...s.primary.inspect.driverHolds()].map((h) => h.pfn)).toEqual([pfn]);
+      });
+
+      it('read takes uring_lock and checks the registration under it: an unregister that got in first leaves it nothing (EFAULT)', () => {
+        const { s, a } = start();
+        const fd = stepOk(s, { op: 'drv', strategy: NAME, call: 'register', args: { pid: 1, addr: a, lengthPages: 1 } });
+        const read: Op = { op: 'drv', strategy: NAME, call: 'read', args: { pid: 1, fd, index: 0 } };
+        const unregister: Op = { op: 'drv', strategy: NAME, call: 'unregister', tid: 2, args: { pid: 1, fd } };
+        const r = stepNested(s, read, [unregister], new AtPoint(atNth(1, 'mutex_lock')));
+        expect(r.violation).toBeNull();
+        expect(r.started).toEqual([read, unregister]);
+        expect(outcomeOf(r, unregister)).toEqual({ kind: 'ok', value: 0 });
+        expect(outcomeOf(r, read)).toEqual({ kind: 'errno', errno: 'EFAULT' });
+        expect([...s.primary.inspect.driverHolds()]).toEqual([]);
+      });
+    });
+  }
 });

@@ -20,7 +20,10 @@ describe('strategy preludes', () => {
 
   for (const strategy of withPrelude) {
     it(`${strategy.name}: every operation succeeds on both kernels and a view is shown at the end`, () => {
-      const s = new Session({ kernel: 'diff', config: FUZZ_CONFIG, strategies: [strategy] });
+      // Seed 000's mem_mmap nests the target's mmap_lock in the caller's: its known
+      // lock-order flaw (test/strategies/proc-mem-mmap.test.ts), which lockdep warns about and goes on.
+      const known = strategy.name === 'proc-mem-mmap' ? new Set(['lock-order'] as const) : undefined;
+      const s = new Session({ kernel: 'diff', config: FUZZ_CONFIG, strategies: [strategy], exclude: known });
       for (const op of strategy.prelude!(FUZZ_CONFIG)) {
         const { outcome, violation } = s.step(op);
         expect(violation, JSON.stringify(op)).toBeNull();

@@ -2,13 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { ModelKernel } from '../../model/kernel.ts';
 import { DEFAULT_CONFIG } from '../../kernel-api/config.ts';
 import { procMemMmap } from '../../strategies/proc-mem-mmap.ts';
-import { liveFrames, okValue, presentPfn, pteAt } from './helpers.ts';
+import { KERNELS, liveFrames, okValue, presentPfn, pteAt, session, stepOk } from './helpers.ts';
+import { Session } from '../../properties/session.ts';
+import { SegmentQueue } from '../../properties/sched.ts';
+import { FUZZ_CONFIG } from '../../harness/config.ts';
+import type { Op } from '../../kernel-api/op.ts';
 
 const S = 'proc-mem-mmap';
 
-/** P1 (uid 1000) has three private anonymous pages, the first and third written; P2 is root. */
+/**
+ * P1 (uid 1000) has three private anonymous pages, the first and third written; P2 is root.
+ * Every mmap below nests P1's mmap_lock in P2's, which lockdep warns about (the locking
+ * tests at the end): here, as in Linux after the warning, the kernel goes on.
+ */
 function setup() {
   const k = new ModelKernel(DEFAULT_CONFIG, [procMemMmap]);
+  k.locks.checks = new Set(['sleep-in-atomic', 'lock-leak']);
   okValue(k, { op: 'spawn' });
   const a = okValue(k, { op: 'mmap', pid: 1, addr: 0, lengthPages: 3, prot: 3, shared: false });
   okValue(k, { op: 'write', pid: 1, addr: a, value: 11 });
@@ -94,4 +103,58 @@ describe('proc-mem-mmap (seed 000)', () => {
     expect([...k.inspect.driverHolds()]).toEqual([]);
     expect(() => k.step({ op: 'munmap', pid: 2, addr: b, lengthPages: 3 })).toThrow(/double free/);
   });
+});
+
+/**
+ * mem_mmap's locking (issue 15), as the patch writes it: called with the caller's
+ * mmap_lock held for write, it takes the target's with down_read around the GUP loop.
+ */
+describe('proc-mem-mmap (seed 000): locking', () => {
+  for (const kernel of KERNELS) {
+    describe(`on the ${kernel}`, () => {
+      it('an mmap of /proc/self/mem deadlocks: down_read of the mmap_lock the caller holds for write', () => {
+        const s = session(kernel, [procMemMmap]);
+        stepOk(s, { op: 'spawn' });
+        const a = stepOk(s, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: false });
+        stepOk(s, { op: 'write', pid: 1, addr: a, value: 11 });
+        const fd = stepOk(s, { op: 'drv', strategy: S, call: 'open', args: { pid: 1, target: 1 } });
+        const { violation } = s.step({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 1, shared: true, fd, pgoff: a });
+        expect(violation).toMatchObject({ invariant: 'deadlock' });
+        expect(violation!.message).toMatch(/mmap_lock of P1 \(read\), which it already holds/);
+      });
+
+      it('an mmap of another process\'s mem nests mmap_lock in itself with no annotation: lockdep\'s possible recursive locking', () => {
+        const s = session(kernel, [procMemMmap]);
+        stepOk(s, { op: 'spawn' });
+        const a = stepOk(s, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: false });
+        stepOk(s, { op: 'write', pid: 1, addr: a, value: 11 });
+        stepOk(s, { op: 'spawn', uid: 0 });
+        const fd = stepOk(s, { op: 'drv', strategy: S, call: 'open', args: { pid: 2, target: 1 } });
+        const { violation } = s.step({ op: 'mmap', pid: 2, addr: 0, lengthPages: 1, prot: 1, shared: true, fd, pgoff: a });
+        expect(violation).toMatchObject({ invariant: 'lock-order' });
+        expect(violation!.message).toMatch(/takes mmap_lock of P1 \(read\) in mmap_read_lock while holding mmap_lock of P2/);
+      });
+
+      it('two processes mapping each other\'s mem at once deadlock: each holds its own mmap_lock for write and waits for the other\'s', () => {
+        const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: new Set(['lock-order']) });
+        stepOk(s, { op: 'spawn', uid: 0 });
+        stepOk(s, { op: 'spawn', uid: 0 });
+        const a1 = stepOk(s, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: false });
+        const a2 = stepOk(s, { op: 'mmap', pid: 2, addr: 0, lengthPages: 1, prot: 3, shared: false });
+        stepOk(s, { op: 'write', pid: 1, addr: a1, value: 1 });
+        stepOk(s, { op: 'write', pid: 2, addr: a2, value: 2 });
+        const fd1 = stepOk(s, { op: 'drv', strategy: S, call: 'open', args: { pid: 1, target: 2 } });
+        const fd2 = stepOk(s, { op: 'drv', strategy: S, call: 'open', args: { pid: 2, target: 1 } });
+        const p1: Op = { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 1, shared: true, fd: fd1, pgoff: a2 };
+        const p2: Op = { op: 'mmap', pid: 2, addr: 0, lengthPages: 1, prot: 1, shared: true, fd: fd2, pgoff: a1 };
+        // P1's mmap is preempted at the down_read of P2's mmap_lock (its second point: the first is its own mmap_write_lock).
+        let points = 0;
+        let at = -1;
+        const top = s.stepTop(p1, new SegmentQueue([p2]), { decide: (ctx) => (ctx.where === 'mmap_read_lock' && (at = ctx.point, points++ === 0) ? ctx.candidates[0] ?? null : null) });
+        expect(at).toBeGreaterThan(0);
+        expect(top.violation).toMatchObject({ invariant: 'deadlock', cause: 'circular:mmap_lock' });
+        expect(top.violation!.message).toMatch(/circular wait: P2 waits in mmap_read_lock for mmap_lock of P1, held by P1; P1 waits in mmap_read_lock for mmap_lock of P2, held by P2/);
+      });
+    });
+  }
 });

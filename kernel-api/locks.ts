@@ -1,0 +1,370 @@
+/**
+ * The lock table both kernels take their locks through, with lockdep's checks.
+ *
+ * It holds every lock a kernel path or a driver takes: each mm's `mmap_lock` (an rwsem),
+ * the page-table lock (a spinlock), the rmap locks (`i_mmap_rwsem`, `anon_vma->rwsem`), and
+ * the mutexes and spinlocks drivers make. Each kernel owns one instance; it is the one
+ * piece of logic kept here rather than written twice, because both kernels must take the
+ * same interleaving, and two lock tables could differ in ways the differential would then
+ * blame on the kernels.
+ *
+ * What is checked, each raised as an error naming its invariant:
+ * - `deadlock`: a task waits for a lock it already holds (an rwsem held for write and asked
+ *   for again, say: mmap of /proc/self/mem), or the tasks waiting form a cycle (`waitCycle`:
+ *   each waits for a lock the next holds, the last for one the first holds);
+ * - `lock-order`: lockdep's dependency graph over lock classes has a cycle (A taken under B
+ *   here, B under A there), or a class is nested in itself without a nesting annotation
+ *   ("possible recursive locking detected");
+ * - `sleep-in-atomic`: a call that may sleep under a spinlock or in a non-blockable
+ *   notifier range (might_sleep);
+ * - `lock-leak`: a lock still held when the call returns to user space.
+ *
+ * Trylocks add no dependency (they cannot block), as in lockdep. A wait for another task
+ * is `WouldBlock` (kernel-api/sched.ts: the nested scheduler cannot emulate it).
+ *
+ * The last three are lockdep's warnings: Linux prints them and goes on, the lock taken (or
+ * left held) as asked. So they are raised only while `checks` holds them; otherwise the
+ * table goes on as Linux would — the dependency is still recorded, a leaked lock stays
+ * held (the next taker waits for it) — so a run can look past one to the next flaw. A
+ * deadlock is always raised: the task cannot go on.
+ */
+import { WouldBlock, type SchedHooks, type Tid } from './sched.ts';
+
+export type LockKind = 'rwsem' | 'mutex' | 'spinlock';
+/** A mutex or spinlock is always taken for write. */
+export type LockMode = 'read' | 'write';
+
+/** A lock instance: `cls` is its lockdep class (`mmap_lock`, `ptl`, `proc-mem-notify:view->lock`). */
+export type LockRef = { readonly id: number; readonly name: string; readonly cls: string; readonly kind: LockKind };
+
+export type LockInvariant = 'deadlock' | 'lock-order' | 'sleep-in-atomic' | 'lock-leak';
+/** The checks Linux only warns about (lockdep's splats): raised only while checked. */
+export type LockWarning = Exclude<LockInvariant, 'deadlock'>;
+export const LOCK_WARNINGS: readonly LockWarning[] = ['lock-order', 'sleep-in-atomic', 'lock-leak'];
+
+export class LockViolation extends Error {
+  override readonly name = 'LockViolation' as const;
+  constructor(message: string, readonly invariant: LockInvariant) {
+    super(message);
+  }
+}
+
+type Held = { readonly lock: LockState; readonly mode: LockMode; readonly classKey: string; readonly where: string };
+
+class LockState implements LockRef {
+  readonly holders = new Map<Tid, LockMode>();
+  constructor(readonly id: number, readonly name: string, readonly cls: string, readonly kind: LockKind) {}
+}
+
+/** Where a dependency A → B was first seen: B taken while A was held. */
+export type Dependency = { readonly from: string; readonly to: string; readonly where: string; readonly step: number };
+
+/** How a task is named in messages: "P3" for a main thread, "P3/T5" for another thread. */
+export type TaskNamer = (tid: Tid) => string;
+
+export class LockTable {
+  /** The task running now: the scheduler sets it before it resumes a task's kernel path. */
+  current: Tid = 0;
+  private readonly byKey = new Map<string, LockState>();
+  private readonly heldBy = new Map<Tid, Held[]>();
+  private readonly atomicDepth = new Map<Tid, number>();
+  /** lockdep's class graph: from → to → where the edge was first seen. */
+  private readonly deps = new Map<string, Map<string, Dependency>>();
+  private nextId = 1;
+  /**
+   * The lock each task is about to take, while it sits at the scheduling point before it
+   * (only when a scheduler is attached): what a preempted task will wait for when it resumes.
+   */
+  private readonly acquiring = new Map<Tid, { readonly lock: LockState; readonly mode: LockMode; readonly where: string }>();
+  /** The warnings raised; the others are let pass as Linux lets them (see the header). */
+  checks: ReadonlySet<LockWarning> = new Set(LOCK_WARNINGS);
+
+  constructor(private readonly stepNow: () => number, readonly taskName: TaskNamer = (t) => `P${t}`) {}
+
+  /** The lock instance named `key` (created on first use), of class `cls`. */
+  lock(key: string, cls: string, kind: LockKind, name: string = key): LockRef {
+    let l = this.byKey.get(key);
+    if (l === undefined) {
+      l = new LockState(this.nextId++, name, cls, kind);
+      this.byKey.set(key, l);
+    }
+    return l;
+  }
+
+  /** A new, anonymous lock instance (a driver's mutex_init / spin_lock_init). */
+  newLock(cls: string, kind: LockKind, name: string = cls): LockRef {
+    return this.lock(`#${this.nextId}`, cls, kind, name);
+  }
+
+  /** Forget a lock (its object was freed); it must be free. */
+  drop(key: string): void {
+    const l = this.byKey.get(key);
+    if (l === undefined) return;
+    if (l.holders.size > 0) {
+      const [holder] = l.holders.keys();
+      this.warn(new LockViolation(`${l.name} freed while ${this.taskName(holder!)} holds it`, 'lock-leak'));
+      for (const t of l.holders.keys()) this.forgetHeld(t, l);
+    }
+    this.byKey.delete(key);
+  }
+
+  /**
+   * mutex_lock / down_read / down_write (mmap_read_lock, i_mmap_lock_write, …): a scheduling
+   * point, then the lock. `subclass` is lockdep's nesting annotation
+   * (mmap_write_lock_nested's SINGLE_DEPTH_NESTING).
+   */
+  acquire(ref: LockRef, mode: LockMode, where: string, subclass = 0): void {
+    const l = ref as LockState;
+    if (l.kind === 'spinlock') {
+      this.spinLock(ref, where);
+      return;
+    }
+    if (this.hooks !== null) {
+      this.acquiring.set(this.current, { lock: l, mode, where });
+      this.preemptPoint(where);
+      this.acquiring.delete(this.current);
+    } else {
+      this.preemptPoint(where);
+    }
+    const tid = this.current;
+    const classKey = subclass === 0 ? l.cls : `${l.cls}/${subclass}`;
+    this.checkOrder(tid, l, classKey, where, mode);
+    if (!this.tryTake(tid, l, mode)) {
+      const [holder] = l.holders.keys();
+      this.wait(l, mode, holder!, where);
+    }
+    this.push(tid, { lock: l, mode, classKey, where });
+  }
+
+  /**
+   * The current task must wait for `holder` (which holds `ref`, or runs the invalidation
+   * `ref` names): a deadlock when that closes a wait-for cycle (`waitCycle`), else
+   * `WouldBlock` for the scheduler. Checked here, before an error path releases anything.
+   */
+  wait(ref: LockRef, mode: LockMode, holder: Tid, where: string): never {
+    const tid = this.current;
+    const cycle = this.waitCycle(tid, holder);
+    if (cycle !== null) {
+      throw new LockViolation(`circular wait: ${this.taskName(tid)} waits in ${where} for ${ref.name}, held by ${this.taskName(holder)}; ${cycle}: no task in the cycle can run again`, 'deadlock');
+    }
+    throw new WouldBlock(tid, ref, mode, holder, where);
+  }
+
+  /** mutex_trylock / down_read_trylock: the lock if it is free now, never a wait, no dependency. */
+  tryAcquire(ref: LockRef, mode: LockMode, where: string): boolean {
+    const l = ref as LockState;
+    const tid = this.current;
+    if (l.holders.has(tid) && (mode === 'write' || l.holders.get(tid) === 'write')) return false;
+    if (!this.compatible(l, mode)) return false;
+    l.holders.set(tid, mode);
+    this.push(tid, { lock: l, mode, classKey: l.cls, where });
+    return true;
+  }
+
+  /** spin_lock: never sleeps, so never contended (a holder that slept under it was `sleep-in-atomic`). */
+  spinLock(ref: LockRef, where: string): void {
+    const l = ref as LockState;
+    const tid = this.current;
+    this.checkOrder(tid, l, l.cls, where, 'write');
+    if (!this.tryTake(tid, l, 'write')) {
+      const [holder] = l.holders.keys();
+      throw new LockViolation(`${this.taskName(tid)} spins forever on ${l.name} in ${where}: ${this.taskName(holder!)} holds it while it sleeps`, 'deadlock');
+    }
+    this.push(tid, { lock: l, mode: 'write', classKey: l.cls, where });
+  }
+
+  /** mutex_unlock / up_read / up_write / spin_unlock by the current task. */
+  release(ref: LockRef, where: string): void {
+    const l = ref as LockState;
+    const tid = this.current;
+    const held = this.heldBy.get(tid);
+    let at = held === undefined ? -1 : held.length - 1;
+    while (at >= 0 && held![at]!.lock !== l) at--;
+    if (at === -1) {
+      this.warn(new LockViolation(`${this.taskName(tid)} releases ${l.name} in ${where} without holding it`, 'lock-leak'));
+      return;
+    }
+    held!.splice(at, 1);
+    // A read lock taken twice (a recursive read lockdep let pass) is held until both are released.
+    if (!held!.some((h) => h.lock === l)) l.holders.delete(tid);
+  }
+
+  private forgetHeld(tid: Tid, l: LockState): void {
+    const held = this.heldBy.get(tid);
+    if (held !== undefined) this.heldBy.set(tid, held.filter((h) => h.lock !== l));
+  }
+
+  /** A lockdep warning: raised while checked, else Linux's kernel goes on. */
+  private warn(v: LockViolation): void {
+    if (this.checks.has(v.invariant as LockWarning)) throw v;
+  }
+
+  /**
+   * The wait-for cycle `waiter` closes by waiting for `holder` (a lock it holds, or an
+   * invalidation it runs), or null: from `holder` on, each task is preempted at the point
+   * before a lock (`acquiring`) that the next task holds in a conflicting mode, back to
+   * `waiter`. Such tasks can never run again, whatever the schedule: a deadlock. A task
+   * preempted anywhere else can still run and release: no cycle through it.
+   */
+  waitCycle(waiter: Tid, holder: Tid): string | null {
+    const seen = new Set<Tid>();
+    const visit = (t: Tid, path: string[], classes: string[]): { path: string[]; classes: string[] } | null => {
+      if (t === waiter) return { path, classes };
+      if (seen.has(t)) return null;
+      seen.add(t);
+      const a = this.acquiring.get(t);
+      if (a === undefined) return null;
+      for (const [h, m] of a.lock.holders) {
+        if (h === t || (a.lock.kind === 'rwsem' && a.mode === 'read' && m === 'read')) continue;
+        const found = visit(h, [...path, `${this.taskName(t)} waits in ${a.where} for ${a.lock.name}, held by ${this.taskName(h)}`], [...classes, a.lock.cls]);
+        if (found !== null) return found;
+      }
+      return null;
+    };
+    const found = visit(holder, [], []);
+    if (found === null) return null;
+    return `${found.path.join('; ')} (lock classes ${[...new Set(found.classes)].sort().join('+')})`;
+  }
+
+  /** True when the current task holds `ref` (lockdep_assert_held / mmap_assert_locked). */
+  holds(ref: LockRef, mode?: LockMode): boolean {
+    const m = (ref as LockState).holders.get(this.current);
+    return m !== undefined && (mode === undefined || m === mode || m === 'write');
+  }
+
+  /** might_sleep(): a call that may sleep, under a spinlock or in an atomic (non-blockable) context. */
+  mightSleep(where: string): void {
+    const tid = this.current;
+    const spin = this.heldBy.get(tid)?.find((h) => h.lock.kind === 'spinlock');
+    if (spin !== undefined) this.warn(new LockViolation(`${where} may sleep, called by ${this.taskName(tid)} holding spinlock ${spin.lock.name} (taken in ${spin.where})`, 'sleep-in-atomic'));
+    else if ((this.atomicDepth.get(tid) ?? 0) > 0) this.warn(new LockViolation(`${where} may sleep, called by ${this.taskName(tid)} in a non-blockable MMU notifier range`, 'sleep-in-atomic'));
+  }
+
+  /** Who decides at a scheduling point; none: the current task goes on (a single-threaded run). */
+  hooks: SchedHooks | null = null;
+  /** Scheduling points this kernel has passed (for tests and stories). */
+  points = 0;
+
+  /**
+   * A scheduling point: might_sleep(), then another task may run (`hooks.preempt`).
+   * Every call that may sleep passes one: locks that can block, kmalloc(GFP_KERNEL), GUP.
+   */
+  preemptPoint(where: string): void {
+    this.mightSleep(where);
+    this.points += 1;
+    if (this.hooks === null) return;
+    const me = this.current;
+    this.hooks.preempt(where);
+    this.current = me;
+  }
+
+  /** Enter / leave a context that must not sleep (mmu_notifier_invalidate_range_start_nonblock). */
+  enterAtomic(): void {
+    this.atomicDepth.set(this.current, (this.atomicDepth.get(this.current) ?? 0) + 1);
+  }
+
+  exitAtomic(): void {
+    this.atomicDepth.set(this.current, (this.atomicDepth.get(this.current) ?? 1) - 1);
+  }
+
+  /** The current task returns to user space: it must hold nothing. */
+  returnToUser(what: string): void {
+    const held = this.heldBy.get(this.current);
+    if (held === undefined || held.length === 0) return;
+    const names = held.map((h) => `${h.lock.name} (taken in ${h.where})`).join(', ');
+    this.warn(new LockViolation(`${what} returns to user space in ${this.taskName(this.current)} still holding ${names}`, 'lock-leak'));
+  }
+
+  /** The locks a task holds, oldest first, as names (for stories). */
+  heldNames(tid: Tid): string[] {
+    return (this.heldBy.get(tid) ?? []).map((h) => (h.mode === 'read' && h.lock.kind === 'rwsem' ? `${h.lock.name} (read)` : h.lock.name));
+  }
+
+  /** Every dependency lockdep recorded in this kernel, in the order first seen. */
+  dependencies(): Dependency[] {
+    const out: Dependency[] = [];
+    for (const m of this.deps.values()) out.push(...m.values());
+    return out.sort((a, b) => a.step - b.step);
+  }
+
+  private compatible(l: LockState, mode: LockMode): boolean {
+    if (l.kind === 'rwsem' && mode === 'read') {
+      for (const m of l.holders.values()) if (m === 'write') return false;
+      return true;
+    }
+    return l.holders.size === 0;
+  }
+
+  /** True when the task holds anything: it has begun, so a wait can no longer be undone by not starting it. */
+  holdsAny(tid: Tid): boolean {
+    return (this.heldBy.get(tid)?.length ?? 0) > 0;
+  }
+
+  private tryTake(tid: Tid, l: LockState, mode: LockMode): boolean {
+    const mine = l.holders.get(tid);
+    if (mine !== undefined && (mode === 'write' || mine === 'write' || l.kind !== 'rwsem')) {
+      throw new LockViolation(`${this.taskName(tid)} waits for ${l.name}${mode === 'read' ? ' (read)' : ''}, which it already holds${mine === 'read' ? ' for read' : ''}: it would sleep forever`, 'deadlock');
+    }
+    if (!this.compatible(l, mode)) return false;
+    l.holders.set(tid, mode);
+    return true;
+  }
+
+  private push(tid: Tid, h: Held): void {
+    const held = this.heldBy.get(tid);
+    if (held === undefined) this.heldBy.set(tid, [h]);
+    else held.push(h);
+  }
+
+  /** lockdep's check_prevs_add: a dependency from every held class to this one, and no cycle. */
+  private checkOrder(tid: Tid, l: LockState, classKey: string, where: string, mode: LockMode): void {
+    const held = this.heldBy.get(tid);
+    if (held === undefined) return;
+    for (const h of held) {
+      if (h.lock === l) {
+        // A write on either side waits for itself: tryTake calls that a deadlock. Two reads
+        // deadlock as soon as a writer queues between them, which lockdep reports.
+        if (h.mode === 'read' && mode === 'read') {
+          this.warn(new LockViolation(`possible recursive locking: ${this.taskName(tid)} takes ${l.name} for read in ${where} while holding it for read (taken in ${h.where}); a writer queued between the two deadlocks`, 'lock-order'));
+        }
+        continue;
+      }
+      if (h.classKey === classKey) {
+        this.warn(new LockViolation(
+          `possible recursive locking: ${this.taskName(tid)} takes ${l.name}${mode === 'read' ? ' (read)' : ''} in ${where} while holding ${h.lock.name} (taken in ${h.where}), the same lock class ${l.cls} without a nesting annotation`,
+          'lock-order',
+        ));
+        continue;
+      }
+      this.addDependency(h.classKey, classKey, `${h.where} → ${where}`);
+    }
+  }
+
+  private addDependency(from: string, to: string, where: string): void {
+    let out = this.deps.get(from);
+    if (out === undefined) this.deps.set(from, (out = new Map()));
+    if (out.has(to)) return;
+    const back = this.path(to, from);
+    out.set(to, { from, to, where, step: this.stepNow() });
+    if (back === null) return;
+    const cycle = back.map((d) => `${d.from} → ${d.to} (step ${d.step}: ${d.where})`).join(', ');
+    this.warn(new LockViolation(`possible circular locking dependency: ${from} → ${to} (${where}) closes ${cycle}`, 'lock-order'));
+  }
+
+  /** The dependencies leading from class `a` to class `b`, or null. */
+  private path(a: string, b: string): Dependency[] | null {
+    const seen = new Set<string>([a]);
+    const stack: Array<{ at: string; via: Dependency[] }> = [{ at: a, via: [] }];
+    while (stack.length > 0) {
+      const { at, via } = stack.pop()!;
+      for (const d of this.deps.get(at)?.values() ?? []) {
+        if (d.to === b) return [...via, d];
+        if (!seen.has(d.to)) {
+          seen.add(d.to);
+          stack.push({ at: d.to, via: [...via, d] });
+        }
+      }
+    }
+    return null;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The model's locks, named as CONCURRENCY-SPEC.md's table says: each mm's mmap_lock, the
+ * page-table lock, the rmap locks (i_mmap_rwsem, anon_vma->rwsem), and the naming-only lock
+ * of an in-progress MMU notifier invalidation. All of them live in the kernel's LockTable.
+ */
+import type { LockMode, LockRef } from '../kernel-api/locks.ts';
+import type { Tid } from '../kernel-api/sched.ts';
+import type { ModelState } from './types.ts';
+import { fileReleaseNow } from './driverfile.ts';
+
+export function mmapLock(s: ModelState, pid: number): LockRef {
+  return s.locks.lock(`mmap_lock:P${pid}`, 'mmap_lock', 'rwsem', `mmap_lock of P${pid}`);
+}
+
+export function iMmapLock(s: ModelState, file: number): LockRef {
+  return s.locks.lock(`i_mmap:F${file}`, 'i_mmap_rwsem', 'rwsem', `i_mmap_rwsem of file ${file}`);
+}
+
+export function anonVmaLock(s: ModelState, anonVma: number): LockRef {
+  return s.locks.lock(`anon_vma:${anonVma}`, 'anon_vma->rwsem', 'rwsem', `anon_vma ${anonVma}`);
+}
+
+export function ptl(s: ModelState, pid: number): LockRef {
+  return s.locks.lock(`ptl:P${pid}`, 'ptl', 'spinlock', `PTL of P${pid}`);
+}
+
+export function notifierWq(s: ModelState, pid: number): LockRef {
+  return s.locks.lock(`mmu_notifier_wq:P${pid}`, 'mmu_notifier_wq', 'mutex', `the MMU notifier invalidation of P${pid}`);
+}
+
+/** The process a task belongs to (task 0, a kernel thread, has none: 0). */
+export function pidOfTask(s: ModelState, tid: Tid): number {
+  return s.threads.get(tid) ?? tid;
+}
+
+/** How tasks are named in lock messages: P<pid> for a main thread, T<tid> for another thread. */
+export function taskName(s: ModelState, tid: Tid): string {
+  const pid = s.threads.get(tid);
+  return pid !== undefined && pid !== tid ? `T${tid}` : `P${tid}`;
+}
+
+/** Release `ref` if the current task still holds it (an error path unwinding). */
+export function releaseIfHeld(s: ModelState, ref: LockRef, where: string): void {
+  if (s.locks.holds(ref)) s.locks.release(ref, where);
+}
+
+/**
+ * Run `f` holding `ref` (acquired with its scheduling point). Released after `f`, then
+ * the fput()s deferred while it was held run (task work), unless the task holds more.
+ * An error unwinding releases it only if still held (a hook may have dropped it).
+ */
+export function withLock<T>(s: ModelState, ref: LockRef, mode: LockMode, where: string, f: () => T, subclass = 0): T {
+  s.locks.acquire(ref, mode, where, subclass);
+  let r: T;
+  try {
+    r = f();
+  } catch (e) {
+    releaseIfHeld(s, ref, where);
+    throw e;
+  }
+  s.locks.release(ref, where);
+  runDeferredFput(s);
+  return r;
+}
+
+/** mmap_read_lock / mmap_write_lock of `pid`'s mm around `f`. */
+export function withMmapLock<T>(s: ModelState, pid: number, mode: LockMode, where: string, f: () => T): T {
+  return withLock(s, mmapLock(s, pid), mode, where, f);
+}
+
+/** PTL of `pid`'s mm around `f` (a spinlock: no scheduling point). */
+export function withPtl<T>(s: ModelState, pid: number, where: string, f: () => T): T {
+  const l = ptl(s, pid);
+  s.locks.spinLock(l, where);
+  let r: T;
+  try {
+    r = f();
+  } catch (e) {
+    releaseIfHeld(s, l, where);
+    throw e;
+  }
+  s.locks.release(l, where);
+  return r;
+}
+
+/** task_work_run: the fput()s the current task deferred, once it holds no lock. */
+export function runDeferredFput(s: ModelState): void {
+  const tid = s.locks.current;
+  if (s.locks.holdsAny(tid)) return;
+  const list = s.deferredFput.get(tid);
+  while (list !== undefined && list.length > 0) fileReleaseNow(s, list.shift()!);
+  s.deferredFput.delete(tid);
+}

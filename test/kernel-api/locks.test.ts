@@ -1,0 +1,101 @@
+// The lock table's checks, each shown able to fail and shown quiet on correct use.
+import { describe, expect, it } from 'vitest';
+import { LockTable, LockViolation } from '../../kernel-api/locks.ts';
+import { WouldBlock } from '../../kernel-api/sched.ts';
+
+const table = () => new LockTable(() => 0);
+const mm = (t: LockTable, pid: number) => t.lock(`mmap_lock:P${pid}`, 'mmap_lock', 'rwsem', `mmap_lock of P${pid}`);
+
+function violation(f: () => void): LockViolation {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof LockViolation) return e;
+    throw e;
+  }
+  throw new Error('no violation');
+}
+
+describe('lock table', () => {
+  it('deadlock: an rwsem held for write and asked for read by the same task (mmap of /proc/self/mem)', () => {
+    const t = table();
+    t.current = 1;
+    t.acquire(mm(t, 1), 'write', 'do_mmap');
+    const v = violation(() => t.acquire(mm(t, 1), 'read', 'get_user_pages_remote'));
+    expect(v.invariant).toBe('deadlock');
+    expect(v.message).toContain('already holds');
+  });
+
+  it('no deadlock for two readers of different tasks, and a writer then waits (WouldBlock)', () => {
+    const t = table();
+    const l = mm(t, 1);
+    t.current = 1;
+    t.acquire(l, 'read', 'a');
+    t.current = 2;
+    t.acquire(l, 'read', 'b');
+    t.current = 3;
+    expect(() => t.acquire(l, 'write', 'c')).toThrow(WouldBlock);
+  });
+
+  it('lock-order: A then B in one place and B then A in another is a cycle', () => {
+    const t = table();
+    const a = t.newLock('drv:a', 'mutex');
+    const b = t.newLock('drv:b', 'mutex');
+    t.current = 1;
+    t.acquire(a, 'write', 'f');
+    t.acquire(b, 'write', 'g');
+    t.release(b, 'g');
+    t.release(a, 'f');
+    t.acquire(b, 'write', 'h');
+    const v = violation(() => t.acquire(a, 'write', 'i'));
+    expect(v.invariant).toBe('lock-order');
+    expect(v.message).toContain('circular');
+  });
+
+  it('lock-order: one class nested in itself unannotated is recursive locking; annotated (fork) it is not', () => {
+    const t = table();
+    t.current = 1;
+    t.acquire(mm(t, 1), 'write', 'do_mmap');
+    expect(violation(() => t.acquire(mm(t, 2), 'read', 'get_user_pages_remote')).invariant).toBe('lock-order');
+    const u = table();
+    u.current = 1;
+    u.acquire(mm(u, 1), 'write', 'dup_mmap');
+    expect(() => u.acquire(mm(u, 2), 'write', 'dup_mmap', 1)).not.toThrow();
+  });
+
+  it('sleep-in-atomic: a sleeping point under a spinlock or in a non-blockable notifier range', () => {
+    const t = table();
+    t.current = 1;
+    const s = t.newLock('drv:spin', 'spinlock');
+    t.spinLock(s, 'f');
+    expect(violation(() => t.preemptPoint('kmalloc')).invariant).toBe('sleep-in-atomic');
+    t.release(s, 'f');
+    expect(() => t.preemptPoint('kmalloc')).not.toThrow();
+    t.enterAtomic();
+    expect(violation(() => t.acquire(t.newLock('drv:m', 'mutex'), 'write', 'mutex_lock')).invariant).toBe('sleep-in-atomic');
+    t.exitAtomic();
+  });
+
+  it('lock-leak: a lock held on the way back to user space, and an unlock by a non-holder', () => {
+    const t = table();
+    t.current = 1;
+    const m = t.newLock('drv:m', 'mutex');
+    t.acquire(m, 'write', 'ioctl');
+    expect(violation(() => t.returnToUser('drv')).invariant).toBe('lock-leak');
+    t.current = 2;
+    expect(violation(() => t.release(m, 'other')).invariant).toBe('lock-leak');
+    t.current = 1;
+    t.release(m, 'ioctl');
+    expect(() => t.returnToUser('drv')).not.toThrow();
+  });
+
+  it('a scheduling point hands over to the hooks and restores current', () => {
+    const t = table();
+    t.current = 1;
+    const seen: number[] = [];
+    t.hooks = { preempt: () => { seen.push(t.current); t.current = 7; } };
+    t.preemptPoint('x');
+    expect(seen).toEqual([1]);
+    expect(t.current).toBe(1);
+  });
+});
