@@ -194,18 +194,9 @@ function canonicalizeShmem(processes: SeenProcess[]): void {
   }
 }
 
-/** Adjacent VMAs with equal perms and backing (and contiguous offsets for non-anon) read as one, as coalescedMaps does. */
-function coalesceKernelVmas(vmas: KernelLine['procs'][number]['vmas']): MapRange[] {
-  const out: MapRange[] = [];
-  let lastEndPgoff = NaN;
-  for (const [start, end, perms, backing, pgoff] of vmas) {
-    const prev = out.at(-1);
-    const contiguous = backing === 'anon' || pgoff === lastEndPgoff;
-    if (prev !== undefined && prev.end === start && prev.perms === perms && prev.backing === backing && contiguous) prev.end = end;
-    else out.push({ start, end, perms, backing });
-    lastEndPgoff = pgoff + (end - start);
-  }
-  return out;
+/** One range per VMA, as the oracle read them from /proc/<pid>/maps: uncoalesced, like the model's observation. */
+function kernelMaps(vmas: KernelLine['procs'][number]['vmas']): MapRange[] {
+  return vmas.map(([start, end, perms, backing]) => ({ start, end, perms, backing }));
 }
 
 function kernelStep(line: KernelLine): SeenStep {
@@ -223,7 +214,7 @@ function kernelStep(line: KernelLine): SeenStep {
       if (page.present && value >= 0) page.value = value;
       pages.set(addr, page);
     }
-    return { pid: p.pid, maps: coalesceKernelVmas(p.vmas), pages };
+    return { pid: p.pid, maps: kernelMaps(p.vmas), pages };
   });
   canonicalizeShmem(processes);
   const step: SeenStep = { outcome, processes };

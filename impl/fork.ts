@@ -50,6 +50,7 @@ function dupVma(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: Impl
   const copy = vma.dup(newVmaId(s));
   copy.mm = child.pid;
   copy.anonVma = vma.anonVma === 0 ? 0 : s.nextAnonVma++;
+  copy.forkChild = vma.anonVma !== 0; // anon_vma_fork: a chain of more than one (vma_is_fork_child)
   copy.uffdCtx = 0; // dup_userfaultfd without UFFD_FEATURE_EVENT_FORK
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);

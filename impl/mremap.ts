@@ -11,7 +11,8 @@ import { shouldFailAlloc } from './frames.ts';
 import { inodeGet } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
-import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
+import { insertVma, newVmaId, vmaLookup } from './vma.ts';
+import { vmaMergeExtend, vmaMergeNewRange, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
 import { invalidateRange } from './notifier.ts';
 import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP } from './pagetable.ts';
 import { dropUffdWpMarkers } from './zap.ts';
@@ -48,10 +49,10 @@ export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   if (typeof vma === 'string') return err(vma);
   if (addr + oldPages === vma.end && vma.end + (newPages - oldPages) <= s.config.taskSizePages &&
       rangeIsFree(proc, vma.end, vma.end + (newPages - oldPages))) {
-    vma.end += newPages - oldPages; // vma_expand
-    vma.softDirty = true;
-    proc.mm.vmas.updated(vma);
-    mergeAround(s, proc.mm, vma);
+    // expand_vma_in_place: vma_merge_extend, which a VM_SPECIAL VMA (VM_IO, VM_MIXEDMAP) fails.
+    const grown = vmaMergeExtend(s, proc.mm, vma, newPages - oldPages);
+    if (grown === undefined) return err('ENOMEM');
+    grown.softDirty = true;
     return ok(addr);
   }
   if (!op.maymove) return err('ENOMEM');
@@ -84,25 +85,26 @@ function mremapTo(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   return moveVma(s, proc, vma, op.addr, oldPages, newAddr, op.newPages);
 }
 
-/** move_vma: copy_vma, move_page_tables (rmap entries follow), then remove the old VMA. */
-function moveVma(s: ImplState, proc: ImplProcess, _vma: ImplVma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
+/**
+ * move_vma: copy_vma (a merge at the destination, else a new VMA), move_page_tables (rmap
+ * entries follow), then unmap the old range, splitting the old VMA as munmap does.
+ */
+function moveVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
   const mm = proc.mm;
   if (mm.vmas.size >= s.config.maxMapCount - 3) return err('ENOMEM');
-  const e = splitAround(s, mm, addr, addr + oldPages);
-  if (e !== 0) return err(e);
-  const old = vmaLookup(mm, addr)!;
-  if (shouldFailAlloc(s)) return err('ENOMEM');
-  const moved = old.dup(newVmaId(s));
-  moved.start = newAddr;
-  moved.end = newAddr + newPages;
+  // prep_move_vma: a driver that refuses to split refuses the move.
+  if (vma.vmOps?.may_split) {
+    let e: Errno | 0 = 0;
+    if (vma.start !== addr) e = vma.vmOps.may_split(vma, addr);
+    if (e === 0 && vma.end !== addr + oldPages) e = vma.vmOps.may_split(vma, addr + oldPages);
+    if (e !== 0) return err(e);
+  }
+  const moved = copyVma(s, proc, vma, addr, newAddr, newPages);
+  if (typeof moved === 'string') return err(moved);
   // The target is soft-dirty and, without UFFD_FEATURE_EVENT_REMAP, unregistered; move_ptes
   // drops the uffd-wp bits and markers.
   moved.softDirty = true;
   moved.uffdCtx = 0;
-  if (moved.driverFile) fileGet(moved.driverFile);
-  inodeGet(s, moved.file);
-  insertVma(s, mm, moved);
-  moved.vmOps?.open?.(moved);
   invalidateRange(s, proc.pid, addr, addr + oldPages, 'unmap');
   const pt = mm.pt;
   for (const at of pt.collect(addr, addr + oldPages)) {
@@ -115,7 +117,32 @@ function moveVma(s: ImplState, proc: ImplProcess, _vma: ImplVma, addr: number, o
     if ((flags & PTE_PRESENT) !== 0 && (flags & PTE_SPECIAL) === 0) s.rmap.move(idx, proc.pid, at, to);
   }
   dropUffdWpMarkers(mm, addr, addr + oldPages);
-  removeVma(s, mm, old);
-  mergeAround(s, mm, moved);
+  // unmap_source_vma: when the split fails (out of memory) the old range stays mapped.
+  doMunmap(s, proc, addr, addr + oldPages);
   return ok(newAddr);
+}
+
+/**
+ * copy_vma: merged into a neighbour of the destination (vma_merge_new_range, `vma` as
+ * copied_from; a never-faulted anonymous VMA takes the new address as vm_pgoff), else a
+ * copy (vm_area_dup: ENOMEM when the allocation fails) with ->open run.
+ */
+function copyVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, newAddr: number, newPages: number): ImplVma | Errno {
+  const anonymous = vma.file === -1 && vma.driverFile === null;
+  const pgoff = anonymous && vma.anonVma === 0 ? newAddr : vma.pgoff + (addr - vma.start);
+  const merged = vmaMergeNewRange(s, proc.mm, {
+    prev: vmaPrevOf(proc.mm, newAddr), middle: undefined, next: vmaNextOf(proc.mm, newAddr),
+    start: newAddr, end: newAddr + newPages, pgoff, attrs: vma, anonVma: vma.anonVma, copiedFrom: vma,
+  });
+  if (merged !== undefined) return merged;
+  if (shouldFailAlloc(s)) return 'ENOMEM';
+  const copy = vma.dup(newVmaId(s));
+  copy.start = newAddr;
+  copy.end = newAddr + newPages;
+  copy.pgoff = pgoff;
+  if (copy.driverFile) fileGet(copy.driverFile);
+  inodeGet(s, copy.file);
+  insertVma(s, proc.mm, copy);
+  copy.vmOps?.open?.(copy);
+  return copy;
 }

@@ -32,6 +32,10 @@ export class ImplVma implements DriverVma, TreeVma {
   softDirty = true;
   /** VM_UFFD_WP: the userfaultfd context it is registered with (async WP mode), or 0. */
   uffdCtx = 0;
+  /** vma_is_fork_child: the anon_vma chain holds more than one link (anon_vma_fork linked the parent's too). */
+  forkChild = false;
+  /** VM_ACCOUNT: committed memory (private and writable at mmap; mprotect sets it). */
+  account = false;
   firstStart = 0;
   lastEnd = 0;
   maxGap = 0;
@@ -64,6 +68,8 @@ export class ImplVma implements DriverVma, TreeVma {
     );
     copy.softDirty = this.softDirty;
     copy.uffdCtx = this.uffdCtx;
+    copy.forkChild = this.forkChild;
+    copy.account = this.account;
     return copy;
   }
 }

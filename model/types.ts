@@ -65,6 +65,13 @@ export type Vma = {
   dontexpand: boolean;
   /** anon_vma identity, or 0 while none was prepared (a read fault of the zero page prepares none). */
   anonVma: number;
+  /**
+   * vma_is_fork_child: the anon_vma chain holds more than one link (anon_vma_fork linked the
+   * parent's anon_vmas too); such a VMA's anon_vma is never shared with a neighbour.
+   */
+  forkChild: boolean;
+  /** VM_ACCOUNT: committed memory (accountable_mapping: private and writable at mmap; mprotect sets it). */
+  account: boolean;
   vmOps: VmOperations | null;
   /** The driver file this VMA maps (vma->vm_file for a driver), holding a reference. */
   driverFile: ModelDriverFile | null;
