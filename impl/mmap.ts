@@ -58,7 +58,9 @@ export function munmap(s: ImplState, proc: ImplProcess, op: MunmapOp): Outcome {
   return e === 0 ? ok(0) : err(e);
 }
 
-export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean; driverFile: ImplDriverFile | null;
+export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean;
+  /** The struct file mapped (vm_file): an fd's, or one do_mmap opened for this call alone; 0 for anonymous memory. */
+  vmFile: number; driverFile: ImplDriverFile | null;
   /** An error do_mmap returns only after placement (EACCES for a write map of an O_RDONLY fd). */
   denied?: Errno };
 
@@ -67,34 +69,35 @@ export function mmap(s: ImplState, proc: ImplProcess, op: MmapOp): Outcome {
   if (len === 0 || (op.prot & ~PROT_ALL) !== 0) return err('EINVAL');
   if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
   if (len > s.config.taskSizePages) return err('ENOMEM');
-  let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, driverFile: null };
+  let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, vmFile: 0, driverFile: null };
   const pgoff = op.pgoff ?? 0;
   if (!Number.isSafeInteger(pgoff) || pgoff < 0 || pgoff + len > 2 ** 52) return err('EOVERFLOW');
   if (op.fd !== undefined) {
     const open = proc.fds.get(op.fd);
     if (open === undefined) return err('EBADF');
     if (open.inode === -1) {
-      target = { file: -1, pgoff, mayWrite: true, driverFile: open };
+      target = { file: -1, pgoff, mayWrite: true, vmFile: open.id, driverFile: open };
     } else {
-      const t = inodeTarget(op, open.inode, open.mode, pgoff);
+      const t = inodeTarget(op, open.inode, open.mode, pgoff, open.id);
       if (typeof t === 'string') return err(t);
       target = t;
     }
   } else if (op.file !== undefined) {
     const file = s.files.get(op.file);
     if (file === undefined || file.shmem) return err('EBADF');
-    const t = inodeTarget(op, file.id, op.mode ?? 'rw', pgoff);
+    // The op opens the file for this mmap alone: a struct file no other mapping shares.
+    const t = inodeTarget(op, file.id, op.mode ?? 'rw', pgoff, s.nextDriverFileId++);
     if (typeof t === 'string') return err(t);
     target = t;
   }
   return mmapRegion(s, proc, op, target);
 }
 
-function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number): MmapTarget | Errno {
+function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number, vmFile: number): MmapTarget | Errno {
   const readOnlyFd = mode === 'r';
   // do_mmap checks the file mode after get_unmapped_area and MAP_FIXED_NOREPLACE's EEXIST.
   const denied = op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0 ? 'EACCES' as const : undefined;
-  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null, ...(denied ? { denied } : {}) };
+  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), vmFile, driverFile: null, ...(denied ? { denied } : {}) };
 }
 
 /** mmap_region: place and insert the VMA; shmem for shared anonymous memory; a driver's f_op->mmap. */
@@ -119,9 +122,11 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
   }
   let file = target.file;
   let pgoff = target.pgoff;
+  let vmFile = target.vmFile;
   if (file === -1 && op.shared && target.driverFile === null) {
     file = newFile(s, len, true).id;
     pgoff = 0;
+    vmFile = s.nextDriverFileId++;
   }
   const vma = new ImplVma(
     newVmaId(s), proc.pid, addr, addr + len, op.prot, op.shared, target.mayWrite, file,
@@ -129,6 +134,7 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
     false, false, false, false, false, 0, null, target.driverFile, null,
   );
   vma.account = !op.shared && (op.prot & PROT_WRITE) !== 0; // accountable_mapping
+  vma.vmFile = vmFile;
   // vma_merge_new_range, before any VMA is allocated or f_op->mmap runs.
   const merge: VmaMerge = {
     prev: vmaPrevOf(proc.mm, addr), middle: undefined, next: vmaNextOf(proc.mm, addr), start: addr, end: addr + len,

@@ -36,6 +36,8 @@ export class ImplVma implements DriverVma, TreeVma {
   forkChild = false;
   /** VM_ACCOUNT: committed memory (private and writable at mmap; mprotect sets it). */
   account = false;
+  /** vm_file: the struct file (open file description) mapped, 0 for none; VMAs merge only with the same one. */
+  vmFile = 0;
   firstStart = 0;
   lastEnd = 0;
   maxGap = 0;
@@ -70,6 +72,7 @@ export class ImplVma implements DriverVma, TreeVma {
     copy.uffdCtx = this.uffdCtx;
     copy.forkChild = this.forkChild;
     copy.account = this.account;
+    copy.vmFile = this.vmFile;
     return copy;
   }
 }

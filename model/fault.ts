@@ -34,7 +34,7 @@ export function anonVmaPrepare(s: ModelState, proc: Process, vma: Vma): void {
 
 /** reusable_anon_vma: `old`'s anon_vma, if `a` directly below `b` could share one (anon_vma_compatible). */
 function reusableAnonVma(old: Vma, a: Vma, b: Vma): number {
-  const compatible = a.end === b.start && a.file === b.file && a.driverFile === b.driverFile && a.shared === b.shared &&
+  const compatible = a.end === b.start && a.vmFile === b.vmFile && a.driverFile === b.driverFile && a.shared === b.shared &&
     a.mayWrite === b.mayWrite && a.account === b.account && a.pfnmap === b.pfnmap && a.mixedmap === b.mixedmap &&
     a.io === b.io && a.dontcopy === b.dontcopy && a.dontexpand === b.dontexpand && (a.uffdCtx !== 0) === (b.uffdCtx !== 0) &&
     b.pgoff === a.pgoff + (b.start - a.start);

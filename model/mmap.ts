@@ -65,7 +65,9 @@ export function munmap(s: ModelState, proc: Process, op: MunmapOp): Outcome {
 }
 
 /** What a new VMA maps: anonymous memory, a shmem object, a file, or a driver file. */
-export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean; driverFile: ModelDriverFile | null;
+export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean;
+  /** The struct file mapped (vm_file): an fd's, or one do_mmap opened for this call alone; 0 for anonymous memory. */
+  vmFile: number; driverFile: ModelDriverFile | null;
   /** An error do_mmap returns only after placement (EACCES for a write map of an O_RDONLY fd). */
   denied?: Errno };
 
@@ -74,23 +76,24 @@ export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
   if (len === 0 || (op.prot & ~PROT_ALL) !== 0) return err('EINVAL');
   if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
   if (len > s.config.taskSizePages) return err('ENOMEM');
-  let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, driverFile: null };
+  let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, vmFile: 0, driverFile: null };
   const pgoff = op.pgoff ?? 0;
   if (!Number.isSafeInteger(pgoff) || pgoff < 0 || pgoff + len > 2 ** 52) return err('EOVERFLOW');
   if (op.fd !== undefined) {
     const open = proc.fds.get(op.fd);
     if (open === undefined) return err('EBADF');
     if (open.inode === -1) {
-      target = { file: -1, pgoff, mayWrite: true, driverFile: open };
+      target = { file: -1, pgoff, mayWrite: true, vmFile: open.id, driverFile: open };
     } else {
-      const t = inodeTarget(op, open.inode, open.mode, pgoff);
+      const t = inodeTarget(op, open.inode, open.mode, pgoff, open.id);
       if (typeof t === 'string') return err(t);
       target = t;
     }
   } else if (op.file !== undefined) {
     const file = s.files.get(op.file);
     if (file === undefined || file.shmem) return err('EBADF');
-    const t = inodeTarget(op, file.id, op.mode ?? 'rw', pgoff);
+    // The op opens the file for this mmap alone: a struct file no other mapping shares.
+    const t = inodeTarget(op, file.id, op.mode ?? 'rw', pgoff, s.nextDriverFileId++);
     if (typeof t === 'string') return err(t);
     target = t;
   }
@@ -98,11 +101,11 @@ export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
 }
 
 /** A mapping of an inode through an fd opened with `mode`: a shared writable map needs O_RDWR. */
-function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number): MmapTarget | Errno {
+function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number, vmFile: number): MmapTarget | Errno {
   const readOnlyFd = mode === 'r';
   // do_mmap checks the file mode after get_unmapped_area and MAP_FIXED_NOREPLACE's EEXIST.
   const denied = op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0 ? 'EACCES' as const : undefined;
-  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null, ...(denied ? { denied } : {}) };
+  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), vmFile, driverFile: null, ...(denied ? { denied } : {}) };
 }
 
 /**
@@ -130,15 +133,17 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
   }
   let file = target.file;
   let pgoff = target.pgoff;
+  let vmFile = target.vmFile;
   if (file === -1 && op.shared && target.driverFile === null) {
     file = newFile(s, len, true).id; // shmem_zero_setup
     pgoff = 0;
+    vmFile = s.nextDriverFileId++;
   }
   const vma: Vma = {
     id: newVmaId(s), mm: proc.pid, start: addr, end: addr + len, prot: op.prot, shared: op.shared,
     mayWrite: target.mayWrite, file, pgoff: file === -1 && target.driverFile === null ? addr : pgoff,
     pfnmap: false, mixedmap: false, io: false, dontcopy: false, dontexpand: false, anonVma: 0, forkChild: false,
-    account: accountableMapping(op), vmOps: null, driverFile: target.driverFile, privateData: null, softDirty: true, uffdCtx: 0,
+    account: accountableMapping(op), vmFile, vmOps: null, driverFile: target.driverFile, privateData: null, softDirty: true, uffdCtx: 0,
   };
   // vma_merge_new_range, before any VMA is allocated or f_op->mmap runs: a range that
   // expands a neighbour needs neither (a driver's mmap is not called for it).

@@ -57,6 +57,8 @@ export type Vma = {
   mayWrite: boolean;
   /** -1: anonymous private. Shared anonymous memory maps a shmem file. */
   file: number;
+  /** vm_file: the struct file (open file description) mapped, 0 for none; VMAs merge only with the same one. */
+  vmFile: number;
   pgoff: number;
   pfnmap: boolean;
   mixedmap: boolean;

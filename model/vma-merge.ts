@@ -2,8 +2,8 @@
  * VMA merging as mm/vma.c does it in Linux 6.18: vma_merge_new_range (a new range — an
  * mmap, an mremap extension or copy — expands an adjacent VMA), vma_merge_existing_range
  * (a range of one VMA whose flags change merges with its neighbours) and vma_modify (that,
- * else split). Two VMAs merge only with equal flags (VM_SOFTDIRTY ignored), the same file
- * with contiguous vm_pgoff (anonymous VMAs too: their vm_pgoff is the address), the same
+ * else split). Two VMAs merge only with equal flags (VM_SOFTDIRTY ignored), the same struct
+ * file (one open: two mmaps of a file opened twice never merge) with contiguous vm_pgoff (anonymous VMAs too: their vm_pgoff is the address), the same
  * userfaultfd context, and compatible anon_vmas (is_mergeable_anon_vma: equal, or one has
  * none and the other is not a fork child); a VM_SPECIAL range never merges, and a VMA the
  * merge would remove must have no vm_ops->close (can_merge_remove_vma).
@@ -15,7 +15,7 @@ import { dropVmaFileRef, splitVma } from './vma.ts';
 
 /** The vm_flags, vm_file and userfaultfd context a range has or will have. */
 export type VmaAttrs = Pick<Vma, 'prot' | 'shared' | 'mayWrite' | 'account' | 'pfnmap' | 'mixedmap' | 'io' | 'dontcopy' | 'dontexpand' |
-  'file' | 'driverFile' | 'uffdCtx'>;
+  'file' | 'vmFile' | 'driverFile' | 'uffdCtx'>;
 
 /** struct vma_merge_struct: the range being placed or changed and what it will be. */
 export type VmaMerge = {
@@ -45,7 +45,8 @@ export function isMergeableVma(attrs: VmaAttrs, other: VmaAttrs): boolean {
   return attrs.prot === other.prot && attrs.shared === other.shared && attrs.mayWrite === other.mayWrite &&
     attrs.account === other.account && attrs.pfnmap === other.pfnmap && attrs.mixedmap === other.mixedmap &&
     attrs.io === other.io && attrs.dontcopy === other.dontcopy && attrs.dontexpand === other.dontexpand &&
-    attrs.file === other.file && attrs.driverFile === other.driverFile && attrs.uffdCtx === other.uffdCtx;
+    attrs.file === other.file && attrs.vmFile === other.vmFile && attrs.driverFile === other.driverFile &&
+    attrs.uffdCtx === other.uffdCtx;
 }
 
 /** is_mergeable_anon_vma, with `tgt` the neighbour the range would join. */
