@@ -112,6 +112,42 @@ describe.skipIf(!oracle().ok)('oracle: VMA merges and splits as Linux 6.18 makes
     expect(lastMaps(move(false))).toEqual([[A, A + 4, 'rw-p']]);
   });
 
+  it('VMAs that faulted with incompatible flags have their own anon_vmas and stay apart once the flags agree', () => {
+    const ops = (fault: boolean): Op[] => [
+      { op: 'spawn' }, map(1, A, 4, RW), { op: 'madvise', pid: 1, addr: A + 2, lengthPages: 2, advice: 'DONTFORK' },
+      ...(fault ? [{ op: 'write', pid: 1, addr: A, value: 1 }, { op: 'write', pid: 1, addr: A + 2, value: 2 }] as Op[] : []),
+      { op: 'madvise', pid: 1, addr: A + 2, lengthPages: 2, advice: 'DOFORK' },
+    ];
+    expect(lastMaps(ops(true))).toEqual([[A, A + 2, 'rw-p'], [A + 2, A + 4, 'rw-p']]);
+    expect(lastMaps(ops(false))).toEqual([[A, A + 4, 'rw-p']]);
+  });
+
+  it('mremap: moving part of a never-faulted VMA to just past its end merges with it first, then unmaps the old part', () => {
+    expect(lastMaps([
+      { op: 'spawn' }, map(1, A, 4, RW),
+      { op: 'mremap', pid: 1, addr: A + 2, oldPages: 2, newPages: 2, maymove: true, fixed: true, newAddr: A + 4 },
+    ])).toEqual([[A, A + 2, 'rw-p'], [A + 4, A + 6, 'rw-p']]);
+  });
+
+  it('mremap: a fork child\'s faulted VMA moved back beside an unfaulted one does not merge (copied_from); the parent\'s does', () => {
+    // The moved VMA keeps vm_pgoff A, so at A it is contiguous with a VMA mapped at [A - 2, A).
+    const ops = (pid: number): Op[] => [
+      { op: 'mremap', pid, addr: A, oldPages: 2, newPages: 2, maymove: true, fixed: true, newAddr: A + 10 },
+      map(pid, A - 2, 2, RW),
+      { op: 'mremap', pid, addr: A + 10, oldPages: 2, newPages: 2, maymove: true, fixed: true, newAddr: A },
+    ];
+    const start: Op[] = [{ op: 'spawn' }, map(1, A, 2, RW), { op: 'write', pid: 1, addr: A, value: 1 }, { op: 'fork', pid: 1 }];
+    expect(lastMaps([...start, ...ops(2)], 2)).toEqual([[A - 2, A, 'rw-p'], [A, A + 2, 'rw-p']]);
+    expect(lastMaps([...start, ...ops(1)], 1)).toEqual([[A - 2, A + 2, 'rw-p']]);
+  });
+
+  it('an mprotect that meets a hole is ENOMEM and keeps what it changed and split before it', () => {
+    expect(lastMaps([
+      { op: 'spawn' }, map(1, A, 4, RW), map(1, A + 6, 2, RW),
+      { op: 'mprotect', pid: 1, addr: A + 2, lengthPages: 6, prot: R },
+    ])).toEqual([[A, A + 2, 'rw-p'], [A + 2, A + 4, 'r--p'], [A + 6, A + 8, 'rw-p']]);
+  });
+
   it('a userfaultfd registration of part of a VMA splits it (vma_modify_flags_uffd)', () => {
     expect(lastMaps([
       { op: 'spawn' }, map(1, A, 6, RW), { op: 'uffd_register_wp', pid: 1, addr: A + 2, lengthPages: 2, async: true },
