@@ -28,8 +28,9 @@ export function madvise(s: ImplState, proc: ImplProcess, op: MadviseOp): Outcome
   let unmapped = false;
   let vma: ImplVma | null = proc.mm.vmas.find(start);
   let prev = vma !== null && vma.start < start ? vma : vmaPrevOf(proc.mm, start);
+  const stepsMax = proc.mm.vmas.size + 1; // each step passes one of the VMAs there at the start
   for (let steps = 0; ; steps++) {
-    if (steps > proc.mm.vmas.size) fail(`madvise walk of [${op.addr}, ${lastEnd}) does not end`);
+    if (steps >= stepsMax) fail(`madvise walk of [${op.addr}, ${lastEnd}) does not end`);
     if (vma === null) return err('ENOMEM');
     if (start < vma.start) {
       unmapped = true;

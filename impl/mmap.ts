@@ -186,8 +186,9 @@ export function mprotect(s: ImplState, proc: ImplProcess, op: MprotectOp): Outco
   let prev = vma.start < start ? vma : vmaPrevOf(proc.mm, start);
   let cursor = start;
   let result: Errno | 0 = 0;
+  const stepsMax = proc.mm.vmas.size; // each step passes one of the VMAs there at the start
   for (let steps = 0; vma !== undefined && vma.start < end; steps++) {
-    if (steps > proc.mm.vmas.size) fail(`mprotect walk of [${start}, ${end}) does not end`);
+    if (steps >= stepsMax) fail(`mprotect walk of [${start}, ${end}) does not end`);
     if (vma.start > cursor) { result = 'ENOMEM'; break; }
     if ((op.prot & PROT_WRITE) !== 0 && !vma.mayWrite) { result = 'EACCES'; break; }
     const fixed = mprotectFixup(s, proc, vma, prev, cursor, Math.min(end, vma.end), op.prot);

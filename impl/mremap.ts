@@ -11,7 +11,8 @@ import { shouldFailAlloc } from './frames.ts';
 import { inodeGet } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
-import { insertVma, newVmaId, vmaLookup } from './vma.ts';
+import { insertVma, newVmaId, splitAround, vmaLookup } from './vma.ts';
+import { fail } from './assert.ts';
 import { vmaMergeExtend, vmaMergeNewRange, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
 import { invalidateRange } from './notifier.ts';
 import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP } from './pagetable.ts';
@@ -86,8 +87,12 @@ function mremapTo(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
 }
 
 /**
- * move_vma: copy_vma (a merge at the destination, else a new VMA), move_page_tables (rmap
- * entries follow), then unmap the old range, splitting the old VMA as munmap does.
+ * move_vma: copy_vma at the new address (merging with a neighbour there when it can, else a
+ * new VMA on which ->open runs), move_page_tables, then unmap the old range (->close runs
+ * on the old part). The old range is split off first, so that an allocation failure
+ * leaves nothing moved; the layout is the one Linux makes splitting it at the unmap (a
+ * never-faulted VMA whose copy merges into the old VMA ends the same). The copy keeps
+ * vm_private_data.
  */
 function moveVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
   const mm = proc.mm;
@@ -99,7 +104,10 @@ function moveVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, ol
     if (e === 0 && vma.end !== addr + oldPages) e = vma.vmOps.may_split(vma, addr + oldPages);
     if (e !== 0) return err(e);
   }
-  const moved = copyVma(s, proc, vma, addr, newAddr, newPages);
+  const e = splitAround(s, mm, addr, addr + oldPages);
+  if (e !== 0) return err(e);
+  const old = vmaLookup(mm, addr)!;
+  const moved = copyVma(s, proc, old, addr, newAddr, newPages);
   if (typeof moved === 'string') return err(moved);
   // The target is soft-dirty and, without UFFD_FEATURE_EVENT_REMAP, unregistered; move_ptes
   // drops the uffd-wp bits and markers.
@@ -117,9 +125,17 @@ function moveVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, ol
     if ((flags & PTE_PRESENT) !== 0 && (flags & PTE_SPECIAL) === 0) s.rmap.move(idx, proc.pid, at, to);
   }
   dropUffdWpMarkers(mm, addr, addr + oldPages);
-  // unmap_source_vma: when the split fails (out of memory) the old range stays mapped.
-  doMunmap(s, proc, addr, addr + oldPages);
+  unmapSourceVma(s, proc, addr, addr + oldPages);
   return ok(newAddr);
+}
+
+/** unmap_source_vma: one VMA unless the copy merged into it; that split is not subject to fail_nth (as model/mremap.ts). */
+function unmapSourceVma(s: ImplState, proc: ImplProcess, start: number, end: number): void {
+  const failNth = s.failNth;
+  s.failNth = 0;
+  const e = doMunmap(s, proc, start, end);
+  s.failNth = failNth;
+  if (e !== 0) fail(`unmap of the mremap source [${start}, ${end}) failed: ${e}`);
 }
 
 /**

@@ -173,8 +173,9 @@ export function uffdRegisterWp(s: ModelState, proc: Process, op: UffdRegisterWpO
   let start = addr;
   let prev = vmas[0].start < addr ? vmas[0] : vmaPrevOf(proc.mm, addr);
   let vma = proc.mm.vmas.find(addr);
+  const stepsMax = proc.mm.vmas.size; // each step passes one of the VMAs there at the start
   for (let steps = 0; vma !== null && vma.start < end; steps++) {
-    if (steps > proc.mm.vmas.size) fail(`uffd register walk of [${addr}, ${end}) does not end`);
+    if (steps >= stepsMax) fail(`uffd register walk of [${addr}, ${end}) does not end`);
     start = Math.max(start, vma.start);
     const target = vmaModify(s, proc.mm, prev, vma, start, Math.min(end, vma.end), { ...vma, uffdCtx: ctx });
     if (typeof target === 'string') return err(target);

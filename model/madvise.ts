@@ -28,9 +28,10 @@ export function madvise(s: ModelState, proc: Process, op: MadviseOp): Outcome {
   let unmapped = false;
   let vma = findVma(proc.mm, start);
   let prev = vma !== undefined && vma.start < start ? vma : vmaPrevOf(proc.mm, start);
-  // A limit on the walk: each step moves `start` up to a VMA's end below lastEnd.
+  // A limit on the walk: each step moves `start` past one of the VMAs there at the start.
+  const stepsMax = proc.mm.vmas.length + 1;
   for (let steps = 0; ; steps++) {
-    assert(steps <= proc.mm.vmas.length, `madvise walk of [${op.addr}, ${lastEnd}) does not end`);
+    assert(steps < stepsMax, `madvise walk of [${op.addr}, ${lastEnd}) does not end`);
     if (vma === undefined) return err('ENOMEM');
     if (start < vma.start) {
       unmapped = true;

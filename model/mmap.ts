@@ -202,9 +202,10 @@ export function mprotect(s: ModelState, proc: Process, op: MprotectOp): Outcome 
   let prev = vma.start < start ? vma : vmaPrevOf(proc.mm, start);
   let cursor = start;
   let result: Errno | 0 = 0;
-  // A limit on the walk: each step moves `cursor` up to a VMA's end inside [start, end).
+  // A limit on the walk: each step moves `cursor` past one of the VMAs there at the start.
+  const stepsMax = proc.mm.vmas.length;
   for (let steps = 0; vma !== undefined && vma.start < end; steps++) {
-    assert(steps <= proc.mm.vmas.length, `mprotect walk of [${start}, ${end}) does not end`);
+    assert(steps < stepsMax, `mprotect walk of [${start}, ${end}) does not end`);
     if (vma.start > cursor) { result = 'ENOMEM'; break; }
     if ((op.prot & PROT_WRITE) !== 0 && !vma.mayWrite) { result = 'EACCES'; break; }
     const to = Math.min(end, vma.end);

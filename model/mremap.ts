@@ -12,7 +12,8 @@ import { shouldFailAlloc } from './frames.ts';
 import { inodeGet } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
-import { insertVma, newVmaId, vmaLookup } from './vma.ts';
+import { insertVma, newVmaId, splitAround, vmaLookup } from './vma.ts';
+import { assert } from './assert.ts';
 import { vmaMergeExtend, vmaMergeNewRange, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
 import { invalidateRange } from './notifier.ts';
 import { dropUffdWpMarkers, ptesIn } from './zap.ts';
@@ -90,8 +91,11 @@ function mremapTo(s: ModelState, proc: Process, op: MremapOp): Outcome {
 
 /**
  * move_vma: copy_vma at the new address (merging with a neighbour there when it can, else a
- * new VMA on which ->open runs), move_page_tables, then unmap the old range, splitting the
- * old VMA as munmap does (->close runs on the old part). The copy keeps vm_private_data.
+ * new VMA on which ->open runs), move_page_tables, then unmap the old range (->close runs
+ * on the old part). The old range is split off first, so that an allocation failure
+ * leaves nothing moved; the layout is the one Linux makes splitting it at the unmap (a
+ * never-faulted VMA whose copy merges into the old VMA ends the same). The copy keeps
+ * vm_private_data.
  */
 function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
   if (proc.mm.vmas.length >= s.config.maxMapCount - 3) return err('ENOMEM');
@@ -102,7 +106,10 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
     if (e === 0 && vma.end !== addr + oldPages) e = vma.vmOps.may_split(vma, addr + oldPages);
     if (e !== 0) return err(e);
   }
-  const moved = copyVma(s, proc, vma, addr, newAddr, newPages);
+  const e = splitAround(s, proc.mm, addr, addr + oldPages);
+  if (e !== 0) return err(e);
+  const old = vmaLookup(proc.mm, addr)!;
+  const moved = copyVma(s, proc, old, addr, newAddr, newPages);
   if (typeof moved === 'string') return err(moved);
   // The target is soft-dirty; without UFFD_FEATURE_EVENT_REMAP it loses the uffd registration
   // (mremap_userfaultfd_prep: userfaultfd_reset_ctx) and move_ptes drops the uffd-wp bits and markers.
@@ -118,10 +125,21 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
     proc.mm.ptes.set(newAddr + (at - addr), pte);
   }
   dropUffdWpMarkers(proc.mm, addr, addr + oldPages);
-  // unmap_source_vma: the old range holds no PTEs now. When the split fails (out of
-  // memory), Linux leaves the old range mapped and the move stands.
-  doMunmap(s, proc, addr, addr + oldPages);
+  unmapSourceVma(s, proc, addr, addr + oldPages);
   return ok(newAddr);
+}
+
+/**
+ * unmap_source_vma: the old range, which holds no PTEs now, goes. It is one VMA unless the
+ * copy merged into it; splitting that is not subject to fail_nth (Linux ignores a failure
+ * there and leaves the old range mapped, which the model does not emulate).
+ */
+function unmapSourceVma(s: ModelState, proc: Process, start: number, end: number): void {
+  const failNth = s.failNth;
+  s.failNth = 0;
+  const e = doMunmap(s, proc, start, end);
+  s.failNth = failNth;
+  assert(e === 0, `unmap of the mremap source [${start}, ${end}) failed: ${e}`);
 }
 
 /**

@@ -163,8 +163,9 @@ export function uffdRegisterWp(s: ModelState, proc: Process, op: UffdRegisterWpO
   let start = addr;
   let prev = vmas[0].start < addr ? vmas[0] : vmaPrevOf(proc.mm, addr);
   let vma = findVma(proc.mm, addr);
+  const stepsMax = proc.mm.vmas.length; // each step passes one of the VMAs there at the start
   for (let steps = 0; vma !== undefined && vma.start < end; steps++) {
-    assert(steps <= proc.mm.vmas.length, `uffd register walk of [${addr}, ${end}) does not end`);
+    assert(steps < stepsMax, `uffd register walk of [${addr}, ${end}) does not end`);
     start = Math.max(start, vma.start);
     const target = vmaModify(s, proc.mm, prev, vma, start, Math.min(end, vma.end), { ...vma, uffdCtx: ctx });
     if (typeof target === 'string') return err(target);

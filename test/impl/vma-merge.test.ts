@@ -399,6 +399,36 @@ describe.each([['model', () => new ModelKernel(DEFAULT_CONFIG)], ['impl', () => 
       expect(back.maps(1)).toEqual([[B, B + 6, RW]]);
     });
 
+    it('an mprotect or madvise walk whose merges remove VMAs ends where Linux ends it', () => {
+      const top = DEFAULT_CONFIG.mmapBasePages; // top-down placement starts here
+      const madvised = run([
+        { op: 'spawn' }, { op: 'mmap', pid: 1, addr: 0, lengthPages: 7, prot: PROT_READ, shared: false },
+        { op: 'madvise', pid: 1, addr: top - 6, lengthPages: 1, advice: 'DONTFORK' },
+        { op: 'munmap', pid: 1, addr: top - 5, lengthPages: 5 },
+      ]);
+      expect(madvised.kernel.step({ op: 'madvise', pid: 1, addr: top - 7, lengthPages: 3, advice: 'DOFORK' }))
+        .toEqual({ kind: 'errno', errno: 'ENOMEM' });
+      expect(madvised.maps(1)).toEqual([[top - 7, top - 5, PROT_READ]]);
+      const protected_ = run([
+        { op: 'spawn' }, { op: 'mmap', pid: 1, addr: 0, lengthPages: 4, prot: PROT_READ, shared: false },
+        { op: 'mmap', pid: 1, addr: top - 7, lengthPages: 1, prot: PROT_WRITE, shared: false },
+        { op: 'mmap', pid: 1, addr: 0, lengthPages: 3, prot: RW, shared: false },
+        { op: 'mprotect', pid: 1, addr: top - 9, lengthPages: 1, prot: PROT_READ },
+      ]);
+      expect(protected_.kernel.step({ op: 'mprotect', pid: 1, addr: top - 10, lengthPages: 7, prot: PROT_READ }))
+        .toEqual({ kind: 'errno', errno: 'ENOMEM' });
+      expect(protected_.maps(1)).toEqual([[top - 10, top - 6, PROT_READ], [top - 4, top, PROT_READ]]);
+    });
+
+    it('an mremap move whose split fails (fail_nth) moves nothing', () => {
+      const { kernel, maps } = run([
+        { op: 'spawn' }, { op: 'mmap', pid: 1, addr: B, lengthPages: 8, prot: PROT_READ, shared: false, fixed: true },
+        { op: 'fail_nth', nth: 1 },
+      ]);
+      expect(kernel.step({ op: 'mremap', pid: 1, addr: B + 3, oldPages: 1, newPages: 2, maymove: true })).toEqual({ kind: 'errno', errno: 'ENOMEM' });
+      expect(maps(1)).toEqual([[B, B + 8, PROT_READ]]);
+    });
+
     it('mremap moving a faulted anonymous VMA next to its old neighbour does not merge (vm_pgoff kept); an unfaulted one does', () => {
       const ops = (fault: boolean): Op[] => [
         { op: 'spawn' },
