@@ -11,7 +11,7 @@ import { frameOf } from './frames.ts';
 import { F_KIND, F_RESERVED, KIND_DRIVER } from './framepool.ts';
 import { PTE_PRESENT, PTE_SPECIAL } from './pagetable.ts';
 import { validRange } from './mmap.ts';
-import { vmaModify, vmaPrevOf } from './vma-merge.ts';
+import { vmaAttrs, vmaModify, vmaPrevOf } from './vma-merge.ts';
 import { fail } from './assert.ts';
 import { zapRange } from './zap.ts';
 import { shrinkFrame } from './reclaim.ts';
@@ -72,7 +72,7 @@ function madviseVma(
       const dontcopy = advice === 'DONTFORK';
       // madvise_update_vma: the flags are already what the advice asks, nothing to do.
       if (vma.dontcopy === dontcopy) return vma;
-      const target = vmaModify(s, proc.mm, prev, vma, start, end, { ...vma, dontcopy });
+      const target = vmaModify(s, proc.mm, prev, vma, start, end, vmaAttrs(vma, { dontcopy }));
       if (typeof target === 'string') return target === 'ENOMEM' ? 'EAGAIN' : target;
       target.dontcopy = dontcopy;
       return target;

@@ -15,7 +15,7 @@ import { inodeGet, newFile } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { insertVma, newVmaId, removeVma, splitAround, vmaLookup, vmasIn } from './vma.ts';
 import type { VmaMerge } from './vma-merge.ts';
-import { isMergeableVma, vmaIsSpecial, vmaMergeExistingRange, vmaMergeNewRange, vmaModify, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
+import { isMergeableVma, vmaAttrs, vmaIsSpecial, vmaMergeExistingRange, vmaMergeNewRange, vmaModify, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
 import { zapRange } from './zap.ts';
 import { fail } from './assert.ts';
 import { invalidateRange } from './notifier.ts';
@@ -216,7 +216,7 @@ function mprotectFixup(
   } else if (vma.account && vma.file === -1 && vma.driverFile === null && vma.anonVma === 0) {
     account = false; // an anonymous VMA that never faulted gives its commitment back
   }
-  const target = vmaModify(s, proc.mm, prev, vma, start, end, { ...vma, prot, account });
+  const target = vmaModify(s, proc.mm, prev, vma, start, end, vmaAttrs(vma, { prot, account }));
   if (typeof target === 'string') return target;
   const removesWrite = (vma.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
   target.prot = prot;

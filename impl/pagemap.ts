@@ -25,7 +25,7 @@ import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WR
 import { ptraceMayAccess } from './access.ts';
 import { runningProcess } from './process.ts';
 import { vmasIn } from './vma.ts';
-import { vmaModify, vmaPrevOf } from './vma-merge.ts';
+import { vmaAttrs, vmaModify, vmaPrevOf } from './vma-merge.ts';
 import { fail } from './assert.ts';
 import { invalidateRange } from './notifier.ts';
 
@@ -177,7 +177,7 @@ export function uffdRegisterWp(s: ModelState, proc: Process, op: UffdRegisterWpO
   for (let steps = 0; vma !== null && vma.start < end; steps++) {
     if (steps >= stepsMax) fail(`uffd register walk of [${addr}, ${end}) does not end`);
     start = Math.max(start, vma.start);
-    const target = vmaModify(s, proc.mm, prev, vma, start, Math.min(end, vma.end), { ...vma, uffdCtx: ctx });
+    const target = vmaModify(s, proc.mm, prev, vma, start, Math.min(end, vma.end), vmaAttrs(vma, { uffdCtx: ctx }));
     if (typeof target === 'string') return err(target);
     target.uffdCtx = ctx; // userfaultfd_set_ctx
     prev = target;

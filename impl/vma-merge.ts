@@ -17,6 +17,15 @@ import { mergeUnlinkVma, splitVma, vmaSetRange } from './vma.ts';
 export type VmaAttrs = Pick<ImplVma, 'prot' | 'shared' | 'mayWrite' | 'account' | 'pfnmap' | 'mixedmap' | 'io' | 'dontcopy' | 'dontexpand' |
   'file' | 'vmFile' | 'driverFile' | 'uffdCtx'>;
 
+/** The attributes of `vma` with `change` applied: what a vma_modify is asked to give it (no copy of the whole VMA). */
+export function vmaAttrs(vma: VmaAttrs, change: Partial<VmaAttrs>): VmaAttrs {
+  return {
+    prot: vma.prot, shared: vma.shared, mayWrite: vma.mayWrite, account: vma.account, pfnmap: vma.pfnmap, mixedmap: vma.mixedmap,
+    io: vma.io, dontcopy: vma.dontcopy, dontexpand: vma.dontexpand, file: vma.file, vmFile: vma.vmFile, driverFile: vma.driverFile,
+    uffdCtx: vma.uffdCtx, ...change,
+  };
+}
+
 /** struct vma_merge_struct: the range being placed or changed and what it will be. */
 export type VmaMerge = {
   prev: ImplVma | undefined;

@@ -64,19 +64,19 @@ export function splitVma(s: ImplState, mm: ImplMm, vma: ImplVma, addr: number, n
 }
 
 /**
- * vma_set_range on a VMA in the tree. A new start re-keys it (removed and inserted again);
- * the caller orders changes so that no two VMAs overlap at any point.
+ * vma_set_range on a VMA in the tree, in place: callers keep `vma` between its neighbours
+ * (a split or merge moves an edge only into space no other VMA holds), so the order by
+ * vm_start holds and the augmentation is recomputed along its path.
  */
 export function vmaSetRange(mm: ImplMm, vma: ImplVma, start: number, end: number, pgoff: number): void {
-  vma.pgoff = pgoff;
-  if (start !== vma.start) {
-    mm.vmas.remove(vma);
-    vma.start = start;
-    vma.end = end;
-    mm.vmas.insert(vma);
-    return;
-  }
+  if (!(start < end)) fail(`empty VMA [${start}, ${end}) for map#${vma.id}`);
+  const prev = mm.vmas.prevOf(vma.start);
+  const next = mm.vmas.nextOf(vma.start);
+  if (prev !== null && prev.end > start) fail(`map#${vma.id} set to [${start}, ${end}) overlaps [${prev.start}, ${prev.end})`);
+  if (next !== null && next.start < end) fail(`map#${vma.id} set to [${start}, ${end}) overlaps [${next.start}, ${next.end})`);
+  vma.start = start;
   vma.end = end;
+  vma.pgoff = pgoff;
   mm.vmas.updated(vma);
 }
 
