@@ -3,7 +3,8 @@
  * kernel (kernel-oracle/oracle.c), over random traces of the subset of core operations that
  * user space can perform for real. Each trace runs through the model first (which also
  * chooses where non-fixed mmaps and moving mremaps land), then through the oracle; outcomes
- * and what /proc/<pid>/maps and /proc/<pid>/pagemap show are compared after every step.
+ * and what /proc/<pid>/maps (one line per VMA: range, perms, backing, offset) and
+ * /proc/<pid>/pagemap show are compared after every step.
  *
  * Covered: spawn, mmap (anon, shmem, file; hint, MAP_FIXED, MAP_FIXED_NOREPLACE), munmap,
  * mprotect, mremap, madvise (DONTNEED, PAGEOUT, COLD, DONTFORK, DOFORK), read, write, fork,
@@ -171,7 +172,9 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
 export type SeenPage = {
   value?: number; present: boolean; swapped: boolean; file: boolean; exclusive: boolean; softDirty: boolean; uffdWp: boolean; marker: boolean;
 };
-export type SeenProcess = { pid: number; maps: MapRange[]; pages: Map<number, SeenPage> };
+/** A line of /proc/<pid>/maps: the VMA's range, perms, backing and file offset in pages (0 for anonymous memory). */
+export type SeenMap = MapRange & { offset: number };
+export type SeenProcess = { pid: number; maps: SeenMap[]; pages: Map<number, SeenPage> };
 /** `emptyPtes`: before a PAGEMAP_SCAN, the target's empty entries of existing page tables (kernel side only). */
 export type SeenStep = { outcome: Outcome; processes: SeenProcess[]; emptyPtes?: number[] };
 
@@ -194,18 +197,9 @@ function canonicalizeShmem(processes: SeenProcess[]): void {
   }
 }
 
-/** Adjacent VMAs with equal perms and backing (and contiguous offsets for non-anon) read as one, as coalescedMaps does. */
-function coalesceKernelVmas(vmas: KernelLine['procs'][number]['vmas']): MapRange[] {
-  const out: MapRange[] = [];
-  let lastEndPgoff = NaN;
-  for (const [start, end, perms, backing, pgoff] of vmas) {
-    const prev = out.at(-1);
-    const contiguous = backing === 'anon' || pgoff === lastEndPgoff;
-    if (prev !== undefined && prev.end === start && prev.perms === perms && prev.backing === backing && contiguous) prev.end = end;
-    else out.push({ start, end, perms, backing });
-    lastEndPgoff = pgoff + (end - start);
-  }
-  return out;
+/** One range per VMA, as the oracle read them from /proc/<pid>/maps: uncoalesced, like the model's observation. */
+function kernelMaps(vmas: KernelLine['procs'][number]['vmas']): SeenMap[] {
+  return vmas.map(([start, end, perms, backing, offset]) => ({ start, end, perms, backing, offset }));
 }
 
 function kernelStep(line: KernelLine): SeenStep {
@@ -223,7 +217,7 @@ function kernelStep(line: KernelLine): SeenStep {
       if (page.present && value >= 0) page.value = value;
       pages.set(addr, page);
     }
-    return { pid: p.pid, maps: coalesceKernelVmas(p.vmas), pages };
+    return { pid: p.pid, maps: kernelMaps(p.vmas), pages };
   });
   canonicalizeShmem(processes);
   const step: SeenStep = { outcome, processes };
@@ -247,7 +241,10 @@ function modelStep(k: ModelKernel, outcome: Outcome): SeenStep {
     for (const addr of k.inspect.uffdWpMarkers(p.pid)) {
       pages.set(addr, { present: false, swapped: false, file: false, exclusive: false, softDirty: false, uffdWp: true, marker: true });
     }
-    return { pid: p.pid, maps: p.maps.map((m) => ({ ...m })), pages: new Map([...pages].sort((a, b) => a[0] - b[0])) };
+    // One range per VMA, in order: the offset column is the VMA's vm_pgoff for a file or shmem mapping (show_map_vma).
+    const vmas = [...k.inspect.vmas(p.pid)];
+    const maps = p.maps.map((m, i): SeenMap => ({ ...m, offset: vmas[i].file === -1 ? 0 : vmas[i].pgoff }));
+    return { pid: p.pid, maps, pages: new Map([...pages].sort((a, b) => a[0] - b[0])) };
   });
   canonicalizeShmem(processes);
   return { outcome, processes };

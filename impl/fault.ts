@@ -26,18 +26,27 @@ export const GUP_FAULT: FaultFlags = { allowRetry: false, tried: false };
 
 const vmaWritable = (vma: ImplVma) => (vma.prot & PROT_WRITE) !== 0;
 
-/** anon_vma_prepare: reuse a compatible neighbour's anon_vma, else a new one. */
+/**
+ * anon_vma_prepare: find_mergeable_anon_vma reuses the anon_vma of the next VMA, else of the
+ * previous one, when compatible (adjacent, same file and contiguous vm_pgoff, flags equal
+ * but for the access bits) and not a fork child's; else a new one.
+ */
 export function anonVmaPrepare(s: ImplState, proc: ImplProcess, vma: ImplVma): void {
   if (vma.anonVma !== 0) return;
-  for (const near of [proc.mm.vmas.prevOf(vma.start), proc.mm.vmas.nextOf(vma.start)]) {
-    if (near === null || near.anonVma === 0 || near.file !== vma.file || near.shared !== vma.shared) continue;
-    const [a, b] = near.start < vma.start ? [near, vma] : [vma, near];
-    if (a.end === b.start && b.pgoff === a.pgoff + (b.start - a.start)) {
-      vma.anonVma = near.anonVma;
-      return;
-    }
-  }
-  vma.anonVma = s.nextAnonVma++;
+  const next = proc.mm.vmas.nextOf(vma.start);
+  const prev = proc.mm.vmas.prevOf(vma.start);
+  const reused = (next !== null ? reusableAnonVma(next, vma, next) : 0) || (prev !== null ? reusableAnonVma(prev, prev, vma) : 0);
+  vma.anonVma = reused || s.nextAnonVma++;
+  vma.forkChild = false;
+}
+
+/** reusable_anon_vma: `old`'s anon_vma, if `a` directly below `b` could share one (anon_vma_compatible). */
+function reusableAnonVma(old: ImplVma, a: ImplVma, b: ImplVma): number {
+  const compatible = a.end === b.start && a.vmFile === b.vmFile && a.driverFile === b.driverFile && a.shared === b.shared &&
+    a.mayWrite === b.mayWrite && a.account === b.account && a.pfnmap === b.pfnmap && a.mixedmap === b.mixedmap &&
+    a.io === b.io && a.dontcopy === b.dontcopy && a.dontexpand === b.dontexpand && (a.uffdCtx !== 0) === (b.uffdCtx !== 0) &&
+    b.pgoff === a.pgoff + (b.start - a.start);
+  return compatible && old.anonVma !== 0 && !old.forkChild ? old.anonVma : 0;
 }
 
 /** handle_mm_fault for one page of `vma`, with the mm's mmap_lock held for read (or write). */

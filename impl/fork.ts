@@ -73,6 +73,7 @@ function dupVma(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: Impl
   copy.anonVma = vma.anonVma === 0 ? 0 : s.nextAnonVma++;
   // anon_vma_fork: the child's anon_vma shares the parent's root (whose rwsem rmap takes).
   if (copy.anonVma !== 0) s.anonVmaRoot.set(copy.anonVma, anonVmaRootOf(s, vma.anonVma));
+  copy.forkChild = vma.anonVma !== 0; // anon_vma_fork: a chain of more than one (vma_is_fork_child)
   copy.uffdCtx = 0; // dup_userfaultfd without UFFD_FEATURE_EVENT_FORK
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);

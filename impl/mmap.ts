@@ -13,8 +13,11 @@ import { ImplVma } from './types.ts';
 import { shouldFailAlloc } from './frames.ts';
 import { inodeGet, newFile } from './pagecache.ts';
 import { fileGet, fileRelease } from './driverfile.ts';
-import { canMerge, insertVma, mergeAround, mergeRange, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
+import { insertVma, newVmaId, removeVma, splitAround, vmaLookup, vmasIn } from './vma.ts';
+import type { VmaMerge } from './vma-merge.ts';
+import { isMergeableVma, vmaAttrs, vmaIsSpecial, vmaMergeExistingRange, vmaMergeNewRange, vmaModify, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
 import { zapRange } from './zap.ts';
+import { fail } from './assert.ts';
 import { invalidateEnd, invalidateRange } from './notifier.ts';
 import { PTE_PRESENT, PTE_WRITE } from './pagetable.ts';
 
@@ -55,7 +58,9 @@ export function munmap(s: ImplState, proc: ImplProcess, op: MunmapOp): Outcome {
   return e === 0 ? ok(0) : err(e);
 }
 
-export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean; driverFile: ImplDriverFile | null;
+export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean;
+  /** The struct file mapped (vm_file): an fd's, or one do_mmap opened for this call alone; 0 for anonymous memory. */
+  vmFile: number; driverFile: ImplDriverFile | null;
   /** An error do_mmap returns only after placement (EACCES for a write map of an O_RDONLY fd). */
   denied?: Errno };
 
@@ -64,7 +69,7 @@ export function mmap(s: ImplState, proc: ImplProcess, op: MmapOp): Outcome {
   if (len === 0 || (op.prot & ~PROT_ALL) !== 0) return err('EINVAL');
   if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
   if (len > s.config.taskSizePages) return err('ENOMEM');
-  let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, driverFile: null };
+  let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, vmFile: 0, driverFile: null };
   const pgoff = op.pgoff ?? 0;
   if (!Number.isSafeInteger(pgoff) || pgoff < 0 || pgoff + len > 2 ** 52) return err('EOVERFLOW');
   if (op.fd !== undefined) {
@@ -74,8 +79,8 @@ export function mmap(s: ImplState, proc: ImplProcess, op: MmapOp): Outcome {
     // thread meanwhile drops only the fd table's.
     fileGet(open);
     try {
-      if (open.inode === -1) return mmapRegion(s, proc, op, { file: -1, pgoff, mayWrite: true, driverFile: open });
-      const t = inodeTarget(op, open.inode, open.mode, pgoff);
+      if (open.inode === -1) return mmapRegion(s, proc, op, { file: -1, pgoff, mayWrite: true, vmFile: open.id, driverFile: open });
+      const t = inodeTarget(op, open.inode, open.mode, pgoff, open.id);
       return typeof t === 'string' ? err(t) : mmapRegion(s, proc, op, t);
     } finally {
       fileRelease(s, open);
@@ -83,18 +88,19 @@ export function mmap(s: ImplState, proc: ImplProcess, op: MmapOp): Outcome {
   } else if (op.file !== undefined) {
     const file = s.files.get(op.file);
     if (file === undefined || file.shmem) return err('EBADF');
-    const t = inodeTarget(op, file.id, op.mode ?? 'rw', pgoff);
+    // The op opens the file for this mmap alone: a struct file no other mapping shares.
+    const t = inodeTarget(op, file.id, op.mode ?? 'rw', pgoff, s.nextDriverFileId++);
     if (typeof t === 'string') return err(t);
     target = t;
   }
   return mmapRegion(s, proc, op, target);
 }
 
-function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number): MmapTarget | Errno {
+function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number, vmFile: number): MmapTarget | Errno {
   const readOnlyFd = mode === 'r';
   // do_mmap checks the file mode after get_unmapped_area and MAP_FIXED_NOREPLACE's EEXIST.
   const denied = op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0 ? 'EACCES' as const : undefined;
-  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null, ...(denied ? { denied } : {}) };
+  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), vmFile, driverFile: null, ...(denied ? { denied } : {}) };
 }
 
 /** mmap_region: place and insert the VMA; shmem for shared anonymous memory; a driver's f_op->mmap. */
@@ -119,78 +125,105 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
   }
   let file = target.file;
   let pgoff = target.pgoff;
+  let vmFile = target.vmFile;
   if (file === -1 && op.shared && target.driverFile === null) {
     file = newFile(s, len, true).id;
     pgoff = 0;
+    vmFile = s.nextDriverFileId++;
   }
   const vma = new ImplVma(
     newVmaId(s), proc.pid, addr, addr + len, op.prot, op.shared, target.mayWrite, file,
     file === -1 && target.driverFile === null ? addr : pgoff,
     false, false, false, false, false, 0, null, target.driverFile, null,
   );
+  vma.account = !op.shared && (op.prot & PROT_WRITE) !== 0; // accountable_mapping
+  vma.vmFile = vmFile;
+  // vma_merge_new_range, before any VMA is allocated or f_op->mmap runs.
+  const merge: VmaMerge = {
+    prev: vmaPrevOf(proc.mm, addr), middle: undefined, next: vmaNextOf(proc.mm, addr), start: addr, end: addr + len,
+    pgoff: vma.pgoff, attrs: vma, anonVma: 0,
+  };
+  const merged = vmaMergeNewRange(s, proc.mm, merge);
+  if (merged !== undefined) {
+    merged.softDirty = true; // __mmap_complete
+    return ok(addr);
+  }
+  if (shouldFailAlloc(s)) {
+    // The object shmem_zero_setup made for this mapping goes; one mapped through an fd
+    // (map_files) belongs to its other users.
+    if (file !== target.file) s.files.delete(file);
+    return err('ENOMEM');
+  }
   if (target.driverFile !== null) {
-    // __mmap_new_file_vma: the VMA is allocated, then f_op->mmap runs on it; when the
-    // driver refuses, unmap_region undoes whatever it mapped already (no ->close).
-    if (shouldFailAlloc(s)) return err('ENOMEM');
+    // __mmap_new_file_vma: f_op->mmap runs on the new VMA; when the driver refuses,
+    // unmap_region undoes whatever it mapped already (no ->close).
+    const before = vma.dup(vma.id);
     const e = target.driverFile.fop.mmap?.(target.driverFile, vma) ?? 'ENODEV';
     if (e !== 0) {
       zapRange(s, proc, addr, addr + len, 'unmap');
       return err(e);
     }
-  } else {
-    // vma_merge_new_range: a VMA that extends a neighbour needs no allocation.
-    const after = proc.mm.vmas.find(addr);
-    const prev = proc.mm.vmas.prevOf(after === null ? Infinity : after.start);
-    const next = proc.mm.vmas.nextOf(addr + len - 1);
-    const merges = (prev !== null && canMerge(prev, vma)) || (next !== null && canMerge(vma, next));
-    if (!merges && shouldFailAlloc(s)) {
-      // The object shmem_zero_setup made for this mapping goes; one mapped through an fd
-      // (map_files) belongs to its other users.
-      if (file !== target.file) s.files.delete(file);
-      return err('ENOMEM');
+    fileGet(target.driverFile);
+    inodeGet(s, file);
+    insertVma(s, proc.mm, vma);
+    // The driver changed the flags to mergeable ones: try again (map->retry_merge).
+    if (!isMergeableVma(before, vma) && !vmaIsSpecial(vma)) {
+      vmaMergeExistingRange(s, proc.mm, { ...merge, middle: vma, next: undefined, attrs: vma });
     }
+    return ok(addr);
   }
-  if (target.driverFile !== null) fileGet(target.driverFile);
   inodeGet(s, file);
   insertVma(s, proc.mm, vma);
-  mergeAround(s, proc.mm, vma);
   return ok(addr);
 }
 
+/** do_mprotect_pkey: VMA by VMA, each through mprotect_fixup with the VMA before it as prev. */
 export function mprotect(s: ImplState, proc: ImplProcess, op: MprotectOp): Outcome {
   if ((op.prot & ~PROT_ALL) !== 0 || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
   if (op.lengthPages === 0) return ok(0);
   const start = op.addr;
   const end = op.addr + op.lengthPages;
   if (!validRange(s, start, op.lengthPages)) return err('ENOMEM');
-  const vmas = vmasIn(proc.mm, start, end);
-  const first = vmas[0];
-  if (first === undefined || first.start > start) return err('ENOMEM');
+  let vma: ImplVma | undefined = vmaLookup(proc.mm, start);
+  if (vma === undefined) return err('ENOMEM');
+  let prev = vma.start < start ? vma : vmaPrevOf(proc.mm, start);
   let cursor = start;
   let result: Errno | 0 = 0;
-  for (const vma of vmas) {
+  const stepsMax = proc.mm.vmas.size; // each step passes one of the VMAs there at the start
+  for (let steps = 0; vma !== undefined && vma.start < end; steps++) {
+    if (steps >= stepsMax) fail(`mprotect walk of [${start}, ${end}) does not end`);
     if (vma.start > cursor) { result = 'ENOMEM'; break; }
     if ((op.prot & PROT_WRITE) !== 0 && !vma.mayWrite) { result = 'EACCES'; break; }
-    // Read the end before mprotect_fixup: a split keeps `vma` as the lower part.
-    const to = Math.min(end, vma.end);
-    const e = mprotectFixup(s, proc, Math.max(start, vma.start), to, op.prot);
-    if (e !== 0) { result = e; break; }
-    cursor = to;
+    const fixed = mprotectFixup(s, proc, vma, prev, cursor, Math.min(end, vma.end), op.prot);
+    if (typeof fixed === 'string') { result = fixed; break; }
+    prev = fixed;
+    cursor = fixed.end; // vma_iter_end: a merge may have reached past the range
+    vma = vmaNextOf(proc.mm, cursor);
   }
   if (result === 0 && cursor < end) result = 'ENOMEM';
-  mergeRange(s, proc.mm, start, end);
   return result === 0 ? ok(0) : err(result);
 }
 
-/** mprotect_fixup: unless the protection is already `prot`, split to [start, end), set the protection, write-protect the PTEs if needed. */
-function mprotectFixup(s: ImplState, proc: ImplProcess, start: number, end: number, prot: number): Errno | 0 {
-  // newflags == oldflags: nothing to change, and no split (mm/mprotect.c mprotect_fixup).
-  if (vmasIn(proc.mm, start, end)[0]!.prot === prot) return 0;
-  const e = splitAround(s, proc.mm, start, end);
-  if (e !== 0) return e;
-  const target = vmasIn(proc.mm, start, end)[0];
-  const removesWrite = (target.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
+/**
+ * mprotect_fixup: unless the flags are already the new ones, vma_modify_flags (merge, else
+ * split), set the protection (VM_ACCOUNT as mprotect_fixup sets and drops it), and
+ * write-protect the PTEs if needed. Returns the VMA now holding the range.
+ */
+function mprotectFixup(
+  s: ImplState, proc: ImplProcess, vma: ImplVma, prev: ImplVma | undefined, start: number, end: number, prot: number,
+): ImplVma | Errno {
+  if (vma.prot === prot) return vma;
+  let account = vma.account;
+  if ((prot & PROT_WRITE) !== 0) {
+    if (!vma.account && (vma.prot & PROT_WRITE) === 0 && !vma.shared) account = true;
+  } else if (vma.account && vma.file === -1 && vma.driverFile === null && vma.anonVma === 0) {
+    account = false; // an anonymous VMA that never faulted gives its commitment back
+  }
+  const target = vmaModify(s, proc.mm, prev, vma, start, end, vmaAttrs(vma, { prot, account }));
+  if (typeof target === 'string') return target;
+  const removesWrite = (vma.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
   target.prot = prot;
+  target.account = account;
   if (removesWrite) {
     invalidateRange(s, proc.pid, start, end, 'protection'); // change_protection
     const pt = proc.mm.pt;
@@ -199,7 +232,7 @@ function mprotectFixup(s: ImplState, proc: ImplProcess, start: number, end: numb
     });
     invalidateEnd(s, proc.pid);
   }
-  return 0;
+  return target;
 }
 
 export { removeVma };

@@ -11,7 +11,9 @@ import { shouldFailAlloc } from './frames.ts';
 import { inodeGet } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
-import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
+import { insertVma, newVmaId, splitAround, vmaLookup } from './vma.ts';
+import { fail } from './assert.ts';
+import { vmaMergeExtend, vmaMergeNewRange, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
 import { invalidateEnd, invalidateRange } from './notifier.ts';
 import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP } from './pagetable.ts';
 import { dropUffdWpMarkers } from './zap.ts';
@@ -48,10 +50,10 @@ export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   if (typeof vma === 'string') return err(vma);
   if (addr + oldPages === vma.end && vma.end + (newPages - oldPages) <= s.config.taskSizePages &&
       rangeIsFree(proc, vma.end, vma.end + (newPages - oldPages))) {
-    vma.end += newPages - oldPages; // vma_expand
-    vma.softDirty = true;
-    proc.mm.vmas.updated(vma);
-    mergeAround(s, proc.mm, vma);
+    // expand_vma_in_place: vma_merge_extend, which a VM_SPECIAL VMA (VM_IO, VM_MIXEDMAP) fails.
+    const grown = vmaMergeExtend(s, proc.mm, vma, newPages - oldPages);
+    if (grown === undefined) return err('ENOMEM');
+    grown.softDirty = true;
     return ok(addr);
   }
   if (!op.maymove) return err('ENOMEM');
@@ -84,25 +86,33 @@ function mremapTo(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   return moveVma(s, proc, vma, op.addr, oldPages, newAddr, op.newPages);
 }
 
-/** move_vma: copy_vma, move_page_tables (rmap entries follow), then remove the old VMA. */
-function moveVma(s: ImplState, proc: ImplProcess, _vma: ImplVma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
+/**
+ * move_vma: copy_vma at the new address (merging with a neighbour there when it can, else a
+ * new VMA on which ->open runs), move_page_tables, then unmap the old range (->close runs
+ * on the old part). The old range is split off first, so that an allocation failure
+ * leaves nothing moved; the layout is the one Linux makes splitting it at the unmap (a
+ * never-faulted VMA whose copy merges into the old VMA ends the same). The copy keeps
+ * vm_private_data.
+ */
+function moveVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
   const mm = proc.mm;
   if (mm.vmas.size >= s.config.maxMapCount - 3) return err('ENOMEM');
+  // prep_move_vma: a driver that refuses to split refuses the move.
+  if (vma.vmOps?.may_split) {
+    let e: Errno | 0 = 0;
+    if (vma.start !== addr) e = vma.vmOps.may_split(vma, addr);
+    if (e === 0 && vma.end !== addr + oldPages) e = vma.vmOps.may_split(vma, addr + oldPages);
+    if (e !== 0) return err(e);
+  }
   const e = splitAround(s, mm, addr, addr + oldPages);
   if (e !== 0) return err(e);
   const old = vmaLookup(mm, addr)!;
-  if (shouldFailAlloc(s)) return err('ENOMEM');
-  const moved = old.dup(newVmaId(s));
-  moved.start = newAddr;
-  moved.end = newAddr + newPages;
+  const moved = copyVma(s, proc, old, addr, newAddr, newPages);
+  if (typeof moved === 'string') return err(moved);
   // The target is soft-dirty and, without UFFD_FEATURE_EVENT_REMAP, unregistered; move_ptes
   // drops the uffd-wp bits and markers.
   moved.softDirty = true;
   moved.uffdCtx = 0;
-  if (moved.driverFile) fileGet(moved.driverFile);
-  inodeGet(s, moved.file);
-  insertVma(s, mm, moved);
-  moved.vmOps?.open?.(moved);
   invalidateRange(s, proc.pid, addr, addr + oldPages, 'unmap');
   const pt = mm.pt;
   for (const at of pt.collect(addr, addr + oldPages)) {
@@ -116,7 +126,40 @@ function moveVma(s: ImplState, proc: ImplProcess, _vma: ImplVma, addr: number, o
   }
   dropUffdWpMarkers(mm, addr, addr + oldPages);
   invalidateEnd(s, proc.pid);
-  removeVma(s, mm, old);
-  mergeAround(s, mm, moved);
+  unmapSourceVma(s, proc, addr, addr + oldPages);
   return ok(newAddr);
+}
+
+/** unmap_source_vma: one VMA unless the copy merged into it; that split is not subject to fail_nth (as model/mremap.ts). */
+function unmapSourceVma(s: ImplState, proc: ImplProcess, start: number, end: number): void {
+  const failNth = s.failNth;
+  s.failNth = 0;
+  const e = doMunmap(s, proc, start, end);
+  s.failNth = failNth;
+  if (e !== 0) fail(`unmap of the mremap source [${start}, ${end}) failed: ${e}`);
+}
+
+/**
+ * copy_vma: merged into a neighbour of the destination (vma_merge_new_range, `vma` as
+ * copied_from; a never-faulted anonymous VMA takes the new address as vm_pgoff), else a
+ * copy (vm_area_dup: ENOMEM when the allocation fails) with ->open run.
+ */
+function copyVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, newAddr: number, newPages: number): ImplVma | Errno {
+  const anonymous = vma.file === -1 && vma.driverFile === null;
+  const pgoff = anonymous && vma.anonVma === 0 ? newAddr : vma.pgoff + (addr - vma.start);
+  const merged = vmaMergeNewRange(s, proc.mm, {
+    prev: vmaPrevOf(proc.mm, newAddr), middle: undefined, next: vmaNextOf(proc.mm, newAddr),
+    start: newAddr, end: newAddr + newPages, pgoff, attrs: vma, anonVma: vma.anonVma, copiedFrom: vma,
+  });
+  if (merged !== undefined) return merged;
+  if (shouldFailAlloc(s)) return 'ENOMEM';
+  const copy = vma.dup(newVmaId(s));
+  copy.start = newAddr;
+  copy.end = newAddr + newPages;
+  copy.pgoff = pgoff;
+  if (copy.driverFile) fileGet(copy.driverFile);
+  inodeGet(s, copy.file);
+  insertVma(s, proc.mm, copy);
+  copy.vmOps?.open?.(copy);
+  return copy;
 }

@@ -24,7 +24,9 @@ import { F_KIND, KIND_ANON } from './framepool.ts';
 import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE } from './pagetable.ts';
 import { ptraceMayAccess } from './access.ts';
 import { runningProcess } from './process.ts';
-import { mergeRange, splitAround, vmasIn } from './vma.ts';
+import { vmasIn } from './vma.ts';
+import { vmaAttrs, vmaModify, vmaPrevOf } from './vma-merge.ts';
+import { fail } from './assert.ts';
 import { invalidateEnd, invalidateRange } from './notifier.ts';
 import { withMmapLock } from './locks.ts';
 
@@ -176,11 +178,22 @@ export function uffdRegisterWp(s: ModelState, proc: Process, op: UffdRegisterWpO
     if (!vma.mayWrite) return err('EPERM');
     if (vma.uffdCtx !== 0) return err('EBUSY');
   }
-  const e = splitAround(s, proc.mm, Math.max(addr, vmas[0].start), Math.min(end, vmas[vmas.length - 1].end));
-  if (e !== 0) return err(e);
+  // userfaultfd_register_range: VMA by VMA, vma_modify_flags_uffd (merge, else split).
   const ctx = s.nextUffdCtx++;
-  for (const vma of vmasIn(proc.mm, addr, end)) vma.uffdCtx = ctx;
-  mergeRange(s, proc.mm, addr, end);
+  let start = addr;
+  let prev = vmas[0].start < addr ? vmas[0] : vmaPrevOf(proc.mm, addr);
+  let vma = proc.mm.vmas.find(addr);
+  const stepsMax = proc.mm.vmas.size; // each step passes one of the VMAs there at the start
+  for (let steps = 0; vma !== null && vma.start < end; steps++) {
+    if (steps >= stepsMax) fail(`uffd register walk of [${addr}, ${end}) does not end`);
+    start = Math.max(start, vma.start);
+    const target = vmaModify(s, proc.mm, prev, vma, start, Math.min(end, vma.end), vmaAttrs(vma, { uffdCtx: ctx }));
+    if (typeof target === 'string') return err(target);
+    target.uffdCtx = ctx; // userfaultfd_set_ctx
+    prev = target;
+    start = target.end;
+    vma = proc.mm.vmas.find(start);
+  }
   return ok(0);
 }
 

@@ -34,6 +34,12 @@ export class ImplVma implements DriverVma, TreeVma {
   softDirty = true;
   /** VM_UFFD_WP: the userfaultfd context it is registered with (async WP mode), or 0. */
   uffdCtx = 0;
+  /** vma_is_fork_child: the anon_vma chain holds more than one link (anon_vma_fork linked the parent's too). */
+  forkChild = false;
+  /** VM_ACCOUNT: committed memory (private and writable at mmap; mprotect sets it). */
+  account = false;
+  /** vm_file: the struct file (open file description) mapped, 0 for none; VMAs merge only with the same one. */
+  vmFile = 0;
   firstStart = 0;
   lastEnd = 0;
   maxGap = 0;
@@ -66,6 +72,9 @@ export class ImplVma implements DriverVma, TreeVma {
     );
     copy.softDirty = this.softDirty;
     copy.uffdCtx = this.uffdCtx;
+    copy.forkChild = this.forkChild;
+    copy.account = this.account;
+    copy.vmFile = this.vmFile;
     return copy;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * VMA operations over the VMA tree (mm/vma.c): lookup, split (__split_vma with
- * vm_ops->may_split and ->open), merge of compatible neighbours (vma_merge) and removal
- * (remove_vma: ->close, then the file reference). i_mmap membership follows the tree.
+ * vm_ops->may_split and ->open) and removal (remove_vma: ->close, then the file
+ * reference). i_mmap membership follows the tree. Merging is vma-merge.ts.
  */
 import type { Errno } from '../kernel-api/outcome.ts';
 import type { ImplMm, ImplState, ImplVma } from './types.ts';
@@ -34,8 +34,12 @@ export function newVmaId(s: ImplState): number {
   return s.nextVmaId++;
 }
 
-/** __split_vma: split at `addr`, keeping `vma` as the lower part; the upper part or an errno. */
-export function splitVma(s: ImplState, mm: ImplMm, vma: ImplVma, addr: number): ImplVma | Errno {
+/**
+ * __split_vma: split at `addr`. The new VMA is the part below `addr` when `newBelow` (and
+ * `vma` keeps the part above), else the part above. Returns the new VMA or an errno;
+ * ->open runs on the new VMA.
+ */
+export function splitVma(s: ImplState, mm: ImplMm, vma: ImplVma, addr: number, newBelow: boolean): ImplVma | Errno {
   if (!(vma.start < addr && addr < vma.end)) fail(`split of [${vma.start}, ${vma.end}) at ${addr}`);
   if (vma.vmOps?.may_split) {
     const e = vma.vmOps.may_split(vma, addr);
@@ -43,75 +47,59 @@ export function splitVma(s: ImplState, mm: ImplMm, vma: ImplVma, addr: number): 
   }
   if (mm.vmas.size >= s.config.maxMapCount) return 'ENOMEM';
   if (shouldFailAlloc(s)) return 'ENOMEM';
-  const upper = vma.dup(newVmaId(s));
-  upper.start = addr;
-  upper.pgoff = vma.pgoff + (addr - vma.start);
-  vma.end = addr;
-  mm.vmas.updated(vma);
-  if (upper.driverFile) upper.driverFile.refcount += 1;
-  inodeGet(s, upper.file);
-  insertVma(s, mm, upper);
-  upper.vmOps?.open?.(upper);
-  return upper;
+  const created = vma.dup(newVmaId(s));
+  if (newBelow) {
+    created.end = addr;
+    vmaSetRange(mm, vma, addr, vma.end, vma.pgoff + (addr - vma.start));
+  } else {
+    created.start = addr;
+    created.pgoff = vma.pgoff + (addr - vma.start);
+    vmaSetRange(mm, vma, vma.start, addr, vma.pgoff);
+  }
+  if (created.driverFile) created.driverFile.refcount += 1;
+  inodeGet(s, created.file);
+  insertVma(s, mm, created);
+  created.vmOps?.open?.(created);
+  return created;
 }
 
-/** Split so that no VMA straddles `start` or `end`. Stops at the first failure. */
+/**
+ * vma_set_range on a VMA in the tree, in place: callers keep `vma` between its neighbours
+ * (a split or merge moves an edge only into space no other VMA holds), so the order by
+ * vm_start holds and the augmentation is recomputed along its path.
+ */
+export function vmaSetRange(mm: ImplMm, vma: ImplVma, start: number, end: number, pgoff: number): void {
+  if (!(start < end)) fail(`empty VMA [${start}, ${end}) for map#${vma.id}`);
+  const prev = mm.vmas.prevOf(vma.start);
+  const next = mm.vmas.nextOf(vma.start);
+  if (prev !== null && prev.end > start) fail(`map#${vma.id} set to [${start}, ${end}) overlaps [${prev.start}, ${prev.end})`);
+  if (next !== null && next.start < end) fail(`map#${vma.id} set to [${start}, ${end}) overlaps [${next.start}, ${next.end})`);
+  vma.start = start;
+  vma.end = end;
+  vma.pgoff = pgoff;
+  mm.vmas.updated(vma);
+}
+
+/**
+ * Split so that no VMA straddles `start` or `end`, as munmap and vma_modify do: the VMAs
+ * inside keep their objects, the parts outside are the new ones. Stops at the first failure.
+ */
 export function splitAround(s: ImplState, mm: ImplMm, start: number, end: number): Errno | 0 {
-  for (const edge of [start, end]) {
+  for (const [edge, newBelow] of [[start, true], [end, false]] as const) {
     const vma = vmaLookup(mm, edge);
     if (vma !== undefined && vma.start < edge) {
-      const r = splitVma(s, mm, vma, edge);
+      const r = splitVma(s, mm, vma, edge, newBelow);
       if (typeof r === 'string') return r;
     }
   }
   return 0;
 }
 
-function sameFlags(a: ImplVma, b: ImplVma): boolean {
-  return a.prot === b.prot && a.shared === b.shared && a.mayWrite === b.mayWrite && a.file === b.file &&
-    a.pfnmap === b.pfnmap && a.mixedmap === b.mixedmap && a.io === b.io && a.dontcopy === b.dontcopy &&
-    a.dontexpand === b.dontexpand && a.vmOps === b.vmOps && a.driverFile === b.driverFile && a.uffdCtx === b.uffdCtx;
-}
-
-/** is_mergeable_vma + is_mergeable_anon_vma, for `a` directly below `b`. */
-export function canMerge(a: ImplVma, b: ImplVma): boolean {
-  if (a.end !== b.start || !sameFlags(a, b)) return false;
-  if (a.pfnmap || a.io || a.mixedmap || a.dontexpand) return false;
-  if (a.vmOps?.close) return false;
-  if (a.file !== -1 && a.pgoff + (a.end - a.start) !== b.pgoff) return false;
-  return a.anonVma === 0 || b.anonVma === 0 || a.anonVma === b.anonVma;
-}
-
-/** Merge `vma` with its neighbours where compatible; returns the surviving VMA. */
-export function mergeAround(s: ImplState, mm: ImplMm, vma: ImplVma): ImplVma {
+/** Unlink a VMA a merge removed: out of the tree and i_mmap, its file references dropped (no ->close). */
+export function mergeUnlinkVma(s: ImplState, mm: ImplMm, vma: ImplVma): void {
   if (!(mm.vmas.has(vma))) fail(`VMA map#${vma.id} is not in its mm`);
-  const next = mm.vmas.nextOf(vma.start);
-  if (next !== null && canMerge(vma, next)) {
-    unlinkVma(s, mm, next);
-    vma.end = next.end;
-    mm.vmas.updated(vma);
-    vma.anonVma ||= next.anonVma;
-    vma.softDirty ||= next.softDirty;
-    dropVmaFileRef(s, next);
-  }
-  const prev = mm.vmas.prevOf(vma.start);
-  if (prev !== null && canMerge(prev, vma)) {
-    unlinkVma(s, mm, vma);
-    prev.end = vma.end;
-    mm.vmas.updated(prev);
-    prev.anonVma ||= vma.anonVma;
-    prev.softDirty ||= vma.softDirty;
-    dropVmaFileRef(s, vma);
-    return prev;
-  }
-  return vma;
-}
-
-/** Merge every adjacent pair in [start, end) that can merge (after mprotect or madvise). */
-export function mergeRange(s: ImplState, mm: ImplMm, start: number, end: number): void {
-  for (const vma of vmasIn(mm, start - 1, end + 1)) {
-    if (mm.vmas.has(vma)) mergeAround(s, mm, vma);
-  }
+  unlinkVma(s, mm, vma);
+  dropVmaFileRef(s, vma);
 }
 
 function dropVmaFileRef(s: ImplState, vma: ImplVma): void {

@@ -5,7 +5,7 @@
  * (pid order, then address), so physical frame numbers never leak into a comparison.
  */
 
-/** A run of pages with equal attributes; adjacent VMAs with equal attributes are coalesced. */
+/** One VMA, as a line of /proc/<pid>/maps shows it: adjacent VMAs are never coalesced. */
 export type MapRange = {
   start: number;
   end: number;

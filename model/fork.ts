@@ -70,8 +70,12 @@ const isCowMapping = (vma: Vma) => !vma.shared && vma.mayWrite;
 /** vm_area_dup + anon_vma_fork + copy_page_range for one VMA; false when a page copy fails. */
 function dupVma(s: ModelState, parent: Process, child: Process, vma: Vma): boolean {
   // dup_userfaultfd without UFFD_FEATURE_EVENT_FORK: the child's VMA is not registered.
-  const copy: Vma = { ...vma, id: newVmaId(s), mm: child.pid, anonVma: vma.anonVma === 0 ? 0 : s.nextAnonVma++, uffdCtx: 0 };
-  // anon_vma_fork: the child's anon_vma shares the parent's root (whose rwsem rmap takes).
+  // anon_vma_fork: a faulted parent VMA's child gets its own anon_vma linked below the
+  // parent's, a chain of more than one (vma_is_fork_child), sharing the parent's root
+  // (whose rwsem rmap takes).
+  const copy: Vma = {
+    ...vma, id: newVmaId(s), mm: child.pid, anonVma: vma.anonVma === 0 ? 0 : s.nextAnonVma++, forkChild: vma.anonVma !== 0, uffdCtx: 0,
+  };
   if (copy.anonVma !== 0) s.anonVmaRoot.set(copy.anonVma, anonVmaRootOf(s, vma.anonVma));
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);

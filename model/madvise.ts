@@ -1,7 +1,7 @@
 /**
  * madvise (mm/madvise.c): DONTNEED zaps (private copies vanish, shared pages stay in their
  * object), PAGEOUT reclaims pages this process maps alone, COLD ages them, DONTFORK and
- * DOFORK set VM_DONTCOPY (splitting, unless it is already as asked). Unmapped parts give ENOMEM after the mapped parts
+ * DOFORK set VM_DONTCOPY (vma_modify_flags: merging or splitting, unless it is already as asked). Unmapped parts give ENOMEM after the mapped parts
  * are done, as madvise_walk_vmas does.
  */
 import type { Advice, MadviseOp } from '../kernel-api/op.ts';
@@ -10,37 +10,54 @@ import { err, ok } from '../kernel-api/outcome.ts';
 import type { Frame, ModelState, Process, Vma } from './types.ts';
 import { frameOf } from './frames.ts';
 import { validRange } from './mmap.ts';
-import { mergeRange, splitAround, vmasIn } from './vma.ts';
+import { findVma } from './vma.ts';
+import { vmaModify, vmaPrevOf } from './vma-merge.ts';
+import { assert } from './assert.ts';
 import { ptesIn, zapRange } from './zap.ts';
 import { shrinkFrame } from './reclaim.ts';
 
 const ADVICES: readonly Advice[] = ['DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK'];
 
+/** madvise_walk_vmas: VMA by VMA with the VMA before as prev; a hole gives ENOMEM after the rest is done. */
 export function madvise(s: ModelState, proc: Process, op: MadviseOp): Outcome {
   if (!ADVICES.includes(op.advice) || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
   if (op.lengthPages === 0) return ok(0);
   if (!validRange(s, op.addr, op.lengthPages)) return err('EINVAL');
-  const start = op.addr;
-  const end = op.addr + op.lengthPages;
+  const lastEnd = op.addr + op.lengthPages;
+  let start = op.addr;
   let unmapped = false;
-  let cursor = start;
-  for (const vma of vmasIn(proc.mm, start, end)) {
-    if (vma.start > cursor) unmapped = true;
-    cursor = vma.end;
-    const e = madviseVma(s, proc, vma, Math.max(start, vma.start), Math.min(end, vma.end), op.advice);
-    if (e !== 0) return err(e);
+  let vma = findVma(proc.mm, start);
+  let prev = vma !== undefined && vma.start < start ? vma : vmaPrevOf(proc.mm, start);
+  // A limit on the walk: each step moves `start` past one of the VMAs there at the start.
+  const stepsMax = proc.mm.vmas.length + 1;
+  for (let steps = 0; ; steps++) {
+    assert(steps < stepsMax, `madvise walk of [${op.addr}, ${lastEnd}) does not end`);
+    if (vma === undefined) return err('ENOMEM');
+    if (start < vma.start) {
+      unmapped = true;
+      start = vma.start;
+      if (start >= lastEnd) break;
+    }
+    let end = Math.min(vma.end, lastEnd);
+    const r = madviseVma(s, proc, prev, vma, start, end, op.advice);
+    if (typeof r === 'string') return err(r);
+    vma = r;
+    prev = vma;
+    if (end < vma.end) end = vma.end;
+    if (end >= lastEnd) break;
+    vma = findVma(proc.mm, end);
+    start = end;
   }
-  if (cursor < end) unmapped = true;
-  if (op.advice === 'DONTFORK' || op.advice === 'DOFORK') mergeRange(s, proc.mm, start, end);
   return unmapped ? err('ENOMEM') : ok(0);
 }
 
-function madviseVma(s: ModelState, proc: Process, vma: Vma, start: number, end: number, advice: Advice): Errno | 0 {
+/** madvise_vma_behavior for [start, end) of `vma`; returns the VMA now holding the range. */
+function madviseVma(s: ModelState, proc: Process, prev: Vma | undefined, vma: Vma, start: number, end: number, advice: Advice): Vma | Errno {
   switch (advice) {
     case 'DONTNEED':
       if (vma.pfnmap) return 'EINVAL';
       zapRange(s, proc, start, end, 'clear');
-      return 0;
+      return vma;
     case 'PAGEOUT':
     case 'COLD':
       if (vma.pfnmap) return 'EINVAL';
@@ -51,16 +68,17 @@ function madviseVma(s: ModelState, proc: Process, vma: Vma, start: number, end: 
         if (advice === 'COLD') frame.lru = 0;
         else shrinkFrame(s, frame);
       }
-      return 0;
+      return vma;
     case 'DONTFORK':
     case 'DOFORK': {
       if (advice === 'DOFORK' && vma.io) return 'EINVAL';
-      // The flags are already what the advice asks: no split (madvise_update_vma).
-      if (vma.dontcopy === (advice === 'DONTFORK')) return 0;
-      const e = splitAround(s, proc.mm, start, end);
-      if (e !== 0) return e === 'ENOMEM' ? 'EAGAIN' : e;
-      for (const v of vmasIn(proc.mm, start, end)) v.dontcopy = advice === 'DONTFORK';
-      return 0;
+      const dontcopy = advice === 'DONTFORK';
+      // madvise_update_vma: the flags are already what the advice asks, nothing to do.
+      if (vma.dontcopy === dontcopy) return vma;
+      const target = vmaModify(s, proc.mm, prev, vma, start, end, { ...vma, dontcopy });
+      if (typeof target === 'string') return target === 'ENOMEM' ? 'EAGAIN' : target;
+      target.dontcopy = dontcopy;
+      return target;
     }
   }
 }

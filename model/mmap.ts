@@ -13,7 +13,10 @@ import { shouldFailAlloc } from './frames.ts';
 import { inodeGet } from './pagecache.ts';
 import { fileGet, fileRelease } from './driverfile.ts';
 import { newFile } from './pagecache.ts';
-import { canMerge, insertVma, mergeAround, mergeRange, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
+import { insertVma, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
+import type { VmaMerge } from './vma-merge.ts';
+import { isMergeableVma, vmaIsSpecial, vmaMergeExistingRange, vmaMergeNewRange, vmaModify, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
+import { assert } from './assert.ts';
 import { zapRange } from './zap.ts';
 import { withInvalidation } from './notifier.ts';
 
@@ -62,7 +65,9 @@ export function munmap(s: ModelState, proc: Process, op: MunmapOp): Outcome {
 }
 
 /** What a new VMA maps: anonymous memory, a shmem object, a file, or a driver file. */
-export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean; driverFile: ModelDriverFile | null;
+export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean;
+  /** The struct file mapped (vm_file): an fd's, or one do_mmap opened for this call alone; 0 for anonymous memory. */
+  vmFile: number; driverFile: ModelDriverFile | null;
   /** An error do_mmap returns only after placement (EACCES for a write map of an O_RDONLY fd). */
   denied?: Errno };
 
@@ -71,7 +76,7 @@ export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
   if (len === 0 || (op.prot & ~PROT_ALL) !== 0) return err('EINVAL');
   if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
   if (len > s.config.taskSizePages) return err('ENOMEM');
-  let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, driverFile: null };
+  let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, vmFile: 0, driverFile: null };
   const pgoff = op.pgoff ?? 0;
   if (!Number.isSafeInteger(pgoff) || pgoff < 0 || pgoff + len > 2 ** 52) return err('EOVERFLOW');
   if (op.fd !== undefined) {
@@ -81,8 +86,8 @@ export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
     // thread meanwhile drops only the fd table's.
     fileGet(open);
     try {
-      if (open.inode === -1) return mmapRegion(s, proc, op, { file: -1, pgoff, mayWrite: true, driverFile: open });
-      const t = inodeTarget(op, open.inode, open.mode, pgoff);
+      if (open.inode === -1) return mmapRegion(s, proc, op, { file: -1, pgoff, mayWrite: true, vmFile: open.id, driverFile: open });
+      const t = inodeTarget(op, open.inode, open.mode, pgoff, open.id);
       return typeof t === 'string' ? err(t) : mmapRegion(s, proc, op, t);
     } finally {
       fileRelease(s, open);
@@ -90,7 +95,8 @@ export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
   } else if (op.file !== undefined) {
     const file = s.files.get(op.file);
     if (file === undefined || file.shmem) return err('EBADF');
-    const t = inodeTarget(op, file.id, op.mode ?? 'rw', pgoff);
+    // The op opens the file for this mmap alone: a struct file no other mapping shares.
+    const t = inodeTarget(op, file.id, op.mode ?? 'rw', pgoff, s.nextDriverFileId++);
     if (typeof t === 'string') return err(t);
     target = t;
   }
@@ -98,11 +104,11 @@ export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
 }
 
 /** A mapping of an inode through an fd opened with `mode`: a shared writable map needs O_RDWR. */
-function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number): MmapTarget | Errno {
+function inodeTarget(op: MmapOp, inode: number, mode: 'r' | 'rw', pgoff: number, vmFile: number): MmapTarget | Errno {
   const readOnlyFd = mode === 'r';
   // do_mmap checks the file mode after get_unmapped_area and MAP_FIXED_NOREPLACE's EEXIST.
   const denied = op.shared && readOnlyFd && (op.prot & PROT_WRITE) !== 0 ? 'EACCES' as const : undefined;
-  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), driverFile: null, ...(denied ? { denied } : {}) };
+  return { file: inode, pgoff, mayWrite: !(op.shared && readOnlyFd), vmFile, driverFile: null, ...(denied ? { denied } : {}) };
 }
 
 /**
@@ -130,79 +136,113 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
   }
   let file = target.file;
   let pgoff = target.pgoff;
+  let vmFile = target.vmFile;
   if (file === -1 && op.shared && target.driverFile === null) {
     file = newFile(s, len, true).id; // shmem_zero_setup
     pgoff = 0;
+    vmFile = s.nextDriverFileId++;
   }
   const vma: Vma = {
     id: newVmaId(s), mm: proc.pid, start: addr, end: addr + len, prot: op.prot, shared: op.shared,
     mayWrite: target.mayWrite, file, pgoff: file === -1 && target.driverFile === null ? addr : pgoff,
-    pfnmap: false, mixedmap: false, io: false, dontcopy: false, dontexpand: false, anonVma: 0,
-    vmOps: null, driverFile: target.driverFile, privateData: null, softDirty: true, uffdCtx: 0,
+    pfnmap: false, mixedmap: false, io: false, dontcopy: false, dontexpand: false, anonVma: 0, forkChild: false,
+    account: accountableMapping(op), vmFile, vmOps: null, driverFile: target.driverFile, privateData: null, softDirty: true, uffdCtx: 0,
   };
+  // vma_merge_new_range, before any VMA is allocated or f_op->mmap runs: a range that
+  // expands a neighbour needs neither (a driver's mmap is not called for it).
+  const prev = vmaPrevOf(proc.mm, addr);
+  const merge: VmaMerge = {
+    prev, middle: undefined, next: vmaNextOf(proc.mm, addr), start: addr, end: addr + len, pgoff: vma.pgoff, attrs: vma, anonVma: 0,
+  };
+  const merged = vmaMergeNewRange(s, proc.mm, merge);
+  if (merged !== undefined) {
+    merged.softDirty = true; // __mmap_complete
+    return ok(addr);
+  }
+  if (shouldFailAlloc(s)) {
+    // The object shmem_zero_setup made for this mapping goes; one mapped through an fd
+    // (map_files) belongs to its other users.
+    if (file !== target.file) s.files.delete(file);
+    return err('ENOMEM');
+  }
   if (target.driverFile !== null) {
-    // __mmap_new_file_vma: the VMA is allocated, then f_op->mmap runs on it; when the
-    // driver refuses, unmap_region undoes whatever it mapped already (no ->close).
-    if (shouldFailAlloc(s)) return err('ENOMEM');
+    // __mmap_new_file_vma: f_op->mmap runs on the new VMA; when the driver refuses,
+    // unmap_region undoes whatever it mapped already (no ->close).
+    const before = { ...vma };
     const e = target.driverFile.fop.mmap?.(target.driverFile, vma) ?? 'ENODEV';
     if (e !== 0) {
       zapRange(s, proc, addr, addr + len, 'unmap');
       return err(e);
     }
-  } else {
-    // vma_merge_new_range: a VMA that extends a neighbour needs no allocation.
-    const prev = proc.mm.vmas.filter((v) => v.end <= addr).at(-1);
-    const next = proc.mm.vmas.find((v) => v.start >= addr + len);
-    const merges = (prev !== undefined && canMerge(prev, vma)) || (next !== undefined && canMerge(vma, next));
-    if (!merges && shouldFailAlloc(s)) {
-      // The object shmem_zero_setup made for this mapping goes; one mapped through an fd
-      // (map_files) belongs to its other users.
-      if (file !== target.file) s.files.delete(file);
-      return err('ENOMEM');
+    fileGet(target.driverFile);
+    inodeGet(s, file);
+    insertVma(proc.mm, vma);
+    // The driver changed the flags to mergeable ones: try again (map->retry_merge).
+    if (!isMergeableVma(before, vma) && !vmaIsSpecial(vma)) {
+      vmaMergeExistingRange(s, proc.mm, { ...merge, middle: vma, next: undefined, attrs: vma });
     }
+    return ok(addr);
   }
-  if (target.driverFile !== null) fileGet(target.driverFile);
   inodeGet(s, file);
   insertVma(proc.mm, vma);
-  mergeAround(s, proc.mm, vma);
   return ok(addr);
 }
 
-/** do_mprotect_pkey. */
+/** accountable_mapping: a private writable mapping commits memory (VM_ACCOUNT). */
+function accountableMapping(op: MmapOp): boolean {
+  return !op.shared && (op.prot & PROT_WRITE) !== 0;
+}
+
+/** do_mprotect_pkey: VMA by VMA, each through mprotect_fixup with the VMA before it as prev. */
 export function mprotect(s: ModelState, proc: Process, op: MprotectOp): Outcome {
   if ((op.prot & ~PROT_ALL) !== 0 || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
   if (op.lengthPages === 0) return ok(0);
   const start = op.addr;
   const end = op.addr + op.lengthPages;
   if (!validRange(s, start, op.lengthPages)) return err('ENOMEM');
-  const first = vmasIn(proc.mm, start, end)[0];
-  if (first === undefined || first.start > start) return err('ENOMEM');
+  let vma: Vma | undefined = vmasIn(proc.mm, start, end)[0];
+  if (vma === undefined || vma.start > start) return err('ENOMEM');
+  let prev = vma.start < start ? vma : vmaPrevOf(proc.mm, start);
   let cursor = start;
   let result: Errno | 0 = 0;
-  for (const vma of vmasIn(proc.mm, start, end)) {
+  // A limit on the walk: each step moves `cursor` past one of the VMAs there at the start.
+  const stepsMax = proc.mm.vmas.length;
+  for (let steps = 0; vma !== undefined && vma.start < end; steps++) {
+    assert(steps < stepsMax, `mprotect walk of [${start}, ${end}) does not end`);
     if (vma.start > cursor) { result = 'ENOMEM'; break; }
     if ((op.prot & PROT_WRITE) !== 0 && !vma.mayWrite) { result = 'EACCES'; break; }
-    // Read the end before mprotect_fixup: a split keeps `vma` as the lower part, so
-    // vma.end afterwards is the split point, not the end of what was just changed.
     const to = Math.min(end, vma.end);
-    const e = mprotectFixup(s, proc, vma, Math.max(start, vma.start), to, op.prot);
-    if (e !== 0) { result = e; break; }
-    cursor = to;
+    const fixed = mprotectFixup(s, proc, vma, prev, cursor, to, op.prot);
+    if (typeof fixed === 'string') { result = fixed; break; }
+    prev = fixed;
+    cursor = fixed.end; // vma_iter_end: a merge may have reached past `to`
+    vma = vmaNextOf(proc.mm, cursor);
   }
   if (result === 0 && cursor < end) result = 'ENOMEM';
-  mergeRange(s, proc.mm, start, end);
   return result === 0 ? ok(0) : err(result);
 }
 
-/** mprotect_fixup: unless the protection is already `prot`, split `vma` to [start, end), set its protection, write-protect its PTEs if needed. */
-function mprotectFixup(s: ModelState, proc: Process, vma: Vma, start: number, end: number, prot: number): Errno | 0 {
-  // newflags == oldflags: nothing to change, and no split (mm/mprotect.c mprotect_fixup).
-  if (vma.prot === prot) return 0;
-  const e = splitAround(s, proc.mm, start, end);
-  if (e !== 0) return e;
-  const target = vmasIn(proc.mm, start, end)[0];
-  const removesWrite = (target.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
-  target.prot = prot;
+/**
+ * mprotect_fixup: unless the flags are already the new ones, vma_modify_flags (merge, else
+ * split) [start, end) of `vma`, then set the protection and write-protect the PTEs if
+ * needed. VM_ACCOUNT follows: set when a mapping not yet committed becomes writable,
+ * dropped when an anonymous one that never faulted stops being writable. Returns the VMA
+ * now holding the range (the next call's prev).
+ */
+function mprotectFixup(s: ModelState, proc: Process, vma: Vma, prev: Vma | undefined, start: number, end: number, prot: number): Vma | Errno {
+  // newflags == oldflags: nothing to change, and no split.
+  if (vma.prot === prot) return vma;
+  let account = vma.account;
+  if ((prot & PROT_WRITE) !== 0) {
+    if (!vma.account && (vma.prot & PROT_WRITE) === 0 && !vma.shared) account = true;
+  } else if (vma.account && vmaIsAnonymous(vma) && vma.anonVma === 0) {
+    account = false;
+  }
+  const target = vmaModify(s, proc.mm, prev, vma, start, end, { ...vma, prot, account });
+  if (typeof target === 'string') return target;
+  const removesWrite = (vma.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
+  target.prot = prot; // vm_flags_reset
+  target.account = account;
   if (removesWrite) {
     withInvalidation(s, proc.pid, start, end, 'protection', () => { // change_protection
       for (const [addr, pte] of proc.mm.ptes) {
@@ -210,7 +250,10 @@ function mprotectFixup(s: ModelState, proc: Process, vma: Vma, start: number, en
       }
     });
   }
-  return 0;
+  return target;
 }
+
+/** vma_is_anonymous: private anonymous memory (no vm_ops; shmem and files have them). */
+const vmaIsAnonymous = (vma: Vma): boolean => vma.file === -1 && vma.driverFile === null;
 
 export { removeVma };

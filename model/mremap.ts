@@ -1,7 +1,8 @@
 /**
  * mremap (mm/mremap.c): shrink by unmapping the tail; grow in place when the pages after
- * the VMA are free; otherwise move (MREMAP_MAYMOVE, MREMAP_FIXED) by copying the VMA and
- * moving its PTEs, swap entries included, then unmapping the old range.
+ * the VMA are free (vma_merge_extend); otherwise move (MREMAP_MAYMOVE, MREMAP_FIXED) by
+ * copying the VMA (copy_vma, which may merge at the destination) and moving its PTEs, swap
+ * entries included, then unmapping the old range.
  */
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import type { MremapOp } from '../kernel-api/op.ts';
@@ -11,7 +12,9 @@ import { shouldFailAlloc } from './frames.ts';
 import { inodeGet } from './pagecache.ts';
 import { fileGet } from './driverfile.ts';
 import { doMunmap, getUnmappedArea, rangeIsFree, validRange } from './mmap.ts';
-import { insertVma, mergeAround, newVmaId, removeVma, splitAround, vmaLookup } from './vma.ts';
+import { insertVma, newVmaId, splitAround, vmaLookup } from './vma.ts';
+import { assert } from './assert.ts';
+import { vmaMergeExtend, vmaMergeNewRange, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
 import { withInvalidation } from './notifier.ts';
 import { dropUffdWpMarkers, ptesIn } from './zap.ts';
 
@@ -48,9 +51,10 @@ export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   if (typeof vma === 'string') return err(vma);
   if (addr + oldPages === vma.end && vma.end + (newPages - oldPages) <= s.config.taskSizePages &&
       rangeIsFree(proc, vma.end, vma.end + (newPages - oldPages))) {
-    vma.end += newPages - oldPages; // vma_expand
-    vma.softDirty = true;
-    mergeAround(s, proc.mm, vma);
+    // expand_vma_in_place: vma_merge_extend, which a VM_SPECIAL VMA (VM_IO, VM_MIXEDMAP) fails.
+    const grown = vmaMergeExtend(s, proc.mm, vma, newPages - oldPages);
+    if (grown === undefined) return err('ENOMEM');
+    grown.softDirty = true;
     return ok(addr);
   }
   if (!op.maymove) return err('ENOMEM');
@@ -86,22 +90,31 @@ function mremapTo(s: ModelState, proc: Process, op: MremapOp): Outcome {
 }
 
 /**
- * move_vma: copy_vma at the new address (->open runs on the copy), move_page_tables, then
- * unmap the old range (->close runs on the old part). The new VMA keeps vm_private_data.
+ * move_vma: copy_vma at the new address (merging with a neighbour there when it can, else a
+ * new VMA on which ->open runs), move_page_tables, then unmap the old range (->close runs
+ * on the old part). The old range is split off first, so that an allocation failure
+ * leaves nothing moved; the layout is the one Linux makes splitting it at the unmap (a
+ * never-faulted VMA whose copy merges into the old VMA ends the same). The copy keeps
+ * vm_private_data.
  */
 function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
   if (proc.mm.vmas.length >= s.config.maxMapCount - 3) return err('ENOMEM');
+  // prep_move_vma: a driver that refuses to split refuses the move.
+  if (vma.vmOps?.may_split) {
+    let e: Errno | 0 = 0;
+    if (vma.start !== addr) e = vma.vmOps.may_split(vma, addr);
+    if (e === 0 && vma.end !== addr + oldPages) e = vma.vmOps.may_split(vma, addr + oldPages);
+    if (e !== 0) return err(e);
+  }
   const e = splitAround(s, proc.mm, addr, addr + oldPages);
   if (e !== 0) return err(e);
   const old = vmaLookup(proc.mm, addr)!;
-  if (shouldFailAlloc(s)) return err('ENOMEM');
+  const moved = copyVma(s, proc, old, addr, newAddr, newPages);
+  if (typeof moved === 'string') return err(moved);
   // The target is soft-dirty; without UFFD_FEATURE_EVENT_REMAP it loses the uffd registration
-  // (mremap_userfaultfd_prep) and move_ptes drops the uffd-wp bits and markers.
-  const moved: Vma = { ...old, id: newVmaId(s), start: newAddr, end: newAddr + newPages, softDirty: true, uffdCtx: 0 };
-  if (moved.driverFile) fileGet(moved.driverFile);
-  inodeGet(s, moved.file);
-  insertVma(proc.mm, moved);
-  moved.vmOps?.open?.(moved);
+  // (mremap_userfaultfd_prep: userfaultfd_reset_ctx) and move_ptes drops the uffd-wp bits and markers.
+  moved.softDirty = true;
+  moved.uffdCtx = 0;
   withInvalidation(s, proc.pid, addr, addr + oldPages, 'unmap', () => {
     for (const at of ptesIn(proc, addr, addr + oldPages)) {
       const pte = proc.mm.ptes.get(at)!;
@@ -113,8 +126,42 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
     }
     dropUffdWpMarkers(proc.mm, addr, addr + oldPages);
   });
-  // The old range now holds no PTEs; removing it only runs ->close and drops the file.
-  removeVma(s, proc.mm, old);
-  mergeAround(s, proc.mm, moved);
+  unmapSourceVma(s, proc, addr, addr + oldPages);
   return ok(newAddr);
+}
+
+/**
+ * unmap_source_vma: the old range, which holds no PTEs now, goes. It is one VMA unless the
+ * copy merged into it; splitting that is not subject to fail_nth (Linux ignores a failure
+ * there and leaves the old range mapped, which the model does not emulate).
+ */
+function unmapSourceVma(s: ModelState, proc: Process, start: number, end: number): void {
+  const failNth = s.failNth;
+  s.failNth = 0;
+  const e = doMunmap(s, proc, start, end);
+  s.failNth = failNth;
+  assert(e === 0, `unmap of the mremap source [${start}, ${end}) failed: ${e}`);
+}
+
+/**
+ * copy_vma: the VMA for [newAddr, newAddr + newPages) that takes `vma`'s pages from
+ * `addr`. An anonymous VMA that never faulted takes the new address as vm_pgoff, so that
+ * it may merge there. Merged into a neighbour (vma_merge_new_range, with `vma` as
+ * copied_from), else a copy (vm_area_dup: ENOMEM when the allocation fails) with ->open run.
+ */
+function copyVma(s: ModelState, proc: Process, vma: Vma, addr: number, newAddr: number, newPages: number): Vma | Errno {
+  const anonymous = vma.file === -1 && vma.driverFile === null;
+  const pgoff = anonymous && vma.anonVma === 0 ? newAddr : vma.pgoff + (addr - vma.start);
+  const merged = vmaMergeNewRange(s, proc.mm, {
+    prev: vmaPrevOf(proc.mm, newAddr), middle: undefined, next: vmaNextOf(proc.mm, newAddr),
+    start: newAddr, end: newAddr + newPages, pgoff, attrs: vma, anonVma: vma.anonVma, copiedFrom: vma,
+  });
+  if (merged !== undefined) return merged;
+  if (shouldFailAlloc(s)) return 'ENOMEM';
+  const copy: Vma = { ...vma, id: newVmaId(s), start: newAddr, end: newAddr + newPages, pgoff };
+  if (copy.driverFile) fileGet(copy.driverFile);
+  inodeGet(s, copy.file);
+  insertVma(proc.mm, copy);
+  copy.vmOps?.open?.(copy);
+  return copy;
 }

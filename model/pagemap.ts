@@ -21,7 +21,9 @@ import type { ModelState, Process, Pte, Vma } from './types.ts';
 import { frameOf } from './frames.ts';
 import { ptraceMayAccess } from './access.ts';
 import { runningProcess } from './process.ts';
-import { mergeRange, splitAround, vmasIn } from './vma.ts';
+import { findVma, vmasIn } from './vma.ts';
+import { assert } from './assert.ts';
+import { vmaModify, vmaPrevOf } from './vma-merge.ts';
 import { withInvalidation } from './notifier.ts';
 import { withMmapLock } from './locks.ts';
 
@@ -165,11 +167,22 @@ export function uffdRegisterWp(s: ModelState, proc: Process, op: UffdRegisterWpO
     if (!vma.mayWrite) return err('EPERM');
     if (vma.uffdCtx !== 0) return err('EBUSY');
   }
-  const e = splitAround(s, proc.mm, Math.max(addr, vmas[0].start), Math.min(end, vmas[vmas.length - 1].end));
-  if (e !== 0) return err(e);
+  // userfaultfd_register_range: VMA by VMA, vma_modify_flags_uffd (merge, else split).
   const ctx = s.nextUffdCtx++;
-  for (const vma of vmasIn(proc.mm, addr, end)) vma.uffdCtx = ctx;
-  mergeRange(s, proc.mm, addr, end);
+  let start = addr;
+  let prev = vmas[0].start < addr ? vmas[0] : vmaPrevOf(proc.mm, addr);
+  let vma = findVma(proc.mm, addr);
+  const stepsMax = proc.mm.vmas.length; // each step passes one of the VMAs there at the start
+  for (let steps = 0; vma !== undefined && vma.start < end; steps++) {
+    assert(steps < stepsMax, `uffd register walk of [${addr}, ${end}) does not end`);
+    start = Math.max(start, vma.start);
+    const target = vmaModify(s, proc.mm, prev, vma, start, Math.min(end, vma.end), { ...vma, uffdCtx: ctx });
+    if (typeof target === 'string') return err(target);
+    target.uffdCtx = ctx; // userfaultfd_set_ctx
+    prev = target;
+    start = target.end;
+    vma = findVma(proc.mm, start);
+  }
   return ok(0);
 }
 

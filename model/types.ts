@@ -59,6 +59,8 @@ export type Vma = {
   mayWrite: boolean;
   /** -1: anonymous private. Shared anonymous memory maps a shmem file. */
   file: number;
+  /** vm_file: the struct file (open file description) mapped, 0 for none; VMAs merge only with the same one. */
+  vmFile: number;
   pgoff: number;
   pfnmap: boolean;
   mixedmap: boolean;
@@ -67,6 +69,13 @@ export type Vma = {
   dontexpand: boolean;
   /** anon_vma identity, or 0 while none was prepared (a read fault of the zero page prepares none). */
   anonVma: number;
+  /**
+   * vma_is_fork_child: the anon_vma chain holds more than one link (anon_vma_fork linked the
+   * parent's anon_vmas too); such a VMA's anon_vma is never shared with a neighbour.
+   */
+  forkChild: boolean;
+  /** VM_ACCOUNT: committed memory (accountable_mapping: private and writable at mmap; mprotect sets it). */
+  account: boolean;
   vmOps: VmOperations | null;
   /** The driver file this VMA maps (vma->vm_file for a driver), holding a reference. */
   driverFile: ModelDriverFile | null;

@@ -1,8 +1,7 @@
 /**
  * VMAs of one mm, kept in a sorted array (the maple tree's role, done plainly): lookup,
- * split (__split_vma, with vm_ops->may_split and ->open), merge of compatible neighbours
- * (vma_merge: same flags, file and contiguous pgoff, compatible anon_vma, no ->close), and
- * removal (remove_vma: ->close, then the file reference goes).
+ * split (__split_vma, with vm_ops->may_split and ->open) and removal (remove_vma: ->close,
+ * then the file reference goes). Merging is vma-merge.ts.
  */
 import type { Errno } from '../kernel-api/outcome.ts';
 import type { Mm, ModelState, Vma } from './types.ts';
@@ -40,10 +39,12 @@ export function newVmaId(s: ModelState): number {
 }
 
 /**
- * __split_vma: split `vma` at `addr`, keeping `vma` as the lower part. Returns the upper
- * part, or an errno (ENOMEM past max_map_count or when vm_area_dup fails).
+ * __split_vma: split `vma` at `addr`. The new VMA is the part below `addr` when `newBelow`
+ * (and `vma` keeps the part above), else the part above. Returns the new VMA, or an errno
+ * (->may_split's, or ENOMEM past max_map_count or when vm_area_dup fails). ->open runs on
+ * the new VMA.
  */
-export function splitVma(s: ModelState, mm: Mm, vma: Vma, addr: number): Vma | Errno {
+export function splitVma(s: ModelState, mm: Mm, vma: Vma, addr: number, newBelow: boolean): Vma | Errno {
   assert(vma.start < addr && addr < vma.end, `split of [${vma.start}, ${vma.end}) at ${addr}`);
   if (vma.vmOps?.may_split) {
     const e = vma.vmOps.may_split(vma, addr);
@@ -51,75 +52,39 @@ export function splitVma(s: ModelState, mm: Mm, vma: Vma, addr: number): Vma | E
   }
   if (mm.vmas.length >= s.config.maxMapCount) return 'ENOMEM';
   if (shouldFailAlloc(s)) return 'ENOMEM';
-  const upper: Vma = { ...vma, id: newVmaId(s), start: addr, pgoff: vma.pgoff + (addr - vma.start) };
-  vma.end = addr;
-  if (upper.driverFile) upper.driverFile.refcount += 1;
-  inodeGet(s, upper.file);
-  insertVma(mm, upper);
-  upper.vmOps?.open?.(upper);
-  return upper;
+  let created: Vma;
+  if (newBelow) {
+    created = { ...vma, id: newVmaId(s), end: addr };
+    vma.pgoff += addr - vma.start;
+    vma.start = addr;
+  } else {
+    created = { ...vma, id: newVmaId(s), start: addr, pgoff: vma.pgoff + (addr - vma.start) };
+    vma.end = addr;
+  }
+  if (created.driverFile) created.driverFile.refcount += 1;
+  inodeGet(s, created.file);
+  insertVma(mm, created);
+  created.vmOps?.open?.(created);
+  return created;
 }
 
-/** Split so that no VMA straddles `start` or `end`. Stops at the first failure. */
+/**
+ * Split so that no VMA straddles `start` or `end`, as munmap and vma_modify do: the VMAs
+ * inside keep their objects, the parts outside are the new ones. Stops at the first failure.
+ */
 export function splitAround(s: ModelState, mm: Mm, start: number, end: number): Errno | 0 {
-  for (const edge of [start, end]) {
+  for (const [edge, newBelow] of [[start, true], [end, false]] as const) {
     const vma = vmaLookup(mm, edge);
     if (vma !== undefined && vma.start < edge) {
-      const r = splitVma(s, mm, vma, edge);
+      const r = splitVma(s, mm, vma, edge, newBelow);
       if (typeof r === 'string') return r;
     }
   }
   return 0;
 }
 
-/** The flags that must be equal for two VMAs to merge (vm_flags less VM_SOFTDIRTY). */
-function sameFlags(a: Vma, b: Vma): boolean {
-  return a.prot === b.prot && a.shared === b.shared && a.mayWrite === b.mayWrite && a.file === b.file &&
-    a.pfnmap === b.pfnmap && a.mixedmap === b.mixedmap && a.io === b.io && a.dontcopy === b.dontcopy &&
-    a.dontexpand === b.dontexpand && a.vmOps === b.vmOps && a.driverFile === b.driverFile && a.uffdCtx === b.uffdCtx;
-}
-
-/** is_mergeable_vma + is_mergeable_anon_vma, for `a` directly below `b`. */
-export function canMerge(a: Vma, b: Vma): boolean {
-  if (a.end !== b.start || !sameFlags(a, b)) return false;
-  if (a.pfnmap || a.io || a.mixedmap || a.dontexpand) return false; // VM_SPECIAL never merges
-  if (a.vmOps?.close) return false;
-  if (a.file !== -1 && a.pgoff + (a.end - a.start) !== b.pgoff) return false;
-  return a.anonVma === 0 || b.anonVma === 0 || a.anonVma === b.anonVma;
-}
-
-/** Merge `vma` with its neighbours where compatible; returns the surviving VMA. */
-export function mergeAround(s: ModelState, mm: Mm, vma: Vma): Vma {
-  let at = mm.vmas.indexOf(vma);
-  assert(at >= 0, `VMA map#${vma.id} is not in its mm`);
-  const next = mm.vmas[at + 1];
-  if (next !== undefined && canMerge(vma, next)) {
-    vma.end = next.end;
-    vma.anonVma ||= next.anonVma;
-    vma.softDirty ||= next.softDirty;
-    mm.vmas.splice(at + 1, 1);
-    dropVmaFileRef(s, next);
-  }
-  const prev = mm.vmas[at - 1];
-  if (prev !== undefined && canMerge(prev, vma)) {
-    prev.end = vma.end;
-    prev.anonVma ||= vma.anonVma;
-    prev.softDirty ||= vma.softDirty;
-    mm.vmas.splice(at, 1);
-    dropVmaFileRef(s, vma);
-    return prev;
-  }
-  return vma;
-}
-
-/** Merge every adjacent pair in [start, end) that can merge (after mprotect or madvise). */
-export function mergeRange(s: ModelState, mm: Mm, start: number, end: number): void {
-  for (const vma of vmasIn(mm, start - 1, end + 1)) {
-    if (mm.vmas.includes(vma)) mergeAround(s, mm, vma);
-  }
-}
-
-function dropVmaFileRef(s: ModelState, vma: Vma): void {
+/** A VMA's references on its files: the driver file and the inode. */
+export function dropVmaFileRef(s: ModelState, vma: Vma): void {
   if (vma.driverFile) fileRelease(s, vma.driverFile);
   inodePut(s, vma.file);
 }

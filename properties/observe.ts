@@ -1,6 +1,7 @@
 /**
  * observe(): what user space could see of the machine, independent of how a kernel is
- * built (DESIGN.md, "Observation"). Maps are coalesced, pagemap bits follow
+ * built (DESIGN.md, "Observation"). Maps are one range per VMA, as /proc/<pid>/maps
+ * lists them (a split or a merge shows), pagemap bits follow
  * fs/proc/task_mmu.c pte_to_pagemap_entry, and frames are renamed canonically by first
  * appearance in pid-then-address order (the zero page is frame 0).
  */
@@ -19,21 +20,10 @@ export function backingOf(v: VmaView): string {
   return v.file >= SHMEM_ID_BASE ? `shmem:${v.file - SHMEM_ID_BASE}` : `file:${v.file}`;
 }
 
-/** Adjacent VMAs with equal attributes (and contiguous offsets) read as one range. */
-export function coalescedMaps(vmas: Iterable<VmaView>): MapRange[] {
+/** One range per VMA, uncoalesced, as /proc/<pid>/maps shows them (a split shows as two lines). */
+export function vmaMaps(vmas: Iterable<VmaView>): MapRange[] {
   const out: MapRange[] = [];
-  let lastEndPgoff = NaN;
-  for (const v of vmas) {
-    const range: MapRange = { start: v.start, end: v.end, perms: permsOf(v), backing: backingOf(v) };
-    const prev = out.at(-1);
-    const contiguous = v.file === -1 || v.pgoff === lastEndPgoff;
-    if (prev !== undefined && prev.end === v.start && prev.perms === range.perms && prev.backing === range.backing && contiguous) {
-      prev.end = v.end;
-    } else {
-      out.push(range);
-    }
-    lastEndPgoff = v.pgoff + (v.end - v.start);
-  }
+  for (const v of vmas) out.push({ start: v.start, end: v.end, perms: permsOf(v), backing: backingOf(v) });
   return out;
 }
 
@@ -46,7 +36,7 @@ export function observe(k: KernelInspect): Observation {
     const pages: PageObservation[] = [];
     for (const [addr, pte] of k.ptes(p.pid)) pages.push(pageObservation(k, canonical, swapByslot, addr, pte));
     processes.push({
-      pid: p.pid, state: p.state, maps: coalescedMaps(k.vmas(p.pid)), pages,
+      pid: p.pid, state: p.state, maps: vmaMaps(k.vmas(p.pid)), pages,
       rss: [p.rss.anon, p.rss.file, p.rss.shmem, p.rss.swap],
     });
   }

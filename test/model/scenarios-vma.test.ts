@@ -38,12 +38,18 @@ describe('mprotect and munmap in the middle of a VMA', () => {
   it('restoring the protection merges the three VMAs back into one, and writes reuse the same pages (vma_merge)', () => {
     const t = tenWrittenPages();
     const pfn = t.pfnAt(1, BASE + 4);
-    const id = t.vmas(1)[0].id;
+    const original = t.vmas(1)[0].id;
     t.ok({ op: 'mprotect', pid: 1, addr: BASE + 3, lengthPages: 4, prot: RO });
     expect(t.vmas(1)).toHaveLength(3);
+    // __split_vma(new_below) as vma_modify calls it: the changed range keeps the VMA, the
+    // parts outside are new ones.
+    const [below, middle] = t.vmas(1).map((v) => v.id);
+    expect(middle).toBe(original);
+    expect(below).not.toBe(original);
     expect(t.step({ op: 'mprotect', pid: 1, addr: BASE + 3, lengthPages: 4, prot: RW })).toEqual(okv());
     expect(ranges(t, 1)).toEqual([[BASE, BASE + 10, RW]]);
-    expect(t.vmas(1)[0].id).toBe(id);
+    // vma_merge_existing_range, both sides: prev grows over the middle and next, which go.
+    expect(t.vmas(1)[0].id).toBe(below);
     // The page is still exclusive: the write fault reuses it (wp_page_reuse).
     expect(t.write(1, BASE + 4, 5)).toEqual(okv());
     expect(t.pfnAt(1, BASE + 4)).toBe(pfn);
