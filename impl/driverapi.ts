@@ -22,11 +22,11 @@ import { F_KIND, F_RESERVED, KIND_ANON, KIND_DRIVER } from './framepool.ts';
 import { PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE } from './pagetable.ts';
 import { folioFreeSwap } from './swap.ts';
 import { gupOne, ptraceMayAccess, unpinPage } from './access.ts';
-import { runningProcess } from './process.ts';
+import { runningProcess, threadsOf } from './process.ts';
 import { vmaLookup } from './vma.ts';
 import { mapFrame, zapRange } from './zap.ts';
 import { inodeGet } from './pagecache.ts';
-import { fileRelease } from './driverfile.ts';
+import { fileGet, fileRelease } from './driverfile.ts';
 import { rangeIsFree } from './mmap.ts';
 import { IntervalTree } from './intervaltree.ts';
 
@@ -222,10 +222,10 @@ export class ImplDriverKernel implements DriverKernel {
     return { kind: 'nopage' };
   }
 
-  zap_vma_ptes(dvma: DriverVma, addr: number, nrPages: number): void {
+  zap_vma_ptes(dvma: DriverVma, addr: number, nrPages: number, atomic = false): boolean {
     const [proc, vma] = this.vmaOf(dvma);
-    if (!vma.pfnmap || addr < vma.start || addr + nrPages > vma.end) return;
-    zapRange(this.s, proc, addr, addr + nrPages, 'clear');
+    if (!vma.pfnmap || addr < vma.start || addr + nrPages > vma.end) return true;
+    return zapRange(this.s, proc, addr, addr + nrPages, 'clear', !atomic);
   }
 
   /**
@@ -409,8 +409,20 @@ export class ImplDriverKernel implements DriverKernel {
     return (dvma as ImplVma).file;
   }
 
+  /**
+   * fdget: the file, with a reference the operation holds until it returns (fdput) when
+   * the process has other threads (its file table is shared: __fget_light takes one); a
+   * single-threaded process's fdget takes none, as Linux's.
+   */
   fdget(pid: number, fd: number): ImplDriverFile | null {
-    return runningProcess(this.s, pid)?.fds.get(fd) ?? null;
+    const file = runningProcess(this.s, pid)?.fds.get(fd) ?? null;
+    if (file === null || threadsOf(this.s, pid).length <= 1) return file;
+    fileGet(file);
+    const tid = this.s.locks.current;
+    const held = this.s.fdgetHeld.get(tid);
+    if (held === undefined) this.s.fdgetHeld.set(tid, [file]);
+    else held.push(file);
+    return file;
   }
 
   close_fd(pid: number, fd: number): Errno | 0 {

@@ -23,7 +23,7 @@ import { Lru } from './lru.ts';
 import { SwapMap } from './swapmap.ts';
 import { allocFrame } from './frames.ts';
 import { runningProcess, taskAlive, threadsOf } from './process.ts';
-import { runDeferredFput, taskName, withMmapLock } from './locks.ts';
+import { fdputAll, runDeferredFput, taskName, withMmapLock } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { madvise } from './madvise.ts';
@@ -48,7 +48,7 @@ export function newImplState(config: KernelConfig, locks?: LockTable): ImplState
     nextAnonVma: 1, failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(),
     notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
-    threads: new Map(), invalidations: new Map(), notifierNesting: new Map(), deferredFput: new Map(), anonVmaRoot: new Map(),
+    threads: new Map(), invalidations: new Map(), notifierNesting: new Map(), deferredFput: new Map(), fdgetHeld: new Map(), anonVmaRoot: new Map(),
   };
   const zero = allocFrame(s, KIND_ZERO, 0);
   if (!(zero !== -1)) fail('the zero page could not be allocated');
@@ -103,6 +103,7 @@ export class ImplKernel implements Kernel {
     locks.current = taskOf(op);
     try {
       const outcome = this.run(op);
+      fdputAll(this.state);
       runDeferredFput(this.state);
       locks.returnToUser(op.op);
       return outcome;

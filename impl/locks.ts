@@ -8,7 +8,7 @@
 import type { LockMode, LockRef } from '../kernel-api/locks.ts';
 import type { Tid } from '../kernel-api/sched.ts';
 import type { ImplMm, ImplState } from './types.ts';
-import { fileReleaseNow } from './driverfile.ts';
+import { fileRelease, fileReleaseNow } from './driverfile.ts';
 
 export function mmapLock(s: ImplState, pid: number): LockRef {
   return s.locks.lock(`mmap_lock:P${pid}`, 'mmap_lock', 'rwsem', `mmap_lock of P${pid}`);
@@ -93,6 +93,15 @@ export function withPtl<T>(s: ImplState, mm: ImplMm, where: string, f: () => T):
   }
   s.locks.release(l, where);
   return r;
+}
+
+/** fdput of every file the current task's fdget took a reference to during its operation. */
+export function fdputAll(s: ImplState): void {
+  if (s.fdgetHeld.size === 0) return;
+  const list = s.fdgetHeld.get(s.locks.current);
+  if (list === undefined) return;
+  s.fdgetHeld.delete(s.locks.current);
+  for (const file of list) fileRelease(s, file);
 }
 
 /** task_work_run: the fput()s the current task deferred, once it holds no lock. */

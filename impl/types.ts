@@ -172,6 +172,8 @@ export type ImplState = {
   notifierNesting: Map<Tid, number>;
   /** fput()s deferred to task work, per task: ->release runs once the task holds no lock. */
   deferredFput: Map<Tid, ImplDriverFile[]>;
+  /** Files a task's fdget took a reference to (its process has other threads): dropped when its operation returns (fdput). */
+  fdgetHeld: Map<Tid, ImplDriverFile[]>;
   /** anon_vma → its root (anon_vma->root, shared with the parent's after fork); absent: its own root. */
   anonVmaRoot: Map<number, number>;
 };

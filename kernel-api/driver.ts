@@ -162,8 +162,13 @@ export interface DriverKernel {
   remap_pfn_range(vma: DriverVma, addr: number, pfn: number, nrPages: number): Errno | 0;
   vm_insert_page(vma: DriverVma, addr: number, pfn: number): Errno | 0;
   vmf_insert_pfn(vma: DriverVma, addr: number, pfn: number): FaultResult;
-  /** zap_page_range_single: MMU notifiers of vma's mm hear of it first; takes the PTL. */
-  zap_vma_ptes(vma: DriverVma, addr: number, nrPages: number): void;
+  /**
+   * zap_page_range_single: MMU notifiers of vma's mm hear of it first; takes the PTL. With
+   * `atomic`, the notifiers are told without blocking (mmu_notifier_invalidate_range_start_nonblock,
+   * as a zap from a non-blockable notifier callback must): false when one refuses, and
+   * nothing is zapped then.
+   */
+  zap_vma_ptes(vma: DriverVma, addr: number, nrPages: number, atomic?: boolean): boolean;
   /**
    * May sleep, and takes mmap_write_lock(mm) to register the mm's notifier subscriptions
    * (might_lock(&mm->mmap_lock)): called holding another mm's mmap_lock, it nests the class

@@ -19,11 +19,11 @@ import { assert, KernelAssertionError } from './assert.ts';
 import { allocFrame, frameOf, getPage, pfnValue, putPage, setPfnValue, shouldFailAlloc } from './frames.ts';
 import { folioFreeSwap } from './swap.ts';
 import { gupOne, ptraceMayAccess, unpinPage } from './access.ts';
-import { runningProcess } from './process.ts';
+import { runningProcess, threadsOf } from './process.ts';
 import { vmaLookup } from './vma.ts';
 import { mapFrame, zapRange } from './zap.ts';
 import { inodeGet } from './pagecache.ts';
-import { fileRelease } from './driverfile.ts';
+import { fileGet, fileRelease } from './driverfile.ts';
 
 /** The f_op of an fd on a regular file or shmem inode: mmap is the kernel's own. */
 const INODE_FOPS: FileOperations = { name: 'file' };
@@ -218,10 +218,10 @@ export class ModelDriverKernel implements DriverKernel {
   }
 
   /** zap_page_range_single: the notifiers of vma's mm, then the PTEs under the PTL (zapRange). */
-  zap_vma_ptes(dvma: DriverVma, addr: number, nrPages: number): void {
+  zap_vma_ptes(dvma: DriverVma, addr: number, nrPages: number, atomic = false): boolean {
     const [proc, vma] = this.vmaOf(dvma);
-    if (!vma.pfnmap || addr < vma.start || addr + nrPages > vma.end) return;
-    zapRange(this.s, proc, addr, addr + nrPages, 'clear');
+    if (!vma.pfnmap || addr < vma.start || addr + nrPages > vma.end) return true;
+    return zapRange(this.s, proc, addr, addr + nrPages, 'clear', undefined, !atomic);
   }
 
   /**
@@ -393,8 +393,20 @@ export class ModelDriverKernel implements DriverKernel {
     return (dvma as Vma).file;
   }
 
+  /**
+   * fdget: the file, with a reference the operation holds until it returns (fdput) when
+   * the process has other threads (its file table is shared: __fget_light takes one); a
+   * single-threaded process's fdget takes none, as Linux's.
+   */
   fdget(pid: number, fd: number): ModelDriverFile | null {
-    return runningProcess(this.s, pid)?.fds.get(fd) ?? null;
+    const file = runningProcess(this.s, pid)?.fds.get(fd) ?? null;
+    if (file === null || threadsOf(this.s, pid).length <= 1) return file;
+    fileGet(file);
+    const tid = this.s.locks.current;
+    const held = this.s.fdgetHeld.get(tid);
+    if (held === undefined) this.s.fdgetHeld.set(tid, [file]);
+    else held.push(file);
+    return file;
   }
 
   close_fd(pid: number, fd: number): Errno | 0 {

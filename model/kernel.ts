@@ -17,7 +17,7 @@ import type { KernelInspect } from '../kernel-api/state.ts';
 import type { ModelState, Process } from './types.ts';
 import { allocFrame } from './frames.ts';
 import { runningCount, runningProcess, taskAlive, threadsOf } from './process.ts';
-import { runDeferredFput, taskName, withMmapLock } from './locks.ts';
+import { fdputAll, runDeferredFput, taskName, withMmapLock } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { madvise } from './madvise.ts';
@@ -39,7 +39,7 @@ export function newModelState(config: KernelConfig, locks?: LockTable): ModelSta
     failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(), nextNotifierId: 1,
     skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
-    threads: new Map(), invalidations: [], notifierNesting: new Map(), deferredFput: new Map(), anonVmaRoot: new Map(),
+    threads: new Map(), invalidations: [], notifierNesting: new Map(), deferredFput: new Map(), fdgetHeld: new Map(), anonVmaRoot: new Map(),
   };
   const zero = allocFrame(s, 'zero', 0)!;
   s.zeroPfn = zero.pfn;
@@ -89,6 +89,7 @@ export class ModelKernel implements Kernel {
     locks.current = taskOf(op);
     try {
       const outcome = this.run(op);
+      fdputAll(this.state);
       runDeferredFput(this.state);
       locks.returnToUser(op.op);
       return outcome;

@@ -621,10 +621,9 @@ class PidfdMem implements StrategyInstance {
 
   /**
    * mirror_clear_view: under rmap_lock (down_read, or down_read_trylock in atomic context,
-   * false when it fails), zap the mirror PTEs that show target pages [start, end). The
-   * patch zaps with mmu_notifier_invalidate_range_start_nonblock in atomic context (its
-   * patch 1); zap_vma_ptes has no such variant, so the mirror mm's notifiers are told as
-   * in any zap.
+   * false when it fails), zap the mirror PTEs that show target pages [start, end). In
+   * atomic context the patch zaps with mmu_notifier_invalidate_range_start_nonblock (its
+   * patch 1), and a refusal there makes the callback refuse too.
    */
   private mirrorClearView(view: MirrorView, start: number, end: number, atomic: boolean): boolean {
     if (!atomic) this.k.down_read(view.rmapLock);
@@ -635,7 +634,10 @@ class PidfdMem implements StrategyInstance {
       const srcStart = Math.max(start, ctxStart);
       const srcEnd = Math.min(end, ctxEnd);
       if (srcStart >= srcEnd) continue;
-      this.k.zap_vma_ptes(ctx.vma, ctx.vma.start + (srcStart - ctxStart), srcEnd - srcStart);
+      if (!this.k.zap_vma_ptes(ctx.vma, ctx.vma.start + (srcStart - ctxStart), srcEnd - srcStart, atomic)) {
+        this.k.up_read(view.rmapLock);
+        return false;
+      }
     }
     this.k.up_read(view.rmapLock);
     return true;
