@@ -71,6 +71,7 @@ function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolea
       if (r === 'SIGBUS') return 'SIGBUS';
       if (r === 'RETRY') {
         retries += 1;
+        if (retries > FAULT_RETRIES_MAX) s.locks.waitForFailedTrylock('do_user_addr_fault');
         if (!(retries <= FAULT_RETRIES_MAX)) fail(`fault at ${addr} of P${proc.pid} retried forever (${retries} times VM_FAULT_RETRY)`);
         s.locks.acquire(lock, 'read', 'do_user_addr_fault');
         continue;

@@ -76,6 +76,8 @@ export class LockTable {
    * (only when a scheduler is attached): what a preempted task will wait for when it resumes.
    */
   private readonly acquiring = new Map<Tid, { readonly lock: LockState; readonly mode: LockMode; readonly where: string }>();
+  /** Each task's last trylock that failed because another task held the lock. */
+  private readonly failedTry = new Map<Tid, { readonly lock: LockState; readonly mode: LockMode }>();
   /** The warnings raised; the others are let pass as Linux lets them (see the header). */
   checks: ReadonlySet<LockWarning> = new Set(LOCK_WARNINGS);
 
@@ -155,7 +157,11 @@ export class LockTable {
     const l = ref as LockState;
     const tid = this.current;
     if (l.holders.has(tid) && (mode === 'write' || l.holders.get(tid) === 'write')) return false;
-    if (!this.compatible(l, mode)) return false;
+    if (!this.compatible(l, mode)) {
+      this.failedTry.set(tid, { lock: l, mode });
+      return false;
+    }
+    this.failedTry.delete(tid);
     l.holders.set(tid, mode);
     this.push(tid, { lock: l, mode, classKey: l.cls, where });
     return true;
@@ -197,6 +203,19 @@ export class LockTable {
   /** A lockdep warning: raised while checked, else Linux's kernel goes on. */
   private warn(v: LockViolation): void {
     if (this.checks.has(v.invariant as LockWarning)) throw v;
+  }
+
+  /**
+   * The current task keeps retrying (a fault that returns VM_FAULT_RETRY again and again)
+   * because its last trylock failed on a lock another task still holds: that is a wait for
+   * the holder (`wait`: a deadlock if it closes a cycle, else WouldBlock for the scheduler),
+   * as a nested task can never see a preempted one let go. Nothing when there is none.
+   */
+  waitForFailedTrylock(where: string): void {
+    const t = this.failedTry.get(this.current);
+    if (t === undefined || t.lock.holders.size === 0 || t.lock.holders.has(this.current)) return;
+    const [holder] = t.lock.holders.keys();
+    this.wait(t.lock, t.mode, holder!, where);
   }
 
   /**

@@ -65,6 +65,7 @@ function userAccess(s: ModelState, proc: Process, addr: number, write: boolean):
       if (r === 'SIGBUS') return 'SIGBUS';
       if (r === 'RETRY') {
         retries += 1;
+        if (retries > FAULT_RETRIES_MAX) s.locks.waitForFailedTrylock('do_user_addr_fault');
         assert(retries <= FAULT_RETRIES_MAX, `fault at ${addr} of P${proc.pid} retried forever (${retries} times VM_FAULT_RETRY)`);
         s.locks.acquire(lock, 'read', 'do_user_addr_fault');
         continue;

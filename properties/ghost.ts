@@ -134,6 +134,13 @@ export class Ghost {
       this.failedFixedMmap(op.pid, op.addr, op.addr + op.lengthPages, k);
       return;
     }
+    // mremap_to unmaps an MREMAP_FIXED destination (do_munmap) before it moves anything: a
+    // move that fails after that (ENOMEM from fail_nth, say) leaves it unmapped; one that
+    // fails earlier leaves it intact. The kernel says which, as for a failed MAP_FIXED mmap.
+    if (op.op === 'mremap' && op.fixed === true && op.newAddr !== undefined && outcome.kind === 'errno' && op.newPages > 0) {
+      this.failedFixedMmap(op.pid, op.newAddr, op.newAddr + op.newPages, k);
+      return;
+    }
     if (outcome.kind !== 'ok') return;
     switch (op.op) {
       case 'spawn': this.procs.set(outcome.value, { ranges: [], priv: new Map(), views: new Map() }); return;

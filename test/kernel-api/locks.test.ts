@@ -98,4 +98,42 @@ describe('lock table', () => {
     expect(seen).toEqual([1]);
     expect(t.current).toBe(1);
   });
+
+  it('a retry loop on a failed trylock is a wait for the holder: WouldBlock, or a deadlock when the holder waits for this task', () => {
+    const t = table();
+    const a = mm(t, 1);
+    const b = mm(t, 2);
+    t.current = 2;
+    t.acquire(b, 'write', 'dup_mmap');
+    t.current = 1;
+    expect(t.tryAcquire(b, 'read', 'mmap_read_trylock')).toBe(false);
+    expect(() => t.waitForFailedTrylock('do_user_addr_fault')).toThrow(WouldBlock);
+    // Nothing failed for a task whose trylock succeeded since.
+    t.current = 2;
+    t.release(b, 'dup_mmap');
+    t.current = 1;
+    expect(t.tryAcquire(b, 'read', 'mmap_read_trylock')).toBe(true);
+    expect(() => t.waitForFailedTrylock('do_user_addr_fault')).not.toThrow();
+    t.release(b, 'x');
+    // Task 2, preempted before taking a lock task 1 holds, holds the lock task 1 trylocked: a
+    // cycle. (Two mmap_locks nested is also lockdep's recursive warning: not checked here.)
+    t.checks = new Set();
+    t.current = 1;
+    t.acquire(a, 'read', 'do_user_addr_fault');
+    t.current = 2;
+    t.acquire(b, 'write', 'dup_mmap');
+    let tried = false;
+    let v: LockViolation | null = null;
+    t.hooks = {
+      preempt: () => {
+        t.current = 1;
+        tried = t.tryAcquire(b, 'read', 'mmap_read_trylock');
+        v = violation(() => t.waitForFailedTrylock('do_user_addr_fault'));
+      },
+    };
+    expect(() => t.acquire(a, 'write', 'copy_page_range')).toThrow(WouldBlock);
+    expect(tried).toBe(false);
+    expect(v).toMatchObject({ invariant: 'deadlock' });
+    expect(v!.message).toMatch(/^circular wait: P1 waits in do_user_addr_fault for mmap_lock of P2, held by P2; P2 waits in copy_page_range for mmap_lock of P1/);
+  });
 });
