@@ -39,6 +39,7 @@ export function newModelState(config: KernelConfig, locks?: LockTable): ModelSta
     failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(), nextNotifierId: 1,
     skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
+    lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map() },
     threads: new Map(), invalidations: [], notifierNesting: new Map(), deferredFput: new Map(), anonVmaRoot: new Map(),
   };
   const zero = allocFrame(s, 'zero', 0)!;
