@@ -1,24 +1,31 @@
 /**
- * What issue 15's locks cost (`npx tsx bench/lockcost.ts --base DIR [--quick] [--strategy NAME] [--json FILE]`):
- * checked steps/s of sequential runs on this tree against a checkout of the tree before
- * the locks (DIR: `git worktree add --detach DIR main`, then give it a node_modules), for
- * the model, impl and diff kernels; and beside them checked steps/s of this tree's
- * concurrent runs (the same traces with `swarm.concurrency` 1 and 2 in turn: random
- * switches, PCT).
+ * What issue 15's locks cost: checked steps/s of sequential runs on this tree against a
+ * checkout of the tree before the locks, for the model, impl and diff kernels, and beside
+ * them this tree's concurrent runs (the same traces with `swarm.concurrency` 1 and 2 in
+ * turn: random switches, PCT).
  *
- * Both trees run in this one process, imported from their own folders, on the same run
- * indexes of the same campaign seed, in rounds taken in turn (ABBA: on a shared machine the
- * load drifts, and whichever runs second reads faster). A round is the base tree's runs from
- * the next index until `roundMs` is spent, then this tree's same runs. Timed per run: the
- * trace drawn (fc.sample) and its chain run (harness/runner.ts runChain: generation, step,
- * every invariant); shrinking a failure is not (a campaign shrinks each new failure once).
- * The traces of the two trees are not identical: this tree's generator has the clone
- * operation and draws the concurrency mode, so the same run index is a similar run, not
- * the same one; the ratio is of steps per second, each tree on its own traces.
+ *     git worktree add --detach ../base main && cp -al node_modules ../base/
+ *     npx tsx bench/lockcost.ts --base ../base [--quick] [--kernels model,impl,diff]
+ *                               [--strategy NAME] [--pairs N] [--this DIR] [--json FILE]
+ *
+ * Each tree runs in a process of its own (its campaign code imported from its folder, so
+ * neither tree's JIT state or heap shares anything with the other's; this tree's concurrent
+ * runs in a third), all alive throughout and working in turn: `pairs` times the same block
+ * of run indexes of one campaign seed on the base and on this tree, base first in every
+ * other pair (the load of a shared machine drifts), each pair followed by this tree's
+ * concurrent runs of the block. The figure is the median over the pairs of this tree's rate
+ * ÷ the base's, rates taken in main-thread CPU time (a loaded machine's wall clock counts
+ * the other processes' turns too); pooled CPU and wall ratios are given beside it.
+ *
+ * Timed: the trace drawn (fc.sample) and its chain run (harness/runner.ts runChain:
+ * generation, step, every invariant). Not timed: shrinking a failure (a campaign shrinks a
+ * new failure once). The two trees' sequential traces are the same operations (this tree's
+ * trace arbitrary draws the concurrency mode after everything else; sequential, it is 0).
  */
-import { writeFileSync } from 'node:fs';
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { KernelChoice } from '../properties/kernels.ts';
 import type { GeneratedTrace } from '../properties/trace.ts';
 
@@ -27,19 +34,36 @@ type Strategies = typeof import('../strategies/index.ts');
 type Config = typeof import('../harness/config.ts');
 
 /** One tree's campaign machinery, imported from its folder. */
-type Tree = { label: string; runner: Runner; strategies: Strategies; config: Config };
+type Tree = { runner: Runner; strategies: Strategies; config: Config };
 
-/** What a run's trace is made to be: as this tree's generator drew it, sequential, or concurrent. */
+/** What a run's trace is made to be: sequential, or concurrent (`swarm.concurrency` 1 or 2). */
 type Mode = 'sequential' | 'concurrent';
 
-export type RunsRate = { stepsPerSec: number; steps: number; runs: number; elapsedMs: number; failures: number };
+/** A block of runs a worker is asked to time. */
+type Job = { kernel: KernelChoice; strategy: string | null; seed: number; from: number; runs: number; mode: Mode };
+
+/**
+ * Checked steps of some runs, per second of wall time and per second the worker's main
+ * thread ran (its CPU time; V8's helper threads, concurrent marking and compiling, are not
+ * counted).
+ */
+export type RunsRate = { stepsPerSec: number; stepsPerCpuSec: number; steps: number; runs: number; elapsedMs: number; cpuMs: number; failures: number };
 
 const KERNELS: readonly KernelChoice[] = ['model', 'impl', 'diff'];
 
-async function loadTree(label: string, dir: string): Promise<Tree> {
+/** The main thread's CPU time in ms: Linux's schedstat (ns on the CPU), else the process's user + system time. */
+function mainThreadCpuMs(): number {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
+}
+
+async function loadTree(dir: string): Promise<Tree> {
   const at = (p: string) => pathToFileURL(resolve(dir, p)).href;
   return {
-    label,
     runner: (await import(at('harness/runner.ts'))) as Runner,
     strategies: (await import(at('strategies/index.ts'))) as Strategies,
     config: (await import(at('harness/config.ts'))) as Config,
@@ -47,83 +71,144 @@ async function loadTree(label: string, dir: string): Promise<Tree> {
 }
 
 /** A campaign's plan on one tree: its core operations, or one strategy's group. */
-function planOf(t: Tree, kernel: KernelChoice, seed: number, strategy: string | null) {
-  const s = strategy === null ? [] : t.strategies.STRATEGIES.filter((x) => x.name === strategy);
-  if (strategy !== null && s.length === 0) throw new Error(`${t.label} has no strategy ${strategy}`);
-  return t.runner.makePlan(seed, kernel, t.config.FUZZ_CONFIG, s, t.config.STEPS_MAX);
+function planOf(t: Tree, job: Job) {
+  const s = job.strategy === null ? [] : t.strategies.STRATEGIES.filter((x) => x.name === job.strategy);
+  if (job.strategy !== null && s.length === 0) throw new Error(`no strategy ${job.strategy}`);
+  return t.runner.makePlan(job.seed, job.kernel, t.config.FUZZ_CONFIG, s, t.config.STEPS_MAX);
 }
 
-/**
- * Runs `from`, `from + 1`, … of a plan until `runs` are done (when given) or `timeMs` is
- * spent; `mode` null leaves the trace as drawn (the base tree has no concurrency).
- */
-function runRuns(t: Tree, plan: ReturnType<Runner['makePlan']>, from: number, mode: Mode | null, limit: { runs?: number; timeMs?: number }): RunsRate {
+/** Runs `from` to `from + runs - 1` of the plan, each trace made sequential or concurrent (a base without concurrency ignores the field). */
+function runRuns(t: Tree, plan: ReturnType<Runner['makePlan']>, job: Job): RunsRate {
   let steps = 0;
-  let runs = 0;
   let failures = 0;
-  let ms = 0;
-  while ((limit.runs === undefined || runs < limit.runs) && (limit.timeMs === undefined || ms < limit.timeMs)) {
-    const run = from + runs;
-    const t0 = performance.now();
+  const cpu0 = mainThreadCpuMs();
+  const t0 = performance.now();
+  for (let run = job.from; run < job.from + job.runs; run++) {
     const trace = t.runner.traceOf(plan, run) as GeneratedTrace;
-    if (mode === 'sequential') trace.swarm.concurrency = 0;
-    if (mode === 'concurrent') trace.swarm.concurrency = run % 2 === 0 ? 1 : 2;
+    trace.swarm.concurrency = job.mode === 'sequential' ? 0 : run % 2 === 0 ? 1 : 2;
     const r = t.runner.runChain(t.runner.sessionBase(plan, run), trace, run);
-    ms += performance.now() - t0;
     steps += r.steps;
     failures += r.links.length;
-    runs += 1;
   }
-  return { stepsPerSec: steps / (ms / 1000), steps, runs, elapsedMs: Math.round(ms), failures };
+  const ms = performance.now() - t0;
+  const cpuMs = mainThreadCpuMs() - cpu0;
+  return { stepsPerSec: steps / (ms / 1000), stepsPerCpuSec: steps / (cpuMs / 1000), steps, runs: job.runs, elapsedMs: Math.round(ms), cpuMs: Math.round(cpuMs), failures };
+}
+
+/** A worker: times the blocks of runs its parent sends, on the tree in `dir`. */
+async function worker(dir: string): Promise<void> {
+  const tree = await loadTree(dir);
+  const plans = new Map<string, ReturnType<Runner['makePlan']>>();
+  process.on('message', (job: Job | 'exit') => {
+    if (job === 'exit') process.exit(0);
+    const key = `${job.kernel}:${job.strategy}:${job.seed}`;
+    let plan = plans.get(key);
+    if (plan === undefined) plans.set(key, (plan = planOf(tree, job)));
+    process.send!(runRuns(tree, plan, job));
+  });
+  process.send!('ready');
+}
+
+/** A worker process on one tree, answering one job at a time. */
+class Worker {
+  private readonly child: ChildProcess;
+  private pending: ((r: RunsRate) => void) | null = null;
+  readonly ready: Promise<void>;
+
+  constructor(dir: string) {
+    // tsx comes from the tree's own node_modules.
+    this.child = fork(fileURLToPath(import.meta.url), ['--worker', resolve(dir)], { cwd: resolve(dir), execArgv: ['--import', 'tsx'] });
+    this.ready = new Promise((ok, fail) => {
+      this.child.once('error', fail);
+      this.child.once('exit', (code) => fail(new Error(`the worker on ${dir} exited (${code})`)));
+      this.child.on('message', (m: RunsRate | 'ready') => {
+        if (m === 'ready') ok();
+        else this.pending?.(m);
+      });
+    });
+  }
+
+  run(job: Job): Promise<RunsRate> {
+    return new Promise((ok) => {
+      this.pending = ok;
+      this.child.send(job);
+    });
+  }
+
+  stop(): void {
+    this.child.removeAllListeners('exit');
+    this.child.send('exit');
+  }
 }
 
 function pooled(rs: readonly RunsRate[]): RunsRate {
   const sum = (f: (r: RunsRate) => number) => rs.reduce((x, r) => x + f(r), 0);
   const steps = sum((r) => r.steps);
   const elapsedMs = sum((r) => r.elapsedMs);
-  return { stepsPerSec: steps / (elapsedMs / 1000), steps, runs: sum((r) => r.runs), elapsedMs, failures: sum((r) => r.failures) };
+  const cpuMs = sum((r) => r.cpuMs);
+  return { stepsPerSec: steps / (elapsedMs / 1000), stepsPerCpuSec: steps / (cpuMs / 1000), steps, runs: sum((r) => r.runs), elapsedMs, cpuMs, failures: sum((r) => r.failures) };
 }
 
-export type KernelCost = { kernel: KernelChoice; base: RunsRate; sequential: RunsRate; concurrent: RunsRate; ratio: number };
+/** Per-pair ratios of CPU-time rates (median, quartiles), and the pooled ratios by CPU and by wall time. */
+export type Ratios = { median: number; q1: number; q3: number; pooledCpu: number; pooledWall: number };
+
+function ratios(mine: readonly RunsRate[], base: readonly RunsRate[]): Ratios {
+  const r = mine.map((m, i) => m.stepsPerCpuSec / base[i]!.stepsPerCpuSec).sort((a, b) => a - b);
+  const at = (f: number) => {
+    const x = f * (r.length - 1);
+    return r[Math.floor(x)]! + (r[Math.ceil(x)]! - r[Math.floor(x)]!) * (x - Math.floor(x));
+  };
+  const pm = pooled(mine);
+  const pb = pooled(base);
+  return { median: at(0.5), q1: at(0.25), q3: at(0.75), pooledCpu: pm.stepsPerCpuSec / pb.stepsPerCpuSec, pooledWall: pm.stepsPerSec / pb.stepsPerSec };
+}
+
+export type KernelCost = {
+  kernel: KernelChoice; runsPerPart: number; base: RunsRate; sequential: RunsRate; concurrent: RunsRate;
+  /** This tree's sequential runs ÷ the base's, and its concurrent runs ÷ its sequential ones. */
+  sequentialRatio: Ratios; concurrentRatio: Ratios;
+};
 
 /**
- * One kernel: `rounds` rounds of base and this tree's sequential runs, in ABBA order, then
- * this tree's concurrent runs on the same run indexes for the same total time.
+ * One kernel: after a warm-up on every worker, `pairs` blocks of runs (as many as the base
+ * ran in `partMs` of CPU time in the warm-up), each on the base and on this tree in turn
+ * (base first in every other pair), then concurrent on this tree. Three workers, so that
+ * each block follows another process's: a block right after its own process's previous one
+ * would find its caches warm, and read faster.
  */
-function kernelCost(base: Tree, mine: Tree, kernel: KernelChoice, seed: number, strategy: string | null, roundMs: number, rounds: number): KernelCost {
-  const basePlan = planOf(base, kernel, seed, strategy);
-  const myPlan = planOf(mine, kernel, seed, strategy);
-  // Warm-up: both trees' paths compiled before anything counts.
-  runRuns(base, basePlan, 1_000_000, null, { timeMs: roundMs });
-  runRuns(mine, myPlan, 1_000_000, 'sequential', { timeMs: roundMs });
-  runRuns(mine, myPlan, 1_000_000, 'concurrent', { timeMs: roundMs });
+async function kernelCost(base: Worker, mine: Worker, mineConcurrent: Worker, kernel: KernelChoice, seed: number, strategy: string | null, partMs: number, pairs: number): Promise<KernelCost> {
+  const job = (from: number, runs: number, mode: Mode): Job => ({ kernel, strategy, seed, from, runs, mode });
+  const warmFrom = 1_000_000;
+  let n = 1;
+  for (let spent = 0; spent < 3 * partMs; n *= 2) spent += (await base.run(job(warmFrom, n, 'sequential'))).cpuMs;
+  const warm = await base.run(job(warmFrom, n, 'sequential'));
+  await mine.run(job(warmFrom, n, 'sequential'));
+  await mineConcurrent.run(job(warmFrom, n, 'concurrent'));
+  const runsPerPart = Math.max(1, Math.round((n * partMs) / Math.max(1, warm.cpuMs)));
   const bs: RunsRate[] = [];
   const ms: RunsRate[] = [];
-  let from = 0;
-  for (let r = 0; r < rounds; r++) {
-    if (r % 4 === 0 || r % 4 === 3) {
-      const b = runRuns(base, basePlan, from, null, { timeMs: roundMs });
-      bs.push(b);
-      ms.push(runRuns(mine, myPlan, from, 'sequential', { runs: b.runs }));
-      from += b.runs;
-    } else {
-      const m = runRuns(mine, myPlan, from, 'sequential', { timeMs: roundMs });
-      ms.push(m);
-      bs.push(runRuns(base, basePlan, from, null, { runs: m.runs }));
-      from += m.runs;
-    }
+  const cs: RunsRate[] = [];
+  for (let p = 0; p < pairs; p++) {
+    const from = p * runsPerPart;
+    if (p % 2 === 0) bs.push(await base.run(job(from, runsPerPart, 'sequential')));
+    ms.push(await mine.run(job(from, runsPerPart, 'sequential')));
+    if (p % 2 === 1) bs.push(await base.run(job(from, runsPerPart, 'sequential')));
+    cs.push(await mineConcurrent.run(job(from, runsPerPart, 'concurrent')));
   }
-  const concurrent = runRuns(mine, myPlan, 0, 'concurrent', { runs: from });
-  const b = pooled(bs);
-  const m = pooled(ms);
-  return { kernel, base: b, sequential: m, concurrent, ratio: m.stepsPerSec / b.stepsPerSec };
+  return {
+    kernel, runsPerPart, base: pooled(bs), sequential: pooled(ms), concurrent: pooled(cs),
+    sequentialRatio: ratios(ms, bs), concurrentRatio: ratios(cs, ms),
+  };
 }
 
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(3));
 
 function row(name: string, r: RunsRate): string {
-  return `  ${name.padEnd(22)} ${fmt(r.stepsPerSec).padStart(8)} checked steps/s (${r.steps} steps, ${r.runs} runs, ${r.elapsedMs} ms, ${r.failures} failures)`;
+  return `  ${name.padEnd(18)} ${fmt(r.stepsPerCpuSec).padStart(7)} checked steps per CPU s, ${fmt(r.stepsPerSec).padStart(7)} per s (${r.steps} steps, ${r.runs} runs, ${r.cpuMs} ms CPU, ${r.failures} failures)`;
 }
+
+const pct = (x: number) => `${x >= 1 ? '+' : ''}${((x - 1) * 100).toFixed(1)} %`;
+const ratioText = (r: Ratios) => `${r.median.toFixed(3)} (${pct(r.median)}; quartiles ${r.q1.toFixed(3)}–${r.q3.toFixed(3)}; pooled ${r.pooledCpu.toFixed(3)} by CPU, ${r.pooledWall.toFixed(3)} by wall time)`;
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -131,30 +216,43 @@ async function main(): Promise<void> {
     const i = argv.indexOf(name);
     return i === -1 ? undefined : argv[i + 1];
   };
+  const workerDir = flag('--worker');
+  if (workerDir !== undefined) return worker(workerDir);
   const baseDir = flag('--base');
   if (baseDir === undefined) {
     throw new Error('bench/lockcost.ts needs --base DIR: a checkout of the tree before the locks (git worktree add --detach DIR main; cp -al node_modules DIR/)');
   }
+  const thisDir = flag('--this') ?? resolve(import.meta.dirname, '..');
   const quick = argv.includes('--quick');
   const strategy = flag('--strategy') ?? null;
   const jsonFile = flag('--json');
   const kernels = (flag('--kernels')?.split(',') ?? KERNELS) as KernelChoice[];
-  const roundMs = quick ? 500 : 1500;
-  const rounds = quick ? 4 : 8;
+  const partMs = quick ? 150 : 300;
+  const pairs = Number(flag('--pairs') ?? (quick ? 8 : 20));
   const seed = Number(flag('--seed') ?? 1);
-  const base = await loadTree('base', baseDir);
-  const mine = await loadTree('this', resolve(import.meta.dirname, '..'));
+  const base = new Worker(baseDir);
+  const mine = new Worker(thisDir);
+  const mineConcurrent = new Worker(thisDir);
+  await Promise.all([base.ready, mine.ready, mineConcurrent.ready]);
   const out: KernelCost[] = [];
-  for (const kernel of kernels) {
-    const c = kernelCost(base, mine, kernel, seed, strategy, roundMs, rounds);
-    out.push(c);
-    console.log(`${kernel} (${strategy ?? 'core'}, seed ${seed}): sequential this ÷ base ${c.ratio.toFixed(3)} (${((c.ratio - 1) * 100).toFixed(1)} %)`);
-    console.log(row('base, sequential', c.base));
-    console.log(row('this, sequential', c.sequential));
-    console.log(row('this, concurrent', c.concurrent));
+  try {
+    for (const kernel of kernels) {
+      const c = await kernelCost(base, mine, mineConcurrent, kernel, seed, strategy, partMs, pairs);
+      out.push(c);
+      console.log(`${kernel} (${strategy ?? 'core'}, seed ${seed}, ${pairs} pairs of ${c.runsPerPart} runs): median of the pairs' ratios`);
+      console.log(`  sequential, this ÷ base:        ${ratioText(c.sequentialRatio)}`);
+      console.log(`  this, concurrent ÷ sequential:  ${ratioText(c.concurrentRatio)}`);
+      console.log(row('base, sequential', c.base));
+      console.log(row('this, sequential', c.sequential));
+      console.log(row('this, concurrent', c.concurrent));
+    }
+  } finally {
+    base.stop();
+    mine.stop();
+    mineConcurrent.stop();
   }
   if (jsonFile !== undefined) {
-    writeFileSync(jsonFile, JSON.stringify({ seed, strategy: strategy ?? 'core', roundMs, rounds, kernels: out }, null, 2) + '\n');
+    writeFileSync(jsonFile, JSON.stringify({ seed, strategy: strategy ?? 'core', partMs, pairs, base: resolve(baseDir), this: resolve(thisDir), kernels: out }, null, 2) + '\n');
     console.log(`wrote ${jsonFile}`);
   }
 }
