@@ -170,21 +170,28 @@ export type KernelCost = {
 };
 
 /**
- * One kernel: after a warm-up on every worker, `pairs` blocks of runs (as many as the base
- * ran in `partMs` of CPU time in the warm-up), each on the base and on this tree in turn
+ * One kernel: after the same warm-up on every worker (`warmMs` of CPU time), `pairs` blocks
+ * of runs (as many as the base ran in `partMs` of CPU time at the end of its warm-up), each on the base and on this tree in turn
  * (base first in every other pair), then concurrent on this tree. Three workers, so that
  * each block follows another process's: a block right after its own process's previous one
  * would find its caches warm, and read faster.
  */
-async function kernelCost(base: Worker, mine: Worker, mineConcurrent: Worker, kernel: KernelChoice, seed: number, strategy: string | null, partMs: number, pairs: number): Promise<KernelCost> {
+async function kernelCost(base: Worker, mine: Worker, mineConcurrent: Worker, kernel: KernelChoice, seed: number, strategy: string | null, partMs: number, pairs: number, warmMs: number): Promise<KernelCost> {
   const job = (from: number, runs: number, mode: Mode): Job => ({ kernel, strategy, seed, from, runs, mode });
-  const warmFrom = 1_000_000;
-  let n = 1;
-  for (let spent = 0; spent < 3 * partMs; n *= 2) spent += (await base.run(job(warmFrom, n, 'sequential'))).cpuMs;
-  const warm = await base.run(job(warmFrom, n, 'sequential'));
-  await mine.run(job(warmFrom, n, 'sequential'));
-  await mineConcurrent.run(job(warmFrom, n, 'concurrent'));
-  const runsPerPart = Math.max(1, Math.round((n * partMs) / Math.max(1, warm.cpuMs)));
+  // The same warm-up on each worker (V8 compiles through its tiers for a second or more;
+  // a worker warmed less reads slower in the first pairs), run indexes none of the pairs use.
+  const warmUp = async (w: Worker, mode: Mode): Promise<RunsRate> => {
+    const blocks: RunsRate[] = [];
+    for (let n = 1, spent = 0; spent < warmMs; n = Math.min(2 * n, 64)) {
+      blocks.push(await w.run(job(1_000_000 + blocks.length * 64, n, mode)));
+      spent += blocks.at(-1)!.cpuMs;
+    }
+    return pooled(blocks.slice(-3));
+  };
+  const warm = await warmUp(base, 'sequential');
+  await warmUp(mine, 'sequential');
+  await warmUp(mineConcurrent, 'concurrent');
+  const runsPerPart = Math.max(1, Math.round((warm.runs * partMs) / Math.max(1, warm.cpuMs)));
   const bs: RunsRate[] = [];
   const ms: RunsRate[] = [];
   const cs: RunsRate[] = [];
@@ -237,7 +244,7 @@ async function main(): Promise<void> {
   const out: KernelCost[] = [];
   try {
     for (const kernel of kernels) {
-      const c = await kernelCost(base, mine, mineConcurrent, kernel, seed, strategy, partMs, pairs);
+      const c = await kernelCost(base, mine, mineConcurrent, kernel, seed, strategy, partMs, pairs, quick ? 1500 : 3000);
       out.push(c);
       console.log(`${kernel} (${strategy ?? 'core'}, seed ${seed}, ${pairs} pairs of ${c.runsPerPart} runs): median of the pairs' ratios`);
       console.log(`  sequential, this ÷ base:        ${ratioText(c.sequentialRatio)}`);
