@@ -148,7 +148,7 @@ function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: Readonly
     beat(hb, run, ops.length, PHASE_STEP);
     const at = ops.length;
     const r = session.stepTop(op, pending, policy);
-    ops.push(...r.started);
+    for (const o of r.started) ops.push(o);
     if (r.infeasible !== null) return 'abandon';
     if (r.violation !== null) return { ...r.violation, step: at + Math.max(0, r.failedAt) };
     for (const c of r.ran) {

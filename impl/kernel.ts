@@ -23,7 +23,7 @@ import { Lru } from './lru.ts';
 import { SwapMap } from './swapmap.ts';
 import { allocFrame } from './frames.ts';
 import { runningProcess, taskAlive, threadsOf } from './process.ts';
-import { runDeferredFput, taskName, withMmapLock } from './locks.ts';
+import { mmLock, releaseIfHeld, runDeferredFput, taskName } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { madvise } from './madvise.ts';
@@ -173,7 +173,19 @@ export class ImplKernel implements Kernel {
    */
   private locked(proc: ImplProcess, mode: LockMode, where: string, f: () => Outcome): Outcome {
     const s = this.state;
-    return withMmapLock(s, proc.mm, mode, where, () => (taskAlive(s, proc) ? f() : err('ESRCH')));
+    // withMmapLock written out: no closure around `f` per operation.
+    const lock = mmLock(s, proc.mm);
+    s.locks.acquire(lock, mode, where);
+    let r: Outcome;
+    try {
+      r = taskAlive(s, proc) ? f() : err('ESRCH');
+    } catch (e) {
+      releaseIfHeld(s, lock, where);
+      throw e;
+    }
+    s.locks.release(lock, where);
+    runDeferredFput(s);
+    return r;
   }
 
   private withProcess(pid: number, f: (p: ImplProcess) => Outcome): Outcome {

@@ -17,7 +17,7 @@ import type { KernelInspect } from '../kernel-api/state.ts';
 import type { ModelState, Process } from './types.ts';
 import { allocFrame } from './frames.ts';
 import { runningCount, runningProcess, taskAlive, threadsOf } from './process.ts';
-import { runDeferredFput, taskName, withMmapLock } from './locks.ts';
+import { mmapLock, releaseIfHeld, runDeferredFput, taskName } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { madvise } from './madvise.ts';
@@ -157,7 +157,19 @@ export class ModelKernel implements Kernel {
    */
   private locked(proc: Process, mode: LockMode, where: string, f: () => Outcome): Outcome {
     const s = this.state;
-    return withMmapLock(s, proc.pid, mode, where, () => (taskAlive(s, proc) ? f() : err('ESRCH')));
+    // withMmapLock written out: no closure around `f` per operation.
+    const lock = mmapLock(s, proc.pid);
+    s.locks.acquire(lock, mode, where);
+    let r: Outcome;
+    try {
+      r = taskAlive(s, proc) ? f() : err('ESRCH');
+    } catch (e) {
+      releaseIfHeld(s, lock, where);
+      throw e;
+    }
+    s.locks.release(lock, where);
+    runDeferredFput(s);
+    return r;
   }
 
   private withProcess(pid: number, f: (p: Process) => Outcome): Outcome {
