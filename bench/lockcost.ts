@@ -7,6 +7,7 @@
  *     git worktree add --detach ../base main && cp -al node_modules ../base/
  *     npx tsx bench/lockcost.ts --base ../base [--quick] [--kernels model,impl,diff]
  *                               [--strategy NAME] [--pairs N] [--this DIR] [--json FILE]
+ *     (LOCKCOST_V8_FLAGS='--flag …': V8 flags for the workers, for experiments)
  *
  * Each tree runs in a process of its own (its campaign code imported from its folder, so
  * neither tree's JIT state or heap shares anything with the other's; this tree's concurrent
@@ -117,7 +118,7 @@ class Worker {
 
   constructor(dir: string) {
     // tsx comes from the tree's own node_modules.
-    this.child = fork(fileURLToPath(import.meta.url), ['--worker', resolve(dir)], { cwd: resolve(dir), execArgv: ['--import', 'tsx'] });
+    this.child = fork(fileURLToPath(import.meta.url), ['--worker', resolve(dir)], { cwd: resolve(dir), execArgv: ['--import', 'tsx', ...(process.env.LOCKCOST_V8_FLAGS?.split(' ').filter((f) => f !== '') ?? [])] });
     this.ready = new Promise((ok, fail) => {
       this.child.once('error', fail);
       this.child.once('exit', (code) => fail(new Error(`the worker on ${dir} exited (${code})`)));
