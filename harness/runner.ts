@@ -153,8 +153,12 @@ function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: Readonly
     if (r.violation !== null) return { ...r.violation, step: at + Math.max(0, r.failedAt) };
     for (const c of r.ran) {
       builder.learn(c.op, c.outcome);
-      if (c.op.op === 'clone' && c.outcome.kind === 'ok') segments.learnClone(c.op.pid, c.outcome.value);
-      if (c.op.op === 'exit' || c.op.op === 'oom') segments.forget(c.op.pid);
+      const o = c.op;
+      if (o.op === 'clone') {
+        if (c.outcome.kind === 'ok') segments.learnClone(o.pid, c.outcome.value);
+      } else if (o.op === 'exit' || o.op === 'oom') {
+        segments.forget(o.pid);
+      }
     }
     return null;
   };

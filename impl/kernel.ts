@@ -101,11 +101,13 @@ export class ImplKernel implements Kernel {
   step(op: Op): Outcome {
     const locks = this.locks;
     const previous = locks.current;
+    const tid = op.tid;
     locks.current = taskOf(op);
     try {
-      const outcome = this.run(op);
+      const outcome = this.run(op, tid);
       runDeferredFput(this.state);
-      locks.returnToUser(op.op);
+      // returnToUser's own test first: the operation's name (a load over many shapes) is read only for its message.
+      if (locks.holdsAny(locks.current)) locks.returnToUser(op.op);
       return outcome;
     } finally {
       locks.current = previous;
@@ -120,10 +122,10 @@ export class ImplKernel implements Kernel {
     return op.tid !== 0 && !this.state.threads.has(op.tid);
   }
 
-  private run(op: Op): Outcome {
+  private run(op: Op, tid: number | undefined): Outcome {
     const s = this.state;
     s.step += 1;
-    if (this.badTask(op)) return err('ESRCH');
+    if (tid !== undefined && this.badTask(op)) return err('ESRCH');
     switch (op.op) {
       case 'spawn': return this.spawn(op.uid ?? 1000);
       case 'clone': return this.withProcess(op.pid, (p) => this.clone(p));
