@@ -20,8 +20,9 @@
  *
  * Timed: the trace drawn (fc.sample) and its chain run (harness/runner.ts runChain:
  * generation, step, every invariant). Not timed: shrinking a failure (a campaign shrinks a
- * new failure once). The two trees' sequential traces are the same operations (this tree's
- * trace arbitrary draws the concurrency mode after everything else; sequential, it is 0).
+ * new failure once). The two trees draw the same traces (this tree's arbitrary draws the
+ * concurrency mode after everything else; here it is overwritten), so the runs' steps are
+ * the same choices; the operations built from them differ only where the kernels' answers do.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

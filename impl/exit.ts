@@ -35,7 +35,8 @@ export function exitProcess(s: ImplState, proc: ImplProcess): boolean {
   }
   if (proc.state === 'running') s.running -= 1;
   proc.state = 'exited';
-  for (const [tid, pid] of [...s.threads]) if (pid === proc.pid) s.threads.delete(tid);
+  // Deleting the entry being visited is safe in a Map iteration: no copy of the table per exit.
+  for (const [tid, pid] of s.threads) if (pid === proc.pid) s.threads.delete(tid);
   for (const other of s.processes.values()) {
     if (other.ppid === proc.pid) other.ppid = 0;
   }
