@@ -154,6 +154,9 @@ export class LockTable {
   current: Tid = 0;
   private readonly byKey = new Map<string, LockState>();
   private readonly heldBy = new Map<Tid, TaskLocks>();
+  /** heldOf's memo: the task it last found (NO_TASK: none) and its entry of heldBy. */
+  private lastTid: Tid = NO_TASK;
+  private lastHeld: TaskLocks | undefined = undefined;
   /** lockdep's class graph: from → to → where the edge was first seen. */
   private readonly deps = new Map<string, Map<string, Dependency>>();
   private nextId = 1;
@@ -238,7 +241,7 @@ export class LockTable {
   release(ref: LockRef, where: string): void {
     const l = ref as LockState;
     const tid = this.current;
-    const held = this.heldBy.get(tid);
+    const held = this.heldOf(tid);
     let at = held === undefined ? -1 : held.length - 1;
     while (at >= 0 && held!.locks[at] !== l) at--;
     if (at === -1) throw new LockViolation(`${this.taskName(tid)} releases ${l.name} in ${where} without holding it`, 'lock-leak');
@@ -255,7 +258,7 @@ export class LockTable {
   /** might_sleep(): a call that may sleep, under a spinlock or in an atomic (non-blockable) context. */
   mightSleep(where: string): void {
     const tid = this.current;
-    const held = this.heldBy.get(tid);
+    const held = this.heldOf(tid);
     if (held === undefined) return;
     const at = held.firstSpinlock();
     const spin = at === -1 ? undefined : { lock: held.locks[at]!, where: held.wheres[at]! };
@@ -294,7 +297,7 @@ export class LockTable {
 
   /** The current task returns to user space: it must hold nothing. */
   returnToUser(what: string): void {
-    const held = this.heldBy.get(this.current);
+    const held = this.heldOf(this.current);
     if (held === undefined || held.length === 0) return;
     const names = this.heldEntries(held).map((h) => `${h.lock.name} (taken in ${h.where})`).join(', ');
     throw new LockViolation(`${what} returns to user space in ${this.taskName(this.current)} still holding ${names}`, 'lock-leak');
@@ -302,7 +305,7 @@ export class LockTable {
 
   /** The locks a task holds, oldest first, as names (for stories). */
   heldNames(tid: Tid): string[] {
-    const held = this.heldBy.get(tid);
+    const held = this.heldOf(tid);
     return (held === undefined ? [] : this.heldEntries(held)).map((h) => (h.mode === 'read' && h.lock.kind === 'rwsem' ? `${h.lock.name} (read)` : h.lock.name));
   }
 
@@ -320,13 +323,28 @@ export class LockTable {
 
   /** True when the task holds anything: it has begun, so a wait can no longer be undone by not starting it. */
   holdsAny(tid: Tid): boolean {
-    return (this.heldBy.get(tid)?.length ?? 0) > 0;
+    return (this.heldOf(tid)?.length ?? 0) > 0;
+  }
+
+  /** The task's held locks, if it ever took one; the last task asked for is remembered (entries are never replaced). */
+  private heldOf(tid: Tid): TaskLocks | undefined {
+    if (tid === this.lastTid) return this.lastHeld;
+    const held = this.heldBy.get(tid);
+    if (held !== undefined) {
+      this.lastTid = tid;
+      this.lastHeld = held;
+    }
+    return held;
   }
 
   /** The task's held locks (made on its first lock). */
   private tasksLocks(tid: Tid): TaskLocks {
-    let held = this.heldBy.get(tid);
-    if (held === undefined) this.heldBy.set(tid, (held = new TaskLocks()));
+    let held = this.heldOf(tid);
+    if (held === undefined) {
+      this.heldBy.set(tid, (held = new TaskLocks()));
+      this.lastTid = tid;
+      this.lastHeld = held;
+    }
     return held;
   }
 
