@@ -162,13 +162,17 @@ function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: Readonly
     beat(hb, run, ops.length, PHASE_STEP);
     const at = ops.length;
     const r = session.stepTop(op, pending, policy);
-    ops.push(...r.started);
+    for (const o of r.started) ops.push(o);
     if (r.infeasible !== null) return 'abandon';
     if (r.violation !== null) return { ...r.violation, step: at + Math.max(0, r.failedAt), topStep: at };
     for (const c of r.ran) {
       builder.learn(c.op, c.outcome);
-      if (c.op.op === 'clone' && c.outcome.kind === 'ok') segments.learnClone(c.op.pid, c.outcome.value);
-      if (c.op.op === 'exit' || c.op.op === 'oom') segments.forget(c.op.pid);
+      const o = c.op;
+      if (o.op === 'clone') {
+        if (c.outcome.kind === 'ok') segments.learnClone(o.pid, c.outcome.value);
+      } else if (o.op === 'exit' || o.op === 'oom') {
+        segments.forget(o.pid);
+      }
     }
     return null;
   };

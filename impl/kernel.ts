@@ -23,7 +23,7 @@ import { Lru } from './lru.ts';
 import { SwapMap } from './swapmap.ts';
 import { allocFrame } from './frames.ts';
 import { runningProcess, taskAlive, threadsOf } from './process.ts';
-import { fdputAll, runDeferredFput, taskName, withMmapLock } from './locks.ts';
+import { fdputAll, mmLock, releaseIfHeld, runDeferredFput, taskName } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { madvise } from './madvise.ts';
@@ -48,6 +48,7 @@ export function newImplState(config: KernelConfig, locks?: LockTable): ImplState
     nextAnonVma: 1, failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(),
     notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
+    lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map() },
     threads: new Map(), invalidations: new Map(), notifierNesting: new Map(), deferredFput: new Map(), fdgetHeld: new Map(), anonVmaRoot: new Map(),
   };
   const zero = allocFrame(s, KIND_ZERO, 0);
@@ -100,12 +101,14 @@ export class ImplKernel implements Kernel {
   step(op: Op): Outcome {
     const locks = this.locks;
     const previous = locks.current;
+    const tid = op.tid;
     locks.current = taskOf(op);
     try {
-      const outcome = this.run(op);
+      const outcome = this.run(op, tid);
       fdputAll(this.state);
       runDeferredFput(this.state);
-      locks.returnToUser(op.op);
+      // returnToUser's own test first: the operation's name (a load over many shapes) is read only for its message.
+      if (locks.holdsAny(locks.current)) locks.returnToUser(op.op);
       return outcome;
     } finally {
       locks.current = previous;
@@ -133,10 +136,10 @@ export class ImplKernel implements Kernel {
     return op.tid !== 0 && !this.state.threads.has(op.tid);
   }
 
-  private run(op: Op): Outcome {
+  private run(op: Op, tid: number | undefined): Outcome {
     const s = this.state;
     s.step += 1;
-    if (this.badTask(op) || this.callerKilled(op)) return err('ESRCH');
+    if ((tid !== undefined && this.badTask(op)) || this.callerKilled(op)) return err('ESRCH');
     switch (op.op) {
       case 'spawn': return this.spawn(op.uid ?? 1000);
       case 'clone': return this.withProcess(op.pid, (p) => this.clone(p));
@@ -186,7 +189,19 @@ export class ImplKernel implements Kernel {
    */
   private locked(proc: ImplProcess, mode: LockMode, where: string, f: () => Outcome): Outcome {
     const s = this.state;
-    return withMmapLock(s, proc.mm, mode, where, () => (taskAlive(s, proc) ? f() : err('ESRCH')));
+    // withMmapLock written out: no closure around `f` per operation.
+    const lock = mmLock(s, proc.mm);
+    s.locks.acquire(lock, mode, where);
+    let r: Outcome;
+    try {
+      r = taskAlive(s, proc) ? f() : err('ESRCH');
+    } catch (e) {
+      releaseIfHeld(s, lock, where);
+      throw e;
+    }
+    s.locks.release(lock, where);
+    runDeferredFput(s);
+    return r;
   }
 
   private withProcess(pid: number, f: (p: ImplProcess) => Outcome): Outcome {

@@ -3,7 +3,9 @@
  * model/locks.ts names them): each mm's mmap_lock, the page-table lock, the rmap locks
  * (i_mmap_rwsem, anon_vma->rwsem), and the naming-only lock of an in-progress MMU notifier
  * invalidation. All of them live in the kernel's LockTable (state.locks). The LockRef of an
- * mm's mmap_lock and PTL is cached on the mm (the table's lookup is a string-keyed map).
+ * mm's mmap_lock and PTL is cached on the mm, and every numbered one in `s.lockRefs` (the
+ * table's lookup is a string-keyed map, its key built per call; nothing drops these locks,
+ * so a ref stays the table's).
  */
 import type { LockMode, LockRef } from '../kernel-api/locks.ts';
 import type { Tid } from '../kernel-api/sched.ts';
@@ -11,7 +13,9 @@ import type { ImplMm, ImplState } from './types.ts';
 import { fileRelease, fileReleaseNow } from './driverfile.ts';
 
 export function mmapLock(s: ImplState, pid: number): LockRef {
-  return s.locks.lock(`mmap_lock:P${pid}`, 'mmap_lock', 'rwsem', `mmap_lock of P${pid}`);
+  let l = s.lockRefs.mmap.get(pid);
+  if (l === undefined) s.lockRefs.mmap.set(pid, (l = s.locks.lock(`mmap_lock:P${pid}`, 'mmap_lock', 'rwsem', `mmap_lock of P${pid}`)));
+  return l;
 }
 
 /** The mmap_lock of `mm`, looked up once per mm. */
@@ -20,15 +24,21 @@ export function mmLock(s: ImplState, mm: ImplMm): LockRef {
 }
 
 export function iMmapLock(s: ImplState, file: number): LockRef {
-  return s.locks.lock(`i_mmap:F${file}`, 'i_mmap_rwsem', 'rwsem', `i_mmap_rwsem of file ${file}`);
+  let l = s.lockRefs.iMmap.get(file);
+  if (l === undefined) s.lockRefs.iMmap.set(file, (l = s.locks.lock(`i_mmap:F${file}`, 'i_mmap_rwsem', 'rwsem', `i_mmap_rwsem of file ${file}`)));
+  return l;
 }
 
 export function anonVmaLock(s: ImplState, anonVma: number): LockRef {
-  return s.locks.lock(`anon_vma:${anonVma}`, 'anon_vma->rwsem', 'rwsem', `anon_vma ${anonVma}`);
+  let l = s.lockRefs.anonVma.get(anonVma);
+  if (l === undefined) s.lockRefs.anonVma.set(anonVma, (l = s.locks.lock(`anon_vma:${anonVma}`, 'anon_vma->rwsem', 'rwsem', `anon_vma ${anonVma}`)));
+  return l;
 }
 
 export function ptl(s: ImplState, pid: number): LockRef {
-  return s.locks.lock(`ptl:P${pid}`, 'ptl', 'spinlock', `PTL of P${pid}`);
+  let l = s.lockRefs.ptl.get(pid);
+  if (l === undefined) s.lockRefs.ptl.set(pid, (l = s.locks.lock(`ptl:P${pid}`, 'ptl', 'spinlock', `PTL of P${pid}`)));
+  return l;
 }
 
 export function notifierWq(s: ImplState, pid: number): LockRef {

@@ -132,6 +132,14 @@ export type ImplNotifier = {
 /** An invalidation between its start and its end: of [start, end) of `pid`'s mm, by `task`. */
 export type ActiveInvalidation = { readonly pid: number; readonly start: number; readonly end: number; readonly task: Tid };
 
+/** Lock refs by pid (mmap_lock, PTL), file id (i_mmap_rwsem) and anon_vma id, each looked up in the LockTable once. */
+export type LockRefs = {
+  readonly mmap: Map<number, LockRef>;
+  readonly ptl: Map<number, LockRef>;
+  readonly iMmap: Map<number, LockRef>;
+  readonly anonVma: Map<number, LockRef>;
+};
+
 export type ImplState = {
   config: KernelConfig;
   step: number;
@@ -164,6 +172,8 @@ export type ImplState = {
   nextUffdCtx: number;
   /** The kernel's lock table (mmap_lock, PTL, rmap locks, drivers' locks) and the current task. */
   locks: LockTable;
+  /** The table's lock refs already looked up, by number (impl/locks.ts): its own lookup is by a string built per call. */
+  lockRefs: LockRefs;
   /** Live threads: tid → pid (a main thread has tid == pid). */
   threads: Map<Tid, number>;
   /** In-progress MMU notifier invalidations (invalidate_range_start … _end) per mm, oldest first. */

@@ -51,9 +51,106 @@ export class LockViolation extends Error {
 
 type Held = { readonly lock: LockState; readonly mode: LockMode; readonly classKey: string; readonly where: string };
 
+/** No task: a LockState's `writer` when nobody holds it for write (tid 0 is a task: the kernel's own). */
+const NO_TASK = -1;
+
+/**
+ * A lock instance and who holds it. Holders are either one task for write or any number
+ * for read, never both (tryTake / tryAcquire grant nothing else): a field and a small
+ * array, not a map, so taking and releasing an uncontended lock allocates nothing.
+ */
 class LockState implements LockRef {
-  readonly holders = new Map<Tid, LockMode>();
+  /** The task holding it for write, or NO_TASK. */
+  writer: Tid = NO_TASK;
+  /** The tasks holding it for read, in the order they took it; each once. */
+  readonly readers: Tid[] = [];
+  /** Its class key under lockdep's nesting annotation 1 (the one subclass in use), made once. */
+  nested1: string | null = null;
   constructor(readonly id: number, readonly name: string, readonly cls: string, readonly kind: LockKind) {}
+
+  /** The mode `tid` holds it in, if it does. */
+  modeOf(tid: Tid): LockMode | undefined {
+    if (this.writer === tid) return 'write';
+    return this.readers.length !== 0 && this.readers.includes(tid) ? 'read' : undefined;
+  }
+
+  isFree(): boolean {
+    return this.writer === NO_TASK && this.readers.length === 0;
+  }
+
+  /** Some holder (the first to take it), for messages; it must be held. */
+  firstHolder(): Tid {
+    return this.writer !== NO_TASK ? this.writer : this.readers[0]!;
+  }
+
+  grant(tid: Tid, mode: LockMode): void {
+    if (mode === 'write') this.writer = tid;
+    else if (!this.readers.includes(tid)) this.readers.push(tid);
+  }
+
+  ungrant(tid: Tid): void {
+    if (this.writer === tid) {
+      this.writer = NO_TASK;
+      return;
+    }
+    const at = this.readers.indexOf(tid);
+    if (at === -1) return;
+    if (at === this.readers.length - 1) this.readers.pop();
+    else this.readers.splice(at, 1);
+  }
+
+  classKey(subclass: number): string {
+    if (subclass === 0) return this.cls;
+    if (subclass === 1) return (this.nested1 ??= `${this.cls}/1`);
+    return `${this.cls}/${subclass}`;
+  }
+}
+
+/**
+ * The locks one task holds, oldest first, as parallel arrays with a length (the top entry
+ * is the one released in the common case: a pop, no allocation), and its atomic depth.
+ */
+class TaskLocks {
+  length = 0;
+  readonly locks: LockState[] = [];
+  readonly modes: LockMode[] = [];
+  readonly classKeys: string[] = [];
+  readonly wheres: string[] = [];
+  /** Spinlocks among them (might_sleep asks only whether there is one). */
+  spinning = 0;
+  /** Nesting of non-blockable contexts; undefined until the task first entered one. */
+  atomicDepth: number | undefined = undefined;
+
+  push(lock: LockState, mode: LockMode, classKey: string, where: string): void {
+    const n = this.length;
+    this.locks[n] = lock;
+    this.modes[n] = mode;
+    this.classKeys[n] = classKey;
+    this.wheres[n] = where;
+    this.length = n + 1;
+    if (lock.kind === 'spinlock') this.spinning += 1;
+  }
+
+  /** Forget entry `at`, the later ones moving down. */
+  remove(at: number): void {
+    if (this.locks[at]!.kind === 'spinlock') this.spinning -= 1;
+    const last = this.length - 1;
+    for (let i = at; i < last; i++) {
+      this.locks[i] = this.locks[i + 1]!;
+      this.modes[i] = this.modes[i + 1]!;
+      this.classKeys[i] = this.classKeys[i + 1]!;
+      this.wheres[i] = this.wheres[i + 1]!;
+    }
+    // The slots past the length stay as they are (overwritten by the next push): the arrays never shrink, so they stay packed.
+    this.length = last;
+  }
+
+  /** The oldest spinlock held, by index, or -1. */
+  firstSpinlock(): number {
+    if (this.spinning === 0) return -1;
+    for (let i = 0; i < this.length; i++) if (this.locks[i]!.kind === 'spinlock') return i;
+    return -1;
+  }
 }
 
 /** Where a dependency A → B was first seen: B taken while A was held. */
@@ -66,8 +163,10 @@ export class LockTable {
   /** The task running now: the scheduler sets it before it resumes a task's kernel path. */
   current: Tid = 0;
   private readonly byKey = new Map<string, LockState>();
-  private readonly heldBy = new Map<Tid, Held[]>();
-  private readonly atomicDepth = new Map<Tid, number>();
+  private readonly heldBy = new Map<Tid, TaskLocks>();
+  /** heldOf's memo: the task it last found (NO_TASK: none) and its entry of heldBy. */
+  private lastTid: Tid = NO_TASK;
+  private lastHeld: TaskLocks | undefined = undefined;
   /** lockdep's class graph: from → to → where the edge was first seen. */
   private readonly deps = new Map<string, Map<string, Dependency>>();
   private nextId = 1;
@@ -102,10 +201,15 @@ export class LockTable {
   drop(key: string): void {
     const l = this.byKey.get(key);
     if (l === undefined) return;
-    if (l.holders.size > 0) {
-      const [holder] = l.holders.keys();
+    if (!l.isFree()) {
+      const holder = l.firstHolder();
       this.warn(new LockViolation(`${l.name} freed while ${this.taskName(holder!)} holds it`, 'lock-leak'));
-      for (const t of l.holders.keys()) this.forgetHeld(t, l);
+      for (const t of [l.writer, ...l.readers]) {
+        if (t === NO_TASK) continue;
+        const held = this.heldOf(t);
+        for (let at = held === undefined ? -1 : held.length - 1; at >= 0; at--) if (held!.locks[at] === l) held!.remove(at);
+        l.ungrant(t);
+      }
     }
     this.byKey.delete(key);
   }
@@ -129,13 +233,11 @@ export class LockTable {
       this.preemptPoint(where);
     }
     const tid = this.current;
-    const classKey = subclass === 0 ? l.cls : `${l.cls}/${subclass}`;
-    this.checkOrder(tid, l, classKey, where, mode);
-    if (!this.tryTake(tid, l, mode)) {
-      const [holder] = l.holders.keys();
-      this.wait(l, mode, holder!, where);
-    }
-    this.push(tid, { lock: l, mode, classKey, where });
+    const classKey = l.classKey(subclass);
+    const held = this.tasksLocks(tid);
+    this.checkOrder(tid, held, l, classKey, where, mode);
+    if (!this.tryTake(tid, l, mode)) this.wait(l, mode, l.firstHolder(), where);
+    held.push(l, mode, classKey, where);
   }
 
   /**
@@ -152,59 +254,6 @@ export class LockTable {
     throw new WouldBlock(tid, ref, mode, holder, where);
   }
 
-  /** mutex_trylock / down_read_trylock: the lock if it is free now, never a wait, no dependency. */
-  tryAcquire(ref: LockRef, mode: LockMode, where: string): boolean {
-    const l = ref as LockState;
-    const tid = this.current;
-    if (l.holders.has(tid) && (mode === 'write' || l.holders.get(tid) === 'write')) return false;
-    if (!this.compatible(l, mode)) {
-      this.failedTry.set(tid, { lock: l, mode });
-      return false;
-    }
-    this.failedTry.delete(tid);
-    l.holders.set(tid, mode);
-    this.push(tid, { lock: l, mode, classKey: l.cls, where });
-    return true;
-  }
-
-  /** spin_lock: never sleeps, so never contended (a holder that slept under it was `sleep-in-atomic`). */
-  spinLock(ref: LockRef, where: string): void {
-    const l = ref as LockState;
-    const tid = this.current;
-    this.checkOrder(tid, l, l.cls, where, 'write');
-    if (!this.tryTake(tid, l, 'write')) {
-      const [holder] = l.holders.keys();
-      throw new LockViolation(`${this.taskName(tid)} spins forever on ${l.name} in ${where}: ${this.taskName(holder!)} holds it while it sleeps`, 'deadlock');
-    }
-    this.push(tid, { lock: l, mode: 'write', classKey: l.cls, where });
-  }
-
-  /** mutex_unlock / up_read / up_write / spin_unlock by the current task. */
-  release(ref: LockRef, where: string): void {
-    const l = ref as LockState;
-    const tid = this.current;
-    const held = this.heldBy.get(tid);
-    let at = held === undefined ? -1 : held.length - 1;
-    while (at >= 0 && held![at]!.lock !== l) at--;
-    if (at === -1) {
-      this.warn(new LockViolation(`${this.taskName(tid)} releases ${l.name} in ${where} without holding it`, 'lock-leak'));
-      return;
-    }
-    held!.splice(at, 1);
-    // A read lock taken twice (a recursive read lockdep let pass) is held until both are released.
-    if (!held!.some((h) => h.lock === l)) l.holders.delete(tid);
-  }
-
-  private forgetHeld(tid: Tid, l: LockState): void {
-    const held = this.heldBy.get(tid);
-    if (held !== undefined) this.heldBy.set(tid, held.filter((h) => h.lock !== l));
-  }
-
-  /** A lockdep warning: raised while checked, else Linux's kernel goes on. */
-  private warn(v: LockViolation): void {
-    if (this.checks.has(v.invariant as LockWarning)) throw v;
-  }
-
   /**
    * The current task keeps retrying (a fault that returns VM_FAULT_RETRY again and again)
    * because its last trylock failed on a lock another task still holds: that is a wait for
@@ -213,9 +262,8 @@ export class LockTable {
    */
   waitForFailedTrylock(where: string): void {
     const t = this.failedTry.get(this.current);
-    if (t === undefined || t.lock.holders.size === 0 || t.lock.holders.has(this.current)) return;
-    const [holder] = t.lock.holders.keys();
-    this.wait(t.lock, t.mode, holder!, where);
+    if (t === undefined || t.lock.isFree() || t.lock.modeOf(this.current) !== undefined) return;
+    this.wait(t.lock, t.mode, t.lock.firstHolder(), where);
   }
 
   /**
@@ -233,8 +281,10 @@ export class LockTable {
       seen.add(t);
       const a = this.acquiring.get(t);
       if (a === undefined) return null;
-      for (const [h, m] of a.lock.holders) {
-        if (h === t || (a.lock.kind === 'rwsem' && a.mode === 'read' && m === 'read')) continue;
+      // Those it would wait for: the writer, and the readers unless it wants to read an rwsem.
+      const blockers = a.lock.kind === 'rwsem' && a.mode === 'read' ? [a.lock.writer] : [a.lock.writer, ...a.lock.readers];
+      for (const h of blockers) {
+        if (h === NO_TASK || h === t) continue;
         const found = visit(h, [...path, `${this.taskName(t)} waits in ${a.where} for ${a.lock.name}, held by ${this.taskName(h)}`], [...classes, a.lock.cls]);
         if (found !== null) return found;
       }
@@ -245,18 +295,72 @@ export class LockTable {
     return `${found.path.join('; ')} (lock classes ${[...new Set(found.classes)].sort().join('+')})`;
   }
 
+  /** mutex_trylock / down_read_trylock: the lock if it is free now, never a wait, no dependency. */
+  tryAcquire(ref: LockRef, mode: LockMode, where: string): boolean {
+    const l = ref as LockState;
+    const tid = this.current;
+    const mine = l.modeOf(tid);
+    if (mine !== undefined && (mode === 'write' || mine === 'write')) return false;
+    if (!this.compatible(l, mode)) {
+      this.failedTry.set(tid, { lock: l, mode });
+      return false;
+    }
+    if (this.failedTry.size !== 0) this.failedTry.delete(tid);
+    l.grant(tid, mode);
+    this.tasksLocks(tid).push(l, mode, l.cls, where);
+    return true;
+  }
+
+  /** spin_lock: never sleeps, so never contended (a holder that slept under it was `sleep-in-atomic`). */
+  spinLock(ref: LockRef, where: string): void {
+    const l = ref as LockState;
+    const tid = this.current;
+    const held = this.tasksLocks(tid);
+    this.checkOrder(tid, held, l, l.cls, where, 'write');
+    if (!this.tryTake(tid, l, 'write')) {
+      const holder = l.firstHolder();
+      throw new LockViolation(`${this.taskName(tid)} spins forever on ${l.name} in ${where}: ${this.taskName(holder!)} holds it while it sleeps`, 'deadlock');
+    }
+    held.push(l, 'write', l.cls, where);
+  }
+
+  /** mutex_unlock / up_read / up_write / spin_unlock by the current task. */
+  release(ref: LockRef, where: string): void {
+    const l = ref as LockState;
+    const tid = this.current;
+    const held = this.heldOf(tid);
+    let at = held === undefined ? -1 : held.length - 1;
+    while (at >= 0 && held!.locks[at] !== l) at--;
+    if (at === -1) {
+      this.warn(new LockViolation(`${this.taskName(tid)} releases ${l.name} in ${where} without holding it`, 'lock-leak'));
+      return;
+    }
+    held!.remove(at);
+    // A read lock taken twice (a recursive read lockdep let pass) is held until both are released.
+    for (let i = held!.length - 1; i >= 0; i--) if (held!.locks[i] === l) return;
+    l.ungrant(tid);
+  }
+
+  /** A lockdep warning: raised while checked, else Linux's kernel goes on. */
+  private warn(v: LockViolation): void {
+    if (this.checks.has(v.invariant as LockWarning)) throw v;
+  }
+
   /** True when the current task holds `ref` (lockdep_assert_held / mmap_assert_locked). */
   holds(ref: LockRef, mode?: LockMode): boolean {
-    const m = (ref as LockState).holders.get(this.current);
+    const m = (ref as LockState).modeOf(this.current);
     return m !== undefined && (mode === undefined || m === mode || m === 'write');
   }
 
   /** might_sleep(): a call that may sleep, under a spinlock or in an atomic (non-blockable) context. */
   mightSleep(where: string): void {
     const tid = this.current;
-    const spin = this.heldBy.get(tid)?.find((h) => h.lock.kind === 'spinlock');
+    const held = this.heldOf(tid);
+    if (held === undefined) return;
+    const at = held.firstSpinlock();
+    const spin = at === -1 ? undefined : { lock: held.locks[at]!, where: held.wheres[at]! };
     if (spin !== undefined) this.warn(new LockViolation(`${where} may sleep, called by ${this.taskName(tid)} holding spinlock ${spin.lock.name} (taken in ${spin.where})`, 'sleep-in-atomic'));
-    else if ((this.atomicDepth.get(tid) ?? 0) > 0) this.warn(new LockViolation(`${where} may sleep, called by ${this.taskName(tid)} in a non-blockable MMU notifier range`, 'sleep-in-atomic'));
+    else if ((held.atomicDepth ?? 0) > 0) this.warn(new LockViolation(`${where} may sleep, called by ${this.taskName(tid)} in a non-blockable MMU notifier range`, 'sleep-in-atomic'));
   }
 
   /** Who decides at a scheduling point; none: the current task goes on (a single-threaded run). */
@@ -279,24 +383,27 @@ export class LockTable {
 
   /** Enter / leave a context that must not sleep (mmu_notifier_invalidate_range_start_nonblock). */
   enterAtomic(): void {
-    this.atomicDepth.set(this.current, (this.atomicDepth.get(this.current) ?? 0) + 1);
+    const held = this.tasksLocks(this.current);
+    held.atomicDepth = (held.atomicDepth ?? 0) + 1;
   }
 
   exitAtomic(): void {
-    this.atomicDepth.set(this.current, (this.atomicDepth.get(this.current) ?? 1) - 1);
+    const held = this.tasksLocks(this.current);
+    held.atomicDepth = (held.atomicDepth ?? 1) - 1;
   }
 
   /** The current task returns to user space: it must hold nothing. */
   returnToUser(what: string): void {
-    const held = this.heldBy.get(this.current);
+    const held = this.heldOf(this.current);
     if (held === undefined || held.length === 0) return;
-    const names = held.map((h) => `${h.lock.name} (taken in ${h.where})`).join(', ');
+    const names = this.heldEntries(held).map((h) => `${h.lock.name} (taken in ${h.where})`).join(', ');
     this.warn(new LockViolation(`${what} returns to user space in ${this.taskName(this.current)} still holding ${names}`, 'lock-leak'));
   }
 
   /** The locks a task holds, oldest first, as names (for stories). */
   heldNames(tid: Tid): string[] {
-    return (this.heldBy.get(tid) ?? []).map((h) => (h.mode === 'read' && h.lock.kind === 'rwsem' ? `${h.lock.name} (read)` : h.lock.name));
+    const held = this.heldOf(tid);
+    return (held === undefined ? [] : this.heldEntries(held)).map((h) => (h.mode === 'read' && h.lock.kind === 'rwsem' ? `${h.lock.name} (read)` : h.lock.name));
   }
 
   /** Every dependency lockdep recorded in this kernel, in the order first seen. */
@@ -307,39 +414,58 @@ export class LockTable {
   }
 
   private compatible(l: LockState, mode: LockMode): boolean {
-    if (l.kind === 'rwsem' && mode === 'read') {
-      for (const m of l.holders.values()) if (m === 'write') return false;
-      return true;
-    }
-    return l.holders.size === 0;
+    if (l.kind === 'rwsem' && mode === 'read') return l.writer === NO_TASK;
+    return l.isFree();
   }
 
   /** True when the task holds anything: it has begun, so a wait can no longer be undone by not starting it. */
   holdsAny(tid: Tid): boolean {
-    return (this.heldBy.get(tid)?.length ?? 0) > 0;
+    return (this.heldOf(tid)?.length ?? 0) > 0;
+  }
+
+  /** The task's held locks, if it ever took one; the last task asked for is remembered (entries are never replaced). */
+  private heldOf(tid: Tid): TaskLocks | undefined {
+    if (tid === this.lastTid) return this.lastHeld;
+    const held = this.heldBy.get(tid);
+    if (held !== undefined) {
+      this.lastTid = tid;
+      this.lastHeld = held;
+    }
+    return held;
+  }
+
+  /** The task's held locks (made on its first lock). */
+  private tasksLocks(tid: Tid): TaskLocks {
+    let held = this.heldOf(tid);
+    if (held === undefined) {
+      this.heldBy.set(tid, (held = new TaskLocks()));
+      this.lastTid = tid;
+      this.lastHeld = held;
+    }
+    return held;
+  }
+
+  /** A task's held locks as entries, oldest first (for messages; not on the hot path). */
+  private heldEntries(held: TaskLocks): Held[] {
+    const out: Held[] = [];
+    for (let i = 0; i < held.length; i++) out.push({ lock: held.locks[i]!, mode: held.modes[i]!, classKey: held.classKeys[i]!, where: held.wheres[i]! });
+    return out;
   }
 
   private tryTake(tid: Tid, l: LockState, mode: LockMode): boolean {
-    const mine = l.holders.get(tid);
+    const mine = l.modeOf(tid);
     if (mine !== undefined && (mode === 'write' || mine === 'write' || l.kind !== 'rwsem')) {
       throw new LockViolation(`${this.taskName(tid)} waits for ${l.name}${mode === 'read' ? ' (read)' : ''}, which it already holds${mine === 'read' ? ' for read' : ''}: it would sleep forever`, 'deadlock');
     }
     if (!this.compatible(l, mode)) return false;
-    l.holders.set(tid, mode);
+    l.grant(tid, mode);
     return true;
   }
 
-  private push(tid: Tid, h: Held): void {
-    const held = this.heldBy.get(tid);
-    if (held === undefined) this.heldBy.set(tid, [h]);
-    else held.push(h);
-  }
-
   /** lockdep's check_prevs_add: a dependency from every held class to this one, and no cycle. */
-  private checkOrder(tid: Tid, l: LockState, classKey: string, where: string, mode: LockMode): void {
-    const held = this.heldBy.get(tid);
-    if (held === undefined) return;
-    for (const h of held) {
+  private checkOrder(tid: Tid, held: TaskLocks, l: LockState, classKey: string, where: string, mode: LockMode): void {
+    for (let i = 0; i < held.length; i++) {
+      const h = { lock: held.locks[i]!, mode: held.modes[i]!, classKey: held.classKeys[i]!, where: held.wheres[i]! };
       if (h.lock === l) {
         // A write on either side waits for itself: tryTake calls that a deadlock. Two reads
         // deadlock as soon as a writer queues between them, which lockdep reports.
@@ -355,14 +481,16 @@ export class LockTable {
         ));
         continue;
       }
-      this.addDependency(h.classKey, classKey, `${h.where} → ${where}`);
+      this.addDependency(h.classKey, classKey, h.where, where);
     }
   }
 
-  private addDependency(from: string, to: string, where: string): void {
+  /** The edge from → to, first seen where `fromWhere` held `from` and `toWhere` took `to`. */
+  private addDependency(from: string, to: string, fromWhere: string, toWhere: string): void {
     let out = this.deps.get(from);
     if (out === undefined) this.deps.set(from, (out = new Map()));
     if (out.has(to)) return;
+    const where = `${fromWhere} → ${toWhere}`;
     const back = this.path(to, from);
     out.set(to, { from, to, where, step: this.stepNow() });
     if (back === null) return;

@@ -232,7 +232,10 @@ export const CORE_OP_NAMES: readonly OpName[] = [
  */
 export function taskOf(op: Op): number {
   if (op.tid !== undefined) return op.tid;
-  if ('pid' in op) return op.pid;
+  // A property load first: over the many shapes of operations it is a stub-cache hit, where
+  // `in` is a full lookup each time; `in` still decides an absent or undefined pid.
+  const pid = (op as { pid?: number }).pid;
+  if (pid !== undefined || 'pid' in op) return pid!;
   if (op.op === 'drv' && typeof op.args.pid === 'number') return op.args.pid;
   return 0;
 }

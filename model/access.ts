@@ -21,6 +21,16 @@ import type { FaultFlags } from '../kernel-api/driver.ts';
 const userReadable = (vma: Vma) => (vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0;
 const userWritable = (vma: Vma) => (vma.prot & PROT_WRITE) !== 0;
 
+/** The VMA exists and its protection lets user space make the access. */
+function accessAllowed(vma: Vma | undefined, write: boolean): vma is Vma {
+  return vma !== undefined && (write ? userWritable(vma) : userReadable(vma));
+}
+
+/** The PTE is present and permits the access (the MMU's check, no fault). */
+function ptePermits(pte: Pte | undefined, write: boolean): pte is PresentPte {
+  return pte?.kind === 'present' && (!write || pte.write);
+}
+
 /**
  * A user fault. An OOM from fault injection is retried as the arch fault handler does
  * after pagefault_out_of_memory; fail-nth is one-shot, so the retry succeeds.
@@ -44,10 +54,8 @@ export const FAULT_RETRIES_MAX = 4;
  * away meanwhile (the handler slept) lets the access retry.
  */
 function userAccess(s: ModelState, proc: Process, addr: number, write: boolean): PresentPte | 'SIGSEGV' | 'SIGBUS' | 'ESRCH' {
-  const allowed = (vma: Vma | undefined): vma is Vma => vma !== undefined && (write ? userWritable(vma) : userReadable(vma));
-  const permits = (pte: Pte | undefined): pte is PresentPte => pte?.kind === 'present' && (!write || pte.write);
   const pte0 = proc.mm.ptes.get(addr);
-  if (allowed(vmaLookup(proc.mm, addr)) && permits(pte0)) return pte0;
+  if (accessAllowed(vmaLookup(proc.mm, addr), write) && ptePermits(pte0, write)) return pte0;
   const lock = mmapLock(s, proc.pid);
   s.locks.acquire(lock, 'read', 'do_user_addr_fault');
   try {
@@ -56,9 +64,9 @@ function userAccess(s: ModelState, proc: Process, addr: number, write: boolean):
       // Another thread's exit_group may have run at the lock's point: the task is dead (ESRCH).
       if (!taskAlive(s, proc)) return 'ESRCH';
       const vma = vmaLookup(proc.mm, addr);
-      if (!allowed(vma)) return 'SIGSEGV';
+      if (!accessAllowed(vma, write)) return 'SIGSEGV';
       const pte = proc.mm.ptes.get(addr);
-      if (permits(pte)) return pte;
+      if (ptePermits(pte, write)) return pte;
       const points = s.locks.points;
       assert(faults <= FAULT_RETRIES_MAX, `${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after ${faults} successful faults`);
       const r = userFault(s, proc, vma, addr, write, { allowRetry: true, tried: retries > 0 });
@@ -72,7 +80,7 @@ function userAccess(s: ModelState, proc: Process, addr: number, write: boolean):
       }
       if (s.locks.points === points) {
         const after = proc.mm.ptes.get(addr);
-        assert(permits(after), `${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after a successful fault`);
+        assert(ptePermits(after, write), `${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after a successful fault`);
       }
     }
   } finally {

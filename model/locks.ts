@@ -2,6 +2,8 @@
  * The model's locks, named as CONCURRENCY-SPEC.md's table says: each mm's mmap_lock, the
  * page-table lock, the rmap locks (i_mmap_rwsem, anon_vma->rwsem), and the naming-only lock
  * of an in-progress MMU notifier invalidation. All of them live in the kernel's LockTable.
+ * The refs of the numbered ones are kept in `s.lockRefs` once looked up (the table's lookup
+ * builds a string key; nothing drops these locks, so a ref stays the table's).
  */
 import type { LockMode, LockRef } from '../kernel-api/locks.ts';
 import type { Tid } from '../kernel-api/sched.ts';
@@ -9,19 +11,27 @@ import type { ModelState } from './types.ts';
 import { fileRelease, fileReleaseNow } from './driverfile.ts';
 
 export function mmapLock(s: ModelState, pid: number): LockRef {
-  return s.locks.lock(`mmap_lock:P${pid}`, 'mmap_lock', 'rwsem', `mmap_lock of P${pid}`);
+  let l = s.lockRefs.mmap.get(pid);
+  if (l === undefined) s.lockRefs.mmap.set(pid, (l = s.locks.lock(`mmap_lock:P${pid}`, 'mmap_lock', 'rwsem', `mmap_lock of P${pid}`)));
+  return l;
 }
 
 export function iMmapLock(s: ModelState, file: number): LockRef {
-  return s.locks.lock(`i_mmap:F${file}`, 'i_mmap_rwsem', 'rwsem', `i_mmap_rwsem of file ${file}`);
+  let l = s.lockRefs.iMmap.get(file);
+  if (l === undefined) s.lockRefs.iMmap.set(file, (l = s.locks.lock(`i_mmap:F${file}`, 'i_mmap_rwsem', 'rwsem', `i_mmap_rwsem of file ${file}`)));
+  return l;
 }
 
 export function anonVmaLock(s: ModelState, anonVma: number): LockRef {
-  return s.locks.lock(`anon_vma:${anonVma}`, 'anon_vma->rwsem', 'rwsem', `anon_vma ${anonVma}`);
+  let l = s.lockRefs.anonVma.get(anonVma);
+  if (l === undefined) s.lockRefs.anonVma.set(anonVma, (l = s.locks.lock(`anon_vma:${anonVma}`, 'anon_vma->rwsem', 'rwsem', `anon_vma ${anonVma}`)));
+  return l;
 }
 
 export function ptl(s: ModelState, pid: number): LockRef {
-  return s.locks.lock(`ptl:P${pid}`, 'ptl', 'spinlock', `PTL of P${pid}`);
+  let l = s.lockRefs.ptl.get(pid);
+  if (l === undefined) s.lockRefs.ptl.set(pid, (l = s.locks.lock(`ptl:P${pid}`, 'ptl', 'spinlock', `PTL of P${pid}`)));
+  return l;
 }
 
 export function notifierWq(s: ModelState, pid: number): LockRef {
@@ -95,7 +105,7 @@ export function fdputAll(s: ModelState): void {
 /** task_work_run: the fput()s the current task deferred, once it holds no lock. */
 export function runDeferredFput(s: ModelState): void {
   const tid = s.locks.current;
-  if (s.locks.holdsAny(tid)) return;
+  if (s.deferredFput.size === 0 || s.locks.holdsAny(tid)) return;
   const list = s.deferredFput.get(tid);
   while (list !== undefined && list.length > 0) fileReleaseNow(s, list.shift()!);
   s.deferredFput.delete(tid);

@@ -46,6 +46,7 @@ export function invalidateRangeStart(s: ModelState, pid: number, start: number, 
   const task = s.locks.current;
   const inv: ActiveInvalidation = { pid, start, end, task };
   s.invalidations.push(inv);
+  if (s.notifiers.size === 0) return inv;
   const hits = [...s.notifiers.values()]
     .filter((n) => n.mm === pid && n.start < end && n.end > start)
     .sort((a, b) => a.start - b.start || a.id - b.id);
@@ -84,6 +85,11 @@ export function invalidateRangeStart(s: ModelState, pid: number, start: number, 
 
 /** mmu_notifier_invalidate_range_end: the invalidation is no longer in progress. */
 export function invalidateRangeEnd(s: ModelState, inv: ActiveInvalidation): void {
+  // The latest one, nearly always (invalidations nest): a pop.
+  if (s.invalidations[s.invalidations.length - 1] === inv) {
+    s.invalidations.pop();
+    return;
+  }
   const at = s.invalidations.lastIndexOf(inv);
   assert(at >= 0, `invalidate_range_end of P${inv.pid} [${inv.start}, ${inv.end}) that is not in progress`);
   s.invalidations.splice(at, 1);

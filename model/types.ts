@@ -7,7 +7,7 @@ import type { FrameKind } from '../kernel-api/state.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { VmOperations, DriverFile } from '../kernel-api/driver.ts';
 import type { ModelNotifier, ActiveInvalidation } from './notifier.ts';
-import type { LockTable } from '../kernel-api/locks.ts';
+import type { LockRef, LockTable } from '../kernel-api/locks.ts';
 import type { Tid } from '../kernel-api/sched.ts';
 
 /** A driver's struct file as the model keeps it: f_count and whether release ran. */
@@ -127,6 +127,14 @@ export type File = {
 
 export type SwapSlot = { slot: number; count: number; cachePfn: number; value: number };
 
+/** Lock refs by pid (mmap_lock, PTL), file id (i_mmap_rwsem) and anon_vma id, each looked up in the LockTable once. */
+export type LockRefs = {
+  readonly mmap: Map<number, LockRef>;
+  readonly ptl: Map<number, LockRef>;
+  readonly iMmap: Map<number, LockRef>;
+  readonly anonVma: Map<number, LockRef>;
+};
+
 export type ModelState = {
   config: KernelConfig;
   step: number;
@@ -160,6 +168,8 @@ export type ModelState = {
   nextUffdCtx: number;
   /** The kernel's lock table (mmap_lock, PTL, rmap locks, drivers' locks) and the current task. */
   locks: LockTable;
+  /** The table's lock refs already looked up, by number (model/locks.ts): its own lookup is by a string built per call. */
+  lockRefs: LockRefs;
   /** Live threads: tid → pid (a main thread has tid == pid). */
   threads: Map<Tid, number>;
   /** In-progress MMU notifier invalidations (invalidate_range_start … _end), oldest first. */

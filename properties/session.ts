@@ -49,6 +49,9 @@ export type SessionOptions = {
   exclude?: ReadonlySet<InvariantId>;
 };
 
+/** The preemptions of a step that ran alone: none. */
+const NO_PREEMPTIONS: ReadonlyMap<Op, Preemption> = new Map();
+
 export class Session {
   /** The kernel that generation, ghost memory and the invariants look at. */
   readonly primary: Kernel;
@@ -115,49 +118,53 @@ export class Session {
    */
   stepTop(op: Op, pending: PendingOps, policy: SchedPolicy | null): TopResult {
     const base = this.steps;
-    const sched = new NestedScheduler(this.primary, pending, policy, this.opts.strategies);
-    const result = (violation: Violation | null, failedAt: number): TopResult => {
-      this.steps = base + sched.started.length;
-      return { ran: sched.ran, started: sched.started, violation, failedAt, infeasible: null, preemptions: sched.preemptions };
-    };
+    // Nothing pending: the operation runs alone, as the scheduler would run it (no point
+    // could start anything), without one.
+    const sched = pending.peek() === undefined ? null : new NestedScheduler(this.primary, pending, policy, this.opts.strategies);
+    const started: Op[] = sched === null ? [op] : sched.started;
+    const ran: Completed[] = sched === null ? [] : sched.ran;
+    const preemptions = sched === null ? NO_PREEMPTIONS : sched.preemptions;
     try {
-      if (pending.peek() === undefined) {
-        sched.started.push(op);
-        sched.ran.push({ op, outcome: this.primary.step(op) });
-      } else {
-        sched.run(op);
-      }
+      if (sched === null) ran.push({ op, outcome: this.primary.step(op) });
+      else sched.run(op);
       this.primary.debugVm?.();
     } catch (e) {
       if (e instanceof InfeasibleSchedule) {
-        this.steps = base + sched.started.length;
-        return { ran: sched.ran, started: sched.started, violation: null, failedAt: -1, infeasible: e.message, preemptions: sched.preemptions };
+        this.steps = base + started.length;
+        return { ran, started, violation: null, failedAt: -1, infeasible: e.message, preemptions };
       }
-      const failing = sched.started.length - 1;
-      return result(asViolation(e, this.primary.kind, sched.started[failing] ?? op), failing);
+      const failing = started.length - 1;
+      return this.topResult(base, started, ran, preemptions, asViolation(e, this.primary.kind, started[failing] ?? op), failing);
     } finally {
       this.view.invalidate();
       this.keptRemoteViews = null;
     }
-    const indexOf = (o: Op) => base + sched.started.indexOf(o);
     if (this.shadow !== null) {
-      const v = this.compareTop(sched.started, sched.ran);
-      if (v !== null) return result({ ...v.violation, cause: causeOf(v.violation, v.op) }, sched.started.length - 1);
+      const v = this.compareTop(started, ran);
+      if (v !== null) return this.topResult(base, started, ran, preemptions, { ...v.violation, cause: causeOf(v.violation, v.op) }, started.length - 1);
     }
     const views = this.remoteViews();
     const k = this.view;
-    if (sched.started.length > 1) {
-      const violation = this.judgeConcurrent(sched, views, indexOf);
+    if (sched !== null && started.length > 1) {
+      const violation = this.judgeConcurrent(sched, views, (o) => base + started.indexOf(o));
       // Charged to the last operation started: a repro cut after it keeps the whole interleaving.
-      return result(violation, violation === null ? -1 : sched.started.length - 1);
+      return this.topResult(base, started, ran, preemptions, violation, violation === null ? -1 : started.length - 1);
     }
-    for (const c of sched.ran) {
+    for (const c of ran) {
       this.ghost.apply(c.op, c.outcome, k, views);
       if (this.invariants.length === 0) continue;
-      const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op)), this.invariants);
-      if (violation !== null) return result(violation, 0);
+      const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, base + started.indexOf(c.op)), this.invariants);
+      if (violation !== null) return this.topResult(base, started, ran, preemptions, violation, started.length - 1);
     }
-    return result(null, -1);
+    return this.topResult(base, started, ran, preemptions, null, -1);
+  }
+
+  /** stepTop's answer once the step is judged; the session's step count moves past what started. */
+  private topResult(
+    base: number, started: readonly Op[], ran: readonly Completed[], preemptions: ReadonlyMap<Op, Preemption>, violation: Violation | null, failedAt: number,
+  ): TopResult {
+    this.steps = base + started.length;
+    return { ran, started, violation, failedAt, infeasible: null, preemptions };
   }
 
   /**
