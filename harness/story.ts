@@ -6,7 +6,7 @@
 import type { Op } from '../kernel-api/op.ts';
 import { formatOutcome, type Outcome } from '../kernel-api/outcome.ts';
 import type { Observation, PageObservation, ProcessObservation } from '../kernel-api/observation.ts';
-import { observe } from '../properties/observe.ts';
+import { observe, observeLive, runningPids } from '../properties/observe.ts';
 import { Session } from '../properties/session.ts';
 import type { Repro } from './repro.ts';
 import { judgeReplay, sessionFor } from './repro.ts';
@@ -144,7 +144,8 @@ export function walkStory(r: Repro, onStep: (step: StoryStep) => void): StoryEnd
   for (let i = 0; i < r.ops.length; i++) {
     const op = r.ops[i];
     const { outcome, violation } = session.step(op);
-    const after = observe(session.primary.inspect);
+    // A process is shown while it runs and in the step it exits, as the differential compares it (observeLive).
+    const after = observeLive(session.primary.inspect, runningPids(before));
     onStep({ index: i + 1, call: formatOp(op), result: formatResult(op, outcome), changes: observationDiff(before, after), after, violation });
     before = after;
     if (violation !== null) return { header: storyHeader(r), before: first, broken: violation, length: i + 1 };

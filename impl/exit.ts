@@ -4,6 +4,7 @@
  * the victim's private memory with MMU notifiers told, then the victim exits.
  */
 import type { ImplProcess, ImplState } from './types.ts';
+import { fail } from './assert.ts';
 import { fileRelease } from './driverfile.ts';
 import { removeVma } from './vma.ts';
 import { zapRange } from './zap.ts';
@@ -18,16 +19,20 @@ export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent):
 
 export function exitProcess(s: ImplState, proc: ImplProcess): void {
   exitMm(s, proc, 'exit');
+  // check_mm: nothing is left in a dead mm (PTEs exist only inside VMAs, and every VMA went).
+  if (!(proc.mm.pt.entries === 0)) fail(`exit_mmap left ${proc.mm.pt.entries} PTEs in P${proc.pid}`, 'vma-wellformed');
   const fds = [...proc.fds.keys()].sort((a, b) => a - b);
   for (const fd of fds) {
     const file = proc.fds.get(fd)!;
     proc.fds.delete(fd);
     fileRelease(s, file);
   }
-  if (proc.state === 'running') s.running -= 1;
+  s.running.delete(proc.pid);
   proc.state = 'exited';
-  for (const other of s.processes.values()) {
-    if (other.ppid === proc.pid) other.ppid = 0;
+  for (const pid of proc.children) {
+    const child = s.processes.get(pid)!;
+    if (!(child.ppid === proc.pid || child.ppid === 0)) fail(`P${pid} is a child of P${proc.pid} but has parent P${child.ppid}`);
+    child.ppid = 0;
   }
 }
 

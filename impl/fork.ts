@@ -21,12 +21,12 @@ import { exitMm } from './exit.ts';
 import { invalidateRange } from './notifier.ts';
 
 export function fork(s: ImplState, parent: ImplProcess): Outcome {
-  if (s.running >= s.config.processesMax) return err('EAGAIN');
+  if (s.running.size >= s.config.processesMax) return err('EAGAIN');
   if (shouldFailAlloc(s)) return err('ENOMEM');
   const pid = s.nextPid++;
   const child: ImplProcess = {
     pid, ppid: parent.pid, uid: parent.uid, dumpable: parent.dumpable, state: 'running',
-    oomReaped: false, mm: new ImplMm(pid, s.quicklist), fds: new Map(parent.fds),
+    oomReaped: false, mm: new ImplMm(pid, s.quicklist), fds: new Map(parent.fds), children: [],
   };
   for (const file of child.fds.values()) fileGet(file);
   s.processes.set(child.pid, child);
@@ -40,7 +40,8 @@ export function fork(s: ImplState, parent: ImplProcess): Outcome {
       return err('ENOMEM');
     }
   }
-  s.running += 1;
+  s.running.add(pid);
+  parent.children.push(pid);
   return ok(child.pid);
 }
 

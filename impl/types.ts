@@ -88,6 +88,8 @@ export type ImplProcess = {
   state: 'running' | 'exited';
   oomReaped: boolean;
   mm: ImplMm;
+  /** The pids it forked, running or exited (list_head children): exit reparents them without walking every process. */
+  children: number[];
   fds: Map<number, ImplDriverFile>;
 };
 
@@ -124,7 +126,8 @@ export type ImplState = {
   swap: SwapMap;
   zeroPfn: number;
   processes: Map<number, ImplProcess>;
-  running: number;
+  /** The running processes' pids, in pid order (pids are allocated increasing): spawn and fork add, exit removes. */
+  running: Set<number>;
   nextPid: number;
   files: Map<number, ImplFile>;
   nextFileId: number;

@@ -5,6 +5,7 @@
  * MMU notifiers told, then the victim exits.
  */
 import type { ModelState, Process } from './types.ts';
+import { assert } from './assert.ts';
 import { fileRelease } from './driverfile.ts';
 import { removeVma } from './vma.ts';
 import { zapRange } from './zap.ts';
@@ -20,6 +21,8 @@ export function exitMm(s: ModelState, proc: Process, event: InvalidateEvent): vo
 
 export function exitProcess(s: ModelState, proc: Process): void {
   exitMm(s, proc, 'exit');
+  // check_mm: nothing is left in a dead mm (PTEs exist only inside VMAs, and every VMA went).
+  assert(proc.mm.ptes.size === 0, `exit_mmap left ${proc.mm.ptes.size} PTEs in P${proc.pid}`, 'vma-wellformed');
   const fds = [...proc.fds.keys()].sort((a, b) => a - b);
   for (const fd of fds) {
     const file = proc.fds.get(fd)!;
@@ -27,8 +30,11 @@ export function exitProcess(s: ModelState, proc: Process): void {
     fileRelease(s, file);
   }
   proc.state = 'exited';
-  for (const other of s.processes.values()) {
-    if (other.ppid === proc.pid) other.ppid = 0; // reparented to init
+  s.running.delete(proc.pid);
+  for (const pid of proc.children) {
+    const child = s.processes.get(pid)!;
+    assert(child.ppid === proc.pid || child.ppid === 0, `P${pid} is a child of P${proc.pid} but has parent P${child.ppid}`);
+    child.ppid = 0; // reparented to init
   }
 }
 

@@ -28,7 +28,7 @@ export function fork(s: ModelState, parent: Process): Outcome {
   if (shouldFailAlloc(s)) return err('ENOMEM'); // mm_alloc
   const child: Process = {
     pid: s.nextPid++, ppid: parent.pid, uid: parent.uid, dumpable: parent.dumpable, state: 'running',
-    oomReaped: false, mm: newMm(), fds: new Map(parent.fds),
+    oomReaped: false, mm: newMm(), fds: new Map(parent.fds), children: [],
   };
   for (const file of child.fds.values()) fileGet(file);
   s.processes.set(child.pid, child);
@@ -43,6 +43,8 @@ export function fork(s: ModelState, parent: Process): Outcome {
       return err('ENOMEM');
     }
   }
+  s.running.add(child.pid);
+  parent.children.push(child.pid);
   return ok(child.pid);
 }
 

@@ -94,6 +94,8 @@ export type Process = {
   state: 'running' | 'exited';
   oomReaped: boolean;
   mm: Mm;
+  /** The pids it forked, running or exited (list_head children): exit reparents them without walking every process. */
+  children: number[];
   /** The fd table: fd → driver file. */
   fds: Map<number, ModelDriverFile>;
 };
@@ -123,6 +125,8 @@ export type ModelState = {
   nextPfn: number;
   zeroPfn: number;
   processes: Map<number, Process>;
+  /** The running processes' pids, in pid order (pids are allocated increasing): spawn and fork add, exit removes. */
+  running: Set<number>;
   nextPid: number;
   files: Map<number, File>;
   nextFileId: number;

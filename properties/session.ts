@@ -15,7 +15,7 @@ import { Ghost } from './ghost.ts';
 import { causeOf, checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
 import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
-import { observationsEqual, observe } from './observe.ts';
+import { observationsEqual, observeLive, runningPids } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
 
 export type SessionOptions = {
@@ -48,6 +48,8 @@ export class Session {
   private keptRemoteViews: readonly RemoteView[] | null = null;
   /** Steps taken so far: the index of the next one. */
   private steps = 0;
+  /** The pids running after the last step compared (both kernels agreed on them): observeLive's `runningBefore`. */
+  private comparedRunning: number[] = [];
 
   constructor(readonly opts: SessionOptions) {
     this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
@@ -109,9 +111,13 @@ export class Session {
     if (!outcomeEquals(outcome, shadowOutcome)) {
       return { invariant: 'differential', message: `${op.op}: model ${formatOutcome(outcome)}, impl ${formatOutcome(shadowOutcome)}` };
     }
-    const a = observe(this.view);
-    const b = observe(this.shadow!.inspect);
-    if (observationsEqual(a, b)) return null;
+    // Each process in full while it runs and in the step it exits; never again after (observeLive).
+    const a = observeLive(this.view, this.comparedRunning);
+    const b = observeLive(this.shadow!.inspect, this.comparedRunning);
+    if (observationsEqual(a, b)) {
+      this.comparedRunning = runningPids(a);
+      return null;
+    }
     return { invariant: 'differential', message: `after ${op.op} the observations differ: ${firstDifference(JSON.stringify(a), JSON.stringify(b))}` };
   }
 }
