@@ -9,6 +9,7 @@ import { appendFileSync, existsSync, readdirSync, rmSync, statSync, writeFileSyn
 import { isMainThread } from 'node:worker_threads';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
+import type { Op } from '../kernel-api/op.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
 import { attributeCore, campaignCause, campaignSignature, failureKey, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
@@ -18,11 +19,13 @@ import { accountOf, formatJunit, formatMarkdown, formatSummaryTable, headline, s
 import { jsonFilesBelow, mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
-  failureSignature, loadRepro, replayRepro, reproPath, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, TEMP_MARK, type Repro,
+  failureSignature, judgeReplay, loadRepro, replayRepro, reproPath, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, TEMP_MARK, type Repro,
 } from '../harness/repro.ts';
 import { shrinkOps } from '../harness/shrink.ts';
-import { tellStory, unexpectedEnding } from '../harness/story.ts';
-import { storyHtml } from '../harness/html.ts';
+import { endingLines, stepLines, storyHeader, unexpectedEnding, type StoryStep } from '../harness/story.ts';
+import { walkStoryLimited } from '../harness/story-limited.ts';
+import { LimitedReplayer } from '../harness/limited-replayer.ts';
+import { storyPage } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
 import { ORACLE_OPS, replayOracleRepro, runOracle } from '../harness/oracle.ts';
 import { reproToC } from '../harness/oracle-c.ts';
@@ -70,7 +73,7 @@ export async function main(argv: readonly string[], out: Out = defaultOut): Prom
       case 'scorecard': return await scorecard(rest, out);
       case 'replay': return replay(rest, out);
       case 'shrink': return shrink(rest, out);
-      case 'show': return show(rest, out);
+      case 'show': return await show(rest, out);
       case 'corpus': return corpus(rest, out);
       case 'oracle': return oracle(rest, out);
       default: throw new UsageError(`unknown command ${JSON.stringify(command)} (try mapfuzz --help)`);
@@ -532,34 +535,61 @@ function replay(argv: readonly string[], out: Out): number {
   return bad === 0 ? 0 : 1;
 }
 
+/** Replays a shrink makes at most: a candidate that hangs costs the time limit. */
+const SHRINK_REPLAYS_MAX = 2000;
+
+/**
+ * Shrink a repro in place. Every replay runs on a worker thread under the step time limit
+ * (harness/limited-replayer.ts): a `hang` repro keeps the candidates that still hang, any
+ * other repro drops a candidate that hangs, and neither can hang the command.
+ */
 function shrink(argv: readonly string[], out: Out): number {
   const parsed = commandArgs('shrink', argv, out);
   if (parsed === null) return 0;
-  const { positional } = parsed;
+  const { flags, positional } = parsed;
   if (positional.length !== 1) throw new UsageError('shrink takes one repro file');
+  const stepTimeoutS = positiveInt(flags, 'step-timeout', 10)!;
   const file = positional[0];
   const r = loadRepro(file);
   if (r.expect !== 'reproduces') throw new UsageError(`${file} expects to pass; only a reproducing repro can be shrunk`);
-  const { ops, stats } = shrinkOps(sessionFor(r, r.invariant), r.ops, r.invariant);
-  if (!replayRepro({ ...r, ops }).ok) {
-    out.log(`${file} does not reproduce ${r.invariant}; left as it is`);
-    return 1;
+  // A `hang` candidate must run past twice the limit: a trace kept at the edge of it would hang one replay and not the next.
+  const limitS = r.invariant === 'hang' ? 2 * stepTimeoutS : stepTimeoutS;
+  const replayer = new LimitedReplayer(r, limitS * 1000);
+  try {
+    const opts = sessionFor(r, r.invariant);
+    const reproduces = (ops: readonly Op[]) => judgeReplay({ ...r, ops: [...ops] }, replayer.replay(opts, ops).failure).ok;
+    if (!reproduces(r.ops)) {
+      out.log(`${file} does not reproduce ${r.invariant}; left as it is`);
+      return 1;
+    }
+    const { ops, stats } = shrinkOps(opts, r.ops, r.invariant, { replay: (o, c) => replayer.replay(o, c), cause: r.cause, replaysMax: SHRINK_REPLAYS_MAX, simplify: r.invariant !== 'hang' });
+    if (!reproduces(ops)) {
+      out.log(`${file}: the shrunk trace does not reproduce ${r.invariant}; left as it is`);
+      return 1;
+    }
+    if (JSON.stringify(ops) !== JSON.stringify(r.ops)) writeReproFile(file, { ...r, ops });
+    const hung = replayer.hangs === 0 ? '' : `, ${replayer.hangs} ran past ${limitS} s`;
+    out.log(`${file}: ${r.ops.length} → ${ops.length} steps (${stats.replays} replays${hung})`);
+    return 0;
+  } finally {
+    replayer.close();
   }
-  if (JSON.stringify(ops) !== JSON.stringify(r.ops)) writeReproFile(file, { ...r, ops });
-  out.log(`${file}: ${r.ops.length} → ${ops.length} steps (${stats.replays} replays)`);
-  return 0;
 }
 
-function show(argv: readonly string[], out: Out): number {
+async function show(argv: readonly string[], out: Out): Promise<number> {
   const parsed = commandArgs('show', argv, out);
   if (parsed === null) return 0;
   const { flags, positional } = parsed;
   if (positional.length !== 1) throw new UsageError('show takes one repro file');
+  const stepTimeoutMs = positiveInt(flags, 'step-timeout', 10)! * 1000;
   const repro = loadRepro(positional[0]);
   const html = outputPath(flags, 'html');
   const c = outputPath(flags, 'c');
   if (html !== undefined) {
-    const page = storyHtml(repro);
+    // Under the step time limit, on a worker thread: a step past it ends the page there, as `hang`.
+    const steps: StoryStep[] = [];
+    const end = await walkStoryLimited(repro, stepTimeoutMs, (step) => steps.push(step));
+    const page = storyPage(repro, steps, end, end.hung);
     const errors: string[] = [];
     writeOutput(errors, '--html', html, page.html);
     if (errors.length > 0) throw new UsageError(errors[0]);
@@ -576,9 +606,13 @@ function show(argv: readonly string[], out: Out): number {
     out.log(`wrote ${flags.c}: build it with \`cc -O2 -o repro ${flags.c}\` and run ./repro`);
     return 0;
   }
-  // Streamed: each step is printed as soon as it has run.
-  const story = tellStory(repro, (line) => out.log(line));
-  return story.asExpected ? 0 : 1;
+  // Streamed: each step is printed as soon as it has run, on a worker thread under the step time limit.
+  for (const line of storyHeader(repro)) out.log(line);
+  out.log('');
+  const end = await walkStoryLimited(repro, stepTimeoutMs, (step) => { for (const line of stepLines(step)) out.log(line); }, false);
+  const ending = endingLines(repro, end, end.hung);
+  for (const line of ending.lines) out.log(line);
+  return ending.asExpected ? 0 : 1;
 }
 
 function oracle(argv: readonly string[], out: Out): number {

@@ -113,12 +113,15 @@ export type Story = { header: string[]; before: Observation; steps: StoryStep[];
 /** How a story ended: what `endsAsExpected` needs, without the steps (a streamed story keeps none). */
 export type StoryEnd = { header: string[]; before: Observation; broken: Violation | null; length: number };
 
+/** A step that ran past the step time limit: where the story stopped (harness/story-limited.ts). */
+export type Hung = { step: number; message: string };
+
 /**
- * Whether the story ends as the repro expects: its invariant broken, or nothing broken.
- * A `hang` repro is judged on a worker thread with a time limit (replayRepro), not here.
+ * Whether the story ends as the repro expects, judged as `replay` judges it (judgeReplay):
+ * its invariant broken, or nothing broken; a step past the time limit is a `hang` there.
  */
-export function endsAsExpected(r: Repro, story: Story | StoryEnd): boolean {
-  if (r.invariant === 'hang') return true;
+export function endsAsExpected(r: Repro, story: Story | StoryEnd, hung: Hung | null = null): boolean {
+  if (hung !== null) return judgeReplay(r, { invariant: 'hang', cause: 'step-timeout', message: hung.message, step: hung.step - 1 }).ok;
   const length = 'length' in story ? story.length : story.steps.length;
   const broken = story.broken === null ? null : { ...story.broken, step: length - 1 };
   return judgeReplay(r, broken).ok;
@@ -153,7 +156,7 @@ export function walkStory(r: Repro, onStep: (step: StoryStep) => void): StoryEnd
   return { header: storyHeader(r), before: first, broken: null, length: r.ops.length };
 }
 
-function storyHeader(r: Repro): string[] {
+export function storyHeader(r: Repro): string[] {
   return [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
 }
 
@@ -164,10 +167,28 @@ export function storyOf(r: Repro): Story {
   return { header: end.header, before: end.before, steps, broken: end.broken };
 }
 
+/** A step's lines: the call and its outcome, then what changed. */
+export function stepLines(step: StoryStep): string[] {
+  return [`${String(step.index).padStart(3)}. ${step.call} ${step.result}`, ...step.changes];
+}
+
+/** The lines after the last step: what broke (or that a step hung, or that nothing did), and the verdict. */
+export function endingLines(r: Repro, end: StoryEnd, hung: Hung | null = null): { lines: string[]; asExpected: boolean } {
+  const lines: string[] = [];
+  if (hung !== null) lines.push(`${String(hung.step).padStart(3)}. ${formatOp(r.ops[hung.step - 1])} … still running`);
+  lines.push('');
+  if (hung !== null) lines.push(`HANG at step ${hung.step}: ${hung.message}`);
+  else lines.push(end.broken === null ? 'every invariant held' : `BROKEN ${end.broken.invariant}${end.broken.cause === undefined ? '' : ` (${end.broken.cause})`}: ${end.broken.message}`);
+  const asExpected = endsAsExpected(r, end, hung);
+  if (!asExpected) lines.push(unexpectedEnding(r));
+  return { lines, asExpected };
+}
+
 /**
  * The repro as text, step by step, and whether it ended as the repro expects. With `emit`,
  * each line goes out as soon as its step has run and `text` is empty: a long repro's story
- * is streamed, not held.
+ * is streamed, not held. In this thread, with no time limit (`show` tells it under one:
+ * harness/story-limited.ts).
  */
 export function tellStory(r: Repro, emit?: (line: string) => void): { text: string; asExpected: boolean } {
   const kept: string[] = [];
@@ -175,12 +196,9 @@ export function tellStory(r: Repro, emit?: (line: string) => void): { text: stri
   for (const line of storyHeader(r)) out(line);
   out('');
   const end = walkStory(r, (step) => {
-    out(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`);
-    for (const line of step.changes) out(line);
+    for (const line of stepLines(step)) out(line);
   });
-  out('');
-  out(end.broken === null ? 'every invariant held' : `BROKEN ${end.broken.invariant}${end.broken.cause === undefined ? '' : ` (${end.broken.cause})`}: ${end.broken.message}`);
-  const asExpected = endsAsExpected(r, end);
-  if (!asExpected) out(unexpectedEnding(r));
-  return { text: kept.join('\n'), asExpected };
+  const ending = endingLines(r, end);
+  for (const line of ending.lines) out(line);
+  return { text: kept.join('\n'), asExpected: ending.asExpected };
 }
