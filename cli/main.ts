@@ -19,15 +19,15 @@ import { accountOf, formatJunit, formatMarkdown, formatSummaryTable, headline, s
 import { jsonFilesBelow, mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
-  failureSignature, judgeReplay, loadRepro, replayRepro, reproPath, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, TEMP_MARK, type Repro,
+  failureSignature, judgeReplay, loadRepro, replayConfig, replayRepro, reproPath, reproVerdict, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, TEMP_MARK, type Repro,
 } from '../harness/repro.ts';
 import { shrinkOps } from '../harness/shrink.ts';
-import { endingLines, stepLines, storyHeader, unexpectedEnding, type StoryStep } from '../harness/story.ts';
+import { endingLines, stepLines, storyHeader, unexpectedEnding, type OutsideVerdict, type StoryStep } from '../harness/story.ts';
 import { walkStoryLimited } from '../harness/story-limited.ts';
 import { LimitedReplayer } from '../harness/limited-replayer.ts';
 import { storyPage } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
-import { ORACLE_OPS, replayOracleRepro, runOracle } from '../harness/oracle.ts';
+import { ORACLE_OPS, runOracle } from '../harness/oracle.ts';
 import { reproToC } from '../harness/oracle-c.ts';
 import { commandDef, commandHelp, COMMANDS, flagSpec } from './commands.ts';
 import { nonNegativeInt, outputPath, parseArgs, type Parsed, positiveInt, probeFile, UsageError, writableDir } from './args.ts';
@@ -523,7 +523,7 @@ function replay(argv: readonly string[], out: Out): number {
   let bad = 0;
   for (const [file, r] of repros) {
     // An oracle repro replays on the running kernel; where there is none it is skipped, and says so.
-    const v = r.kernel === 'oracle' ? replayOracleRepro(r.ops, r.expect) : replayRepro(r);
+    const v = reproVerdict(r);
     if ('unavailable' in v) {
       out.log(`skip ${file}: the kernel oracle is unavailable here (${v.unavailable})`);
       continue;
@@ -554,7 +554,7 @@ function shrink(argv: readonly string[], out: Out): number {
   if (r.expect !== 'reproduces') throw new UsageError(`${file} expects to pass; only a reproducing repro can be shrunk`);
   // A `hang` candidate must run past twice the limit: a trace kept at the edge of it would hang one replay and not the next.
   const limitS = r.invariant === 'hang' ? 2 * stepTimeoutS : stepTimeoutS;
-  const replayer = new LimitedReplayer(r, limitS * 1000);
+  const replayer = new LimitedReplayer({ ...r, config: replayConfig(r) }, limitS * 1000);
   try {
     const opts = sessionFor(r, r.invariant);
     const reproduces = (ops: readonly Op[]) => judgeReplay({ ...r, ops: [...ops] }, replayer.replay(opts, ops).failure).ok;
@@ -589,7 +589,7 @@ async function show(argv: readonly string[], out: Out): Promise<number> {
     // Under the step time limit, on a worker thread: a step past it ends the page there, as `hang`.
     const steps: StoryStep[] = [];
     const end = await walkStoryLimited(repro, stepTimeoutMs, (step) => steps.push(step));
-    const page = storyPage(repro, steps, end, end.hung);
+    const page = storyPage(repro, steps, end, end.hung, outsideVerdict(repro, end.hung));
     const errors: string[] = [];
     writeOutput(errors, '--html', html, page.html);
     if (errors.length > 0) throw new UsageError(errors[0]);
@@ -610,9 +610,14 @@ async function show(argv: readonly string[], out: Out): Promise<number> {
   for (const line of storyHeader(repro)) out.log(line);
   out.log('');
   const end = await walkStoryLimited(repro, stepTimeoutMs, (step) => { for (const line of stepLines(step)) out.log(line); }, false);
-  const ending = endingLines(repro, end, end.hung);
+  const ending = endingLines(repro, end, end.hung, outsideVerdict(repro, end.hung));
   for (const line of ending.lines) out.log(line);
   return ending.asExpected ? 0 : 1;
+}
+
+/** A divergence from Linux is judged as `replay` judges it, on the running kernel (reproVerdict); every other repro by its own story. */
+function outsideVerdict(r: Repro, hung: unknown): OutsideVerdict | undefined {
+  return r.kernel === 'oracle' && hung === null ? reproVerdict(r) : undefined;
 }
 
 function oracle(argv: readonly string[], out: Out): number {

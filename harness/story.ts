@@ -172,14 +172,28 @@ export function stepLines(step: StoryStep): string[] {
   return [`${String(step.index).padStart(3)}. ${step.call} ${step.result}`, ...step.changes];
 }
 
+/**
+ * A verdict reached elsewhere than in the story: a divergence from Linux (`kernel: oracle`) is
+ * judged by replaying it on the running kernel (harness/repro.ts reproVerdict), the story
+ * being the model's side of it.
+ */
+export type OutsideVerdict = { ok: boolean; summary: string } | { unavailable: string };
+
+/** What the end of a story says of an outside verdict, and whether it is as expected (not judged: as expected, as replay skips it). */
+export function outsideEnding(v: OutsideVerdict): { line: string; asExpected: boolean } {
+  if ('unavailable' in v) return { line: `not judged: the kernel oracle is unavailable here (${v.unavailable}); replay skips it too`, asExpected: true };
+  return { line: `${v.summary}: the model replayed against the running kernel, as replay judges it`, asExpected: v.ok };
+}
+
 /** The lines after the last step: what broke (or that a step hung, or that nothing did), and the verdict. */
-export function endingLines(r: Repro, end: StoryEnd, hung: Hung | null = null): { lines: string[]; asExpected: boolean } {
+export function endingLines(r: Repro, end: StoryEnd, hung: Hung | null = null, outside?: OutsideVerdict): { lines: string[]; asExpected: boolean } {
   const lines: string[] = [];
   if (hung !== null) lines.push(`${String(hung.step).padStart(3)}. ${formatOp(r.ops[hung.step - 1])} … still running`);
   lines.push('');
   if (hung !== null) lines.push(`HANG at step ${hung.step}: ${hung.message}`);
+  else if (outside !== undefined) lines.push(outsideEnding(outside).line);
   else lines.push(end.broken === null ? 'every invariant held' : `BROKEN ${end.broken.invariant}${end.broken.cause === undefined ? '' : ` (${end.broken.cause})`}: ${end.broken.message}`);
-  const asExpected = endsAsExpected(r, end, hung);
+  const asExpected = hung === null && outside !== undefined ? outsideEnding(outside).asExpected : endsAsExpected(r, end, hung);
   if (!asExpected) lines.push(unexpectedEnding(r));
   return { lines, asExpected };
 }
