@@ -9,7 +9,6 @@ import { appendFileSync, existsSync, readdirSync, rmSync, statSync, writeFileSyn
 import { isMainThread } from 'node:worker_threads';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
-import type { Op } from '../kernel-api/op.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
 import { attributeCore, campaignCause, campaignSignature, failureKey, heldBack, type CampaignFailure, type Shard } from '../harness/campaign.ts';
@@ -19,12 +18,11 @@ import { accountOf, formatJunit, formatMarkdown, formatSummaryTable, headline, s
 import { jsonFilesBelow, mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
-  failureSignature, judgeReplay, loadRepro, replayConfig, replayRepro, reproPath, reproVerdict, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, TEMP_MARK, type Repro,
+  failureSignature, judgeReplay, loadRepro, replayConfig, replayRepro, reproPath, reproVerdict, ReproFormatError, writeReproFile, REPRO_FORMAT, TEMP_MARK, type Repro,
 } from '../harness/repro.ts';
-import { shrinkOps } from '../harness/shrink.ts';
 import { endingLines, stepLines, storyHeader, unexpectedEnding, type OutsideVerdict, type StoryStep } from '../harness/story.ts';
 import { walkStoryLimited } from '../harness/story-limited.ts';
-import { LimitedReplayer } from '../harness/limited-replayer.ts';
+import { shrinkLimited } from '../harness/shrink-limited.ts';
 import { storyPage } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
 import { ORACLE_OPS, runOracle } from '../harness/oracle.ts';
@@ -388,6 +386,8 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
     signals.dispose();
   }
   if (process.stderr.isTTY) process.stderr.write('\n');
+  // A hang was cut at the step its worker was abandoned on, not shrunk: shrunk here, under the step time limit (not after a signal: the user asked to stop).
+  if (signals.received() === undefined) result.failures = result.failures.map((f) => f.invariant === 'hang' ? shrunkHang(f, stepTimeoutS * 1000, out) : f);
   const held = heldBack(result.failures, new Set(knownFlaws));
   const reports = result.failures.map((f) => held.has(f) ? heldReport(f, result.failures, held) : live.record(f));
   live.settle(reports);
@@ -429,6 +429,14 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   if (signal !== undefined) return SIGNAL_EXIT[signal];
   if (errors.length > 0) return 2;
   return fresh === 0 ? 0 : 1;
+}
+
+/** A campaign's hang, its operations shrunk under the step time limit (left as found when they no longer hang). */
+function shrunkHang(f: CampaignFailure, stepTimeoutMs: number, out: Out): CampaignFailure {
+  if (f.ops.length === 0) return f;
+  out.err(`mapfuzz: shrinking the hang of run ${f.run} (${f.ops.length} steps) under the step time limit`);
+  const s = shrinkLimited({ kernel: f.kernel, strategy: f.strategy, config: FUZZ_CONFIG }, f.ops, 'hang', 'step-timeout', stepTimeoutMs);
+  return s.after?.invariant === 'hang' ? { ...f, ops: s.ops } : f;
 }
 
 /**
@@ -535,12 +543,9 @@ function replay(argv: readonly string[], out: Out): number {
   return bad === 0 ? 0 : 1;
 }
 
-/** Replays a shrink makes at most: a candidate that hangs costs the time limit. */
-const SHRINK_REPLAYS_MAX = 2000;
-
 /**
- * Shrink a repro in place. Every replay runs on a worker thread under the step time limit
- * (harness/limited-replayer.ts): a `hang` repro keeps the candidates that still hang, any
+ * Shrink a repro in place, every replay on a worker thread under the step time limit
+ * (harness/shrink-limited.ts): a `hang` repro keeps the candidates that still hang, any
  * other repro drops a candidate that hangs, and neither can hang the command.
  */
 function shrink(argv: readonly string[], out: Out): number {
@@ -552,28 +557,19 @@ function shrink(argv: readonly string[], out: Out): number {
   const file = positional[0];
   const r = loadRepro(file);
   if (r.expect !== 'reproduces') throw new UsageError(`${file} expects to pass; only a reproducing repro can be shrunk`);
-  // A `hang` candidate must run past twice the limit: a trace kept at the edge of it would hang one replay and not the next.
-  const limitS = r.invariant === 'hang' ? 2 * stepTimeoutS : stepTimeoutS;
-  const replayer = new LimitedReplayer({ ...r, config: replayConfig(r) }, limitS * 1000);
-  try {
-    const opts = sessionFor(r, r.invariant);
-    const reproduces = (ops: readonly Op[]) => judgeReplay({ ...r, ops: [...ops] }, replayer.replay(opts, ops).failure).ok;
-    if (!reproduces(r.ops)) {
-      out.log(`${file} does not reproduce ${r.invariant}; left as it is`);
-      return 1;
-    }
-    const { ops, stats } = shrinkOps(opts, r.ops, r.invariant, { replay: (o, c) => replayer.replay(o, c), cause: r.cause, replaysMax: SHRINK_REPLAYS_MAX, simplify: r.invariant !== 'hang' });
-    if (!reproduces(ops)) {
-      out.log(`${file}: the shrunk trace does not reproduce ${r.invariant}; left as it is`);
-      return 1;
-    }
-    if (JSON.stringify(ops) !== JSON.stringify(r.ops)) writeReproFile(file, { ...r, ops });
-    const hung = replayer.hangs === 0 ? '' : `, ${replayer.hangs} ran past ${limitS} s`;
-    out.log(`${file}: ${r.ops.length} → ${ops.length} steps (${stats.replays} replays${hung})`);
-    return 0;
-  } finally {
-    replayer.close();
+  const s = shrinkLimited({ ...r, config: replayConfig(r) }, r.ops, r.invariant, r.cause, stepTimeoutS * 1000);
+  if (!judgeReplay(r, s.before).ok) {
+    out.log(`${file} does not reproduce ${r.invariant}; left as it is`);
+    return 1;
   }
+  if (!judgeReplay({ ...r, ops: s.ops }, s.after).ok) {
+    out.log(`${file}: the shrunk trace does not reproduce ${r.invariant}; left as it is`);
+    return 1;
+  }
+  if (JSON.stringify(s.ops) !== JSON.stringify(r.ops)) writeReproFile(file, { ...r, ops: s.ops });
+  const hung = s.hangs === 0 ? '' : `, ${s.hangs} ran past ${s.limitMs / 1000} s`;
+  out.log(`${file}: ${r.ops.length} → ${s.ops.length} steps (${s.stats.replays} replays${hung})`);
+  return 0;
 }
 
 async function show(argv: readonly string[], out: Out): Promise<number> {
