@@ -73,7 +73,11 @@ export const COMMANDS: readonly CommandDef[] = [
       json('the scorecard'),
     ],
   },
-  { name: 'replay', args: 'FILE|DIR...', brief: 'replay repro files; exit 0 when each behaves as it expects', summary: 'Replay repro files (every file below a directory must be one); exit 0 when each behaves as it expects.', flags: [] },
+  {
+    name: 'replay', args: 'FILE|DIR...', brief: 'replay repro files; exit 0 when each behaves as it expects',
+    summary: 'Replay repro files (every file below a directory must be one); exit 0 when each behaves as it expects.',
+    flags: [{ ...TIMEOUT, help: 'a step running longer ends that replay as `hang` (what a `hang` repro expects)' }],
+  },
   {
     name: 'shrink', args: 'FILE', brief: 'shrink a repro further, in place',
     summary: 'Shrink a reproducing repro further, in place; each candidate is replayed on a worker thread under the step time limit, so a `hang` repro shrinks (still hanging is what it keeps).',

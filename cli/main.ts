@@ -23,6 +23,7 @@ import {
 import { endingLines, stepLines, storyHeader, unexpectedEnding, type OutsideVerdict, type StoryStep } from '../harness/story.ts';
 import { walkStoryLimited } from '../harness/story-limited.ts';
 import { shrinkLimited } from '../harness/shrink-limited.ts';
+import { LimitedReplayer } from '../harness/limited-replayer.ts';
 import { storyPage } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
 import { ORACLE_OPS, runOracle } from '../harness/oracle.ts';
@@ -525,13 +526,24 @@ async function scorecard(argv: readonly string[], out: Out): Promise<number> {
 function replay(argv: readonly string[], out: Out): number {
   const parsed = commandArgs('replay', argv, out);
   if (parsed === null) return 0;
-  const { positional } = parsed;
+  const { flags, positional } = parsed;
   if (positional.length === 0) throw new UsageError('replay needs repro files or directories');
+  const stepTimeoutMs = positiveInt(flags, 'step-timeout', 10)! * 1000;
   const repros = checkedRepros(positional, out, true);
+  // One worker thread for every file, each step under the time limit: a repro that hangs is reported, not waited on.
+  const limited = new LimitedReplayer({ kernel: 'model', strategy: 'core', config: FUZZ_CONFIG }, stepTimeoutMs);
+  try {
+    return replayAll(repros, limited, out);
+  } finally {
+    limited.close();
+  }
+}
+
+function replayAll(repros: readonly [string, Repro][], limited: LimitedReplayer, out: Out): number {
   let bad = 0;
   for (const [file, r] of repros) {
     // An oracle repro replays on the running kernel; where there is none it is skipped, and says so.
-    const v = reproVerdict(r);
+    const v = reproVerdict(r, limited);
     if ('unavailable' in v) {
       out.log(`skip ${file}: the kernel oracle is unavailable here (${v.unavailable})`);
       continue;

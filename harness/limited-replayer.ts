@@ -3,7 +3,7 @@
  * any repro `mapfuzz shrink` is given): one worker thread kept across replays, the caller
  * blocked on a shared heartbeat (Atomics.wait) that the worker beats after every step. A
  * step that runs past the limit ends the replay as a `hang` at that step; the worker is
- * terminated and a fresh one (booted beforehand, while the last one replayed) takes over.
+ * terminated and a fresh one takes over (after the first hang, one is kept booted ahead).
  * Synchronous, so the shrinker (harness/shrink.ts) takes it as its replay function.
  */
 import { MessageChannel, receiveMessageOnPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
@@ -23,11 +23,11 @@ const DONE = 3;
 /** A worker that has not booted after this long is an error of the machine, not a hang. */
 const BOOT_MS_MAX = 60_000;
 
-type Boot = {
-  entry: './limited-replayer.ts'; flag: SharedArrayBuffer; port: MessagePort;
-  kernel: 'model' | 'impl' | 'diff'; strategy: string; config: KernelConfig; strategyModules: string[];
-};
-type Job = { ops: Op[]; only?: InvariantId[]; exclude?: InvariantId[] };
+/** What a replay runs on: the kernel, the strategy by name (or 'core') and the configuration. */
+export type ReplayBase = { kernel: string; strategy: string; config: KernelConfig };
+
+type Boot = { entry: './limited-replayer.ts'; flag: SharedArrayBuffer; port: MessagePort; strategyModules: string[] };
+type Job = { kernel: 'model' | 'impl' | 'diff'; strategy: string; config: KernelConfig; ops: Op[]; only?: InvariantId[]; exclude?: InvariantId[]; outcomes: boolean };
 type Reply = { outcome: Outcome } | { failure: Failure | null };
 
 type Booted = { worker: Worker; flag: Int32Array; port: MessagePort };
@@ -43,19 +43,27 @@ export class LimitedReplayer {
    * uses; `strategyModules` add strategies the registry lacks (test canaries).
    */
   constructor(
-    private readonly base: { kernel: string; strategy: string; config: KernelConfig },
+    private readonly base: ReplayBase,
     readonly stepTimeoutMs: number,
     private readonly strategyModules: readonly string[] = [],
   ) {}
 
-  /** Replay `ops` with `opts`' invariants (its kernel and strategies are `base`'s); stops at the first violation or at a step past the limit. */
-  replay(opts: Pick<SessionOptions, 'only' | 'exclude'>, ops: readonly Op[]): TraceResult {
+  /**
+   * Replay `ops` with `opts`' invariants on `on` (the constructor's base by default: a
+   * replayer serves repros of any kernel and strategy); stops at the first violation or at
+   * a step past the limit. Without `outcomes` the result has none (the failure and its step
+   * only): a replay that only needs the verdict sends a beat a step, not a message.
+   */
+  replay(opts: Pick<SessionOptions, 'only' | 'exclude'>, ops: readonly Op[], on: ReplayBase = this.base, outcomes = true): TraceResult {
     const w = this.take();
     const result: TraceResult = { ops: [], outcomes: [], failure: null };
     Atomics.store(w.flag, 0, BUSY);
-    const job: Job = { ops: [...ops], only: opts.only === undefined ? undefined : [...opts.only], exclude: opts.exclude === undefined ? undefined : [...opts.exclude] };
-    w.port.postMessage(job);
+    const job: Job = {
+      kernel: on.kernel === 'oracle' ? 'model' : on.kernel as Job['kernel'], strategy: on.strategy, config: on.config, ops: [...ops], outcomes, only: opts.only === undefined ? undefined : [...opts.only], exclude: opts.exclude === undefined ? undefined : [...opts.exclude] };
+    // The beat read before the job is sent: a job done before this thread waits must not look like a step still running.
     let beat = Atomics.load(w.flag, 1);
+    const firstBeat = beat;
+    w.port.postMessage(job);
     for (;;) {
       const waited = Atomics.wait(w.flag, 1, beat, this.stepTimeoutMs);
       this.drain(w, ops, result);
@@ -76,7 +84,8 @@ export class LimitedReplayer {
     this.hangs += 1;
     void w.worker.terminate();
     this.drain(w, ops, result);
-    const step = result.outcomes.length;
+    // Each finished step beat once: the step in flight is the next.
+    const step = outcomes ? result.outcomes.length : Atomics.load(w.flag, 1) - firstBeat;
     result.ops.push(ops[step]);
     result.failure = { invariant: 'hang', cause: 'step-timeout', message: `step ${step + 1} (${ops[step].op}) ran longer than the step time limit of ${this.stepTimeoutMs} ms`, step };
     return result;
@@ -88,7 +97,7 @@ export class LimitedReplayer {
     this.active = this.spare = null;
   }
 
-  /** The worker for the next replay, booted; a spare starts booting beside it. */
+  /** The worker for the next replay, booted. */
   private take(): Booted {
     const w = this.active ?? this.spare ?? this.boot();
     if (w === this.spare) this.spare = null;
@@ -96,18 +105,15 @@ export class LimitedReplayer {
     if (Atomics.load(w.flag, 0) === BOOTING && Atomics.wait(w.flag, 0, BOOTING, BOOT_MS_MAX) === 'timed-out') {
       throw new Error('a replay worker did not start');
     }
-    this.spare ??= this.boot();
+    // Once a replay has hung (more may: a shrink of a hang), a spare boots beside each one, to take over at once.
+    if (this.hangs > 0) this.spare ??= this.boot();
     return w;
   }
 
   private boot(): Booted {
     const flag = new Int32Array(new SharedArrayBuffer(8));
     const channel = new MessageChannel();
-    const data: Boot = {
-      entry: './limited-replayer.ts', flag: flag.buffer as SharedArrayBuffer, port: channel.port2,
-      kernel: this.base.kernel === 'oracle' ? 'model' : this.base.kernel as Boot['kernel'],
-      strategy: this.base.strategy, config: this.base.config, strategyModules: [...this.strategyModules],
-    };
+    const data: Boot = { entry: './limited-replayer.ts', flag: flag.buffer as SharedArrayBuffer, port: channel.port2, strategyModules: [...this.strategyModules] };
     const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: data, transferList: [channel.port2] });
     worker.unref();
     channel.port1.unref();
@@ -131,22 +137,22 @@ export class LimitedReplayer {
 async function serve(boot: Boot): Promise<void> {
   const flag = new Int32Array(boot.flag);
   const { Session } = await import('../properties/session.ts');
-  const { strategyByName } = await import('../strategies/index.ts');
-  let strategy = boot.strategy === 'core' ? undefined : strategyByName(boot.strategy);
+  const { STRATEGIES } = await import('../strategies/index.ts');
+  const known: StrategyDefinition[] = [...STRATEGIES];
   for (const module of boot.strategyModules) {
     const m = (await import(pathToFileURL(module).href)) as { strategies?: StrategyDefinition[] };
-    strategy ??= m.strategies?.find((s) => s.name === boot.strategy);
+    known.push(...(m.strategies ?? []));
   }
-  const strategies = strategy === undefined ? [] : [strategy];
   boot.port.on('message', (job: Job) => {
+    const strategy = job.strategy === 'core' ? undefined : known.find((s) => s.name === job.strategy);
     const session = new Session({
-      kernel: boot.kernel, config: boot.config, strategies,
+      kernel: job.kernel, config: job.config, strategies: strategy === undefined ? [] : [strategy],
       only: job.only === undefined ? undefined : new Set(job.only), exclude: job.exclude === undefined ? undefined : new Set(job.exclude),
     });
     let failure: Failure | null = null;
     for (const [i, op] of job.ops.entries()) {
       const { outcome, violation } = session.step(op);
-      boot.port.postMessage({ outcome } satisfies Reply);
+      if (job.outcomes) boot.port.postMessage({ outcome } satisfies Reply);
       Atomics.add(flag, 1, 1);
       Atomics.notify(flag, 1);
       if (violation !== null) {

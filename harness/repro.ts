@@ -15,6 +15,7 @@ import type { InvariantId } from '../kernel-api/strategy.ts';
 import { causeOf, INVARIANT_IDS } from '../properties/invariants/index.ts';
 import { replayOps, type TraceResult } from '../properties/trace.ts';
 import { replayWithTimeLimit } from './replay-limited.ts';
+import type { LimitedReplayer } from './limited-replayer.ts';
 import { oracleConfig, replayOracleRepro } from './oracle.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
@@ -223,10 +224,14 @@ export function judgeReplay(r: Repro, failure: { invariant: InvariantId; cause?:
  * What a repro's replay says: whether it behaves as it expects, and how — the one verdict
  * `replay` prints and `show` ends with. A divergence from Linux (`kernel: oracle`) is
  * replayed on the running kernel against the model (replayOracleRepro), unavailable where
- * the oracle cannot be built; every other repro on its emulated kernel (replayRepro).
+ * the oracle cannot be built; every other repro on its emulated kernel — with `limited`, on
+ * its worker thread under the step time limit (a step past it is a `hang` at that step),
+ * else in this thread (replayRepro) — and judged by judgeReplay.
  */
-export function reproVerdict(r: Repro): { ok: boolean; summary: string } | { unavailable: string } {
-  return r.kernel === 'oracle' ? replayOracleRepro(r.ops, r.expect) : replayRepro(r);
+export function reproVerdict(r: Repro, limited?: LimitedReplayer): { ok: boolean; summary: string } | { unavailable: string } {
+  if (r.kernel === 'oracle') return replayOracleRepro(r.ops, r.expect);
+  if (limited === undefined) return replayRepro(r);
+  return judgeReplay(r, limited.replay(sessionFor(r, r.invariant), r.ops, { ...r, config: replayConfig(r) }, false).failure);
 }
 
 /** Replay a repro and judge it (judgeReplay). */

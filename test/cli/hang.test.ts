@@ -1,5 +1,5 @@
 /**
- * `show`, `show --html` and `shrink` under the step time limit (issue 19): a planted hang —
+ * `show`, `show --html`, `replay` and `shrink` under the step time limit (issue 19): a planted hang —
  * a model PAGEMAP_SCAN walking a 2^34-page mapping page by page, minutes of work — is told up
  * to the step that runs past `--step-timeout` and reported as `hang`, never waited on, and a
  * `hang` repro shrinks with "still hangs" as its predicate.
@@ -62,6 +62,15 @@ describe('a step past the step time limit', () => {
     const html = readFileSync(page, 'utf8');
     expect(html.match(/<section class="step/g)?.length).toBe(4);
     expect(html).toMatch(/<div id="broken" data-invariant="hang">HANG at step 5: /);
+  });
+
+  it('replay judges a hang at the step past the limit: as expected for a hang repro, a failure for another', async () => {
+    const hang = await run(['replay', reproFile(), '--step-timeout', '1']);
+    expect(hang.code).toBe(0);
+    expect(hang.out).toMatch(/^ok {3}.*hang\.json: reproduces hang \(step-timeout\) at step 5\n/);
+    const passes = await run(['replay', reproFile({ invariant: 'no-leak', cause: undefined, expect: 'passes' }), '--step-timeout', '1']);
+    expect(passes.code).toBe(1);
+    expect(passes.out).toMatch(/^FAIL .*hang\.json: fails: hang: step 5 \(pagemap_scan\) ran longer than the step time limit of 1000 ms\n/);
   });
 
   it('shrink keeps what still hangs: the mapping and the scan', async () => {
