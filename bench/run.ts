@@ -8,7 +8,8 @@
  *    + fc.modelRun baseline (bench/campaign.ts);
  *  - checked steps/s on 2 worker threads against 1 (bench/workers.ts);
  *  - shrinking of the seed 000 flaws, mapfuzz against fast-check (bench/shrink.ts);
- *  - peak RSS with 1M pages mapped (bench/rss.ts).
+ *  - peak RSS with 1M pages mapped (bench/rss.ts);
+ *  - replay time of 1k, 10k and 100k-op fork/exit repros, and show of the 100k one (bench/replay.ts).
  */
 import { writeFileSync } from 'node:fs';
 import type { Kernel } from '../kernel-api/kernel.ts';
@@ -21,6 +22,7 @@ import { campaignRate, fcCommandsRate, pooledRate, uncheckedRate, type StepsRate
 import { measureRss, rssChild } from './rss.ts';
 import { formatShrinkBench, shrinkBench } from './shrink.ts';
 import { workersBench } from './workers.ts';
+import { formatReplayBench, replayBench } from './replay.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -152,6 +154,8 @@ async function main(): Promise<void> {
   console.log(formatShrinkBench(shrink));
   const rss = await measureRss(1_000_000);
   console.log(`peak RSS with 1m pages mapped (${rss.runner}): ${rss.peakMiB.toFixed(1)} MiB (at start-up ${rss.baselineMiB.toFixed(1)} MiB)`);
+  const replay = await replayBench();
+  console.log(formatReplayBench(replay));
 
   if (jsonFile !== undefined) {
     const json = {
@@ -160,6 +164,7 @@ async function main(): Promise<void> {
       peakRssMiB1m: rss.peakMiB,
       workers: { one: workers.one.stepsPerSec, two: workers.two.stepsPerSec, speedup: workers.speedup, twoProcessesCeiling: workers.twoProcessesCeiling },
       shrink: { mapfuzz: shrink.mapfuzz, fastCheck: shrink.fastCheck },
+      replay: { ratio10kTo1k: replay.ratio10kTo1k, ratio100kTo10k: replay.ratio100kTo10k, rows: replay.rows, show: replay.show },
       detail: {
         quick, mixTimeRatio, perOpGrowth1kTo1m: perOpGrowth, forkPerPageGrowth1kTo1m: forkPerPageGrowth, rssStartupMiB: rss.baselineMiB, rssRunner: rss.runner,
         ops: rows, campaigns: rates, implUnchecked: unchecked, budgets: { impl: IMPL_BUDGET, model: MODEL_BUDGET, campaignMs: CAMPAIGN_MS, workersMs: WORKERS_MS, fcShrinkMs: FC_SHRINK_MS },

@@ -73,14 +73,23 @@ export const COMMANDS: readonly CommandDef[] = [
       json('the scorecard'),
     ],
   },
-  { name: 'replay', args: 'FILE|DIR...', brief: 'replay repro files; exit 0 when each behaves as it expects', summary: 'Replay repro files (every file below a directory must be one); exit 0 when each behaves as it expects.', flags: [] },
-  { name: 'shrink', args: 'FILE', brief: 'shrink a repro further, in place', summary: 'Shrink a reproducing repro further, in place.', flags: [] },
+  {
+    name: 'replay', args: 'FILE|DIR...', brief: 'replay repro files; exit 0 when each behaves as it expects',
+    summary: 'Replay repro files (every file below a directory must be one); exit 0 when each behaves as it expects.',
+    flags: [{ ...TIMEOUT, help: 'a step running longer ends that replay as `hang` (what a `hang` repro expects)' }],
+  },
+  {
+    name: 'shrink', args: 'FILE', brief: 'shrink a repro further, in place',
+    summary: 'Shrink a reproducing repro further, in place; each candidate is replayed on a worker thread under the step time limit, so a `hang` repro shrinks (still hanging is what it keeps).',
+    flags: [{ ...TIMEOUT, help: 'a candidate\'s step running longer hangs (a `hang` repro\'s candidate must, any other\'s must not)' }],
+  },
   {
     name: 'show', args: 'FILE', brief: 'the story of a repro, a C program for Linux, or a page',
     summary: 'Tell a repro step by step, replayed as `replay` judges it; exit 1 when it does not end as it expects.',
     flags: [
       { name: 'c', kind: 'string', value: 'OUT.c', default: 'none', help: 'write a standalone C program replaying its kernel subset on Linux' },
       { name: 'html', kind: 'string', value: 'OUT.html', default: 'none', help: 'write the story as one self-contained page, the address spaces drawn after each step' },
+      { ...TIMEOUT, help: 'a step running longer ends the story there, reported as `hang`' },
     ],
     exclusive: [['c', 'html']],
   },

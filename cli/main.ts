@@ -18,13 +18,15 @@ import { accountOf, formatJunit, formatMarkdown, formatSummaryTable, headline, s
 import { jsonFilesBelow, mergeCorpora } from '../harness/merge.ts';
 import { FUZZ_CONFIG, STEPS_MAX } from '../harness/config.ts';
 import {
-  failureSignature, loadRepro, replayRepro, reproPath, ReproFormatError, sessionFor, writeReproFile, REPRO_FORMAT, TEMP_MARK, type Repro,
+  failureSignature, judgeReplay, loadRepro, replayConfig, replayRepro, reproPath, reproVerdict, ReproFormatError, writeReproFile, REPRO_FORMAT, TEMP_MARK, type Repro,
 } from '../harness/repro.ts';
-import { shrinkOps } from '../harness/shrink.ts';
-import { tellStory, unexpectedEnding } from '../harness/story.ts';
-import { storyHtml } from '../harness/html.ts';
+import { endingLines, stepLines, storyHeader, unexpectedEnding, type OutsideVerdict, type StoryStep } from '../harness/story.ts';
+import { walkStoryLimited } from '../harness/story-limited.ts';
+import { shrinkLimited } from '../harness/shrink-limited.ts';
+import { LimitedReplayer } from '../harness/limited-replayer.ts';
+import { storyPage } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
-import { ORACLE_OPS, replayOracleRepro, runOracle } from '../harness/oracle.ts';
+import { ORACLE_OPS, runOracle } from '../harness/oracle.ts';
 import { reproToC } from '../harness/oracle-c.ts';
 import { commandDef, commandHelp, COMMANDS, flagSpec } from './commands.ts';
 import { nonNegativeInt, outputPath, parseArgs, type Parsed, positiveInt, probeFile, UsageError, writableDir } from './args.ts';
@@ -70,7 +72,7 @@ export async function main(argv: readonly string[], out: Out = defaultOut): Prom
       case 'scorecard': return await scorecard(rest, out);
       case 'replay': return replay(rest, out);
       case 'shrink': return shrink(rest, out);
-      case 'show': return show(rest, out);
+      case 'show': return await show(rest, out);
       case 'corpus': return corpus(rest, out);
       case 'oracle': return oracle(rest, out);
       default: throw new UsageError(`unknown command ${JSON.stringify(command)} (try mapfuzz --help)`);
@@ -385,6 +387,8 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
     signals.dispose();
   }
   if (process.stderr.isTTY) process.stderr.write('\n');
+  // A hang was cut at the step its worker was abandoned on, not shrunk: shrunk here, under the step time limit (not after a signal: the user asked to stop).
+  if (signals.received() === undefined) result.failures = result.failures.map((f) => f.invariant === 'hang' ? shrunkHang(f, stepTimeoutS * 1000, out) : f);
   const held = heldBack(result.failures, new Set(knownFlaws));
   const reports = result.failures.map((f) => held.has(f) ? heldReport(f, result.failures, held) : live.record(f));
   live.settle(reports);
@@ -426,6 +430,14 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   if (signal !== undefined) return SIGNAL_EXIT[signal];
   if (errors.length > 0) return 2;
   return fresh === 0 ? 0 : 1;
+}
+
+/** A campaign's hang, its operations shrunk under the step time limit (left as found when they no longer hang). */
+function shrunkHang(f: CampaignFailure, stepTimeoutMs: number, out: Out): CampaignFailure {
+  if (f.ops.length === 0) return f;
+  out.err(`mapfuzz: shrinking the hang of run ${f.run} (${f.ops.length} steps) under the step time limit`);
+  const s = shrinkLimited({ kernel: f.kernel, strategy: f.strategy, config: FUZZ_CONFIG }, f.ops, 'hang', 'step-timeout', stepTimeoutMs);
+  return s.after?.invariant === 'hang' ? { ...f, ops: s.ops } : f;
 }
 
 /**
@@ -514,13 +526,24 @@ async function scorecard(argv: readonly string[], out: Out): Promise<number> {
 function replay(argv: readonly string[], out: Out): number {
   const parsed = commandArgs('replay', argv, out);
   if (parsed === null) return 0;
-  const { positional } = parsed;
+  const { flags, positional } = parsed;
   if (positional.length === 0) throw new UsageError('replay needs repro files or directories');
+  const stepTimeoutMs = positiveInt(flags, 'step-timeout', 10)! * 1000;
   const repros = checkedRepros(positional, out, true);
+  // One worker thread for every file, each step under the time limit: a repro that hangs is reported, not waited on.
+  const limited = new LimitedReplayer({ kernel: 'model', strategy: 'core', config: FUZZ_CONFIG }, stepTimeoutMs);
+  try {
+    return replayAll(repros, limited, out);
+  } finally {
+    limited.close();
+  }
+}
+
+function replayAll(repros: readonly [string, Repro][], limited: LimitedReplayer, out: Out): number {
   let bad = 0;
   for (const [file, r] of repros) {
     // An oracle repro replays on the running kernel; where there is none it is skipped, and says so.
-    const v = r.kernel === 'oracle' ? replayOracleRepro(r.ops, r.expect) : replayRepro(r);
+    const v = reproVerdict(r, limited);
     if ('unavailable' in v) {
       out.log(`skip ${file}: the kernel oracle is unavailable here (${v.unavailable})`);
       continue;
@@ -532,34 +555,49 @@ function replay(argv: readonly string[], out: Out): number {
   return bad === 0 ? 0 : 1;
 }
 
+/**
+ * Shrink a repro in place, every replay on a worker thread under the step time limit
+ * (harness/shrink-limited.ts): a `hang` repro keeps the candidates that still hang, any
+ * other repro drops a candidate that hangs, and neither can hang the command.
+ */
 function shrink(argv: readonly string[], out: Out): number {
   const parsed = commandArgs('shrink', argv, out);
   if (parsed === null) return 0;
-  const { positional } = parsed;
+  const { flags, positional } = parsed;
   if (positional.length !== 1) throw new UsageError('shrink takes one repro file');
+  const stepTimeoutS = positiveInt(flags, 'step-timeout', 10)!;
   const file = positional[0];
   const r = loadRepro(file);
   if (r.expect !== 'reproduces') throw new UsageError(`${file} expects to pass; only a reproducing repro can be shrunk`);
-  const { ops, stats } = shrinkOps(sessionFor(r, r.invariant), r.ops, r.invariant);
-  if (!replayRepro({ ...r, ops }).ok) {
+  const s = shrinkLimited({ ...r, config: replayConfig(r) }, r.ops, r.invariant, r.cause, stepTimeoutS * 1000);
+  if (!judgeReplay(r, s.before).ok) {
     out.log(`${file} does not reproduce ${r.invariant}; left as it is`);
     return 1;
   }
-  if (JSON.stringify(ops) !== JSON.stringify(r.ops)) writeReproFile(file, { ...r, ops });
-  out.log(`${file}: ${r.ops.length} → ${ops.length} steps (${stats.replays} replays)`);
+  if (!judgeReplay({ ...r, ops: s.ops }, s.after).ok) {
+    out.log(`${file}: the shrunk trace does not reproduce ${r.invariant}; left as it is`);
+    return 1;
+  }
+  if (JSON.stringify(s.ops) !== JSON.stringify(r.ops)) writeReproFile(file, { ...r, ops: s.ops });
+  const hung = s.hangs === 0 ? '' : `, ${s.hangs} ran past ${s.limitMs / 1000} s`;
+  out.log(`${file}: ${r.ops.length} → ${s.ops.length} steps (${s.stats.replays} replays${hung})`);
   return 0;
 }
 
-function show(argv: readonly string[], out: Out): number {
+async function show(argv: readonly string[], out: Out): Promise<number> {
   const parsed = commandArgs('show', argv, out);
   if (parsed === null) return 0;
   const { flags, positional } = parsed;
   if (positional.length !== 1) throw new UsageError('show takes one repro file');
+  const stepTimeoutMs = positiveInt(flags, 'step-timeout', 10)! * 1000;
   const repro = loadRepro(positional[0]);
   const html = outputPath(flags, 'html');
   const c = outputPath(flags, 'c');
   if (html !== undefined) {
-    const page = storyHtml(repro);
+    // Under the step time limit, on a worker thread: a step past it ends the page there, as `hang`.
+    const steps: StoryStep[] = [];
+    const end = await walkStoryLimited(repro, stepTimeoutMs, (step) => steps.push(step));
+    const page = storyPage(repro, steps, end, end.hung, outsideVerdict(repro, end.hung));
     const errors: string[] = [];
     writeOutput(errors, '--html', html, page.html);
     if (errors.length > 0) throw new UsageError(errors[0]);
@@ -580,9 +618,18 @@ function show(argv: readonly string[], out: Out): number {
     if (repro.ops.some((op) => op.switches !== undefined)) out.log('this repro is concurrent: the program runs its operations one after the other; the real kernel will not follow the recorded interleaving');
     return 0;
   }
-  // Streamed: each step is printed as soon as it has run.
-  const story = tellStory(repro, (line) => out.log(line));
-  return story.asExpected ? 0 : 1;
+  // Streamed: each step is printed as soon as it has run, on a worker thread under the step time limit.
+  for (const line of storyHeader(repro)) out.log(line);
+  out.log('');
+  const end = await walkStoryLimited(repro, stepTimeoutMs, (step) => { for (const line of stepLines(step)) out.log(line); }, false);
+  const ending = endingLines(repro, end, end.hung, outsideVerdict(repro, end.hung));
+  for (const line of ending.lines) out.log(line);
+  return ending.asExpected ? 0 : 1;
+}
+
+/** A divergence from Linux is judged as `replay` judges it, on the running kernel (reproVerdict); every other repro by its own story. */
+function outsideVerdict(r: Repro, hung: unknown): OutsideVerdict | undefined {
+  return r.kernel === 'oracle' && hung === null ? reproVerdict(r) : undefined;
 }
 
 function oracle(argv: readonly string[], out: Out): number {

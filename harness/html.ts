@@ -7,7 +7,7 @@
  */
 import type { MapRange, Observation, PageObservation, ProcessObservation } from '../kernel-api/observation.ts';
 import type { Repro } from './repro.ts';
-import { endsAsExpected, storyOf, unexpectedEnding, type StoryStep } from './story.ts';
+import { endsAsExpected, outsideEnding, storyOf, unexpectedEnding, type Hung, type OutsideVerdict, type StoryEnd, type StoryStep } from './story.ts';
 import { hex } from '../kernel-api/format.ts';
 
 /** Cells drawn per VMA at most; a longer VMA is drawn with its first and last pages and a gap. */
@@ -96,24 +96,33 @@ addEventListener('DOMContentLoaded', () => {
 });
 `;
 
-/** The story as one self-contained page, and whether it ended as the repro expects. */
+/** The story as one self-contained page, and whether it ended as the repro expects (in this thread, no time limit). */
 export function storyHtml(r: Repro): { html: string; asExpected: boolean } {
   const story = storyOf(r);
-  const asExpected = endsAsExpected(r, story);
+  return storyPage(r, story.steps, { ...story, length: story.steps.length });
+}
+
+/** The page of the steps told, ending as `end` says, or at the step that ran past the time limit (`hung`). */
+export function storyPage(r: Repro, steps: readonly StoryStep[], end: StoryEnd, hung: Hung | null = null, outside?: OutsideVerdict): { html: string; asExpected: boolean } {
+  const asExpected = hung === null && outside !== undefined ? outsideEnding(outside).asExpected : endsAsExpected(r, end, hung);
   const legend = [['excl', 'anon, exclusive'], ['shared', 'anon, shared'], ['file', 'file or shmem'], ['swap', 'swapped'], ['zero', 'zero page'], ['none', 'not faulted in']]
     .map(([c, t]) => `<span><span class="pg ${c}"></span> ${t}</span>`).join('');
-  const end = story.broken === null
-    ? '<div id="held">every invariant held</div>'
-    : `<div id="broken" data-invariant="${esc(story.broken.invariant)}">BROKEN ${esc(story.broken.invariant)}: ${esc(story.broken.message)}</div>`;
+  const ending = hung !== null
+    ? `<div id="broken" data-invariant="hang">HANG at step ${hung.step}: ${esc(hung.message)}</div>`
+    : outside !== undefined
+      ? `<div id="held">${esc(outsideEnding(outside).line)}</div>`
+      : end.broken === null
+      ? '<div id="held">every invariant held</div>'
+      : `<div id="broken" data-invariant="${esc(end.broken.invariant)}">BROKEN ${esc(end.broken.invariant)}: ${esc(end.broken.message)}</div>`;
   const verdict = asExpected ? '' : `\n<div id="unexpected">${esc(unexpectedEnding(r))}</div>`;
   const html = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title><style>${STYLE}</style></head>
 <body>
 <h1>${esc(r.title)}</h1>
-<p>${esc(story.header[1])}; ${r.ops.length} operations, seed ${r.seed}.</p>
+<p>${esc(end.header[1])}; ${r.ops.length} operations, seed ${r.seed}.</p>
 <p class="legend">${legend}</p>
-${story.steps.map(stepHtml).join('\n')}
-${end}${verdict}
+${steps.map(stepHtml).join('\n')}
+${ending}${verdict}
 <p id="rendered" class="counts"></p>
 <script>${SCRIPT}</script>
 </body></html>

@@ -15,6 +15,8 @@ import type { InvariantId } from '../kernel-api/strategy.ts';
 import { causeOf, INVARIANT_IDS } from '../properties/invariants/index.ts';
 import { replayOps, type TraceResult } from '../properties/trace.ts';
 import { replayWithTimeLimit } from './replay-limited.ts';
+import type { LimitedReplayer } from './limited-replayer.ts';
+import { oracleConfig, replayOracleRepro } from './oracle.ts';
 import { KERNEL_CHOICES, type KernelChoice } from '../properties/kernels.ts';
 import { STRATEGIES, strategyByName } from '../strategies/index.ts';
 
@@ -174,10 +176,21 @@ export function loadRepro(file: string): Repro {
   return parseRepro(file, text);
 }
 
+/**
+ * The machine a repro replays on: its own configuration, or for a divergence from Linux
+ * (`kernel: oracle`, corpus/kernel/) the oracle's machine — its address layout, limits, swap
+ * and soft-dirty as harness/oracle.ts replays it against the running kernel (oracleConfig);
+ * those files record no configuration of their own.
+ */
+export function replayConfig(r: Pick<Repro, 'kernel' | 'config'>): KernelConfig {
+  return r.kernel === 'oracle' ? oracleConfig() : r.config;
+}
+
+/** The session a repro replays in (`replay`, `show`, `shrink`): its kernel, strategy and replayConfig. */
 export function sessionFor(r: Pick<Repro, 'kernel' | 'strategy' | 'config'>, only?: InvariantId) {
   const strategy = r.strategy === 'core' ? undefined : strategyByName(r.strategy);
   return {
-    kernel: r.kernel === 'oracle' ? 'model' as const : r.kernel, config: r.config, strategies: strategy === undefined ? [] : [strategy],
+    kernel: r.kernel === 'oracle' ? 'model' as const : r.kernel, config: replayConfig(r), strategies: strategy === undefined ? [] : [strategy],
     ...(only === undefined ? {} : { only: new Set([only]) }),
   };
 }
@@ -205,6 +218,20 @@ export function judgeReplay(r: Repro, failure: { invariant: InvariantId; cause?:
   }
   const ok = failure === null;
   return { ok, reproduced: !ok, summary: ok ? 'passes' : `fails: ${failure!.invariant}: ${failure!.message}` };
+}
+
+/**
+ * What a repro's replay says: whether it behaves as it expects, and how — the one verdict
+ * `replay` prints and `show` ends with. A divergence from Linux (`kernel: oracle`) is
+ * replayed on the running kernel against the model (replayOracleRepro), unavailable where
+ * the oracle cannot be built; every other repro on its emulated kernel — with `limited`, on
+ * its worker thread under the step time limit (a step past it is a `hang` at that step),
+ * else in this thread (replayRepro) — and judged by judgeReplay.
+ */
+export function reproVerdict(r: Repro, limited?: LimitedReplayer): { ok: boolean; summary: string } | { unavailable: string } {
+  if (r.kernel === 'oracle') return replayOracleRepro(r.ops, r.expect);
+  if (limited === undefined) return replayRepro(r);
+  return judgeReplay(r, limited.replay(sessionFor(r, r.invariant), r.ops, { ...r, config: replayConfig(r) }, false).failure);
 }
 
 /** Replay a repro and judge it (judgeReplay). */

@@ -15,16 +15,36 @@
  */
 import type { Op } from '../kernel-api/op.ts';
 import type { InvariantId } from '../kernel-api/strategy.ts';
-import { replayOps } from '../properties/trace.ts';
+import { replayOps, type TraceResult } from '../properties/trace.ts';
 import type { SessionOptions } from '../properties/session.ts';
 import { causeOf } from '../properties/invariants/index.ts';
 
 export type ShrinkStats = { replays: number };
+/** How a candidate is replayed: in this thread (replayOps), or with a step time limit on a worker (harness/limited-replayer.ts). */
+export type Replay = (opts: SessionOptions, ops: readonly Op[]) => TraceResult;
+
 export type ShrinkOptions = {
   replaysMax?: number; onReplay?: () => void;
+  /** Every replay of the shrink, candidates and the runs that read outcomes alike (default: replayOps). */
+  replay?: Replay;
+  /**
+   * Make what is left plainer (fewer pages, smaller values …) besides removing operations
+   * (default true). Off for a `hang`: its predicate is a time limit, and halving a length
+   * that a step's time grows with walks the trace to the edge of the limit, where it hangs
+   * on one replay and not the next.
+   */
+  simplify?: boolean;
   /** The cause the failure must keep (properties/invariants causeOf); any cause of the invariant when absent. */
   cause?: string;
 };
+
+/**
+ * The options' replay travels with the session options (spread copies it), so that every
+ * helper below replays as the caller asked without another parameter each.
+ */
+const REPLAY = Symbol('replay');
+type WithReplay = SessionOptions & { [REPLAY]?: Replay };
+const replayShrunk: Replay = (opts, ops) => ((opts as WithReplay)[REPLAY] ?? replayOps)(opts, ops);
 
 /** Rounds of removal + simplification at most (each round must change something to go on). */
 const ROUNDS_MAX = 8;
@@ -33,13 +53,14 @@ const ROUNDS_MAX = 8;
  * The shortest prefix that still fails, then alternately ddmin over operations, removal of
  * whole processes and simplification, until none changes anything. `replaysMax` bounds the work.
  */
-export function shrinkOps(opts: SessionOptions, ops: readonly Op[], invariant: InvariantId, options: ShrinkOptions = {}): { ops: Op[]; stats: ShrinkStats } {
+export function shrinkOps(given: SessionOptions, ops: readonly Op[], invariant: InvariantId, options: ShrinkOptions = {}): { ops: Op[]; stats: ShrinkStats } {
+  const opts: WithReplay = options.replay === undefined ? given : { ...given, [REPLAY]: options.replay };
   const replaysMax = options.replaysMax ?? 20_000;
   const stats: ShrinkStats = { replays: 0 };
   const fails = (candidate: readonly Op[]): number => {
     stats.replays += 1;
     options.onReplay?.();
-    const r = replayOps(opts, candidate);
+    const r = replayShrunk(opts, candidate);
     if (r.failure?.invariant !== invariant) return -1;
     return options.cause === undefined || causeOf(r.failure, candidate[r.failure.step]) === options.cause ? r.failure.step : -1;
   };
@@ -69,7 +90,7 @@ export function shrinkOps(opts: SessionOptions, ops: readonly Op[], invariant: I
       continue;
     }
     current = simplifySchedule(current, fails, stats, replaysMax);
-    const simpler = simplify(opts, current, fails, stats, replaysMax);
+    const simpler = options.simplify === false ? current : simplify(opts, current, fails, stats, replaysMax);
     settled = JSON.stringify(simpler) === JSON.stringify(current);
     current = simpler;
   }
@@ -86,7 +107,7 @@ export function shrinkOps(opts: SessionOptions, ops: readonly Op[], invariant: I
  * failure does not need them.
  */
 function pinPlacements(opts: SessionOptions, ops: Op[]): Op[] | null {
-  const outcomes = replayOps({ ...opts, only: new Set() }, ops).outcomes;
+  const outcomes = replayShrunk({ ...opts, only: new Set() }, ops).outcomes;
   let changed = false;
   const pinned = ops.map((op, i) => {
     const o = outcomes[i];
@@ -166,7 +187,7 @@ function removeProcesses(opts: SessionOptions, ops: Op[], fails: (c: readonly Op
 
 /** Pids each creating operation returned, by operation index. */
 function createdPids(opts: SessionOptions, ops: readonly Op[]): Map<number, number> {
-  const r = replayOps({ ...opts, only: new Set() }, ops);
+  const r = replayShrunk({ ...opts, only: new Set() }, ops);
   const created = new Map<number, number>();
   r.ops.forEach((op, i) => {
     const o = r.outcomes[i];
@@ -321,7 +342,7 @@ function foldSetUps(opts: SessionOptions, ops: Op[], fails: (c: readonly Op[]) =
   let current = ops;
   for (let j = current.length - 1; j > 0 && stats.replays < replaysMax; j--) {
     if (j >= current.length) continue;
-    const outcomes = replayOps({ ...opts, only: new Set() }, current).outcomes;
+    const outcomes = replayShrunk({ ...opts, only: new Set() }, current).outcomes;
     const later = current[j];
     let i = -1;
     let folded: Op | null = null;

@@ -6,7 +6,7 @@
 import type { Op } from '../kernel-api/op.ts';
 import { formatOutcome, type Outcome } from '../kernel-api/outcome.ts';
 import type { Observation, PageObservation, ProcessObservation } from '../kernel-api/observation.ts';
-import { observe } from '../properties/observe.ts';
+import { observe, observeLive, runningPids } from '../properties/observe.ts';
 import { Session } from '../properties/session.ts';
 import type { Repro } from './repro.ts';
 import { judgeReplay, sessionFor } from './repro.ts';
@@ -121,12 +121,15 @@ export type Story = {
 /** How a story ended: what `endsAsExpected` needs, without the steps (a streamed story keeps none). */
 export type StoryEnd = { header: string[]; before: Observation; broken: Violation | null; length: number; infeasible?: string };
 
+/** A step that ran past the step time limit: where the story stopped (harness/story-limited.ts). */
+export type Hung = { step: number; message: string };
+
 /**
- * Whether the story ends as the repro expects: its invariant broken, or nothing broken.
- * A `hang` repro is judged on a worker thread with a time limit (replayRepro), not here.
+ * Whether the story ends as the repro expects, judged as `replay` judges it (judgeReplay):
+ * its invariant broken, or nothing broken; a step past the time limit is a `hang` there.
  */
-export function endsAsExpected(r: Repro, story: Story | StoryEnd): boolean {
-  if (r.invariant === 'hang') return true;
+export function endsAsExpected(r: Repro, story: Story | StoryEnd, hung: Hung | null = null): boolean {
+  if (hung !== null) return judgeReplay(r, { invariant: 'hang', cause: 'step-timeout', message: hung.message, step: hung.step - 1 }).ok;
   if (story.infeasible !== undefined) return false;
   const length = 'length' in story ? story.length : story.steps.length;
   const broken = story.broken === null ? null : { ...story.broken, step: length - 1 };
@@ -170,7 +173,8 @@ export function walkStory(r: Repro, onStep: (step: StoryStep) => void): StoryEnd
   while (cursor.at < r.ops.length) {
     const op = cursor.take();
     const top = session.stepTop(op, op.switches === undefined ? NO_PENDING : cursor, null);
-    const after = observe(session.primary.inspect);
+    // A process is shown while it runs and in the step it exits, as the differential compares it (observeLive).
+    const after = observeLive(session.primary.inspect, runningPids(before));
     const outcomes = new Map(top.ran.map((c) => [c.op, c.outcome]));
     const concurrent = top.started.length > 1;
     top.started.forEach((o, i) => {
@@ -194,7 +198,7 @@ export function walkStory(r: Repro, onStep: (step: StoryStep) => void): StoryEnd
   return { header, before: first, broken: null, length: index };
 }
 
-function storyHeader(r: Repro): string[] {
+export function storyHeader(r: Repro): string[] {
   const header = [`# ${r.title}`, `${r.strategy} on ${r.kernel}; expects the trace to ${r.expect === 'reproduces' ? `break ${r.invariant}` : 'pass'}`];
   if (r.ops.some((op) => op.switches !== undefined)) header.push('concurrent: operations marked "runs while" start nested at a scheduling point of the operation they preempt');
   return header;
@@ -207,10 +211,44 @@ export function storyOf(r: Repro): Story {
   return { header: end.header, before: end.before, steps, broken: end.broken, ...(end.infeasible === undefined ? {} : { infeasible: end.infeasible }) };
 }
 
+/** A step's lines: the call and its outcome, then what changed. */
+export function stepLines(step: StoryStep): string[] {
+  const first = `${String(step.index).padStart(3)}. ${step.call} ${step.result}`;
+  return step.preempted === undefined ? [first, ...step.changes] : [first, `       ↳ ${step.preempted}`, ...step.changes];
+}
+
+/**
+ * A verdict reached elsewhere than in the story: a divergence from Linux (`kernel: oracle`) is
+ * judged by replaying it on the running kernel (harness/repro.ts reproVerdict), the story
+ * being the model's side of it.
+ */
+export type OutsideVerdict = { ok: boolean; summary: string } | { unavailable: string };
+
+/** What the end of a story says of an outside verdict, and whether it is as expected (not judged: as expected, as replay skips it). */
+export function outsideEnding(v: OutsideVerdict): { line: string; asExpected: boolean } {
+  if ('unavailable' in v) return { line: `not judged: the kernel oracle is unavailable here (${v.unavailable}); replay skips it too`, asExpected: true };
+  return { line: `${v.summary}: the model replayed against the running kernel, as replay judges it`, asExpected: v.ok };
+}
+
+/** The lines after the last step: what broke (or that a step hung, or that nothing did), and the verdict. */
+export function endingLines(r: Repro, end: StoryEnd, hung: Hung | null = null, outside?: OutsideVerdict): { lines: string[]; asExpected: boolean } {
+  const lines: string[] = [];
+  if (hung !== null) lines.push(`${String(hung.step).padStart(3)}. ${formatOp(r.ops[hung.step - 1])} … still running`);
+  lines.push('');
+  if (hung !== null) lines.push(`HANG at step ${hung.step}: ${hung.message}`);
+  else if (end.infeasible !== undefined) lines.push(`the recorded schedule cannot be replayed, nothing after it was judged: ${end.infeasible}`);
+  else if (outside !== undefined) lines.push(outsideEnding(outside).line);
+  else lines.push(end.broken === null ? 'every invariant held' : `BROKEN ${end.broken.invariant}${end.broken.cause === undefined ? '' : ` (${end.broken.cause})`}: ${end.broken.message}`);
+  const asExpected = hung === null && outside !== undefined ? outsideEnding(outside).asExpected : endsAsExpected(r, end, hung);
+  if (!asExpected) lines.push(unexpectedEnding(r));
+  return { lines, asExpected };
+}
+
 /**
  * The repro as text, step by step, and whether it ended as the repro expects. With `emit`,
  * each line goes out as soon as its step has run and `text` is empty: a long repro's story
- * is streamed, not held.
+ * is streamed, not held. In this thread, with no time limit (`show` tells it under one:
+ * harness/story-limited.ts).
  */
 export function tellStory(r: Repro, emit?: (line: string) => void): { text: string; asExpected: boolean } {
   const kept: string[] = [];
@@ -218,14 +256,9 @@ export function tellStory(r: Repro, emit?: (line: string) => void): { text: stri
   for (const line of storyHeader(r)) out(line);
   out('');
   const end = walkStory(r, (step) => {
-    out(`${String(step.index).padStart(3)}. ${step.call} ${step.result}`);
-    if (step.preempted !== undefined) out(`       ↳ ${step.preempted}`);
-    for (const line of step.changes) out(line);
+    for (const line of stepLines(step)) out(line);
   });
-  out('');
-  if (end.infeasible !== undefined) out(`the recorded schedule cannot be replayed, nothing after it was judged: ${end.infeasible}`);
-  else out(end.broken === null ? 'every invariant held' : `BROKEN ${end.broken.invariant}${end.broken.cause === undefined ? '' : ` (${end.broken.cause})`}: ${end.broken.message}`);
-  const asExpected = endsAsExpected(r, end);
-  if (!asExpected) out(unexpectedEnding(r));
-  return { text: kept.join('\n'), asExpected };
+  const ending = endingLines(r, end);
+  for (const line of ending.lines) out(line);
+  return { text: kept.join('\n'), asExpected: ending.asExpected };
 }

@@ -18,7 +18,9 @@ import { hex } from '../kernel-api/format.ts';
  */
 export function checkRmap(s: ImplState): void {
   let normal = 0;
-  for (const proc of s.processes.values()) {
+  // Running processes only: exit leaves an mm no PTE (exitProcess asserts it) and nothing maps into it after.
+  for (const pid of s.running) {
+    const proc = s.processes.get(pid)!;
     proc.mm.pt.forEach(0, s.config.taskSizePages, (addr, flags, pfn) => {
       if ((flags & PTE_PRESENT) === 0 || (flags & PTE_SPECIAL) !== 0) return;
       normal += 1;

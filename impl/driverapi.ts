@@ -168,6 +168,18 @@ export class ImplDriverKernel implements DriverKernel {
     return [proc, vma as ImplVma];
   }
 
+  /**
+   * The process and VMA a driver installs PTEs into: vmaOf's, of a running process. An
+   * exited process's mm was torn down by exit_mmap and its VMAs freed (a driver still using
+   * one has a use after free); nothing may map into it again, which is what lets the
+   * differential compare an exited process once, in the step it exits (properties/observe.ts).
+   */
+  private vmaToFill(dvma: DriverVma): [ImplProcess, ImplVma] {
+    const [proc, vma] = this.vmaOf(dvma);
+    if (!(proc.state === 'running')) fail(`driver maps into map#${vma.id} of P${proc.pid}, which has exited: exit_mmap freed that VMA`);
+    return [proc, vma];
+  }
+
   private specialPte(proc: ImplProcess, vma: ImplVma, addr: number, pfn: number): void {
     if (!(proc.mm.pt.flags(addr) === 0)) fail(`remap over a live PTE at ${addr} of P${proc.pid}`);
     const write = vma.shared && (vma.prot & PROT_WRITE) !== 0;
@@ -176,7 +188,7 @@ export class ImplDriverKernel implements DriverKernel {
   }
 
   remap_pfn_range(dvma: DriverVma, addr: number, pfn: number, nrPages: number): Errno | 0 {
-    const [proc, vma] = this.vmaOf(dvma);
+    const [proc, vma] = this.vmaToFill(dvma);
     if (addr < vma.start || addr + nrPages > vma.end || nrPages <= 0) return 'EINVAL';
     if (!vma.shared && vma.mayWrite) {
       if (addr !== vma.start || addr + nrPages !== vma.end) return 'EINVAL';
@@ -193,7 +205,7 @@ export class ImplDriverKernel implements DriverKernel {
 
   /** vm_insert_page: a point (page-table allocation), then under the PTL: EBUSY unless pte_none. */
   vm_insert_page(dvma: DriverVma, addr: number, pfn: number): Errno | 0 {
-    const [proc, vma] = this.vmaOf(dvma);
+    const [proc, vma] = this.vmaToFill(dvma);
     if (addr < vma.start || addr >= vma.end) return 'EFAULT';
     const page = frameOf(this.s, pfn);
     if ((this.s.pool.flags[page] & F_KIND) === KIND_ANON || this.s.pool.refcount[page] === 0) return 'EINVAL';
@@ -212,7 +224,7 @@ export class ImplDriverKernel implements DriverKernel {
 
   /** vmf_insert_pfn: a point (page-table allocation), then under the PTL; a PTE already there is left alone (VM_FAULT_NOPAGE). */
   vmf_insert_pfn(dvma: DriverVma, addr: number, pfn: number): FaultResult {
-    const [proc, vma] = this.vmaOf(dvma);
+    const [proc, vma] = this.vmaToFill(dvma);
     if (!(vma.pfnmap || vma.mixedmap)) fail(`vmf_insert_pfn into map#${vma.id} without VM_PFNMAP or VM_MIXEDMAP`);
     if (addr < vma.start || addr >= vma.end) return { kind: 'sigbus' };
     this.s.locks.preemptPoint('vmf_insert_pfn');

@@ -4,6 +4,7 @@
  * the victim's private memory with MMU notifiers told, then the victim exits.
  */
 import type { ImplProcess, ImplState } from './types.ts';
+import { fail } from './assert.ts';
 import { fileRelease } from './driverfile.ts';
 import { removeVma } from './vma.ts';
 import { zapRange } from './zap.ts';
@@ -26,7 +27,15 @@ export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent):
  */
 export function exitProcess(s: ImplState, proc: ImplProcess): boolean {
   // Another thread's exit_group may have run at the lock's scheduling point: nothing left to do.
-  if (!withMmapLock(s, proc.mm, 'write', 'exit_mmap', () => taskAlive(s, proc) && (proc.killed = true, exitMm(s, proc, 'exit'), true))) return false;
+  const ran = withMmapLock(s, proc.mm, 'write', 'exit_mmap', () => {
+    if (!taskAlive(s, proc)) return false;
+    proc.killed = true;
+    exitMm(s, proc, 'exit');
+    // check_mm: nothing is left in a dead mm (PTEs exist only inside VMAs, and every VMA went).
+    if (!(proc.mm.pt.entries === 0)) fail(`exit_mmap left ${proc.mm.pt.entries} PTEs in P${proc.pid}`, 'vma-wellformed');
+    return true;
+  });
+  if (!ran) return false;
   // do_exit: past exit_mm the threads are exiting (PF_EXITING, no mm): nothing new starts on
   // them, and the OOM killer finds no mm to kill, while exit_files runs.
   for (const [tid, pid] of [...s.threads]) if (pid === proc.pid) s.threads.delete(tid);
@@ -36,10 +45,12 @@ export function exitProcess(s: ImplState, proc: ImplProcess): boolean {
     proc.fds.delete(fd);
     fileRelease(s, file);
   }
-  if (proc.state === 'running') s.running -= 1;
+  s.running.delete(proc.pid);
   proc.state = 'exited';
-  for (const other of s.processes.values()) {
-    if (other.ppid === proc.pid) other.ppid = 0;
+  for (const pid of proc.children) {
+    const child = s.processes.get(pid)!;
+    if (!(child.ppid === proc.pid || child.ppid === 0)) fail(`P${pid} is a child of P${proc.pid} but has parent P${child.ppid}`);
+    child.ppid = 0;
   }
   return true;
 }

@@ -29,17 +29,15 @@ import { anonVmaRootOf } from './reclaim.ts';
  * tid == pid, and it becomes visible to other operations only when fork completes.
  */
 export function fork(s: ImplState, parent: ImplProcess): Outcome {
-  if (s.running >= s.config.processesMax) return err('EAGAIN');
+  if (s.running.size >= s.config.processesMax) return err('EAGAIN');
   if (shouldFailAlloc(s)) return err('ENOMEM');
   const pid = s.nextPid++;
   const child: ImplProcess = {
     pid, ppid: parent.pid, uid: parent.uid, dumpable: parent.dumpable, state: 'running',
-    oomReaped: false, killed: false, mm: new ImplMm(pid, s.quicklist), fds: new Map(parent.fds),
+    oomReaped: false, killed: false, mm: new ImplMm(pid, s.quicklist), fds: new Map(parent.fds), children: [],
   };
   for (const file of child.fds.values()) fileGet(file);
   s.processes.set(child.pid, child);
-  // Counted as running from here, as the model counts the processes it holds.
-  s.running += 1;
   const childLock = mmLock(s, child.mm);
   try {
     s.locks.acquire(childLock, 'write', 'dup_mmap', 1);
@@ -50,7 +48,6 @@ export function fork(s: ImplState, parent: ImplProcess): Outcome {
         for (const file of child.fds.values()) fileRelease(s, file);
         s.locks.release(childLock, 'dup_mmap');
         s.processes.delete(child.pid);
-        s.running -= 1;
         // Another task may have taken a pid meanwhile (at a scheduling point): then this one stays used.
         if (s.nextPid === child.pid + 1) s.nextPid -= 1;
         return err('ENOMEM');
@@ -62,6 +59,8 @@ export function fork(s: ImplState, parent: ImplProcess): Outcome {
     throw e;
   }
   s.threads.set(child.pid, child.pid);
+  s.running.add(pid);
+  parent.children.push(pid);
   return ok(child.pid);
 }
 

@@ -7,7 +7,7 @@ import type { StrategyInstance } from '../kernel-api/driver.ts';
 import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
 } from '../kernel-api/state.ts';
-import type { ImplState, ImplVma } from './types.ts';
+import type { ImplProcess, ImplState, ImplVma } from './types.ts';
 import { F_ANON_EXCLUSIVE, F_DIRTY, F_FREED, F_KIND, F_RESERVED, KIND_FILE, KIND_NAMES, KIND_SHMEM } from './framepool.ts';
 import {
   PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE,
@@ -56,6 +56,11 @@ export function pteView(flags: number, idx: number): PteView {
   return { kind: 'swap', slot: idx, exclusive: (flags & PTE_EXCLUSIVE) !== 0, softDirty: (flags & PTE_SOFT_DIRTY) !== 0, uffdWp: (flags & PTE_UFFD_WP) !== 0 };
 }
 
+const processView = (p: ImplProcess): ProcessView => ({
+  pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped,
+  rss: { anon: p.mm.rss.anon, file: p.mm.rss.file, shmem: p.mm.rss.shmem, swap: p.mm.rss.swap },
+});
+
 export class ImplInspect implements KernelInspect {
   constructor(private readonly s: ImplState, private readonly strategies: Map<string, StrategyInstance>) {}
 
@@ -73,10 +78,16 @@ export class ImplInspect implements KernelInspect {
   }
 
   processes(): Iterable<ProcessView> {
-    return processesInOrder(this.s).map((p) => ({
-      pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped,
-      rss: { anon: p.mm.rss.anon, file: p.mm.rss.file, shmem: p.mm.rss.shmem, swap: p.mm.rss.swap },
-    }));
+    return processesInOrder(this.s).map(processView);
+  }
+
+  runningProcesses(): Iterable<ProcessView> {
+    return [...this.s.running].map((pid) => processView(this.s.processes.get(pid)!));
+  }
+
+  process(pid: number): ProcessView | undefined {
+    const p = this.s.processes.get(pid);
+    return p === undefined ? undefined : processView(p);
   }
 
   vmas(pid: number): Iterable<VmaView> {

@@ -44,7 +44,7 @@ export function newImplState(config: KernelConfig, locks?: LockTable): ImplState
   const pool = new FramePool(config.framesMax);
   const s: ImplState = {
     config, step: 0, pool, rmap: new Rmap(pool), quicklist: new Quicklist(), lru: new Lru(pool), swap: new SwapMap(), zeroPfn: 0,
-    processes: new Map(), running: 0, nextPid: 1, files: new Map(), nextFileId: 1, nextShmemId: 1, nextVmaId: 1,
+    processes: new Map(), running: new Set(), nextPid: 1, files: new Map(), nextFileId: 1, nextShmemId: 1, nextVmaId: 1,
     nextAnonVma: 1, failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(),
     notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
@@ -165,12 +165,12 @@ export class ImplKernel implements Kernel {
   private spawn(uid: number): Outcome {
     const s = this.state;
     if (!Number.isSafeInteger(uid) || uid < 0) return err('EINVAL');
-    if (s.running >= s.config.processesMax) return err('EAGAIN');
+    if (s.running.size >= s.config.processesMax) return err('EAGAIN');
     const pid = s.nextPid++;
-    const proc: ImplProcess = { pid, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, killed: false, mm: new ImplMm(pid, s.quicklist), fds: new Map() };
+    const proc: ImplProcess = { pid, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, killed: false, mm: new ImplMm(pid, s.quicklist), fds: new Map(), children: [] };
     s.processes.set(pid, proc);
     s.threads.set(pid, pid);
-    s.running += 1;
+    s.running.add(pid);
     return ok(pid);
   }
 

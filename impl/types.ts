@@ -104,6 +104,8 @@ export type ImplProcess = {
   /** SIGKILL is pending (exit_group or the OOM killer has begun): none of its threads starts anything more. */
   killed: boolean;
   mm: ImplMm;
+  /** The pids it forked, running or exited (list_head children): exit reparents them without walking every process. */
+  children: number[];
   fds: Map<number, ImplDriverFile>;
 };
 
@@ -151,7 +153,8 @@ export type ImplState = {
   swap: SwapMap;
   zeroPfn: number;
   processes: Map<number, ImplProcess>;
-  running: number;
+  /** The running processes' pids, in pid order (pids are allocated increasing): spawn and fork add, exit removes. */
+  running: Set<number>;
   nextPid: number;
   files: Map<number, ImplFile>;
   nextFileId: number;

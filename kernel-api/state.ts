@@ -107,6 +107,10 @@ export interface KernelInspect {
   frames(): Iterable<FrameView>;
   frame(pfn: number): FrameView | undefined;
   processes(): Iterable<ProcessView>;
+  /** The running processes, by pid, in time that does not grow with the exited ones. */
+  runningProcesses(): Iterable<ProcessView>;
+  /** One process, running or exited; undefined for a pid never used. */
+  process(pid: number): ProcessView | undefined;
   vmas(pid: number): Iterable<VmaView>;
   ptes(pid: number): Iterable<[addr: number, pte: PteView]>;
   files(): Iterable<FileView>;

@@ -162,6 +162,18 @@ export class ModelDriverKernel implements DriverKernel {
     return [proc, vma as Vma];
   }
 
+  /**
+   * The process and VMA a driver installs PTEs into: vmaOf's, of a running process. An
+   * exited process's mm was torn down by exit_mmap and its VMAs freed (a driver still using
+   * one has a use after free); nothing may map into it again, which is what lets the
+   * differential compare an exited process once, in the step it exits (properties/observe.ts).
+   */
+  private vmaToFill(dvma: DriverVma): [Process, Vma] {
+    const [proc, vma] = this.vmaOf(dvma);
+    assert(proc.state === 'running', `driver maps into map#${vma.id} of P${proc.pid}, which has exited: exit_mmap freed that VMA`);
+    return [proc, vma];
+  }
+
   private specialPte(proc: Process, vma: Vma, addr: number, pfn: number): void {
     assert(!proc.mm.ptes.has(addr), `remap over a live PTE at ${addr} of P${proc.pid}`);
     const write = vma.shared && (vma.prot & PROT_WRITE) !== 0;
@@ -173,7 +185,7 @@ export class ModelDriverKernel implements DriverKernel {
    * under the mm's PTL. The VMA's flags are set before (vm_flags_set), as in Linux.
    */
   remap_pfn_range(dvma: DriverVma, addr: number, pfn: number, nrPages: number): Errno | 0 {
-    const [proc, vma] = this.vmaOf(dvma);
+    const [proc, vma] = this.vmaToFill(dvma);
     if (addr < vma.start || addr + nrPages > vma.end || nrPages <= 0) return 'EINVAL';
     if (!vma.shared && vma.mayWrite) {
       // A COW mapping may only be remapped whole, and its vm_pgoff becomes the pfn.
@@ -190,7 +202,7 @@ export class ModelDriverKernel implements DriverKernel {
 
   /** vm_insert_page: a point (page-table allocation), then under the PTL: EBUSY unless pte_none. */
   vm_insert_page(dvma: DriverVma, addr: number, pfn: number): Errno | 0 {
-    const [proc, vma] = this.vmaOf(dvma);
+    const [proc, vma] = this.vmaToFill(dvma);
     if (addr < vma.start || addr >= vma.end) return 'EFAULT';
     const frame = frameOf(this.s, pfn);
     if (frame.kind === 'anon' || frame.refcount === 0) return 'EINVAL';
@@ -207,7 +219,7 @@ export class ModelDriverKernel implements DriverKernel {
 
   /** vmf_insert_pfn: a point (page-table allocation), then under the PTL; a PTE already there is left alone (VM_FAULT_NOPAGE). */
   vmf_insert_pfn(dvma: DriverVma, addr: number, pfn: number): FaultResult {
-    const [proc, vma] = this.vmaOf(dvma);
+    const [proc, vma] = this.vmaToFill(dvma);
     assert(vma.pfnmap || vma.mixedmap, `vmf_insert_pfn into map#${vma.id} without VM_PFNMAP or VM_MIXEDMAP`);
     if (addr < vma.start || addr >= vma.end) return { kind: 'sigbus' };
     this.s.locks.preemptPoint('vmf_insert_pfn');

@@ -5,6 +5,7 @@
  * MMU notifiers told, then the victim exits.
  */
 import type { ModelState, Process } from './types.ts';
+import { assert } from './assert.ts';
 import { fileRelease } from './driverfile.ts';
 import { removeVma } from './vma.ts';
 import { zapRange } from './zap.ts';
@@ -27,7 +28,15 @@ export function exitMm(s: ModelState, proc: Process, event: InvalidateEvent): vo
  */
 export function exitProcess(s: ModelState, proc: Process): boolean {
   // Another thread's exit_group may have run at the lock's scheduling point: nothing left to do.
-  if (!withMmapLock(s, proc.pid, 'write', 'exit_mmap', () => taskAlive(s, proc) && (proc.killed = true, exitMm(s, proc, 'exit'), true))) return false;
+  const ran = withMmapLock(s, proc.pid, 'write', 'exit_mmap', () => {
+    if (!taskAlive(s, proc)) return false;
+    proc.killed = true;
+    exitMm(s, proc, 'exit');
+    // check_mm: nothing is left in a dead mm (PTEs exist only inside VMAs, and every VMA went).
+    assert(proc.mm.ptes.size === 0, `exit_mmap left ${proc.mm.ptes.size} PTEs in P${proc.pid}`, 'vma-wellformed');
+    return true;
+  });
+  if (!ran) return false;
   // do_exit: past exit_mm the threads are exiting (PF_EXITING, no mm): nothing new starts on
   // them, and the OOM killer finds no mm to kill, while exit_files runs.
   for (const [tid, pid] of [...s.threads]) if (pid === proc.pid) s.threads.delete(tid);
@@ -38,8 +47,11 @@ export function exitProcess(s: ModelState, proc: Process): boolean {
     fileRelease(s, file);
   }
   proc.state = 'exited';
-  for (const other of s.processes.values()) {
-    if (other.ppid === proc.pid) other.ppid = 0; // reparented to init
+  s.running.delete(proc.pid);
+  for (const pid of proc.children) {
+    const child = s.processes.get(pid)!;
+    assert(child.ppid === proc.pid || child.ppid === 0, `P${pid} is a child of P${proc.pid} but has parent P${child.ppid}`);
+    child.ppid = 0; // reparented to init
   }
   return true;
 }

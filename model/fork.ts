@@ -36,7 +36,7 @@ export function fork(s: ModelState, parent: Process): Outcome {
   if (shouldFailAlloc(s)) return err('ENOMEM'); // mm_alloc
   const child: Process = {
     pid: s.nextPid++, ppid: parent.pid, uid: parent.uid, dumpable: parent.dumpable, state: 'running',
-    oomReaped: false, killed: false, mm: newMm(), fds: new Map(parent.fds),
+    oomReaped: false, killed: false, mm: newMm(), fds: new Map(parent.fds), children: [],
   };
   for (const file of child.fds.values()) fileGet(file);
   s.processes.set(child.pid, child);
@@ -62,6 +62,8 @@ export function fork(s: ModelState, parent: Process): Outcome {
     throw e;
   }
   s.threads.set(child.pid, child.pid);
+  s.running.add(child.pid);
+  parent.children.push(child.pid);
   return ok(child.pid);
 }
 

@@ -3,8 +3,8 @@ import type { StrategyInstance } from '../kernel-api/driver.ts';
 import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
 } from '../kernel-api/state.ts';
-import type { Frame, ModelState, Vma } from './types.ts';
-import { processesInOrder } from './process.ts';
+import type { Frame, ModelState, Process, Vma } from './types.ts';
+import { processesInOrder, runningInOrder } from './process.ts';
 import { ptesIn } from './zap.ts';
 
 const byKey = <T>(m: Map<number, T> | undefined): Array<[number, T]> => (m === undefined ? [] : [...m.entries()].sort((a, b) => a[0] - b[0]));
@@ -24,6 +24,9 @@ export function vmaView(v: Vma): VmaView {
   };
 }
 
+const processView = (p: Process): ProcessView =>
+  ({ pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped, rss: { ...p.mm.rss } });
+
 export class ModelInspect implements KernelInspect {
   constructor(private readonly s: ModelState, private readonly strategies: Map<string, StrategyInstance>) {}
 
@@ -39,8 +42,16 @@ export class ModelInspect implements KernelInspect {
   }
 
   processes(): Iterable<ProcessView> {
-    return processesInOrder(this.s).map((p) => (
-      { pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, state: p.state, oomReaped: p.oomReaped, rss: { ...p.mm.rss } }));
+    return processesInOrder(this.s).map(processView);
+  }
+
+  runningProcesses(): Iterable<ProcessView> {
+    return runningInOrder(this.s).map(processView);
+  }
+
+  process(pid: number): ProcessView | undefined {
+    const p = this.s.processes.get(pid);
+    return p === undefined ? undefined : processView(p);
   }
 
   vmas(pid: number): Iterable<VmaView> {

@@ -34,7 +34,7 @@ import { clearRefs, mapFilesReaddir, pagemapRead, pagemapScan, uffdRegisterWp } 
 
 export function newModelState(config: KernelConfig, locks?: LockTable): ModelState {
   const s: ModelState = {
-    config, step: 0, frames: new Map(), freed: new Map(), nextPfn: 1, zeroPfn: 0, processes: new Map(), nextPid: 1,
+    config, step: 0, frames: new Map(), freed: new Map(), nextPfn: 1, zeroPfn: 0, processes: new Map(), running: new Set(), nextPid: 1,
     files: new Map(), nextFileId: 1, nextShmemId: 1, swap: new Map(), nextSlot: 1, nextVmaId: 1, nextAnonVma: 1,
     failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(), nextNotifierId: 1,
     skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
@@ -152,9 +152,10 @@ export class ModelKernel implements Kernel {
     const s = this.state;
     if (!Number.isSafeInteger(uid) || uid < 0) return err('EINVAL');
     if (runningCount(s) >= s.config.processesMax) return err('EAGAIN');
-    const proc: Process = { pid: s.nextPid++, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, killed: false, mm: newMm(), fds: new Map() };
+    const proc: Process = { pid: s.nextPid++, ppid: 0, uid, dumpable: true, state: 'running', oomReaped: false, killed: false, mm: newMm(), fds: new Map(), children: [] };
     s.processes.set(proc.pid, proc);
     s.threads.set(proc.pid, proc.pid);
+    s.running.add(proc.pid);
     return ok(proc.pid);
   }
 

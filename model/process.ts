@@ -27,7 +27,10 @@ export function threadsOf(s: ModelState, pid: number): number[] {
 }
 
 export function runningCount(s: ModelState): number {
-  let n = 0;
-  for (const proc of s.processes.values()) if (proc.state === 'running') n += 1;
-  return n;
+  return s.running.size;
+}
+
+/** The running processes in pid order, without walking the exited ones. */
+export function runningInOrder(s: ModelState): Process[] {
+  return [...s.running].map((pid) => s.processes.get(pid)!);
 }

@@ -107,6 +107,8 @@ export type Process = {
   /** SIGKILL is pending (exit_group or the OOM killer has begun): none of its threads starts anything more. */
   killed: boolean;
   mm: Mm;
+  /** The pids it forked, running or exited (list_head children): exit reparents them without walking every process. */
+  children: number[];
   /** The fd table: fd → driver file. */
   fds: Map<number, ModelDriverFile>;
 };
@@ -144,6 +146,8 @@ export type ModelState = {
   nextPfn: number;
   zeroPfn: number;
   processes: Map<number, Process>;
+  /** The running processes' pids, in pid order (pids are allocated increasing): spawn and fork add, exit removes. */
+  running: Set<number>;
   nextPid: number;
   files: Map<number, File>;
   nextFileId: number;

@@ -5,7 +5,7 @@
  * fs/proc/task_mmu.c pte_to_pagemap_entry, and frames are renamed canonically by first
  * appearance in pid-then-address order (the zero page is frame 0).
  */
-import type { KernelInspect, PteView, VmaView } from '../kernel-api/state.ts';
+import type { KernelInspect, ProcessView, PteView, VmaView } from '../kernel-api/state.ts';
 import type { MapRange, Observation, PageObservation, ProcessObservation } from '../kernel-api/observation.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
 import { SHMEM_ID_BASE } from '../kernel-api/state.ts';
@@ -28,11 +28,44 @@ export function vmaMaps(vmas: Iterable<VmaView>): MapRange[] {
 }
 
 export function observe(k: KernelInspect): Observation {
+  return observeProcesses(k, k.processes());
+}
+
+/**
+ * What can still change: every running process, and each of `runningBefore` (the pids
+ * running before the step) that exited in it — the one step in which an exited process is
+ * observed. After exit_mmap an exited process has no VMA, no PTE and no fd left, and
+ * nothing can reach its mm again: every system call and get_task_mm take running processes
+ * only, rmap and the file mappings list only live mappings, and a driver mapping into a
+ * VMA of an exited process is a kernel assertion in both kernels (vmaToFill). So what it
+ * showed when it exited it shows for ever; observing it again each step would make a step
+ * cost as much as the processes ever created (a long trace of fork and exit, quadratic).
+ * Frames are named by first appearance over the processes observed.
+ */
+export function observeLive(k: KernelInspect, runningBefore: readonly number[]): Observation {
+  const running = [...k.runningProcesses()];
+  const still = new Set(running.map((p) => p.pid));
+  const exited: ProcessView[] = [];
+  for (const pid of runningBefore) {
+    if (still.has(pid)) continue;
+    const p = k.process(pid);
+    if (p !== undefined) exited.push(p);
+  }
+  if (exited.length === 0) return observeProcesses(k, running);
+  return observeProcesses(k, [...running, ...exited].sort((x, y) => x.pid - y.pid));
+}
+
+/** The pids of an observation's running processes: what observeLive takes as `runningBefore` next. */
+export function runningPids(o: Observation): number[] {
+  return o.processes.filter((p) => p.state === 'running').map((p) => p.pid);
+}
+
+function observeProcesses(k: KernelInspect, procs: Iterable<ProcessView>): Observation {
   const canonical = new Map<number, number>([[k.zeroPfn, 0]]);
   const swapByslot = new Map<number, { cachePfn: number; value: number }>();
   for (const slot of k.swapSlots()) swapByslot.set(slot.slot, slot);
   const processes: ProcessObservation[] = [];
-  for (const p of k.processes()) {
+  for (const p of procs) {
     const pages: PageObservation[] = [];
     for (const [addr, pte] of k.ptes(p.pid)) pages.push(pageObservation(k, canonical, swapByslot, addr, pte));
     processes.push({

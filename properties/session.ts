@@ -17,7 +17,7 @@ import { Ghost } from './ghost.ts';
 import { causeOf, checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
 import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
-import { observationsEqual, observe } from './observe.ts';
+import { observationsEqual, observeLive, runningPids } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
 import { InfeasibleSchedule, NestedScheduler, NO_PENDING, TraceCursor, type Completed, type PendingOps, type Preemption, type SchedPolicy } from './sched.ts';
 
@@ -69,6 +69,8 @@ export class Session {
   private keptRemoteViews: readonly RemoteView[] | null = null;
   /** Steps taken so far: the index of the next one. */
   private steps = 0;
+  /** The pids running after the last step compared (both kernels agreed on them): observeLive's `runningBefore`. */
+  private comparedRunning: number[] = [];
 
   constructor(readonly opts: SessionOptions) {
     this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
@@ -242,9 +244,12 @@ export class Session {
         return { violation: { invariant: 'differential', message: `${a.op.op}: model ${formatOutcome(a.outcome)}, impl ${formatOutcome(b.outcome)}` }, op: a.op };
       }
     }
-    const x = observe(this.view);
-    const y = observe(this.shadow!.inspect);
-    if (observationsEqual(x, y)) return null;
+    const x = observeLive(this.view, this.comparedRunning);
+    const y = observeLive(this.shadow!.inspect, this.comparedRunning);
+    if (observationsEqual(x, y)) {
+      this.comparedRunning = runningPids(x);
+      return null;
+    }
     const last = ran[ran.length - 1]!.op;
     return { violation: { invariant: 'differential', message: `after ${last.op} the observations differ: ${firstDifference(JSON.stringify(x), JSON.stringify(y))}` }, op: last };
   }
@@ -261,9 +266,13 @@ export class Session {
     if (!outcomeEquals(outcome, shadowOutcome)) {
       return { invariant: 'differential', message: `${op.op}: model ${formatOutcome(outcome)}, impl ${formatOutcome(shadowOutcome)}` };
     }
-    const a = observe(this.view);
-    const b = observe(this.shadow!.inspect);
-    if (observationsEqual(a, b)) return null;
+    // Each process in full while it runs and in the step it exits; never again after (observeLive).
+    const a = observeLive(this.view, this.comparedRunning);
+    const b = observeLive(this.shadow!.inspect, this.comparedRunning);
+    if (observationsEqual(a, b)) {
+      this.comparedRunning = runningPids(a);
+      return null;
+    }
     return { invariant: 'differential', message: `after ${op.op} the observations differ: ${firstDifference(JSON.stringify(a), JSON.stringify(b))}` };
   }
 }

@@ -20,6 +20,7 @@ export class InspectSnapshot implements KernelInspect {
   private framesList: FrameView[] | null = null;
   private frameByPfn: Map<number, FrameView | undefined> | null = null;
   private processesList: ProcessView[] | null = null;
+  private runningList: ProcessView[] | null = null;
   private byPid: PerProcess[] = [];
   private filesList: FileView[] | null = null;
   private pagecacheByFile: Memo<[number, number]> = null;
@@ -38,6 +39,7 @@ export class InspectSnapshot implements KernelInspect {
     this.framesList = null;
     this.frameByPfn = null;
     this.processesList = null;
+    this.runningList = null;
     if (this.byPid.length > 0) this.byPid = [];
     this.filesList = null;
     this.pagecacheByFile = null;
@@ -72,13 +74,21 @@ export class InspectSnapshot implements KernelInspect {
     return (this.processesList ??= list(this.k.processes()));
   }
 
+  runningProcesses(): Iterable<ProcessView> {
+    return (this.runningList ??= list(this.k.runningProcesses()));
+  }
+
+  process(pid: number): ProcessView | undefined {
+    return this.k.process(pid);
+  }
+
   vmas(pid: number): Iterable<VmaView> {
-    const p = this.process(pid);
+    const p = this.perProcess(pid);
     return (p.vmas ??= list(this.k.vmas(pid)));
   }
 
   ptes(pid: number): Iterable<[number, PteView]> {
-    const p = this.process(pid);
+    const p = this.perProcess(pid);
     return (p.ptes ??= list(this.k.ptes(pid)));
   }
 
@@ -112,7 +122,7 @@ export class InspectSnapshot implements KernelInspect {
   }
 
   fds(pid: number): Iterable<{ fd: number; driver: string }> {
-    const p = this.process(pid);
+    const p = this.perProcess(pid);
     return (p.fds ??= list(this.k.fds(pid)));
   }
 
@@ -125,7 +135,7 @@ export class InspectSnapshot implements KernelInspect {
     return this.notifiers;
   }
 
-  private process(pid: number): PerProcess {
+  private perProcess(pid: number): PerProcess {
     // Anything but a small pid (a bad one a test asks about) is fetched, not kept.
     if (!(Number.isSafeInteger(pid) && pid >= 0 && pid < 1 << 16)) return {};
     return (this.byPid[pid] ??= {});

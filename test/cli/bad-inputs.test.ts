@@ -4,32 +4,13 @@
  * one line too, and keeps what was already written.
  */
 import { describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { main } from '../../cli/main.ts';
+import { join } from 'node:path';
+import { run, tree } from './helpers.ts';
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { log: (s) => { out += `${s}\n`; }, err: (s) => { err += `${s}\n`; } });
-  return { code, out, err };
-}
-
-function tree(dir: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  const walk = (p: string) => {
-    for (const name of readdirSync(p).sort()) {
-      const q = join(p, name);
-      if (statSync(q).isDirectory()) {
-        files[`${relative(dir, q)}/`] = '';
-        walk(q);
-      } else files[relative(dir, q)] = readFileSync(q, 'utf8');
-    }
-  };
-  walk(dir);
-  return files;
-}
+/** Every file and directory below `dir`: what a bad input must leave as it was. */
+const treeOf = (dir: string) => tree(dir, true);
 
 const SHIPPED = join(import.meta.dirname, '..', '..', 'corpus', 'core', 'cow-isolation-dfcf119d.json');
 /** A sandbox: a good repro, an empty directory, a non-JSON file, a file that is not JSON, a leftover temporary file. */
@@ -77,14 +58,14 @@ const CASES: [string, string[], RegExp][] = [
 
 describe('every command on every bad input', () => {
   it.each(CASES)('%s: one line, exit 2, nothing changed', async (_, argv, message) => {
-    const before = tree(box);
+    const before = treeOf(box);
     const r = await run(argv);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^mapfuzz: /);
     expect(r.err).toMatch(message);
     expect(r.err.trim().split('\n')).toHaveLength(1);
     expect(r.err).not.toMatch(/\n\s+at /);
-    expect(tree(box)).toEqual(before);
+    expect(treeOf(box)).toEqual(before);
     expect(existsSync(UNWRITABLE)).toBe(false);
   });
 

@@ -1,30 +1,9 @@
 /** The fuzz command as CI runs it: workers, shards, merge, JUnit, the step summary, and its errors. */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { main } from '../../cli/main.ts';
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { log: (s) => { out += `${s}\n`; }, err: (s) => { err += `${s}\n`; } });
-  return { code, out, err };
-}
-
-/** Every file below `dir`, relative path → bytes. */
-function tree(dir: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  const walk = (p: string) => {
-    for (const name of readdirSync(p).sort()) {
-      const q = join(p, name);
-      if (statSync(q).isDirectory()) walk(q);
-      else files[relative(dir, q)] = readFileSync(q, 'utf8');
-    }
-  };
-  walk(dir);
-  return files;
-}
+import { join } from 'node:path';
+import { run, tree } from './helpers.ts';
 
 /** A small XML well-formedness check: balanced tags, quoted attributes, escaped text. */
 function assertWellFormedXml(xml: string): void {

@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
+import { run } from './helpers.ts';
 import { COMMANDS } from '../../cli/commands.ts';
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { log: (s) => { out += `${s}\n`; }, err: (s) => { err += `${s}\n`; } });
-  return { code, out, err };
-}
 
 describe('mapfuzz COMMAND --help', () => {
   it.each(COMMANDS.map((c) => [c.name]))('%s --help lists every flag with its default and exits 0', async (name) => {

@@ -3,16 +3,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
-import { main, progressLine } from '../../cli/main.ts';
+import { progressLine } from '../../cli/main.ts';
+import { run } from './helpers.ts';
 import { accountOf, formatJunit, formatMarkdown, headline, type CampaignReport, type FailureReport } from '../../harness/report.ts';
 import type { CampaignFailure } from '../../harness/campaign.ts';
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { log: (s) => { out += `${s}\n`; }, err: (s) => { err += `${s}\n`; } });
-  return { code, out, err };
-}
 
 const count = (text: string, re: RegExp) => text.match(re)?.length ?? 0;
 const summaryBefore = process.env.GITHUB_STEP_SUMMARY;
