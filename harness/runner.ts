@@ -12,13 +12,14 @@
 import fc from 'fast-check';
 import seedrandom from 'seedrandom';
 import type { Op } from '../kernel-api/op.ts';
+import type { Outcome } from '../kernel-api/outcome.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
 import { traceArbitrary } from '../properties/arbitrary.ts';
 import { CHOICES_PER_STEP, opKinds, TraceBuilder } from '../properties/gen.ts';
 import { causeOf, INVARIANTS } from '../properties/invariants/index.ts';
 import { Session, type SessionOptions } from '../properties/session.ts';
-import { NO_PENDING, Pct, PolicyRandom, RandomSwitches, SegmentQueue, type PendingOps, type SchedPolicy } from '../properties/sched.ts';
+import { NO_PENDING, Pct, type Completed, PolicyRandom, RandomSwitches, SegmentQueue, type PendingOps, type SchedPolicy } from '../properties/sched.ts';
 import { taskOf } from '../kernel-api/op.ts';
 import { LOCK_WARNINGS } from '../kernel-api/locks.ts';
 import type { GeneratedTrace } from '../properties/trace.ts';
@@ -142,13 +143,27 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
   return { links, steps };
 }
 
-type Pass = { ops: Op[]; failure: { invariant: InvariantId; cause?: string; message: string; step: number; topStep: number } | null };
+/**
+ * The operations a run's trace performs with nothing checked (as its first pass builds and
+ * runs them, raised failures aside), in the order they started, with each one's outcome:
+ * what a replay of them must do again.
+ */
+export function generatedRun(base: SessionOptions, trace: GeneratedTrace, run: number): { ops: Op[]; outcomes: Map<Op, Outcome>; abandoned: boolean; raised: string | null } {
+  const outcomes = new Map<Op, Outcome>();
+  const r = runPass(base, trace, new Set(), Number.POSITIVE_INFINITY, run, undefined, (c) => outcomes.set(c.op, c.outcome));
+  return { ops: r.ops, outcomes, abandoned: r.abandoned === true, raised: r.failure === null ? null : `${r.failure.invariant}: ${r.failure.message}` };
+}
+
+type Pass = { ops: Op[]; abandoned?: true; failure: { invariant: InvariantId; cause?: string; message: string; step: number; topStep: number } | null };
 
 /**
  * One pass: build and step the trace's operations (then the teardown), checking every
  * invariant but the excluded ones from step `checkFrom` on; stops at the first violation.
  */
-function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: ReadonlySet<InvariantId>, checkFrom: number, run: number, hb?: Heartbeat): Pass {
+function runPass(
+  base: SessionOptions, trace: GeneratedTrace, excluded: ReadonlySet<InvariantId>, checkFrom: number, run: number, hb?: Heartbeat,
+  onRan?: (c: Completed) => void,
+): Pass {
   // Nothing is checked before `checkFrom`.
   const session = new Session({ ...base, only: new Set() });
   const builder = new TraceBuilder(session.view, base.config, base.strategies, trace.swarm, () => session.remoteViews());
@@ -166,6 +181,7 @@ function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: Readonly
     if (r.infeasible !== null) return 'abandon';
     if (r.violation !== null) return { ...r.violation, step: at + Math.max(0, r.failedAt), topStep: at };
     for (const c of r.ran) {
+      onRan?.(c);
       builder.learn(c.op, c.outcome);
       const o = c.op;
       if (o.op === 'clone') {
@@ -181,12 +197,12 @@ function runPass(base: SessionOptions, trace: GeneratedTrace, excluded: Readonly
     beat(hb, run, ops.length, PHASE_BUILD);
     const r = segments.next(i);
     i = r.nextStep;
-    if (r.failure === 'abandon') return { ops, failure: null };
+    if (r.failure === 'abandon') return { ops, failure: null, abandoned: true };
     if (r.failure !== null) return { ops, failure: r.failure };
   }
   for (const pid of builder.pids()) {
     const failure = top({ op: 'exit', pid }, NO_PENDING, null);
-    if (failure === 'abandon') return { ops, failure: null };
+    if (failure === 'abandon') return { ops, failure: null, abandoned: true };
     if (failure !== null) return { ops, failure };
   }
   return { ops, failure: null };

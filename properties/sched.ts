@@ -69,7 +69,16 @@ export class InfeasibleSchedule extends Error {
   override readonly name = 'InfeasibleSchedule' as const;
 }
 
-type Frame = { readonly op: Op; readonly task: Tid; points: number; nestedStarted: boolean };
+/** `points` counts on from `base`, the points the operation passed in earlier attempts that were not started. */
+type Frame = { readonly op: Op; readonly task: Tid; readonly base: number; points: number; nestedStarted: boolean };
+
+/**
+ * The points each operation passed in attempts that were not started (it waited at its
+ * entry lock and was un-taken), for one replay of a trace: a later attempt numbers its
+ * points on from there, so that a recorded switch names one point of one attempt (at
+ * attempt 1 the policy may let the point go, at attempt 2 start something there).
+ */
+export type UntakenPoints = Map<Op, number>;
 
 /**
  * Run `top` on `kernel`, starting operations of `pending` nested where the recorded
@@ -95,6 +104,7 @@ export class NestedScheduler implements SchedHooks {
   constructor(
     private readonly kernel: Kernel, private readonly pending: PendingOps, private readonly policy: SchedPolicy | null,
     private readonly strategies: readonly StrategyDefinition[] = [],
+    private readonly untaken: UntakenPoints = new Map(),
   ) {}
 
   run(top: Op): void {
@@ -128,10 +138,11 @@ export class NestedScheduler implements SchedHooks {
       if (start !== null) (top.op.switches ??= []).push({ at, to: taskOf(start) });
     }
     if (start === null) return;
-    top.nestedStarted = true;
     this.pending.take();
     this.preemptions.set(start, { task: top.task, op: top.op, at, where, held: this.kernel.locks.heldNames(top.task) });
-    this.runOne(start, true);
+    // Only an operation that ran changed anything: one not started after all (it waited at
+    // its entry lock) leaves the preempted one as it was, un-takeable still.
+    if (this.runOne(start, true)) top.nestedStarted = true;
   }
 
   private busy(task: Tid): boolean {
@@ -149,14 +160,17 @@ export class NestedScheduler implements SchedHooks {
     return this.stack.some((f) => namedPid(f.op) === op.pid);
   }
 
-  private runOne(op: Op, nested: boolean): void {
-    const frame: Frame = { op, task: taskOf(op), points: 0, nestedStarted: false };
+  /** Run `op` as a frame; false when it was not started after all (it waited at its entry lock, having changed nothing). */
+  private runOne(op: Op, nested: boolean): boolean {
+    const base = this.untaken.get(op) ?? 0;
+    const frame: Frame = { op, task: taskOf(op), base, points: base, nestedStarted: false };
     this.stack.push(frame);
     this.started.push(op);
     try {
       const outcome = this.kernel.step(op);
       this.ran.push({ op, outcome });
       this.processTables.push(processTable(this.kernel));
+      return true;
     } catch (e) {
       if (!(e instanceof WouldBlock) || e.tid !== frame.task) throw e;
       if (!nested) {
@@ -166,12 +180,13 @@ export class NestedScheduler implements SchedHooks {
       // changed nothing when it waits there. Others may have changed state before their
       // first point (close drops the fd before ->release; a driver call allocates): never
       // un-taken.
-      if (this.waitsFirst(op) && frame.points <= 1 && !frame.nestedStarted && !this.kernel.locks.holdsAny(frame.task)) {
+      if (this.waitsFirst(op) && frame.points - frame.base <= 1 && !frame.nestedStarted && !this.kernel.locks.holdsAny(frame.task)) {
         // It waited at its first lock, having changed nothing: it is not started here.
+        this.untaken.set(op, frame.points);
         this.started.pop();
         this.preemptions.delete(op);
         this.unTake(op);
-        return;
+        return false;
       }
       throw new InfeasibleSchedule(`the nested schedule cannot go on: ${e.message}`);
     } finally {

@@ -19,7 +19,7 @@ import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
 import { observationsEqual, observeLive, runningPids } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
-import { InfeasibleSchedule, NestedScheduler, NO_PENDING, TraceCursor, type Completed, type PendingOps, type Preemption, type SchedPolicy } from './sched.ts';
+import { InfeasibleSchedule, NestedScheduler, NO_PENDING, TraceCursor, type UntakenPoints, type Completed, type PendingOps, type Preemption, type SchedPolicy } from './sched.ts';
 
 /** What a top-level step did: every operation it ran, how far it got, what broke. */
 export type TopResult = {
@@ -67,6 +67,10 @@ export class Session {
   private invariants: readonly Invariant[] = [];
   /** The strategies' remote views while the kernel stands (remoteViews()); dropped with `view`. */
   private keptRemoteViews: readonly RemoteView[] | null = null;
+  /** The points of attempts not started, per operation, in each kernel (properties/sched.ts UntakenPoints). */
+  private readonly untaken: UntakenPoints = new Map();
+  /** `untaken` as the step now being judged began: the implementation replays it from there. */
+  private untakenBefore: UntakenPoints = new Map();
   /** Steps taken so far: the index of the next one. */
   private steps = 0;
   /** The pids running after the last step compared (both kernels agreed on them): observeLive's `runningBefore`. */
@@ -122,7 +126,8 @@ export class Session {
     const base = this.steps;
     // Nothing pending: the operation runs alone, as the scheduler would run it (no point
     // could start anything), without one.
-    const sched = pending.peek() === undefined ? null : new NestedScheduler(this.primary, pending, policy, this.opts.strategies);
+    const sched = pending.peek() === undefined ? null : new NestedScheduler(this.primary, pending, policy, this.opts.strategies, this.untaken);
+    if (sched !== null && this.shadow !== null) this.untakenBefore = new Map(this.untaken);
     const started: Op[] = sched === null ? [op] : sched.started;
     const ran: Completed[] = sched === null ? [] : sched.ran;
     const preemptions = sched === null ? NO_PREEMPTIONS : sched.preemptions;
@@ -226,7 +231,7 @@ export class Session {
       const v = this.compare(started[0]!, ran[0]!.outcome);
       return v === null ? null : { violation: v, op: started[0]! };
     }
-    const shadow = new NestedScheduler(this.shadow!, new TraceCursor(started, 1), null, this.opts.strategies);
+    const shadow = new NestedScheduler(this.shadow!, new TraceCursor(started, 1), null, this.opts.strategies, this.untakenBefore);
     try {
       shadow.run(started[0]!);
       this.shadow!.debugVm?.();
