@@ -166,9 +166,10 @@ export function threadedSteps(ops: readonly Op[], config: Readonly<KernelConfig>
 /** The threaded C program of a concurrent trace: kernel-oracle/threads.c drives the replayer. */
 export function threadedReproToC(ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): string {
   const steps = threadedSteps(ops, config);
-  const task = (s: ThreadedStep) => (s.tid === 0 ? '' : `[T${s.tid}] `);
+  // A thread's step names its thread beside its process: `P1 T2: munmap(…)`.
+  const call = (s: ThreadedStep) => (s.tid === 0 ? syscallText(s.line) : syscallText(s.line).replace(/^P(\d+): /, `P$1 T${s.tid}: `));
   const story = steps.map((s, i) =>
-    ` *  ${String(i + 1).padStart(3)}. ${s.race === 0 ? '        ' : `race ${String(s.race).padEnd(3)}`} ${(task(s) + syscallText(s.line)).padEnd(90)} model: ${formatOutcome(s.outcome)}`);
+    ` *  ${String(i + 1).padStart(3)}. ${s.race === 0 ? '        ' : `race ${String(s.race).padEnd(3)}`} ${call(s).padEnd(90)} model: ${formatOutcome(s.outcome)}`);
   const table = steps.map((s, i) => `  { ${cString(s.line)}, ${s.tid}, ${s.race} }, /* ${i + 1} */`);
   const races = Math.max(0, ...steps.map((s) => s.race));
   return [
@@ -179,7 +180,7 @@ export function threadedReproToC(ops: readonly Op[], config: Readonly<KernelConf
     ' * emulated thread is a pthread of its process, and the operations of each concurrent segment',
     ` * (marked "race N" below; this trace has ${races}) are handed to their threads, which wait on a`,
     ' * shared flag and are released together, each on a CPU of its own. The whole trace runs',
-    ` * ATTEMPTS times (default ${RACE_ATTEMPTS_DEFAULT}: ./repro ATTEMPTS), each attempt in fresh processes, and each attempt`,
+    ` * ATTEMPTS times (./repro ATTEMPTS; default ${RACE_ATTEMPTS_DEFAULT}), each in fresh processes, and each attempt`,
     " * prints its outcomes, which may differ from the model's and from one attempt to the next.",
     ' * Sequential steps run one at a time, as in a sequential reproducer.',
     ' *',
@@ -187,7 +188,7 @@ export function threadedReproToC(ops: readonly Op[], config: Readonly<KernelConf
     ' * prints, per step, the outcome and the observation (maps and pagemap inside the region).',
     ` * Emulated page a is address ${hex(0)} + a * 4096. Build: cc -std=c11 -pthread -o repro repro.c`,
     ' *',
-    ' * The trace ([Tn]: performed by thread n; race N: released with the others of segment N):',
+    ' * The trace (Pn Tm: thread m of process n; race N: released with the others of segment N):',
     ...story,
     ' */',
     `#define RACE_ATTEMPTS ${RACE_ATTEMPTS_DEFAULT}`,
