@@ -75,9 +75,13 @@ static struct reply thread_access(uintptr_t addr, int write, uint32_t value) {
   return r_ok(write ? 0 : got);
 }
 
-/* Move the calling thread to the CPU of `rank` among cpus_all (wrapping), or to the first for -1. */
+/*
+ * Move the calling thread to the CPU of `rank` among cpus_all, or to the first for -1 (where
+ * setup() put every process). Racer 0 goes to the second CPU: the controller, still arming
+ * the others on the first, would share it with a spinning racer.
+ */
 static void pin_to(int rank) {
-  int want = rank < 0 ? 0 : rank % cpus_count;
+  int want = rank < 0 ? 0 : (rank + 1) % cpus_count;
   for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
     if (!CPU_ISSET(cpu, &cpus_all)) continue;
     if (seen++ != want) continue;
@@ -219,11 +223,13 @@ static int line_pid(const char *line) {
  * The task that performs a step: its tid, or its process's main thread; -1 when the tid is
  * not a live thread of that process (the model's ESRCH), 0 for task 0.
  */
+static int live_thread(int tid) { return tid >= 1 && tid <= PROCS_MAX && thread_owner[tid] != 0 && running(thread_owner[tid]); }
+
 static int step_slot(const struct trace_step *s) {
   int pid = line_pid(s->line);
-  if (pid == 0) return 0;
+  if (pid == 0) return s->tid == 0 || running(s->tid) || live_thread(s->tid) ? 0 : -1; /* task 0's step: the controller performs it */
   if (s->tid == 0 || s->tid == pid) return pid;
-  if (s->tid < 1 || s->tid > PROCS_MAX || thread_owner[s->tid] != pid || !running(pid)) return -1;
+  if (!live_thread(s->tid) || thread_owner[s->tid] != pid) return -1;
   return s->tid;
 }
 
