@@ -18,6 +18,10 @@
  * each attempt in fresh processes, and each attempt prints its outcomes. Sequential steps
  * run one at a time on one CPU, exactly as the replayer runs them.
  *
+ * Output: per attempt `{"attempt":K,"attempts":N,"cpus":C}`, then the replayer's header and
+ * step lines; a step of a segment also carries "attempt", "race" (its segment), "task" (the
+ * tid or pid that performed it) and `"after":1` when it ran after the segment's release.
+ *
  * Left out: task 0's operations (spawn, files) and clone in a segment run in the
  * controller before the release; a second operation of a task already armed in the
  * segment runs after the segment's others have completed. An operation of a thread whose
