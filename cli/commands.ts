@@ -87,7 +87,7 @@ export const COMMANDS: readonly CommandDef[] = [
     name: 'show', args: 'FILE', brief: 'the story of a repro, a C program for Linux, or a page',
     summary: 'Tell a repro step by step, replayed as `replay` judges it; exit 1 when it does not end as it expects.',
     flags: [
-      { name: 'c', kind: 'string', value: 'OUT.c', default: 'none', help: 'write a standalone C program replaying its kernel subset on Linux' },
+      { name: 'c', kind: 'string', value: 'OUT.c', default: 'none', help: 'write a standalone C program replaying its kernel subset on Linux; a concurrent repro runs as pthreads released together, in attempts' },
       { name: 'html', kind: 'string', value: 'OUT.html', default: 'none', help: 'write the story as one self-contained page, the address spaces drawn after each step' },
       { ...TIMEOUT, help: 'a step running longer ends the story there, reported as `hang`' },
     ],

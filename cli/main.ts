@@ -26,8 +26,10 @@ import { shrinkLimited } from '../harness/shrink-limited.ts';
 import { LimitedReplayer } from '../harness/limited-replayer.ts';
 import { storyPage } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
-import { ORACLE_OPS, runOracle } from '../harness/oracle.ts';
-import { reproToC } from '../harness/oracle-c.ts';
+import { concurrentReason, ORACLE_OPS, runOracle } from '../harness/oracle.ts';
+import { RACE_ATTEMPTS_DEFAULT, reproToC } from '../harness/oracle-c.ts';
+import { InfeasibleSchedule } from '../properties/sched.ts';
+import { LockViolation } from '../kernel-api/locks.ts';
 import { commandDef, commandHelp, COMMANDS, flagSpec } from './commands.ts';
 import { nonNegativeInt, outputPath, parseArgs, type Parsed, positiveInt, probeFile, UsageError, writableDir } from './args.ts';
 
@@ -606,16 +608,24 @@ async function show(argv: readonly string[], out: Out): Promise<number> {
     return page.asExpected ? 0 : 1;
   }
   if (c !== undefined) {
-    if (repro.ops.some((op) => op.op === 'clone' || op.tid !== undefined)) {
-      throw new UsageError(`${positional[0]} runs threads (clone); the C reproducer does not write threads yet, no C program written`);
-    }
-    const unsupported = repro.ops.find((op) => !ORACLE_OPS.includes(op.op));
+    const unsupported = repro.ops.find((op) => op.op !== 'clone' && !ORACLE_OPS.includes(op.op));
     if (unsupported !== undefined) throw new UsageError(`${positional[0]} uses ${unsupported.op}, which has no plain-syscall counterpart; no C program written`);
+    const concurrent = concurrentReason(repro.ops) !== undefined;
+    let program: string;
+    try {
+      program = reproToC(repro.ops);
+    } catch (e) {
+      if (!(e instanceof InfeasibleSchedule) && !(e instanceof LockViolation)) throw e;
+      throw new UsageError(`${positional[0]}: the model cannot replay its recorded schedule (${e.message}); no C program written`);
+    }
     const errors: string[] = [];
-    writeOutput(errors, '--c', c, reproToC(repro.ops));
+    writeOutput(errors, '--c', c, program);
     if (errors.length > 0) throw new UsageError(errors[0]);
-    out.log(`wrote ${flags.c}: build it with \`cc -O2 -o repro ${flags.c}\` and run ./repro`);
-    if (repro.ops.some((op) => op.switches !== undefined)) out.log('this repro is concurrent: the program runs its operations one after the other; the real kernel will not follow the recorded interleaving');
+    out.log(`wrote ${flags.c}: build it with \`cc ${concurrent ? '-pthread ' : ''}-O2 -o repro ${flags.c}\` and run ./repro`);
+    if (concurrent) {
+      out.log('this repro is concurrent: the real kernel will not follow the recorded interleaving; the program runs each emulated thread as a pthread, ' +
+        `releases each concurrent segment's operations together to make the race likely, and prints the outcomes of each of its attempts (./repro N for N, default ${RACE_ATTEMPTS_DEFAULT})`);
+    }
     return 0;
   }
   // Streamed: each step is printed as soon as it has run, on a worker thread under the step time limit.

@@ -7,6 +7,12 @@
  * reader sees what happens and a compiler needs nothing but libc and Linux headers:
  *
  *   cc -std=c11 -o repro repro.c && ./repro
+ *
+ * A concurrent trace (threads from `clone`, operations of a `tid`, recorded interleavings)
+ * becomes a threaded program instead (kernel-oracle/threads.c after the replayer): each
+ * emulated thread is a pthread of its process, and the operations of each concurrent
+ * segment are released together, in a loop of attempts, since the real kernel will not
+ * follow the recorded interleaving (`cc -std=c11 -pthread`).
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -14,9 +20,15 @@ import { fileURLToPath } from 'node:url';
 import type { Op } from '../kernel-api/op.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import { formatOutcome } from '../kernel-api/outcome.ts';
-import { oracleConfig, runModel } from './oracle.ts';
+import type { Outcome } from '../kernel-api/outcome.ts';
+import { ModelKernel } from '../model/kernel.ts';
+import { NO_PENDING, NestedScheduler, TraceCursor } from '../properties/sched.ts';
+import { concurrentReason, oracleConfig, oracleLine, runModel } from './oracle.ts';
 
 const ORACLE_C = join(dirname(fileURLToPath(import.meta.url)), '..', 'kernel-oracle', 'oracle.c');
+const THREADS_C = join(dirname(fileURLToPath(import.meta.url)), '..', 'kernel-oracle', 'threads.c');
+/** How many times a concurrent program runs its trace unless its command line says otherwise. */
+export const RACE_ATTEMPTS_DEFAULT = 10;
 const REGION_BASE = 0x2000_0000_0000;
 const PAGE_BYTES = 4096;
 
@@ -53,6 +65,7 @@ function syscallText(line: string): string {
     case 'read': return `P${n[0]}: *(uint32_t *)${hex(n[1])}`;
     case 'write': return `P${n[0]}: *(uint32_t *)${hex(n[1])} = ${n[2]}`;
     case 'fork': return `P${n[0]}: fork()`;
+    case 'clone': return `P${n[0]}: T = pthread_create() (clone(CLONE_VM|CLONE_THREAD|…))`;
     case 'exit': return `P${n[0]}: _exit(0)`;
     case 'set_dumpable': return `P${n[0]}: prctl(PR_SET_DUMPABLE, ${n[1]})`;
     case 'proc_mem_read': return `P${n[0]}: pread(open("/proc/<P${n[1]}>/mem"), 4 bytes, ${hex(n[2])})`;
@@ -82,23 +95,17 @@ const cString = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')
 /**
  * A standalone C program performing `ops` (every operation must be in the oracle's subset).
  * Non-fixed placements are resolved by the model first, so the program maps exactly where
- * the model did; the story shows the model's outcome beside each step.
+ * the model did; the story shows the model's outcome beside each step. A concurrent trace
+ * gives the threaded program (threadedReproToC).
  */
 export function reproToC(ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): string {
+  if (concurrentReason(ops) !== undefined) return threadedReproToC(ops, config);
   const model = runModel(ops, config);
   const story = model.lines.map((line, i) =>
     ` *  ${String(i + 1).padStart(3)}. ${syscallText(line).padEnd(90)} model: ${formatOutcome(model.steps[i].outcome)}`);
   const lines = model.lines.map((line, i) => `  ${cString(line)}, /* ${i + 1} */`);
-  const interleaved = ops.some((op) => op.switches !== undefined);
   return [
     '/*',
-    ...(interleaved ? [
-      ' * CONCURRENT REPRO: in mapfuzz some of these operations started nested, at a scheduling point',
-      ' * inside another (the story tells where). This program runs them one after the other, in the',
-      ' * order they started; the real kernel will not follow the recorded interleaving, so it shows',
-      ' * the sequential outcome, not the race.',
-      ' *',
-    ] : []),
     ' * mapfuzz C reproducer: replays a trace on the running Linux kernel with plain syscalls and',
     ' * prints, per step, the outcome and the observation (maps and pagemap inside the region).',
     ` * Emulated page a is address ${hex(0)} + a * 4096. Build: cc -std=c11 -o repro repro.c`,
@@ -113,5 +120,90 @@ export function reproToC(ops: readonly Op[], config: Readonly<KernelConfig> = or
     '};',
     '',
     readFileSync(ORACLE_C, 'utf8'),
+  ].join('\n');
+}
+
+/** One operation of a concurrent trace as the threaded program performs it. */
+export type ThreadedStep = {
+  op: Op;
+  /** The oracle line (a `clone PID` line for a clone). */
+  line: string;
+  /** The thread that performs it (0: its process's main thread, or task 0). */
+  tid: number;
+  /** Its concurrent segment (1-based), 0 when it ran alone in its top-level step. */
+  race: number;
+  outcome: Outcome;
+};
+
+/**
+ * Replay `ops` on the model as a repro replays (the nested scheduler follows each op's
+ * switches), and group them by top-level step: the operations the model ran in one
+ * top-level step form a concurrent segment. Throws when the recorded schedule cannot be
+ * replayed, or an operation has no plain-syscall counterpart.
+ */
+export function threadedSteps(ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): ThreadedStep[] {
+  const kernel = new ModelKernel(config);
+  const cursor = new TraceCursor(ops, 0);
+  const steps: ThreadedStep[] = [];
+  let races = 0;
+  while (cursor.at < ops.length) {
+    const top = cursor.take();
+    const sched = new NestedScheduler(kernel, top.switches === undefined ? NO_PENDING : cursor, null);
+    sched.run(top);
+    const outcomes = new Map(sched.ran.map((c) => [c.op, c.outcome]));
+    const race = sched.started.length > 1 ? ++races : 0;
+    for (const op of sched.started) {
+      const outcome = outcomes.get(op);
+      if (outcome === undefined) throw new Error(`C reproducer: ${op.op} (step ${steps.length + 1}) did not complete in the model`);
+      const line = op.op === 'clone' ? `clone ${op.pid}` : oracleLine(op, outcome);
+      if (line === null) throw new Error(`C reproducer: operation ${op.op} has no kernel counterpart (${JSON.stringify(op)})`);
+      steps.push({ op, line, tid: op.tid ?? 0, race, outcome });
+    }
+  }
+  return steps;
+}
+
+/** The threaded C program of a concurrent trace: kernel-oracle/threads.c drives the replayer. */
+export function threadedReproToC(ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): string {
+  const steps = threadedSteps(ops, config);
+  // A thread's step names its thread beside its process: `P1 T2: munmap(…)`.
+  const call = (s: ThreadedStep) => (s.tid === 0 ? syscallText(s.line) : syscallText(s.line).replace(/^P(\d+): /, `P$1 T${s.tid}: `));
+  const story = steps.map((s, i) =>
+    ` *  ${String(i + 1).padStart(3)}. ${s.race === 0 ? '        ' : `race ${String(s.race).padEnd(3)}`} ${call(s).padEnd(90)} model: ${formatOutcome(s.outcome)}`);
+  const table = steps.map((s, i) => `  { ${cString(s.line)}, ${s.tid}, ${s.race} }, /* ${i + 1} */`);
+  const races = Math.max(0, ...steps.map((s) => s.race));
+  return [
+    '/*',
+    ' * CONCURRENT REPRO. The real kernel will not follow the recorded interleaving: mapfuzz ran',
+    ' * some operations nested at a scheduling point of another (`show` tells where), and no user',
+    ' * program can stop a system call there. This program only tries to make the race likely: each',
+    ' * emulated thread is a pthread of its process, and the operations of each concurrent segment',
+    ` * (marked "race N" below; this trace has ${races}) are handed to their threads, which wait on a`,
+    ' * shared flag and are released together, each on a CPU of its own. The whole trace runs',
+    ` * ATTEMPTS times (./repro ATTEMPTS; default ${RACE_ATTEMPTS_DEFAULT}), each in fresh processes, and each attempt`,
+    " * prints its outcomes, which may differ from the model's and from one attempt to the next.",
+    ' * Sequential steps run one at a time, as in a sequential reproducer.',
+    ' *',
+    ' * mapfuzz C reproducer: replays a trace on the running Linux kernel with plain syscalls and',
+    ' * prints, per step, the outcome and the observation (maps and pagemap inside the region).',
+    ` * Emulated page a is address ${hex(0)} + a * 4096. Build: cc -std=c11 -pthread -o repro repro.c`,
+    ' *',
+    ' * The trace (Pn Tm: thread m of process n; race N: released with the others of segment N):',
+    ...story,
+    ' */',
+    `#define RACE_ATTEMPTS ${RACE_ATTEMPTS_DEFAULT}`,
+    '/* Per step: the oracle line, the thread that performs it (0: the main thread), its segment (0: none). */',
+    'struct trace_step { const char *line; int tid; int race; };',
+    'static const struct trace_step trace_steps[] = {',
+    ...table,
+    '  { 0, 0, 0 },',
+    '};',
+    '',
+    '/* The replayer, its main renamed: threads.c below drives it. */',
+    '#define main oracle_main',
+    readFileSync(ORACLE_C, 'utf8'),
+    '#undef main',
+    '',
+    readFileSync(THREADS_C, 'utf8'),
   ].join('\n');
 }
