@@ -211,16 +211,18 @@ export class Session {
     }
     if (byState.length === 0 || sched.ran.length === 0) return null;
     // Whether the state is broken does not depend on the operation a check is given, but the
-    // cause it names does ("which side changed"): each operation of the step is asked in
-    // turn, the last completed first, and the first that names a cause of its own (not an
-    // `other…` one) is kept.
+    // cause it names does ("which side changed", "a store through a mirror"): each operation
+    // of the step is asked in turn, the last completed first, and the first that explains
+    // it (a cause not marked `unexplained`) is kept.
     const ctx = (c: Completed) => new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op));
     const first = checkAll(ctx(sched.ran[sched.ran.length - 1]!), byState);
-    if (first === null || first.cause === undefined || !first.cause.startsWith('other')) return first;
+    if (first === null) return null;
     const broken = byState.find((i) => i.id === first.invariant)!;
+    const unexplained = (v: Violation) => broken.causes.find((c) => c.id === v.cause)?.unexplained === true;
+    if (!unexplained(first)) return first;
     for (let i = sched.ran.length - 2; i >= 0; i--) {
       const v = broken.check(ctx(sched.ran[i]!));
-      if (v?.cause !== undefined && !v.cause.startsWith('other')) return v;
+      if (v !== null && !unexplained(v)) return v;
     }
     return first;
   }

@@ -62,7 +62,7 @@ export const fileIntegrity: Invariant = {
   causes: [
     { id: 'size', title: 'file size changed without a write or truncate' },
     { id: 'store-through-mirror', title: 'file page changed by a store through a driver mapping' },
-    { id: 'content', title: 'file page changed without a write path' },
+    { id: 'content', title: 'file page changed without a write path', unexplained: true },
   ],
   check({ k, ghost, op }) {
     for (const f of k.files()) {
@@ -146,7 +146,7 @@ const HOWS = {
 type How = keyof typeof HOWS;
 
 const REMOTE_COHERENCE_CAUSES: Cause[] = Object.entries(SIDES).flatMap(([side, s]) =>
-  Object.entries(HOWS).map(([how, h]) => ({ id: `${side}:${how}`, title: `remote view incoherent: ${s}, ${h}` })));
+  Object.entries(HOWS).map(([how, h]) => ({ id: `${side}:${how}`, title: `remote view incoherent: ${s}, ${h}`, ...(side === 'other' ? { unexplained: true as const } : {}) })));
 
 /** Which side changed: the step just taken, as it touched the view's target. */
 function sideOf(op: Op, view: RemoteView, shownZero: boolean, atSetup: boolean): Side {

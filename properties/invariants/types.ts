@@ -48,7 +48,15 @@ export type CheckContext = {
  * raised elsewhere (a kernel assertion, a divergence) and repro files written before
  * causes were recorded, as syzkaller's report parser recognises titles in an oops.
  */
-export type Cause = { readonly id: string; readonly title: string; readonly match?: RegExp };
+export type Cause = {
+  readonly id: string; readonly title: string; readonly match?: RegExp;
+  /**
+   * The step's operation does not explain it (remote-coherence's `other:…`, a file page
+   * changed by no known path): in a concurrent step, an operation of the step that names
+   * an explained cause is preferred (properties/session.ts).
+   */
+  readonly unexplained?: true;
+};
 
 export type Invariant = {
   readonly id: InvariantId;
