@@ -18,7 +18,8 @@ import { replayOps } from '../properties/trace.ts';
 import { shrinkOps } from './shrink.ts';
 import { failureSignature } from './repro.ts';
 import { causeOf } from '../properties/invariants/index.ts';
-import { makePlan, runChain, runSeed, sessionBase, strategyName, traceOf, beat, PHASE_SHRINK, type Heartbeat, type RunPlan } from './runner.ts';
+import { CampaignLockGraph } from './lock-graph.ts';
+import { makePlan, runChain, runSeed, sessionBase, strategyName, traceOf, beat, PHASE_SHRINK, type Heartbeat, type LockEdge, type RunPlan } from './runner.ts';
 
 export { runSeed } from './runner.ts';
 
@@ -138,12 +139,17 @@ export function heldBack(failures: readonly CampaignFailure[], knownFlaws: Reado
   return held;
 }
 
+/** The signatures (`strategy/invariant/cause`) of failures already kept. */
+export function signaturesOf(failures: Iterable<CampaignFailure>): Set<string> {
+  return new Set([...failures].map((f) => `${f.strategy}/${f.invariant}/${campaignCause(f)}`));
+}
+
 export function sortedFailures(failures: Iterable<CampaignFailure>): CampaignFailure[] {
   const key = (f: CampaignFailure) => `${f.strategy}\u0000${f.invariant}\u0000${campaignCause(f)}`;
   return [...failures].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
-export type RunReport = { run: number; steps: number; failures: CampaignFailure[] };
+export type RunReport = { run: number; steps: number; failures: CampaignFailure[]; lockEdges: LockEdge[] };
 
 /** A campaign failure's cause, derived from its message where none was named. */
 export function campaignCause(f: Pick<CampaignFailure, 'invariant' | 'cause' | 'message' | 'ops'>): string {
@@ -177,7 +183,7 @@ export function runOne(plan: RunPlan, run: number, seen: Set<string>, hb?: Heart
       ops: shrunk.ops, originalLength: link.ops.length,
     });
   }
-  return { run, steps: chain.steps, failures };
+  return { run, steps: chain.steps, failures, lockEdges: chain.lockEdges };
 }
 
 /** The campaign in this thread (harness/pool.ts runs it on worker threads). */
@@ -187,6 +193,7 @@ export function runCampaign(opts: CampaignOptions): CampaignResult {
   const plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax, opts.withCore, opts.lookPast ?? null);
   const failures = new Map<string, CampaignFailure>();
   const seen = new Set<string>();
+  const locks = new CampaignLockGraph();
   const result: CampaignResult = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [] };
   let lastProgress = t0;
   for (const run of shardRuns(opts.runs, opts.shard)) {
@@ -194,12 +201,14 @@ export function runCampaign(opts: CampaignOptions): CampaignResult {
     const report = runOne(plan, run, seen);
     result.runs += 1;
     result.steps += report.steps;
+    locks.add(run, report.lockEdges);
     for (const f of report.failures) mergeFailure(failures, { ...f, foundAfterMs: Math.round(now() - t0) });
     if (opts.onProgress !== undefined && now() - lastProgress >= 1000) {
       lastProgress = now();
       opts.onProgress({ runs: result.runs, steps: result.steps, elapsedMs: Math.round(now() - t0), failures: failures.size });
     }
   }
+  for (const f of locks.failures(plan, signaturesOf(failures.values()))) mergeFailure(failures, { ...f, foundAfterMs: Math.round(now() - t0) });
   result.elapsedMs = Math.round(now() - t0);
   result.failures = sortedFailures(attributeCore(failures.values(), opts.config));
   return result;

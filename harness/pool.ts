@@ -13,8 +13,9 @@ import type { KernelConfig } from '../kernel-api/config.ts';
 import type { InvariantId } from '../kernel-api/strategy.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
 import {
-  attributeCore, campaignSignature, mergeFailure, shardRuns, sortedFailures, type CampaignFailure, type CampaignOptions, type CampaignProgress, type CampaignResult, type RunReport,
+  attributeCore, campaignSignature, mergeFailure, shardRuns, signaturesOf, sortedFailures, type CampaignFailure, type CampaignOptions, type CampaignProgress, type CampaignResult, type RunReport,
 } from './campaign.ts';
+import { CampaignLockGraph } from './lock-graph.ts';
 import { makePlan, prefixOps, runSeed, sessionBase, strategyName, traceOf, PHASE_BUILD, PHASE_SHRINK, type RunPlan } from './runner.ts';
 
 export type WorkerInit = {
@@ -94,6 +95,7 @@ export function runCampaignParallel(opts: ParallelOptions): Promise<ParallelResu
 
 class Supervisor {
   private readonly plan: RunPlan;
+  private readonly locks = new CampaignLockGraph();
   private readonly runs: Generator<number>;
   /** Runs a lost worker had queued but not started: handed out again first, lowest first. */
   private readonly returned: number[] = [];
@@ -213,6 +215,7 @@ class Supervisor {
   }
 
   private record(report: RunReport): void {
+    this.locks.add(report.run, report.lockEdges);
     this.result.runs += 1;
     this.result.steps += report.steps;
     if (this.warm === undefined && this.allReady !== undefined && this.elapsedMs() - this.allReady.ms >= (this.opts.warmupMs ?? 0)) {
@@ -280,7 +283,7 @@ class Supervisor {
     slot.queue = [];
     slot.batches = 0;
     const shrinking = slot.shrinking?.run === run ? slot.shrinking.ops : null;
-    this.record({ run, steps: step, failures: [this.abortedFailure(run, invariant, message, step, phase, shrinking)] });
+    this.record({ run, steps: step, failures: [this.abortedFailure(run, invariant, message, step, phase, shrinking)], lockEdges: [] });
     if ((!this.exhausted || this.returned.length > 0) && this.respawns < RESPAWNS_MAX) {
       this.respawns += 1;
       this.spawn();
@@ -330,6 +333,14 @@ class Supervisor {
     this.result.elapsedMs = Math.round(this.elapsedMs());
     const from = this.warm ?? this.allReady ?? { steps: 0, ms: 0 };
     this.result.steady = { steps: this.result.steps - from.steps, ms: Math.round(this.elapsedMs() - from.ms) };
+    // lockdep's graph across the runs (harness/lock-graph.ts): a cycle two runs close between them.
+    if (!interrupted) {
+      for (const f of this.locks.failures(this.plan, signaturesOf(this.failures.values()))) {
+        const kept = { ...f, foundAfterMs: Math.round(this.elapsedMs()) };
+        mergeFailure(this.failures, kept);
+        if (this.failures.get(campaignSignature(kept)) === kept) this.opts.onFailure?.(kept);
+      }
+    }
     this.result.failures = sortedFailures(attributeCore(this.failures.values(), this.opts.config));
     this.resolve(this.result);
   }

@@ -114,7 +114,9 @@ export function traceOf(plan: RunPlan, run: number): GeneratedTrace {
 
 /** A failure of the chain: its invariant and cause (properties/invariants causeOf), message, step and the trace up to it. */
 export type ChainLink = { invariant: InvariantId; cause: string; message: string; step: number; ops: Op[] };
-export type ChainResult = { links: ChainLink[]; steps: number };
+/** A dependency of lockdep's class graph a run recorded: `to` taken while `from` was held. */
+export type LockEdge = { readonly from: string; readonly to: string; readonly where: string };
+export type ChainResult = { links: ChainLink[]; steps: number; lockEdges: LockEdge[] };
 
 /**
  * Run a trace's failure chain (see the header). `steps` counts the distinct steps checked.
@@ -126,9 +128,11 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
   const excluded = new Set<InvariantId>();
   let checkFrom = 0;
   let steps = 0;
+  const edges = new Map<string, LockEdge>();
   for (let pass = 0; pass < CHAIN_LINKS_MAX; pass++) {
     const r = runPass(base, trace, excluded, checkFrom, run, hb);
     steps = Math.max(steps, r.ops.length);
+    for (const e of r.lockEdges) if (!edges.has(`${e.from}\u0000${e.to}`)) edges.set(`${e.from}\u0000${e.to}`, e);
     if (r.failure === null) break;
     const cause = causeOf(r.failure, r.ops.at(-1));
     const { topStep: _top, ...failure } = r.failure;
@@ -140,7 +144,12 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
     // concurrent step ran are judged together): the next pass checks from its start.
     checkFrom = r.failure.topStep;
   }
-  return { links, steps };
+  return { links, steps, lockEdges: [...edges.values()] };
+}
+
+/** The class dependencies the session's primary kernel recorded. */
+function edgesOf(session: Session): LockEdge[] {
+  return session.primary.locks.dependencies().map((d) => ({ from: d.from, to: d.to, where: d.where }));
 }
 
 /**
@@ -154,7 +163,7 @@ export function generatedRun(base: SessionOptions, trace: GeneratedTrace, run: n
   return { ops: r.ops, outcomes, abandoned: r.abandoned === true, raised: r.failure === null ? null : `${r.failure.invariant}: ${r.failure.message}` };
 }
 
-type Pass = { ops: Op[]; abandoned?: true; failure: { invariant: InvariantId; cause?: string; message: string; step: number; topStep: number } | null };
+type Pass = { ops: Op[]; abandoned?: true; lockEdges: LockEdge[]; failure: { invariant: InvariantId; cause?: string; message: string; step: number; topStep: number } | null };
 
 /**
  * One pass: build and step the trace's operations (then the teardown), checking every
@@ -197,15 +206,15 @@ function runPass(
     beat(hb, run, ops.length, PHASE_BUILD);
     const r = segments.next(i);
     i = r.nextStep;
-    if (r.failure === 'abandon') return { ops, failure: null, abandoned: true };
-    if (r.failure !== null) return { ops, failure: r.failure };
+    if (r.failure === 'abandon') return { ops, failure: null, abandoned: true, lockEdges: edgesOf(session) };
+    if (r.failure !== null) return { ops, failure: r.failure, lockEdges: edgesOf(session) };
   }
   for (const pid of builder.pids()) {
     const failure = top({ op: 'exit', pid }, NO_PENDING, null);
-    if (failure === 'abandon') return { ops, failure: null, abandoned: true };
-    if (failure !== null) return { ops, failure };
+    if (failure === 'abandon') return { ops, failure: null, abandoned: true, lockEdges: edgesOf(session) };
+    if (failure !== null) return { ops, failure, lockEdges: edgesOf(session) };
   }
-  return { ops, failure: null };
+  return { ops, failure: null, lockEdges: edgesOf(session) };
 }
 
 /** Operations a concurrent segment may hold: those judged by their effect, not by a reading of the state at one instant. */

@@ -1,0 +1,74 @@
+/**
+ * lockdep's graph across traces (harness/lock-graph.ts): two traces that each take two
+ * driver mutexes in one order, opposite to the other's, close a cycle only together; the
+ * repro plays both in one kernel, the second's ids moved past the first's.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Op } from '../../kernel-api/op.ts';
+import type { Outcome } from '../../kernel-api/outcome.ts';
+import type { StrategyDefinition } from '../../kernel-api/strategy.ts';
+import { FUZZ_CONFIG } from '../../harness/config.ts';
+import { playBoth, shiftIds } from '../../harness/lock-graph.ts';
+import { replayOps } from '../../properties/trace.ts';
+
+/** Two mutexes, taken A then B by `ab` and B then A by `ba`. */
+const abba: StrategyDefinition = {
+  name: 'abba', seed: 'new', title: 'two mutexes taken in either order', promises: [],
+  calls: [
+    { name: 'ab', weight: 1, args: (ctx, c) => ({ pid: ctx.pid(c) }) },
+    { name: 'ba', weight: 1, args: (ctx, c) => ({ pid: ctx.pid(c) }) },
+  ],
+  create: (k) => {
+    const a = k.mutex_init('abba:a');
+    const b = k.mutex_init('abba:b');
+    return {
+      call(name) {
+        const [x, y] = name === 'ab' ? [a, b] : [b, a];
+        k.mutex_lock(x);
+        k.mutex_lock(y);
+        k.mutex_unlock(y);
+        k.mutex_unlock(x);
+        return { kind: 'ok', value: 0 };
+      },
+      holds: () => [],
+      remoteViews: () => [],
+    };
+  },
+};
+
+const session = { kernel: 'model' as const, config: FUZZ_CONFIG, strategies: [abba], only: new Set(['lock-order'] as const) };
+const trace = (order: 'ab' | 'ba'): Op[] => [
+  { op: 'creat', sizePages: 1 }, { op: 'spawn' }, { op: 'clone', pid: 1 },
+  { op: 'drv', strategy: 'abba', call: order, args: { pid: 1 }, tid: 2 },
+  { op: 'pwrite', file: 1, index: 0, value: 7 }, { op: 'exit', pid: 1 },
+];
+
+function outcomesOf(ops: readonly Op[]): Map<Op, Outcome> {
+  const r = replayOps({ ...session, only: new Set() }, ops);
+  return new Map(ops.map((op, i) => [op, r.outcomes[i]!]));
+}
+
+describe('lock-order across traces', () => {
+  it('each order alone holds; both in one kernel close the cycle', () => {
+    expect(replayOps(session, trace('ab')).failure).toBeNull();
+    expect(replayOps(session, trace('ba')).failure).toBeNull();
+    const a = trace('ab');
+    const both = playBoth(a, outcomesOf(a), trace('ba'));
+    const r = replayOps(session, both);
+    expect(r.failure).toMatchObject({ invariant: 'lock-order' });
+    expect(r.failure!.message).toMatch(/possible circular locking dependency: abba:b → abba:a/);
+    // Every operation of the second trace did what it did alone: its ids were moved, not its meaning.
+    const alone = replayOps({ ...session, only: new Set() }, trace('ba')).outcomes;
+    const together = replayOps({ ...session, only: new Set() }, both).outcomes.slice(a.length);
+    expect(together.map((o) => o.kind)).toEqual(alone.map((o) => o.kind));
+  });
+
+  it('moves pids, tids, a driver call\'s pid and target, switches and file ids; task 0 stays', () => {
+    expect(shiftIds({ op: 'drv', strategy: 's', call: 'c', args: { pid: 1, target: 2, fd: 3 }, tid: 4, switches: [{ at: 0, to: 5 }, { at: 1, to: 0 }] }, 10, 3))
+      .toEqual({ op: 'drv', strategy: 's', call: 'c', args: { pid: 11, target: 12, fd: 3 }, tid: 14, switches: [{ at: 0, to: 15 }, { at: 1, to: 0 }] });
+    expect(shiftIds({ op: 'mmap', pid: 1, addr: 5, lengthPages: 1, prot: 1, shared: true, file: 2 }, 10, 3))
+      .toEqual({ op: 'mmap', pid: 11, addr: 5, lengthPages: 1, prot: 1, shared: true, file: 5 });
+    expect(shiftIds({ op: 'reclaim', count: 3 }, 10, 3)).toEqual({ op: 'reclaim', count: 3 });
+    expect(shiftIds({ op: 'pread', file: 1, index: 0 }, 10, 3)).toEqual({ op: 'pread', file: 4, index: 0 });
+  });
+});
