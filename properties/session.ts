@@ -180,7 +180,8 @@ export class Session {
    * quiescent (the state in between is no instant user space can see). An invariant of an
    * operation's outcome is judged at every instant the operation could have taken effect —
    * with the ghost and the process table as they stood as it began, after each operation
-   * that completed inside it, and after its own — and breaks only if it breaks at each:
+   * that completed inside it, after its own, and with the operations it ran nested inside
+   * taken first (their effect may precede it) — and breaks only if it breaks at each:
    * a read that raced a write may return either value, a permission checked before an OOM
    * kill reparented the target was right when it was checked (linearizability, Herlihy
    * and Wing 1990).
@@ -206,6 +207,20 @@ export class Session {
         const at = withProcessTable(k, sched.processTables[m] ?? [...k.processes()]);
         broken = checkAll(new StepContext(at, this.opts.config, ghosts[m]!, c.op, c.outcome, views, indexOf(c.op)), byOutcome);
         if (broken === null) break;
+      }
+      // The operations it ran nested inside (started before it, done after it) may have taken
+      // effect before it, too: a read inside a MADV_DONTNEED's notifier callback sees the zap
+      // if the zap came first. Each, innermost first, on top of the state after this one.
+      if (broken !== null) {
+        let g: Ghost | null = null;
+        for (let j = i + 1; j < sched.ran.length && broken !== null; j++) {
+          const outer = sched.ran[j]!;
+          if (startedAt.get(outer.op)! > startedAt.get(c.op)!) continue;
+          g ??= ghosts[i + 1]!.clone();
+          g.apply(outer.op, outer.outcome, k, views);
+          const at = withProcessTable(k, sched.processTables[j + 1] ?? [...k.processes()]);
+          broken = checkAll(new StepContext(at, this.opts.config, g, c.op, c.outcome, views, indexOf(c.op)), byOutcome);
+        }
       }
       if (broken !== null) return broken;
     }
