@@ -28,7 +28,7 @@ export type ReplayBase = { kernel: string; strategy: string; config: KernelConfi
 
 type Boot = { entry: './limited-replayer.ts'; flag: SharedArrayBuffer; port: MessagePort; strategyModules: string[] };
 type Job = { kernel: 'model' | 'impl' | 'diff'; strategy: string; config: KernelConfig; ops: Op[]; only?: InvariantId[]; exclude?: InvariantId[]; outcomes: boolean };
-type Reply = { outcome: Outcome } | { failure: Failure | null };
+type Reply = { outcome: Outcome } | { failure: Failure | null; infeasible?: string };
 
 type Booted = { worker: Worker; flag: Int32Array; port: MessagePort };
 
@@ -128,6 +128,7 @@ export class LimitedReplayer {
         result.outcomes.push(reply.outcome);
       } else {
         result.failure = reply.failure;
+        if (reply.infeasible !== undefined) (result as TraceResult & { infeasible?: string }).infeasible = reply.infeasible;
       }
     }
   }
@@ -137,6 +138,7 @@ export class LimitedReplayer {
 async function serve(boot: Boot): Promise<void> {
   const flag = new Int32Array(boot.flag);
   const { Session } = await import('../properties/session.ts');
+  const { NO_PENDING, TraceCursor } = await import('../properties/sched.ts');
   const { STRATEGIES } = await import('../strategies/index.ts');
   const known: StrategyDefinition[] = [...STRATEGIES];
   for (const module of boot.strategyModules) {
@@ -150,17 +152,29 @@ async function serve(boot: Boot): Promise<void> {
       only: job.only === undefined ? undefined : new Set(job.only), exclude: job.exclude === undefined ? undefined : new Set(job.exclude),
     });
     let failure: Failure | null = null;
-    for (const [i, op] of job.ops.entries()) {
-      const { outcome, violation } = session.step(op);
-      if (job.outcomes) boot.port.postMessage({ outcome } satisfies Reply);
-      Atomics.add(flag, 1, 1);
-      Atomics.notify(flag, 1);
-      if (violation !== null) {
-        failure = { ...violation, step: i };
+    let infeasible: string | undefined;
+    // As properties/trace.ts replayOps: an operation a recorded switch starts runs nested in the one it preempts.
+    const cursor = new TraceCursor(job.ops, 0);
+    while (cursor.at < job.ops.length) {
+      const at = cursor.at;
+      const op = cursor.take();
+      const top = session.stepTop(op, op.switches === undefined ? NO_PENDING : cursor, null);
+      const outcomes = new Map(top.ran.map((c) => [c.op, c.outcome]));
+      for (const o of top.started) {
+        if (job.outcomes) boot.port.postMessage({ outcome: outcomes.get(o) ?? { kind: 'errno', errno: 'EIO' } } satisfies Reply);
+        Atomics.add(flag, 1, 1);
+        Atomics.notify(flag, 1);
+      }
+      if (top.infeasible !== null) {
+        infeasible = top.infeasible;
+        break;
+      }
+      if (top.violation !== null) {
+        failure = { ...top.violation, step: at + Math.max(0, top.failedAt) };
         break;
       }
     }
-    boot.port.postMessage({ failure } satisfies Reply);
+    boot.port.postMessage({ failure, ...(infeasible === undefined ? {} : { infeasible }) } satisfies Reply);
     Atomics.store(flag, 0, DONE);
     Atomics.add(flag, 1, 1);
     Atomics.notify(flag, 1);

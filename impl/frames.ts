@@ -6,7 +6,7 @@
 import type { RssCounters } from '../kernel-api/state.ts';
 import type { ImplState } from './types.ts';
 import { fail } from './assert.ts';
-import { F_DIRTY, F_EXPOSED, F_KIND, KIND_ANON, KIND_SHMEM, KIND_ZERO, KIND_DRIVER } from './framepool.ts';
+import { F_DIRTY, F_EXPOSED, F_FRESH, F_KIND, KIND_ANON, KIND_SHMEM, KIND_ZERO, KIND_DRIVER } from './framepool.ts';
 
 /** Fault injection (fail-nth): true when this allocation is the one that must fail. */
 export function shouldFailAlloc(s: ImplState): boolean {
@@ -20,6 +20,7 @@ export function allocFrame(s: ImplState, kind: number, value: number): number {
   if (shouldFailAlloc(s)) return -1;
   const pfn = s.pool.take(kind, value, s.step);
   if (kind !== KIND_DRIVER && kind !== KIND_ZERO) s.lru.add(pfn);
+  if (kind === KIND_ANON) s.pool.flags[pfn] |= F_FRESH;
   return pfn;
 }
 

@@ -6,7 +6,7 @@
  */
 import type { ImplProcess, ImplState } from './types.ts';
 import { frameOf, putPage, rssCounterOf } from './frames.ts';
-import { F_ANON_EXCLUSIVE, F_DIRTY, F_KIND, F_RESERVED, KIND_ANON, KIND_FILE, KIND_SHMEM } from './framepool.ts';
+import { F_ANON_EXCLUSIVE, F_DIRTY, F_FRESH, F_KIND, F_RESERVED, KIND_ANON, KIND_FILE, KIND_SHMEM } from './framepool.ts';
 import { PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP } from './pagetable.ts';
 import { addToSwapCache, allocSwapSlot, assertSlot } from './swap.ts';
 import { deleteFromPageCache, fileOf, writeback } from './pagecache.ts';
@@ -196,7 +196,7 @@ export function reclaimAt(s: ImplState, proc: ImplProcess, addr: number): number
 
 export function reclaimOldest(s: ImplState, count: number): number {
   const pool = s.pool;
-  const eligible = (pfn: number) => (pool.flags[pfn] & F_RESERVED) === 0;
+  const eligible = (pfn: number) => (pool.flags[pfn] & (F_RESERVED | F_FRESH)) === 0;
   let freed = 0;
   for (const [pfn, seq] of s.lru.oldest(count, eligible)) {
     if (pool.isLive(pfn) && pool.seq[pfn] === seq && shrinkFrame(s, pfn)) freed += 1;

@@ -3,6 +3,7 @@
  * mm/swapfile.c), over the swap map. A slot lives while its count or its swap cache frame
  * does; free_swap_and_cache and folio_free_swap drop the cache frame once unused.
  */
+import { F_FRESH } from './framepool.ts';
 import type { ImplState } from './types.ts';
 import { fail } from './assert.ts';
 import { putPage, shouldFailAlloc } from './frames.ts';
@@ -26,6 +27,7 @@ export function addToSwapCache(s: ImplState, pfn: number, slot: number): void {
   s.pool.owner[pfn] = slot;
   s.swap.cachePfn[slot] = pfn;
   s.pool.refcount[pfn] += 1;
+  s.pool.flags[pfn] &= ~F_FRESH;
 }
 
 function deleteFromSwapCache(s: ImplState, pfn: number): void {

@@ -6,7 +6,7 @@
 import type { ImplMm, ImplProcess, ImplState } from './types.ts';
 import { fail } from './assert.ts';
 import { frameOf, putPage, rssCounterOf } from './frames.ts';
-import { F_DIRTY, F_KIND, KIND_ANON } from './framepool.ts';
+import { F_DIRTY, F_FRESH, F_KIND, KIND_ANON } from './framepool.ts';
 import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from './pagetable.ts';
 import { folioFreeSwap, freeSwapAndCache } from './swap.ts';
 import { invalidateEnd, invalidateRange, invalidateRangeNonblock, type InvalidateEvent } from './notifier.ts';
@@ -17,6 +17,7 @@ export function mapFrame(s: ImplState, mm: ImplMm, addr: number, pfn: number, wr
   if (!(mm.pt.flags(addr) === 0)) fail(`mapping over a live PTE at ${addr}`);
   mm.pt.set(addr, pfn, PTE_PRESENT | PTE_SOFT_DIRTY | (write ? PTE_WRITE : 0) | (dirty ? PTE_DIRTY : 0));
   s.pool.mapcount[pfn] += 1;
+  s.pool.flags[pfn] &= ~F_FRESH; // folio_add_lru_vma
   s.rmap.add(pfn, mm.pid, addr);
   mm.rss[rssCounterOf(s, pfn)] += 1;
 }

@@ -25,6 +25,7 @@ export function allocFrame(s: ModelState, kind: FrameKind, value: number): Frame
     pfn: s.nextPfn++, kind, refcount: 1, mapcount: 0, pincount: 0, dirty: false, reserved: false,
     anonExclusive: false, swapSlot: -1, file: -1, index: -1, value, lru: s.step,
   };
+  if (kind === 'anon') frame.fresh = true;
   s.frames.set(frame.pfn, frame);
   return frame;
 }

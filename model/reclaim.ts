@@ -19,7 +19,7 @@ import { vmaLookup } from './vma.ts';
 /** Frames on the LRU lists, oldest first. */
 export function lruFrames(s: ModelState): Frame[] {
   return [...s.frames.values()]
-    .filter((f) => (f.kind === 'anon' || f.kind === 'file' || f.kind === 'shmem') && !f.reserved)
+    .filter((f) => (f.kind === 'anon' || f.kind === 'file' || f.kind === 'shmem') && !f.reserved && f.fresh !== true)
     .sort((a, b) => a.lru - b.lru || a.pfn - b.pfn);
 }
 

@@ -29,6 +29,7 @@ export function addToSwapCache(frame: Frame, entry: SwapSlot): void {
   frame.swapSlot = entry.slot;
   entry.cachePfn = frame.pfn;
   frame.refcount += 1;
+  if (frame.fresh === true) delete frame.fresh; // a swap-in folio goes on the LRU with the swap cache
 }
 
 /** Drop the frame from the swap cache (its reference too); frees the slot if unused. */

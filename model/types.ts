@@ -22,6 +22,12 @@ export type ModelDriverFile = DriverFile & {
 
 /** struct page / folio, one 4 KiB page. */
 export type Frame = {
+  /**
+   * An anonymous page a fault (or a copy) has allocated and not yet mapped or put in the
+   * swap cache: not on the LRU yet (Linux adds a new folio there as it maps it,
+   * folio_add_lru_vma), so reclaim does not see it.
+   */
+  fresh?: boolean;
   pfn: number;
   kind: FrameKind;
   refcount: number;

@@ -22,6 +22,7 @@ export function mapFrame(mm: Mm, addr: number, frame: Frame, write: boolean, dir
   assert(!mm.ptes.has(addr), `mapping over a live PTE at ${addr}`);
   mm.ptes.set(addr, { kind: 'present', pfn: frame.pfn, write, dirty, softDirty: true, special: false, uffdWp: false });
   frame.mapcount += 1;
+  if (frame.fresh === true) delete frame.fresh; // folio_add_lru_vma
   mm.rss[rssCounterOf(frame)] += 1;
 }
 

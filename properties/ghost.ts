@@ -103,6 +103,8 @@ export class Ghost {
    * cannot know: which inode a mapping of an fd maps. `views` are the strategies' remote views.
    */
   apply(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
+    // ESRCH: the calling thread is not there (gone, or killed meanwhile): nothing was done.
+    if (outcome.kind === 'errno' && outcome.errno === 'ESRCH') return;
     // madvise over a range with holes applies to the mapped parts, then returns ENOMEM;
     // one that meets a PFN map (EINVAL for DONTNEED) has done the VMAs before it.
     if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'ENOMEM') {

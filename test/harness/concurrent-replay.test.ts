@@ -50,3 +50,27 @@ describe('concurrent runs replay as generated', () => {
     }, 120_000);
   }
 });
+
+describe('a concurrent repro replays alike in this thread and on the time-limited worker', () => {
+  it('every corpus repro with recorded switches: the same failure at the same step, the same outcomes', async () => {
+    const { readdirSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { loadRepro, sessionFor } = await import('../../harness/repro.ts');
+    const { LimitedReplayer } = await import('../../harness/limited-replayer.ts');
+    const dir = join(import.meta.dirname, '..', '..', 'corpus');
+    const repros = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json'))
+      .map((f) => loadRepro(join(dir, f))).filter((r) => r.kernel !== 'oracle' && r.ops.some((op) => op.switches !== undefined));
+    expect(repros.length).toBeGreaterThan(0);
+    const limited = new LimitedReplayer({ kernel: 'model', strategy: 'core', config: FUZZ_CONFIG }, 20_000);
+    try {
+      for (const r of repros) {
+        const here = replayOps(sessionFor(r, r.invariant), r.ops);
+        const there = limited.replay(sessionFor(r, r.invariant), r.ops, r);
+        expect(there.failure === null ? null : [there.failure.invariant, there.failure.step], r.title).toEqual(here.failure === null ? null : [here.failure.invariant, here.failure.step]);
+        expect(there.outcomes.map(formatOutcome), r.title).toEqual(here.outcomes.slice(0, there.outcomes.length).map(formatOutcome));
+      }
+    } finally {
+      limited.close();
+    }
+  }, 60_000);
+});
