@@ -227,16 +227,20 @@ export class Session {
     if (byState.length === 0 || sched.ran.length === 0) return null;
     // Whether the state is broken does not depend on the operation a check is given, but the
     // cause it names does ("which side changed", "a store through a mirror"): each operation
-    // of the step is asked in turn, the last completed first, and the first that explains
-    // it (a cause not marked `unexplained`) is kept.
+    // of the step is asked in turn, and the first that explains it (a cause not marked
+    // `unexplained`) is kept.
+    // Those that succeeded first (one that failed most likely changed nothing: a PAGEOUT of
+    // an unmapped range), each group the last completed first.
     const ctx = (c: Completed) => new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op));
-    const first = checkAll(ctx(sched.ran[sched.ran.length - 1]!), byState);
+    const order = [...sched.ran].reverse();
+    const asked = [...order.filter((c) => c.outcome.kind === 'ok'), ...order.filter((c) => c.outcome.kind !== 'ok')];
+    const first = checkAll(ctx(asked[0]!), byState);
     if (first === null) return null;
     const broken = byState.find((i) => i.id === first.invariant)!;
     const unexplained = (v: Violation) => broken.causes.find((c) => c.id === v.cause)?.unexplained === true;
     if (!unexplained(first)) return first;
-    for (let i = sched.ran.length - 2; i >= 0; i--) {
-      const v = broken.check(ctx(sched.ran[i]!));
+    for (const c of asked.slice(1)) {
+      const v = broken.check(ctx(c));
       if (v !== null && !unexplained(v)) return v;
     }
     return first;
