@@ -20,7 +20,7 @@ import { CHOICES_PER_STEP, opKinds, TraceBuilder } from '../properties/gen.ts';
 import { causeOf, INVARIANTS } from '../properties/invariants/index.ts';
 import { Session, type SessionOptions } from '../properties/session.ts';
 import { NO_PENDING, Pct, type Completed, PolicyRandom, RandomSwitches, SegmentQueue, type PendingOps, type SchedPolicy } from '../properties/sched.ts';
-import { taskOf } from '../kernel-api/op.ts';
+import { callerPid, taskOf } from '../kernel-api/op.ts';
 import { LOCK_WARNINGS } from '../kernel-api/locks.ts';
 import type { GeneratedTrace } from '../properties/trace.ts';
 import type { KernelChoice } from '../properties/kernels.ts';
@@ -279,8 +279,8 @@ class Segments {
   private assignTasks(segment: Op[]): Pass['failure'] | 'abandon' {
     const used = new Set<number>();
     for (const op of segment) {
-      const pid = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : null;
-      if (pid === null) continue;
+      const pid = callerPid(op);
+      if (pid === undefined) continue;
       if (!used.has(taskOf(op))) {
         used.add(taskOf(op));
         continue;

@@ -5,7 +5,7 @@
  * notifiers. Every step runs to completion or throws a KernelAssertionError (a bug).
  */
 import type { Op } from '../kernel-api/op.ts';
-import { taskOf } from '../kernel-api/op.ts';
+import { callerPid, taskOf } from '../kernel-api/op.ts';
 import { LockTable, type LockMode } from '../kernel-api/locks.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
@@ -123,7 +123,7 @@ export class ImplKernel implements Kernel {
    * as after the kill.
    */
   private callerKilled(op: Op): boolean {
-    const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
+    const named = callerPid(op);
     if (named === undefined) return false;
     const p = this.state.processes.get(named);
     return p !== undefined && p.state === 'running' && p.killed;
@@ -131,7 +131,7 @@ export class ImplKernel implements Kernel {
 
   private badTask(op: Op): boolean {
     if (op.tid === undefined) return false;
-    const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
+    const named = callerPid(op);
     if (named !== undefined) return this.state.threads.get(op.tid) !== named;
     return op.tid !== 0 && !this.state.threads.has(op.tid);
   }

@@ -232,10 +232,15 @@ export const CORE_OP_NAMES: readonly OpName[] = [
  */
 export function taskOf(op: Op): number {
   if (op.tid !== undefined) return op.tid;
+  return callerPid(op) ?? 0;
+}
+
+/** The process an operation names as its caller (or victim): its `pid`, or a driver call's `args.pid`; none for task 0's operations. */
+export function callerPid(op: Op): number | undefined {
   // A property load first: over the many shapes of operations it is a stub-cache hit, where
   // `in` is a full lookup each time; `in` still decides an absent or undefined pid.
   const pid = (op as { pid?: number }).pid;
-  if (pid !== undefined || 'pid' in op) return pid!;
+  if (pid !== undefined || 'pid' in op) return pid;
   if (op.op === 'drv' && typeof op.args.pid === 'number') return op.args.pid;
-  return 0;
+  return undefined;
 }

@@ -4,7 +4,7 @@
  * throws a KernelAssertionError (a bug); errnos and signals are outcomes.
  */
 import type { Op } from '../kernel-api/op.ts';
-import { taskOf } from '../kernel-api/op.ts';
+import { callerPid, taskOf } from '../kernel-api/op.ts';
 import { LockTable } from '../kernel-api/locks.ts';
 import type { LockMode } from '../kernel-api/locks.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
@@ -109,7 +109,7 @@ export class ModelKernel implements Kernel {
    * as after the kill.
    */
   private callerKilled(op: Op): boolean {
-    const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
+    const named = callerPid(op);
     if (named === undefined) return false;
     const p = this.state.processes.get(named);
     return p !== undefined && p.state === 'running' && p.killed;
@@ -117,7 +117,7 @@ export class ModelKernel implements Kernel {
 
   private badTask(op: Op): boolean {
     if (op.tid === undefined) return false;
-    const named = 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
+    const named = callerPid(op);
     if (named !== undefined) return this.state.threads.get(op.tid) !== named;
     return op.tid !== 0 && !this.state.threads.has(op.tid);
   }

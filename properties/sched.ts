@@ -20,7 +20,7 @@
  */
 import type { Kernel } from '../kernel-api/kernel.ts';
 import type { Op } from '../kernel-api/op.ts';
-import { taskOf } from '../kernel-api/op.ts';
+import { callerPid, taskOf } from '../kernel-api/op.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
 import { WouldBlock, type SchedHooks, type Tid } from '../kernel-api/sched.ts';
@@ -130,7 +130,7 @@ export class NestedScheduler implements SchedHooks {
     if (this.policy === null) {
       const to = taskOf(next);
       if (top.op.switches?.some((s) => s.at === at && s.to === to) === true && !this.busy(to)) start = next;
-      if (start !== null && this.tearsDownInside(start)) throw new InfeasibleSchedule(`${start.op} of P${namedPid(start)} cannot start while another of its threads is in the kernel (the emulated exit tears the process down at once)`);
+      if (start !== null && this.tearsDownInside(start)) throw new InfeasibleSchedule(`${start.op} of P${callerPid(start)} cannot start while another of its threads is in the kernel (the emulated exit tears the process down at once)`);
     } else {
       const candidates = this.busy(taskOf(next)) || this.tearsDownInside(next) ? [] : [next];
       if (candidates.length === 0) return;
@@ -157,7 +157,7 @@ export class NestedScheduler implements SchedHooks {
    */
   private tearsDownInside(op: Op): boolean {
     if (op.op !== 'exit' && op.op !== 'oom') return false;
-    return this.stack.some((f) => namedPid(f.op) === op.pid);
+    return this.stack.some((f) => callerPid(f.op) === op.pid);
   }
 
   /** Run `op` as a frame; false when it was not started after all (it waited at its entry lock, having changed nothing). */
@@ -205,10 +205,6 @@ export class NestedScheduler implements SchedHooks {
   }
 }
 
-/** The process an operation names as its caller (or victim): its pid, or a driver call's args.pid. */
-function namedPid(op: Op): number | undefined {
-  return 'pid' in op ? op.pid : op.op === 'drv' && typeof op.args.pid === 'number' ? op.args.pid : undefined;
-}
 
 function processTable(k: Kernel): ProcessView[] {
   return [...k.inspect.processes()].map((p) => ({ ...p, rss: { ...p.rss } }));
