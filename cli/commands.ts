@@ -101,6 +101,7 @@ export const COMMANDS: readonly CommandDef[] = [
       { name: 'runs', kind: 'int', value: 'N', default: 'none', help: 'run budget' },
       { name: 'seed', kind: 'int', value: 'N', default: '1', help: 'the seed of the traces' },
       { name: 'corpus', kind: 'string', value: 'DIR', default: 'corpus/kernel', help: 'where divergences are written' },
+      { name: 'swap', kind: 'string', value: 'auto|require|none', default: 'auto', help: 'swap, so that MADV_PAGEOUT and swap-in are compared: the machine\'s own if it has some, else (auto, require) a swap file turned on for the run as root and torn down after it; auto says why it runs without, require stops (exit 2), none turns nothing on' },
       json('the report'),
     ],
     exclusive: [['time', 'runs']],

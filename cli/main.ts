@@ -27,6 +27,7 @@ import { LimitedReplayer } from '../harness/limited-replayer.ts';
 import { storyPage } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
 import { concurrentReason, ORACLE_OPS, runOracle } from '../harness/oracle.ts';
+import { enableSwap, SWAP_MIB, swapAreas } from '../kernel-oracle/swap.mjs';
 import { RACE_ATTEMPTS_DEFAULT, reproToC } from '../harness/oracle-c.ts';
 import { InfeasibleSchedule } from '../properties/sched.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
@@ -652,11 +653,25 @@ function oracle(argv: readonly string[], out: Out): number {
   const seed = typeof flags.seed === 'number' ? flags.seed : 1;
   const jsonFile = outputPath(flags, 'json');
   const corpusDir = writableDir(String(flags.corpus ?? 'corpus/kernel'), '--corpus');
-  const report = runOracle({ seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, corpusDir });
+  const swapMode = String(flags.swap ?? 'auto');
+  if (!['auto', 'require', 'none'].includes(swapMode)) throw new UsageError('--swap must be one of auto, require, none');
+  const swap = oracleSwap(swapMode as 'auto' | 'require' | 'none');
+  if (swap.error !== undefined) {
+    out.err(`mapfuzz oracle: --swap require: ${swap.error}`);
+    return 2;
+  }
+  let report: ReturnType<typeof runOracle>;
+  try {
+    report = runOracle({ seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, corpusDir });
+  } finally {
+    const left = swap.teardown();
+    if (left !== null) out.err(`mapfuzz oracle: the swap file could not be turned off (${left}); \`node kernel-oracle/swap.mjs cleanup\` removes it`);
+  }
   if (report.unavailable !== undefined) {
     out.err(`mapfuzz oracle: skipped: ${report.unavailable}`);
     return 2;
   }
+  out.log(`swap: ${swap.line}`);
   out.log(`${report.runs} traces on Linux: ${report.agree} agree, ${report.documented} differ only as documented ` +
     `(${Object.entries(report.documentedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}), ${report.diverge} diverge` +
     (report.skipped > 0 ? `, ${report.skipped} skipped` : ''));
@@ -671,13 +686,28 @@ function oracle(argv: readonly string[], out: Out): number {
     writeOutput(errors, '--json', jsonFile, `${JSON.stringify({
       runs: report.runs, agree: report.agree, diverge: report.diverge, documented: report.documented, skipped: report.skipped,
       documentedBy: report.documentedBy, divergencesBy: report.divergencesBy, skippedBy: report.skippedBy,
-      opsCovered: report.opsCovered, seed: report.seed, elapsedMs: report.elapsedMs,
+      opsCovered: report.opsCovered, seed: report.seed, elapsedMs: report.elapsedMs, swap: swap.line,
       divergences: report.divergences,
     }, null, 2)}\n`);
   }
   for (const e of errors) out.err(`mapfuzz: ${e}`);
   if (errors.length > 0) return 2;
   return report.diverge === 0 ? 0 : 1;
+}
+
+/**
+ * Swap for an oracle run (kernel-oracle/swap.mjs): the machine's own, or a swap file turned on
+ * for the run; `line` says which, or why there is none. `error` only for `require` without swap.
+ */
+function oracleSwap(mode: 'auto' | 'require' | 'none'): { line: string; error?: string; teardown: () => string | null } {
+  const none = () => null;
+  if (mode === 'none') {
+    const areas = swapAreas() ?? [];
+    return { line: areas.length > 0 ? `the machine's own (${areas.join(', ')}); --swap none turns nothing on` : 'none (--swap none): MADV_PAGEOUT of anonymous memory is compared without swap', teardown: none };
+  }
+  const s = enableSwap();
+  if (!s.ok) return mode === 'require' ? { line: '', error: s.reason, teardown: none } : { line: `none: ${s.reason}; MADV_PAGEOUT of anonymous memory is compared without swap`, teardown: none };
+  return { line: s.made === null ? `the machine's own (${s.areas.join(', ')})` : `a swap file turned on for this run (${s.made}, ${SWAP_MIB} MiB), torn down after it`, teardown: s.teardown };
 }
 
 function corpus(argv: readonly string[], out: Out): number {

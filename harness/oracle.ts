@@ -36,6 +36,7 @@ import { runningProcess } from '../model/process.ts';
 import { observe } from '../properties/observe.ts';
 import { CHOICES_PER_STEP, CORE_KINDS, TraceBuilder } from '../properties/gen.ts';
 import { buildOracle } from '../kernel-oracle/build.mjs';
+import { swapAreas } from '../kernel-oracle/swap.mjs';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -77,13 +78,9 @@ export function machineHasSoftDirty(): boolean {
   return softDirtyCached;
 }
 
+/** Whether the machine has swap now (kernel-oracle/swap.mjs turns a swap file on for `mapfuzz oracle`). */
 function machineHasSwap(): boolean {
-  try {
-    const r = spawnSync('cat', ['/proc/swaps'], { encoding: 'utf8' });
-    return (r.stdout ?? '').trim().split('\n').length > 1;
-  } catch {
-    return false;
-  }
+  return (swapAreas() ?? []).length > 0;
 }
 
 /** Operation kinds the oracle replays; the generator weights every other kind zero. */

@@ -16,7 +16,10 @@
  * the first spawn, so a forked child finds its own pair already open.
  *
  * Addresses: model page `a` is the real address REGION_BASE + a * 4096, so traces are
- * position-independent. A non-fixed mmap is replayed as MAP_FIXED_NOREPLACE at the
+ * position-independent; the model's edges are the kernel's (real_at): below its
+ * mmap_min_addr (1 page) a model address is the real low address, at or above its TASK_SIZE
+ * (the region's end) it is the real TASK_SIZE (probed at start-up) and up, and a negative one
+ * is the top of the address space, as a negative pointer is. A non-fixed mmap is replayed as MAP_FIXED_NOREPLACE at the
  * address the model chose (the driver writes placement 3); get_unmapped_area's choice is
  * ASLR policy and not under test. Likewise a moving mremap arrives as MREMAP_FIXED at the
  * model's destination.
@@ -118,6 +121,9 @@ struct pm_scan_arg {
 #define REGION_BASE 0x200000000000UL
 /* The region spans 2^20 pages (4 GiB): the model's taskSizePages for the oracle. */
 #define REGION_PAGES (1UL << 20)
+#define REGION_BYTES (REGION_PAGES * PAGE_BYTES)
+/* The model's vm.mmap_min_addr (oracleConfig's mmapMinAddrPages), the machine's default too. */
+#define MIN_ADDR_BYTES PAGE_BYTES
 #define PROCS_MAX 64
 #define FILES_MAX 64
 #define LINE_BYTES_MAX 512
@@ -204,7 +210,51 @@ static int write_full(int fd, const void *buf, size_t len) {
   return 0;
 }
 
-static uintptr_t real_addr(int64_t page) { return REGION_BASE + (uintptr_t)page * PAGE_BYTES; }
+/* TASK_SIZE of this process (probe_task_size): where the model's TASK_SIZE is put. */
+static uintptr_t task_size_real = 0x7ffffffff000UL;
+
+/*
+ * A model address in bytes (page * 4096 + offset) as a real one. [mmap_min_addr, TASK_SIZE)
+ * of the model is the region; below it the real low addresses, where the kernel's
+ * mmap_min_addr applies as the model's does; from the model's TASK_SIZE up the kernel's
+ * TASK_SIZE and up, so that an address the model calls beyond user space is beyond it here
+ * too; a negative address wraps to the top of the address space as a negative pointer does.
+ * A range that crosses one of these edges is not contiguous here (SIMPLIFICATIONS.md).
+ */
+static uintptr_t real_at(int64_t bytes) {
+  if (bytes < (int64_t)MIN_ADDR_BYTES) return (uintptr_t)bytes;
+  if (bytes < (int64_t)REGION_BYTES) return REGION_BASE + (uintptr_t)bytes;
+  return task_size_real + (uintptr_t)(bytes - (int64_t)REGION_BYTES);
+}
+
+static uintptr_t real_addr(int64_t page) { return real_at(page * (int64_t)PAGE_BYTES); }
+
+/*
+ * The start of a range of `pages` from model page `page`: a range of the region that runs
+ * past the model's TASK_SIZE runs past the kernel's, by as much (so that each side refuses it
+ * as beyond user space); any other range starts at real_addr(page).
+ */
+static uintptr_t real_range(int64_t page, int64_t pages) {
+  int64_t end = page + pages;
+  if (page >= 1 && page < (int64_t)REGION_PAGES && pages > 0 && end > (int64_t)REGION_PAGES)
+    return task_size_real - (uintptr_t)((int64_t)REGION_PAGES - page) * PAGE_BYTES;
+  return real_addr(page);
+}
+
+/* TASK_SIZE: the first page-aligned address that MAP_FIXED_NOREPLACE refuses with ENOMEM (one page probed at a time, unmapped at once). */
+static uintptr_t probe_task_size(void) {
+  uintptr_t lo = 1UL << 40, hi = 1UL << 57;
+  while (hi - lo > PAGE_BYTES) {
+    uintptr_t mid = (lo + (hi - lo) / 2) & ~(PAGE_BYTES - 1);
+    void *p = mmap((void *)mid, PAGE_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p != MAP_FAILED) {
+      munmap(p, PAGE_BYTES);
+      lo = mid;
+    } else if (errno == EEXIST) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
 
 static int64_t model_page(uintptr_t addr) { return (int64_t)((int64_t)(addr - REGION_BASE) / (int64_t)PAGE_BYTES); }
 
@@ -283,7 +333,7 @@ static struct reply do_mmap(const struct cmd *c) {
     fd = open(c->path, c->a[7] ? O_RDWR : O_RDONLY);
     if (fd < 0) return r_errno(errno);
   }
-  void *want = (c->a[0] == 0 && placement == 0) ? NULL : (void *)real_addr(c->a[0]);
+  void *want = (c->a[0] == 0 && placement == 0) ? NULL : (void *)real_range(c->a[0], c->a[1]);
   void *got = mmap(want, (size_t)c->a[1] * PAGE_BYTES, (int)c->a[2], flags, fd, (off_t)c->a[6] * (off_t)PAGE_BYTES);
   int e = errno;
   if (fd >= 0) close(fd);
@@ -300,7 +350,7 @@ static struct reply do_mremap(const struct cmd *c) {
   /* a: addr, old, new, maymove, fixed, newAddr */
   int flags = (c->a[3] ? MREMAP_MAYMOVE : 0) | (c->a[4] ? MREMAP_FIXED : 0);
   void *got = mremap((void *)real_addr(c->a[0]), (size_t)c->a[1] * PAGE_BYTES, (size_t)c->a[2] * PAGE_BYTES,
-                     flags, (void *)real_addr(c->a[5]));
+                     flags, (void *)real_range(c->a[5], c->a[2]));
   if (got == MAP_FAILED) return r_errno(errno);
   return r_ok(model_page((uintptr_t)got));
 }
@@ -385,8 +435,8 @@ static struct reply pagemap_scan(const struct cmd *c) {
   memset(&arg, 0, sizeof arg);
   arg.size = (uint64_t)c->a[11];
   arg.flags = (uint64_t)c->a[3];
-  arg.start = (uint64_t)(REGION_BASE + (uintptr_t)c->a[1]);
-  arg.end = (uint64_t)(REGION_BASE + (uintptr_t)c->a[2]);
+  arg.start = (uint64_t)real_at(c->a[1]);
+  arg.end = (uint64_t)real_at(c->a[2]);
   arg.vec = (uint64_t)(uintptr_t)vec;
   arg.vec_len = vec_len;
   arg.max_pages = (uint64_t)c->a[4];
@@ -438,7 +488,7 @@ static struct reply uffd_register_wp(const struct cmd *c) {
   if (ioctl(fd, UFFDIO_API, &api) != 0) { int e = errno; close(fd); return r_errno(e); }
   struct uffdio_register reg;
   memset(&reg, 0, sizeof reg);
-  reg.range.start = (uint64_t)real_addr(c->a[0]);
+  reg.range.start = (uint64_t)real_range(c->a[0], c->a[1]);
   reg.range.len = (uint64_t)c->a[1] * PAGE_BYTES;
   reg.mode = UFFDIO_REGISTER_MODE_WP;
   if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0) { int e = errno; close(fd); return r_errno(e); }
@@ -489,11 +539,11 @@ static void process_loop(int slot) {
     struct reply r = r_errno(EINVAL);
     switch (c.kind) {
       case C_MMAP: r = do_mmap(&c); break;
-      case C_MUNMAP: r = call_result(munmap((void *)real_addr(c.a[0]), (size_t)c.a[1] * PAGE_BYTES)); break;
-      case C_MPROTECT: r = call_result(mprotect((void *)real_addr(c.a[0]), (size_t)c.a[1] * PAGE_BYTES, (int)c.a[2])); break;
+      case C_MUNMAP: r = call_result(munmap((void *)real_range(c.a[0], c.a[1]), (size_t)c.a[1] * PAGE_BYTES)); break;
+      case C_MPROTECT: r = call_result(mprotect((void *)real_range(c.a[0], c.a[1]), (size_t)c.a[1] * PAGE_BYTES, (int)c.a[2])); break;
       case C_MREMAP: r = do_mremap(&c); break;
       case C_MADVISE:
-        r = call_result(madvise((void *)real_addr(c.a[0]), (size_t)c.a[1] * PAGE_BYTES, madvise_advice(c.a[2])));
+        r = call_result(madvise((void *)real_range(c.a[0], c.a[1]), (size_t)c.a[1] * PAGE_BYTES, madvise_advice(c.a[2])));
         break;
       case C_READ: r = user_access(real_addr(c.a[0]), 0, 0); break;
       case C_WRITE: r = user_access(real_addr(c.a[0]), 1, (uint32_t)c.a[1]); break;
@@ -948,6 +998,7 @@ static void setup(void) {
   if (mkdtemp(tmpdir) == NULL) die("mkdtemp");
   chmod(tmpdir, 0777);
   soft_dirty_supported = probe_soft_dirty();
+  task_size_real = probe_task_size();
   pagemap_scan_errno = probe_pagemap_scan();
   uffd_wp_async_errno = probe_uffd_wp_async();
 }
@@ -981,8 +1032,8 @@ static int next_line(char *line, size_t len, int i) {
 
 int main(void) {
   setup();
-  printf("{\"oracle\":1,\"regionBase\":\"0x%lx\",\"regionPages\":%lu,\"softDirty\":%d,\"caps\":{\"pagemapScan\":\"%s\",\"uffdWpAsync\":\"%s\"}}\n",
-         REGION_BASE, REGION_PAGES, soft_dirty_supported, probe_text(pagemap_scan_errno), probe_text(uffd_wp_async_errno));
+  printf("{\"oracle\":1,\"regionBase\":\"0x%lx\",\"regionPages\":%lu,\"taskSize\":\"0x%lx\",\"softDirty\":%d,\"caps\":{\"pagemapScan\":\"%s\",\"uffdWpAsync\":\"%s\"}}\n",
+         REGION_BASE, REGION_PAGES, task_size_real, soft_dirty_supported, probe_text(pagemap_scan_errno), probe_text(uffd_wp_async_errno));
   fflush(stdout);
   char line[LINE_BYTES_MAX];
   int step = 0;
