@@ -32,7 +32,16 @@ export const RACE_ATTEMPTS_DEFAULT = 10;
 const REGION_BASE = 0x2000_0000_0000;
 const PAGE_BYTES = 4096;
 
-const hex = (page: number) => `0x${(REGION_BASE + page * PAGE_BYTES).toString(16)}`;
+const REGION_PAGES = 1 << 20;
+/** x86-64's TASK_SIZE with 4-level page tables; the replayer probes the machine's own (real_at in oracle.c). */
+const TASK_SIZE = 0x7fff_ffff_f000;
+
+/** A model page as the replayer's real address (oracle.c real_at): the model's edges on the kernel's. */
+const hex = (page: number) => {
+  const real = page < 1 ? (page < 0 ? 2 ** 64 + page * PAGE_BYTES : page * PAGE_BYTES)
+    : page < REGION_PAGES ? REGION_BASE + page * PAGE_BYTES : TASK_SIZE + (page - REGION_PAGES) * PAGE_BYTES;
+  return `0x${BigInt(real).toString(16)}`;
+};
 
 function protText(prot: number): string {
   const bits = [[1, 'PROT_READ'], [2, 'PROT_WRITE'], [4, 'PROT_EXEC']] as const;
