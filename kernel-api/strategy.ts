@@ -3,7 +3,8 @@
  * arguments, the invariants it promises to keep, and a factory for its per-kernel instance.
  * A strategy is one file in strategies/ plus a line in strategies/index.ts.
  */
-import type { DriverKernel, StrategyInstance } from './driver.ts';
+import type { DriverKernel, PtraceMode, StrategyInstance } from './driver.ts';
+import type { Errno } from './outcome.ts';
 import type { KernelConfig } from './config.ts';
 import type { Op } from './op.ts';
 
@@ -76,6 +77,27 @@ export type StrategyCall = {
    * it is not started, like a core operation waiting at its entry lock (properties/sched.ts).
    */
   readonly waitsFirst?: boolean;
+  /**
+   * The ptrace check the design's C makes before the call reaches another process
+   * (ptrace_may_access in mem_open, pidfd_getfd, proc_map_files_readdir…), declared so that
+   * access-control judges the call by its own rule, apart from the driver and the kernel's
+   * ptrace_may_access: a call that succeeds without those rights is a flaw.
+   */
+  readonly access?: CallAccess;
+};
+
+export type CallAccess = {
+  /** PTRACE_MODE_ATTACH or PTRACE_MODE_READ (the _REALCREDS/_FSCREDS half is the same here: one uid a process). */
+  readonly mode: PtraceMode;
+  /** The argument naming the target process; the caller is the call's `pid`. */
+  readonly target: string;
+  /** The errno the call gives when the check refuses. */
+  readonly denied: Errno;
+  /**
+   * The call gives `denied` for nothing but the check, so a refusal while the rights are
+   * there is a flaw too. Leave it out where another path gives the same errno.
+   */
+  readonly deniedOnlyByAccess?: boolean;
 };
 
 export type StrategyDefinition = {

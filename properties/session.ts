@@ -160,7 +160,7 @@ export class Session {
     for (const c of ran) {
       this.ghost.apply(c.op, c.outcome, k, views);
       if (this.invariants.length === 0) continue;
-      const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, base + started.indexOf(c.op)), this.invariants);
+      const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, base + started.indexOf(c.op), this.opts.strategies), this.invariants);
       if (violation !== null) return this.topResult(base, started, ran, preemptions, violation, started.length - 1);
     }
     return this.topResult(base, started, ran, preemptions, null, -1);
@@ -205,7 +205,7 @@ export class Session {
       let broken: Violation | null = null;
       for (let m = first; m <= i + 1; m++) {
         const at = withProcessTable(k, sched.processTables[m] ?? [...k.processes()]);
-        broken = checkAll(new StepContext(at, this.opts.config, ghosts[m]!, c.op, c.outcome, views, indexOf(c.op)), byOutcome);
+        broken = checkAll(new StepContext(at, this.opts.config, ghosts[m]!, c.op, c.outcome, views, indexOf(c.op), this.opts.strategies), byOutcome);
         if (broken === null) break;
       }
       // The operations it ran nested inside (started before it, done after it) may have taken
@@ -219,7 +219,7 @@ export class Session {
           g ??= ghosts[i + 1]!.clone();
           g.apply(outer.op, outer.outcome, k, views);
           const at = withProcessTable(k, sched.processTables[j + 1] ?? [...k.processes()]);
-          broken = checkAll(new StepContext(at, this.opts.config, g, c.op, c.outcome, views, indexOf(c.op)), byOutcome);
+          broken = checkAll(new StepContext(at, this.opts.config, g, c.op, c.outcome, views, indexOf(c.op), this.opts.strategies), byOutcome);
         }
       }
       if (broken !== null) return broken;
@@ -231,7 +231,7 @@ export class Session {
     // `unexplained`) is kept.
     // Those that succeeded first (one that failed most likely changed nothing: a PAGEOUT of
     // an unmapped range), each group the last completed first.
-    const ctx = (c: Completed) => new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op));
+    const ctx = (c: Completed) => new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op), this.opts.strategies);
     const order = [...sched.ran].reverse();
     const asked = [...order.filter((c) => c.outcome.kind === 'ok'), ...order.filter((c) => c.outcome.kind !== 'ok')];
     const first = checkAll(ctx(asked[0]!), byState);
@@ -320,6 +320,7 @@ class StepContext implements CheckContext {
   constructor(
     readonly k: InspectSnapshot, readonly config: Readonly<KernelConfig>, readonly ghost: Ghost,
     readonly op: Op, readonly outcome: Outcome, readonly remoteViews: readonly RemoteView[], readonly step: number,
+    readonly strategies: readonly StrategyDefinition[],
   ) {}
   get census(): Census {
     return (this.taken ??= takeCensus(this.k));

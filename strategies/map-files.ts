@@ -148,6 +148,8 @@ export const mapFiles: StrategyDefinition = {
   calls: [
     {
       name: 'open', weight: 3, returns: 'fd',
+      // proc_map_files_lookup: PTRACE_MODE_READ, EACCES (dentry_open may refuse with EACCES too).
+      access: { mode: 'read', target: 'target', denied: 'EACCES' },
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
         const pid = ctx.pid(c);
@@ -159,6 +161,8 @@ export const mapFiles: StrategyDefinition = {
     },
     {
       name: 'readdir', weight: 1,
+      // proc_map_files_readdir: PTRACE_MODE_READ, EACCES.
+      access: { mode: 'read', target: 'target', denied: 'EACCES', deniedOnlyByAccess: true },
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
         const pid = ctx.pid(c);

@@ -688,6 +688,8 @@ export const pidfdMem: StrategyDefinition = {
   calls: [
     {
       name: 'pidfd_mem', weight: 2, returns: 'fd',
+      // pidfd_getfd's check, which patch 5 is taken to make: PTRACE_MODE_ATTACH, EPERM.
+      access: { mode: 'attach', target: 'target', denied: 'EPERM', deniedOnlyByAccess: true },
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
         return ctx.attachPair(c);

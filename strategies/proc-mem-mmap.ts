@@ -219,6 +219,8 @@ export const procMemMmap: StrategyDefinition = {
       name: 'open',
       weight: 3,
       returns: 'fd',
+      // mem_open → proc_mem_open(inode, PTRACE_MODE_ATTACH) → mm_access: EACCES.
+      access: { mode: 'attach', target: 'target', denied: 'EACCES', deniedOnlyByAccess: true },
       args(ctx, c) {
         if (ctx.pids().length === 0) return null;
         return ctx.attachPair(c);

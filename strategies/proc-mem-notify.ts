@@ -296,6 +296,8 @@ export const procMemNotify: StrategyDefinition = {
   ],
   calls: [{
     name: 'open', weight: 3, returns: 'fd',
+    // As /proc/<pid>/mem's open: PTRACE_MODE_ATTACH, EACCES.
+    access: { mode: 'attach', target: 'target', denied: 'EACCES', deniedOnlyByAccess: true },
     args(ctx, c) {
       if (ctx.pids().length === 0) return null;
       return ctx.attachPair(c);

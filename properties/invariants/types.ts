@@ -3,7 +3,7 @@
  * InvariantId) that repro files and reports use; a violation names the invariant, the
  * process, the address and the frame where it applies.
  */
-import type { InvariantId } from '../../kernel-api/strategy.ts';
+import type { InvariantId, StrategyDefinition } from '../../kernel-api/strategy.ts';
 import type { KernelConfig } from '../../kernel-api/config.ts';
 import type { KernelInspect } from '../../kernel-api/state.ts';
 import type { RemoteView } from '../../kernel-api/driver.ts';
@@ -38,6 +38,8 @@ export type CheckContext = {
   remoteViews: readonly RemoteView[];
   /** The index of the step just taken in its trace (0-based; messages count from 1); absent outside a trace. */
   step?: number;
+  /** The loaded strategies, whose declarations (a call's `access`) some checks judge by. */
+  strategies?: readonly StrategyDefinition[];
 };
 
 /**

@@ -189,6 +189,44 @@ for (const kernel of ['model', 'impl'] as const) {
       expectOnly(verdicts(s, denied, outcome), 'access-control', /proc_mem_read by P2 \(uid 1000\) of P1 .* succeeded without ptrace attach rights/);
     });
 
+    it('access-control judges a strategy call by the ptrace check it declares, apart from the driver', () => {
+      // A driver whose open asks ptrace_may_access for `asks` while its design (`access`) says ATTACH.
+      const driver = (asks: 'read' | 'attach' | 'refuse'): StrategyDefinition => ({
+        name: 'ptrace-driver', seed: 'new', title: 'test', promises: ['access-control'],
+        calls: [{ name: 'open', weight: 1, args: () => null, access: { mode: 'attach', target: 'target', denied: 'EACCES', deniedOnlyByAccess: true } }],
+        create(k): StrategyInstance {
+          return {
+            call(_call, args) {
+              if (asks === 'refuse' || !k.ptrace_may_access(Number(args.pid), Number(args.target), asks)) return { kind: 'errno', errno: 'EACCES' };
+              return { kind: 'ok', value: 0 };
+            },
+            holds: () => [],
+            remoteViews: () => [],
+          };
+        },
+      });
+      const open = (pid: number, target: number): Op => ({ op: 'drv', strategy: 'ptrace-driver', call: 'open', args: { pid, target } });
+      const verdictOf = (asks: 'read' | 'attach' | 'refuse', op: Op) => {
+        const s = session(kernel, [driver(asks)]);
+        run(s, [{ op: 'spawn' }, { op: 'fork', pid: 1 }]);
+        return s.step(op);
+      };
+      // Under Yama scope 1 the child may read its parent (PTRACE_MODE_READ) but not attach to it.
+      expect(DEFAULT_CONFIG.yamaPtraceScope).toBe(1);
+      const bypass = verdictOf('read', open(2, 1));
+      expect(bypass.outcome).toEqual({ kind: 'ok', value: 0 });
+      expect(bypass.violation?.invariant).toBe('access-control');
+      expect(bypass.violation?.cause).toBe('bypassed');
+      expect(bypass.violation?.message).toMatch(/ptrace-driver open by P2 \(uid 1000\) of P1 .* succeeded without the PTRACE_MODE_ATTACH rights its design checks/);
+      // As designed: refused, and nothing to report; the parent may attach to its child.
+      expect(verdictOf('attach', open(2, 1))).toMatchObject({ outcome: { kind: 'errno', errno: 'EACCES' }, violation: null });
+      expect(verdictOf('attach', open(1, 2))).toMatchObject({ outcome: { kind: 'ok', value: 0 }, violation: null });
+      // Refused although the parent may attach: the check alone gives EACCES here, so that is a flaw too.
+      const refused = verdictOf('refuse', open(1, 2));
+      expect(refused.violation?.cause).toBe('refused');
+      expect(refused.violation?.message).toMatch(/refused with EACCES although PTRACE_MODE_ATTACH is allowed/);
+    });
+
     it('slab reports a double kfree by a driver', () => {
       const s = session(kernel, [testStrategy([])]);
       run(s, [{ op: 'spawn' }]);
