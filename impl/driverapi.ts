@@ -209,6 +209,8 @@ export class ImplDriverKernel implements DriverKernel {
     if (addr < vma.start || addr >= vma.end) return 'EFAULT';
     const page = frameOf(this.s, pfn);
     if ((this.s.pool.flags[page] & F_KIND) === KIND_ANON || this.s.pool.refcount[page] === 0) return 'EINVAL';
+    // BUG_ON(vma->vm_flags & VM_PFNMAP) before a VMA becomes VM_MIXEDMAP: a pfn map has no pages to count.
+    if (!vma.mixedmap && vma.pfnmap) fail(`vm_insert_page into map#${vma.id}, a VM_PFNMAP VMA`);
     vma.mixedmap = true;
     this.s.locks.preemptPoint('vm_insert_page');
     return withPtl(this.s, proc.mm, 'vm_insert_page', () => {

@@ -206,6 +206,8 @@ export class ModelDriverKernel implements DriverKernel {
     if (addr < vma.start || addr >= vma.end) return 'EFAULT';
     const frame = frameOf(this.s, pfn);
     if (frame.kind === 'anon' || frame.refcount === 0) return 'EINVAL';
+    // BUG_ON(vma->vm_flags & VM_PFNMAP) before a VMA becomes VM_MIXEDMAP: a pfn map has no pages to count.
+    assert(vma.mixedmap || !vma.pfnmap, `vm_insert_page into map#${vma.id}, a VM_PFNMAP VMA`);
     vma.mixedmap = true;
     this.s.locks.preemptPoint('vm_insert_page');
     return withPtl(this.s, proc.pid, 'vm_insert_page', () => {

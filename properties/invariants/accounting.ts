@@ -3,6 +3,7 @@
  * counts match the entries that name them, VMAs are well formed with PTEs only inside
  * them, and nothing is left over once every process has exited and every fd is closed.
  */
+import type { KernelInspect, VmaView } from '../../kernel-api/state.ts';
 import type { Invariant } from './types.ts';
 import { list } from './snapshot.ts';
 import { hex } from '../../kernel-api/format.ts';
@@ -68,13 +69,15 @@ export const swapAccounting: Invariant = {
 
 export const vmaWellformed: Invariant = {
   id: 'vma-wellformed',
-  holds: 'VMAs are sorted, disjoint, non-empty and inside user space; PTEs lie only inside VMAs',
+  holds: 'VMAs are sorted, disjoint, non-empty and inside user space; PTEs lie only inside VMAs, special ones only in VM_PFNMAP or VM_MIXEDMAP VMAs',
   causes: [
     { id: 'empty', title: 'empty VMA' },
     { id: 'overlap', title: 'VMAs overlap or are out of order' },
     { id: 'outside-user', title: 'VMA outside user space' },
     { id: 'exited-with-vmas', title: 'exited mm still has VMAs' },
     { id: 'pte-outside-vma', title: 'PTE outside every VMA' },
+    { id: 'special-pte-normal-vma', title: 'special PTE in a VMA without VM_PFNMAP or VM_MIXEDMAP' },
+    { id: 'page-pte-pfnmap', title: 'a page mapped by a normal PTE in a VM_PFNMAP VMA' },
   ],
   check({ k, config }) {
     for (const p of k.processes()) {
@@ -89,16 +92,42 @@ export const vmaWellformed: Invariant = {
       }
       if (p.state === 'exited' && vmas.length > 0) return { invariant: 'vma-wellformed', cause: 'exited-with-vmas', pid: p.pid, message: `exited P${p.pid} still has ${vmas.length} VMAs` };
       let i = 0;
-      for (const [addr] of k.ptes(p.pid)) {
+      for (const [addr, pte] of k.ptes(p.pid)) {
         while (i < vmas.length && vmas[i].end <= addr) i++;
         if (i === vmas.length || vmas[i].start > addr) {
           return { invariant: 'vma-wellformed', cause: 'pte-outside-vma', pid: p.pid, addr, message: `P${p.pid} has a PTE at ${hex(addr)} outside every VMA` };
+        }
+        if (pte.kind === 'present') {
+          const bad = specialPteMisplaced(k, vmas[i], pte.pfn, pte.special);
+          if (bad !== null) return { invariant: 'vma-wellformed', cause: bad.cause, pid: p.pid, addr, pfn: pte.pfn, message: `P${p.pid} map#${vmas[i].id} at ${hex(addr)}: ${bad.message}` };
         }
       }
     }
     return null;
   },
 };
+
+/**
+ * Special PTEs and VMA flags as vm_normal_page relies on them (mm/memory.c): a special PTE
+ * (no struct page to count: remap_pfn_range, vmf_insert_pfn) only in a VM_PFNMAP or
+ * VM_MIXEDMAP VMA, the zero page aside — elsewhere vm_normal_page would take the pfn for a
+ * page and refcount, rmap and dirty it ("Bad page map"); and in a VM_PFNMAP VMA that is not
+ * VM_MIXEDMAP no page but a COW copy (anonymous) under a normal PTE — vm_insert_page refuses
+ * a VM_PFNMAP VMA (BUG_ON) and makes it VM_MIXEDMAP.
+ */
+function specialPteMisplaced(k: KernelInspect, vma: VmaView, pfn: number, special: boolean): { cause: string; message: string } | null {
+  if (pfn === k.zeroPfn) return null;
+  if (special && !vma.pfnmap && !vma.mixedmap) {
+    return { cause: 'special-pte-normal-vma', message: `special PTE of pfn ${pfn} in a VMA without VM_PFNMAP or VM_MIXEDMAP (vm_normal_page would treat it as a page)` };
+  }
+  if (!special && vma.pfnmap && !vma.mixedmap) {
+    const kind = k.frame(pfn)?.kind;
+    if (kind !== undefined && kind !== 'anon') {
+      return { cause: 'page-pte-pfnmap', message: `${kind} page pfn ${pfn} mapped by a normal PTE in a VM_PFNMAP VMA (only a COW copy may be)` };
+    }
+  }
+  return null;
+}
 
 export const noLeak: Invariant = {
   id: 'no-leak',

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Op } from '../../kernel-api/op.ts';
 import type { Outcome } from '../../kernel-api/outcome.ts';
 import type { InvariantId, StrategyDefinition } from '../../kernel-api/strategy.ts';
-import type { RemoteView, StrategyInstance } from '../../kernel-api/driver.ts';
+import type { FileOperations, RemoteView, StrategyInstance } from '../../kernel-api/driver.ts';
 import { DEFAULT_CONFIG } from '../../kernel-api/config.ts';
 import { INVARIANTS, takeCensus, type Violation } from '../../properties/invariants/index.ts';
 import { Session } from '../../properties/session.ts';
@@ -225,6 +225,53 @@ for (const kernel of ['model', 'impl'] as const) {
       const refused = verdictOf('refuse', open(1, 2));
       expect(refused.violation?.cause).toBe('refused');
       expect(refused.violation?.message).toMatch(/refused with EACCES although PTRACE_MODE_ATTACH is allowed/);
+    });
+
+    it('vma-wellformed reports special PTEs outside VM_PFNMAP|VM_MIXEDMAP and pages under normal PTEs in a VM_PFNMAP VMA', () => {
+      // A driver whose ->mmap fills the VMA and then leaves it with flags vm_normal_page cannot trust.
+      const driver = (how: 'pfn-without-pfnmap' | 'page-in-pfnmap'): StrategyDefinition => ({
+        name: 'pfn-driver', seed: 'new', title: 'test', promises: [],
+        calls: [{ name: 'open', weight: 1, args: () => null, returns: 'fd' }],
+        create(k): StrategyInstance {
+          const pages: number[] = [];
+          const fops: FileOperations = {
+            name: 'pfn-driver',
+            mmap: (_file, vma) => {
+              const pfn = k.alloc_page()!;
+              pages.push(pfn);
+              k.SetPageReserved(pfn);
+              if (how === 'pfn-without-pfnmap') {
+                const r = k.remap_pfn_range(vma, vma.start, pfn, 1);
+                vma.pfnmap = vma.mixedmap = false; // as if remap_pfn_range had not set VM_PFNMAP
+                return r;
+              }
+              const r = k.vm_insert_page(vma, vma.start, pfn);
+              vma.mixedmap = false; // as if vm_insert_page had not made the VMA VM_MIXEDMAP
+              vma.pfnmap = true;
+              return r;
+            },
+          };
+          return {
+            call: (_call, args) => {
+              const fd = k.anon_inode_getfd(Number(args.pid), fops, null);
+              return typeof fd === 'string' ? { kind: 'errno', errno: fd } : { kind: 'ok', value: fd };
+            },
+            holds: () => pages.map((pfn) => ({ pfn, holder: 'pfn-driver buffer', pins: 0, refs: 1 })),
+            remoteViews: () => [],
+          };
+        },
+      });
+      for (const [how, cause, message] of [
+        ['pfn-without-pfnmap', 'special-pte-normal-vma', /special PTE of pfn \d+ in a VMA without VM_PFNMAP or VM_MIXEDMAP/],
+        ['page-in-pfnmap', 'page-pte-pfnmap', /driver page pfn \d+ mapped by a normal PTE in a VM_PFNMAP VMA/],
+      ] as const) {
+        const s = session(kernel, [driver(how)]);
+        run(s, [{ op: 'spawn' }, { op: 'drv', strategy: 'pfn-driver', call: 'open', args: { pid: 1 } }]);
+        const { violation } = s.step({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, fd: 3 });
+        expect(violation?.invariant, how).toBe('vma-wellformed');
+        expect(violation?.cause).toBe(cause);
+        expect(violation?.message).toMatch(message);
+      }
     });
 
     it('slab reports a double kfree by a driver', () => {
