@@ -111,7 +111,7 @@ function copyPteRange(s: ImplState, parent: ImplProcess, child: ImplProcess, vma
     }
     const pfn = frameOf(s, idx);
     const anon = (pool.flags[pfn] & F_KIND) === KIND_ANON;
-    if (anon && (pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 && pool.pins(pfn) > 0) {
+    if (anon && (pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 && pool.pins(pfn) > 0 && !s.skipForkDmaCopy) {
       const copy = allocFrame(s, KIND_ANON, pool.value[pfn]);
       if (copy === -1) {
         ok = false;

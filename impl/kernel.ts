@@ -46,7 +46,7 @@ export function newImplState(config: KernelConfig, locks?: LockTable): ImplState
     config, step: 0, pool, rmap: new Rmap(pool), quicklist: new Quicklist(), lru: new Lru(pool), swap: new SwapMap(), zeroPfn: 0,
     processes: new Map(), running: new Set(), nextPid: 1, files: new Map(), nextFileId: 1, nextShmemId: 1, nextVmaId: 1,
     nextAnonVma: 1, failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(),
-    notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, strayHolds: new Map(), nextUffdCtx: 1,
+    notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, skipForkDmaCopy: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
     lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map() },
     threads: new Map(), invalidations: new Map(), notifierNesting: new Map(), deferredFput: new Map(), fdgetHeld: new Map(), anonVmaRoot: new Map(),

@@ -170,6 +170,8 @@ export type ImplState = {
   notifierTrees: Map<number, IntervalTree<ImplNotifier>>;
   nextNotifierId: number;
   skipPtraceCheck: boolean;
+  /** Corruption 'skip-fork-dma-copy'. */
+  skipForkDmaCopy: boolean;
   strayHolds: Map<number, string>;
   /** Ids of userfaultfd contexts (each uffd_register_wp opens a new one). */
   nextUffdCtx: number;

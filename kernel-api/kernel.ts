@@ -26,7 +26,9 @@ export type Corruption =
   | { kind: 'skew-swap-count'; slot: number }
   | { kind: 'pte-outside-vma'; pid: number; addr: number; to: number }
   | { kind: 'leak-frame' }
-  | { kind: 'skip-ptrace-check' };
+  | { kind: 'skip-ptrace-check' }
+  /** fork shares a maybe-pinned anonymous page instead of copying it early (no page_needs_cow_for_dma). */
+  | { kind: 'skip-fork-dma-copy' };
 
 /** A strategy as a kernel needs it: its name and a factory run once per kernel instance. */
 export type StrategyFactory = {

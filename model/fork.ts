@@ -108,7 +108,7 @@ function copyPte(s: ModelState, parent: Process, child: Process, vma: Vma, addr:
     return true;
   }
   const frame = frameOf(s, pte.pfn);
-  if (frame.kind === 'anon' && frame.anonExclusive && frame.pincount > 0) {
+  if (frame.kind === 'anon' && frame.anonExclusive && frame.pincount > 0 && !s.skipForkDmaCopy) {
     // copy_present_page: the child gets its own copy now; the parent keeps the pinned page.
     const copy = allocFrame(s, 'anon', frame.value);
     if (copy === null) return false;

@@ -171,6 +171,8 @@ export type ModelState = {
   notifiers: Map<number, ModelNotifier>;
   /** A corruption for tests: ptrace_may_access always grants. */
   skipPtraceCheck: boolean;
+  /** Corruption 'skip-fork-dma-copy'. */
+  skipForkDmaCopy: boolean;
   /** References held outside any driver: only the leak-frame corruption makes them. */
   strayHolds: Map<number, string>;
   nextNotifierId: number;

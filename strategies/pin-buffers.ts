@@ -197,7 +197,7 @@ export const pinBuffers: StrategyDefinition = {
   promises: [
     'refcount-balance', 'mapcount', 'no-stale-pte', 'remote-coherence', 'cow-isolation', 'exclusive-anon', 'zero-page',
     'file-integrity', 'rss-counters', 'swap-accounting', 'vma-wellformed', 'no-leak', 'access-control', 'slab',
-    'kernel-assert', 'pagemap-scan',
+    'kernel-assert', 'pagemap-scan', 'pin-coherence',
   ],
   calls: [
     {

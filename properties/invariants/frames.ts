@@ -142,6 +142,46 @@ export const exclusiveAnon: Invariant = {
   },
 };
 
+/**
+ * pin-coherence: a FOLL_PIN pin on an anonymous page is a view of what the process maps
+ * there, and Linux keeps it one (the PageAnonExclusive rules, mm/gup.c and mm/memory.c):
+ * GUP unshares a COW-shared page before it pins it (gup_must_unshare), fork copies a
+ * maybe-pinned exclusive page for the child at once instead of sharing it
+ * (page_needs_cow_for_dma, copy_present_page), and reclaim does not unmap it
+ * (folio_try_share_anon_rmap_pte refuses). So while it is mapped at all, a pinned anonymous
+ * page is mapped by one PTE and is PageAnonExclusive; were it shared, the next write by
+ * either side would COW it away from the pin (CVE-2020-29374's class, 70e806e4e645).
+ */
+export const pinCoherence: Invariant = {
+  id: 'pin-coherence',
+  holds: 'a FOLL_PIN-pinned anonymous page that is mapped is mapped by one PTE and PageAnonExclusive, so the pin sees what the process maps',
+  causes: [
+    { id: 'shared', title: 'pinned anonymous page mapped by more than one PTE (fork did not copy it early, or it was pinned shared)' },
+    { id: 'not-exclusive', title: 'pinned anonymous page mapped without PageAnonExclusive' },
+  ],
+  check({ k, census }) {
+    for (const [pfn, use] of census.frames) {
+      if (use.normal === 0) continue;
+      const f = k.frame(pfn);
+      if (f === undefined || f.kind !== 'anon' || f.pincount === 0) continue;
+      const where = `first P${use.firstPid} at ${hex(use.firstAddr)}`;
+      if (use.normal > 1) {
+        return {
+          invariant: 'pin-coherence', cause: 'shared', pfn, pid: use.firstPid, addr: use.firstAddr,
+          message: `anonymous pfn ${pfn}, pinned ${f.pincount}× (FOLL_PIN), is mapped by ${use.normal} PTEs (${where}): a write will COW it away from the pin`,
+        };
+      }
+      if (!f.anonExclusive) {
+        return {
+          invariant: 'pin-coherence', cause: 'not-exclusive', pfn, pid: use.firstPid, addr: use.firstAddr,
+          message: `anonymous pfn ${pfn}, pinned ${f.pincount}× (FOLL_PIN), is mapped (${where}) but not PageAnonExclusive`,
+        };
+      }
+    }
+    return null;
+  },
+};
+
 export const zeroPage: Invariant = {
   id: 'zero-page',
   holds: 'the zero page stays zero and is never mapped writable',

@@ -1,7 +1,7 @@
 /** Every invariant, in the order they are checked after each step. */
 import type { InvariantId } from '../../kernel-api/strategy.ts';
 import type { CheckContext, Invariant, Violation } from './types.ts';
-import { exclusiveAnon, mapcount, noStalePte, refcountBalance, zeroPage } from './frames.ts';
+import { exclusiveAnon, mapcount, noStalePte, pinCoherence, refcountBalance, zeroPage } from './frames.ts';
 import { noLeak, rssCounters, swapAccounting, vmaWellformed } from './accounting.ts';
 import { cowIsolation, fileIntegrity, remoteCoherence } from './content.ts';
 import { accessControl } from './access.ts';
@@ -14,7 +14,7 @@ export { RAISED, type RaisedInvariant } from './raised.ts';
 export { takeCensus } from './census.ts';
 
 export const INVARIANTS: readonly Invariant[] = [
-  noStalePte, refcountBalance, mapcount, exclusiveAnon, zeroPage, rssCounters, swapAccounting,
+  noStalePte, refcountBalance, mapcount, exclusiveAnon, pinCoherence, zeroPage, rssCounters, swapAccounting,
   vmaWellformed, cowIsolation, fileIntegrity, remoteCoherence, accessControl, noLeak, pagemapScan,
 ];
 

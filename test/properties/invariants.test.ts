@@ -11,6 +11,7 @@ import type { FileOperations, RemoteView, StrategyInstance } from '../../kernel-
 import { DEFAULT_CONFIG } from '../../kernel-api/config.ts';
 import { INVARIANTS, takeCensus, type Violation } from '../../properties/invariants/index.ts';
 import { Session } from '../../properties/session.ts';
+import { pinBuffers } from '../../strategies/pin-buffers.ts';
 
 const A = 2 ** 35 - 2; // where the first 2-page mmap lands (top-down below mmap_base)
 
@@ -272,6 +273,26 @@ for (const kernel of ['model', 'impl'] as const) {
         expect(violation?.cause).toBe(cause);
         expect(violation?.message).toMatch(message);
       }
+    });
+
+    it('pin-coherence reports a pinned anonymous page that fork shared instead of copying early', () => {
+      const pinned = (skip: boolean) => {
+        const s = session(kernel, [pinBuffers]);
+        run(s, [
+          { op: 'spawn' },
+          { op: 'mmap', pid: 1, addr: 0, lengthPages: 2, prot: 3, shared: false },
+          { op: 'write', pid: 1, addr: A, value: 11 },
+          { op: 'drv', strategy: 'pin-buffers', call: 'register', args: { pid: 1, addr: A, lengthPages: 1 } },
+        ]);
+        if (skip) s.primary.corrupt({ kind: 'skip-fork-dma-copy' });
+        return s.step({ op: 'fork', pid: 1 }).violation;
+      };
+      // As Linux: the child gets its own copy at fork, the parent keeps the pinned page.
+      expect(pinned(false)).toBeNull();
+      const v = pinned(true);
+      expect(v?.invariant).toBe('pin-coherence');
+      expect(v?.cause).toBe('shared');
+      expect(v?.message).toMatch(/anonymous pfn \d+, pinned 1× \(FOLL_PIN\), is mapped by 2 PTEs \(first P1 at 0x[0-9a-f]+\): a write will COW it away from the pin/);
     });
 
     it('slab reports a double kfree by a driver', () => {
