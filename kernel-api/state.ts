@@ -96,7 +96,11 @@ export type SwapSlotView = {
 };
 
 /** A reference a driver claims to hold on a frame (from its own data structures). */
-export type DriverHold = { pfn: number; holder: string; pins: number; refs: number };
+export type DriverHold = {
+  pfn: number; holder: string; pins: number; refs: number;
+  /** Taken with FOLL_WRITE (the driver will store through it): GUP broke COW first, so never the zero page. */
+  forWrite?: boolean;
+};
 
 /**
  * The inspection interface. Iteration order is defined: processes by pid, VMAs and PTEs

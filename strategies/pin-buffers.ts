@@ -179,7 +179,7 @@ class PinBuffers implements StrategyInstance {
     for (const slab of [...this.regs.keys()].sort((a, b) => a - b)) {
       const reg = this.regs.get(slab)!;
       for (let i = 0; i < reg.pages.length; i++) {
-        yield { pfn: reg.pages[i], holder: `${NAME}#${slab}[${i}] of P${reg.pid}`, pins: 1, refs: 0 };
+        yield { pfn: reg.pages[i], holder: `${NAME}#${slab}[${i}] of P${reg.pid}`, pins: 1, refs: 0, forWrite: (PIN_FLAGS & FOLL_WRITE) !== 0 };
       }
     }
   }

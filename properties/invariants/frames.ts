@@ -158,8 +158,17 @@ export const pinCoherence: Invariant = {
   causes: [
     { id: 'shared', title: 'pinned anonymous page mapped by more than one PTE (fork did not copy it early, or it was pinned shared)' },
     { id: 'not-exclusive', title: 'pinned anonymous page mapped without PageAnonExclusive' },
+    { id: 'write-pin-zero-page', title: 'a FOLL_WRITE reference a driver holds is on the zero page (GUP did not break COW first)' },
   ],
   check({ k, census }) {
+    for (const h of k.driverHolds()) {
+      if (h.forWrite === true && h.pfn === k.zeroPfn) {
+        return {
+          invariant: 'pin-coherence', cause: 'write-pin-zero-page', pfn: h.pfn,
+          message: `${h.holder} holds the zero page (pfn ${h.pfn}) by a FOLL_WRITE GUP: a write fault should have given it its own page first`,
+        };
+      }
+    }
     for (const [pfn, use] of census.frames) {
       if (use.normal === 0) continue;
       const f = k.frame(pfn);

@@ -295,6 +295,31 @@ for (const kernel of ['model', 'impl'] as const) {
       expect(v?.message).toMatch(/anonymous pfn \d+, pinned 1× \(FOLL_PIN\), is mapped by 2 PTEs \(first P1 at 0x[0-9a-f]+\): a write will COW it away from the pin/);
     });
 
+    it('pin-coherence reports a FOLL_WRITE pin that a GUP without FOLL_WRITE left on the zero page', () => {
+      const s = session(kernel, [pinBuffers]);
+      run(s, [
+        { op: 'spawn' },
+        { op: 'mmap', pid: 1, addr: 0, lengthPages: 2, prot: 3, shared: false },
+        { op: 'read', pid: 1, addr: A },
+        { op: 'drv', strategy: 'pin-buffers', call: 'register', args: { pid: 1, addr: A, lengthPages: 1 } },
+      ]);
+      // The pin took a page of its own (as Linux: FOLL_WRITE faults the zero page away first).
+      const ok = verdicts(s, NOOP, OK);
+      expect(ok.get('pin-coherence')).toBeUndefined();
+      // The same holds with the zero page under them, as a GUP that dropped FOLL_WRITE would leave them.
+      const k = s.primary.inspect;
+      const zeroHeld = new Proxy(k, {
+        get(target, prop) {
+          if (prop === 'driverHolds') return () => [...target.driverHolds()].map((h) => ({ ...h, pfn: target.zeroPfn }));
+          const v: unknown = Reflect.get(target, prop, target);
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const v = INVARIANTS.find((i) => i.id === 'pin-coherence')!.check({ k: zeroHeld, config: s.opts.config, census: takeCensus(zeroHeld), ghost: s.ghost, op: NOOP, outcome: OK, remoteViews: [] });
+      expect(v?.cause).toBe('write-pin-zero-page');
+      expect(v?.message).toMatch(/pin-buffers#\d+\[0\] of P1 holds the zero page \(pfn \d+\) by a FOLL_WRITE GUP/);
+    });
+
     it('slab reports a double kfree by a driver', () => {
       const s = session(kernel, [testStrategy([])]);
       run(s, [{ op: 'spawn' }]);
