@@ -42,7 +42,7 @@ export const COMMANDS: readonly CommandDef[] = [
       'a known flaw (a corpus repro expected to reproduce) is reported, not written. SIGINT or SIGTERM stops the workers and ' +
       'writes what was found (exit 130, 143). With $GITHUB_STEP_SUMMARY set, a Markdown summary is appended to it.',
     flags: [
-      { name: 'kernel', kind: 'string', value: 'model|impl|diff', default: 'diff', help: 'the emulated kernel, or both side by side' },
+      { name: 'kernel', kind: 'string', value: 'model|impl|diff[+linux]', default: 'diff+linux where the kernel oracle builds (Linux, cc), else diff', help: 'the emulated kernel, or both side by side; +linux: a tenth of the budget (time, or one trace in 16) also goes to traces of the core operations user space can make, compared with the running kernel as `oracle` does, divergences shrunk into DIR/kernel' },
       { name: 'strategy', kind: 'string', value: 'NAME|core|all', default: 'core and every strategy in turn', help: 'core: the core operations only; all: every strategy' },
       { name: 'seed', kind: 'int', value: 'N', default: 'random, printed', help: 'the campaign seed: the same seed and --runs give the same traces and repro files' },
       { name: 'time', kind: 'int', value: 'SECONDS', default: '35 without --runs', help: 'time budget, start-up included' },

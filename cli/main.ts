@@ -28,6 +28,7 @@ import { storyPage } from '../harness/html.ts';
 import { formatScorecard, runScorecard } from '../harness/scorecard.ts';
 import { concurrentReason, ORACLE_OPS, runOracle } from '../harness/oracle.ts';
 import { enableSwap, SWAP_MIB, swapAreas } from '../kernel-oracle/swap.mjs';
+import { buildOracle } from '../kernel-oracle/build.mjs';
 import { RACE_ATTEMPTS_DEFAULT, reproToC } from '../harness/oracle-c.ts';
 import { InfeasibleSchedule } from '../properties/sched.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
@@ -341,7 +342,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   if (parsed === null) return 0;
   const { flags, positional } = parsed;
   if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
-  const kernel = kernelFlag(flags.kernel, 'diff');
+  const { kernel, linux } = fuzzKernelFlag(flags.kernel);
   // Without --strategy: the core operations alone and every strategy, in turn.
   const withCore = flags.strategy === undefined;
   const strategies = withCore ? [...STRATEGIES] : strategiesFlag(flags.strategy);
@@ -364,7 +365,10 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const junitFile = outputPath(flags, 'junit');
   const stepSummary = process.env.GITHUB_STEP_SUMMARY === '' ? undefined : process.env.GITHUB_STEP_SUMMARY;
   if (stepSummary !== undefined && probeFile(stepSummary) !== null) throw new UsageError(`$GITHUB_STEP_SUMMARY ${stepSummary}: cannot write: ${probeFile(stepSummary)}`);
-  out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}, ` +
+  // The running kernel's share (--kernel …+linux, the default where the oracle builds): run after the emulated campaign.
+  const linuxPlan = one !== undefined || !linux.on ? null : { runs: runs === undefined ? undefined : Math.ceil(runs / LINUX_SHARE_RUNS), timeMs: timeS === undefined ? undefined : timeS * 1000 * LINUX_SHARE_TIME };
+  if (linux.on && linux.explicit && linux.unavailable !== undefined) throw new UsageError(`--kernel ${kernel}+linux: the kernel oracle cannot run here: ${linux.unavailable}`);
+  out.err(`mapfuzz fuzz: seed ${seed}${flags.seed === undefined ? ' (pass --seed to repeat)' : ''}, kernel ${kernel}${linuxPlan !== null && linux.unavailable === undefined ? '+linux' : ''}, ` +
     `${strategies.length === 0 ? 'core operations' : `${withCore ? 'core operations and ' : ''}strategies ${strategies.map((s) => s.name).join(', ')}`}, ` +
     `${one !== undefined ? `run ${one} alone` : runs !== undefined ? `${runs} traces` : `${timeS} s`}${shard === undefined || one !== undefined ? '' : `, shard ${shard.index}/${shard.count}`}, ` +
     `${workers} worker${workers === 1 ? '' : 's'}`);
@@ -375,7 +379,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   let result: ParallelResult;
   try {
     result = await runCampaignParallel({
-      seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000, kernel, strategies, withCore, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
+      seed, runs, timeMs: timeS === undefined ? undefined : timeS * 1000 * (linuxPlan === null ? 1 : 1 - LINUX_SHARE_TIME), kernel, strategies, withCore, config: FUZZ_CONFIG, stepsMax: STEPS_MAX,
       shard, workers, stepTimeoutMs: stepTimeoutS * 1000, onProgress: progressPrinter(out, 'fuzz', () => live.counts()),
       lookPast: knownFlaws, signal: stop.signal,
       onFailure: (f) => {
@@ -396,6 +400,10 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   const reports = result.failures.map((f) => held.has(f) ? heldReport(f, result.failures, held) : live.record(f));
   live.settle(reports);
   const signal = signals.received();
+  const linuxRun = linuxPlan === null ? null
+    : linux.unavailable !== undefined ? { skipped: linux.unavailable }
+    : signal !== undefined || stoppedAtMax ? { skipped: signal !== undefined ? `interrupted by ${signal}` : '--max-failures reached' }
+    : runLinuxShare(seed, linuxPlan, shard, join(corpusDir, 'kernel'), out);
   const report: CampaignReport = {
     seed, kernel, strategies: [...(strategies.length === 0 || withCore ? ['core'] : []), ...strategies.map((s) => s.name)],
     shard: shard === undefined || one !== undefined ? null : `${shard.index}/${shard.count}`,
@@ -410,9 +418,12 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
     out.log(`${statusOf(r).padEnd(5)} ${r.failure.strategy} ${r.failure.invariant}: ${campaignCause(r.failure)}, ${r.failure.ops.length} steps — ${r.failure.message}${note}`);
   }
   if (reports.length > 0) out.log(`\n${formatSummaryTable(report)}`);
+  if (linuxRun !== null) for (const line of linuxLines(linuxRun)) out.log(line);
   // One account for stdout, --json, --junit and the Markdown summary.
   const account = accountOf(reports);
-  const fresh = account.fresh;
+  // A divergence from Linux is a bug of the model (the core has no known flaws): it fails the campaign.
+  const linuxNew = linuxRun === null || 'skipped' in linuxRun ? 0 : linuxRun.report.divergences.filter((d) => d.documented === undefined).length;
+  const fresh = account.fresh + linuxNew;
   out.log(headline(account));
   const errors = [...live.errors];
   if (jsonFile !== undefined) {
@@ -421,6 +432,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
       ...(signal === undefined ? {} : { interrupted: signal }),
       ...(stoppedAtMax ? { stopped: `--max-failures ${maxFailures}` } : {}),
       new: account.fresh, known: account.known, held: account.held, written: live.written(),
+      ...(linuxRun === null ? {} : { linux: linuxJson(linuxRun) }),
       failures: reports.map((r) => ({
         invariant: r.failure.invariant, cause: campaignCause(r.failure), kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
         message: r.failure.message, known: r.known, held: r.held === true, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
@@ -433,6 +445,58 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   if (signal !== undefined) return SIGNAL_EXIT[signal];
   if (errors.length > 0) return 2;
   return fresh === 0 ? 0 : 1;
+}
+
+/** The running kernel's share of a `+linux` campaign: one trace in LINUX_SHARE_RUNS of a run budget, or this fraction of a time budget. */
+const LINUX_SHARE_RUNS = 16;
+const LINUX_SHARE_TIME = 0.1;
+
+type LinuxRun = { skipped: string } | { report: ReturnType<typeof runOracle>; swap: string };
+
+/** --kernel of `fuzz`: the emulated kernel and whether Linux takes a share (the default where the oracle builds). */
+function fuzzKernelFlag(v: unknown): { kernel: KernelChoice; linux: { on: boolean; explicit: boolean; unavailable?: string } } {
+  const text = v === undefined ? undefined : String(v);
+  const plus = text?.endsWith('+linux') === true;
+  const kernel = kernelFlag(plus ? text!.slice(0, -'+linux'.length) : text, 'diff');
+  if (text !== undefined && !plus) return { kernel, linux: { on: false, explicit: true } };
+  const built = buildOracle();
+  return { kernel, linux: { on: true, explicit: plus, ...(built.ok ? {} : { unavailable: built.reason }) } };
+}
+
+/** The traces of the core operations user space can make, on the model and the running kernel (harness/oracle.ts runOracle). */
+function runLinuxShare(seed: number, plan: { runs?: number; timeMs?: number }, shard: Shard | undefined, corpusDir: string, out: Out): LinuxRun {
+  out.err(`mapfuzz fuzz: linux: ${plan.runs !== undefined ? `${plan.runs} traces` : `${((plan.timeMs ?? 0) / 1000).toFixed(1)} s`} of the core operations on the running kernel`);
+  const swap = oracleSwap('auto');
+  let report: ReturnType<typeof runOracle>;
+  try {
+    report = runOracle({ seed, runs: plan.runs, timeMs: plan.runs === undefined ? plan.timeMs : undefined, corpusDir: writableDir(corpusDir, '--corpus'), shard });
+  } finally {
+    const left = swap.teardown();
+    if (left !== null) out.err(`mapfuzz fuzz: the swap file could not be turned off (${left}); \`node kernel-oracle/swap.mjs cleanup\` removes it`);
+  }
+  return report.unavailable !== undefined ? { skipped: report.unavailable } : { report, swap: swap.line };
+}
+
+function linuxLines(run: LinuxRun): string[] {
+  if ('skipped' in run) return [`linux: skipped: ${run.skipped}`];
+  const r = run.report;
+  const lines = [`linux: ${r.runs} traces on the running kernel in ${(r.elapsedMs / 1000).toFixed(1)} s (swap: ${run.swap}): ${r.agree} agree, ` +
+    `${r.documented} differ only as documented${r.documented > 0 ? ` (${Object.entries(r.documentedBy).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}, ${r.diverge} diverge` +
+    (r.skipped > 0 ? `, ${r.skipped} skipped (${Object.entries(r.skippedBy).map(([k, v]) => `${k}: ${v}`).join('; ')})` : '')];
+  for (const d of r.divergences) {
+    if (d.documented !== undefined) continue;
+    lines.push(`NEW   linux differential: model and kernel diverge at step ${d.step + 1} (${d.ops[d.step]?.op}), ${d.ops.length} steps${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.repro ? ` → ${d.repro}` : ''}`);
+  }
+  return lines;
+}
+
+function linuxJson(run: LinuxRun): unknown {
+  if ('skipped' in run) return { skipped: run.skipped };
+  const r = run.report;
+  return {
+    runs: r.runs, agree: r.agree, documented: r.documented, diverge: r.diverge, skipped: r.skipped, documentedBy: r.documentedBy, skippedBy: r.skippedBy,
+    elapsedMs: r.elapsedMs, swap: run.swap, divergences: r.divergences.filter((d) => d.documented === undefined).map((d) => ({ step: d.step, ops: d.ops, file: d.repro })),
+  };
 }
 
 /** A campaign's hang, its operations shrunk under the step time limit (left as found when they no longer hang). */

@@ -249,7 +249,11 @@ function modelStep(k: ModelKernel, outcome: Outcome): SeenStep {
 
 // ---- running both sides ---------------------------------------------------------------
 
-export type ModelRun = { steps: SeenStep[]; lines: string[] };
+export type ModelRun = {
+  steps: SeenStep[]; lines: string[];
+  /** The model failed an assertion at this step (its own bug): the run ends there; `lines` has the step as written. */
+  crash?: { step: number; message: string };
+};
 
 /**
  * Run `ops` on a fresh model; also the oracle lines, placed where the model placed things.
@@ -261,7 +265,16 @@ export function runModel(ops: readonly Op[], config: Readonly<KernelConfig> = or
   const run: ModelRun = { steps: [], lines: [] };
   for (const [i, op] of ops.entries()) {
     const empty = emptyPtes?.[i];
-    const outcome = op.op === 'pagemap_scan' && empty !== undefined ? scanWithEmptyPtes(k, op, new Set(empty)) : k.step(op);
+    let outcome: Outcome;
+    try {
+      outcome = op.op === 'pagemap_scan' && empty !== undefined ? scanWithEmptyPtes(k, op, new Set(empty)) : k.step(op);
+    } catch (e) {
+      // A model assertion: the kernel still runs the call, as written (no placement of the model's to follow).
+      run.crash = { step: i, message: e instanceof Error ? e.message : String(e) };
+      const line = oracleLine(op, err('EINVAL'));
+      if (line !== null) run.lines.push(line);
+      return run;
+    }
     const line = oracleLine(op, outcome);
     if (line === null) throw new Error(`oracle: operation ${op.op} has no kernel counterpart (${JSON.stringify(op)})`);
     run.lines.push(line);
@@ -510,6 +523,12 @@ export function checkTrace(binary: string, ops: readonly Op[], config: Readonly<
   }
   const plain = runModel(ops, config);
   const kernel = runKernel(binary, plain.lines);
+  if (plain.crash !== undefined) {
+    // The model's own assertion failed where the kernel carried on: a divergence at that step.
+    const at = plain.crash.step;
+    const differences = [{ what: 'model assertion', model: plain.crash.message, kernel: kernel.steps[at]?.outcome ?? null }];
+    return { result: 'diverge', step: at, differences, documented: [], model: plain, kernel };
+  }
   if ((config.softDirty !== false) !== kernel.softDirty) {
     throw new Error(`oracle: the model is configured ${config.softDirty !== false ? 'with' : 'without'} soft-dirty, the kernel ${kernel.softDirty ? 'has' : 'lacks'} it`);
   }
@@ -597,7 +616,13 @@ export function generateOracleTrace(seed: string, config: Readonly<KernelConfig>
     if (drawn === null || !ORACLE_OPS.includes(drawn.op)) continue;
     const op = drawn.op === 'pagemap_scan' ? plainerScan(drawn, k, prng) : drawn.op === 'uffd_register_wp' ? plainerRegister(drawn, k, prng) : drawn;
     ops.push(op);
-    builder.learn(op, k.step(op));
+    let outcome: Outcome;
+    try {
+      outcome = k.step(op);
+    } catch {
+      break; // a model assertion: the trace ends with the step, which checkTrace reports
+    }
+    builder.learn(op, outcome);
   }
   return ops;
 }
@@ -678,7 +703,7 @@ export function documentedRepros(dir: string): Map<string, string> {
 export type OracleDivergence = {
   ops: Op[];
   step: number;
-  model: { outcome: Outcome; differences: Record<string, unknown> };
+  model: { outcome: Outcome | null; differences: Record<string, unknown> };
   kernel: { outcome: Outcome; differences: Record<string, unknown> };
   documented?: string;
   repro?: string;
@@ -722,6 +747,8 @@ export type OracleOptions = {
    * when the corpus has none of that simplification yet. Default true.
    */
   recordDocumented?: boolean;
+  /** Run only the trace indexes r with r mod count = index − 1 (a campaign shard's share). */
+  shard?: { index: number; count: number };
   onProgress?: (r: OracleReport) => void;
 };
 
@@ -729,7 +756,7 @@ function describe(v: Verdict, ops: readonly Op[], model: ModelRun, kernel: Kerne
   const pick = (side: 'model' | 'kernel') => Object.fromEntries(v.differences.map((d) => [d.what, d[side]]));
   return {
     ops: [...ops], step: v.step,
-    model: { outcome: model.steps[v.step].outcome, differences: pick('model') },
+    model: { outcome: model.steps[v.step]?.outcome ?? null, differences: pick('model') },
     kernel: { outcome: kernel.steps[v.step].outcome, differences: pick('kernel') },
   };
 }
@@ -762,7 +789,8 @@ export function runOracle(opts: OracleOptions): OracleReport {
   const recorded = new Set<string>();
   // A clean run (nothing undocumented) adds no file to a corpus that already shows each simplification it met.
   const documentedIn = corpusDir === null ? new Map<string, string>() : documentedRepros(corpusDir);
-  for (let run = 0; run < runsMax; run++) {
+  const shard = opts.shard ?? { index: 1, count: 1 };
+  for (let run = shard.index - 1; run < runsMax; run += shard.count) {
     if (opts.timeMs !== undefined && performance.now() - t0 >= opts.timeMs) break;
     const ops = generateOracleTrace(`mapfuzz-oracle:${opts.seed}:${run}`);
     for (const op of ops) report.opsCovered[op.op] = (report.opsCovered[op.op] ?? 0) + 1;

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './helpers.ts';
+import { buildOracle } from '../../kernel-oracle/build.mjs';
 
 describe('mapfuzz command', () => {
   it('prints help and exits 0', async () => {
@@ -15,6 +16,7 @@ describe('mapfuzz command', () => {
     [['fuzz', '--runs', 'x'], /--runs takes an integer/],
     [['fuzz', '--runs', '5', '--time', '5'], /give --time or --runs, not both/],
     [['fuzz', '--kernel', 'linux'], /--kernel must be one of model, impl, diff/],
+    [['fuzz', '--kernel', 'bogus+linux'], /--kernel must be one of model, impl, diff/],
     [['fuzz', '--strategy', 'nope'], /unknown strategy "nope"/],
     [['fuzz', '--bogus'], /unknown option --bogus/],
     [['frobnicate'], /unknown command/],
@@ -64,5 +66,21 @@ describe('mapfuzz command', () => {
     expect(strip(a)).toEqual(strip(b));
     expect(first.code).toBe(1); // proc-mem-mmap's flaws are new to an empty corpus
     expect(JSON.parse(readFileSync(a, 'utf8')).failures.length).toBeGreaterThan(0);
+  });
+});
+
+describe('fuzz with the running kernel (--kernel diff+linux, the default where the oracle builds)', () => {
+  const built = buildOracle();
+  it.skipIf(!built.ok)('sends one trace in 16 of a run budget through Linux, and says so; --kernel diff sends none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mapfuzz-cli-'));
+    const r = await run(['fuzz', '--strategy', 'core', '--runs', '32', '--seed', '3', '--corpus', dir, '--json', join(dir, 'r.json')]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/kernel diff\+linux/);
+    expect(r.out).toMatch(/^linux: 2 traces on the running kernel in [\d.]+ s \(swap: .*\): \d+ agree, \d+ differ only as documented, 0 diverge/m);
+    const json = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    expect(json.linux).toMatchObject({ runs: 2, diverge: 0 });
+    const plain = await run(['fuzz', '--strategy', 'core', '--runs', '32', '--seed', '3', '--kernel', 'diff', '--corpus', mkdtempSync(join(tmpdir(), 'mapfuzz-cli-'))]);
+    expect(plain.code, plain.err).toBe(0);
+    expect(plain.out).not.toMatch(/^linux:/m);
   });
 });
