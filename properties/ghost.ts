@@ -22,10 +22,11 @@
  * dirtied by a write path (pwrite, a store through a shared file mapping, a GUP write of
  * /proc/<pid>/mem or process_vm_writev), cleaned by pageout when the page leaves the cache.
  * Which page a reclaim picks is the kernel's policy: the ghost learns only from the page
- * cache whether a page left it (README, "Known simplifications": a reclaim that writes a
- * referenced page back and keeps it is not seen as cleaning it, so a later store through a
- * special PTE to it is expected to survive). A lost store is kept in `lost` for
- * remote-coherence.
+ * cache whether a page left it, and from the page tables whether reclaim unmapped it from
+ * every process while a reference kept it in the cache (shrink_folio_list: try_to_unmap,
+ * pageout, then __remove_mapping fails on the extra reference): written back too. A page
+ * no process mapped, kept by a reference, is not seen as cleaned (README, "Known
+ * simplifications"). A lost store is kept in `lost` for remote-coherence.
  */
 import type { Op } from '../kernel-api/op.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
@@ -71,6 +72,8 @@ export class Ghost {
   private readonly dirty = new Set<string>();
   /** Stores through a special PTE to a clean regular-file page, by 'f<id>:<index>'. */
   private readonly fragile = new Map<string, Fragile>();
+  /** The dirty pages some process mapped after the last step, with their frame: what a reclaim may unmap. */
+  private mappedDirty = new Map<string, number>();
   /** Stores found lost by the last apply (its page left the cache clean). */
   lost: LostStore[] = [];
 
@@ -85,6 +88,7 @@ export class Ghost {
     for (const key of this.dirty) g.dirty.add(key);
     for (const [key, f] of this.fragile) g.fragile.set(key, { ...f });
     g.lost = [...this.lost];
+    g.mappedDirty = new Map(this.mappedDirty);
     g.nextShm = this.nextShm;
     return g;
   }
@@ -133,7 +137,7 @@ export class Ghost {
   apply(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
     this.lost = [];
     this.applyOp(op, outcome, k, views);
-    this.settle(k);
+    this.settle(op, k);
   }
 
   private applyOp(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
@@ -353,17 +357,30 @@ export class Ghost {
    * After a step: pageout of the regular-file pages it wrote back, and the fragile stores
    * whose page left the page cache (lost: the next read finds the backing store's value).
    */
-  private settle(k: KernelInspect): void {
-    if (this.dirty.size === 0 && this.fragile.size === 0) return;
+  private settle(op: Op, k: KernelInspect): void {
+    if (this.dirty.size === 0 && this.fragile.size === 0) {
+      this.mappedDirty.clear();
+      return;
+    }
     const cached = new Map<number, Map<number, number>>();
     const cacheOf = (file: number) => {
       let m = cached.get(file);
       if (m === undefined) cached.set(file, (m = new Map(k.pagecache(file))));
       return m;
     };
+    const mapped = new Set<number>();
+    if (this.dirty.size > 0) {
+      for (const p of k.processes()) for (const [, pte] of k.ptes(p.pid)) if (pte.kind === 'present' && !pte.special) mapped.add(pte.pfn);
+    }
+    const reclaim = op.op === 'reclaim' || (op.op === 'madvise' && op.advice === 'PAGEOUT');
+    const before = this.mappedDirty;
+    this.mappedDirty = new Map();
     for (const key of [...this.dirty]) {
       const [obj, index] = key.split(':');
-      if (!cacheOf(Number(obj.slice(1))).has(Number(index))) this.dirty.delete(key);
+      const pfn = cacheOf(Number(obj.slice(1))).get(Number(index));
+      const unmappedByReclaim = reclaim && pfn !== undefined && before.get(key) === pfn && !mapped.has(pfn);
+      if (pfn === undefined || unmappedByReclaim) this.dirty.delete(key);
+      else if (mapped.has(pfn)) this.mappedDirty.set(key, pfn);
     }
     for (const [key, f] of [...this.fragile]) {
       const [obj, i] = key.split(':');

@@ -125,6 +125,27 @@ describe('ghost memory follows Linux: the store through the view is lost at recl
       expect(read.violation).toBeNull();
     });
 
+    it(`${kernel}: a dirty page reclaim wrote back but the driver's reference kept is clean again: a later store through the view is lost`, () => {
+      const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
+      const step = (op: Op) => s.step(op);
+      const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+      val({ op: 'spawn' });
+      const file = val({ op: 'creat', sizePages: 1 });
+      const a = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, file });
+      val({ op: 'fork', pid: 1 });
+      expect(step({ op: 'write', pid: 2, addr: a, value: 5 }).violation).toBeNull();
+      const fd = val({ op: 'drv', strategy: 'proc-mem-mmap', call: 'open', args: { pid: 1, target: 2 } });
+      const v = (step({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, fd, pgoff: a }).outcome as { value: number }).value;
+      // try_to_unmap, pageout (5 reaches the file), then the driver's reference keeps the page.
+      expect(step({ op: 'reclaim', pid: 2, addr: a })).toEqual({ outcome: { kind: 'ok', value: 0 }, violation: null });
+      expect(step({ op: 'write', pid: 1, addr: v, value: 77 }).violation).toBeNull();
+      expect(step({ op: 'munmap', pid: 1, addr: v, lengthPages: 1 }).violation).toBeNull();
+      expect(step({ op: 'reclaim', count: 8 }).violation).toMatchObject({ invariant: 'remote-coherence', cause: 'reclaim:lost-write' });
+      const read = step({ op: 'read', pid: 2, addr: a });
+      expect(read).toEqual({ outcome: { kind: 'ok', value: 5 }, violation: null });
+      expect(step({ op: 'pread', file, index: 0 }).outcome).toEqual({ kind: 'ok', value: 5 });
+    });
+
     it(`${kernel}: no report when the target dirtied the page itself before the store through the view`, () => {
       const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
       const step = (op: Op) => s.step(op);
