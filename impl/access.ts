@@ -9,7 +9,7 @@ import { FOLL_FORCE, FOLL_GET, FOLL_NOFAULT, FOLL_PIN, FOLL_WRITE, type PtraceMo
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
 import type { ImplProcess, ImplState, ImplVma } from './types.ts';
 import { fail } from './assert.ts';
-import { frameOf, getPage, pfnValue, putPage, setPfnValue } from './frames.ts';
+import { frameOf, getPage, markGupDirty, pfnValue, putPage, setPfnValue } from './frames.ts';
 import { F_ANON_EXCLUSIVE, F_KIND, KIND_ANON } from './framepool.ts';
 import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE } from './pagetable.ts';
 import { doWpPage, GUP_FAULT, handleMmFault, type VmFault } from './fault.ts';
@@ -210,7 +210,10 @@ export function procMemAccess(s: ImplState, caller: ImplProcess, target: ImplPro
     const pfn = gupOne(s, target, addr, flags);
     if (typeof pfn === 'string') return err('EIO');
     const result = value === undefined ? pfnValue(s, pfn) : 0;
-    if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
+    if (value !== undefined) {
+      setPfnValue(s, pfn, value >>> 0);
+      markGupDirty(s, pfn); // folio_mark_dirty_lock
+    }
     if (pfn !== s.zeroPfn) putPage(s, frameOf(s, pfn));
     return ok(result);
   });
@@ -223,7 +226,10 @@ export function processVmAccess(s: ImplState, caller: ImplProcess, target: ImplP
   const pfn = withMmapLock(s, target.mm, 'read', 'process_vm_rw_single_vec', () => gupOne(s, target, addr, flags));
   if (typeof pfn === 'string') return err(pfn === 'ENOMEM' ? 'ENOMEM' : 'EFAULT');
   const result = value === undefined ? pfnValue(s, pfn) : 0;
-  if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
+  if (value !== undefined) {
+    setPfnValue(s, pfn, value >>> 0);
+    markGupDirty(s, pfn); // unpin_user_pages_dirty_lock(..., vm_write)
+  }
   unpinPage(s, pfn);
   return ok(result);
 }

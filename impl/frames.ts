@@ -68,12 +68,21 @@ export function pfnValue(s: ImplState, pfn: number): number {
 /**
  * Store through a PTE or the direct map (a remote or driver write); a freed frame is written
  * too, and so is the zero page when a driver mapped it writable (the zero-page invariant
- * reports that), as model/frames.ts does.
+ * reports that), as model/frames.ts does: the store dirties no page (a special PTE's dirty
+ * bit never reaches one; a normal PTE's does at zap or try_to_unmap).
  */
 export function setPfnValue(s: ImplState, pfn: number, value: number): void {
   if (!(s.pool.wasAllocated(pfn))) fail(`pfn ${pfn} was never allocated`);
   s.pool.value[pfn] = value;
-  s.pool.flags[pfn] |= F_DIRTY;
+}
+
+/**
+ * folio_mark_dirty_lock / unpin_user_pages_dirty_lock after a GUP write: the store itself
+ * dirties only a PTE (setPfnValue), as model/frames.ts markGupDirty.
+ */
+export function markGupDirty(s: ImplState, pfn: number): void {
+  if (pfn === s.zeroPfn) return;
+  s.pool.flags[frameOf(s, pfn)] |= F_DIRTY;
 }
 
 /** mm_counter(): which RSS counter a mapped frame is accounted in. */

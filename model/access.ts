@@ -10,7 +10,7 @@ import { FOLL_FORCE, FOLL_GET, FOLL_NOFAULT, FOLL_PIN, FOLL_WRITE, type PtraceMo
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
 import type { ModelState, PresentPte, Process, Pte, Vma } from './types.ts';
 import { assert } from './assert.ts';
-import { frameOf, getPage, pfnValue, putPage, setPfnValue } from './frames.ts';
+import { frameOf, getPage, markGupDirty, pfnValue, putPage, setPfnValue } from './frames.ts';
 import { doWpPage, GUP_FAULT, handleMmFault, type VmFault } from './fault.ts';
 import { vmaLookup } from './vma.ts';
 import { taskAlive } from './process.ts';
@@ -225,7 +225,10 @@ export function procMemAccess(s: ModelState, caller: Process, target: Process, a
     const pfn = gupOne(s, target, addr, flags);
     if (typeof pfn === 'string') return err('EIO');
     const result = value === undefined ? pfnValue(s, pfn) : 0;
-    if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
+    if (value !== undefined) {
+      setPfnValue(s, pfn, value >>> 0);
+      markGupDirty(s, pfn); // folio_mark_dirty_lock
+    }
     if (pfn !== s.zeroPfn) putPage(s, frameOf(s, pfn));
     return ok(result);
   });
@@ -239,7 +242,10 @@ export function processVmAccess(s: ModelState, caller: Process, target: Process,
   const pfn = withMmapLock(s, target.pid, 'read', 'process_vm_rw_single_vec', () => gupOne(s, target, addr, flags));
   if (typeof pfn === 'string') return err(pfn === 'ENOMEM' ? 'ENOMEM' : 'EFAULT');
   const result = value === undefined ? pfnValue(s, pfn) : 0;
-  if (value !== undefined) setPfnValue(s, pfn, value >>> 0);
+  if (value !== undefined) {
+    setPfnValue(s, pfn, value >>> 0);
+    markGupDirty(s, pfn); // unpin_user_pages_dirty_lock(..., vm_write)
+  }
   unpinPage(s, pfn);
   return ok(result);
 }

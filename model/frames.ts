@@ -68,11 +68,25 @@ export function pfnValue(s: ModelState, pfn: number): number {
 
 /**
  * Store through a PTE or the direct map; a freed frame is written too, and so is the zero
- * page when a driver mapped it writable (the zero-page invariant reports that).
+ * page when a driver mapped it writable (the zero-page invariant reports that). The store
+ * itself dirties no page: a store through a PTE sets the PTE's dirty bit (the caller does),
+ * which reaches the folio only for a normal page, at zap or try_to_unmap
+ * (zap_present_folio_ptes, try_to_unmap_one); a special PTE's never does (vm_normal_page()
+ * is NULL for a PFN map or the zero page). GUP writers mark the folio dirty themselves
+ * (markGupDirty), as does a driver only through set_page_dirty, which the API does not offer.
  */
 export function setPfnValue(s: ModelState, pfn: number, value: number): void {
   const frame = s.frames.get(pfn) ?? s.freed.get(pfn);
   assert(frame !== undefined, `pfn ${pfn} was never allocated`);
   frame.value = value;
-  frame.dirty = true;
+}
+
+/**
+ * folio_mark_dirty_lock after a write through a GUP reference (__access_remote_vm) or
+ * unpin_user_pages_dirty_lock (process_vm_rw_pages): the page GUP returned is a normal one
+ * (never the zero page for FOLL_WRITE; a PFN map is refused by check_vma_flags).
+ */
+export function markGupDirty(s: ModelState, pfn: number): void {
+  if (pfn === s.zeroPfn) return;
+  frameOf(s, pfn).dirty = true;
 }

@@ -12,6 +12,21 @@
  * is. A store through a stale view (one that maps another frame than the target has, or
  * the zero page) reaches no logical page: it is the view's flaw, judged by
  * remote-coherence and zero-page, not a change to whatever the target maps there later.
+ *
+ * Dirty tracking, from Linux's rule and not from the kernels: a store through a special PTE
+ * (a PFN map: vm_normal_page() is NULL) changes the page but never dirties it
+ * (zap_present_folio_ptes and try_to_unmap_one move a PTE's dirty bit to the folio only for
+ * a normal page). So such a store to a clean page-cache page of a regular file is lost when
+ * the page leaves the cache (shrink_folio_list drops a clean folio without pageout; the next
+ * access reads the backing store). The ghost keeps its own dirty set of regular-file pages:
+ * dirtied by a write path (pwrite, a store through a shared file mapping, a GUP write of
+ * /proc/<pid>/mem or process_vm_writev), cleaned by pageout when the page leaves the cache.
+ * Which page a reclaim picks is the kernel's policy: the ghost learns only from the page
+ * cache whether a page left it, and from the page tables whether reclaim unmapped it from
+ * every process while a reference kept it in the cache (shrink_folio_list: try_to_unmap,
+ * pageout, then __remove_mapping fails on the extra reference): written back too. A page
+ * no process mapped, kept by a reference, is not seen as cleaned (README, "Known
+ * simplifications"). A lost store is kept in `lost` for remote-coherence.
  */
 import type { Op } from '../kernel-api/op.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
@@ -27,6 +42,11 @@ type Backing =
   | { kind: 'unknown' };
 
 type Range = { start: number; end: number; backing: Backing; dontfork: boolean };
+
+/** A store through a special PTE to a clean regular-file page, lost if that page leaves the cache. */
+type Fragile = { pfn: number; durable: number; value: number; pid: number; addr: number };
+/** A fragile store whose page left the page cache: the write is lost (remote-coherence). */
+export type LostStore = { file: number; index: number; value: number; durable: number; pid: number; addr: number };
 
 type GhostProcess = {
   ranges: Range[];
@@ -48,6 +68,14 @@ export class Ghost {
   private readonly shmSize = new Map<string, number>();
   /** The kernel's shmem inode ids, learnt at mmap, so a map_files mapping finds the same object. */
   private readonly shmemByInode = new Map<number, string>();
+  /** Regular-file pages dirtied by a write path and not yet written back, as 'f<id>:<index>'. */
+  private readonly dirty = new Set<string>();
+  /** Stores through a special PTE to a clean regular-file page, by 'f<id>:<index>'. */
+  private readonly fragile = new Map<string, Fragile>();
+  /** The dirty pages some process mapped after the last step, with their frame: what a reclaim may unmap. */
+  private mappedDirty = new Map<string, number>();
+  /** Stores found lost by the last apply (its page left the cache clean). */
+  lost: LostStore[] = [];
 
   /** An independent copy: what ghost memory said at this instant (a concurrent step's checks, properties/session.ts). */
   clone(): Ghost {
@@ -57,6 +85,10 @@ export class Ghost {
     for (const [id, size] of this.fileSize) g.fileSize.set(id, size);
     for (const [obj, size] of this.shmSize) g.shmSize.set(obj, size);
     for (const [inode, obj] of this.shmemByInode) g.shmemByInode.set(inode, obj);
+    for (const key of this.dirty) g.dirty.add(key);
+    for (const [key, f] of this.fragile) g.fragile.set(key, { ...f });
+    g.lost = [...this.lost];
+    g.mappedDirty = new Map(this.mappedDirty);
     g.nextShm = this.nextShm;
     return g;
   }
@@ -103,6 +135,12 @@ export class Ghost {
    * cannot know: which inode a mapping of an fd maps. `views` are the strategies' remote views.
    */
   apply(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
+    this.lost = [];
+    this.applyOp(op, outcome, k, views);
+    this.settle(op, k);
+  }
+
+  private applyOp(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
     // ESRCH: the calling thread is not there (gone, or killed meanwhile): nothing was done.
     if (outcome.kind === 'errno' && outcome.errno === 'ESRCH') return;
     // madvise over a range with holes applies to the mapped parts, then returns ENOMEM;
@@ -149,6 +187,7 @@ export class Ghost {
       case 'creat': this.fileSize.set(outcome.value, op.sizePages); return;
       case 'pwrite':
         this.objectWrite(`f${op.file}`, op.index, op.value >>> 0);
+        this.dirtied(`f${op.file}`, op.index); // generic_perform_write: folio_mark_dirty
         if (op.index >= (this.fileSize.get(op.file) ?? 0)) this.fileSize.set(op.file, op.index + 1);
         return;
       case 'truncate': this.truncate(op.file, op.sizePages); return;
@@ -262,20 +301,35 @@ export class Ghost {
     }
   }
 
-  private store(pid: number, addr: number, value: number, k: KernelInspect, views: readonly RemoteView[]): void {
+  /**
+   * A store by `pid` at `addr`. `special`: it came through a shared remote view's special PTE
+   * (pfn: the frame it wrote; by: the viewer), which changes the page but dirties nothing.
+   */
+  private store(pid: number, addr: number, value: number, k: KernelInspect, views: readonly RemoteView[],
+    special?: { pfn: number; by: number; at: number }): void {
     const p = this.procs.get(pid);
     const r = p?.ranges.find((x) => x.start <= addr && addr < x.end);
     if (p === undefined || r === undefined) return;
     const b = r.backing;
     if (b.kind === 'anon' || b.kind === 'private-file') p.priv.set(addr, value);
-    else if (b.kind === 'shared') this.objectWrite(b.obj, b.pgoff + (addr - r.start), value);
-    else {
+    else if (b.kind === 'shared') {
+      const index = b.pgoff + (addr - r.start);
+      const key = `${b.obj}:${index}`;
+      if (special === undefined) this.dirtied(b.obj, index);
+      else if (b.obj.startsWith('f') && !this.dirty.has(key)) {
+        // A clean page: the store survives only while the page stays in the cache.
+        const durable = this.fragile.get(key)?.durable ?? this.objects.get(b.obj)?.get(index) ?? 0;
+        this.fragile.set(key, { pfn: special.pfn, durable, value, pid: special.by, addr: special.at });
+      }
+      this.objectWrite(b.obj, index, value);
+    } else {
       // A write through a shared remote view lands in the target's page (a private view COWs),
       // the view a fork copied likewise, while the view shows the frame the target has.
       const view = views.find((v) => v.pid === pid && v.addr === addr) ?? p.views.get(addr);
       const shared = [...k.vmas(pid)].find((v) => v.start <= addr && addr < v.end)?.shared ?? false;
       if (view !== undefined && shared && showsTargetPage(k, pid, addr, view.target, view.targetAddr)) {
-        this.store(view.target, view.targetAddr, value, k, []);
+        const pfn = new Map(k.ptes(pid)).get(addr);
+        this.store(view.target, view.targetAddr, value, k, [], { pfn: pfn?.kind === 'present' ? pfn.pfn : -1, by: pid, at: addr });
       }
     }
   }
@@ -290,6 +344,57 @@ export class Ghost {
     const childViews = new Map([...p.views].filter(([a]) => copied(a)));
     for (const v of views) if (v.pid === parent && copied(v.addr)) childViews.set(v.addr, { target: v.target, targetAddr: v.targetAddr });
     this.procs.set(child, { ranges, priv, views: childViews });
+  }
+
+  /** folio_mark_dirty of a regular-file page by a write path: what is in it now will be written back. */
+  private dirtied(obj: string, index: number): void {
+    if (!obj.startsWith('f')) return;
+    this.dirty.add(`${obj}:${index}`);
+    this.fragile.delete(`${obj}:${index}`);
+  }
+
+  /**
+   * After a step: pageout of the regular-file pages it wrote back, and the fragile stores
+   * whose page left the page cache (lost: the next read finds the backing store's value).
+   */
+  private settle(op: Op, k: KernelInspect): void {
+    if (this.dirty.size === 0 && this.fragile.size === 0) {
+      this.mappedDirty.clear();
+      return;
+    }
+    const cached = new Map<number, Map<number, number>>();
+    const cacheOf = (file: number) => {
+      let m = cached.get(file);
+      if (m === undefined) cached.set(file, (m = new Map(k.pagecache(file))));
+      return m;
+    };
+    const mapped = new Set<number>();
+    if (this.dirty.size > 0) {
+      for (const p of k.processes()) for (const [, pte] of k.ptes(p.pid)) if (pte.kind === 'present' && !pte.special) mapped.add(pte.pfn);
+    }
+    const reclaim = op.op === 'reclaim' || (op.op === 'madvise' && op.advice === 'PAGEOUT');
+    const before = this.mappedDirty;
+    this.mappedDirty = new Map();
+    for (const key of [...this.dirty]) {
+      const [obj, index] = key.split(':');
+      const pfn = cacheOf(Number(obj.slice(1))).get(Number(index));
+      const unmappedByReclaim = reclaim && pfn !== undefined && before.get(key) === pfn && !mapped.has(pfn);
+      if (pfn === undefined || unmappedByReclaim) this.dirty.delete(key);
+      else if (mapped.has(pfn)) this.mappedDirty.set(key, pfn);
+    }
+    for (const [key, f] of [...this.fragile]) {
+      const [obj, i] = key.split(':');
+      const file = Number(obj.slice(1));
+      const index = Number(i);
+      if (cacheOf(file).get(index) === f.pfn) continue;
+      this.fragile.delete(key);
+      if (index >= (this.fileSize.get(file) ?? 0)) continue; // truncated: gone anyway
+      // The page still holds the stored value (no later store changed it) and that differs
+      // from what the backing store has: the next read sees the difference.
+      if (this.objects.get(obj)?.get(index) !== f.value || f.value === f.durable) continue;
+      this.objectWrite(obj, index, f.durable);
+      this.lost.push({ file, index, value: f.value, durable: f.durable, pid: f.pid, addr: f.addr });
+    }
   }
 
   private truncate(file: number, sizePages: number): void {

@@ -236,14 +236,23 @@ export const procMemMmap: StrategyDefinition = {
     const pgoff = c.bool() ? ctx.residentAddr(target, c) : ctx.addr(target, c);
     return { pgoff, lengthPages: c.pick([1, 1, 2, 3, 4]), prot: c.pick([1, 3, 3, 7, 0]), shared: c.int(4) !== 0 };
   },
-  // P1 writes a private page and forks P2 (the page now COW-shared), opens /proc/2/mem and
-  // maps P2's page shared and writable: the mapping pins and shows it.
+  // P1 writes a private page, maps a one-page file shared and forks P2 (the private page now
+  // COW-shared), which reads the file page in; P1 opens /proc/2/mem and maps each of P2's two
+  // pages shared and writable: the mapping pins and shows them. The file page is where a
+  // store through the view (a special PTE, which dirties no page) is lost at reclaim.
   prelude(config) {
     const { ops, page, view } = forkedPagePrelude(config);
+    const [spawn, anon, write, fork] = ops;
+    const filePage = page - 4;
     return [
-      ...ops,
+      spawn, anon, write,
+      { op: 'creat', sizePages: 1 },
+      { op: 'mmap', pid: 1, addr: filePage, lengthPages: 1, prot: 3, shared: true, file: 1, fixed: true },
+      fork,
+      { op: 'read', pid: 2, addr: filePage },
       { op: 'drv', strategy: NAME, call: 'open', args: { pid: 1, target: 2 } },
       { op: 'mmap', pid: 1, addr: view, lengthPages: 1, prot: 3, shared: true, fd: 3, pgoff: page, fixed: true },
+      { op: 'mmap', pid: 1, addr: view - 2, lengthPages: 1, prot: 3, shared: true, fd: 3, pgoff: filePage, fixed: true },
     ];
   },
   create: (k) => new ProcMemMmap(k),

@@ -147,6 +147,10 @@ type How = keyof typeof HOWS;
 
 const REMOTE_COHERENCE_CAUSES: Cause[] = Object.entries(SIDES).flatMap(([side, s]) =>
   Object.entries(HOWS).map(([how, h]) => ({ id: `${side}:${how}`, title: `remote view incoherent: ${s}, ${h}`, ...(side === 'other' ? { unexplained: true as const } : {}) })));
+// A store through the view's special PTE dirtied no page (vm_normal_page() is NULL, so
+// zap_present_folio_ptes / try_to_unmap_one never move its dirty bit to the folio), and
+// reclaim dropped the clean page-cache page: the target reads the backing store's old value.
+REMOTE_COHERENCE_CAUSES.push({ id: 'reclaim:lost-write', title: 'remote view incoherent: a store through the view dirtied no page, and reclaim dropped the clean page (the write is lost)' });
 
 /** Which side changed: the step just taken, as it touched the view's target. */
 function sideOf(op: Op, view: RemoteView, shownZero: boolean, atSetup: boolean): Side {
@@ -176,7 +180,15 @@ export const remoteCoherence: Invariant = {
   id: 'remote-coherence',
   holds: "a remote view shows the target's current page, or faults as its design promises; never an old copy",
   causes: REMOTE_COHERENCE_CAUSES,
-  check({ k, remoteViews, op, step }) {
+  check({ k, remoteViews, op, step, ghost }) {
+    const lost = ghost.lost[0];
+    if (lost !== undefined) {
+      return {
+        invariant: 'remote-coherence', cause: 'reclaim:lost-write', pid: lost.pid, addr: lost.addr,
+        message: `P${lost.pid} stored ${lost.value} at ${hex(lost.addr)} through its view of file ${lost.file} page ${lost.index}; ` +
+          `a special PTE dirties no page, so ${op.op} at step ${(step ?? 0) + 1} dropped the clean page and the file reads ${lost.durable} again: the write is lost`,
+      };
+    }
     if (remoteViews.length === 0) return null; // nothing to judge; spares building the lookups
     const ptesOf = new Map<number, Map<number, { present: boolean; pfn: number; special: boolean }>>();
     const pteAt = (pid: number, addr: number) => {
