@@ -25,9 +25,17 @@ import type { Outcome } from '../kernel-api/outcome.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
 import { WouldBlock, type SchedHooks, type Tid } from '../kernel-api/sched.ts';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
-import type { ProcessView } from '../kernel-api/state.ts';
+import type { ProcessView, VmaView } from '../kernel-api/state.ts';
 
-export type Completed = { readonly op: Op; readonly outcome: Outcome };
+export type Completed = {
+  readonly op: Op; readonly outcome: Outcome;
+  /**
+   * A store's VMA as it completed (a `write` in a concurrent step): a state judged once the
+   * step is quiescent may no longer show it (its process exited meanwhile), yet the cause of
+   * what the store changed depends on it (file-integrity's store-through-mirror).
+   */
+  readonly vma?: VmaView;
+};
 
 /** Where a nested operation started: the task it preempted, at which point, holding what. */
 export type Preemption = {
@@ -168,7 +176,8 @@ export class NestedScheduler implements SchedHooks {
     this.started.push(op);
     try {
       const outcome = this.kernel.step(op);
-      this.ran.push({ op, outcome });
+      const vma = op.op === 'write' ? vmaAt(this.kernel, op.pid, op.addr) : undefined;
+      this.ran.push(vma === undefined ? { op, outcome } : { op, outcome, vma });
       this.processTables.push(processTable(this.kernel));
       return true;
     } catch (e) {
@@ -298,4 +307,11 @@ export class Pct implements SchedPolicy {
     if (c === undefined) return null;
     return (this.priority.get(taskOf(c)) ?? 0) > mine ? c : null;
   }
+}
+
+/** The VMA of `pid` holding `addr`, if any. */
+function vmaAt(k: Kernel, pid: number, addr: number): VmaView | undefined {
+  if (k.inspect.process(pid) === undefined) return undefined;
+  for (const v of k.inspect.vmas(pid)) if (v.start <= addr && addr < v.end) return { ...v };
+  return undefined;
 }

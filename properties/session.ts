@@ -10,7 +10,7 @@ import { formatOutcome, outcomeEquals } from '../kernel-api/outcome.ts';
 import type { Kernel } from '../kernel-api/kernel.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
-import type { ProcessView } from '../kernel-api/state.ts';
+import type { ProcessView, VmaView } from '../kernel-api/state.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
 import { LOCK_WARNINGS } from '../kernel-api/locks.ts';
 import { Ghost } from './ghost.ts';
@@ -231,7 +231,7 @@ export class Session {
     // `unexplained`) is kept.
     // Those that succeeded first (one that failed most likely changed nothing: a PAGEOUT of
     // an unmapped range), each group the last completed first.
-    const ctx = (c: Completed) => new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op), this.opts.strategies);
+    const ctx = (c: Completed) => new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, indexOf(c.op), this.opts.strategies, c.vma);
     const order = [...sched.ran].reverse();
     const asked = [...order.filter((c) => c.outcome.kind === 'ok'), ...order.filter((c) => c.outcome.kind !== 'ok')];
     const first = checkAll(ctx(asked[0]!), byState);
@@ -320,7 +320,7 @@ class StepContext implements CheckContext {
   constructor(
     readonly k: InspectSnapshot, readonly config: Readonly<KernelConfig>, readonly ghost: Ghost,
     readonly op: Op, readonly outcome: Outcome, readonly remoteViews: readonly RemoteView[], readonly step: number,
-    readonly strategies: readonly StrategyDefinition[],
+    readonly strategies: readonly StrategyDefinition[], readonly opVma?: VmaView,
   ) {}
   get census(): Census {
     return (this.taken ??= takeCensus(this.k));

@@ -64,7 +64,7 @@ export const fileIntegrity: Invariant = {
     { id: 'store-through-mirror', title: 'file page changed by a store through a driver mapping' },
     { id: 'content', title: 'file page changed without a write path', unexplained: true },
   ],
-  check({ k, ghost, op }) {
+  check({ k, ghost, op, opVma }) {
     for (const f of k.files()) {
       if (f.shmem) continue;
       const size = ghost.fileSizePages(f.id);
@@ -74,7 +74,9 @@ export const fileIntegrity: Invariant = {
       for (const [index, value] of values) {
         if (index < size && value !== ghost.fileValue(f.id, index)) {
           // A store through a PFN map (a strategy's mirror) reaches the frame, not the file's write path.
-          const mirror = op.op === 'write' && [...k.vmas(op.pid)].some((v) => v.start <= op.addr && op.addr < v.end && (v.pfnmap || v.driver !== ''));
+          // In a concurrent step, the VMA as the store completed: its process may have exited since.
+          const mirror = op.op === 'write' && (opVma !== undefined ? [opVma] : [...k.vmas(op.pid)])
+            .some((v) => v.start <= op.addr && op.addr < v.end && (v.pfnmap || v.driver !== ''));
           return {
             invariant: 'file-integrity', cause: mirror ? 'store-through-mirror' : 'content',
             message: `file ${f.id} page ${index} holds ${value}, but only ${ghost.fileValue(f.id, index)} was ever written there` +

@@ -5,7 +5,7 @@
  */
 import type { InvariantId, StrategyDefinition } from '../../kernel-api/strategy.ts';
 import type { KernelConfig } from '../../kernel-api/config.ts';
-import type { KernelInspect } from '../../kernel-api/state.ts';
+import type { KernelInspect, VmaView } from '../../kernel-api/state.ts';
 import type { RemoteView } from '../../kernel-api/driver.ts';
 import type { Op } from '../../kernel-api/op.ts';
 import type { Outcome } from '../../kernel-api/outcome.ts';
@@ -40,6 +40,8 @@ export type CheckContext = {
   step?: number;
   /** The loaded strategies, whose declarations (a call's `access`) some checks judge by. */
   strategies?: readonly StrategyDefinition[];
+  /** In a concurrent step: the VMA a store's address lay in when it completed (sched.ts Completed.vma). */
+  opVma?: VmaView;
 };
 
 /**

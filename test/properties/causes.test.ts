@@ -69,4 +69,20 @@ describe('causes', () => {
     expect(causeOf({ invariant: 'kernel-assert', message: 'model: swap slot 4 freed twice' })).toBe(causeOf({ invariant: 'kernel-assert', message: 'impl: swap slot 9 freed twice' }));
     expect(causeOf({ invariant: 'differential', message: 'impl threw where the model returned = 0: impl: x' }, { op: 'write', pid: 1, addr: 1, value: 1 })).toBe('threw:write');
   });
+  it('a store through a mirror nested in its own process\'s exit is store-through-mirror, judged by the VMA it was made through', () => {
+    // P1's thread stores through the proc-mem-mmap view of P2's private file page while P1 is
+    // preempted in exit_mmap; at quiescence P1 has no VMA left, yet the store went through one.
+    const ops: Op[] = [
+      { op: 'spawn' }, { op: 'creat', sizePages: 1 },
+      { op: 'mmap', pid: 1, addr: 34359738362, lengthPages: 1, prot: 1, shared: false, file: 1 },
+      { op: 'fork', pid: 1 }, { op: 'read', pid: 2, addr: 34359738362 }, { op: 'clone', pid: 1 },
+      { op: 'drv', strategy: 'proc-mem-mmap', call: 'open', args: { pid: 1, target: 2 } },
+      { op: 'mmap', pid: 1, addr: 34359738348, lengthPages: 1, prot: 3, shared: true, fd: 3, pgoff: 34359738362 },
+      { op: 'exit', pid: 1, switches: [{ at: 0, to: 3 }] },
+      { op: 'write', pid: 1, addr: 34359738348, value: 1, tid: 3 },
+    ];
+    const r = replayOps({ kernel: 'model', config: FUZZ_CONFIG, strategies: [procMemMmap], only: new Set(['file-integrity'] as const) }, ops);
+    expect(r.failure?.invariant).toBe('file-integrity');
+    expect(r.failure?.cause).toBe('store-through-mirror');
+  });
 });
