@@ -5,7 +5,7 @@
  * notifiers. Every step runs to completion or throws a KernelAssertionError (a bug).
  */
 import type { Op } from '../kernel-api/op.ts';
-import { callerPid, taskOf } from '../kernel-api/op.ts';
+import { callerPid, madviseLockMode, taskOf } from '../kernel-api/op.ts';
 import { LockTable, type LockMode } from '../kernel-api/locks.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
@@ -217,8 +217,8 @@ export class ImplKernel implements Kernel {
       case 'mprotect': return this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, op));
       case 'mremap': return this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, op));
       case 'madvise': {
-        // madvise_need_mmap_write: DONTFORK/DOFORK change vm_flags; the others only read the VMAs.
-        const mode = op.advice === 'DONTFORK' || op.advice === 'DOFORK' ? 'write' : op.advice === 'DONTNEED' || op.advice === 'PAGEOUT' || op.advice === 'COLD' ? 'read' : null;
+        // get_lock_mode: the advices that change vm_flags take the mmap_lock for write (kernel-api/op.ts).
+        const mode = madviseLockMode(op.advice);
         if (mode === null) return err('EINVAL');
         return this.locked(proc, mode, 'do_madvise', () => madvise(s, proc, op));
       }

@@ -14,7 +14,22 @@ export const PROT_EXEC = 4;
 export type Prot = number;
 
 /** The advice values that `madvise` emulates. */
-export type Advice = 'DONTNEED' | 'PAGEOUT' | 'COLD' | 'DONTFORK' | 'DOFORK';
+export type Advice = 'DONTNEED' | 'PAGEOUT' | 'COLD' | 'DONTFORK' | 'DOFORK'
+  // issue 17: readahead (not emulated), VM_WIPEONFORK set/clear, prefaulting (madvise_populate).
+  | 'WILLNEED' | 'WIPEONFORK' | 'KEEPONFORK' | 'POPULATE_READ' | 'POPULATE_WRITE';
+
+/**
+ * madvise's get_lock_mode (mm/madvise.c): the advices that change vm_flags (DONTFORK, DOFORK,
+ * WIPEONFORK, KEEPONFORK) take the mmap_lock for write, the others for read (DONTNEED's
+ * per-VMA lock is emulated as the mmap_lock for read); null: not an advice (EINVAL).
+ */
+export function madviseLockMode(advice: Advice): 'read' | 'write' | null {
+  switch (advice) {
+    case 'DONTFORK': case 'DOFORK': case 'WIPEONFORK': case 'KEEPONFORK': return 'write';
+    case 'DONTNEED': case 'PAGEOUT': case 'COLD': case 'WILLNEED': case 'POPULATE_READ': case 'POPULATE_WRITE': return 'read';
+    default: return null;
+  }
+}
 
 /** How the fd behind a file mapping was opened: O_RDONLY or O_RDWR. */
 export type OpenMode = 'r' | 'rw';

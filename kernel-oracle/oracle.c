@@ -107,6 +107,18 @@ struct pm_scan_arg {
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
 #endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+#ifndef MADV_KEEPONFORK
+#define MADV_KEEPONFORK 19
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #ifndef MREMAP_FIXED
 #define MREMAP_FIXED 2
 #endif
@@ -337,7 +349,12 @@ static int madvise_advice(int64_t code) {
     case 1: return MADV_PAGEOUT;
     case 2: return MADV_COLD;
     case 3: return MADV_DONTFORK;
-    default: return MADV_DOFORK;
+    case 4: return MADV_DOFORK;
+    case 5: return MADV_WILLNEED;
+    case 6: return MADV_WIPEONFORK;
+    case 7: return MADV_KEEPONFORK;
+    case 8: return MADV_POPULATE_READ;
+    default: return MADV_POPULATE_WRITE;
   }
 }
 
@@ -772,8 +789,10 @@ static void probe_empty_ptes(pid_t real) {
 static int running(int64_t pid) { return pid >= 1 && pid < next_pid && procs[pid].running; }
 
 static int advice_code(const char *name) {
-  static const char *const names[] = { "DONTNEED", "PAGEOUT", "COLD", "DONTFORK", "DOFORK" };
-  for (int i = 0; i < 5; i++) if (strcmp(name, names[i]) == 0) return i;
+  static const char *const names[] = {
+    "DONTNEED", "PAGEOUT", "COLD", "DONTFORK", "DOFORK", "WILLNEED", "WIPEONFORK", "KEEPONFORK", "POPULATE_READ", "POPULATE_WRITE",
+  };
+  for (int i = 0; i < 10; i++) if (strcmp(name, names[i]) == 0) return i;
   return -1;
 }
 

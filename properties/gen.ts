@@ -78,7 +78,11 @@ export type Swarm = {
  * teardown path (rmap, RSS, swap counts, MMU notifiers) runs under a live mapping; drawn
  * one time in five it was too rare to meet a notifier's range within seconds.
  */
-const ADVICES: readonly Advice[] = ['DONTNEED', 'PAGEOUT', 'DONTNEED', 'COLD', 'DONTNEED', 'DONTFORK', 'DOFORK'];
+const ADVICES: readonly Advice[] = [
+  'DONTNEED', 'PAGEOUT', 'DONTNEED', 'COLD', 'DONTNEED', 'DONTFORK', 'DOFORK',
+  // issue 17
+  'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE',
+];
 const LENGTHS = [1, 1, 2, 3, 4, 8, 16, 64];
 const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];
 

@@ -26,7 +26,8 @@ type Backing =
   | { kind: 'private-file'; file: number; pgoff: number }
   | { kind: 'unknown' };
 
-type Range = { start: number; end: number; backing: Backing; dontfork: boolean };
+/** `wipeonfork`: VM_WIPEONFORK, so a fork's child starts this range empty (private anonymous memory only). */
+type Range = { start: number; end: number; backing: Backing; dontfork: boolean; wipeonfork: boolean };
 
 type GhostProcess = {
   ranges: Range[];
@@ -111,7 +112,7 @@ export class Ghost {
       this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice);
       return;
     }
-    if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'EINVAL' && op.lengthPages > 0) {
+    if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'EINVAL' && op.lengthPages > 0 && op.advice !== 'WIPEONFORK' && op.advice !== 'KEEPONFORK') {
       const end = op.addr + op.lengthPages;
       const pfnmap = [...k.vmas(op.pid)].find((v) => v.pfnmap && v.end > op.addr && v.start < end);
       if (pfnmap !== undefined && pfnmap.start > op.addr) this.madvise(op.pid, op.addr, pfnmap.start, op.advice);
@@ -123,6 +124,18 @@ export class Ghost {
       const end = op.addr + op.lengthPages;
       for (const v of k.vmas(op.pid)) {
         if (v.dontcopy === (op.advice === 'DONTFORK') && v.end > op.addr && v.start < end) {
+          this.madvise(op.pid, Math.max(op.addr, v.start), Math.min(end, v.end), op.advice);
+        }
+      }
+      return;
+    }
+    // WIPEONFORK and KEEPONFORK likewise stop at a VMA they fail to split (EAGAIN) or that
+    // refuses (EINVAL: a file or shared mapping for WIPEONFORK), having set the VMAs before it.
+    if (op.op === 'madvise' && outcome.kind === 'errno' && (outcome.errno === 'EAGAIN' || outcome.errno === 'EINVAL') &&
+      (op.advice === 'WIPEONFORK' || op.advice === 'KEEPONFORK')) {
+      const end = op.addr + op.lengthPages;
+      for (const v of k.vmas(op.pid)) {
+        if (v.wipeonfork === (op.advice === 'WIPEONFORK') && v.end > op.addr && v.start < end) {
           this.madvise(op.pid, Math.max(op.addr, v.start), Math.min(end, v.end), op.advice);
         }
       }
@@ -198,7 +211,7 @@ export class Ghost {
     } else {
       backing = { kind: 'anon' };
     }
-    insertRange(p, { start: addr, end: addr + op.lengthPages, backing, dontfork: false });
+    insertRange(p, { start: addr, end: addr + op.lengthPages, backing, dontfork: false, wipeonfork: false });
   }
 
   /** A mapping of an inode reached through an fd (map_files). */
@@ -259,7 +272,13 @@ export class Ghost {
       splitAt(p, start);
       splitAt(p, end);
       for (const r of p.ranges) if (r.start >= start && r.end <= end) r.dontfork = advice === 'DONTFORK';
+    } else if (advice === 'WIPEONFORK' || advice === 'KEEPONFORK') {
+      splitAt(p, start);
+      splitAt(p, end);
+      for (const r of p.ranges) if (r.start >= start && r.end <= end) r.wipeonfork = advice === 'WIPEONFORK';
     }
+    // WILLNEED (readahead) and POPULATE_READ/WRITE (faulting in, a COW copy of the same
+    // contents) change no contents.
   }
 
   private store(pid: number, addr: number, value: number, k: KernelInspect, views: readonly RemoteView[]): void {
@@ -285,7 +304,9 @@ export class Ghost {
     if (p === undefined) return;
     const ranges = p.ranges.filter((r) => !r.dontfork).map((r) => ({ ...r }));
     const copied = (a: number) => ranges.some((r) => r.start <= a && a < r.end);
-    const priv = new Map([...p.priv].filter(([a]) => copied(a)));
+    // dup_mmap: a VM_WIPEONFORK range is empty in the child (it reads zeroes), and keeps the flag.
+    const wiped = (a: number) => ranges.some((r) => r.wipeonfork && r.start <= a && a < r.end);
+    const priv = new Map([...p.priv].filter(([a]) => copied(a) && !wiped(a)));
     // The child's copy of each view the parent has (its own, or one it inherited).
     const childViews = new Map([...p.views].filter(([a]) => copied(a)));
     for (const v of views) if (v.pid === parent && copied(v.addr)) childViews.set(v.addr, { target: v.target, targetAddr: v.targetAddr });
