@@ -7,7 +7,7 @@
  * /proc/<pid>/pagemap show are compared after every step.
  *
  * Covered: spawn, mmap (anon, shmem, file; hint, MAP_FIXED, MAP_FIXED_NOREPLACE), munmap,
- * mprotect, mremap, madvise (DONTNEED, PAGEOUT, COLD, DONTFORK, DOFORK, WILLNEED, WIPEONFORK, KEEPONFORK, POPULATE_READ, POPULATE_WRITE), read, write, fork,
+ * mprotect, mremap, madvise (DONTNEED, PAGEOUT, COLD, DONTFORK, DOFORK, WILLNEED, WIPEONFORK, KEEPONFORK, POPULATE_READ, POPULATE_WRITE, REMOVE), read, write, fork,
  * exit, creat, pread, pwrite, truncate, /proc/<pid>/mem, process_vm_readv/writev,
  * set_dumpable, and the introspection calls: pagemap reads, PAGEMAP_SCAN (Linux 6.7),
  * clear_refs, userfaultfd write-protect registration in async mode, map_files readdir.

@@ -354,7 +354,8 @@ static int madvise_advice(int64_t code) {
     case 6: return MADV_WIPEONFORK;
     case 7: return MADV_KEEPONFORK;
     case 8: return MADV_POPULATE_READ;
-    default: return MADV_POPULATE_WRITE;
+    case 9: return MADV_POPULATE_WRITE;
+    default: return MADV_REMOVE;
   }
 }
 
@@ -790,9 +791,9 @@ static int running(int64_t pid) { return pid >= 1 && pid < next_pid && procs[pid
 
 static int advice_code(const char *name) {
   static const char *const names[] = {
-    "DONTNEED", "PAGEOUT", "COLD", "DONTFORK", "DOFORK", "WILLNEED", "WIPEONFORK", "KEEPONFORK", "POPULATE_READ", "POPULATE_WRITE",
+    "DONTNEED", "PAGEOUT", "COLD", "DONTFORK", "DOFORK", "WILLNEED", "WIPEONFORK", "KEEPONFORK", "POPULATE_READ", "POPULATE_WRITE", "REMOVE",
   };
-  for (int i = 0; i < 10; i++) if (strcmp(name, names[i]) == 0) return i;
+  for (int i = 0; i < 11; i++) if (strcmp(name, names[i]) == 0) return i;
   return -1;
 }
 

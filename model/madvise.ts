@@ -15,13 +15,14 @@ import { vmaModify, vmaPrevOf } from './vma-merge.ts';
 import { assert } from './assert.ts';
 import { ptesIn, zapRange } from './zap.ts';
 import { shrinkFrame } from './reclaim.ts';
+import { fileOf, punchHole } from './pagecache.ts';
 import { vmaLookup } from './vma.ts';
 import { GUP_FAULT, handleMmFault } from './fault.ts';
 import { GUP_ATTEMPTS_MAX } from './access.ts';
 import { PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
 
 const ADVICES: readonly Advice[] = [
-  'DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK', 'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE',
+  'DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK', 'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE',
 ];
 
 /** madvise_walk_vmas: VMA by VMA with the VMA before as prev; a hole gives ENOMEM after the rest is done. */
@@ -85,6 +86,18 @@ function madviseVma(s: ModelState, proc: Process, prev: Vma | undefined, vma: Vm
       // page-cache readahead (a driver file: generic_fadvise's no-op). It never maps a PTE and
       // never fails per VMA. Readahead is not emulated (README, Known simplifications).
       return vma;
+    case 'REMOVE': {
+      // madvise_remove (VM_LOCKED not emulated): no vm_file EINVAL; not VM_SHARED with
+      // VM_MAYWRITE (vma_is_shared_maywrite) EACCES; then vfs_fallocate(PUNCH_HOLE |
+      // KEEP_SIZE): a driver's file is no regular file (ENODEV); shmem and regular files
+      // (tmpfs, ext4) punch the hole. The mmap_lock Linux drops around it is kept here.
+      if (vma.file === -1 && vma.driverFile === null) return 'EINVAL';
+      if (!vma.shared || !vma.mayWrite) return 'EACCES';
+      if (vma.driverFile !== null || vma.file === -1) return 'ENODEV';
+      const file = fileOf(s, vma.file);
+      punchHole(s, file, vma.pgoff + (start - vma.start), vma.pgoff + (end - vma.start));
+      return vma;
+    }
     case 'WIPEONFORK':
     case 'KEEPONFORK': {
       // madvise_vma_behavior: MADV_WIPEONFORK is only for private anonymous memory (no

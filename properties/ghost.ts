@@ -112,6 +112,14 @@ export class Ghost {
       this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice);
       return;
     }
+    // MADV_REMOVE stops at the first VMA that is not a shared writable mapping of a file or
+    // shmem object (EINVAL, EACCES, ENODEV), having punched the holes before it.
+    if (op.op === 'madvise' && op.advice === 'REMOVE' && outcome.kind === 'errno' && op.lengthPages > 0) {
+      const end = op.addr + op.lengthPages;
+      const refused = [...k.vmas(op.pid)].find((v) => v.end > op.addr && v.start < end && !(v.shared && v.mayWrite && v.file !== -1 && v.driver === ''));
+      if (refused !== undefined && refused.start > op.addr) this.madvise(op.pid, op.addr, refused.start, op.advice);
+      return;
+    }
     if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'EINVAL' && op.lengthPages > 0 && op.advice !== 'WIPEONFORK' && op.advice !== 'KEEPONFORK') {
       const end = op.addr + op.lengthPages;
       const pfnmap = [...k.vmas(op.pid)].find((v) => v.pfnmap && v.end > op.addr && v.start < end);
@@ -276,6 +284,14 @@ export class Ghost {
       splitAt(p, start);
       splitAt(p, end);
       for (const r of p.ranges) if (r.start >= start && r.end <= end) r.wipeonfork = advice === 'WIPEONFORK';
+    } else if (advice === 'REMOVE') {
+      // A punched hole: the shared object's pages in the range read zero, in every mapping
+      // (a private mapping's COW copies keep theirs).
+      for (const r of p.ranges) {
+        if (r.backing.kind !== 'shared') continue;
+        const contents = this.objects.get(r.backing.obj);
+        for (let addr = Math.max(start, r.start); addr < Math.min(end, r.end); addr++) contents?.delete(r.backing.pgoff + (addr - r.start));
+      }
     }
     // WILLNEED (readahead) and POPULATE_READ/WRITE (faulting in, a COW copy of the same
     // contents) change no contents.

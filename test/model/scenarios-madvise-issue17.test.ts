@@ -146,3 +146,52 @@ describe('MADV_WILLNEED', () => {
     t.exitAllAndExpectNoLeak();
   });
 });
+
+describe('MADV_REMOVE', () => {
+  it('punches a hole in a shared file mapping: every mapping reads zero, a private COW copy keeps its value', () => {
+    const t = new Scenario();
+    t.spawn();
+    const file = t.ok({ op: 'creat', sizePages: 2 });
+    t.ok({ op: 'pwrite', file, index: 0, value: 10 });
+    t.ok({ op: 'pwrite', file, index: 1, value: 11 });
+    const sh = t.mapFile(1, file, 2, { shared: true });
+    const pr = t.mapFile(1, file, 2, { shared: false });
+    expect(t.read(1, sh)).toEqual(okv(10));
+    expect(t.read(1, pr)).toEqual(okv(10));
+    t.write(1, pr + 1, 99); // a COW copy of index 1
+    expect(madv(t, 1, sh, 2, 'REMOVE')).toEqual(okv());
+    expect(t.pte(1, sh)).toBeUndefined();
+    expect(t.pte(1, pr)).toBeUndefined(); // the private mapping's page-cache PTE went too
+    expect(t.frameAt(1, pr + 1)).toMatchObject({ kind: 'anon', value: 99 });
+    expect([t.read(1, sh), t.read(1, sh + 1), t.read(1, pr), t.read(1, pr + 1)]).toEqual([okv(0), okv(0), okv(0), okv(99)]);
+    expect(t.step({ op: 'pread', file, index: 1 })).toEqual(okv(0));
+    t.exitAllAndExpectNoLeak();
+  });
+
+  it('on shared anonymous memory (shmem) zeroes the range in the fork child too', () => {
+    const t = new Scenario();
+    t.spawn();
+    const a = t.anon(1, 2, { shared: true });
+    t.write(1, a, 4);
+    t.write(1, a + 1, 5);
+    const child = t.ok({ op: 'fork', pid: 1 });
+    expect(madv(t, 1, a + 1, 1, 'REMOVE')).toEqual(okv());
+    expect([t.read(child, a), t.read(child, a + 1)]).toEqual([okv(4), okv(0)]);
+    t.exitAllAndExpectNoLeak();
+  });
+
+  it('EINVAL on private anonymous memory, EACCES on a private or read-only-opened file mapping', () => {
+    const t = new Scenario();
+    t.spawn();
+    const a = t.anon(1, 1);
+    expect(madv(t, 1, a, 1, 'REMOVE')).toEqual(errno('EINVAL'));
+    const file = t.ok({ op: 'creat', sizePages: 1 });
+    t.ok({ op: 'pwrite', file, index: 0, value: 1 });
+    const pr = t.mapFile(1, file, 1, { shared: false });
+    expect(madv(t, 1, pr, 1, 'REMOVE')).toEqual(errno('EACCES'));
+    const ro = t.mapFile(1, file, 1, { shared: true, prot: RO, mode: 'r' });
+    expect(madv(t, 1, ro, 1, 'REMOVE')).toEqual(errno('EACCES'));
+    expect(t.step({ op: 'pread', file, index: 0 })).toEqual(okv(1));
+    t.exitAllAndExpectNoLeak();
+  });
+});

@@ -82,3 +82,38 @@ describe.skipIf(!oracle().ok)('oracle: MADV_WIPEONFORK, POPULATE_*, WILLNEED as 
     expect(r.pages(1, A)?.present ?? false).toBe(false);
   });
 });
+
+describe.skipIf(!oracle().ok)('oracle: MADV_REMOVE as Linux 6.18', () => {
+  it('a hole in a shared file mapping reads zero and is gone from the file; private COW copies keep their values', () => {
+    const r = agree([
+      { op: 'spawn' }, { op: 'creat', sizePages: 2 }, { op: 'pwrite', file: 1, index: 0, value: 10 }, { op: 'pwrite', file: 1, index: 1, value: 11 },
+      map(1, A, 2, RW, { file: 1, shared: true }), map(1, A + 10, 2, RW, { file: 1 }),
+      // Writes, not reads: a read fault of a file page maps its neighbours too (fault-around, documented).
+      { op: 'write', pid: 1, addr: A, value: 10 }, { op: 'write', pid: 1, addr: A + 10, value: 98 }, { op: 'write', pid: 1, addr: A + 11, value: 99 },
+      madv(1, A, 2, 'REMOVE'),
+      { op: 'read', pid: 1, addr: A + 1 }, { op: 'read', pid: 1, addr: A + 10 }, { op: 'read', pid: 1, addr: A + 11 }, { op: 'pread', file: 1, index: 0 },
+    ]);
+    expect(r.outcomes.slice(9)).toEqual([{ kind: 'ok', value: 0 }, { kind: 'ok', value: 0 }, { kind: 'ok', value: 98 }, { kind: 'ok', value: 99 }, { kind: 'ok', value: 0 }]);
+  });
+
+  it('on shmem the fork child sees the hole; EINVAL on private anonymous memory, EACCES on a private or read-only file mapping', () => {
+    const r = agree([
+      { op: 'spawn' }, map(1, A, 2, RW, { shared: true }), { op: 'write', pid: 1, addr: A, value: 4 }, { op: 'write', pid: 1, addr: A + 1, value: 5 },
+      { op: 'fork', pid: 1 }, madv(1, A + 1, 1, 'REMOVE'), { op: 'read', pid: 2, addr: A }, { op: 'read', pid: 2, addr: A + 1 },
+      map(1, A + 10, 1, RW), madv(1, A + 10, 1, 'REMOVE'),
+      { op: 'creat', sizePages: 1 }, map(1, A + 20, 1, RW, { file: 1 }), madv(1, A + 20, 1, 'REMOVE'),
+      map(1, A + 30, 1, R, { file: 1, shared: true, mode: 'r' }), madv(1, A + 30, 1, 'REMOVE'),
+    ]);
+    expect([r.outcomes[5], r.outcomes[6], r.outcomes[7]]).toEqual([{ kind: 'ok', value: 0 }, { kind: 'ok', value: 4 }, { kind: 'ok', value: 0 }]);
+    expect([r.outcomes[9], r.outcomes[12], r.outcomes[14]]).toEqual([e('EINVAL'), e('EACCES'), e('EACCES')]);
+  });
+
+  it('a private mapping that maps the page-cache page loses it too (unmap_mapping_range) and rereads zero', () => {
+    const r = agree([
+      { op: 'spawn' }, { op: 'creat', sizePages: 1 }, { op: 'pwrite', file: 1, index: 0, value: 7 },
+      map(1, A, 1, RW, { file: 1, shared: true }), map(1, A + 10, 1, RW, { file: 1 }),
+      { op: 'read', pid: 1, addr: A + 10 }, madv(1, A, 1, 'REMOVE'), { op: 'read', pid: 1, addr: A + 10 },
+    ]);
+    expect([r.outcomes[5], r.outcomes[7]]).toEqual([{ kind: 'ok', value: 7 }, { kind: 'ok', value: 0 }]);
+  });
+});
