@@ -26,6 +26,7 @@ import { runningProcess, taskAlive, threadsOf } from './process.ts';
 import { fdputAll, mmLock, releaseIfHeld, runDeferredFput, taskName } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
+import { mincore } from './mincore.ts';
 import { madvise } from './madvise.ts';
 import { fork } from './fork.ts';
 import { exitProcess, oomKill } from './exit.ts';
@@ -240,6 +241,7 @@ export class ImplKernel implements Kernel {
       case 'process_vm_readv':
       case 'process_vm_writev': return this.remoteAccess(proc, op);
       case 'pagemap_read': return pagemapRead(s, proc, op);
+      case 'mincore': return mincore(s, proc, op);
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);
       case 'uffd_register_wp': return this.locked(proc, 'write', 'userfaultfd_register', () => uffdRegisterWp(s, proc, op));

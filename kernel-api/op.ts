@@ -192,6 +192,16 @@ export type PagemapScanOp = {
  */
 export type MapFilesReaddirOp = { op: 'map_files_readdir'; pid: number; target: number };
 
+/**
+ * mincore(addr, lengthPages) by `pid` (mm/mincore.c): the ok outcome's value is the number
+ * of pages and `values` their residency bytes (1: resident — a present PTE, a swap entry
+ * whose page is in the swap cache, a hole of a file mapping whose page is in the page cache).
+ */
+export type MincoreOp = { op: 'mincore'; pid: number; addr: number; lengthPages: number };
+
+/** The most pages one mincore op asks for (a limit of the emulation: the kernel's bounce page holds 4096). */
+export const MINCORE_PAGES_MAX = 4096;
+
 /** PAGEMAP_SCAN categories (include/uapi/linux/fs.h). */
 export const PAGE_IS_WPALLOWED = 1 << 0;
 export const PAGE_IS_WRITTEN = 1 << 1;
@@ -229,7 +239,8 @@ export type Op = OpCommon & (
   | CreatOp | PreadOp | PwriteOp | TruncateOp
   | ProcMemReadOp | ProcMemWriteOp | ProcessVmReadvOp | ProcessVmWritevOp
   | SetDumpableOp | FailNthOp | CloseOp | DriverOp
-  | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp);
+  | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp
+  | MincoreOp);
 
 export type OpName = Op['op'];
 
@@ -239,6 +250,7 @@ export const CORE_OP_NAMES: readonly OpName[] = [
   'reclaim', 'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write',
   'process_vm_readv', 'process_vm_writev', 'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
+  'mincore',
 ];
 
 /**

@@ -144,6 +144,7 @@ enum cmd_kind {
   C_MMAP = 1, C_MUNMAP, C_MPROTECT, C_MREMAP, C_MADVISE, C_READ, C_WRITE, C_FORK, C_EXIT,
   C_PROC_MEM_READ, C_PROC_MEM_WRITE, C_PVM_READ, C_PVM_WRITE, C_SET_DUMPABLE,
   C_PAGEMAP_READ, C_PAGEMAP_SCAN, C_CLEAR_REFS, C_UFFD_REGISTER_WP, C_MAP_FILES_READDIR,
+  C_MINCORE,
 };
 
 #define CMD_ARGS 16
@@ -361,6 +362,16 @@ static int madvise_advice(int64_t code) {
 
 static struct reply call_result(int rc) { return rc == 0 ? r_ok(0) : r_errno(errno); }
 
+/* mincore(addr, len pages) of the calling process: the residency bit of each page as values. */
+static struct reply do_mincore(const struct cmd *c) {
+  static unsigned char vec[4096];
+  int64_t n = c->a[1];
+  if (n > 4096) return r_errno(EINVAL); /* MINCORE_PAGES_MAX: the model's limit */
+  if (mincore((void *)real_addr(c->a[0]), (size_t)n * PAGE_BYTES, vec) != 0) return r_errno(errno);
+  for (int64_t i = 0; i < n; i++) reply_values[i] = vec[i] & 1;
+  return r_values(n, (int)n);
+}
+
 /* read(2) of /proc/<target>/pagemap: `count` entries from page `addr`; values are bits 55..63. */
 static struct reply pagemap_read(const struct cmd *c) {
   /* a: target real pid, addr, count (clipped at the region's end, the model's TASK_SIZE) */
@@ -531,6 +542,7 @@ static void process_loop(int slot) {
       case C_PVM_WRITE: r = process_vm(&c, 1); break;
       case C_SET_DUMPABLE: r = call_result(prctl(PR_SET_DUMPABLE, (unsigned long)c.a[0], 0, 0, 0)); break;
       case C_PAGEMAP_READ: r = pagemap_read(&c); break;
+      case C_MINCORE: r = do_mincore(&c); break;
       case C_PAGEMAP_SCAN: r = pagemap_scan(&c); break;
       case C_CLEAR_REFS: r = clear_refs(&c); break;
       case C_UFFD_REGISTER_WP: r = uffd_register_wp(&c); break;
@@ -801,7 +813,7 @@ static int advice_code(const char *name) {
  * One operation line. Fields after the name:
  *   spawn UID | creat SIZE | pread FILE INDEX | pwrite FILE INDEX VALUE | truncate FILE SIZE
  *   mmap PID ADDR LEN PROT SHARED PLACEMENT FILE PGOFF RW   (FILE -1: anonymous)
- *   munmap PID ADDR LEN | mprotect PID ADDR LEN PROT | madvise PID ADDR LEN ADVICE
+ *   munmap PID ADDR LEN | mprotect PID ADDR LEN PROT | madvise PID ADDR LEN ADVICE | mincore PID ADDR LEN
  *   mremap PID ADDR OLD NEW MAYMOVE FIXED NEWADDR | read PID ADDR | write PID ADDR VALUE
  *   fork PID | exit PID | set_dumpable PID 0|1
  *   proc_mem_read PID TARGET ADDR | proc_mem_write PID TARGET ADDR VALUE (and process_vm_readv/writev)
@@ -848,6 +860,8 @@ static struct reply run_line(const char *line) {
   } else if (strcmp(name, "madvise") == 0) {
     if (sscanf(line, "%*s %*d %lld %lld %31s", &x[1], &x[2], word) != 3 || advice_code(word) < 0) return r_errno(EINVAL);
     c.kind = C_MADVISE; c.a[0] = x[1]; c.a[1] = x[2]; c.a[2] = advice_code(word);
+  } else if (strcmp(name, "mincore") == 0) {
+    c.kind = C_MINCORE; c.a[0] = x[1]; c.a[1] = x[2];
   } else if (strcmp(name, "mremap") == 0) {
     c.kind = C_MREMAP;
     for (int i = 0; i < 6; i++) c.a[i] = x[i + 1];
