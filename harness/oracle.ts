@@ -139,7 +139,7 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
         fixed = 1;
         newAddr = modelOutcome.value;
       }
-      return `mremap ${op.pid} ${op.addr} ${op.oldPages} ${op.newPages} ${b(op.maymove)} ${fixed} ${newAddr}`;
+      return `mremap ${op.pid} ${op.addr} ${op.oldPages} ${op.newPages} ${b(op.maymove)} ${fixed} ${newAddr} ${b(op.dontunmap)}`;
     }
     case 'read': return `read ${op.pid} ${op.addr}`;
     case 'write': return `write ${op.pid} ${op.addr} ${op.value >>> 0}`;

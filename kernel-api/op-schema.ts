@@ -74,7 +74,7 @@ export const OP_SCHEMA: OpSchema = {
   },
   munmap: { pid: int, addr: int, lengthPages: int },
   mprotect: { pid: int, addr: int, lengthPages: int, prot: int },
-  mremap: { pid: int, addr: int, oldPages: int, newPages: int, maymove: optBool, fixed: optBool, newAddr: optInt },
+  mremap: { pid: int, addr: int, oldPages: int, newPages: int, maymove: optBool, fixed: optBool, newAddr: optInt, dontunmap: optBool },
   madvise: { pid: int, addr: int, lengthPages: int, advice: { type: ADVICES } },
   read: { pid: int, addr: int },
   write: { pid: int, addr: int, value: int },

@@ -98,6 +98,11 @@ export type MremapOp = {
   op: 'mremap';
   pid: number;
   addr: number;
+  /**
+   * MREMAP_DONTUNMAP (needs MREMAP_MAYMOVE and oldPages == newPages): the pages move, the old
+   * range stays mapped and empty (anonymous memory reads zero, a file mapping refaults).
+   */
+  dontunmap?: boolean;
   oldPages: number;
   newPages: number;
   /** MREMAP_MAYMOVE */

@@ -119,6 +119,9 @@ struct pm_scan_arg {
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
 #ifndef MREMAP_FIXED
 #define MREMAP_FIXED 2
 #endif
@@ -310,8 +313,8 @@ static struct reply do_mmap(const struct cmd *c) {
 }
 
 static struct reply do_mremap(const struct cmd *c) {
-  /* a: addr, old, new, maymove, fixed, newAddr */
-  int flags = (c->a[3] ? MREMAP_MAYMOVE : 0) | (c->a[4] ? MREMAP_FIXED : 0);
+  /* a: addr, old, new, maymove, fixed, newAddr, dontunmap */
+  int flags = (c->a[3] ? MREMAP_MAYMOVE : 0) | (c->a[4] ? MREMAP_FIXED : 0) | (c->a[6] ? MREMAP_DONTUNMAP : 0);
   void *got = mremap((void *)real_addr(c->a[0]), (size_t)c->a[1] * PAGE_BYTES, (size_t)c->a[2] * PAGE_BYTES,
                      flags, (void *)real_addr(c->a[5]));
   if (got == MAP_FAILED) return r_errno(errno);
@@ -864,7 +867,7 @@ static struct reply run_line(const char *line) {
     c.kind = C_MINCORE; c.a[0] = x[1]; c.a[1] = x[2];
   } else if (strcmp(name, "mremap") == 0) {
     c.kind = C_MREMAP;
-    for (int i = 0; i < 6; i++) c.a[i] = x[i + 1];
+    for (int i = 0; i < 7; i++) c.a[i] = x[i + 1];
   } else if (strcmp(name, "read") == 0) {
     c.kind = C_READ; c.a[0] = x[1];
   } else if (strcmp(name, "write") == 0) {

@@ -516,6 +516,14 @@ export class TraceBuilder implements GenContext {
       op.fixed = true;
       op.newAddr = this.addr(pid, c);
     }
+    // MREMAP_DONTUNMAP, mostly as Linux accepts it (MAYMOVE, same length), sometimes not.
+    if (c.int(6) === 0) {
+      op.dontunmap = true;
+      if (c.int(4) !== 0) {
+        op.maymove = true;
+        op.newPages = oldPages;
+      }
+    }
     return op;
   }
 }

@@ -256,7 +256,14 @@ export class Ghost {
       return { ...r, start, end: Math.min(r.end, addr + keep), backing: shiftBacking(r.backing, start - r.start) };
     });
     const values = [...p.priv].filter(([a]) => a >= addr && a < addr + keep);
-    this.unmap(op.pid, addr, addr + oldPages);
+    if (op.dontunmap === true) {
+      // MREMAP_DONTUNMAP: the old range stays mapped, emptied of its private pages (anonymous
+      // memory reads zero, a private file mapping the file again); shared objects are unchanged.
+      for (const a of [...p.priv.keys()]) if (a >= addr && a < addr + oldPages) p.priv.delete(a);
+      for (const a of [...p.views.keys()]) if (a >= addr && a < addr + oldPages) p.views.delete(a);
+    } else {
+      this.unmap(op.pid, addr, addr + oldPages);
+    }
     this.unmap(op.pid, newAddr, newAddr + newPages);
     for (const r of moved) {
       insertRange(p, { ...r, start: newAddr + (r.start - addr), end: newAddr + (r.end - addr) });
