@@ -67,8 +67,9 @@ function syscallText(line: string): string {
     case 'munmap': return `P${n[0]}: munmap(${hex(n[1])}, ${n[2]} pages)`;
     case 'mprotect': return `P${n[0]}: mprotect(${hex(n[1])}, ${n[2]} pages, ${protText(n[3])})`;
     case 'madvise': return `P${n[0]}: madvise(${hex(n[1])}, ${n[2]} pages, MADV_${w[3]})`;
+    case 'mincore': return `P${n[0]}: mincore(${hex(n[1])}, ${n[2]} pages, vec)`;
     case 'mremap': {
-      const flags = [n[4] ? 'MREMAP_MAYMOVE' : '', n[5] ? 'MREMAP_FIXED' : ''].filter((x) => x !== '').join('|') || '0';
+      const flags = [n[4] ? 'MREMAP_MAYMOVE' : '', n[5] ? 'MREMAP_FIXED' : '', n[7] ? 'MREMAP_DONTUNMAP' : ''].filter((x) => x !== '').join('|') || '0';
       return `P${n[0]}: mremap(${hex(n[1])}, ${n[2]} pages, ${n[3]} pages, ${flags}${n[5] ? `, ${hex(n[6])}` : ''})`;
     }
     case 'read': return `P${n[0]}: *(uint32_t *)${hex(n[1])}`;

@@ -7,7 +7,7 @@
  * /proc/<pid>/pagemap show are compared after every step.
  *
  * Covered: spawn, mmap (anon, shmem, file; hint, MAP_FIXED, MAP_FIXED_NOREPLACE), munmap,
- * mprotect, mremap, madvise (DONTNEED, PAGEOUT, COLD, DONTFORK, DOFORK), read, write, fork,
+ * mprotect, mremap, madvise (DONTNEED, PAGEOUT, COLD, DONTFORK, DOFORK, WILLNEED, WIPEONFORK, KEEPONFORK, POPULATE_READ, POPULATE_WRITE, REMOVE), read, write, fork,
  * exit, creat, pread, pwrite, truncate, /proc/<pid>/mem, process_vm_readv/writev,
  * set_dumpable, and the introspection calls: pagemap reads, PAGEMAP_SCAN (Linux 6.7),
  * clear_refs, userfaultfd write-protect registration in async mode, map_files readdir.
@@ -87,7 +87,7 @@ function machineHasSwap(): boolean {
 export const ORACLE_OPS: readonly OpName[] = [
   'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'creat', 'pread',
   'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev', 'set_dumpable',
-  'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
+  'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir', 'mincore',
 ];
 
 /** The calls of the subset that not every kernel has: the oracle's start-up probe for each (its header's "caps"). */
@@ -128,6 +128,7 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
     case 'munmap': return `munmap ${op.pid} ${op.addr} ${op.lengthPages}`;
     case 'mprotect': return `mprotect ${op.pid} ${op.addr} ${op.lengthPages} ${op.prot}`;
     case 'madvise': return `madvise ${op.pid} ${op.addr} ${op.lengthPages} ${op.advice}`;
+    case 'mincore': return `mincore ${op.pid} ${op.addr} ${op.lengthPages}`;
     case 'mremap': {
       let fixed = b(op.fixed);
       let newAddr = op.newAddr ?? 0;
@@ -135,7 +136,7 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
         fixed = 1;
         newAddr = modelOutcome.value;
       }
-      return `mremap ${op.pid} ${op.addr} ${op.oldPages} ${op.newPages} ${b(op.maymove)} ${fixed} ${newAddr}`;
+      return `mremap ${op.pid} ${op.addr} ${op.oldPages} ${op.newPages} ${b(op.maymove)} ${fixed} ${newAddr} ${b(op.dontunmap)}`;
     }
     case 'read': return `read ${op.pid} ${op.addr}`;
     case 'write': return `write ${op.pid} ${op.addr} ${op.value >>> 0}`;
@@ -355,6 +356,7 @@ export function unsupportedReason(binary: string, ops: readonly Op[]): string | 
 export const SIMPLIFICATIONS = {
   'fault-around': 'the kernel maps page-cache pages around a read fault (do_fault_around); the model maps only the faulting page',
   'mremap-move-multiple-vmas': 'the model emulates mremap as before Linux 6.17: an MREMAP_FIXED move without resize must lie in one VMA (EFAULT), where 6.17+ moves every VMA of the range',
+  'tmpfs-read-hole': 'the oracle\'s files are on tmpfs, where a read of a hole copies the zero page and caches nothing (shmem_file_read_iter, SGP_READ); the model\'s pread caches a zero page, which mincore of a file mapping then reports resident',
   'pagemap-scan-empty-pte': 'the model has no page tables: PAGEMAP_SCAN walks every unpopulated page as a hole, where the kernel walks an empty entry of an existing page table in pagemap_scan_pmd_entry, and 6.18 reports it PAGE_IS_WRITTEN (and write-protects it when it matches)',
 } as const;
 export type SimplificationId = keyof typeof SIMPLIFICATIONS;
@@ -419,6 +421,10 @@ export function compareStep(model: SeenStep, kernel: SeenStep, softDirty: boolea
     const outcome = diffs.find((d) => d.what === 'outcome');
     if (outcome !== undefined && op !== undefined && introspectionSeesFaultAround(op, model.outcome, kernel.outcome, diffs)) outcome.documented = 'fault-around';
   }
+  const outcome = diffs.find((d) => d.what === 'outcome');
+  if (outcome !== undefined && outcome.documented === undefined && op?.op === 'mincore' && mincoreSeesTmpfsHole(op, model, kernel)) {
+    outcome.documented = 'tmpfs-read-hole';
+  }
   return diffs;
 }
 
@@ -453,6 +459,26 @@ function introspectionSeesFaultAround(op: Op, model: Outcome, kernel: Outcome, d
     if (mv === k[i]) return true;
     if (pages.has(op.addr + i) && (mv & PM_PRESENT) === 0 && (k[i] & fileBits) === fileBits) return true;
     return (mv & fileBits) === fileBits && (k[i] & fileBits) === fileBits && (mv ^ k[i]) === PM_MMAP_EXCLUSIVE;
+  });
+}
+
+/**
+ * Whether a mincore outcome differs only at unmapped pages of regular-file mappings that the
+ * model reports resident and the kernel not (`tmpfs-read-hole`): every other byte agrees.
+ */
+function mincoreSeesTmpfsHole(op: Extract<Op, { op: 'mincore' }>, model: SeenStep, kernel: SeenStep): boolean {
+  const mo = model.outcome;
+  const ko = kernel.outcome;
+  if (mo.kind !== 'ok' || ko.kind !== 'ok' || mo.value !== ko.value) return false;
+  const m = mo.values ?? [];
+  const k = ko.values ?? [];
+  const proc = kernel.processes.find((p) => p.pid === op.pid);
+  if (proc === undefined || m.length !== k.length) return false;
+  return m.every((mv, i) => {
+    if (mv === k[i]) return true;
+    const addr = op.addr + i;
+    const map = proc.maps.find((x) => x.start <= addr && addr < x.end);
+    return mv === 1 && k[i] === 0 && map !== undefined && map.backing.startsWith('file:') && !(proc.pages.get(addr)?.present ?? false);
   });
 }
 

@@ -29,7 +29,8 @@ export function formatOp(op: Op): string {
     case 'munmap': return `P${op.pid}: munmap(${hex(op.addr)}, ${op.lengthPages}p)`;
     case 'mprotect': return `P${op.pid}: mprotect(${hex(op.addr)}, ${op.lengthPages}p, ${PROT[op.prot] ?? op.prot})`;
     case 'madvise': return `P${op.pid}: madvise(${hex(op.addr)}, ${op.lengthPages}p, MADV_${op.advice})`;
-    case 'mremap': return `P${op.pid}: mremap(${hex(op.addr)}, ${op.oldPages}p → ${op.newPages}p${op.maymove ? ', MAYMOVE' : ''}${op.fixed ? `, FIXED@${hex(op.newAddr ?? 0)}` : ''})`;
+    case 'mincore': return `P${op.pid}: mincore(${hex(op.addr)}, ${op.lengthPages}p)`;
+    case 'mremap': return `P${op.pid}: mremap(${hex(op.addr)}, ${op.oldPages}p → ${op.newPages}p${op.maymove ? ', MAYMOVE' : ''}${op.fixed ? `, FIXED@${hex(op.newAddr ?? 0)}` : ''}${op.dontunmap ? ', DONTUNMAP' : ''})`;
     case 'read': return `P${op.pid}: read ${hex(op.addr)}`;
     case 'write': return `P${op.pid}: write ${hex(op.addr)} ← ${op.value}`;
     case 'fork': return `P${op.pid}: fork()`;

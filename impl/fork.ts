@@ -69,15 +69,19 @@ const isCowMapping = (vma: ImplVma) => !vma.shared && vma.mayWrite;
 function dupVma(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: ImplVma): boolean {
   const copy = vma.dup(newVmaId(s));
   copy.mm = child.pid;
-  copy.anonVma = vma.anonVma === 0 ? 0 : s.nextAnonVma++;
+  // dup_mmap: a VM_WIPEONFORK VMA gets a clean slate (tmp->anon_vma = NULL, no anon_vma_fork).
+  const linked = vma.anonVma !== 0 && !vma.wipeonfork;
+  copy.anonVma = linked ? s.nextAnonVma++ : 0;
   // anon_vma_fork: the child's anon_vma shares the parent's root (whose rwsem rmap takes).
   if (copy.anonVma !== 0) s.anonVmaRoot.set(copy.anonVma, anonVmaRootOf(s, vma.anonVma));
-  copy.forkChild = vma.anonVma !== 0; // anon_vma_fork: a chain of more than one (vma_is_fork_child)
+  copy.forkChild = linked; // anon_vma_fork: a chain of more than one (vma_is_fork_child)
   copy.uffdCtx = 0; // dup_userfaultfd without UFFD_FEATURE_EVENT_FORK
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);
   insertVma(s, child.mm, copy);
   copy.vmOps?.open?.(copy);
+  // dup_mmap: copy_page_range is not called for VM_WIPEONFORK (the child faults in zero pages).
+  if (vma.wipeonfork) return true;
   if (vma.anonVma === 0 && !vma.pfnmap && !vma.mixedmap) return true;
   // copy_page_range write-protects a COW mapping in the parent: MMU_NOTIFY_PROTECTION_PAGE.
   if (isCowMapping(vma)) invalidateRange(s, parent.pid, vma.start, vma.end, 'protection');

@@ -5,7 +5,7 @@
  * notifiers. Every step runs to completion or throws a KernelAssertionError (a bug).
  */
 import type { Op } from '../kernel-api/op.ts';
-import { callerPid, taskOf } from '../kernel-api/op.ts';
+import { callerPid, madviseLockMode, taskOf } from '../kernel-api/op.ts';
 import { LockTable, type LockMode } from '../kernel-api/locks.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
@@ -26,6 +26,7 @@ import { runningProcess, taskAlive, threadsOf } from './process.ts';
 import { fdputAll, mmLock, releaseIfHeld, runDeferredFput, taskName } from './locks.ts';
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
+import { mincore } from './mincore.ts';
 import { madvise } from './madvise.ts';
 import { fork } from './fork.ts';
 import { exitProcess, oomKill } from './exit.ts';
@@ -217,8 +218,8 @@ export class ImplKernel implements Kernel {
       case 'mprotect': return this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, op));
       case 'mremap': return this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, op));
       case 'madvise': {
-        // madvise_need_mmap_write: DONTFORK/DOFORK change vm_flags; the others only read the VMAs.
-        const mode = op.advice === 'DONTFORK' || op.advice === 'DOFORK' ? 'write' : op.advice === 'DONTNEED' || op.advice === 'PAGEOUT' || op.advice === 'COLD' ? 'read' : null;
+        // get_lock_mode: the advices that change vm_flags take the mmap_lock for write (kernel-api/op.ts).
+        const mode = madviseLockMode(op.advice);
         if (mode === null) return err('EINVAL');
         return this.locked(proc, mode, 'do_madvise', () => madvise(s, proc, op));
       }
@@ -240,6 +241,7 @@ export class ImplKernel implements Kernel {
       case 'process_vm_readv':
       case 'process_vm_writev': return this.remoteAccess(proc, op);
       case 'pagemap_read': return pagemapRead(s, proc, op);
+      case 'mincore': return mincore(s, proc, op);
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);
       case 'uffd_register_wp': return this.locked(proc, 'write', 'userfaultfd_register', () => uffdRegisterWp(s, proc, op));

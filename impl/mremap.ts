@@ -21,6 +21,8 @@ import { dropUffdWpMarkers } from './zap.ts';
 export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   const { addr, oldPages, newPages } = op;
   if ((op.fixed && !op.maymove) || newPages === 0 || oldPages === 0) return err('EINVAL');
+  // check_mremap_params: MREMAP_DONTUNMAP is always a move and never resizes.
+  if (op.dontunmap && (!op.maymove || oldPages !== newPages)) return err('EINVAL');
   if (!validRange(s, addr, oldPages) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
   if (op.fixed) {
     // check_mremap_params, before the VMA lookup (as model/mremap.ts).
@@ -32,13 +34,27 @@ export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   // when the call maps something new (it grows, or moves with MREMAP_FIXED) — all before a
   // shrink unmaps anything or MREMAP_FIXED clears the target.
   if (vmaLookup(proc.mm, addr) === undefined) return err('EFAULT');
-  if (op.fixed || newPages > oldPages) {
+  // check_prep_vma: a DONTUNMAP move maps something new (vrm_implies_new_addr) and refuses
+  // VM_DONTEXPAND | VM_PFNMAP VMAs.
+  if (op.dontunmap) {
+    const v = vmaLookup(proc.mm, addr)!;
+    if (v.dontexpand || v.pfnmap) return err('EINVAL');
+  }
+  if (op.fixed || op.dontunmap || newPages > oldPages) {
     // A shrinking MREMAP_FIXED may cross VMA boundaries and gaps in the part it unmaps:
     // check_prep_vma measures a MREMAP_SHRINK by its new length, as mremap_to always did.
     const prepared = vmaToResize(proc, addr, Math.min(oldPages, newPages), newPages);
     if (typeof prepared === 'string') return err(prepared);
   }
   if (op.fixed) return mremapTo(s, proc, op);
+  if (op.dontunmap) {
+    // mremap_to without MREMAP_FIXED: vrm_set_new_addr's get_unmapped_area, then move_vma.
+    const vma = vmaToResize(proc, addr, oldPages, newPages);
+    if (typeof vma === 'string') return err(vma);
+    const to = getUnmappedArea(s, proc, 0, newPages);
+    if (typeof to === 'string') return err(to);
+    return moveVma(s, proc, vma, addr, oldPages, to, newPages, true);
+  }
   if (oldPages >= newPages) {
     if (oldPages > newPages) {
       const e = doMunmap(s, proc, addr + newPages, addr + oldPages);
@@ -83,7 +99,7 @@ function mremapTo(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   }
   const vma = vmaToResize(proc, op.addr, oldPages, op.newPages);
   if (typeof vma === 'string') return err(vma);
-  return moveVma(s, proc, vma, op.addr, oldPages, newAddr, op.newPages);
+  return moveVma(s, proc, vma, op.addr, oldPages, newAddr, op.newPages, op.dontunmap === true);
 }
 
 /**
@@ -94,7 +110,9 @@ function mremapTo(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
  * never-faulted VMA whose copy merges into the old VMA ends the same). The copy keeps
  * vm_private_data.
  */
-function moveVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
+function moveVma(
+  s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, oldPages: number, newAddr: number, newPages: number, dontunmap = false,
+): Outcome {
   const mm = proc.mm;
   if (mm.vmas.size >= s.config.maxMapCount - 3) return err('ENOMEM');
   // prep_move_vma: a driver that refuses to split refuses the move.
@@ -104,7 +122,8 @@ function moveVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, ol
     if (e === 0 && vma.end !== addr + oldPages) e = vma.vmOps.may_split(vma, addr + oldPages);
     if (e !== 0) return err(e);
   }
-  const e = splitAround(s, mm, addr, addr + oldPages);
+  // MREMAP_DONTUNMAP keeps the old VMA whole (model/mremap.ts).
+  const e = dontunmap ? 0 : splitAround(s, mm, addr, addr + oldPages);
   if (e !== 0) return err(e);
   const old = vmaLookup(mm, addr)!;
   const moved = copyVma(s, proc, old, addr, newAddr, newPages);
@@ -126,7 +145,15 @@ function moveVma(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, ol
   }
   dropUffdWpMarkers(mm, addr, addr + oldPages);
   invalidateEnd(s, proc.pid);
-  unmapSourceVma(s, proc, addr, addr + oldPages);
+  if (dontunmap) {
+    // dontunmap_complete: the old VMA keeps VM_ACCOUNT; a wholly moved one loses its anon_vma.
+    if (moved !== old && addr === old.start && addr + oldPages === old.end) {
+      old.anonVma = 0;
+      old.forkChild = false;
+    }
+  } else {
+    unmapSourceVma(s, proc, addr, addr + oldPages);
+  }
   return ok(newAddr);
 }
 

@@ -7,7 +7,8 @@ import type { ImplFile, ImplState, ImplVma } from './types.ts';
 import { SHMEM_ID_BASE } from './types.ts';
 import { fail } from './assert.ts';
 import { allocFrame, frameOf, putPage } from './frames.ts';
-import { F_DIRTY, KIND_FILE, KIND_SHMEM } from './framepool.ts';
+import { F_DIRTY, F_KIND, KIND_ANON, KIND_FILE, KIND_SHMEM } from './framepool.ts';
+import { PTE_SPECIAL, PTE_SWAP } from './pagetable.ts';
 import { assertSlot, freeSwapAndCache } from './swap.ts';
 import { zapRange } from './zap.ts';
 import { iMmapLock, releaseIfHeld } from './locks.ts';
@@ -114,6 +115,36 @@ export function truncateFile(s: ImplState, file: ImplFile, sizePages: number): v
     }
   }
   file.sizePages = sizePages;
+}
+
+/** FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE of pages [start, end): as model/pagecache.ts punchHole (even_cows = 0). */
+export function punchHole(s: ImplState, file: ImplFile, start: number, end: number): void {
+  const lock = iMmapLock(s, file.id);
+  if (!s.locks.tryAcquire(lock, 'read', 'unmap_mapping_range')) fail(`hole punch of file ${file.id}: ${lock.name} not free for read`);
+  const pool = s.pool;
+  const keepCows = (flags: number, idx: number) =>
+    (flags & PTE_SWAP) !== 0 || ((flags & PTE_SPECIAL) === 0 && (pool.flags[frameOf(s, idx)] & F_KIND) === KIND_ANON);
+  try {
+    for (const proc of processesInOrder(s)) {
+      if (file.immap.size === 0) break;
+      for (const vma of immapOf(file, proc.pid)) {
+        if (proc.state !== 'running' || !proc.mm.vmas.has(vma)) continue;
+        const lo = Math.max(vma.start, vma.start + (start - vma.pgoff));
+        const hi = Math.min(vma.end, vma.start + (end - vma.pgoff));
+        if (lo < hi) zapRange(s, proc, lo, hi, 'clear', true, keepCows);
+      }
+    }
+  } finally {
+    releaseIfHeld(s, lock, 'unmap_mapping_range');
+  }
+  for (const index of [...file.pagecache.keys()].filter((i) => i >= start && i < end).sort((a, b) => a - b)) {
+    deleteFromPageCache(s, file, frameOf(s, file.pagecache.get(index)!));
+  }
+  for (const index of [...file.backing.keys()].filter((i) => i >= start && i < end)) file.backing.delete(index);
+  for (const index of [...file.swapped.keys()].filter((i) => i >= start && i < end).sort((a, b) => a - b)) {
+    freeSwapAndCache(s, file.swapped.get(index)!);
+    file.swapped.delete(index);
+  }
 }
 
 export function inodeGet(s: ImplState, id: number): void {

@@ -40,6 +40,8 @@ export class ImplVma implements DriverVma, TreeVma {
   account = false;
   /** vm_file: the struct file (open file description) mapped, 0 for none; VMAs merge only with the same one. */
   vmFile = 0;
+  /** VM_WIPEONFORK (MADV_WIPEONFORK): dup_mmap gives the child this range empty, private anonymous memory only. */
+  wipeonfork = false;
   firstStart = 0;
   lastEnd = 0;
   maxGap = 0;
@@ -75,6 +77,7 @@ export class ImplVma implements DriverVma, TreeVma {
     copy.forkChild = this.forkChild;
     copy.account = this.account;
     copy.vmFile = this.vmFile;
+    copy.wipeonfork = this.wipeonfork;
     return copy;
   }
 }

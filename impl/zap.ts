@@ -56,25 +56,30 @@ export function dropUffdWpMarkers(mm: ImplMm, start: number, end: number): void 
  * then the PTEs under the PTL, then invalidate_range_end. Non-blockable (the OOM reaper):
  * false when a callback refused, and nothing was zapped.
  */
-export function zapRange(s: ImplState, proc: ImplProcess, start: number, end: number, event: InvalidateEvent, blockable = true): boolean {
+export function zapRange(
+  s: ImplState, proc: ImplProcess, start: number, end: number, event: InvalidateEvent, blockable = true,
+  keep?: (flags: number, idx: number) => boolean,
+): boolean {
   if (!blockable) {
     if (!invalidateRangeNonblock(s, proc.pid, start, end, event)) return false;
-    zapPtes(s, proc.mm, start, end);
+    zapPtes(s, proc.mm, start, end, keep);
     return true;
   }
   invalidateRange(s, proc.pid, start, end, event);
   const mm = proc.mm;
-  zapPtes(s, mm, start, end);
+  zapPtes(s, mm, start, end, keep);
   return true;
 }
 
 /** The PTE part of zapRange, between invalidate_range_start and _end (which it ends). */
-function zapPtes(s: ImplState, mm: ImplMm, start: number, end: number): void {
+function zapPtes(s: ImplState, mm: ImplMm, start: number, end: number, keep?: (flags: number, idx: number) => boolean): void {
   dropUffdWpMarkers(mm, start, end);
   // The PTL around the zap (spin_lock: no scheduling point; an assertion inside ends the kernel anyway).
   const l = mmPtl(s, mm);
   s.locks.spinLock(l, 'zap_pte_range');
-  mm.pt.forEach(start, end, (addr, flags, idx) => zapPte(s, mm, addr, flags, idx));
+  mm.pt.forEach(start, end, (addr, flags, idx) => {
+    if (keep === undefined || !keep(flags, idx)) zapPte(s, mm, addr, flags, idx);
+  });
   s.locks.release(l, 'zap_pte_range');
   invalidateEnd(s, mm.pid);
 }

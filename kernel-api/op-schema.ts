@@ -61,7 +61,8 @@ const optBool = { type: 'boolean', optional: true } as const;
 function oneOf<T extends string>(members: Record<T, true>): readonly T[] {
   return Object.keys(members) as T[];
 }
-const ADVICES = oneOf<Advice>({ DONTNEED: true, PAGEOUT: true, COLD: true, DONTFORK: true, DOFORK: true });
+const ADVICES = oneOf<Advice>({ DONTNEED: true, PAGEOUT: true, COLD: true, DONTFORK: true, DOFORK: true,
+  WILLNEED: true, WIPEONFORK: true, KEEPONFORK: true, POPULATE_READ: true, POPULATE_WRITE: true, REMOVE: true });
 const OPEN_MODES = oneOf<OpenMode>({ r: true, rw: true });
 
 export const OP_SCHEMA: OpSchema = {
@@ -73,7 +74,7 @@ export const OP_SCHEMA: OpSchema = {
   },
   munmap: { pid: int, addr: int, lengthPages: int },
   mprotect: { pid: int, addr: int, lengthPages: int, prot: int },
-  mremap: { pid: int, addr: int, oldPages: int, newPages: int, maymove: optBool, fixed: optBool, newAddr: optInt },
+  mremap: { pid: int, addr: int, oldPages: int, newPages: int, maymove: optBool, fixed: optBool, newAddr: optInt, dontunmap: optBool },
   madvise: { pid: int, addr: int, lengthPages: int, advice: { type: ADVICES } },
   read: { pid: int, addr: int },
   write: { pid: int, addr: int, value: int },
@@ -95,6 +96,7 @@ export const OP_SCHEMA: OpSchema = {
   close: { pid: int, fd: int },
   drv: { strategy: { type: 'strategy' }, call: { type: 'call' }, args: { type: 'driver-args' } },
   pagemap_read: { pid: int, target: int, addr: int, count: optInt },
+  mincore: { pid: int, addr: int, lengthPages: int },
   clear_refs: { pid: int, target: int, mode: int },
   // The type says `async: true`; false is accepted as the kernels answer it with EINVAL.
   uffd_register_wp: { pid: int, addr: int, lengthPages: int, async: bool },

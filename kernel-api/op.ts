@@ -14,7 +14,22 @@ export const PROT_EXEC = 4;
 export type Prot = number;
 
 /** The advice values that `madvise` emulates. */
-export type Advice = 'DONTNEED' | 'PAGEOUT' | 'COLD' | 'DONTFORK' | 'DOFORK';
+export type Advice = 'DONTNEED' | 'PAGEOUT' | 'COLD' | 'DONTFORK' | 'DOFORK'
+  // issue 17: readahead (not emulated), VM_WIPEONFORK set/clear, prefaulting (madvise_populate).
+  | 'WILLNEED' | 'WIPEONFORK' | 'KEEPONFORK' | 'POPULATE_READ' | 'POPULATE_WRITE' | 'REMOVE';
+
+/**
+ * madvise's get_lock_mode (mm/madvise.c): the advices that change vm_flags (DONTFORK, DOFORK,
+ * WIPEONFORK, KEEPONFORK) take the mmap_lock for write, the others for read (DONTNEED's
+ * per-VMA lock is emulated as the mmap_lock for read); null: not an advice (EINVAL).
+ */
+export function madviseLockMode(advice: Advice): 'read' | 'write' | null {
+  switch (advice) {
+    case 'DONTFORK': case 'DOFORK': case 'WIPEONFORK': case 'KEEPONFORK': return 'write';
+    case 'DONTNEED': case 'PAGEOUT': case 'COLD': case 'WILLNEED': case 'POPULATE_READ': case 'POPULATE_WRITE': case 'REMOVE': return 'read';
+    default: return null;
+  }
+}
 
 /** How the fd behind a file mapping was opened: O_RDONLY or O_RDWR. */
 export type OpenMode = 'r' | 'rw';
@@ -83,6 +98,11 @@ export type MremapOp = {
   op: 'mremap';
   pid: number;
   addr: number;
+  /**
+   * MREMAP_DONTUNMAP (needs MREMAP_MAYMOVE and oldPages == newPages): the pages move, the old
+   * range stays mapped and empty (anonymous memory reads zero, a file mapping refaults).
+   */
+  dontunmap?: boolean;
   oldPages: number;
   newPages: number;
   /** MREMAP_MAYMOVE */
@@ -177,6 +197,16 @@ export type PagemapScanOp = {
  */
 export type MapFilesReaddirOp = { op: 'map_files_readdir'; pid: number; target: number };
 
+/**
+ * mincore(addr, lengthPages) by `pid` (mm/mincore.c): the ok outcome's value is the number
+ * of pages and `values` their residency bytes (1: resident — a present PTE, a swap entry
+ * whose page is in the swap cache, a hole of a file mapping whose page is in the page cache).
+ */
+export type MincoreOp = { op: 'mincore'; pid: number; addr: number; lengthPages: number };
+
+/** The most pages one mincore op asks for (a limit of the emulation: the kernel's bounce page holds 4096). */
+export const MINCORE_PAGES_MAX = 4096;
+
 /** PAGEMAP_SCAN categories (include/uapi/linux/fs.h). */
 export const PAGE_IS_WPALLOWED = 1 << 0;
 export const PAGE_IS_WRITTEN = 1 << 1;
@@ -214,7 +244,8 @@ export type Op = OpCommon & (
   | CreatOp | PreadOp | PwriteOp | TruncateOp
   | ProcMemReadOp | ProcMemWriteOp | ProcessVmReadvOp | ProcessVmWritevOp
   | SetDumpableOp | FailNthOp | CloseOp | DriverOp
-  | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp);
+  | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp
+  | MincoreOp);
 
 export type OpName = Op['op'];
 
@@ -224,6 +255,7 @@ export const CORE_OP_NAMES: readonly OpName[] = [
   'reclaim', 'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write',
   'process_vm_readv', 'process_vm_writev', 'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
+  'mincore',
 ];
 
 /**

@@ -53,6 +53,8 @@ export type VmaView = {
   io: boolean;
   dontcopy: boolean;
   dontexpand: boolean;
+  /** VM_WIPEONFORK: the child of a fork gets this range empty. */
+  wipeonfork: boolean;
   /** Name of the driver (strategy) whose vm_ops this VMA has, or ''. */
   driver: string;
   /** Stable id for stories and repros (`map#N`). */

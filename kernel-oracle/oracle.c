@@ -110,6 +110,21 @@ struct pm_scan_arg {
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
 #endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+#ifndef MADV_KEEPONFORK
+#define MADV_KEEPONFORK 19
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
 #ifndef MREMAP_FIXED
 #define MREMAP_FIXED 2
 #endif
@@ -138,6 +153,7 @@ enum cmd_kind {
   C_MMAP = 1, C_MUNMAP, C_MPROTECT, C_MREMAP, C_MADVISE, C_READ, C_WRITE, C_FORK, C_EXIT,
   C_PROC_MEM_READ, C_PROC_MEM_WRITE, C_PVM_READ, C_PVM_WRITE, C_SET_DUMPABLE,
   C_PAGEMAP_READ, C_PAGEMAP_SCAN, C_CLEAR_REFS, C_UFFD_REGISTER_WP, C_MAP_FILES_READDIR,
+  C_MINCORE,
 };
 
 #define CMD_ARGS 16
@@ -347,8 +363,8 @@ static struct reply do_mmap(const struct cmd *c) {
 }
 
 static struct reply do_mremap(const struct cmd *c) {
-  /* a: addr, old, new, maymove, fixed, newAddr */
-  int flags = (c->a[3] ? MREMAP_MAYMOVE : 0) | (c->a[4] ? MREMAP_FIXED : 0);
+  /* a: addr, old, new, maymove, fixed, newAddr, dontunmap */
+  int flags = (c->a[3] ? MREMAP_MAYMOVE : 0) | (c->a[4] ? MREMAP_FIXED : 0) | (c->a[6] ? MREMAP_DONTUNMAP : 0);
   void *got = mremap((void *)real_addr(c->a[0]), (size_t)c->a[1] * PAGE_BYTES, (size_t)c->a[2] * PAGE_BYTES,
                      flags, (void *)real_range(c->a[5], c->a[2]));
   if (got == MAP_FAILED) return r_errno(errno);
@@ -387,11 +403,27 @@ static int madvise_advice(int64_t code) {
     case 1: return MADV_PAGEOUT;
     case 2: return MADV_COLD;
     case 3: return MADV_DONTFORK;
-    default: return MADV_DOFORK;
+    case 4: return MADV_DOFORK;
+    case 5: return MADV_WILLNEED;
+    case 6: return MADV_WIPEONFORK;
+    case 7: return MADV_KEEPONFORK;
+    case 8: return MADV_POPULATE_READ;
+    case 9: return MADV_POPULATE_WRITE;
+    default: return MADV_REMOVE;
   }
 }
 
 static struct reply call_result(int rc) { return rc == 0 ? r_ok(0) : r_errno(errno); }
+
+/* mincore(addr, len pages) of the calling process: the residency bit of each page as values. */
+static struct reply do_mincore(const struct cmd *c) {
+  static unsigned char vec[4096];
+  int64_t n = c->a[1];
+  if (n > 4096) return r_errno(EINVAL); /* MINCORE_PAGES_MAX: the model's limit */
+  if (mincore((void *)real_addr(c->a[0]), (size_t)n * PAGE_BYTES, vec) != 0) return r_errno(errno);
+  for (int64_t i = 0; i < n; i++) reply_values[i] = vec[i] & 1;
+  return r_values(n, (int)n);
+}
 
 /* read(2) of /proc/<target>/pagemap: `count` entries from page `addr`; values are bits 55..63. */
 static struct reply pagemap_read(const struct cmd *c) {
@@ -563,6 +595,7 @@ static void process_loop(int slot) {
       case C_PVM_WRITE: r = process_vm(&c, 1); break;
       case C_SET_DUMPABLE: r = call_result(prctl(PR_SET_DUMPABLE, (unsigned long)c.a[0], 0, 0, 0)); break;
       case C_PAGEMAP_READ: r = pagemap_read(&c); break;
+      case C_MINCORE: r = do_mincore(&c); break;
       case C_PAGEMAP_SCAN: r = pagemap_scan(&c); break;
       case C_CLEAR_REFS: r = clear_refs(&c); break;
       case C_UFFD_REGISTER_WP: r = uffd_register_wp(&c); break;
@@ -822,8 +855,10 @@ static void probe_empty_ptes(pid_t real) {
 static int running(int64_t pid) { return pid >= 1 && pid < next_pid && procs[pid].running; }
 
 static int advice_code(const char *name) {
-  static const char *const names[] = { "DONTNEED", "PAGEOUT", "COLD", "DONTFORK", "DOFORK" };
-  for (int i = 0; i < 5; i++) if (strcmp(name, names[i]) == 0) return i;
+  static const char *const names[] = {
+    "DONTNEED", "PAGEOUT", "COLD", "DONTFORK", "DOFORK", "WILLNEED", "WIPEONFORK", "KEEPONFORK", "POPULATE_READ", "POPULATE_WRITE", "REMOVE",
+  };
+  for (int i = 0; i < 11; i++) if (strcmp(name, names[i]) == 0) return i;
   return -1;
 }
 
@@ -831,7 +866,7 @@ static int advice_code(const char *name) {
  * One operation line. Fields after the name:
  *   spawn UID | creat SIZE | pread FILE INDEX | pwrite FILE INDEX VALUE | truncate FILE SIZE
  *   mmap PID ADDR LEN PROT SHARED PLACEMENT FILE PGOFF RW   (FILE -1: anonymous)
- *   munmap PID ADDR LEN | mprotect PID ADDR LEN PROT | madvise PID ADDR LEN ADVICE
+ *   munmap PID ADDR LEN | mprotect PID ADDR LEN PROT | madvise PID ADDR LEN ADVICE | mincore PID ADDR LEN
  *   mremap PID ADDR OLD NEW MAYMOVE FIXED NEWADDR | read PID ADDR | write PID ADDR VALUE
  *   fork PID | exit PID | set_dumpable PID 0|1
  *   proc_mem_read PID TARGET ADDR | proc_mem_write PID TARGET ADDR VALUE (and process_vm_readv/writev)
@@ -878,9 +913,11 @@ static struct reply run_line(const char *line) {
   } else if (strcmp(name, "madvise") == 0) {
     if (sscanf(line, "%*s %*d %lld %lld %31s", &x[1], &x[2], word) != 3 || advice_code(word) < 0) return r_errno(EINVAL);
     c.kind = C_MADVISE; c.a[0] = x[1]; c.a[1] = x[2]; c.a[2] = advice_code(word);
+  } else if (strcmp(name, "mincore") == 0) {
+    c.kind = C_MINCORE; c.a[0] = x[1]; c.a[1] = x[2];
   } else if (strcmp(name, "mremap") == 0) {
     c.kind = C_MREMAP;
-    for (int i = 0; i < 6; i++) c.a[i] = x[i + 1];
+    for (int i = 0; i < 7; i++) c.a[i] = x[i + 1];
   } else if (strcmp(name, "read") == 0) {
     c.kind = C_READ; c.a[0] = x[1];
   } else if (strcmp(name, "write") == 0) {

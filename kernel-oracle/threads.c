@@ -116,7 +116,9 @@ static struct reply task_clone(int64_t tid) {
   return e == 0 ? r_ok(tid) : r_errno(e);
 }
 
-static int fills_values(int32_t kind) { return kind == C_PAGEMAP_READ || kind == C_PAGEMAP_SCAN || kind == C_MAP_FILES_READDIR; }
+static int fills_values(int32_t kind) {
+  return kind == C_PAGEMAP_READ || kind == C_PAGEMAP_SCAN || kind == C_MAP_FILES_READDIR || kind == C_MINCORE;
+}
 
 /* One command of process_loop's, but fork and exit (task_loop's: they change the task itself). */
 static struct reply task_exec(const struct cmd *c) {
@@ -134,6 +136,7 @@ static struct reply task_exec(const struct cmd *c) {
     case C_PVM_WRITE: return process_vm(c, 1);
     case C_SET_DUMPABLE: return call_result(prctl(PR_SET_DUMPABLE, (unsigned long)c->a[0], 0, 0, 0));
     case C_PAGEMAP_READ: return pagemap_read(c);
+    case C_MINCORE: return do_mincore(c);
     case C_PAGEMAP_SCAN: return pagemap_scan(c);
     case C_CLEAR_REFS: return clear_refs(c);
     case C_UFFD_REGISTER_WP: return uffd_register_wp(c);

@@ -75,14 +75,18 @@ function dupVma(s: ModelState, parent: Process, child: Process, vma: Vma): boole
   // anon_vma_fork: a faulted parent VMA's child gets its own anon_vma linked below the
   // parent's, a chain of more than one (vma_is_fork_child), sharing the parent's root
   // (whose rwsem rmap takes).
+  // dup_mmap: a VM_WIPEONFORK VMA gets a clean slate in the child (tmp->anon_vma = NULL, no
+  // anon_vma_fork, no copy_page_range); it keeps the flag.
+  const linked = vma.anonVma !== 0 && !vma.wipeonfork;
   const copy: Vma = {
-    ...vma, id: newVmaId(s), mm: child.pid, anonVma: vma.anonVma === 0 ? 0 : s.nextAnonVma++, forkChild: vma.anonVma !== 0, uffdCtx: 0,
+    ...vma, id: newVmaId(s), mm: child.pid, anonVma: linked ? s.nextAnonVma++ : 0, forkChild: linked, uffdCtx: 0,
   };
   if (copy.anonVma !== 0) s.anonVmaRoot.set(copy.anonVma, anonVmaRootOf(s, vma.anonVma));
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);
   child.mm.vmas.push(copy);
   copy.vmOps?.open?.(copy);
+  if (vma.wipeonfork) return true;
   if (vma.anonVma === 0 && !vma.pfnmap && !vma.mixedmap) return true;
   // copy_page_range write-protects a COW mapping in the parent: MMU_NOTIFY_PROTECTION_PAGE.
   const copyPtes = () => {

@@ -15,14 +15,25 @@ import { vmaModify, vmaPrevOf } from './vma-merge.ts';
 import { assert } from './assert.ts';
 import { ptesIn, zapRange } from './zap.ts';
 import { shrinkFrame } from './reclaim.ts';
+import { fileOf, punchHole } from './pagecache.ts';
+import { vmaLookup } from './vma.ts';
+import { GUP_FAULT, handleMmFault } from './fault.ts';
+import { GUP_ATTEMPTS_MAX } from './access.ts';
+import { PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
 
-const ADVICES: readonly Advice[] = ['DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK'];
+const ADVICES: readonly Advice[] = [
+  'DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK', 'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE',
+];
 
 /** madvise_walk_vmas: VMA by VMA with the VMA before as prev; a hole gives ENOMEM after the rest is done. */
 export function madvise(s: ModelState, proc: Process, op: MadviseOp): Outcome {
   if (!ADVICES.includes(op.advice) || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
   if (op.lengthPages === 0) return ok(0);
   if (!validRange(s, op.addr, op.lengthPages)) return err('EINVAL');
+  // madvise_do_behavior: MADV_POPULATE_(READ|WRITE) does not walk the VMAs as the others do.
+  if (op.advice === 'POPULATE_READ' || op.advice === 'POPULATE_WRITE') {
+    return madvisePopulate(s, proc, op.addr, op.addr + op.lengthPages, op.advice === 'POPULATE_WRITE');
+  }
   const lastEnd = op.addr + op.lengthPages;
   let start = op.addr;
   let unmapped = false;
@@ -69,6 +80,39 @@ function madviseVma(s: ModelState, proc: Process, prev: Vma | undefined, vma: Vm
         else shrinkFrame(s, frame);
       }
       return vma;
+    case 'WILLNEED':
+      // madvise_willneed schedules readahead only: swap-in of swap entries into the swap cache
+      // (anon: swapin_walk_ops; shmem: shmem_swapin_range) or vfs_fadvise(POSIX_FADV_WILLNEED)
+      // page-cache readahead (a driver file: generic_fadvise's no-op). It never maps a PTE and
+      // never fails per VMA. Readahead is not emulated (README, Known simplifications).
+      return vma;
+    case 'REMOVE': {
+      // madvise_remove (VM_LOCKED not emulated): no vm_file EINVAL; not VM_SHARED with
+      // VM_MAYWRITE (vma_is_shared_maywrite) EACCES; then vfs_fallocate(PUNCH_HOLE |
+      // KEEP_SIZE): a driver's file is no regular file (ENODEV); shmem and regular files
+      // (tmpfs, ext4) punch the hole. The mmap_lock Linux drops around it is kept here.
+      if (vma.file === -1 && vma.driverFile === null) return 'EINVAL';
+      if (!vma.shared || !vma.mayWrite) return 'EACCES';
+      if (vma.driverFile !== null || vma.file === -1) return 'ENODEV';
+      const file = fileOf(s, vma.file);
+      punchHole(s, file, vma.pgoff + (start - vma.start), vma.pgoff + (end - vma.start));
+      return vma;
+    }
+    case 'WIPEONFORK':
+    case 'KEEPONFORK': {
+      // madvise_vma_behavior: MADV_WIPEONFORK is only for private anonymous memory (no
+      // vm_file, not VM_SHARED); KEEPONFORK clears VM_WIPEONFORK on any VMA (VM_DROPPABLE not emulated).
+      if (advice === 'WIPEONFORK' && (vma.file !== -1 || vma.driverFile !== null || vma.vmFile !== 0 || vma.shared)) return 'EINVAL';
+      const wipeonfork = advice === 'WIPEONFORK';
+      if (vma.wipeonfork === wipeonfork) return vma;
+      const target = vmaModify(s, proc.mm, prev, vma, start, end, { ...vma, wipeonfork });
+      if (typeof target === 'string') return target === 'ENOMEM' ? 'EAGAIN' : target;
+      target.wipeonfork = wipeonfork;
+      return target;
+    }
+    case 'POPULATE_READ':
+    case 'POPULATE_WRITE':
+      throw new Error('madvise_populate does not walk the VMAs with madvise_vma_behavior');
     case 'DONTFORK':
     case 'DOFORK': {
       if (advice === 'DOFORK' && vma.io) return 'EINVAL';
@@ -93,4 +137,33 @@ function unsharedFrames(s: ModelState, proc: Process, start: number, end: number
     if (frame.mapcount === 1 && frame.kind !== 'driver' && !frame.reserved) frames.push(frame);
   }
   return frames;
+}
+
+/**
+ * madvise_populate → faultin_page_range (mm/gup.c, __get_user_pages with FOLL_MADV_POPULATE |
+ * FOLL_TOUCH | FOLL_UNLOCKABLE, and FOLL_WRITE for POPULATE_WRITE), page by page with the
+ * mmap_lock held for read: no VMA gives ENOMEM, one check_vma_flags refuses (VM_IO|VM_PFNMAP,
+ * no VM_READ for a read, no VM_WRITE for a write: no FOLL_FORCE) EINVAL, VM_FAULT_SIGBUS
+ * EFAULT, VM_FAULT_OOM ENOMEM; the pages before stay populated. A page already mapped as
+ * asked (follow_page_mask; a special PTE too, -EEXIST without pages) takes no fault; else
+ * handle_mm_fault — a write fault breaks COW — and cond_resched() before it looks again.
+ * FOLL_TOUCH's mark_accessed is not emulated (LRU age follows faults only), and the fault
+ * is GUP_FAULT's (no VM_FAULT_RETRY; README, Known simplifications).
+ */
+function madvisePopulate(s: ModelState, proc: Process, start: number, end: number, write: boolean): Outcome {
+  for (let addr = start; addr < end; addr++) {
+    const vma = vmaLookup(proc.mm, addr);
+    if (vma === undefined) return err('ENOMEM');
+    if (vma.io || vma.pfnmap || (vma.prot & (write ? PROT_WRITE : PROT_READ)) === 0) return err('EINVAL');
+    for (let attempt = 0; ; attempt++) {
+      if (attempt >= GUP_ATTEMPTS_MAX) return err('EFAULT');
+      const pte = proc.mm.ptes.get(addr);
+      if (pte?.kind === 'present' && (!write || pte.write)) break;
+      const r = handleMmFault(s, proc, vma, addr, write, GUP_FAULT);
+      if (r === 'OOM') return err('ENOMEM');
+      if (r === 'SIGBUS') return err('EFAULT');
+      s.locks.preemptPoint('faultin_page_range');
+    }
+  }
+  return ok(0);
 }

@@ -145,7 +145,7 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
   const vma: Vma = {
     id: newVmaId(s), mm: proc.pid, start: addr, end: addr + len, prot: op.prot, shared: op.shared,
     mayWrite: target.mayWrite, file, pgoff: file === -1 && target.driverFile === null ? addr : pgoff,
-    pfnmap: false, mixedmap: false, io: false, dontcopy: false, dontexpand: false, anonVma: 0, forkChild: false,
+    pfnmap: false, mixedmap: false, io: false, dontcopy: false, dontexpand: false, wipeonfork: false, anonVma: 0, forkChild: false,
     account: accountableMapping(op), vmFile, vmOps: null, driverFile: target.driverFile, privateData: null, softDirty: true, uffdCtx: 0,
   };
   // vma_merge_new_range, before any VMA is allocated or f_op->mmap runs: a range that

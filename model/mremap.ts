@@ -21,6 +21,8 @@ import { dropUffdWpMarkers, ptesIn } from './zap.ts';
 export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   const { addr, oldPages, newPages } = op;
   if ((op.fixed && !op.maymove) || newPages === 0 || oldPages === 0) return err('EINVAL');
+  // check_mremap_params: MREMAP_DONTUNMAP is always a move and never resizes.
+  if (op.dontunmap && (!op.maymove || oldPages !== newPages)) return err('EINVAL');
   if (!validRange(s, addr, oldPages) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
   if (op.fixed) {
     // check_mremap_params: the target must fit in user space and not overlap the source,
@@ -33,13 +35,27 @@ export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   // when the call maps something new (it grows, or moves with MREMAP_FIXED) — all before a
   // shrink unmaps anything or MREMAP_FIXED clears the target.
   if (vmaLookup(proc.mm, addr) === undefined) return err('EFAULT');
-  if (op.fixed || newPages > oldPages) {
+  // check_prep_vma: a DONTUNMAP move maps something new (vrm_implies_new_addr) and refuses
+  // VM_DONTEXPAND | VM_PFNMAP VMAs.
+  if (op.dontunmap) {
+    const v = vmaLookup(proc.mm, addr)!;
+    if (v.dontexpand || v.pfnmap) return err('EINVAL');
+  }
+  if (op.fixed || op.dontunmap || newPages > oldPages) {
     // A shrinking MREMAP_FIXED may cross VMA boundaries and gaps in the part it unmaps:
     // check_prep_vma measures a MREMAP_SHRINK by its new length, as mremap_to always did.
     const prepared = vmaToResize(proc, addr, Math.min(oldPages, newPages), newPages);
     if (typeof prepared === 'string') return err(prepared);
   }
   if (op.fixed) return mremapTo(s, proc, op);
+  if (op.dontunmap) {
+    // mremap_to without MREMAP_FIXED: vrm_set_new_addr's get_unmapped_area, then move_vma.
+    const vma = vmaToResize(proc, addr, oldPages, newPages);
+    if (typeof vma === 'string') return err(vma);
+    const to = getUnmappedArea(s, proc, 0, newPages);
+    if (typeof to === 'string') return err(to);
+    return moveVma(s, proc, vma, addr, oldPages, to, newPages, true);
+  }
   if (oldPages >= newPages) {
     if (oldPages > newPages) {
       const e = doMunmap(s, proc, addr + newPages, addr + oldPages);
@@ -86,7 +102,7 @@ function mremapTo(s: ModelState, proc: Process, op: MremapOp): Outcome {
   }
   const vma = vmaToResize(proc, op.addr, oldPages, op.newPages);
   if (typeof vma === 'string') return err(vma);
-  return moveVma(s, proc, vma, op.addr, oldPages, newAddr, op.newPages);
+  return moveVma(s, proc, vma, op.addr, oldPages, newAddr, op.newPages, op.dontunmap === true);
 }
 
 /**
@@ -97,7 +113,9 @@ function mremapTo(s: ModelState, proc: Process, op: MremapOp): Outcome {
  * never-faulted VMA whose copy merges into the old VMA ends the same). The copy keeps
  * vm_private_data.
  */
-function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages: number, newAddr: number, newPages: number): Outcome {
+function moveVma(
+  s: ModelState, proc: Process, vma: Vma, addr: number, oldPages: number, newAddr: number, newPages: number, dontunmap = false,
+): Outcome {
   if (proc.mm.vmas.length >= s.config.maxMapCount - 3) return err('ENOMEM');
   // prep_move_vma: a driver that refuses to split refuses the move.
   if (vma.vmOps?.may_split) {
@@ -106,7 +124,8 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
     if (e === 0 && vma.end !== addr + oldPages) e = vma.vmOps.may_split(vma, addr + oldPages);
     if (e !== 0) return err(e);
   }
-  const e = splitAround(s, proc.mm, addr, addr + oldPages);
+  // MREMAP_DONTUNMAP keeps the old VMA whole (nothing is unmapped, so nothing splits it).
+  const e = dontunmap ? 0 : splitAround(s, proc.mm, addr, addr + oldPages);
   if (e !== 0) return err(e);
   const old = vmaLookup(proc.mm, addr)!;
   const moved = copyVma(s, proc, old, addr, newAddr, newPages);
@@ -126,8 +145,21 @@ function moveVma(s: ModelState, proc: Process, vma: Vma, addr: number, oldPages:
     }
     dropUffdWpMarkers(proc.mm, addr, addr + oldPages);
   });
-  unmapSourceVma(s, proc, addr, addr + oldPages);
+  if (dontunmap) dontunmapComplete(old, moved, addr, addr + oldPages);
+  else unmapSourceVma(s, proc, addr, addr + oldPages);
   return ok(newAddr);
+}
+
+/**
+ * dontunmap_complete: the old VMA stays, its PTEs gone, and keeps VM_ACCOUNT (the oracle
+ * shows it still merging with a new accountable mapping; VM_LOCKED is not emulated); when the
+ * whole VMA moved its anon_vma links go (unlink_anon_vmas), so a later fault prepares a new one.
+ */
+function dontunmapComplete(old: Vma, moved: Vma, start: number, end: number): void {
+  if (moved !== old && start === old.start && end === old.end) {
+    old.anonVma = 0;
+    old.forkChild = false;
+  }
 }
 
 /**

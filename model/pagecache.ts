@@ -3,7 +3,7 @@
  * in the page cache over a backing store (regular files) or over swap (shmem). The page
  * cache holds one reference on each of its frames.
  */
-import type { File, Frame, ModelState } from './types.ts';
+import type { File, Frame, ModelState, Pte } from './types.ts';
 import { SHMEM_ID_BASE } from './types.ts';
 import { assert } from './assert.ts';
 import { allocFrame, frameOf, putPage } from './frames.ts';
@@ -106,6 +106,39 @@ export function truncateFile(s: ModelState, file: File, sizePages: number): void
     }
   }
   file.sizePages = sizePages;
+}
+
+/**
+ * FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE of pages [start, end) (shmem_fallocate,
+ * ext4_punch_hole → truncate_pagecache_range): unmap_mapping_range with even_cows = 0 —
+ * every mapping's PTEs of the file's pages go, a private mapping's anonymous COW copies and
+ * their swap entries stay (should_zap_folio / should_zap_cows) — then the pages leave the
+ * cache and the backing store (shmem: its swap), so the range reads zero. The size stays.
+ */
+export function punchHole(s: ModelState, file: File, start: number, end: number): void {
+  const lock = iMmapLock(s, file.id);
+  assert(s.locks.tryAcquire(lock, 'read', 'unmap_mapping_range'), `hole punch of file ${file.id}: ${lock.name} not free for read`);
+  const keepCows = (_addr: number, pte: Pte) => pte.kind === 'swap' || (!pte.special && frameOf(s, pte.pfn).kind === 'anon');
+  try {
+    for (const proc of processesInOrder(s)) {
+      for (const vma of proc.mm.vmas.filter((v) => v.file === file.id)) {
+        if (proc.state !== 'running' || !proc.mm.vmas.includes(vma)) continue;
+        const lo = Math.max(vma.start, vma.start + (start - vma.pgoff));
+        const hi = Math.min(vma.end, vma.start + (end - vma.pgoff));
+        if (lo < hi) zapRange(s, proc, lo, hi, 'clear', keepCows);
+      }
+    }
+  } finally {
+    releaseIfHeld(s, lock, 'unmap_mapping_range');
+  }
+  for (const index of [...file.pagecache.keys()].filter((i) => i >= start && i < end).sort((a, b) => a - b)) {
+    deleteFromPageCache(s, file, frameOf(s, file.pagecache.get(index)!));
+  }
+  for (const index of [...file.backing.keys()].filter((i) => i >= start && i < end)) file.backing.delete(index);
+  for (const index of [...file.swapped.keys()].filter((i) => i >= start && i < end).sort((a, b) => a - b)) {
+    freeSwapAndCache(s, file.swapped.get(index)!);
+    file.swapped.delete(index);
+  }
 }
 
 /** A mapping or an fd takes a reference on inode `id` (-1: none). */

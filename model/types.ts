@@ -73,6 +73,8 @@ export type Vma = {
   io: boolean;
   dontcopy: boolean;
   dontexpand: boolean;
+  /** VM_WIPEONFORK (MADV_WIPEONFORK): dup_mmap gives the child this range empty, private anonymous memory only. */
+  wipeonfork: boolean;
   /** anon_vma identity, or 0 while none was prepared (a read fault of the zero page prepares none). */
   anonVma: number;
   /**

@@ -38,6 +38,7 @@ export const CORE_KINDS = [
   'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev',
   'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
+  'mincore',
 ] as const;
 
 /** Base weights before swarm testing rescales them. */
@@ -46,6 +47,7 @@ const CORE_WEIGHT: Record<(typeof CORE_KINDS)[number], number> = {
   oom: 1, creat: 1, pread: 2, pwrite: 2, truncate: 1, proc_mem_read: 2, proc_mem_write: 2, process_vm_readv: 1,
   process_vm_writev: 1, set_dumpable: 1, fail_nth: 1, close: 1,
   pagemap_read: 2, clear_refs: 1, uffd_register_wp: 1, pagemap_scan: 3, map_files_readdir: 1,
+  mincore: 2,
 };
 
 export type OpKind = { name: string; weight: number; strategy?: StrategyDefinition; call?: StrategyDefinition['calls'][number] };
@@ -78,14 +80,18 @@ export type Swarm = {
  * teardown path (rmap, RSS, swap counts, MMU notifiers) runs under a live mapping; drawn
  * one time in five it was too rare to meet a notifier's range within seconds.
  */
-const ADVICES: readonly Advice[] = ['DONTNEED', 'PAGEOUT', 'DONTNEED', 'COLD', 'DONTNEED', 'DONTFORK', 'DOFORK'];
+const ADVICES: readonly Advice[] = [
+  'DONTNEED', 'PAGEOUT', 'DONTNEED', 'COLD', 'DONTNEED', 'DONTFORK', 'DOFORK',
+  // issue 17
+  'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE',
+];
 const LENGTHS = [1, 1, 2, 3, 4, 8, 16, 64];
 const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];
 
 const NO_VIEWS: readonly RemoteView[] = [];
 
 /** Core operations on an address or a range of the calling process (their pid is drawn by memPid). */
-const ON_MEMORY: ReadonlySet<string> = new Set(['munmap', 'mprotect', 'madvise', 'mremap', 'read', 'write', 'reclaim', 'uffd_register_wp']);
+const ON_MEMORY: ReadonlySet<string> = new Set(['munmap', 'mprotect', 'madvise', 'mremap', 'read', 'write', 'reclaim', 'uffd_register_wp', 'mincore']);
 
 /** Values strategy calls returned, remembered under the key their call names. */
 type Remembered = Map<string, number[]>;
@@ -413,6 +419,7 @@ export class TraceBuilder implements GenContext {
       case 'munmap': return { op: 'munmap', pid, ...this.range(pid, c) };
       case 'mprotect': return { op: 'mprotect', pid, ...this.range(pid, c), prot: c.pick(PROTS) };
       case 'madvise': return { op: 'madvise', pid, ...this.range(pid, c), advice: c.pick(ADVICES) };
+      case 'mincore': return { op: 'mincore', pid, ...this.range(pid, c) };
       case 'mremap': return this.mremap(pid, c);
       case 'read': return { op: 'read', pid, addr: this.addr(pid, c) };
       case 'write': return { op: 'write', pid, addr: this.addr(pid, c), value: this.value(c) };
@@ -508,6 +515,14 @@ export class TraceBuilder implements GenContext {
     if (op.maymove && c.int(4) === 0) {
       op.fixed = true;
       op.newAddr = this.addr(pid, c);
+    }
+    // MREMAP_DONTUNMAP, mostly as Linux accepts it (MAYMOVE, same length), sometimes not.
+    if (c.int(6) === 0) {
+      op.dontunmap = true;
+      if (c.int(4) !== 0) {
+        op.maymove = true;
+        op.newPages = oldPages;
+      }
     }
     return op;
   }

@@ -41,7 +41,8 @@ type Backing =
   | { kind: 'private-file'; file: number; pgoff: number }
   | { kind: 'unknown' };
 
-type Range = { start: number; end: number; backing: Backing; dontfork: boolean };
+/** `wipeonfork`: VM_WIPEONFORK, so a fork's child starts this range empty (private anonymous memory only). */
+type Range = { start: number; end: number; backing: Backing; dontfork: boolean; wipeonfork: boolean };
 
 /** A store through a special PTE to a clean regular-file page, lost if that page leaves the cache. */
 type Fragile = { pfn: number; durable: number; value: number; pid: number; addr: number };
@@ -149,7 +150,15 @@ export class Ghost {
       this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice);
       return;
     }
-    if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'EINVAL' && op.lengthPages > 0) {
+    // MADV_REMOVE stops at the first VMA that is not a shared writable mapping of a file or
+    // shmem object (EINVAL, EACCES, ENODEV), having punched the holes before it.
+    if (op.op === 'madvise' && op.advice === 'REMOVE' && outcome.kind === 'errno' && op.lengthPages > 0) {
+      const end = op.addr + op.lengthPages;
+      const refused = [...k.vmas(op.pid)].find((v) => v.end > op.addr && v.start < end && !(v.shared && v.mayWrite && v.file !== -1 && v.driver === ''));
+      if (refused !== undefined && refused.start > op.addr) this.madvise(op.pid, op.addr, refused.start, op.advice);
+      return;
+    }
+    if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'EINVAL' && op.lengthPages > 0 && op.advice !== 'WIPEONFORK' && op.advice !== 'KEEPONFORK') {
       const end = op.addr + op.lengthPages;
       const pfnmap = [...k.vmas(op.pid)].find((v) => v.pfnmap && v.end > op.addr && v.start < end);
       if (pfnmap !== undefined && pfnmap.start > op.addr) this.madvise(op.pid, op.addr, pfnmap.start, op.advice);
@@ -161,6 +170,18 @@ export class Ghost {
       const end = op.addr + op.lengthPages;
       for (const v of k.vmas(op.pid)) {
         if (v.dontcopy === (op.advice === 'DONTFORK') && v.end > op.addr && v.start < end) {
+          this.madvise(op.pid, Math.max(op.addr, v.start), Math.min(end, v.end), op.advice);
+        }
+      }
+      return;
+    }
+    // WIPEONFORK and KEEPONFORK likewise stop at a VMA they fail to split (EAGAIN) or that
+    // refuses (EINVAL: a file or shared mapping for WIPEONFORK), having set the VMAs before it.
+    if (op.op === 'madvise' && outcome.kind === 'errno' && (outcome.errno === 'EAGAIN' || outcome.errno === 'EINVAL') &&
+      (op.advice === 'WIPEONFORK' || op.advice === 'KEEPONFORK')) {
+      const end = op.addr + op.lengthPages;
+      for (const v of k.vmas(op.pid)) {
+        if (v.wipeonfork === (op.advice === 'WIPEONFORK') && v.end > op.addr && v.start < end) {
           this.madvise(op.pid, Math.max(op.addr, v.start), Math.min(end, v.end), op.advice);
         }
       }
@@ -237,7 +258,7 @@ export class Ghost {
     } else {
       backing = { kind: 'anon' };
     }
-    insertRange(p, { start: addr, end: addr + op.lengthPages, backing, dontfork: false });
+    insertRange(p, { start: addr, end: addr + op.lengthPages, backing, dontfork: false, wipeonfork: false });
   }
 
   /** A mapping of an inode reached through an fd (map_files). */
@@ -274,7 +295,14 @@ export class Ghost {
       return { ...r, start, end: Math.min(r.end, addr + keep), backing: shiftBacking(r.backing, start - r.start) };
     });
     const values = [...p.priv].filter(([a]) => a >= addr && a < addr + keep);
-    this.unmap(op.pid, addr, addr + oldPages);
+    if (op.dontunmap === true) {
+      // MREMAP_DONTUNMAP: the old range stays mapped, emptied of its private pages (anonymous
+      // memory reads zero, a private file mapping the file again); shared objects are unchanged.
+      for (const a of [...p.priv.keys()]) if (a >= addr && a < addr + oldPages) p.priv.delete(a);
+      for (const a of [...p.views.keys()]) if (a >= addr && a < addr + oldPages) p.views.delete(a);
+    } else {
+      this.unmap(op.pid, addr, addr + oldPages);
+    }
     this.unmap(op.pid, newAddr, newAddr + newPages);
     for (const r of moved) {
       insertRange(p, { ...r, start: newAddr + (r.start - addr), end: newAddr + (r.end - addr) });
@@ -298,7 +326,21 @@ export class Ghost {
       splitAt(p, start);
       splitAt(p, end);
       for (const r of p.ranges) if (r.start >= start && r.end <= end) r.dontfork = advice === 'DONTFORK';
+    } else if (advice === 'WIPEONFORK' || advice === 'KEEPONFORK') {
+      splitAt(p, start);
+      splitAt(p, end);
+      for (const r of p.ranges) if (r.start >= start && r.end <= end) r.wipeonfork = advice === 'WIPEONFORK';
+    } else if (advice === 'REMOVE') {
+      // A punched hole: the shared object's pages in the range read zero, in every mapping
+      // (a private mapping's COW copies keep theirs).
+      for (const r of p.ranges) {
+        if (r.backing.kind !== 'shared') continue;
+        const contents = this.objects.get(r.backing.obj);
+        for (let addr = Math.max(start, r.start); addr < Math.min(end, r.end); addr++) contents?.delete(r.backing.pgoff + (addr - r.start));
+      }
     }
+    // WILLNEED (readahead) and POPULATE_READ/WRITE (faulting in, a COW copy of the same
+    // contents) change no contents.
   }
 
   /**
@@ -339,7 +381,9 @@ export class Ghost {
     if (p === undefined) return;
     const ranges = p.ranges.filter((r) => !r.dontfork).map((r) => ({ ...r }));
     const copied = (a: number) => ranges.some((r) => r.start <= a && a < r.end);
-    const priv = new Map([...p.priv].filter(([a]) => copied(a)));
+    // dup_mmap: a VM_WIPEONFORK range is empty in the child (it reads zeroes), and keeps the flag.
+    const wiped = (a: number) => ranges.some((r) => r.wipeonfork && r.start <= a && a < r.end);
+    const priv = new Map([...p.priv].filter(([a]) => copied(a) && !wiped(a)));
     // The child's copy of each view the parent has (its own, or one it inherited).
     const childViews = new Map([...p.views].filter(([a]) => copied(a)));
     for (const v of views) if (v.pid === parent && copied(v.addr)) childViews.set(v.addr, { target: v.target, targetAddr: v.targetAddr });

@@ -25,7 +25,9 @@ const BASE_WEIGHT: Record<TraceKind, number> = {
   proc_mem_write: 2, process_vm_readv: 2, process_vm_writev: 2, set_dumpable: 1, fail_nth: 2,
 };
 
-const ADVICES: readonly Advice[] = ['DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK'];
+const ADVICES: readonly Advice[] = [
+  'DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK', 'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE',
+];
 const VALUES = [1, 2, 3, 0xdeadbeef, 42];
 
 /** A small machine: low map count, few swap slots and processes, so limits are hit. */

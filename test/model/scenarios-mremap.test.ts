@@ -153,3 +153,32 @@ describe('mremap argument checks', () => {
     t.exitAllAndExpectNoLeak();
   });
 });
+
+describe('MREMAP_DONTUNMAP', () => {
+  it('moves the pages and leaves the old range mapped and empty; a swapped page moves its swap entry', () => {
+    const t = new Scenario();
+    t.spawn();
+    const a = t.anon(1, 2);
+    t.write(1, a, 7);
+    t.write(1, a + 1, 8);
+    t.ok({ op: 'reclaim', pid: 1, addr: a + 1 });
+    const pfn = t.pfnAt(1, a);
+    const to = t.ok({ op: 'mremap', pid: 1, addr: a, oldPages: 2, newPages: 2, maymove: true, dontunmap: true });
+    expect(to).not.toBe(a);
+    expect(t.vmas(1).map((v) => [v.start, v.end])).toEqual([[a, a + 2], [to, to + 2]].sort((x, y) => x[0] - y[0]));
+    expect(t.pfnAt(1, to)).toBe(pfn);
+    expect(t.pte(1, to + 1)).toMatchObject({ kind: 'swap' });
+    expect(t.pte(1, a)).toBeUndefined();
+    expect([t.read(1, a), t.read(1, to), t.read(1, to + 1)]).toEqual([okv(0), okv(7), okv(8)]);
+    t.exitAllAndExpectNoLeak();
+  });
+
+  it('EINVAL without MREMAP_MAYMOVE or with another length', () => {
+    const t = new Scenario();
+    t.spawn();
+    const a = t.anon(1, 2);
+    expect(t.step({ op: 'mremap', pid: 1, addr: a, oldPages: 2, newPages: 2, dontunmap: true })).toEqual({ kind: 'errno', errno: 'EINVAL' });
+    expect(t.step({ op: 'mremap', pid: 1, addr: a, oldPages: 2, newPages: 3, maymove: true, dontunmap: true })).toEqual({ kind: 'errno', errno: 'EINVAL' });
+    t.exitAllAndExpectNoLeak();
+  });
+});
