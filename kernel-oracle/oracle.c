@@ -420,7 +420,7 @@ static struct reply do_mincore(const struct cmd *c) {
   static unsigned char vec[4096];
   int64_t n = c->a[1];
   if (n > 4096) return r_errno(EINVAL); /* MINCORE_PAGES_MAX: the model's limit */
-  if (mincore((void *)real_addr(c->a[0]), (size_t)n * PAGE_BYTES, vec) != 0) return r_errno(errno);
+  if (mincore((void *)real_range(c->a[0], n), (size_t)n * PAGE_BYTES, vec) != 0) return r_errno(errno);
   for (int64_t i = 0; i < n; i++) reply_values[i] = vec[i] & 1;
   return r_values(n, (int)n);
 }
