@@ -33,6 +33,8 @@ const REGION_BASE = 0x2000_0000_0000;
 const PAGE_BYTES = 4096;
 
 const hex = (page: number) => `0x${(REGION_BASE + page * PAGE_BYTES).toString(16)}`;
+/** A byte offset from the region's base, as the oracle line of munmap/mprotect/madvise gives it. */
+const hexBytes = (offset: number) => `0x${(REGION_BASE + offset).toString(16)}`;
 
 function protText(prot: number): string {
   const bits = [[1, 'PROT_READ'], [2, 'PROT_WRITE'], [4, 'PROT_EXEC']] as const;
@@ -55,9 +57,9 @@ function syscallText(line: string): string {
       const fd = n[6] < 0 ? '-1' : `open(file ${n[6]}, ${n[8] ? 'O_RDWR' : 'O_RDONLY'})`;
       return `P${n[0]}: mmap(${hex(n[1])}, ${n[2]} pages, ${protText(n[3])}, ${flags.join('|')}, ${fd}, page ${n[7]})`;
     }
-    case 'munmap': return `P${n[0]}: munmap(${hex(n[1])}, ${n[2]} pages)`;
-    case 'mprotect': return `P${n[0]}: mprotect(${hex(n[1])}, ${n[2]} pages, ${protText(n[3])})`;
-    case 'madvise': return `P${n[0]}: madvise(${hex(n[1])}, ${n[2]} pages, MADV_${w[3]})`;
+    case 'munmap': return `P${n[0]}: munmap(${hexBytes(n[1])}, ${n[2]} bytes)`;
+    case 'mprotect': return `P${n[0]}: mprotect(${hexBytes(n[1])}, ${n[2]} bytes, ${protText(n[3])})`;
+    case 'madvise': return `P${n[0]}: madvise(${hexBytes(n[1])}, ${n[2]} bytes, MADV_${w[3]})`;
     case 'mremap': {
       const flags = [n[4] ? 'MREMAP_MAYMOVE' : '', n[5] ? 'MREMAP_FIXED' : ''].filter((x) => x !== '').join('|') || '0';
       return `P${n[0]}: mremap(${hex(n[1])}, ${n[2]} pages, ${n[3]} pages, ${flags}${n[5] ? `, ${hex(n[6])}` : ''})`;

@@ -489,11 +489,12 @@ static void process_loop(int slot) {
     struct reply r = r_errno(EINVAL);
     switch (c.kind) {
       case C_MMAP: r = do_mmap(&c); break;
-      case C_MUNMAP: r = call_result(munmap((void *)real_addr(c.a[0]), (size_t)c.a[1] * PAGE_BYTES)); break;
-      case C_MPROTECT: r = call_result(mprotect((void *)real_addr(c.a[0]), (size_t)c.a[1] * PAGE_BYTES, (int)c.a[2])); break;
+      /* munmap, mprotect and madvise take a byte address (from REGION_BASE) and a byte length. */
+      case C_MUNMAP: r = call_result(munmap((void *)(REGION_BASE + (uintptr_t)c.a[0]), (size_t)c.a[1])); break;
+      case C_MPROTECT: r = call_result(mprotect((void *)(REGION_BASE + (uintptr_t)c.a[0]), (size_t)c.a[1], (int)c.a[2])); break;
       case C_MREMAP: r = do_mremap(&c); break;
       case C_MADVISE:
-        r = call_result(madvise((void *)real_addr(c.a[0]), (size_t)c.a[1] * PAGE_BYTES, madvise_advice(c.a[2])));
+        r = call_result(madvise((void *)(REGION_BASE + (uintptr_t)c.a[0]), (size_t)c.a[1], madvise_advice(c.a[2])));
         break;
       case C_READ: r = user_access(real_addr(c.a[0]), 0, 0); break;
       case C_WRITE: r = user_access(real_addr(c.a[0]), 1, (uint32_t)c.a[1]); break;
