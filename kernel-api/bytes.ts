@@ -11,12 +11,21 @@ export const PAGE_BYTES = 4096;
 
 /** A page count with a whole number of bytes (k/4096 is exact in binary floating point). */
 export function isWholeBytes(v: number): boolean {
-  return Number.isFinite(v) && Number.isSafeInteger(v * PAGE_BYTES);
+  return Number.isInteger(v) || Number.isInteger(v * PAGE_BYTES);
 }
 
-/** A page value in bytes, exactly. */
+/** A page value in bytes, exactly (multiplying by 4096 is exact in binary floating point). */
 export function toBytes(pages: number): number {
   return Math.round(pages * PAGE_BYTES);
+}
+
+/**
+ * A page value in bytes as a signed 64-bit decimal, as an oracle line gives it: the value
+ * the C side's (size_t) cast sees, wrapped modulo 2^64 as `pages * PAGE_BYTES` in C was.
+ */
+export function bytesText(pages: number): string {
+  const b = Number.isInteger(pages) ? BigInt(pages) * BigInt(PAGE_BYTES) : BigInt(toBytes(pages));
+  return BigInt.asIntN(64, b).toString();
 }
 
 /**
