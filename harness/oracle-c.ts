@@ -42,6 +42,13 @@ const hex = (page: number) => {
     : page < REGION_PAGES ? REGION_BASE + page * PAGE_BYTES : TASK_SIZE + (page - REGION_PAGES) * PAGE_BYTES;
   return `0x${BigInt(real).toString(16)}`;
 };
+/** A byte offset from the region's base, as the oracle line of munmap/mprotect/madvise gives it: the model's edges on the kernel's too. */
+const hexBytes = (offset: number) => {
+  const page = Math.floor(offset / PAGE_BYTES);
+  const real = page < 1 ? (offset < 0 ? 2 ** 64 + offset : offset)
+    : page < REGION_PAGES ? REGION_BASE + offset : TASK_SIZE + (offset - REGION_PAGES * PAGE_BYTES);
+  return `0x${BigInt(Math.round(real)).toString(16)}`;
+};
 
 function protText(prot: number): string {
   const bits = [[1, 'PROT_READ'], [2, 'PROT_WRITE'], [4, 'PROT_EXEC']] as const;
@@ -64,9 +71,9 @@ function syscallText(line: string): string {
       const fd = n[6] < 0 ? '-1' : `open(file ${n[6]}, ${n[8] ? 'O_RDWR' : 'O_RDONLY'})`;
       return `P${n[0]}: mmap(${hex(n[1])}, ${n[2]} pages, ${protText(n[3])}, ${flags.join('|')}, ${fd}, page ${n[7]})`;
     }
-    case 'munmap': return `P${n[0]}: munmap(${hex(n[1])}, ${n[2]} pages)`;
-    case 'mprotect': return `P${n[0]}: mprotect(${hex(n[1])}, ${n[2]} pages, ${protText(n[3])})`;
-    case 'madvise': return `P${n[0]}: madvise(${hex(n[1])}, ${n[2]} pages, MADV_${w[3]})`;
+    case 'munmap': return `P${n[0]}: munmap(${hexBytes(n[1])}, ${n[2]} bytes)`;
+    case 'mprotect': return `P${n[0]}: mprotect(${hexBytes(n[1])}, ${n[2]} bytes, ${protText(n[3])})`;
+    case 'madvise': return `P${n[0]}: madvise(${hexBytes(n[1])}, ${n[2]} bytes, MADV_${w[3]})`;
     case 'mincore': return `P${n[0]}: mincore(${hex(n[1])}, ${n[2]} pages, vec)`;
     case 'mremap': {
       const flags = [n[4] ? 'MREMAP_MAYMOVE' : '', n[5] ? 'MREMAP_FIXED' : '', n[7] ? 'MREMAP_DONTUNMAP' : ''].filter((x) => x !== '').join('|') || '0';

@@ -18,6 +18,7 @@
  * simplifications of the model are listed in kernel-oracle/SIMPLIFICATIONS.md and counted
  * as `documented`, never dropped.
  */
+import { bytesText } from '../kernel-api/bytes.ts';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
@@ -125,9 +126,10 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
       }
       return `mmap ${op.pid} ${addr} ${op.lengthPages} ${op.prot} ${b(op.shared)} ${placement} ${op.file ?? -1} ${op.pgoff ?? 0} ${op.mode === 'r' ? 0 : 1}`;
     }
-    case 'munmap': return `munmap ${op.pid} ${op.addr} ${op.lengthPages}`;
-    case 'mprotect': return `mprotect ${op.pid} ${op.addr} ${op.lengthPages} ${op.prot}`;
-    case 'madvise': return `madvise ${op.pid} ${op.addr} ${op.lengthPages} ${op.advice}`;
+    // Address (from the region's base) and length in bytes: a fraction of a page is a byte value.
+    case 'munmap': return `munmap ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)}`;
+    case 'mprotect': return `mprotect ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)} ${op.prot}`;
+    case 'madvise': return `madvise ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)} ${op.advice}`;
     case 'mincore': return `mincore ${op.pid} ${op.addr} ${op.lengthPages}`;
     case 'mremap': {
       let fixed = b(op.fixed);

@@ -12,6 +12,18 @@ import type { Repro } from './repro.ts';
 import { judgeReplay, sessionFor } from './repro.ts';
 import type { Violation } from '../properties/invariants/index.ts';
 import { hex } from '../kernel-api/format.ts';
+import { PAGE_BYTES, toBytes } from '../kernel-api/bytes.ts';
+
+/** A page address that may be a byte address: `0x12+1B` is one byte past page 0x12. */
+function at(addr: number): string {
+  if (Number.isInteger(addr)) return hex(addr);
+  const b = toBytes(addr), page = Math.floor(b / PAGE_BYTES);
+  return `${hex(page)}+${b - page * PAGE_BYTES}B`;
+}
+/** A length in pages (`3p`), or in bytes when it is not whole pages (`4097B`). */
+function len(pages: number): string {
+  return Number.isInteger(pages) ? `${pages}p` : `${toBytes(pages)}B`;
+}
 import { taskOf } from '../kernel-api/op.ts';
 import { NO_PENDING, TraceCursor, type Preemption } from '../properties/sched.ts';
 
@@ -26,11 +38,11 @@ export function formatOp(op: Op): string {
       const where = op.fixed ? ` MAP_FIXED@${hex(op.addr)}` : op.noreplace ? ` MAP_FIXED_NOREPLACE@${hex(op.addr)}` : op.addr ? ` hint=${hex(op.addr)}` : '';
       return `P${op.pid}: mmap(${op.lengthPages}p, ${PROT[op.prot] ?? op.prot}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, ${what}${op.pgoff ? ` pgoff=${hex(op.pgoff)}` : ''}${where})`;
     }
-    case 'munmap': return `P${op.pid}: munmap(${hex(op.addr)}, ${op.lengthPages}p)`;
-    case 'mprotect': return `P${op.pid}: mprotect(${hex(op.addr)}, ${op.lengthPages}p, ${PROT[op.prot] ?? op.prot})`;
-    case 'madvise': return `P${op.pid}: madvise(${hex(op.addr)}, ${op.lengthPages}p, MADV_${op.advice})`;
-    case 'mincore': return `P${op.pid}: mincore(${hex(op.addr)}, ${op.lengthPages}p)`;
+    case 'munmap': return `P${op.pid}: munmap(${at(op.addr)}, ${len(op.lengthPages)})`;
+    case 'mprotect': return `P${op.pid}: mprotect(${at(op.addr)}, ${len(op.lengthPages)}, ${PROT[op.prot] ?? op.prot})`;
+    case 'madvise': return `P${op.pid}: madvise(${at(op.addr)}, ${len(op.lengthPages)}, MADV_${op.advice})`;
     case 'mremap': return `P${op.pid}: mremap(${hex(op.addr)}, ${op.oldPages}p → ${op.newPages}p${op.maymove ? ', MAYMOVE' : ''}${op.fixed ? `, FIXED@${hex(op.newAddr ?? 0)}` : ''}${op.dontunmap ? ', DONTUNMAP' : ''})`;
+    case 'mincore': return `P${op.pid}: mincore(${hex(op.addr)}, ${op.lengthPages}p)`;
     case 'read': return `P${op.pid}: read ${hex(op.addr)}`;
     case 'write': return `P${op.pid}: write ${hex(op.addr)} ← ${op.value}`;
     case 'fork': return `P${op.pid}: fork()`;

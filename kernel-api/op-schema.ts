@@ -12,12 +12,13 @@
  */
 import type { Advice, Op, OpCommon, OpName, OpenMode } from './op.ts';
 import type { StrategyDefinition } from './strategy.ts';
+import { isWholeBytes } from './bytes.ts';
 
 /** What JSON a field holds. */
 export type FieldType =
   /** A safe integer (Number.isSafeInteger), negative ones too. */
   | 'integer'
-  /** A finite number of pages within the safe-integer range: a fraction stands for an unaligned address. */
+  /** A number of pages within the safe-integer range holding a whole number of bytes (k/4096): a fraction stands for a byte address or length. */
   | 'number'
   | 'boolean'
   /** One string of a fixed set. */
@@ -56,6 +57,8 @@ const int = { type: 'integer' } as const;
 const optInt = { type: 'integer', optional: true } as const;
 const bool = { type: 'boolean' } as const;
 const optBool = { type: 'boolean', optional: true } as const;
+/** An address or length in pages that may hold a byte value: k/4096 of a page (kernel-api/bytes.ts). */
+const bytes = { type: 'number' } as const;
 
 /** Every member of a string union, listed as the keys of a record so that none is missed. */
 function oneOf<T extends string>(members: Record<T, true>): readonly T[] {
@@ -72,10 +75,10 @@ export const OP_SCHEMA: OpSchema = {
     pid: int, addr: int, lengthPages: int, prot: int, shared: bool, fixed: optBool, noreplace: optBool,
     file: optInt, pgoff: optInt, mode: { type: OPEN_MODES, optional: true }, fd: optInt,
   },
-  munmap: { pid: int, addr: int, lengthPages: int },
-  mprotect: { pid: int, addr: int, lengthPages: int, prot: int },
+  munmap: { pid: int, addr: bytes, lengthPages: bytes },
+  mprotect: { pid: int, addr: bytes, lengthPages: bytes, prot: int },
   mremap: { pid: int, addr: int, oldPages: int, newPages: int, maymove: optBool, fixed: optBool, newAddr: optInt, dontunmap: optBool },
-  madvise: { pid: int, addr: int, lengthPages: int, advice: { type: ADVICES } },
+  madvise: { pid: int, addr: bytes, lengthPages: bytes, advice: { type: ADVICES } },
   read: { pid: int, addr: int },
   write: { pid: int, addr: int, value: int },
   fork: { pid: int },
@@ -186,7 +189,7 @@ function checkField(key: string, type: FieldType, v: unknown, op: Record<string,
 /** What a field of this type must be, as the first half of a reason. */
 function expected(type: FieldType, op: Record<string, unknown>, strategies: Strategies): string {
   if (type === 'integer') return 'must be an integer';
-  if (type === 'number') return 'must be a number of pages, a fraction for an unaligned address';
+  if (type === 'number') return 'must be a number of pages, a fraction k/4096 for a byte address or length';
   if (type === 'boolean') return 'must be true or false';
   if (type === 'strategy') {
     return `must name a strategy the repro loads (${strategies.map((s) => s.name).join(', ') || 'none: its strategy is core'})`;
@@ -208,7 +211,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function isPages(v: unknown): boolean {
-  return typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER;
+  return typeof v === 'number' && Math.abs(v) <= Number.MAX_SAFE_INTEGER && isWholeBytes(v);
 }
 
 /** A value as a reason quotes it: JSON, cut short, and `nothing` for a missing one. */

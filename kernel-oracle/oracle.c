@@ -246,16 +246,17 @@ static uintptr_t real_at(int64_t bytes) {
 static uintptr_t real_addr(int64_t page) { return real_at(page * (int64_t)PAGE_BYTES); }
 
 /*
- * The start of a range of `pages` from model page `page`: a range of the region that runs
- * past the model's TASK_SIZE runs past the kernel's, by as much (so that each side refuses it
- * as beyond user space); any other range starts at real_addr(page).
+ * The start of a range of `len` bytes from model byte address `bytes` (real_range: in pages): a
+ * range of the region that runs past the model's TASK_SIZE runs past the kernel's, by as much
+ * (so that each side refuses it as beyond user space); any other range starts at real_at.
  */
-static uintptr_t real_range(int64_t page, int64_t pages) {
-  int64_t end = page + pages;
-  if (page >= 1 && page < (int64_t)REGION_PAGES && pages > 0 && end > (int64_t)REGION_PAGES)
-    return task_size_real - (uintptr_t)((int64_t)REGION_PAGES - page) * PAGE_BYTES;
-  return real_addr(page);
+static uintptr_t real_span(int64_t bytes, int64_t len) {
+  if (bytes >= (int64_t)MIN_ADDR_BYTES && bytes < (int64_t)REGION_BYTES && len > 0 && len > (int64_t)REGION_BYTES - bytes)
+    return task_size_real - (uintptr_t)((int64_t)REGION_BYTES - bytes);
+  return real_at(bytes);
 }
+
+static uintptr_t real_range(int64_t page, int64_t pages) { return real_span(page * (int64_t)PAGE_BYTES, pages * (int64_t)PAGE_BYTES); }
 
 /* TASK_SIZE: the first page-aligned address that MAP_FIXED_NOREPLACE refuses with ENOMEM (one page probed at a time, unmapped at once). */
 static uintptr_t probe_task_size(void) {
@@ -571,11 +572,12 @@ static void process_loop(int slot) {
     struct reply r = r_errno(EINVAL);
     switch (c.kind) {
       case C_MMAP: r = do_mmap(&c); break;
-      case C_MUNMAP: r = call_result(munmap((void *)real_range(c.a[0], c.a[1]), (size_t)c.a[1] * PAGE_BYTES)); break;
-      case C_MPROTECT: r = call_result(mprotect((void *)real_range(c.a[0], c.a[1]), (size_t)c.a[1] * PAGE_BYTES, (int)c.a[2])); break;
+      /* munmap, mprotect and madvise take a byte address (from REGION_BASE) and a byte length, placed at the kernel's edges (real_span). */
+      case C_MUNMAP: r = call_result(munmap((void *)real_span(c.a[0], c.a[1]), (size_t)c.a[1])); break;
+      case C_MPROTECT: r = call_result(mprotect((void *)real_span(c.a[0], c.a[1]), (size_t)c.a[1], (int)c.a[2])); break;
       case C_MREMAP: r = do_mremap(&c); break;
       case C_MADVISE:
-        r = call_result(madvise((void *)real_range(c.a[0], c.a[1]), (size_t)c.a[1] * PAGE_BYTES, madvise_advice(c.a[2])));
+        r = call_result(madvise((void *)real_span(c.a[0], c.a[1]), (size_t)c.a[1], madvise_advice(c.a[2])));
         break;
       case C_READ: r = user_access(real_addr(c.a[0]), 0, 0); break;
       case C_WRITE: r = user_access(real_addr(c.a[0]), 1, (uint32_t)c.a[1]); break;

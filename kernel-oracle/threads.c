@@ -124,10 +124,10 @@ static int fills_values(int32_t kind) {
 static struct reply task_exec(const struct cmd *c) {
   switch (c->kind) {
     case C_MMAP: return do_mmap(c);
-    case C_MUNMAP: return call_result(munmap((void *)real_addr(c->a[0]), (size_t)c->a[1] * PAGE_BYTES));
-    case C_MPROTECT: return call_result(mprotect((void *)real_addr(c->a[0]), (size_t)c->a[1] * PAGE_BYTES, (int)c->a[2]));
+    case C_MUNMAP: return call_result(munmap((void *)(REGION_BASE + (uintptr_t)c->a[0]), (size_t)c->a[1]));
+    case C_MPROTECT: return call_result(mprotect((void *)(REGION_BASE + (uintptr_t)c->a[0]), (size_t)c->a[1], (int)c->a[2]));
     case C_MREMAP: return do_mremap(c);
-    case C_MADVISE: return call_result(madvise((void *)real_addr(c->a[0]), (size_t)c->a[1] * PAGE_BYTES, madvise_advice(c->a[2])));
+    case C_MADVISE: return call_result(madvise((void *)(REGION_BASE + (uintptr_t)c->a[0]), (size_t)c->a[1], madvise_advice(c->a[2])));
     case C_READ: return thread_access(real_addr(c->a[0]), 0, 0);
     case C_WRITE: return thread_access(real_addr(c->a[0]), 1, (uint32_t)c->a[1]);
     case C_PROC_MEM_READ: return proc_mem(c, 0);

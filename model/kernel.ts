@@ -3,6 +3,7 @@
  * exposes its state through the inspection interface. Every step runs to completion or
  * throws a KernelAssertionError (a bug); errnos and signals are outcomes.
  */
+import { withPageRange } from '../kernel-api/bytes.ts';
 import type { Op } from '../kernel-api/op.ts';
 import { callerPid, madviseLockMode, taskOf } from '../kernel-api/op.ts';
 import { LockTable } from '../kernel-api/locks.ts';
@@ -199,14 +200,16 @@ export class ModelKernel implements Kernel {
     const s = this.state;
     switch (op.op) {
       case 'mmap': return this.locked(proc, 'write', 'vm_mmap_pgoff', () => mmap(s, proc, op));
-      case 'munmap': return this.locked(proc, 'write', 'vm_munmap', () => munmap(s, proc, op));
-      case 'mprotect': return this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, op));
+      // do_vmi_munmap checks (start, len) under the mmap lock __vm_munmap took.
+      case 'munmap': return this.locked(proc, 'write', 'vm_munmap', () => withPageRange('munmap', op, (o) => munmap(s, proc, o)));
+      // do_mprotect_pkey and is_valid_madvise check (start, len) before they lock.
+      case 'mprotect': return withPageRange('mprotect', op, (o) => this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, o)));
       case 'mremap': return this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, op));
       case 'madvise': {
         // get_lock_mode: the advices that change vm_flags take the mmap_lock for write (kernel-api/op.ts).
         const mode = madviseLockMode(op.advice);
         if (mode === null) return err('EINVAL');
-        return this.locked(proc, mode, 'do_madvise', () => madvise(s, proc, op));
+        return withPageRange('madvise', op, (o) => this.locked(proc, mode, 'do_madvise', () => madvise(s, proc, o)));
       }
       case 'read': return userRead(s, proc, op.addr);
       case 'write': return userWrite(s, proc, op.addr, op.value);

@@ -327,6 +327,19 @@ export class TraceBuilder implements GenContext {
     return { addr, lengthPages: c.pick(lengths) };
   }
 
+  /**
+   * A range that is, rarely (1 in 32), given in bytes (kernel-api/bytes.ts): an unaligned
+   * start (EINVAL) or a length of whole pages minus or plus some bytes (PAGE_ALIGN rounds it).
+   */
+  byteRange(pid: number, c: Choice): { addr: number; lengthPages: number } {
+    const r = this.range(pid, c);
+    if (c.int(32) !== 0) return r;
+    const b = (1 + c.int(4095)) / 4096;
+    const kind = c.int(3);
+    if (kind === 0) return { addr: r.addr + b, lengthPages: r.lengthPages };
+    return { addr: r.addr, lengthPages: kind === 1 ? Math.max(0, r.lengthPages - 1) + b : r.lengthPages + b };
+  }
+
   value(c: Choice): number {
     return c.int(4) === 0 ? c.int(2 ** 31) : 1 + c.int(15);
   }
@@ -416,9 +429,9 @@ export class TraceBuilder implements GenContext {
     switch (kind) {
       case 'spawn': return c.int(8) === 0 ? { op: 'spawn', uid: c.pick([0, 1001]) } : { op: 'spawn' };
       case 'mmap': return this.mmap(c.int(4) === 0 ? this.fdHolder(c) ?? pid : pid, c);
-      case 'munmap': return { op: 'munmap', pid, ...this.range(pid, c) };
-      case 'mprotect': return { op: 'mprotect', pid, ...this.range(pid, c), prot: c.pick(PROTS) };
-      case 'madvise': return { op: 'madvise', pid, ...this.range(pid, c), advice: c.pick(ADVICES) };
+      case 'munmap': return { op: 'munmap', pid, ...this.byteRange(pid, c) };
+      case 'mprotect': return { op: 'mprotect', pid, ...this.byteRange(pid, c), prot: c.pick(PROTS) };
+      case 'madvise': return { op: 'madvise', pid, ...this.byteRange(pid, c), advice: c.pick(ADVICES) };
       case 'mincore': return { op: 'mincore', pid, ...this.range(pid, c) };
       case 'mremap': return this.mremap(pid, c);
       case 'read': return { op: 'read', pid, addr: this.addr(pid, c) };

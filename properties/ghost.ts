@@ -144,6 +144,12 @@ export class Ghost {
   private applyOp(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
     // ESRCH: the calling thread is not there (gone, or killed meanwhile): nothing was done.
     if (outcome.kind === 'errno' && outcome.errno === 'ESRCH') return;
+    // Byte addresses and lengths (a fraction of a page): Linux refuses an unaligned start
+    // before it looks at a VMA, and rounds a byte length up to whole pages (PAGE_ALIGN).
+    if (op.op === 'munmap' || op.op === 'mprotect' || op.op === 'madvise') {
+      if (!Number.isInteger(op.addr)) return;
+      if (!Number.isInteger(op.lengthPages)) op = { ...op, lengthPages: Math.ceil(op.lengthPages) };
+    }
     // madvise over a range with holes applies to the mapped parts, then returns ENOMEM;
     // one that meets a PFN map (EINVAL for DONTNEED) has done the VMAs before it.
     if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'ENOMEM') {

@@ -48,7 +48,7 @@ describe('mapfuzz command', () => {
     writeFileSync(file, text);
     const r = await run([...command, command[0] === 'corpus' ? dir : file]);
     expect(r.code).toBe(2);
-    expect(r.err).toBe(`mapfuzz: malformed repro ${file}: ops[2].addr: must be an integer, found null\n`);
+    expect(r.err).toBe(`mapfuzz: malformed repro ${file}: ops[2].addr: must be a number of pages, a fraction k/4096 for a byte address or length, found null\n`);
     expect(readFileSync(file, 'utf8')).toBe(text);
   });
 

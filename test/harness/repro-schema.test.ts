@@ -79,7 +79,7 @@ describe('repro op schema', () => {
 
   it('says what the field must be and what it found', () => {
     expect(() => parseRepro('bad.json', reproWith({ op: 'spawn', uid: 'root' }))).toThrow('bad.json: ops[1].uid: must be an integer, found "root"');
-    expect(() => parseRepro('bad.json', reproWith({ op: 'munmap', pid: 1, addr: 16 }))).toThrow('bad.json: ops[1].lengthPages: missing (must be an integer)');
+    expect(() => parseRepro('bad.json', reproWith({ op: 'munmap', pid: 1, addr: 16 }))).toThrow('bad.json: ops[1].lengthPages: missing (must be a number of pages, a fraction k/4096 for a byte address or length)');
   });
 
   it.each([

@@ -1,0 +1,69 @@
+/**
+ * Byte addresses and lengths in the op language. Addresses and lengths are counted in pages;
+ * a fraction k/4096 of a page stands for a byte value (addr + 1 byte is `addr + 1/4096`).
+ * Every integer keeps its old meaning. This module holds the ONE place where both kernels
+ * turn a syscall's (addr, len) into a whole-page range or the errno Linux 6.18 returns, so
+ * that a new syscall is wired by naming its rule here and calling `pageRange` at its entry.
+ */
+import type { Errno } from './outcome.ts';
+
+export const PAGE_BYTES = 4096;
+
+/** A page count with a whole number of bytes (k/4096 is exact in binary floating point). */
+export function isWholeBytes(v: number): boolean {
+  return Number.isInteger(v) || Number.isInteger(v * PAGE_BYTES);
+}
+
+/** A page value in bytes, exactly (multiplying by 4096 is exact in binary floating point). */
+export function toBytes(pages: number): number {
+  return Math.round(pages * PAGE_BYTES);
+}
+
+/**
+ * A page value in bytes as a signed 64-bit decimal, as an oracle line gives it: the value
+ * the C side's (size_t) cast sees, wrapped modulo 2^64 as `pages * PAGE_BYTES` in C was.
+ */
+export function bytesText(pages: number): string {
+  const b = Number.isInteger(pages) ? BigInt(pages) * BigInt(PAGE_BYTES) : BigInt(toBytes(pages));
+  return BigInt.asIntN(64, b).toString();
+}
+
+/**
+ * How each syscall checks and rounds its (start, len) in Linux 6.18, before the page range:
+ * - munmap (do_vmi_munmap): offset_in_page(start) → EINVAL; len = PAGE_ALIGN(len); len == 0 → EINVAL.
+ * - mprotect (do_mprotect_pkey): start & ~PAGE_MASK → EINVAL; !len → 0; len = PAGE_ALIGN(len);
+ *   end <= start → ENOMEM (a nonzero len that PAGE_ALIGN wraps to 0).
+ * - madvise (is_valid_madvise): !PAGE_ALIGNED(start) → EINVAL; len = PAGE_ALIGN(len_in);
+ *   len_in && !len → EINVAL.
+ * The rest (len 0, range past TASK_SIZE, negative values as size_t) the kernels already
+ * decide on the whole-page range, as before.
+ */
+export type RangeRule = 'munmap' | 'mprotect' | 'madvise';
+
+const WRAP_ERRNO: Record<RangeRule, Errno> = { munmap: 'EINVAL', mprotect: 'ENOMEM', madvise: 'EINVAL' };
+
+/**
+ * The whole-page (addr, lengthPages) a syscall works on, or its errno. An unaligned start is
+ * EINVAL for every rule; a byte length rounds up as PAGE_ALIGN does (Math.ceil is PAGE_ALIGN
+ * in two's complement for a negative length read as size_t, too).
+ */
+export function pageRange(rule: RangeRule, addr: number, lengthPages: number): { addr: number; lengthPages: number } | { errno: Errno } {
+  if (!Number.isInteger(addr)) return { errno: 'EINVAL' };
+  if (Number.isInteger(lengthPages)) return { addr, lengthPages };
+  const pages = Math.ceil(lengthPages);
+  if (pages === 0) return { errno: WRAP_ERRNO[rule] };
+  return { addr, lengthPages: pages };
+}
+
+/**
+ * Call `f` with the op's whole-page range, or answer the errno `pageRange` gives. How a
+ * syscall is wired: `withPageRange('<rule>', op, (o) => syscall(s, proc, o))` at its entry
+ * in both kernels, inside or outside `locked` as Linux checks before or after mmap_lock.
+ */
+export function withPageRange<T extends { addr: number; lengthPages: number }, R>(
+  rule: RangeRule, op: T, f: (op: T) => R | { kind: 'errno'; errno: Errno },
+): R | { kind: 'errno'; errno: Errno } {
+  const r = pageRange(rule, op.addr, op.lengthPages);
+  if ('errno' in r) return { kind: 'errno', errno: r.errno };
+  return f(r.addr === op.addr && r.lengthPages === op.lengthPages ? op : { ...op, ...r });
+}

@@ -1,0 +1,51 @@
+/**
+ * Byte addresses and lengths on the running kernel: unaligned starts, byte lengths and a
+ * length PAGE_ALIGN wraps to 0, for munmap, mprotect and madvise. The model and Linux must
+ * agree step by step, and the kernel's errnos are pinned too.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Op } from '../../kernel-api/op.ts';
+import { formatOutcome } from '../../kernel-api/outcome.ts';
+import { checkTrace } from '../../harness/oracle.ts';
+import { oracle, oracleBinary } from './helpers.ts';
+
+const RW = 3;
+const R = 1;
+const A = 1000;
+const BYTE = 1 / 4096;
+
+describe.skipIf(!oracle().ok)('oracle: byte addresses and lengths agree with Linux', () => {
+  it('unaligned starts are EINVAL; byte lengths round up to pages; a wrapped length is EINVAL/ENOMEM', () => {
+    const ops: Op[] = [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: A, lengthPages: 8, prot: RW, shared: false, noreplace: true },
+      { op: 'write', pid: 1, addr: A + 2, value: 7 },
+      { op: 'munmap', pid: 1, addr: A + BYTE, lengthPages: 1 },
+      { op: 'mprotect', pid: 1, addr: A + 1 + 100 * BYTE, lengthPages: 1, prot: R },
+      { op: 'madvise', pid: 1, addr: A + 2 + 4095 * BYTE, lengthPages: 1, advice: 'DONTNEED' },
+      { op: 'mprotect', pid: 1, addr: A + BYTE, lengthPages: 0, prot: R },
+      { op: 'madvise', pid: 1, addr: A + BYTE, lengthPages: 0, advice: 'COLD' },
+      { op: 'read', pid: 1, addr: A + 2 },
+      { op: 'madvise', pid: 1, addr: A + 2, lengthPages: BYTE, advice: 'DONTNEED' },
+      { op: 'read', pid: 1, addr: A + 2 },
+      { op: 'mprotect', pid: 1, addr: A + 3, lengthPages: 1 + BYTE, prot: R },
+      { op: 'write', pid: 1, addr: A + 4, value: 1 },
+      { op: 'munmap', pid: 1, addr: A + 6, lengthPages: 4095 * BYTE },
+      { op: 'read', pid: 1, addr: A + 6 },
+      { op: 'mprotect', pid: 1, addr: A, lengthPages: -BYTE, prot: R },
+      { op: 'madvise', pid: 1, addr: A, lengthPages: -BYTE, advice: 'DONTNEED' },
+      { op: 'munmap', pid: 1, addr: A, lengthPages: -BYTE },
+    ];
+    const v = checkTrace(oracleBinary(), ops);
+    if (v.result !== 'agree') {
+      throw new Error(`${v.result} at step ${v.step + 1} (${JSON.stringify(ops[v.step])}): ${JSON.stringify(v.differences, null, 1)}`);
+    }
+    const out = v.kernel.steps.map((s) => formatOutcome(s.outcome));
+    expect(out.slice(3, 8)).toEqual(['-EINVAL', '-EINVAL', '-EINVAL', '-EINVAL', '-EINVAL']);
+    expect(out[8]).toBe('= 7');
+    expect(out[10]).toBe('= 0');
+    expect(out[12]).toBe('SIGSEGV');
+    expect(out[14]).toBe('SIGSEGV');
+    expect(out.slice(15)).toEqual(['-ENOMEM', '-EINVAL', '-EINVAL']);
+  });
+});
