@@ -23,7 +23,9 @@ export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   if ((op.fixed && !op.maymove) || newPages === 0 || oldPages === 0) return err('EINVAL');
   // check_mremap_params: MREMAP_DONTUNMAP is always a move and never resizes.
   if (op.dontunmap && (!op.maymove || oldPages !== newPages)) return err('EINVAL');
-  if (!validRange(s, addr, oldPages) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
+  if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
+  // vma_lookup(addr) finds nothing past TASK_SIZE, and an old range no VMA holds is EFAULT.
+  if (!validRange(s, addr, oldPages)) return err('EFAULT');
   if (op.fixed) {
     // check_mremap_params, before the VMA lookup (as model/mremap.ts).
     const newAddr = op.newAddr ?? 0;

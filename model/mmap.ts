@@ -74,7 +74,8 @@ export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean;
 export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
   const len = op.lengthPages;
   if (len === 0 || (op.prot & ~PROT_ALL) !== 0) return err('EINVAL');
-  if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
+  // A negative address: a hint is ignored, a fixed one is past TASK_SIZE (ENOMEM, below).
+  if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(op.addr)) return err('EINVAL');
   if (len > s.config.taskSizePages) return err('ENOMEM');
   let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, vmFile: 0, driverFile: null };
   const pgoff = op.pgoff ?? 0;
@@ -120,7 +121,7 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
   if (proc.mm.vmas.length > s.config.maxMapCount) return err('ENOMEM');
   let addr: number;
   if (op.fixed || op.noreplace) {
-    if (op.addr + len > s.config.taskSizePages) return err('ENOMEM');
+    if (op.addr < 0 || op.addr + len > s.config.taskSizePages) return err('ENOMEM'); // __get_unmapped_area: addr > TASK_SIZE - len
     if (op.addr < s.config.mmapMinAddrPages) return err('EPERM');
     if (op.noreplace && !rangeIsFree(proc, op.addr, op.addr + len)) return err('EEXIST');
     addr = op.addr;
@@ -195,7 +196,8 @@ function accountableMapping(op: MmapOp): boolean {
 
 /** do_mprotect_pkey: VMA by VMA, each through mprotect_fixup with the VMA before it as prev. */
 export function mprotect(s: ModelState, proc: Process, op: MprotectOp): Outcome {
-  if ((op.prot & ~PROT_ALL) !== 0 || !Number.isSafeInteger(op.addr) || op.addr < 0) return err('EINVAL');
+  // A negative start is an address in the kernel's half (size_t): ENOMEM below, as end <= start or no VMA there.
+  if ((op.prot & ~PROT_ALL) !== 0 || !Number.isSafeInteger(op.addr)) return err('EINVAL');
   if (op.lengthPages === 0) return ok(0);
   const start = op.addr;
   const end = op.addr + op.lengthPages;
