@@ -163,6 +163,9 @@ export function generatedRun(base: SessionOptions, trace: GeneratedTrace, run: n
   return { ops: r.ops, outcomes, abandoned: r.abandoned === true, raised: r.failure === null ? null : `${r.failure.invariant}: ${r.failure.message}` };
 }
 
+/** Where a pass stops short (prefixOps): before stepping the operation of index `at`, which `buildLast` keeps unexecuted. */
+type PassStop = { at: number; buildLast: boolean };
+
 type Pass = { ops: Op[]; abandoned?: true; lockEdges: LockEdge[]; failure: { invariant: InvariantId; cause?: string; message: string; step: number; topStep: number } | null };
 
 /**
@@ -171,7 +174,7 @@ type Pass = { ops: Op[]; abandoned?: true; lockEdges: LockEdge[]; failure: { inv
  */
 function runPass(
   base: SessionOptions, trace: GeneratedTrace, excluded: ReadonlySet<InvariantId>, checkFrom: number, run: number, hb?: Heartbeat,
-  onRan?: (c: Completed) => void,
+  onRan?: (c: Completed) => void, stop?: PassStop,
 ): Pass {
   // Nothing is checked before `checkFrom`.
   const session = new Session({ ...base, only: new Set() });
@@ -182,6 +185,10 @@ function runPass(
     if (!checking && ops.length >= checkFrom) {
       checking = true;
       session.checkOnly(new Set([...EXCLUDABLE].filter((id) => !excluded.has(id))));
+    }
+    if (stop !== undefined && ops.length >= stop.at) {
+      if (stop.buildLast) ops.push(op);
+      return 'abandon';
     }
     beat(hb, run, ops.length, PHASE_STEP);
     const at = ops.length;
@@ -203,6 +210,7 @@ function runPass(
   };
   const segments: Segments = new Segments(trace, builder, top);
   for (let i = 0; i < trace.steps.length;) {
+    if (stop !== undefined && !stop.buildLast && ops.length >= stop.at) return { ops, failure: null, abandoned: true, lockEdges: [] };
     beat(hb, run, ops.length, PHASE_BUILD);
     const r = segments.next(i);
     i = r.nextStep;
@@ -319,20 +327,8 @@ class Segments {
  * hung or crashed. Without `buildLast` the step's building is what hung: it is not redone.
  */
 export function prefixOps(base: SessionOptions, trace: GeneratedTrace, stepIndex: number, buildLast: boolean): Op[] {
-  const session = new Session({ ...base, only: new Set() });
-  const builder = new TraceBuilder(session.view, base.config, base.strategies, trace.swarm, () => session.remoteViews());
-  const ops: Op[] = [];
-  const take = (op: Op): boolean => {
-    ops.push(op);
-    if (ops.length > stepIndex) return true;
-    builder.learn(op, session.step(op).outcome);
-    return false;
-  };
-  for (const choices of trace.steps) {
-    if (!buildLast && ops.length === stepIndex) return ops;
-    const op = builder.next(choices);
-    if (op !== null && take(op)) return ops;
-  }
-  for (const pid of builder.pids()) if (take({ op: 'exit', pid })) return ops;
-  return ops;
+  // The pass the worker ran, with its concurrent segments, cut where the worker's heartbeat
+  // stopped (it counts operations as this pass does): a simpler replay of the step choices
+  // alone diverges from a concurrent run and could execute the operation that hung.
+  return runPass(base, trace, new Set(), Number.POSITIVE_INFINITY, -1, undefined, undefined, { at: stepIndex, buildLast }).ops;
 }
