@@ -36,19 +36,17 @@ const REGION_PAGES = 1 << 20;
 /** x86-64's TASK_SIZE with 4-level page tables; the replayer probes the machine's own (real_at in oracle.c). */
 const TASK_SIZE = 0x7fff_ffff_f000;
 
-/** A model page as the replayer's real address (oracle.c real_at): the model's edges on the kernel's. */
-const hex = (page: number) => {
-  const real = page < 1 ? (page < 0 ? 2 ** 64 + page * PAGE_BYTES : page * PAGE_BYTES)
-    : page < REGION_PAGES ? REGION_BASE + page * PAGE_BYTES : TASK_SIZE + (page - REGION_PAGES) * PAGE_BYTES;
+/**
+ * A model byte address as the replayer's real one (oracle.c real_at): the model's edges on
+ * the kernel's — below mmap_min_addr the real low addresses, from its TASK_SIZE up the
+ * kernel's, a negative one at the top of the address space.
+ */
+const hexBytes = (offset: number) => {
+  const real = offset < PAGE_BYTES ? (offset < 0 ? 2 ** 64 + offset : offset)
+    : offset < REGION_PAGES * PAGE_BYTES ? REGION_BASE + offset : TASK_SIZE + (offset - REGION_PAGES * PAGE_BYTES);
   return `0x${BigInt(real).toString(16)}`;
 };
-/** A byte offset from the region's base, as the oracle line of munmap/mprotect/madvise gives it: the model's edges on the kernel's too. */
-const hexBytes = (offset: number) => {
-  const page = Math.floor(offset / PAGE_BYTES);
-  const real = page < 1 ? (offset < 0 ? 2 ** 64 + offset : offset)
-    : page < REGION_PAGES ? REGION_BASE + offset : TASK_SIZE + (offset - REGION_PAGES * PAGE_BYTES);
-  return `0x${BigInt(Math.round(real)).toString(16)}`;
-};
+const hex = (page: number) => hexBytes(page * PAGE_BYTES);
 
 function protText(prot: number): string {
   const bits = [[1, 'PROT_READ'], [2, 'PROT_WRITE'], [4, 'PROT_EXEC']] as const;

@@ -10,7 +10,7 @@ import type { ImplProcess, ImplState, ImplVma } from './types.ts';
 import { frameOf } from './frames.ts';
 import { F_KIND, F_RESERVED, KIND_DRIVER } from './framepool.ts';
 import { PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from './pagetable.ts';
-import { validRange } from './mmap.ts';
+import { madviseSpan } from '../kernel-api/bytes.ts';
 import { vmaAttrs, vmaModify, vmaPrevOf } from './vma-merge.ts';
 import { fail } from './assert.ts';
 import { zapRange } from './zap.ts';
@@ -26,23 +26,15 @@ const ADVICES: readonly Advice[] = [
 ];
 
 /** madvise_walk_vmas: VMA by VMA with the VMA before as prev; a hole gives ENOMEM after the rest is done. */
-/** Pages in a 64-bit address space: a negative page number or length is read as size_t is. */
-const ADDRESS_SPACE_PAGES = 2 ** 52;
-
-/** A range from inside user space past TASK_SIZE: the part inside is advised, the rest is a hole (ENOMEM). */
-function madviseClipped(s: ImplState, proc: ImplProcess, op: MadviseOp): Outcome {
-  const inside = madvise(s, proc, { ...op, lengthPages: s.config.taskSizePages - op.addr });
-  return inside.kind === 'errno' ? inside : err('ENOMEM');
-}
-
 export function madvise(s: ImplState, proc: ImplProcess, op: MadviseOp): Outcome {
   if (!ADVICES.includes(op.advice) || !Number.isSafeInteger(op.addr) || !Number.isSafeInteger(op.lengthPages)) return err('EINVAL');
   if (op.lengthPages === 0) return ok(0);
-  // is_valid_madvise on size_t values: a range that wraps past the top (end < start) is EINVAL;
-  // one past TASK_SIZE or in the kernel's half finds no VMA there (ENOMEM, after the rest).
-  const first = op.addr < 0 ? op.addr + ADDRESS_SPACE_PAGES : op.addr;
-  if (first + (op.lengthPages < 0 ? op.lengthPages + ADDRESS_SPACE_PAGES : op.lengthPages) >= ADDRESS_SPACE_PAGES) return err('EINVAL');
-  if (!validRange(s, op.addr, op.lengthPages)) return op.addr >= 0 && op.lengthPages > 0 && op.addr < s.config.taskSizePages ? madviseClipped(s, proc, op) : err('ENOMEM');
+  const span = madviseSpan(op.addr, op.lengthPages, s.config.taskSizePages);
+  if (span !== null) {
+    if ('errno' in span) return err(span.errno);
+    const inside = madvise(s, proc, { ...op, lengthPages: span.inside });
+    return inside.kind === 'errno' ? inside : err('ENOMEM');
+  }
   // madvise_do_behavior: MADV_POPULATE_(READ|WRITE) does not walk the VMAs as the others do.
   if (op.advice === 'POPULATE_READ' || op.advice === 'POPULATE_WRITE') {
     return madvisePopulate(s, proc, op.addr, op.addr + op.lengthPages, op.advice === 'POPULATE_WRITE');

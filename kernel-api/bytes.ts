@@ -67,3 +67,20 @@ export function withPageRange<T extends { addr: number; lengthPages: number }, R
   if ('errno' in r) return { kind: 'errno', errno: r.errno };
   return f(r.addr === op.addr && r.lengthPages === op.lengthPages ? op : { ...op, ...r });
 }
+
+/** Pages in a 64-bit address space: a negative page number or length is read as size_t is. */
+const ADDRESS_SPACE_PAGES = 2 ** 52;
+
+/**
+ * madvise's whole-page range against user space's end (is_valid_madvise, then the VMA walk),
+ * for a nonzero length: null when it lies in [0, TASK_SIZE); EINVAL when it wraps past the
+ * top of the address space (end < start as size_t); ENOMEM when it starts past TASK_SIZE or
+ * in the kernel's half (no VMA there); else the length of its part inside user space, which
+ * is advised before the rest gives ENOMEM.
+ */
+export function madviseSpan(addr: number, lengthPages: number, taskSizePages: number): null | { errno: Errno } | { inside: number } {
+  const start = addr < 0 ? addr + ADDRESS_SPACE_PAGES : addr;
+  if (start + (lengthPages < 0 ? lengthPages + ADDRESS_SPACE_PAGES : lengthPages) >= ADDRESS_SPACE_PAGES) return { errno: 'EINVAL' };
+  if (addr >= 0 && lengthPages > 0 && addr + lengthPages <= taskSizePages) return null;
+  return addr >= 0 && lengthPages > 0 && addr < taskSizePages ? { inside: taskSizePages - addr } : { errno: 'ENOMEM' };
+}
