@@ -41,6 +41,8 @@ type VmaInfo = {
   readonly viewer: number;
   readonly target: number;
   readonly targetStart: number;
+  /** vm_pgoff once mem_mmap is done (remap_pfn_range makes a COW mapping's the pfn). */
+  pgoffBase: number;
 };
 
 class ProcMemMmap implements StrategyInstance {
@@ -111,7 +113,7 @@ class ProcMemMmap implements StrategyInstance {
     if (infoSlab === null) return 'ENOMEM';
     const info: VmaInfo = {
       slab: infoSlab, pageList: [], vmaStartAddr: vma.start, vmaEndAddr: vma.end,
-      viewer: vma.mm, target: mm.pid, targetStart: targetStartAddr,
+      viewer: vma.mm, target: mm.pid, targetStart: targetStartAddr, pgoffBase: vma.pgoff,
     };
     this.infos.set(infoSlab, info);
     vma.privateData = info;
@@ -150,6 +152,7 @@ class ProcMemMmap implements StrategyInstance {
     }
     // err_unlock:
     this.k.mmap_read_unlock(mm);
+    info.pgoffBase = vma.pgoff;
     return 0;
   }
 
@@ -189,16 +192,20 @@ class ProcMemMmap implements StrategyInstance {
   /**
    * The patch claims the mapping shows the target's memory "reusing the same pages", with the
    * zero page where nothing is resident. Views are reported for the mmapping process's VMAs
-   * that still carry a live info (split pieces included); a fork child's copy is not tracked.
+   * that still carry a live info: split pieces, and pieces mremap moved, each by its vm_pgoff
+   * (a split or a move carries it along, __split_vma and copy_vma), so a page shows the
+   * target page it was set up for wherever it went. A fork child's copy is not tracked.
    */
   *remoteViews(): Iterable<RemoteView> {
     for (const info of [...this.infos.values()].sort((a, b) => a.slab - b.slab)) {
       const mm = this.k.get_task_mm(info.viewer);
       if (mm === null) continue;
-      for (let addr = info.vmaStartAddr; addr < info.vmaEndAddr; addr++) {
-        const vma = this.k.find_vma(mm, addr);
-        if (vma === null || vma.start > addr || vma.privateData !== info) continue;
-        yield { pid: info.viewer, addr, target: info.target, targetAddr: info.targetStart + (addr - info.vmaStartAddr), onMissing: 'zero' };
+      for (let vma = this.k.find_vma(mm, 0); vma !== null; vma = this.k.find_vma(mm, vma.end)) {
+        if (vma.privateData !== info) continue;
+        const first = info.targetStart + (vma.pgoff - info.pgoffBase);
+        for (let addr = vma.start; addr < vma.end; addr++) {
+          yield { pid: info.viewer, addr, target: info.target, targetAddr: first + (addr - vma.start), onMissing: 'zero' };
+        }
       }
       this.k.mmput(mm);
     }

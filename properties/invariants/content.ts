@@ -6,7 +6,7 @@
 import type { Cause, Invariant, Violation } from './types.ts';
 import type { KernelInspect, PteView, VmaView } from '../../kernel-api/state.ts';
 import type { RemoteView } from '../../kernel-api/driver.ts';
-import type { Op } from '../../kernel-api/op.ts';
+import type { Advice, Op } from '../../kernel-api/op.ts';
 import { hex } from '../../kernel-api/format.ts';
 
 /**
@@ -169,13 +169,29 @@ function sideOf(op: Op, view: RemoteView, shownZero: boolean, atSetup: boolean):
       return shownZero ? 'never-resident' : op.op === 'proc_mem_read' ? 'other' : 'cow-break';
     case 'munmap': return byTarget ? 'unmap' : 'other';
     case 'mmap': return byTarget ? 'unmap' : 'other';
-    case 'madvise': if (!byTarget) break; return op.advice === 'DONTNEED' ? 'dontneed' : op.advice === 'PAGEOUT' || op.advice === 'COLD' ? 'reclaim' : 'other';
+    case 'madvise': if (!byTarget) break; return madviseSide(op.advice, shownZero);
     case 'mremap': return byTarget ? 'mremap' : 'other';
     case 'reclaim': return 'reclaim';
     case 'truncate': return 'truncate';
     default: break;
   }
   return 'other';
+}
+
+/** The side an madvise of the target's own range changed, by what the advice does to its pages. */
+function madviseSide(advice: Advice, shownZero: boolean): Side {
+  switch (advice) {
+    case 'DONTNEED': return 'dontneed';
+    case 'PAGEOUT': case 'COLD': return 'reclaim';
+    // madvise_populate: a write fault (FAULT_FLAG_WRITE) breaks COW as a store would; a read
+    // fault maps a page that was not resident. Either way the same flaw as the store or the read.
+    case 'POPULATE_WRITE': return shownZero ? 'never-resident' : 'cow-break';
+    case 'POPULATE_READ': return shownZero ? 'never-resident' : 'other';
+    // madvise_remove punches a hole (vfs_fallocate FALLOC_FL_PUNCH_HOLE): the page cache drops
+    // the page and every mapping of it is zapped, as truncate does.
+    case 'REMOVE': return 'truncate';
+    default: return 'other';
+  }
 }
 
 export const remoteCoherence: Invariant = {
@@ -260,7 +276,7 @@ function coherenceWords(side: Side, how: How, t: number, now: Residency, op: Op,
     case 'dontneed': return `the mirror still maps the frame P${t} had before MADV_DONTNEED zapped it ${at}; P${t} now has ${has}`;
     case 'mremap': return `the mirror still maps the frame P${t} had before mremap moved it away ${at}; P${t} now has ${has}`;
     case 'reclaim': return `the mirror still maps a frame reclaim took from P${t} ${at}, which is in neither the swap cache nor the page cache; P${t} now has ${has}`;
-    case 'truncate': return `the mirror still maps the frame truncate dropped from the page cache ${at}; P${t} now has ${has}`;
+    case 'truncate': return `the mirror still maps the frame ${op.op === 'madvise' ? 'MADV_REMOVE punched out of' : 'truncate dropped from'} the page cache ${at}; P${t} now has ${has}`;
     default: return `the mirror maps a frame P${t} does not have after ${op.op} ${at}; P${t} has ${has}`;
   }
 }

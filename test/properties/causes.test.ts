@@ -41,6 +41,9 @@ describe('causes', () => {
       // The target zaps it.
       const zap: Op[] = [...pmm, { op: 'madvise', pid: 2, addr: PAGE, lengthPages: 1, advice: 'DONTNEED' }];
       expect(replayOps(session(kernel), zap).failure!.cause).toBe('dontneed:old-frame');
+      // MADV_POPULATE_WRITE breaks COW as the store does: the same flaw, not another.
+      const populate: Op[] = [...pmm, { op: 'madvise', pid: 2, addr: PAGE, lengthPages: 1, advice: 'POPULATE_WRITE' }];
+      expect(replayOps(session(kernel), populate).failure!.cause).toBe('cow-break:old-frame');
       // Two causes of one invariant are two signatures.
       const sig = (ops: Op[], f: { invariant: InvariantId; cause?: string; message: string }) => failureSignature({ strategy: 'proc-mem-mmap', ops, ...f });
       expect(sig(cow, a)).not.toBe(sig(exit, b));
@@ -61,6 +64,29 @@ describe('causes', () => {
       expect(s.step({ op: 'read', pid: 2, addr: PAGE })).toEqual({ outcome: { kind: 'ok', value: 7 }, violation: null });
       const again = new Map(s.view.ptes(2)).get(PAGE)!;
       expect(again.kind === 'present' && again.pfn).toBe(slot.cachePfn);
+    });
+  }
+
+  for (const kernel of ['model', 'impl'] as const) {
+    it(`a piece of the mirror that mremap moved still shows the target page it carries (${kernel})`, () => {
+      // P1 mirrors 4 pages of P2 at MIRROR, P2 having written the first; mremap moves the
+      // first mirror page onto the fourth. It shows P2's first page there, as its vm_pgoff says.
+      const TARGET = FUZZ_CONFIG.mmapBasePages - 2400, MIRROR = TARGET - 1300;
+      const ops: Op[] = [
+        { op: 'spawn' }, { op: 'mmap', pid: 1, addr: TARGET, lengthPages: 8, prot: 3, shared: false },
+        { op: 'spawn', uid: 0 }, { op: 'write', pid: 1, addr: TARGET, value: 5 },
+        { op: 'drv', strategy: 'proc-mem-mmap', call: 'open', args: { pid: 2, target: 1 } },
+        { op: 'mmap', pid: 2, addr: MIRROR, lengthPages: 4, prot: 1, shared: true, fd: 3, pgoff: TARGET },
+      ];
+      const s = new Session(session(kernel));
+      for (const op of ops) expect(s.step(op).violation).toBeNull();
+      const moved = s.step({ op: 'mremap', pid: 2, addr: MIRROR, oldPages: 1, newPages: 1, maymove: true, fixed: true, newAddr: MIRROR + 3 });
+      expect(moved).toEqual({ outcome: { kind: 'ok', value: MIRROR + 3 }, violation: null });
+      expect(s.step({ op: 'read', pid: 2, addr: MIRROR + 3 })).toEqual({ outcome: { kind: 'ok', value: 5 }, violation: null });
+      // The moved piece is still judged: the target unmapping the page it shows is incoherence.
+      const f = s.step({ op: 'munmap', pid: 1, addr: TARGET, lengthPages: 1 }).violation!;
+      expect(f.cause).toBe('unmap:old-frame');
+      expect(f.addr).toBe(MIRROR + 3);
     });
   }
 
