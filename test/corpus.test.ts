@@ -33,6 +33,13 @@ describe('corpus', () => {
       if (repro.invariant !== 'hang') expect(tellStory(repro).asExpected).toBe(verdict.ok);
       // A repro that reproduces records its cause, and breaks with it.
       if (repro.expect === 'reproduces') expect(repro.cause, 'the cause is recorded').toBeDefined();
+      // A flaw of a design is the design's, not one kernel's: it replays alike on both.
+      if (repro.expect === 'reproduces' && repro.invariant !== 'differential' && repro.invariant !== 'hang') {
+        for (const kernel of ['model', 'impl'] as const) {
+          const v = replayRepro({ ...repro, kernel });
+          expect(v.ok, `${kernel}: ${v.summary}`).toBe(true);
+        }
+      }
     });
   }
 });
