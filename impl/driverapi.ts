@@ -391,6 +391,26 @@ export class ImplDriverKernel implements DriverKernel {
     this.s.locks.release(l, 'spin_unlock');
   }
 
+  init_srcu_struct(cls: string): LockRef {
+    return this.s.locks.newLock(cls, 'srcu', cls);
+  }
+
+  srcu_read_lock(l: LockRef): void {
+    this.s.locks.srcuReadLock(l, 'srcu_read_lock');
+  }
+
+  srcu_read_unlock(l: LockRef): void {
+    this.s.locks.release(l, 'srcu_read_unlock');
+  }
+
+  synchronize_srcu(l: LockRef): void {
+    this.s.locks.synchronizeSrcu(l, 'synchronize_srcu');
+  }
+
+  srcu_readers_active(l: LockRef): boolean {
+    return this.s.locks.srcuReadersActive(l);
+  }
+
   might_sleep(where: string): void {
     this.s.locks.preemptPoint(where);
   }

@@ -209,6 +209,19 @@ export interface DriverKernel {
   up_write(l: LockRef): void;
   spin_lock(l: LockRef): void;
   spin_unlock(l: LockRef): void;
+  /** init_srcu_struct: a new srcu_struct of lockdep class `cls`. */
+  init_srcu_struct(cls: string): LockRef;
+  /** srcu_read_lock / srcu_read_unlock: a read-side section; never sleeps, nests. */
+  srcu_read_lock(s: LockRef): void;
+  srcu_read_unlock(s: LockRef): void;
+  /** synchronize_srcu: may sleep until every read-side section in progress has ended. */
+  synchronize_srcu(s: LockRef): void;
+  /**
+   * srcu_readers_active (static in kernel/rcu/srcutree.c): some task is in a read-side
+   * section. A modelling aid: a strategy asks it to make a wait it would make later happen
+   * before it changes anything, where the nested scheduler can still not start it.
+   */
+  srcu_readers_active(s: LockRef): boolean;
   /** might_sleep() and a scheduling point: copy_to_user, cond_resched, a wait_event's check. */
   might_sleep(where: string): void;
   /** anon_inode_getfd: a new fd in `pid`'s table for a driver file. */

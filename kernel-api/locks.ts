@@ -30,7 +30,7 @@
  */
 import { WouldBlock, type SchedHooks, type Tid } from './sched.ts';
 
-export type LockKind = 'rwsem' | 'mutex' | 'spinlock';
+export type LockKind = 'rwsem' | 'mutex' | 'spinlock' | 'srcu';
 /** A mutex or spinlock is always taken for write. */
 export type LockMode = 'read' | 'write';
 
@@ -311,6 +311,49 @@ export class LockTable {
     return true;
   }
 
+  /**
+   * srcu_read_lock: enter a read-side section of an srcu_struct. It never sleeps and never
+   * waits (a grace period in progress holds no new reader back) and it nests. lockdep tracks
+   * it as a recursive read (srcu_lock_acquire), and no dependency into a recursive read can
+   * make a deadlock, so none is recorded here; a lock taken inside the section depends on it
+   * as on any held lock (checkOrder of that lock).
+   */
+  srcuReadLock(ref: LockRef, where: string): void {
+    const l = ref as LockState;
+    const tid = this.current;
+    l.grant(tid, 'read');
+    this.tasksLocks(tid).push(l, 'read', l.cls, where);
+  }
+
+  /** Some task is in a read-side section of this srcu_struct (srcu_readers_active). */
+  srcuReadersActive(ref: LockRef): boolean {
+    return (ref as LockState).readers.length !== 0;
+  }
+
+  /**
+   * synchronize_srcu: may sleep, and waits until every task in a read-side section now has
+   * left it. lockdep's srcu_lock_sync records a dependency from each lock held here to the
+   * srcu class, so a reader that waits for one of them closes a cycle (lock-order), and a
+   * reader preempted before a lock this task holds is a wait-for cycle (`wait`: deadlock).
+   * Called inside its own read-side section, it waits for itself.
+   */
+  synchronizeSrcu(ref: LockRef, where: string): void {
+    const l = ref as LockState;
+    const tid = this.current;
+    if (l.modeOf(tid) !== undefined) {
+      throw new LockViolation(`${where}: synchronize_srcu(${l.name}) inside its own read-side section: ${this.taskName(tid)} waits for itself forever`, 'deadlock');
+    }
+    if (this.hooks !== null) {
+      this.acquiring.set(tid, { lock: l, mode: 'write', where });
+      this.preemptPoint(where);
+      this.acquiring.delete(tid);
+    } else {
+      this.preemptPoint(where);
+    }
+    this.checkOrder(tid, this.tasksLocks(tid), l, l.cls, where, 'write');
+    if (l.readers.length !== 0) this.wait(l, 'write', l.readers[0]!, where);
+  }
+
   /** spin_lock: never sleeps, so never contended (a holder that slept under it was `sleep-in-atomic`). */
   spinLock(ref: LockRef, where: string): void {
     const l = ref as LockState;
@@ -403,7 +446,7 @@ export class LockTable {
   /** The locks a task holds, oldest first, as names (for stories). */
   heldNames(tid: Tid): string[] {
     const held = this.heldOf(tid);
-    return (held === undefined ? [] : this.heldEntries(held)).map((h) => (h.mode === 'read' && h.lock.kind === 'rwsem' ? `${h.lock.name} (read)` : h.lock.name));
+    return (held === undefined ? [] : this.heldEntries(held)).map((h) => (h.lock.kind === 'srcu' ? `${h.lock.name} (srcu read side)` : h.mode === 'read' && h.lock.kind === 'rwsem' ? `${h.lock.name} (read)` : h.lock.name));
   }
 
   /** Every dependency lockdep recorded in this kernel, in the order first seen. */

@@ -19,8 +19,8 @@
  * equivalent: user_lock is a mutex, not the patch's spinlock (remote_map_page avoids page-
  * table allocation to run under a spinlock; vmf_insert_pfn here may allocate, i.e. sleep,
  * and the patch's own comment says "user_lock can be a mutex if allocation is needed");
- * fault_srcu is a set of the tasks inside a fault, which PIDFD_MEM_UNMAP's
- * synchronize_srcu waits for. Not emulated: THP (the PMD fault
+ * fault_srcu is the driver API's srcu_struct, whose synchronize_srcu in PIDFD_MEM_UNMAP
+ * waits for the faults in progress. Not emulated: THP (the PMD fault
  * path), PIDFD_MEM_REMAP, FAULT_FLAG_RETRY_NOWAIT and FAULT_FLAG_KILLABLE, read/write of
  * the access fd (the patch does not support them either).
  */
@@ -31,8 +31,6 @@ import type {
 import type { FaultFlags, MmuNotifierRange } from '../kernel-api/driver.ts';
 import { FOLL_FORCE, FOLL_GET, FOLL_WRITE } from '../kernel-api/driver.ts';
 import type { LockRef } from '../kernel-api/locks.ts';
-import { LockViolation } from '../kernel-api/locks.ts';
-import { WouldBlock, type Tid } from '../kernel-api/sched.ts';
 import { PROT_WRITE } from '../kernel-api/op.ts';
 import type { Op } from '../kernel-api/op.ts';
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
@@ -58,11 +56,8 @@ type FileContext = {
   views: MirrorView[];
   /** struct mutex views_lock. */
   readonly viewsLock: LockRef;
-  /**
-   * struct srcu_struct fault_srcu: the tasks inside its read side (mirror_vm_fault), with
-   * their nesting depth, and a lock-table name for the wait synchronize_srcu makes.
-   */
-  readonly faultSrcu: { readonly readers: Map<Tid, number>; readonly ref: LockRef };
+  /** struct srcu_struct fault_srcu: mirror_vm_fault's read side, PIDFD_MEM_UNMAP's synchronize_srcu. */
+  readonly faultSrcu: LockRef;
 };
 
 /** struct remote_view. Offsets and addresses in pages. */
@@ -157,38 +152,8 @@ class PidfdMem implements StrategyInstance {
     return {
       slab, refcount: 1, mm: null, locked: false, views: [],
       viewsLock: this.k.mutex_init(`${NAME}:views_lock`),
-      faultSrcu: { readers: new Map(), ref: this.k.mutex_init(`${NAME}:fault_srcu`) },
+      faultSrcu: this.k.init_srcu_struct(`${NAME}:fault_srcu`),
     };
-  }
-
-  /** srcu_read_lock(&fctx->fault_srcu). */
-  private srcuReadLock(fctx: FileContext): void {
-    const tid = this.k.current();
-    fctx.faultSrcu.readers.set(tid, (fctx.faultSrcu.readers.get(tid) ?? 0) + 1);
-  }
-
-  /** srcu_read_unlock(&fctx->fault_srcu). */
-  private srcuReadUnlock(fctx: FileContext): void {
-    const tid = this.k.current();
-    const depth = fctx.faultSrcu.readers.get(tid) ?? 0;
-    if (depth <= 1) fctx.faultSrcu.readers.delete(tid);
-    else fctx.faultSrcu.readers.set(tid, depth - 1);
-  }
-
-  /**
-   * synchronize_srcu(&fctx->fault_srcu): sleeps until every task inside a fault of this
-   * context has left it. Another task inside one is a wait the nested scheduler cannot
-   * emulate (WouldBlock, as for a lock it holds); the current task inside one waits for
-   * itself.
-   */
-  private synchronizeSrcu(fctx: FileContext, where: string): void {
-    this.k.might_sleep(where);
-    const me = this.k.current();
-    if (fctx.faultSrcu.readers.has(me)) {
-      throw new LockViolation(`${where}: synchronize_srcu(fault_srcu) inside its own read-side section: it waits for itself forever`, 'deadlock');
-    }
-    const [reader] = fctx.faultSrcu.readers.keys();
-    if (reader !== undefined) throw new WouldBlock(me, fctx.faultSrcu.ref, 'write', reader, where);
   }
 
   /** view_alloc: a view with one reference and its interval notifier on the target. */
@@ -398,7 +363,7 @@ class PidfdMem implements StrategyInstance {
    * reads `valid` only before it drops the mmap_lock, and for the unmap.
    */
   private pidfdMemUnmap(fctx: FileContext, offset: number, size: number): Outcome {
-    if (fctx.faultSrcu.readers.size > 0) this.synchronizeSrcu(fctx, 'pidfd_mem_unmap');
+    if (this.k.srcu_readers_active(fctx.faultSrcu)) this.k.synchronize_srcu(fctx.faultSrcu);
     this.k.mutex_lock(fctx.viewsLock);
     if (fctx.locked) {
       this.k.mutex_unlock(fctx.viewsLock);
@@ -413,7 +378,7 @@ class PidfdMem implements StrategyInstance {
     this.viewPut(view);
     this.k.mutex_unlock(fctx.viewsLock);
     view.valid = false;
-    this.synchronizeSrcu(fctx, 'pidfd_mem_unmap');
+    this.k.synchronize_srcu(fctx.faultSrcu);
     this.mirrorClearView(view, 0, Infinity, false);
     this.viewPut(view); // usage reference
     return ok(0);
@@ -508,10 +473,10 @@ class PidfdMem implements StrategyInstance {
       // fault_retry:
       if (view.mmin === null) return { kind: 'sigbus' };
       const seq = this.k.mmu_interval_read_begin(view.mmin);
-      this.srcuReadLock(fctx);
+      this.k.srcu_read_lock(fctx.faultSrcu);
       if (!view.valid || srcMm === null) {
         // out_invalid (srcMm is set whenever a view exists: views are made on fctx->mm)
-        this.srcuReadUnlock(fctx);
+        this.k.srcu_read_unlock(fctx.faultSrcu);
         return result;
       }
       // "drop current mm semapchore"
@@ -533,7 +498,7 @@ class PidfdMem implements StrategyInstance {
         if (page === 'EBUSY') return this.outRetry(fctx, mm, flags);
         // out_err: retake current mm semaphore
         this.k.mmap_read_lock(this.k.current_mm());
-        this.srcuReadUnlock(fctx);
+        this.k.srcu_read_unlock(fctx.faultSrcu);
         return result;
       }
       this.k.mmap_read_unlock(srcMm);
@@ -545,7 +510,7 @@ class PidfdMem implements StrategyInstance {
       // "expedite retry": the lockless early check
       if (this.k.mmu_interval_check_retry(view.mmin!, seq)) {
         this.k.put_page(page);
-        this.srcuReadUnlock(fctx);
+        this.k.srcu_read_unlock(fctx.faultSrcu);
         continue;
       }
       // "make sure the VMA hasn't gone away"
@@ -554,14 +519,14 @@ class PidfdMem implements StrategyInstance {
         if (this.k.mmu_interval_read_retry(view.mmin!, seq)) {
           this.k.mutex_unlock(view.userLock);
           this.k.put_page(page);
-          this.srcuReadUnlock(fctx);
+          this.k.srcu_read_unlock(fctx.faultSrcu);
           continue;
         }
         result = this.k.vmf_insert_pfn(vma, addr, page); // remote_map_page: install PTE here
         this.k.mutex_unlock(view.userLock);
       }
       this.k.put_page(page);
-      this.srcuReadUnlock(fctx);
+      this.k.srcu_read_unlock(fctx.faultSrcu);
       return result;
     }
     throw new DriverBug(`${NAME}: mirror_vm_fault at ${addr} of P${vma.mm} retried ${FAULT_RETRIES_MAX} times (livelock)`);
@@ -574,7 +539,7 @@ class PidfdMem implements StrategyInstance {
    */
   private outRetry(fctx: FileContext, mm: MmHandle, flags: FaultFlags): FaultResult {
     this.k.mmap_read_lock(this.k.current_mm());
-    this.srcuReadUnlock(fctx);
+    this.k.srcu_read_unlock(fctx.faultSrcu);
     if (flags.allowRetry || flags.tried) {
       this.k.mmap_read_unlock(mm);
       return { kind: 'retry' };

@@ -136,4 +136,69 @@ describe('lock table', () => {
     expect(v).toMatchObject({ invariant: 'deadlock' });
     expect(v!.message).toMatch(/^circular wait: P1 waits in do_user_addr_fault for mmap_lock of P2, held by P2; P2 waits in copy_page_range for mmap_lock of P1/);
   });
+
+  it('srcu: readers nest and never wait; synchronize_srcu waits for them, for itself inside one, and closes cycles through them', () => {
+    const t = table();
+    const srcu = t.newLock('drv:fault_srcu', 'srcu');
+    const m = t.newLock('drv:lock', 'mutex');
+    // Two readers, one nested twice; a grace period waits (WouldBlock) while any is inside.
+    t.current = 1;
+    t.srcuReadLock(srcu, 'fault');
+    t.srcuReadLock(srcu, 'fault');
+    t.current = 2;
+    t.srcuReadLock(srcu, 'fault');
+    expect(() => t.returnToUser('fault')).toThrow(LockViolation); // a section left open is a leak
+    t.release(srcu, 'fault');
+    t.current = 3;
+    expect(() => t.synchronizeSrcu(srcu, 'unmap')).toThrow(WouldBlock);
+    t.current = 1;
+    t.release(srcu, 'fault');
+    t.current = 3;
+    expect(() => t.synchronizeSrcu(srcu, 'unmap')).toThrow(WouldBlock); // P1 is still inside once
+    t.current = 1;
+    expect(violation(() => t.synchronizeSrcu(srcu, 'unmap')).invariant).toBe('deadlock'); // inside its own section
+    t.release(srcu, 'fault');
+    t.current = 3;
+    expect(() => t.synchronizeSrcu(srcu, 'unmap')).not.toThrow();
+    expect(t.srcuReadersActive(srcu)).toBe(false);
+
+    // lockdep's srcu_lock_sync: a reader takes the mutex inside its section (srcu → lock); a
+    // grace period waited for under the mutex (lock → srcu) closes the cycle.
+    t.current = 1;
+    t.srcuReadLock(srcu, 'fault');
+    t.acquire(m, 'write', 'fault');
+    t.release(m, 'fault');
+    t.release(srcu, 'fault');
+    t.current = 2;
+    t.acquire(m, 'write', 'unmap');
+    const order = violation(() => t.synchronizeSrcu(srcu, 'unmap'));
+    expect(order.invariant).toBe('lock-order');
+    expect(order.message).toMatch(/circular locking dependency: drv:lock → drv:fault_srcu/);
+    t.release(m, 'unmap');
+
+    // The wait itself: P1 inside a section, preempted before the mutex P2 holds while P2
+    // waits for the grace period: no task in the cycle can run again.
+    const u = table();
+    u.checks = new Set();
+    const s2 = u.newLock('drv:fault_srcu', 'srcu');
+    const m2 = u.newLock('drv:lock', 'mutex');
+    u.current = 2;
+    u.acquire(m2, 'write', 'unmap');
+    let v: LockViolation | null = null;
+    u.current = 1;
+    u.srcuReadLock(s2, 'fault');
+    u.hooks = {
+      preempt: () => {
+        // P1 sits before the mutex; P2, nested, waits for the grace period P1 is inside.
+        u.hooks = { preempt: () => {} };
+        const back = u.current;
+        u.current = 2;
+        v = violation(() => u.synchronizeSrcu(s2, 'unmap'));
+        u.current = back;
+      },
+    };
+    expect(() => u.acquire(m2, 'write', 'fault')).toThrow(WouldBlock);
+    expect(v).toMatchObject({ invariant: 'deadlock' });
+    expect(v!.message).toMatch(/^circular wait: P2 waits in unmap for drv:fault_srcu, held by P1; P1 waits in fault for drv:lock, held by P2/);
+  });
 });
