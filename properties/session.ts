@@ -17,7 +17,7 @@ import { Ghost } from './ghost.ts';
 import { causeOf, checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
 import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
-import { observationsEqual, observeLive, runningPids } from './observe.ts';
+import { liveObservationsEqual, observationsEqual, observeLive } from './observe.ts';
 import { createKernel, type KernelChoice } from './kernels.ts';
 import { InfeasibleSchedule, NestedScheduler, NO_PENDING, TraceCursor, type UntakenPoints, type Completed, type PendingOps, type Preemption, type SchedPolicy } from './sched.ts';
 
@@ -270,12 +270,14 @@ export class Session {
         return { violation: { invariant: 'differential', message: `${a.op.op}: model ${formatOutcome(a.outcome)}, impl ${formatOutcome(b.outcome)}` }, op: a.op };
       }
     }
-    const x = observeLive(this.view, this.comparedRunning);
-    const y = observeLive(this.shadow!.inspect, this.comparedRunning);
-    if (observationsEqual(x, y)) {
-      this.comparedRunning = runningPids(x);
+    const same = liveObservationsEqual(this.view, this.shadow!.inspect, this.comparedRunning);
+    if (same !== null) {
+      this.comparedRunning = same;
       return null;
     }
+    const x = observeLive(this.view, this.comparedRunning);
+    const y = observeLive(this.shadow!.inspect, this.comparedRunning);
+    if (observationsEqual(x, y)) throw new Error('liveObservationsEqual told equal observations apart');
     const last = ran[ran.length - 1]!.op;
     return { violation: { invariant: 'differential', message: `after ${last.op} the observations differ: ${firstDifference(JSON.stringify(x), JSON.stringify(y))}` }, op: last };
   }
@@ -293,12 +295,14 @@ export class Session {
       return { invariant: 'differential', message: `${op.op}: model ${formatOutcome(outcome)}, impl ${formatOutcome(shadowOutcome)}` };
     }
     // Each process in full while it runs and in the step it exits; never again after (observeLive).
-    const a = observeLive(this.view, this.comparedRunning);
-    const b = observeLive(this.shadow!.inspect, this.comparedRunning);
-    if (observationsEqual(a, b)) {
-      this.comparedRunning = runningPids(a);
+    const same = liveObservationsEqual(this.view, this.shadow!.inspect, this.comparedRunning);
+    if (same !== null) {
+      this.comparedRunning = same;
       return null;
     }
+    const a = observeLive(this.view, this.comparedRunning);
+    const b = observeLive(this.shadow!.inspect, this.comparedRunning);
+    if (observationsEqual(a, b)) throw new Error('liveObservationsEqual told equal observations apart');
     return { invariant: 'differential', message: `after ${op.op} the observations differ: ${firstDifference(JSON.stringify(a), JSON.stringify(b))}` };
   }
 }

@@ -10,7 +10,10 @@ import type { Op } from '../../kernel-api/op.ts';
 import type { Observation } from '../../kernel-api/observation.ts';
 import { DEFAULT_CONFIG } from '../../kernel-api/config.ts';
 import { ModelKernel } from '../../model/kernel.ts';
-import { observationsEqual, observe } from '../../properties/observe.ts';
+import { liveObservationsEqual, observationsEqual, observe, observeLive, runningPids } from '../../properties/observe.ts';
+import { ImplKernel } from '../../impl/kernel.ts';
+import { FUZZ_CONFIG, STEPS_MAX } from '../../harness/config.ts';
+import { generatedRun, makePlan, sessionBase, traceOf } from '../../harness/runner.ts';
 
 const A = 2 ** 35 - 4; // where the first 4-page mmap lands
 
@@ -102,5 +105,42 @@ describe('observationsEqual', () => {
     const fewer = structuredClone(o);
     fewer.processes.pop();
     expect(observationsEqual(o, fewer)).toBe(false);
+  });
+});
+
+describe('liveObservationsEqual', () => {
+  // The diff campaign's comparison, made without building the two observations: it must
+  // answer as observationsEqual of them does, on equal pairs (the model and the
+  // implementation after the same operations) and on unequal ones (the model one operation
+  // behind itself), over generated core traces.
+  it('agrees with observationsEqual of the two observations, equal or not', () => {
+    const plan = makePlan(3, 'model', FUZZ_CONFIG, [], STEPS_MAX);
+    let compared = 0;
+    let unequal = 0;
+    for (let run = 0; run < 40; run++) {
+      const trace = traceOf(plan, run);
+      trace.swarm.concurrency = 0;
+      const { ops } = generatedRun(sessionBase(plan, run), trace, run);
+      const a = new ModelKernel(FUZZ_CONFIG);
+      const b = new ImplKernel(FUZZ_CONFIG);
+      const behind = new ModelKernel(FUZZ_CONFIG);
+      let before: number[] = [];
+      for (const [i, op] of ops.entries()) {
+        a.step(op);
+        b.step(op);
+        for (const other of [b.inspect, behind.inspect]) {
+          const full = observationsEqual(observeLive(a.inspect, before), observeLive(other, before));
+          const live = liveObservationsEqual(a.inspect, other, before);
+          expect(live !== null, `run ${run} op ${i}`).toBe(full);
+          if (live !== null) expect(live).toEqual(runningPids(observeLive(a.inspect, before)));
+          compared += 1;
+          if (!full) unequal += 1;
+        }
+        before = runningPids(observeLive(a.inspect, before));
+        behind.step(op);
+      }
+    }
+    expect(compared).toBeGreaterThan(1000);
+    expect(unequal).toBeGreaterThan(200);
   });
 });
