@@ -47,7 +47,7 @@ export function formatOp(op: Op): string {
     case 'write': return `P${op.pid}: write ${hex(op.addr)} ← ${op.value}`;
     case 'fork': return `P${op.pid}: fork()`;
     case 'exit': return `P${op.pid}: exit()`;
-    case 'oom': return `OOM kill P${op.pid}`;
+    case 'oom': return `OOM kill P${op.pid} (SIGKILL, then the oom_reaper tears down its private memory; it exits later)`;
     case 'reclaim': return 'count' in op ? `reclaim ${op.count} oldest frames` : `reclaim the page P${op.pid} maps at ${hex(op.addr)}`;
     case 'creat': return `creat(${op.sizePages}p)`;
     case 'pread': return `pread(file=${op.file}, page ${op.index})`;

@@ -30,6 +30,7 @@ export function corruptImpl(s: ImplState, c: Corruption): void {
     case 'skew-swap-count': s.swap.count[assertSlot(s, c.slot)] += 1; return;
     case 'skip-ptrace-check': s.skipPtraceCheck = true; return;
     case 'skip-fork-dma-copy': s.skipForkDmaCopy = true; return;
+    case 'oom-reap-no-notifier': s.oomReapNoNotifier = true; return;
     case 'free-under-pte': {
       // The frame vanishes as if put_page had freed it; the PTE and its accounting stay,
       // and the pfn is quarantined so the stale PTE keeps naming a freed frame.

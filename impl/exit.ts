@@ -7,10 +7,10 @@ import type { ImplProcess, ImplState } from './types.ts';
 import { fail } from './assert.ts';
 import { fileRelease } from './driverfile.ts';
 import { removeVma } from './vma.ts';
-import { zapRange } from './zap.ts';
+import { zapRange, zapUnnotified } from './zap.ts';
 import type { InvalidateEvent } from './notifier.ts';
 import { withMmapLock } from './locks.ts';
-import { taskAlive } from './process.ts';
+import { taskAlive, taskExists } from './process.ts';
 
 /** exit_mmap: every VMA zapped and removed, in address order. */
 export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent): void {
@@ -28,7 +28,7 @@ export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent):
 export function exitProcess(s: ImplState, proc: ImplProcess): boolean {
   // Another thread's exit_group may have run at the lock's scheduling point: nothing left to do.
   const ran = withMmapLock(s, proc.mm, 'write', 'exit_mmap', () => {
-    if (!taskAlive(s, proc)) return false;
+    if (!taskExists(s, proc)) return false;
     proc.killed = true;
     exitMm(s, proc, 'exit');
     // check_mm: nothing is left in a dead mm (PTEs exist only inside VMAs, and every VMA went).
@@ -59,7 +59,10 @@ export function exitProcess(s: ImplState, proc: ImplProcess): boolean {
  * __oom_reap_task_mm under the victim's mmap_lock for read, each range's notifiers told
  * without blocking (mmu_notifier_invalidate_range_start_nonblock: the task is atomic while
  * the callbacks run). A range whose callback refuses is skipped (Linux retries later; here
- * the exit takes those pages). Then the victim's exit.
+ * the exit takes those pages). The victim is killed (SIGKILL first, as oom_kill_process
+ * sends it) but exits only later, as Linux's oom_reaper and the victim's own do_exit are
+ * separate: its `exit` is that do_exit, once it runs (the only operation a killed
+ * process can still start). Until then its mm stands, reaped, and is judged so.
  */
 export function oomKill(s: ImplState, proc: ImplProcess): boolean {
   const reaped = withMmapLock(s, proc.mm, 'read', 'oom_reap_task_mm', () => {
@@ -69,9 +72,11 @@ export function oomKill(s: ImplState, proc: ImplProcess): boolean {
     proc.killed = true;
     for (const vma of proc.mm.vmas.all()) {
       if (vma.pfnmap || !proc.mm.vmas.has(vma)) continue;
-      if (vma.file === -1 || !vma.shared) zapRange(s, proc, vma.start, vma.end, 'oom', false);
+      if (vma.file !== -1 && vma.shared) continue;
+      if (s.oomReapNoNotifier) zapUnnotified(s, proc, vma.start, vma.end); // a corruption, for tests
+      else zapRange(s, proc, vma.start, vma.end, 'oom', false);
     }
     return true;
   });
-  return reaped && exitProcess(s, proc);
+  return reaped;
 }

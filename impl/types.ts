@@ -175,6 +175,8 @@ export type ImplState = {
   skipPtraceCheck: boolean;
   /** Corruption 'skip-fork-dma-copy'. */
   skipForkDmaCopy: boolean;
+  /** Corruption 'oom-reap-no-notifier'. */
+  oomReapNoNotifier?: true;
   strayHolds: Map<number, string>;
   /** Ids of userfaultfd contexts (each uffd_register_wp opens a new one). */
   nextUffdCtx: number;

@@ -72,6 +72,11 @@ export function zapRange(
 }
 
 /** The PTE part of zapRange, between invalidate_range_start and _end (which it ends). */
+/** zapRange with no MMU notifier told: only the corruption 'oom-reap-no-notifier' zaps so. */
+export function zapUnnotified(s: ImplState, proc: ImplProcess, start: number, end: number): void {
+  zapPtes(s, proc.mm, start, end);
+}
+
 function zapPtes(s: ImplState, mm: ImplMm, start: number, end: number, keep?: (flags: number, idx: number) => boolean): void {
   dropUffdWpMarkers(mm, start, end);
   // The PTL around the zap (spin_lock: no scheduling point; an assertion inside ends the kernel anyway).

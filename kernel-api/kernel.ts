@@ -28,7 +28,9 @@ export type Corruption =
   | { kind: 'leak-frame' }
   | { kind: 'skip-ptrace-check' }
   /** fork shares a maybe-pinned anonymous page instead of copying it early (no page_needs_cow_for_dma). */
-  | { kind: 'skip-fork-dma-copy' };
+  | { kind: 'skip-fork-dma-copy' }
+  /** The OOM reaper zaps the victim's private memory without telling the MMU notifiers. */
+  | { kind: 'oom-reap-no-notifier' };
 
 /** A strategy as a kernel needs it: its name and a factory run once per kernel instance. */
 export type StrategyFactory = {

@@ -24,6 +24,7 @@ export function corruptModel(s: ModelState, c: Corruption): void {
     case 'skew-swap-count': slotOf(s, c.slot).count += 1; return;
     case 'skip-ptrace-check': s.skipPtraceCheck = true; return;
     case 'skip-fork-dma-copy': s.skipForkDmaCopy = true; return;
+    case 'oom-reap-no-notifier': s.oomReapNoNotifier = true; return;
     case 'free-under-pte': {
       // The frame vanishes as if put_page had freed it; the PTE and its accounting stay.
       const pte = processOf(s, c.pid).mm.ptes.get(c.addr);

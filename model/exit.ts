@@ -8,10 +8,10 @@ import type { ModelState, Process } from './types.ts';
 import { assert } from './assert.ts';
 import { fileRelease } from './driverfile.ts';
 import { removeVma } from './vma.ts';
-import { zapRange } from './zap.ts';
+import { zapRange, zapUnnotified } from './zap.ts';
 import type { InvalidateEvent } from './notifier.ts';
 import { withMmapLock } from './locks.ts';
-import { taskAlive } from './process.ts';
+import { taskAlive, taskExists } from './process.ts';
 
 /** exit_mmap: every VMA zapped and removed, in address order. */
 export function exitMm(s: ModelState, proc: Process, event: InvalidateEvent): void {
@@ -29,7 +29,7 @@ export function exitMm(s: ModelState, proc: Process, event: InvalidateEvent): vo
 export function exitProcess(s: ModelState, proc: Process): boolean {
   // Another thread's exit_group may have run at the lock's scheduling point: nothing left to do.
   const ran = withMmapLock(s, proc.pid, 'write', 'exit_mmap', () => {
-    if (!taskAlive(s, proc)) return false;
+    if (!taskExists(s, proc)) return false;
     proc.killed = true;
     exitMm(s, proc, 'exit');
     // check_mm: nothing is left in a dead mm (PTEs exist only inside VMAs, and every VMA went).
@@ -60,7 +60,10 @@ export function exitProcess(s: ModelState, proc: Process): boolean {
  * __oom_reap_task_mm under the victim's mmap_lock for read, each range's notifiers told
  * without blocking (mmu_notifier_invalidate_range_start_nonblock: the task is atomic while
  * the callbacks run). A range whose callback refuses is skipped (Linux retries later; here
- * the exit takes those pages). Then the victim's exit.
+ * the exit takes those pages). The victim is killed (SIGKILL first, as oom_kill_process
+ * sends it) but exits only later, as Linux's oom_reaper and the victim's own do_exit are
+ * separate: its `exit` is that do_exit, once it runs (the only operation a killed
+ * process can still start). Until then its mm stands, reaped, and is judged so.
  */
 export function oomKill(s: ModelState, proc: Process): boolean {
   const reaped = withMmapLock(s, proc.pid, 'read', 'oom_reap_task_mm', () => {
@@ -70,9 +73,11 @@ export function oomKill(s: ModelState, proc: Process): boolean {
     proc.killed = true;
     for (const vma of [...proc.mm.vmas]) {
       if (vma.pfnmap || !proc.mm.vmas.includes(vma)) continue;
-      if (vma.file === -1 || !vma.shared) zapRange(s, proc, vma.start, vma.end, 'oom', undefined, false);
+      if (vma.file !== -1 && vma.shared) continue;
+      if (s.oomReapNoNotifier) zapUnnotified(s, proc, vma.start, vma.end); // a corruption, for tests
+      else zapRange(s, proc, vma.start, vma.end, 'oom', undefined, false);
     }
     return true;
   });
-  return reaped && exitProcess(s, proc);
+  return reaped;
 }

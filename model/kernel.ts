@@ -114,7 +114,8 @@ export class ModelKernel implements Kernel {
     const named = callerPid(op);
     if (named === undefined) return false;
     const p = this.state.processes.get(named);
-    return p !== undefined && p.state === 'running' && p.killed;
+    // An OOM victim's exit is its own do_exit, which the pending SIGKILL leads to.
+    return p !== undefined && p.state === 'running' && p.killed && !(op.op === 'exit' && p.oomReaped);
   }
 
   private badTask(op: Op): boolean {

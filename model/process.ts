@@ -14,8 +14,17 @@ export function runningProcess(s: ModelState, pid: number): Process | undefined 
   return proc !== undefined && proc.state === 'running' && s.threads.get(pid) === pid ? proc : undefined;
 }
 
-/** The running task (locks.current) is a live thread of `proc` (no exit_group ran while it slept). */
+/**
+ * The running task (locks.current) is a live thread of `proc` with no fatal signal pending:
+ * no exit_group or OOM kill ran while it slept (mmap_read_lock_killable and the like fail
+ * then, and the task dies).
+ */
 export function taskAlive(s: ModelState, proc: Process): boolean {
+  return taskExists(s, proc) && !proc.killed;
+}
+
+/** The running task is a live thread of `proc`, killed or not: an OOM victim's own exit runs on one. */
+export function taskExists(s: ModelState, proc: Process): boolean {
   return runningProcess(s, proc.pid) === proc && s.threads.get(s.locks.current) === proc.pid;
 }
 

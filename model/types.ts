@@ -175,6 +175,8 @@ export type ModelState = {
   skipPtraceCheck: boolean;
   /** Corruption 'skip-fork-dma-copy'. */
   skipForkDmaCopy: boolean;
+  /** Corruption 'oom-reap-no-notifier'. */
+  oomReapNoNotifier?: true;
   /** References held outside any driver: only the leak-frame corruption makes them. */
   strayHolds: Map<number, string>;
   nextNotifierId: number;

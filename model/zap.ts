@@ -70,6 +70,14 @@ export function zapRange(
   return true;
 }
 
+/** zapRange with no MMU notifier told: only the corruption 'oom-reap-no-notifier' zaps so. */
+export function zapUnnotified(s: ModelState, proc: Process, start: number, end: number): void {
+  dropUffdWpMarkers(proc.mm, start, end);
+  withPtl(s, proc.pid, 'zap_pte_range', () => {
+    for (const addr of ptesIn(proc, start, end)) zapPte(s, proc.mm, addr, proc.mm.ptes.get(addr)!);
+  });
+}
+
 /**
  * Zapping drops uffd-wp markers, as zap_pte_range does for anonymous VMAs. (File VMAs keep
  * them in Linux unless ZAP_FLAG_DROP_MARKER, and get new ones for zapped uffd-wp PTEs;

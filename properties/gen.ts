@@ -205,7 +205,8 @@ export class TraceBuilder implements GenContext {
     const procs = this.k.processes();
     if (procs === this.pidsFrom) return this.running;
     const out: number[] = [];
-    for (const p of procs) if (p.state === 'running') out.push(p.pid);
+    // An OOM victim can start nothing but its exit (`victim`), and gets no other operation.
+    for (const p of procs) if (p.state === 'running' && !p.oomReaped) out.push(p.pid);
     this.pidsFrom = procs;
     this.running = out;
     this.mapping = null;
@@ -437,7 +438,7 @@ export class TraceBuilder implements GenContext {
       case 'read': return { op: 'read', pid, addr: this.addr(pid, c) };
       case 'write': return { op: 'write', pid, addr: this.addr(pid, c), value: this.value(c) };
       case 'fork': return { op: 'fork', pid };
-      case 'exit': return { op: 'exit', pid };
+      case 'exit': return { op: 'exit', pid: this.victim(c) ?? pid };
       case 'oom': return { op: 'oom', pid };
       case 'reclaim': return c.bool() ? { op: 'reclaim', count: 1 + c.int(8) } : { op: 'reclaim', pid, addr: this.addr(pid, c) };
       case 'creat': return { op: 'creat', sizePages: 1 + c.int(8) };
@@ -469,6 +470,13 @@ export class TraceBuilder implements GenContext {
       case 'map_files_readdir': return { op: 'map_files_readdir', pid, target: this.otherPid(pid, c) };
       case 'pagemap_scan': return this.pagemapScan(pid, c);
     }
+  }
+
+  /** Half the time, an OOM victim (killed and reaped, not yet exited) if there is one: its do_exit runs. */
+  private victim(c: Choice): number | null {
+    const victims: number[] = [];
+    for (const p of this.k.processes()) if (p.state === 'running' && p.oomReaped) victims.push(p.pid);
+    return victims.length === 0 || c.bool() ? null : c.pick(victims);
   }
 
   /** A running pid that holds an fd (so an mmap can map it), if any does. */

@@ -226,8 +226,9 @@ export class Ghost {
       case 'proc_mem_write':
       case 'process_vm_writev': this.store(op.target, op.addr, op.value >>> 0, k, views); return;
       case 'fork': this.fork(op.pid, outcome.value, views); return;
-      case 'exit':
-      case 'oom': this.procs.delete(op.pid); return;
+      // The OOM reaper leaves the victim's mappings in place (reaped pages fault with SIGBUS,
+      // check_stable_address_space; a range a notifier refused keeps its pages): they go at its exit.
+      case 'exit': this.procs.delete(op.pid); return;
       default: return;
     }
   }
@@ -418,10 +419,10 @@ export class Ghost {
       if (m === undefined) cached.set(file, (m = new Map(k.pagecache(file))));
       return m;
     };
-    const mapped = new Set<number>();
-    if (this.dirty.size > 0) {
-      for (const p of k.processes()) for (const [, pte] of k.ptes(p.pid)) if (pte.kind === 'present' && !pte.special) mapped.add(pte.pfn);
-    }
+    // Mapped by a normal PTE, whose dirty bit reaches the folio at zap or unmap: a mapcount,
+    // which counts exactly those (the mapcount invariant holds both kernels to it), instead
+    // of a walk of every PTE of every process at every step.
+    const mapped = { has: (pfn: number) => (k.frame(pfn)?.mapcount ?? 0) > 0 };
     const reclaim = op.op === 'reclaim' || (op.op === 'madvise' && op.advice === 'PAGEOUT');
     const before = this.mappedDirty;
     this.mappedDirty = new Map();

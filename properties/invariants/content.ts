@@ -276,6 +276,7 @@ function coherenceWords(side: Side, how: How, t: number, now: Residency, op: Op,
     case 'dontneed': return `the mirror still maps the frame P${t} had before MADV_DONTNEED zapped it ${at}; P${t} now has ${has}`;
     case 'mremap': return `the mirror still maps the frame P${t} had before mremap moved it away ${at}; P${t} now has ${has}`;
     case 'reclaim': return `the mirror still maps a frame reclaim took from P${t} ${at}, which is in neither the swap cache nor the page cache; P${t} now has ${has}`;
+    case 'oom-kill': return `the mirror still maps the frame the OOM reaper tore down in P${t} ${at} (__oom_reap_task_mm, before the victim exits); P${t} now has ${has}`;
     case 'truncate': return `the mirror still maps the frame ${op.op === 'madvise' ? 'MADV_REMOVE punched out of' : 'truncate dropped from'} the page cache ${at}; P${t} now has ${has}`;
     default: return `the mirror maps a frame P${t} does not have after ${op.op} ${at}; P${t} has ${has}`;
   }

@@ -212,6 +212,7 @@ describe('the same locks and scheduling points as the model, operation by operat
       r.step({ op: 'mmap', pid: 9, addr: 0, lengthPages: 1, prot: RW, shared: false });
       r.ok({ op: 'exit', pid: 2 });
       r.ok({ op: 'oom', pid: 1 });
+      r.ok({ op: 'exit', pid: 1 });
     });
     // Each op's points, as the impl passed them (the same as the model's, checked above).
     const perOp: Array<[string, string[]]> = [];
@@ -264,7 +265,8 @@ describe('the same locks and scheduling points as the model, operation by operat
       ['madvise', []],
       ['mmap', []],
       ['exit', ['exit_mmap']],
-      ['oom', ['oom_reap_task_mm', 'exit_mmap']],
+      ['oom', ['oom_reap_task_mm']],
+      ['exit', ['exit_mmap']],
     ]);
     // fork takes the child's mmap_lock holding the parent's.
     expect(i.log.filter((e) => (e as { point?: string }).point === 'dup_mmap').map((e) => (e as { held: string[] }).held)).toEqual([[], ['mmap_lock of P1']]);
@@ -322,6 +324,7 @@ describe('the same locks and scheduling points as the model, operation by operat
       r.ok({ op: 'mprotect', pid: 1, addr: anon + 2, lengthPages: 1, prot: 1 });
       r.ok({ op: 'fork', pid: 1 });
       r.ok({ op: 'oom', pid: 1 });
+      r.ok({ op: 'exit', pid: 1 });
     });
     const notes = i.log.flatMap((e) => ((e as { note?: unknown }).note === undefined ? [] : [(e as { note: unknown }).note]));
     expect(notes.slice(0, 5)).toEqual([

@@ -164,7 +164,8 @@ describe('scheduling points of the core operations', () => {
     expect(wheres(k, { op: 'mremap', pid: 1, addr: a, oldPages: 1, newPages: 1 })).toEqual(['do_mremap']);
     expect(wheres(k, { op: 'munmap', pid: 1, addr: fm, lengthPages: 2 })).toEqual(['vm_munmap']);
     expect(wheres(k, { op: 'exit', pid: 2 })).toEqual(['exit_mmap']);
-    expect(wheres(k, { op: 'oom', pid: 1 })).toEqual(['oom_reap_task_mm', 'exit_mmap']);
+    expect(wheres(k, { op: 'oom', pid: 1 })).toEqual(['oom_reap_task_mm']);
+    expect(wheres(k, { op: 'exit', pid: 1 })).toEqual(['exit_mmap']); // the victim's own exit, later
     expect(k.locks.holdsAny(1) || k.locks.holdsAny(0)).toBe(false);
   });
 
@@ -253,12 +254,14 @@ describe('locks held in hooks and callbacks', () => {
     okValue(k, { op: 'mprotect', pid: 1, addr: anon + 2, lengthPages: 1, prot: 1 });
     expect(take()).toEqual([{ event: 'protection', blockable: true, held: ['mmap_lock of P1'], task: 1 }]);
     okValue(k, { op: 'oom', pid: 1 });
-    const oom = take();
-    // The reap tells of the private VMA (anonymous) under the read lock, non-blockable; exit_mmap of every VMA under write.
+    // The reap tells of the private VMA (anonymous) under the read lock, non-blockable; the
+    // victim's exit, later, of every VMA under write in exit_mmap.
     // mprotect split the anonymous mapping in three; the shared file mapping is not reaped.
     const reap = { event: 'oom', blockable: false, held: ['mmap_lock of P1 (read)'], task: 1 };
     const exit = { event: 'exit', blockable: true, held: ['mmap_lock of P1'], task: 1 };
-    expect(oom).toEqual([reap, reap, reap, exit, exit, exit, exit]);
+    expect(take()).toEqual([reap, reap, reap]);
+    okValue(k, { op: 'exit', pid: 1 });
+    expect(take()).toEqual([exit, exit, exit, exit]);
   });
 });
 
@@ -349,7 +352,10 @@ describe('lock violations by drivers', () => {
     const pfn = (new Map(t.k.inspect.ptes(1)).get(addr) as { pfn: number }).pfn;
     okValue(t.k, { op: 'drv', strategy: 'test', call: 'notify', args: { pid: 1 } });
     okValue(t.k, { op: 'oom', pid: 1 });
-    // Refused in the reap, so the page was still mapped when exit_mmap told of it.
+    // Refused in the reap: the page is still mapped, and the victim's exit_mmap tells of it.
+    expect(seen).toEqual([['oom', false, true]]);
+    expect(t.k.inspect.frame(pfn)).toBeDefined();
+    okValue(t.k, { op: 'exit', pid: 1 });
     expect(seen).toEqual([['oom', false, true], ['exit', true, true]]);
     expect(t.k.inspect.frame(pfn)).toBeUndefined();
   });

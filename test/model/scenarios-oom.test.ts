@@ -1,7 +1,7 @@
 /**
  * The OOM killer (mm/oom_kill.c): __oom_reap_task_mm tears down the victim's private
- * memory at once (vma_is_anonymous or !VM_SHARED), then the victim exits. Shared memory
- * lives on in the shmem object for whoever else maps it.
+ * memory at once (vma_is_anonymous or !VM_SHARED); the victim, killed, exits later, when its
+ * own do_exit runs. Shared memory lives on in the shmem object for whoever else maps it.
  */
 import { describe, expect, it } from 'vitest';
 import { Scenario, okv } from './helpers.ts';
@@ -26,20 +26,26 @@ describe('OOM kill', () => {
     const shmemPfn = t.pfnAt(1, shared);
     expect(t.slots()).toHaveLength(1);
     expect(t.step({ op: 'oom', pid: 1 })).toEqual(okv());
-    expect(t.proc(1)).toMatchObject({ state: 'exited', oomReaped: true, rss: { anon: 0, file: 0, shmem: 0, swap: 0 } });
-    // Private memory only the victim held is gone, swap included.
+    // Reaped, not exited: the private memory only the victim held is gone, swap included;
+    // its shared mapping stands until it exits, and it can start nothing but its exit.
+    expect(t.proc(1)).toMatchObject({ state: 'running', oomReaped: true, rss: { anon: 0, file: 0, shmem: 1, swap: 0 } });
     expect(t.frame(ownPfn)).toBeUndefined();
     expect(t.slots()).toEqual([]);
+    expect(t.frame(shmemPfn)).toMatchObject({ kind: 'shmem', mapcount: 1 });
     // The COW page shared with the child survives, held by the child alone now.
     expect(t.frame(cowPfn)).toMatchObject({ refcount: 1, mapcount: 1 });
     expect(t.read(2, cow)).toEqual(okv(200));
+    expect(t.step({ op: 'read', pid: 1, addr: shared })).toEqual({ kind: 'errno', errno: 'ESRCH' });
+    expect(t.step({ op: 'fork', pid: 1 })).toEqual({ kind: 'errno', errno: 'ESRCH' });
+    // Its do_exit, when it runs.
+    expect(t.step({ op: 'exit', pid: 1 })).toEqual(okv());
+    expect(t.proc(1)).toMatchObject({ state: 'exited', oomReaped: true, rss: { anon: 0, file: 0, shmem: 0, swap: 0 } });
     // The shmem page stays in its object. The child has not touched it since fork, which
     // copies no PTEs of a shared VMA without anon_vma (vma_needs_copy): it maps it on read.
     expect(t.frame(shmemPfn)).toMatchObject({ kind: 'shmem', mapcount: 0, refcount: 1, value: 101 });
     expect(t.read(2, shared)).toEqual(okv(101));
     expect(t.pfnAt(2, shared)).toBe(shmemPfn);
     expect(t.write(2, shared, 102)).toEqual(okv());
-    expect(t.step({ op: 'read', pid: 1, addr: shared })).toEqual({ kind: 'errno', errno: 'ESRCH' });
     t.exitAllAndExpectNoLeak();
   });
 

@@ -29,6 +29,7 @@ const TRACE: Op[] = [
   { op: 'fork', pid: 1 },
   { op: 'oom', pid: 1 },
   { op: 'write', pid: 3, addr: ADDR + 1, value: 3 },
+  { op: 'exit', pid: 1 }, // the OOM victim's own exit
   { op: 'exit', pid: 3 },
 ];
 

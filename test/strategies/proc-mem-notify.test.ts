@@ -205,8 +205,42 @@ describe('proc-mem-notify: lock-clean where seed 000 is not', () => {
       expect(stepOk(s, { op: 'read', pid: 1, addr: V })).toBe(7);
       const { violation } = s.step({ op: 'oom', pid: 2 });
       expect(violation).toBeNull();
+      // Refused: the reaper leaves the range, so the victim keeps its page and the view shows it.
+      expect(ptePid(s, 1, V)).toBeDefined();
+      expect(s.step({ op: 'read', pid: 1, addr: V })).toEqual({ outcome: { kind: 'ok', value: 7 }, violation: null });
+      // The victim's exit, later, zaps it blockably.
+      expect(s.step({ op: 'exit', pid: 2 }).violation).toBeNull();
       expect(ptePid(s, 1, V)).toBeUndefined();
       expect(s.step({ op: 'read', pid: 1, addr: V })).toEqual({ outcome: { kind: 'signal', signal: 'SIGBUS' }, violation: null });
+    });
+  }
+});
+
+describe('proc-mem-notify and the OOM reaper', () => {
+  // The reaper and the victim's exit are separate steps (oom_reaper, then its do_exit): a
+  // reaper that forgets the MMU notifiers is seen in between, before the exit's notifier
+  // would have covered for it.
+  for (const kernel of ['model', 'impl'] as const) {
+    it(`the view outlives the reap of the victim only as its design says, and a reaper that tells no notifier leaves it stale (${kernel})`, () => {
+      const reap = (forgetful: boolean) => {
+        const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemNotify] });
+        for (const op of [...setup, { op: 'read', pid: 1, addr: V } as Op]) expect(s.step(op).violation).toBeNull();
+        if (forgetful) s.primary.corrupt({ kind: 'oom-reap-no-notifier' });
+        const r = s.step({ op: 'oom', pid: 2 });
+        expect(r.outcome).toEqual({ kind: 'ok', value: 0 });
+        return { s, violation: r.violation };
+      };
+      // The design refuses the reap of a range its view shows (its lock only tried): the
+      // victim keeps the page until its exit, which zaps the view.
+      const sound = reap(false);
+      expect(sound.violation).toBeNull();
+      expect(sound.s.step({ op: 'read', pid: 1, addr: V })).toEqual({ outcome: { kind: 'ok', value: 7 }, violation: null });
+      expect(sound.s.step({ op: 'exit', pid: 2 })).toEqual({ outcome: { kind: 'ok', value: 0 }, violation: null });
+      expect(sound.s.step({ op: 'read', pid: 1, addr: V })).toEqual({ outcome: { kind: 'signal', signal: 'SIGBUS' }, violation: null });
+      // A reaper that asks no notifier zaps the page under the view.
+      const stale = reap(true).violation;
+      expect(stale?.invariant).toBe('remote-coherence');
+      expect(stale?.cause).toBe('oom-kill:missing-sigbus');
     });
   }
 });
