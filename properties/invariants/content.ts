@@ -169,7 +169,11 @@ function sideOf(op: Op, view: RemoteView, shownZero: boolean, atSetup: boolean):
       return shownZero ? 'never-resident' : op.op === 'proc_mem_read' ? 'other' : 'cow-break';
     case 'munmap': return byTarget ? 'unmap' : 'other';
     case 'mmap': return byTarget ? 'unmap' : 'other';
-    case 'madvise': if (!byTarget) break; return madviseSide(op.advice, shownZero);
+    case 'madvise':
+      // A hole punched in the file drops its page from every mapping, whoever punched it.
+      if (op.advice === 'REMOVE') return 'truncate';
+      if (!byTarget) break;
+      return madviseSide(op.advice, shownZero);
     case 'mremap': return byTarget ? 'mremap' : 'other';
     case 'reclaim': return 'reclaim';
     case 'truncate': return 'truncate';

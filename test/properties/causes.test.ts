@@ -50,6 +50,21 @@ describe('causes', () => {
       expect(causeTitle('remote-coherence', a.cause!)).toMatch(/COW/);
     });
 
+    it(`remote-coherence: a hole punched in the target's file by another process is the truncate side (${kernel})`, () => {
+      // P1 maps the file P2 (its child) maps, mirrors P2's page, and punches the hole itself.
+      const ops: Op[] = [
+        { op: 'spawn' }, { op: 'creat', sizePages: 1 },
+        { op: 'mmap', pid: 1, addr: 34359738362, lengthPages: 1, prot: 1, shared: true, file: 1 },
+        { op: 'fork', pid: 1 }, { op: 'read', pid: 2, addr: 34359738362 },
+        { op: 'drv', strategy: 'proc-mem-mmap', call: 'open', args: { pid: 1, target: 2 } },
+        { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 1, shared: false, fd: 3, pgoff: 34359738362 },
+        { op: 'madvise', pid: 1, addr: 34359738362, lengthPages: 1, advice: 'REMOVE' },
+      ];
+      const f = replayOps(session(kernel), ops).failure!;
+      expect(f.cause).toBe('truncate:old-frame');
+      expect(f.message).toMatch(/the mirror still maps the frame MADV_REMOVE punched out of the page cache at step 8/);
+    });
+
     it(`reclaim of a page GUP still holds is not incoherence: it stays in the swap cache and the target maps it again (${kernel})`, () => {
       const s = new Session(session(kernel));
       for (const op of pmm) expect(s.step(op).violation).toBeNull();
