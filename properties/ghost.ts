@@ -193,6 +193,22 @@ export class Ghost {
       }
       return;
     }
+    // MADV_POPULATE_WRITE that stops (a hole: ENOMEM; SIGBUS: EFAULT) has faulted in the pages
+    // before: the private file pages among them that now have a COW copy of their own (an
+    // anonymous frame, the kernel says) keep the file's contents of now.
+    if (op.op === 'madvise' && op.advice === 'POPULATE_WRITE' && outcome.kind === 'errno') {
+      const p = this.procs.get(op.pid);
+      if (p === undefined) return;
+      const ptes = new Map(k.ptes(op.pid));
+      for (const r of p.ranges) {
+        if (r.backing.kind !== 'private-file') continue;
+        for (let addr = Math.max(op.addr, r.start); addr < Math.min(op.addr + op.lengthPages, r.end); addr++) {
+          const pte = ptes.get(addr);
+          if (pte?.kind === 'present' && k.frame(pte.pfn)?.kind === 'anon') this.cowCopy(p, r, addr);
+        }
+      }
+      return;
+    }
     // A MAP_FIXED mmap that fails after __mmap_setup has cleared the old mapping's PTEs
     // leaves a gap (mm/vma.c: vms_clean_up_area, then vms_abort_munmap_vmas finds the PTEs
     // gone): the old contents are lost. One that fails earlier leaves the range intact. The
@@ -345,9 +361,22 @@ export class Ghost {
         const contents = this.objects.get(r.backing.obj);
         for (let addr = Math.max(start, r.start); addr < Math.min(end, r.end); addr++) contents?.delete(r.backing.pgoff + (addr - r.start));
       }
+    } else if (advice === 'POPULATE_WRITE') {
+      // A write fault on each page (madvise_populate, FOLL_WRITE): a private file page is COW
+      // copied now, with the file's contents, and a later change to the file no longer reaches it.
+      for (const r of p.ranges) {
+        if (r.backing.kind !== 'private-file') continue;
+        for (let addr = Math.max(start, r.start); addr < Math.min(end, r.end); addr++) this.cowCopy(p, r, addr);
+      }
     }
-    // WILLNEED (readahead) and POPULATE_READ/WRITE (faulting in, a COW copy of the same
-    // contents) change no contents.
+    // WILLNEED (readahead) and POPULATE_READ (faulting in) change no contents.
+  }
+
+  /** A private file page COW-copied by a write fault that stored nothing: it keeps what the file holds now. */
+  private cowCopy(p: GhostProcess, r: Range, addr: number): void {
+    if (p.priv.has(addr) || r.backing.kind !== 'private-file') return;
+    const e = this.objectRead(`f${r.backing.file}`, r.backing.pgoff + (addr - r.start));
+    if (e.kind === 'value') p.priv.set(addr, e.value);
   }
 
   /**
