@@ -72,7 +72,7 @@ function syscallText(line: string): string {
     case 'munmap': return `P${n[0]}: munmap(${hexBytes(n[1])}, ${n[2]} bytes)`;
     case 'mprotect': return `P${n[0]}: mprotect(${hexBytes(n[1])}, ${n[2]} bytes, ${protText(n[3])})`;
     case 'madvise': return `P${n[0]}: madvise(${hexBytes(n[1])}, ${n[2]} bytes, MADV_${w[3]})`;
-    case 'mincore': return `P${n[0]}: mincore(${hex(n[1])}, ${n[2]} pages, vec)`;
+    case 'mincore': return `P${n[0]}: mincore(${hexBytes(n[1])}, ${n[2]} bytes, vec)`;
     case 'mremap': {
       const flags = [n[4] ? 'MREMAP_MAYMOVE' : '', n[5] ? 'MREMAP_FIXED' : '', n[7] ? 'MREMAP_DONTUNMAP' : ''].filter((x) => x !== '').join('|') || '0';
       return `P${n[0]}: mremap(${hex(n[1])}, ${n[2]} pages, ${n[3]} pages, ${flags}${n[5] ? `, ${hex(n[6])}` : ''})`;

@@ -130,7 +130,7 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
     case 'munmap': return `munmap ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)}`;
     case 'mprotect': return `mprotect ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)} ${op.prot}`;
     case 'madvise': return `madvise ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)} ${op.advice}`;
-    case 'mincore': return `mincore ${op.pid} ${op.addr} ${op.lengthPages}`;
+    case 'mincore': return `mincore ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)}`;
     case 'mremap': {
       let fixed = b(op.fixed);
       let newAddr = op.newAddr ?? 0;

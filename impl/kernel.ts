@@ -245,7 +245,7 @@ export class ImplKernel implements Kernel {
       case 'process_vm_readv':
       case 'process_vm_writev': return this.remoteAccess(proc, op);
       case 'pagemap_read': return pagemapRead(s, proc, op);
-      case 'mincore': return mincore(s, proc, op);
+      case 'mincore': return withPageRange('mincore', op, (o) => mincore(s, proc, o));
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);
       case 'uffd_register_wp': return this.locked(proc, 'write', 'userfaultfd_register', () => uffdRegisterWp(s, proc, op));

@@ -35,12 +35,14 @@ export function bytesText(pages: number): string {
  *   end <= start → ENOMEM (a nonzero len that PAGE_ALIGN wraps to 0).
  * - madvise (is_valid_madvise): !PAGE_ALIGNED(start) → EINVAL; len = PAGE_ALIGN(len_in);
  *   len_in && !len → EINVAL.
+ * - mincore (sys_mincore): start & ~PAGE_MASK → EINVAL; !access_ok(start, len) → ENOMEM (a
+ *   negative len read as size_t); pages = len >> PAGE_SHIFT, plus one for a partial page.
  * The rest (len 0, range past TASK_SIZE, negative values as size_t) the kernels already
  * decide on the whole-page range, as before.
  */
-export type RangeRule = 'munmap' | 'mprotect' | 'madvise';
+export type RangeRule = 'munmap' | 'mprotect' | 'madvise' | 'mincore';
 
-const WRAP_ERRNO: Record<RangeRule, Errno> = { munmap: 'EINVAL', mprotect: 'ENOMEM', madvise: 'EINVAL' };
+const WRAP_ERRNO: Record<RangeRule, Errno> = { munmap: 'EINVAL', mprotect: 'ENOMEM', madvise: 'EINVAL', mincore: 'ENOMEM' };
 
 /**
  * The whole-page (addr, lengthPages) a syscall works on, or its errno. An unaligned start is

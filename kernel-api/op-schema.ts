@@ -99,7 +99,7 @@ export const OP_SCHEMA: OpSchema = {
   close: { pid: int, fd: int },
   drv: { strategy: { type: 'strategy' }, call: { type: 'call' }, args: { type: 'driver-args' } },
   pagemap_read: { pid: int, target: int, addr: int, count: optInt },
-  mincore: { pid: int, addr: int, lengthPages: int },
+  mincore: { pid: int, addr: bytes, lengthPages: bytes },
   clear_refs: { pid: int, target: int, mode: int },
   // The type says `async: true`; false is accepted as the kernels answer it with EINVAL.
   uffd_register_wp: { pid: int, addr: int, lengthPages: int, async: bool },

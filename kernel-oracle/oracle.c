@@ -416,12 +416,17 @@ static int madvise_advice(int64_t code) {
 
 static struct reply call_result(int rc) { return rc == 0 ? r_ok(0) : r_errno(errno); }
 
-/* mincore(addr, len pages) of the calling process: the residency bit of each page as values. */
+/*
+ * mincore(addr, len) of the calling process, a byte address (from REGION_BASE) and a byte
+ * length placed at the kernel's edges (real_span): the residency bit of each page, a partial
+ * last page included, as values.
+ */
 static struct reply do_mincore(const struct cmd *c) {
   static unsigned char vec[4096];
-  int64_t n = c->a[1];
+  int64_t len = c->a[1], page = (int64_t)PAGE_BYTES;
+  int64_t n = len < 0 ? 0 : len / page + (len % page > 0); /* a negative size_t: access_ok fails, ENOMEM */
   if (n > 4096) return r_errno(EINVAL); /* MINCORE_PAGES_MAX: the model's limit */
-  if (mincore((void *)real_range(c->a[0], n), (size_t)n * PAGE_BYTES, vec) != 0) return r_errno(errno);
+  if (mincore((void *)real_span(c->a[0], c->a[1]), (size_t)c->a[1], vec) != 0) return r_errno(errno);
   for (int64_t i = 0; i < n; i++) reply_values[i] = vec[i] & 1;
   return r_values(n, (int)n);
 }
@@ -868,7 +873,7 @@ static int advice_code(const char *name) {
  * One operation line. Fields after the name:
  *   spawn UID | creat SIZE | pread FILE INDEX | pwrite FILE INDEX VALUE | truncate FILE SIZE
  *   mmap PID ADDR LEN PROT SHARED PLACEMENT FILE PGOFF RW   (FILE -1: anonymous)
- *   munmap PID ADDR LEN | mprotect PID ADDR LEN PROT | madvise PID ADDR LEN ADVICE | mincore PID ADDR LEN
+ *   munmap PID ADDR LEN | mprotect PID ADDR LEN PROT | madvise PID ADDR LEN ADVICE | mincore PID ADDR LEN (bytes)
  *   mremap PID ADDR OLD NEW MAYMOVE FIXED NEWADDR | read PID ADDR | write PID ADDR VALUE
  *   fork PID | exit PID | set_dumpable PID 0|1
  *   proc_mem_read PID TARGET ADDR | proc_mem_write PID TARGET ADDR VALUE (and process_vm_readv/writev)

@@ -433,7 +433,7 @@ export class TraceBuilder implements GenContext {
       case 'munmap': return { op: 'munmap', pid, ...this.byteRange(pid, c) };
       case 'mprotect': return { op: 'mprotect', pid, ...this.byteRange(pid, c), prot: c.pick(PROTS) };
       case 'madvise': return { op: 'madvise', pid, ...this.byteRange(pid, c), advice: c.pick(ADVICES) };
-      case 'mincore': return { op: 'mincore', pid, ...this.range(pid, c) };
+      case 'mincore': return { op: 'mincore', pid, ...this.byteRange(pid, c) };
       case 'mremap': return this.mremap(pid, c);
       case 'read': return { op: 'read', pid, addr: this.addr(pid, c) };
       case 'write': return { op: 'write', pid, addr: this.addr(pid, c), value: this.value(c) };

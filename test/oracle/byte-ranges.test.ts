@@ -1,6 +1,6 @@
 /**
  * Byte addresses and lengths on the running kernel: unaligned starts, byte lengths and a
- * length PAGE_ALIGN wraps to 0, for munmap, mprotect and madvise. The model and Linux must
+ * length PAGE_ALIGN wraps to 0, for munmap, mprotect, madvise and mincore. The model and Linux must
  * agree step by step, and the kernel's errnos are pinned too.
  */
 import { describe, expect, it } from 'vitest';
@@ -47,5 +47,29 @@ describe.skipIf(!oracle().ok)('oracle: byte addresses and lengths agree with Lin
     expect(out[12]).toBe('SIGSEGV');
     expect(out[14]).toBe('SIGSEGV');
     expect(out.slice(15)).toEqual(['-ENOMEM', '-EINVAL', '-EINVAL']);
+  });
+
+  it('mincore: an unaligned start is EINVAL, a partial last page counts, a negative length is ENOMEM', () => {
+    const ops: Op[] = [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: A, lengthPages: 4, prot: RW, shared: false, noreplace: true },
+      { op: 'write', pid: 1, addr: A + 1, value: 7 },
+      { op: 'mincore', pid: 1, addr: A + BYTE, lengthPages: 1 },
+      { op: 'mincore', pid: 1, addr: A, lengthPages: 1 + BYTE },
+      { op: 'mincore', pid: 1, addr: A + 1, lengthPages: BYTE },
+      { op: 'mincore', pid: 1, addr: A, lengthPages: 0 },
+      { op: 'mincore', pid: 1, addr: A + 3, lengthPages: 1 + BYTE },
+      { op: 'mincore', pid: 1, addr: A, lengthPages: -BYTE },
+    ];
+    const v = checkTrace(oracleBinary(), ops);
+    if (v.result !== 'agree') {
+      throw new Error(`${v.result} at step ${v.step + 1} (${JSON.stringify(ops[v.step])}): ${JSON.stringify(v.differences, null, 1)}`);
+    }
+    const out = v.kernel.steps.map((s) => s.outcome);
+    expect(formatOutcome(out[3]!)).toBe('-EINVAL');
+    expect(out[4]).toMatchObject({ kind: 'ok', values: [0, 1] });
+    expect(out[5]).toMatchObject({ kind: 'ok', values: [1] });
+    expect(formatOutcome(out[7]!)).toBe('-ENOMEM'); // the partial page past the mapping is a hole
+    expect(formatOutcome(out[8]!)).toBe('-ENOMEM');
   });
 });
