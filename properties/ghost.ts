@@ -142,13 +142,21 @@ export class Ghost {
   }
 
   private applyOp(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
-    // ESRCH: the calling thread is not there (gone, or killed meanwhile): nothing was done.
-    if (outcome.kind === 'errno' && outcome.errno === 'ESRCH') return;
+    // ESRCH: the calling thread is not there (gone, or killed meanwhile): nothing was done. But
+    // a driver's ->mmap may refuse with ESRCH too (its target gone) after a MAP_FIXED mmap
+    // cleared the range: that case is the failed MAP_FIXED rule's below, which asks the
+    // kernel's VMAs (a range a dead caller never touched is still mapped there).
+    if (outcome.kind === 'errno' && outcome.errno === 'ESRCH' && !(op.op === 'mmap' && op.fixed)) return;
     // Byte addresses and lengths (a fraction of a page): Linux refuses an unaligned start
     // before it looks at a VMA, and rounds a byte length up to whole pages (PAGE_ALIGN).
-    if (op.op === 'munmap' || op.op === 'mprotect' || op.op === 'madvise') {
+    if (op.op === 'munmap' || op.op === 'mprotect' || op.op === 'madvise' || op.op === 'mincore') {
       if (!Number.isInteger(op.addr)) return;
       if (!Number.isInteger(op.lengthPages)) op = { ...op, lengthPages: Math.ceil(op.lengthPages) };
+    }
+    // mremap likewise, its new address too when the flags name one (check_mremap_params).
+    if (op.op === 'mremap') {
+      if (!Number.isInteger(op.addr) || ((op.fixed === true || op.dontunmap === true) && op.newAddr !== undefined && !Number.isInteger(op.newAddr))) return;
+      if (!Number.isInteger(op.oldPages) || !Number.isInteger(op.newPages)) op = { ...op, oldPages: Math.ceil(op.oldPages) || 0, newPages: Math.ceil(op.newPages) || 0 };
     }
     // madvise over a range with holes applies to the mapped parts, then returns ENOMEM;
     // one that meets a PFN map (EINVAL for DONTNEED) has done the VMAs before it.
