@@ -75,7 +75,7 @@ function syscallText(line: string): string {
     case 'mincore': return `P${n[0]}: mincore(${hexBytes(n[1])}, ${n[2]} bytes, vec)`;
     case 'mremap': {
       const flags = [n[4] ? 'MREMAP_MAYMOVE' : '', n[5] ? 'MREMAP_FIXED' : '', n[7] ? 'MREMAP_DONTUNMAP' : ''].filter((x) => x !== '').join('|') || '0';
-      return `P${n[0]}: mremap(${hex(n[1])}, ${n[2]} pages, ${n[3]} pages, ${flags}${n[5] ? `, ${hex(n[6])}` : ''})`;
+      return `P${n[0]}: mremap(${hexBytes(n[1])}, ${n[2]} bytes, ${n[3]} bytes, ${flags}${n[5] ? `, ${hexBytes(n[6])}` : ''})`;
     }
     case 'read': return `P${n[0]}: *(uint32_t *)${hex(n[1])}`;
     case 'write': return `P${n[0]}: *(uint32_t *)${hex(n[1])} = ${n[2]}`;

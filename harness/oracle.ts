@@ -138,7 +138,8 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
         fixed = 1;
         newAddr = modelOutcome.value;
       }
-      return `mremap ${op.pid} ${op.addr} ${op.oldPages} ${op.newPages} ${b(op.maymove)} ${fixed} ${newAddr} ${b(op.dontunmap)}`;
+      // Addresses and lengths in bytes, as for munmap: a fraction of a page is a byte value.
+      return `mremap ${op.pid} ${bytesText(op.addr)} ${bytesText(op.oldPages)} ${bytesText(op.newPages)} ${b(op.maymove)} ${fixed} ${bytesText(newAddr)} ${b(op.dontunmap)}`;
     }
     case 'read': return `read ${op.pid} ${op.addr}`;
     case 'write': return `write ${op.pid} ${op.addr} ${op.value >>> 0}`;

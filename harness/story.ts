@@ -41,7 +41,7 @@ export function formatOp(op: Op): string {
     case 'munmap': return `P${op.pid}: munmap(${at(op.addr)}, ${len(op.lengthPages)})`;
     case 'mprotect': return `P${op.pid}: mprotect(${at(op.addr)}, ${len(op.lengthPages)}, ${PROT[op.prot] ?? op.prot})`;
     case 'madvise': return `P${op.pid}: madvise(${at(op.addr)}, ${len(op.lengthPages)}, MADV_${op.advice})`;
-    case 'mremap': return `P${op.pid}: mremap(${hex(op.addr)}, ${op.oldPages}p → ${op.newPages}p${op.maymove ? ', MAYMOVE' : ''}${op.fixed ? `, FIXED@${hex(op.newAddr ?? 0)}` : ''}${op.dontunmap ? ', DONTUNMAP' : ''})`;
+    case 'mremap': return `P${op.pid}: mremap(${at(op.addr)}, ${len(op.oldPages)} → ${len(op.newPages)}${op.maymove ? ', MAYMOVE' : ''}${op.fixed ? `, FIXED@${at(op.newAddr ?? 0)}` : ''}${op.dontunmap ? ', DONTUNMAP' : ''})`;
     case 'mincore': return `P${op.pid}: mincore(${at(op.addr)}, ${len(op.lengthPages)})`;
     case 'read': return `P${op.pid}: read ${hex(op.addr)}`;
     case 'write': return `P${op.pid}: write ${hex(op.addr)} ← ${op.value}`;

@@ -70,6 +70,24 @@ export function withPageRange<T extends { addr: number; lengthPages: number }, R
   return f(r.addr === op.addr && r.lengthPages === op.lengthPages ? op : { ...op, ...r });
 }
 
+/**
+ * mremap's byte arguments (SYSCALL_DEFINE5(mremap) and check_mremap_params, Linux 6.18):
+ * old_len and new_len are PAGE_ALIGNed first (a negative byte length, read as size_t, wraps to
+ * 0: a zero old_len is the special case the kernels already decide, a zero new_len EINVAL);
+ * an unaligned addr is EINVAL, and so is an unaligned new_addr when the flags name one
+ * (MREMAP_FIXED or MREMAP_DONTUNMAP, vrm_implies_new_addr). Every other check is EINVAL
+ * too or comes later (the VMA lookup), so their order among these does not show.
+ */
+export function mremapPages<T extends { addr: number; oldPages: number; newPages: number; newAddr?: number; fixed?: boolean; dontunmap?: boolean }>(
+  op: T,
+): T | { errno: Errno } {
+  if (!Number.isInteger(op.addr)) return { errno: 'EINVAL' };
+  if ((op.fixed === true || op.dontunmap === true) && op.newAddr !== undefined && !Number.isInteger(op.newAddr)) return { errno: 'EINVAL' };
+  if (Number.isInteger(op.oldPages) && Number.isInteger(op.newPages)) return op;
+  // Math.ceil of a negative fraction is -0; PAGE_ALIGN gives 0.
+  return { ...op, oldPages: Math.ceil(op.oldPages) || 0, newPages: Math.ceil(op.newPages) || 0 };
+}
+
 /** Pages in a 64-bit address space: a negative page number or length is read as size_t is. */
 const ADDRESS_SPACE_PAGES = 2 ** 52;
 

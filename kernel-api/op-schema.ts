@@ -59,6 +59,7 @@ const bool = { type: 'boolean' } as const;
 const optBool = { type: 'boolean', optional: true } as const;
 /** An address or length in pages that may hold a byte value: k/4096 of a page (kernel-api/bytes.ts). */
 const bytes = { type: 'number' } as const;
+const optBytes = { type: 'number', optional: true } as const;
 
 /** Every member of a string union, listed as the keys of a record so that none is missed. */
 function oneOf<T extends string>(members: Record<T, true>): readonly T[] {
@@ -77,7 +78,7 @@ export const OP_SCHEMA: OpSchema = {
   },
   munmap: { pid: int, addr: bytes, lengthPages: bytes },
   mprotect: { pid: int, addr: bytes, lengthPages: bytes, prot: int },
-  mremap: { pid: int, addr: int, oldPages: int, newPages: int, maymove: optBool, fixed: optBool, newAddr: optInt, dontunmap: optBool },
+  mremap: { pid: int, addr: bytes, oldPages: bytes, newPages: bytes, maymove: optBool, fixed: optBool, newAddr: optBytes, dontunmap: optBool },
   madvise: { pid: int, addr: bytes, lengthPages: bytes, advice: { type: ADVICES } },
   read: { pid: int, addr: int },
   write: { pid: int, addr: int, value: int },

@@ -364,10 +364,10 @@ static struct reply do_mmap(const struct cmd *c) {
 }
 
 static struct reply do_mremap(const struct cmd *c) {
-  /* a: addr, old, new, maymove, fixed, newAddr, dontunmap */
+  /* a: addr, old, new, maymove, fixed, newAddr, dontunmap; addresses and lengths in bytes */
   int flags = (c->a[3] ? MREMAP_MAYMOVE : 0) | (c->a[4] ? MREMAP_FIXED : 0) | (c->a[6] ? MREMAP_DONTUNMAP : 0);
-  void *got = mremap((void *)real_addr(c->a[0]), (size_t)c->a[1] * PAGE_BYTES, (size_t)c->a[2] * PAGE_BYTES,
-                     flags, (void *)real_range(c->a[5], c->a[2]));
+  void *got = mremap((void *)real_at(c->a[0]), (size_t)c->a[1], (size_t)c->a[2],
+                     flags, (void *)real_span(c->a[5], c->a[2]));
   if (got == MAP_FAILED) return r_errno(errno);
   return r_ok(model_page((uintptr_t)got));
 }

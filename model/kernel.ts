@@ -3,7 +3,7 @@
  * exposes its state through the inspection interface. Every step runs to completion or
  * throws a KernelAssertionError (a bug); errnos and signals are outcomes.
  */
-import { withPageRange } from '../kernel-api/bytes.ts';
+import { mremapPages, withPageRange } from '../kernel-api/bytes.ts';
 import type { Op } from '../kernel-api/op.ts';
 import { callerPid, madviseLockMode, taskOf } from '../kernel-api/op.ts';
 import { LockTable } from '../kernel-api/locks.ts';
@@ -205,7 +205,11 @@ export class ModelKernel implements Kernel {
       case 'munmap': return this.locked(proc, 'write', 'vm_munmap', () => withPageRange('munmap', op, (o) => munmap(s, proc, o)));
       // do_mprotect_pkey and is_valid_madvise check (start, len) before they lock.
       case 'mprotect': return withPageRange('mprotect', op, (o) => this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, o)));
-      case 'mremap': return this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, op));
+      case 'mremap': {
+        // Its byte arguments are checked and rounded before mmap_lock (check_mremap_params).
+        const o = mremapPages(op);
+        return 'errno' in o ? err(o.errno) : this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, o));
+      }
       case 'madvise': {
         // get_lock_mode: the advices that change vm_flags take the mmap_lock for write (kernel-api/op.ts).
         const mode = madviseLockMode(op.advice);

@@ -545,6 +545,15 @@ export class TraceBuilder implements GenContext {
         op.newPages = oldPages;
       }
     }
+    // One time in 32, a byte value in one argument (kernel-api/bytes.ts mremapPages).
+    if (c.int(32) === 0) {
+      const b = (1 + c.int(4095)) / 4096;
+      const which = c.int(4);
+      if (which === 0) op.addr += b;
+      else if (which === 1) op.oldPages = Math.max(0, op.oldPages - 1) + b;
+      else if (which === 2) op.newPages = Math.max(0, op.newPages - 1) + b;
+      else if (op.newAddr !== undefined) op.newAddr += b;
+    }
     return op;
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Byte addresses and lengths on the running kernel: unaligned starts, byte lengths and a
- * length PAGE_ALIGN wraps to 0, for munmap, mprotect, madvise and mincore. The model and Linux must
+ * length PAGE_ALIGN wraps to 0, for munmap, mprotect, madvise, mincore and mremap. The model and Linux must
  * agree step by step, and the kernel's errnos are pinned too.
  */
 import { describe, expect, it } from 'vitest';
@@ -71,5 +71,30 @@ describe.skipIf(!oracle().ok)('oracle: byte addresses and lengths agree with Lin
     expect(out[5]).toMatchObject({ kind: 'ok', values: [1] });
     expect(formatOutcome(out[7]!)).toBe('-ENOMEM'); // the partial page past the mapping is a hole
     expect(formatOutcome(out[8]!)).toBe('-ENOMEM');
+  });
+
+  it('mremap: an unaligned addr or fixed new_addr is EINVAL, byte lengths round up, a wrapped new length is EINVAL', () => {
+    const ops: Op[] = [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: A, lengthPages: 2, prot: RW, shared: false, noreplace: true },
+      { op: 'write', pid: 1, addr: A, value: 7 },
+      { op: 'mremap', pid: 1, addr: A + BYTE, oldPages: 1, newPages: 1, maymove: true },
+      { op: 'mremap', pid: 1, addr: A, oldPages: 1, newPages: 1, maymove: true, fixed: true, newAddr: A + 8 + BYTE },
+      { op: 'mremap', pid: 1, addr: A, oldPages: 2, newPages: -BYTE },
+      { op: 'mremap', pid: 1, addr: A, oldPages: 1 + BYTE, newPages: 2 + 100 * BYTE, maymove: true, fixed: true, newAddr: A + 8 },
+      { op: 'read', pid: 1, addr: A + 8 },
+      { op: 'read', pid: 1, addr: A + 10 },
+      { op: 'mremap', pid: 1, addr: A + 8, oldPages: 3, newPages: BYTE },
+      { op: 'read', pid: 1, addr: A + 8 },
+      { op: 'read', pid: 1, addr: A + 9 },
+    ];
+    const v = checkTrace(oracleBinary(), ops);
+    if (v.result !== 'agree') {
+      throw new Error(`${v.result} at step ${v.step + 1} (${JSON.stringify(ops[v.step])}): ${JSON.stringify(v.differences, null, 1)}`);
+    }
+    const out = v.kernel.steps.map((s) => formatOutcome(s.outcome));
+    expect(out.slice(3, 6)).toEqual(['-EINVAL', '-EINVAL', '-EINVAL']);
+    expect(out.slice(7, 9)).toEqual(['= 7', '= 0']); // 1 page + 1 byte moved as 2 pages, grown to 3
+    expect(out.slice(10)).toEqual(['= 7', 'SIGSEGV']); // shrunk to one page
   });
 });
