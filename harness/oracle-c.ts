@@ -67,7 +67,7 @@ function syscallText(line: string): string {
     case 'mmap': {
       const flags = [n[4] ? 'MAP_SHARED' : 'MAP_PRIVATE', n[6] < 0 ? 'MAP_ANONYMOUS' : '', ['', 'MAP_FIXED', 'MAP_FIXED_NOREPLACE', 'MAP_FIXED_NOREPLACE'][n[5]]].filter((x) => x !== '');
       const fd = n[6] < 0 ? '-1' : `open(file ${n[6]}, ${n[8] ? 'O_RDWR' : 'O_RDONLY'})`;
-      return `P${n[0]}: mmap(${hex(n[1])}, ${n[2]} pages, ${protText(n[3])}, ${flags.join('|')}, ${fd}, page ${n[7]})`;
+      return `P${n[0]}: mmap(${hexBytes(n[1])}, ${n[2]} bytes, ${protText(n[3])}, ${flags.join('|')}, ${fd}, offset ${n[7]})`;
     }
     case 'munmap': return `P${n[0]}: munmap(${hexBytes(n[1])}, ${n[2]} bytes)`;
     case 'mprotect': return `P${n[0]}: mprotect(${hexBytes(n[1])}, ${n[2]} bytes, ${protText(n[3])})`;

@@ -124,7 +124,8 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
         placement = 3;
         addr = modelOutcome.value;
       }
-      return `mmap ${op.pid} ${addr} ${op.lengthPages} ${op.prot} ${b(op.shared)} ${placement} ${op.file ?? -1} ${op.pgoff ?? 0} ${op.mode === 'r' ? 0 : 1}`;
+      // Address, length and file offset in bytes, as for munmap.
+      return `mmap ${op.pid} ${bytesText(addr)} ${bytesText(op.lengthPages)} ${op.prot} ${b(op.shared)} ${placement} ${op.file ?? -1} ${bytesText(op.pgoff ?? 0)} ${op.mode === 'r' ? 0 : 1}`;
     }
     // Address (from the region's base) and length in bytes: a fraction of a page is a byte value.
     case 'munmap': return `munmap ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)}`;

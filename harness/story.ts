@@ -35,8 +35,8 @@ export function formatOp(op: Op): string {
     case 'spawn': return `spawn(${op.uid === undefined ? '' : `uid=${op.uid}`})`;
     case 'mmap': {
       const what = op.fd !== undefined ? `fd=${op.fd}` : op.file !== undefined ? `file=${op.file}${op.mode === 'r' ? ' O_RDONLY' : ''}` : 'anon';
-      const where = op.fixed ? ` MAP_FIXED@${hex(op.addr)}` : op.noreplace ? ` MAP_FIXED_NOREPLACE@${hex(op.addr)}` : op.addr ? ` hint=${hex(op.addr)}` : '';
-      return `P${op.pid}: mmap(${op.lengthPages}p, ${PROT[op.prot] ?? op.prot}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, ${what}${op.pgoff ? ` pgoff=${hex(op.pgoff)}` : ''}${where})`;
+      const where = op.fixed ? ` MAP_FIXED@${at(op.addr)}` : op.noreplace ? ` MAP_FIXED_NOREPLACE@${at(op.addr)}` : op.addr ? ` hint=${at(op.addr)}` : '';
+      return `P${op.pid}: mmap(${len(op.lengthPages)}, ${PROT[op.prot] ?? op.prot}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, ${what}${op.pgoff ? ` pgoff=${at(op.pgoff)}` : ''}${where})`;
     }
     case 'munmap': return `P${op.pid}: munmap(${at(op.addr)}, ${len(op.lengthPages)})`;
     case 'mprotect': return `P${op.pid}: mprotect(${at(op.addr)}, ${len(op.lengthPages)}, ${PROT[op.prot] ?? op.prot})`;

@@ -67,8 +67,9 @@ export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean;
 export function mmap(s: ImplState, proc: ImplProcess, op: MmapOp): Outcome {
   const len = op.lengthPages;
   if (len === 0 || (op.prot & ~PROT_ALL) !== 0) return err('EINVAL');
-  // A negative address: a hint is ignored, a fixed one is past TASK_SIZE (ENOMEM, below).
-  if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(op.addr)) return err('EINVAL');
+  // A negative address: a hint is ignored, a fixed one is past TASK_SIZE (ENOMEM, below). A
+  // fixed one may be a byte address (mmapPages rounded the rest): EINVAL below, in its place.
+  if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(Math.floor(op.addr))) return err('EINVAL');
   if (len > s.config.taskSizePages) return err('ENOMEM');
   let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, vmFile: 0, driverFile: null };
   const pgoff = op.pgoff ?? 0;
@@ -111,7 +112,8 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
   let addr: number;
   if (op.fixed || op.noreplace) {
     if (op.addr < 0 || op.addr + len > s.config.taskSizePages) return err('ENOMEM'); // __get_unmapped_area: addr > TASK_SIZE - len
-    if (op.addr < s.config.mmapMinAddrPages) return err('EPERM');
+    if (!Number.isInteger(op.addr)) return err('EINVAL'); // then offset_in_page(addr)
+    if (op.addr < s.config.mmapMinAddrPages) return err('EPERM'); // then security_mmap_addr
     if (op.noreplace && !rangeIsFree(proc, op.addr, op.addr + len)) return err('EEXIST');
     addr = op.addr;
   } else {

@@ -71,6 +71,29 @@ export function withPageRange<T extends { addr: number; lengthPages: number }, R
 }
 
 /**
+ * mmap's byte arguments (x86-64 sys_mmap, do_mmap and __get_unmapped_area, Linux 6.18): an
+ * unaligned file offset is EINVAL before anything else (off & ~PAGE_MASK); a byte length is
+ * PAGE_ALIGNed, a negative one (read as size_t) is ENOMEM (it wraps to 0, or is past TASK_SIZE);
+ * a hint is rounded down (round_hint_to_min, and x86's arch_get_unmapped_area_topdown masks
+ * it with PAGE_MASK). An unaligned MAP_FIXED or MAP_FIXED_NOREPLACE address stays as it is:
+ * __get_unmapped_area refuses it with EINVAL after its TASK_SIZE check (ENOMEM) and before
+ * mmap_min_addr's (EPERM), so both kernels check it there.
+ */
+export function mmapPages<T extends { addr: number; lengthPages: number; pgoff?: number; fixed?: boolean; noreplace?: boolean }>(
+  op: T,
+): T | { errno: Errno } {
+  if (op.pgoff !== undefined && !Number.isInteger(op.pgoff)) return { errno: 'EINVAL' };
+  const hint = op.fixed !== true && op.noreplace !== true;
+  if (Number.isInteger(op.lengthPages) && (Number.isInteger(op.addr) || !hint)) return op;
+  let lengthPages = op.lengthPages;
+  if (!Number.isInteger(lengthPages)) {
+    lengthPages = Math.ceil(lengthPages);
+    if (lengthPages <= 0) return { errno: 'ENOMEM' };
+  }
+  return { ...op, lengthPages, addr: hint ? Math.floor(op.addr) : op.addr };
+}
+
+/**
  * mremap's byte arguments (SYSCALL_DEFINE5(mremap) and check_mremap_params, Linux 6.18):
  * old_len and new_len are PAGE_ALIGNed first (a negative byte length, read as size_t, wraps to
  * 0: a zero old_len is the special case the kernels already decide, a zero new_len EINVAL);

@@ -73,8 +73,8 @@ export const OP_SCHEMA: OpSchema = {
   spawn: { uid: optInt },
   clone: { pid: int },
   mmap: {
-    pid: int, addr: int, lengthPages: int, prot: int, shared: bool, fixed: optBool, noreplace: optBool,
-    file: optInt, pgoff: optInt, mode: { type: OPEN_MODES, optional: true }, fd: optInt,
+    pid: int, addr: bytes, lengthPages: bytes, prot: int, shared: bool, fixed: optBool, noreplace: optBool,
+    file: optInt, pgoff: optBytes, mode: { type: OPEN_MODES, optional: true }, fd: optInt,
   },
   munmap: { pid: int, addr: bytes, lengthPages: bytes },
   mprotect: { pid: int, addr: bytes, lengthPages: bytes, prot: int },

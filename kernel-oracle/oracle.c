@@ -338,7 +338,7 @@ static struct reply user_access(uintptr_t addr, int write, uint32_t value) {
 }
 
 static struct reply do_mmap(const struct cmd *c) {
-  /* a: addr, len, prot, shared, placement (0 hint, 1 fixed, 2 noreplace, 3 placed), file, pgoff, rw */
+  /* a: addr, len, prot, shared, placement (0 hint, 1 fixed, 2 noreplace, 3 placed), file, offset, rw; addr, len and offset in bytes */
   int flags = c->a[3] ? MAP_SHARED : MAP_PRIVATE;
   int placement = (int)c->a[4];
   if (placement == 1) flags |= MAP_FIXED;
@@ -350,14 +350,14 @@ static struct reply do_mmap(const struct cmd *c) {
     fd = open(c->path, c->a[7] ? O_RDWR : O_RDONLY);
     if (fd < 0) return r_errno(errno);
   }
-  void *want = (c->a[0] == 0 && placement == 0) ? NULL : (void *)real_range(c->a[0], c->a[1]);
-  void *got = mmap(want, (size_t)c->a[1] * PAGE_BYTES, (int)c->a[2], flags, fd, (off_t)c->a[6] * (off_t)PAGE_BYTES);
+  void *want = (c->a[0] == 0 && placement == 0) ? NULL : (void *)real_span(c->a[0], c->a[1]);
+  void *got = mmap(want, (size_t)c->a[1], (int)c->a[2], flags, fd, (off_t)c->a[6]);
   int e = errno;
   if (fd >= 0) close(fd);
   if (got == MAP_FAILED) return r_errno(e);
   if ((flags & MAP_FIXED_NOREPLACE) && got != want) {
     /* A kernel before 4.17 treats MAP_FIXED_NOREPLACE as a hint. */
-    munmap(got, (size_t)c->a[1] * PAGE_BYTES);
+    munmap(got, (size_t)c->a[1]);
     return r_errno(EEXIST);
   }
   return r_ok(model_page((uintptr_t)got));

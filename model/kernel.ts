@@ -3,7 +3,7 @@
  * exposes its state through the inspection interface. Every step runs to completion or
  * throws a KernelAssertionError (a bug); errnos and signals are outcomes.
  */
-import { mremapPages, withPageRange } from '../kernel-api/bytes.ts';
+import { mmapPages, mremapPages, withPageRange } from '../kernel-api/bytes.ts';
 import type { Op } from '../kernel-api/op.ts';
 import { callerPid, madviseLockMode, taskOf } from '../kernel-api/op.ts';
 import { LockTable } from '../kernel-api/locks.ts';
@@ -200,7 +200,14 @@ export class ModelKernel implements Kernel {
   private processOp(proc: Process, op: Op): Outcome {
     const s = this.state;
     switch (op.op) {
-      case 'mmap': return this.locked(proc, 'write', 'vm_mmap_pgoff', () => mmap(s, proc, op));
+      case 'mmap':
+        // Its byte arguments: the offset checked at the syscall, before mmap_lock; the length
+        // and a hint rounded by do_mmap, under it (mmapPages).
+        if (op.pgoff !== undefined && !Number.isInteger(op.pgoff)) return err('EINVAL');
+        return this.locked(proc, 'write', 'vm_mmap_pgoff', () => {
+          const o = mmapPages(op);
+          return 'errno' in o ? err(o.errno) : mmap(s, proc, o);
+        });
       // do_vmi_munmap checks (start, len) under the mmap lock __vm_munmap took.
       case 'munmap': return this.locked(proc, 'write', 'vm_munmap', () => withPageRange('munmap', op, (o) => munmap(s, proc, o)));
       // do_mprotect_pkey and is_valid_madvise check (start, len) before they lock.

@@ -524,6 +524,15 @@ export class TraceBuilder implements GenContext {
         if (hint.shared !== undefined) op.shared = hint.shared;
       }
     }
+    // One time in 32, a byte value in the address, the length or the file offset
+    // (kernel-api/bytes.ts mmapPages).
+    if (c.int(32) === 0) {
+      const b = (1 + c.int(4095)) / 4096;
+      const which = c.int(3);
+      if (which === 0) op.addr += b;
+      else if (which === 1) op.lengthPages = Math.max(0, op.lengthPages - 1) + b;
+      else op.pgoff = (op.pgoff ?? 0) + b;
+    }
     return op;
   }
 

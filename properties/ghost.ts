@@ -149,6 +149,12 @@ export class Ghost {
     if (outcome.kind === 'errno' && outcome.errno === 'ESRCH' && !(op.op === 'mmap' && op.fixed)) return;
     // Byte addresses and lengths (a fraction of a page): Linux refuses an unaligned start
     // before it looks at a VMA, and rounds a byte length up to whole pages (PAGE_ALIGN).
+    // mmap: an unaligned offset, or an unaligned MAP_FIXED address, is refused before anything
+    // is cleared; a byte length rounds up, and the kernel says where a hint landed.
+    if (op.op === 'mmap') {
+      if ((op.pgoff !== undefined && !Number.isInteger(op.pgoff)) || ((op.fixed === true || op.noreplace === true) && !Number.isInteger(op.addr))) return;
+      if (!Number.isInteger(op.lengthPages)) op = { ...op, lengthPages: Math.ceil(op.lengthPages) };
+    }
     if (op.op === 'munmap' || op.op === 'mprotect' || op.op === 'madvise' || op.op === 'mincore') {
       if (!Number.isInteger(op.addr)) return;
       if (!Number.isInteger(op.lengthPages)) op = { ...op, lengthPages: Math.ceil(op.lengthPages) };

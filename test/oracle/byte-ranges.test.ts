@@ -1,6 +1,6 @@
 /**
  * Byte addresses and lengths on the running kernel: unaligned starts, byte lengths and a
- * length PAGE_ALIGN wraps to 0, for munmap, mprotect, madvise, mincore and mremap. The model and Linux must
+ * length PAGE_ALIGN wraps to 0, for munmap, mprotect, madvise, mincore, mremap and mmap. The model and Linux must
  * agree step by step, and the kernel's errnos are pinned too.
  */
 import { describe, expect, it } from 'vitest';
@@ -96,5 +96,30 @@ describe.skipIf(!oracle().ok)('oracle: byte addresses and lengths agree with Lin
     expect(out.slice(3, 6)).toEqual(['-EINVAL', '-EINVAL', '-EINVAL']);
     expect(out.slice(7, 9)).toEqual(['= 7', '= 0']); // 1 page + 1 byte moved as 2 pages, grown to 3
     expect(out.slice(10)).toEqual(['= 7', 'SIGSEGV']); // shrunk to one page
+  });
+
+  it('mmap: an unaligned offset or fixed address is EINVAL, a hint rounds down, a byte length rounds up, a negative one is ENOMEM', () => {
+    const ops: Op[] = [
+      { op: 'spawn' },
+      { op: 'creat', sizePages: 4 },
+      { op: 'pwrite', file: 1, index: 1, value: 5 },
+      { op: 'mmap', pid: 1, addr: A, lengthPages: 1, prot: RW, shared: false, fixed: true, file: 1, pgoff: BYTE },
+      { op: 'mmap', pid: 1, addr: A + BYTE, lengthPages: 1, prot: RW, shared: false, fixed: true },
+      { op: 'mmap', pid: 1, addr: A + 2 * BYTE, lengthPages: 1, prot: RW, shared: false, noreplace: true },
+      { op: 'mmap', pid: 1, addr: A, lengthPages: -BYTE, prot: RW, shared: false },
+      { op: 'mmap', pid: 1, addr: A, lengthPages: 1 + BYTE, prot: R, shared: true, fixed: true, file: 1, pgoff: 1 },
+      { op: 'read', pid: 1, addr: A },
+      { op: 'read', pid: 1, addr: A + 1 },
+      { op: 'mmap', pid: 1, addr: A + 8 + 100 * BYTE, lengthPages: 1, prot: RW, shared: false },
+      { op: 'write', pid: 1, addr: A + 8, value: 3 },
+    ];
+    const v = checkTrace(oracleBinary(), ops);
+    if (v.result !== 'agree') {
+      throw new Error(`${v.result} at step ${v.step + 1} (${JSON.stringify(ops[v.step])}): ${JSON.stringify(v.differences, null, 1)}`);
+    }
+    const out = v.kernel.steps.map((s) => formatOutcome(s.outcome));
+    expect(out.slice(3, 7)).toEqual(['-EINVAL', '-EINVAL', '-EINVAL', '-ENOMEM']);
+    expect(out.slice(8, 10)).toEqual(['= 5', '= 0']); // 1 page + 1 byte of the file from page 1: two pages
+    expect(v.model.steps[10]!.outcome).toEqual({ kind: 'ok', value: A + 8 }); // the hint, rounded down
   });
 });
