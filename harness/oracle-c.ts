@@ -91,7 +91,7 @@ function syscallText(line: string): string {
     case 'clear_refs': return `P${n[0]}: write(open("/proc/<P${n[1]}>/clear_refs", O_WRONLY), "${n[2]}")`;
     case 'map_files_readdir': return `P${n[0]}: readdir(opendir("/proc/<P${n[1]}>/map_files"))`;
     case 'uffd_register_wp':
-      return `P${n[0]}: userfaultfd(O_CLOEXEC|UFFD_USER_MODE_ONLY), UFFDIO_API(WP_ASYNC|WP_UNPOPULATED), UFFDIO_REGISTER(${hex(n[1])}, ${n[2]} pages, MODE_WP)`;
+      return `P${n[0]}: userfaultfd(O_CLOEXEC|UFFD_USER_MODE_ONLY), UFFDIO_API(WP_ASYNC|WP_UNPOPULATED), UFFDIO_REGISTER(${hexBytes(n[1])}, ${n[2]} bytes, MODE_WP)`;
     case 'pagemap_scan': {
       // START and END are bytes from the region's base.
       const at = (bytes: number) => `0x${(REGION_BASE + bytes).toString(16)}`;

@@ -154,7 +154,7 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
     case 'pagemap_read': return `pagemap_read ${op.pid} ${op.target} ${op.addr} ${op.count ?? 1}`;
     case 'clear_refs': return `clear_refs ${op.pid} ${op.target} ${op.mode}`;
     case 'map_files_readdir': return `map_files_readdir ${op.pid} ${op.target}`;
-    case 'uffd_register_wp': return op.async === true ? `uffd_register_wp ${op.pid} ${op.addr} ${op.lengthPages}` : null;
+    case 'uffd_register_wp': return op.async === true ? `uffd_register_wp ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)}` : null;
     case 'pagemap_scan': {
       // Start and end in bytes from the region's base: a fractional page is an unaligned address.
       const bytes = (pages: number) => Math.round(pages * 4096);

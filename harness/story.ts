@@ -62,7 +62,7 @@ export function formatOp(op: Op): string {
     case 'close': return `P${op.pid}: close(${op.fd})`;
     case 'pagemap_read': return `P${op.pid}: pread /proc/${op.target}/pagemap @${hex(op.addr)}${op.count === undefined ? '' : ` ×${op.count}`}`;
     case 'clear_refs': return `P${op.pid}: echo ${op.mode} > /proc/${op.target}/clear_refs`;
-    case 'uffd_register_wp': return `P${op.pid}: UFFDIO_REGISTER(${hex(op.addr)}, ${op.lengthPages}p, WP async)`;
+    case 'uffd_register_wp': return `P${op.pid}: UFFDIO_REGISTER(${at(op.addr)}, ${len(op.lengthPages)}, WP async)`;
     case 'pagemap_scan': return `P${op.pid}: PAGEMAP_SCAN(P${op.target ?? op.pid}, ${hex(op.start)}–${hex(op.end)}, flags=${op.flags})`;
     case 'map_files_readdir': return `P${op.pid}: readdir /proc/${op.target}/map_files`;
     case 'drv': {

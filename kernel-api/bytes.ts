@@ -37,12 +37,14 @@ export function bytesText(pages: number): string {
  *   len_in && !len → EINVAL.
  * - mincore (sys_mincore): start & ~PAGE_MASK → EINVAL; !access_ok(start, len) → ENOMEM (a
  *   negative len read as size_t); pages = len >> PAGE_SHIFT, plus one for a partial page.
+ * - uffd (UFFDIO_REGISTER's validate_range): start & ~PAGE_MASK or len & ~PAGE_MASK → EINVAL:
+ *   a byte length is refused, not rounded.
  * The rest (len 0, range past TASK_SIZE, negative values as size_t) the kernels already
  * decide on the whole-page range, as before.
  */
-export type RangeRule = 'munmap' | 'mprotect' | 'madvise' | 'mincore';
+export type RangeRule = 'munmap' | 'mprotect' | 'madvise' | 'mincore' | 'uffd';
 
-const WRAP_ERRNO: Record<RangeRule, Errno> = { munmap: 'EINVAL', mprotect: 'ENOMEM', madvise: 'EINVAL', mincore: 'ENOMEM' };
+const WRAP_ERRNO: Record<RangeRule, Errno> = { munmap: 'EINVAL', mprotect: 'ENOMEM', madvise: 'EINVAL', mincore: 'ENOMEM', uffd: 'EINVAL' };
 
 /**
  * The whole-page (addr, lengthPages) a syscall works on, or its errno. An unaligned start is
@@ -52,6 +54,7 @@ const WRAP_ERRNO: Record<RangeRule, Errno> = { munmap: 'EINVAL', mprotect: 'ENOM
 export function pageRange(rule: RangeRule, addr: number, lengthPages: number): { addr: number; lengthPages: number } | { errno: Errno } {
   if (!Number.isInteger(addr)) return { errno: 'EINVAL' };
   if (Number.isInteger(lengthPages)) return { addr, lengthPages };
+  if (rule === 'uffd') return { errno: 'EINVAL' };
   const pages = Math.ceil(lengthPages);
   if (pages === 0) return { errno: WRAP_ERRNO[rule] };
   return { addr, lengthPages: pages };

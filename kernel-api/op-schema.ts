@@ -103,7 +103,7 @@ export const OP_SCHEMA: OpSchema = {
   mincore: { pid: int, addr: bytes, lengthPages: bytes },
   clear_refs: { pid: int, target: int, mode: int },
   // The type says `async: true`; false is accepted as the kernels answer it with EINVAL.
-  uffd_register_wp: { pid: int, addr: int, lengthPages: int, async: bool },
+  uffd_register_wp: { pid: int, addr: bytes, lengthPages: bytes, async: bool },
   pagemap_scan: {
     pid: int, target: optInt, start: { type: 'number' }, end: { type: 'number' }, flags: int, max_pages: int,
     category_inverted: int, category_mask: int, category_anyof_mask: int, return_mask: int, vec_len: int,

@@ -526,8 +526,8 @@ static struct reply uffd_register_wp(const struct cmd *c) {
   if (ioctl(fd, UFFDIO_API, &api) != 0) { int e = errno; close(fd); return r_errno(e); }
   struct uffdio_register reg;
   memset(&reg, 0, sizeof reg);
-  reg.range.start = (uint64_t)real_range(c->a[0], c->a[1]);
-  reg.range.len = (uint64_t)c->a[1] * PAGE_BYTES;
+  reg.range.start = (uint64_t)real_span(c->a[0], c->a[1]); /* bytes */
+  reg.range.len = (uint64_t)c->a[1];
   reg.mode = UFFDIO_REGISTER_MODE_WP;
   if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0) { int e = errno; close(fd); return r_errno(e); }
   return r_ok(0);

@@ -244,7 +244,8 @@ export class ModelKernel implements Kernel {
       case 'mincore': return withPageRange('mincore', op, (o) => mincore(s, proc, o));
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);
-      case 'uffd_register_wp': return this.locked(proc, 'write', 'userfaultfd_register', () => uffdRegisterWp(s, proc, op));
+      // validate_range before mmap_lock.
+      case 'uffd_register_wp': return withPageRange('uffd', op, (o) => this.locked(proc, 'write', 'userfaultfd_register', () => uffdRegisterWp(s, proc, o)));
       case 'map_files_readdir': return mapFilesReaddir(s, proc, op);
       default: return err('EINVAL');
     }

@@ -466,7 +466,7 @@ export class TraceBuilder implements GenContext {
         return { op: 'pagemap_read', pid, target, addr: this.addr(target, c), count: c.pick([1, 1, 2, 4, 8, 0]) };
       }
       case 'clear_refs': return { op: 'clear_refs', pid, target: this.otherPid(pid, c), mode: c.pick([4, 4, 4, 1, 0, 6]) };
-      case 'uffd_register_wp': return { op: 'uffd_register_wp', pid, ...this.range(pid, c), async: true };
+      case 'uffd_register_wp': return { op: 'uffd_register_wp', pid, ...this.byteRange(pid, c), async: true };
       case 'map_files_readdir': return { op: 'map_files_readdir', pid, target: this.otherPid(pid, c) };
       case 'pagemap_scan': return this.pagemapScan(pid, c);
     }

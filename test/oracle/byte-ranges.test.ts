@@ -1,6 +1,7 @@
 /**
  * Byte addresses and lengths on the running kernel: unaligned starts, byte lengths and a
- * length PAGE_ALIGN wraps to 0, for munmap, mprotect, madvise, mincore, mremap and mmap. The model and Linux must
+ * length PAGE_ALIGN wraps to 0, for munmap, mprotect, madvise, mincore, mremap, mmap and
+ * UFFDIO_REGISTER. The model and Linux must
  * agree step by step, and the kernel's errnos are pinned too.
  */
 import { describe, expect, it } from 'vitest';
@@ -121,5 +122,21 @@ describe.skipIf(!oracle().ok)('oracle: byte addresses and lengths agree with Lin
     expect(out.slice(3, 7)).toEqual(['-EINVAL', '-EINVAL', '-EINVAL', '-ENOMEM']);
     expect(out.slice(8, 10)).toEqual(['= 5', '= 0']); // 1 page + 1 byte of the file from page 1: two pages
     expect(v.model.steps[10]!.outcome).toEqual({ kind: 'ok', value: A + 8 }); // the hint, rounded down
+  });
+
+  it('UFFDIO_REGISTER: an unaligned start or a byte length is EINVAL, not rounded', () => {
+    const ops: Op[] = [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: A, lengthPages: 2, prot: RW, shared: false, noreplace: true },
+      { op: 'uffd_register_wp', pid: 1, addr: A + BYTE, lengthPages: 1, async: true },
+      { op: 'uffd_register_wp', pid: 1, addr: A, lengthPages: 1 + BYTE, async: true },
+      { op: 'uffd_register_wp', pid: 1, addr: A, lengthPages: 2, async: true },
+    ];
+    const v = checkTrace(oracleBinary(), ops);
+    if (v.result === 'skipped') return; // no UFFD_FEATURE_WP_ASYNC here: the oracle says so
+    if (v.result !== 'agree') {
+      throw new Error(`${v.result} at step ${v.step + 1} (${JSON.stringify(ops[v.step])}): ${JSON.stringify(v.differences, null, 1)}`);
+    }
+    expect(v.kernel.steps.slice(2).map((s) => formatOutcome(s.outcome))).toEqual(['-EINVAL', '-EINVAL', '= 0']);
   });
 });
