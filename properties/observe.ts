@@ -154,33 +154,25 @@ export function liveObservationsEqual(a: KernelInspect, b: KernelInspect, runnin
     const q = pb[i]!;
     if (p.pid !== q.pid || p.state !== q.state) return null;
     if (p.rss.anon !== q.rss.anon || p.rss.file !== q.rss.file || p.rss.shmem !== q.rss.shmem || p.rss.swap !== q.rss.swap) return null;
-    const va = a.vmas(p.pid)[Symbol.iterator]();
-    const vb = b.vmas(q.pid)[Symbol.iterator]();
-    for (;;) {
-      const m = va.next();
-      const n = vb.next();
-      if (m.done === true || n.done === true) {
-        if (m.done !== n.done) return null;
-        break;
-      }
-      if (!sameMapLine(m.value, n.value)) return null;
-    }
-    const ta = a.ptes(p.pid)[Symbol.iterator]();
-    const tb = b.ptes(q.pid)[Symbol.iterator]();
-    for (;;) {
-      const m = ta.next();
-      const n = tb.next();
-      if (m.done === true || n.done === true) {
-        if (m.done !== n.done) return null;
-        break;
-      }
-      fillPage(x, a, canonA, swapA, m.value[0], m.value[1]);
-      fillPage(y, b, canonB, swapB, n.value[0], n.value[1]);
-      if (!pageEqual(x, y)) return null;
-    }
+    if (!sameInStep(a.vmas(p.pid), b.vmas(q.pid), sameMapLine)) return null;
+    const samePage = (m: [number, PteView], n: [number, PteView]) =>
+      pageEqual(fillPage(x, a, canonA, swapA, m[0], m[1]), fillPage(y, b, canonB, swapB, n[0], n[1]));
+    if (!sameInStep(a.ptes(p.pid), b.ptes(q.pid), samePage)) return null;
     if (p.state === 'running') running.push(p.pid);
   }
   return running;
+}
+
+/** Two sequences of the same length, equal element by element (`same`), walked side by side. */
+function sameInStep<T>(xs: Iterable<T>, ys: Iterable<T>, same: (x: T, y: T) => boolean): boolean {
+  const a = xs[Symbol.iterator]();
+  const b = ys[Symbol.iterator]();
+  for (;;) {
+    const m = a.next();
+    const n = b.next();
+    if (m.done === true || n.done === true) return m.done === n.done;
+    if (!same(m.value, n.value)) return false;
+  }
 }
 
 /** The same /proc/<pid>/maps line (mapEqual of vmaMaps' ranges), with no string built. */
