@@ -6,7 +6,7 @@
 import type {
   Capability, DriverKernel, DriverVma, FaultResult, FileOperations, MmHandle, MmuIntervalNotifier, MmuIntervalNotifierOps, PtraceMode,
 } from '../kernel-api/driver.ts';
-import { FOLL_GET, FOLL_PIN } from '../kernel-api/driver.ts';
+import { FOLL_GET, FOLL_PIN, KMALLOC_PAGE } from '../kernel-api/driver.ts';
 import type { LockRef } from '../kernel-api/locks.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
 import type { Tid } from '../kernel-api/sched.ts';
@@ -145,17 +145,39 @@ export class ImplDriverKernel implements DriverKernel {
   page_read(pfn: number): number { return pfnValue(this.s, pfn); }
   page_write(pfn: number, value: number): void { setPfnValue(this.s, pfn, value >>> 0); }
 
-  kmalloc(tag: string, gfp: 'GFP_KERNEL' | 'GFP_ATOMIC' = 'GFP_KERNEL'): number | null {
+  /** kmalloc: a slab object; a page-sized one has a PageSlab page of its own (model/driverapi.ts). */
+  kmalloc(tag: string, gfp: 'GFP_KERNEL' | 'GFP_ATOMIC' = 'GFP_KERNEL', bytes = 0): number | null {
+    if (bytes > KMALLOC_PAGE) fail(`kmalloc of ${bytes} bytes: objects above a page (kmalloc-8k, kmalloc_large) are not modelled`);
     if (gfp === 'GFP_KERNEL') this.s.locks.preemptPoint('kmalloc');
-    if (shouldFailAlloc(this.s)) return null;
+    let page = -1;
+    if (bytes >= KMALLOC_PAGE) {
+      page = allocFrame(this.s, KIND_DRIVER, 0);
+      if (page === -1) return null;
+      exposePfn(this.s, page);
+    } else if (shouldFailAlloc(this.s)) return null;
     const id = this.s.nextSlabId++;
     this.s.slab.set(id, tag);
+    if (page !== -1) {
+      this.s.slabPage.set(id, page);
+      this.s.slabPfns.add(page);
+    }
     return id;
   }
 
   kfree(obj: number): void {
     if (!(this.s.slab.has(obj))) fail(`kfree of slab object ${obj} that is not allocated (double free)`, 'slab');
     this.s.slab.delete(obj);
+    const page = this.s.slabPage.get(obj);
+    if (page === undefined) return;
+    this.s.slabPage.delete(obj);
+    this.s.slabPfns.delete(page);
+    this.put_page(page);
+  }
+
+  virt_to_page(obj: number): number {
+    const page = this.s.slabPage.get(obj);
+    if (page === undefined) fail(`virt_to_page of slab object ${obj}, which has no page of its own (not a live page-sized kmalloc)`);
+    return page;
   }
 
   /** The process and VMA a driver names; a VMA still being set up by f_op->mmap is accepted. */
@@ -207,11 +229,17 @@ export class ImplDriverKernel implements DriverKernel {
   vm_insert_page(dvma: DriverVma, addr: number, pfn: number): Errno | 0 {
     const [proc, vma] = this.vmaToFill(dvma);
     if (addr < vma.start || addr >= vma.end) return 'EFAULT';
+    if (!vma.mixedmap) {
+      // BUG_ON(mmap_read_trylock(vma->vm_mm)), BUG_ON(VM_PFNMAP), vm_flags_set(VM_MIXEDMAP).
+      if (!this.s.locks.holds(mmapLock(this.s, proc.pid), 'write')) {
+        fail(`vm_insert_page into map#${vma.id} of P${proc.pid}, not VM_MIXEDMAP, without its mmap_lock held for write (BUG_ON(mmap_read_trylock))`);
+      }
+      if (vma.pfnmap) fail(`vm_insert_page into map#${vma.id}, a VM_PFNMAP VMA`);
+      vma.mixedmap = true;
+    }
     const page = frameOf(this.s, pfn);
-    if ((this.s.pool.flags[page] & F_KIND) === KIND_ANON || this.s.pool.refcount[page] === 0) return 'EINVAL';
-    // BUG_ON(vma->vm_flags & VM_PFNMAP) before a VMA becomes VM_MIXEDMAP: a pfn map has no pages to count.
-    if (!vma.mixedmap && vma.pfnmap) fail(`vm_insert_page into map#${vma.id}, a VM_PFNMAP VMA`);
-    vma.mixedmap = true;
+    // validate_page_before_insert: no reference, anonymous, or a slab page (folio_test_slab).
+    if (this.s.pool.refcount[page] === 0 || (this.s.pool.flags[page] & F_KIND) === KIND_ANON || this.s.slabPfns.has(page)) return 'EINVAL';
     this.s.locks.preemptPoint('vm_insert_page');
     return withPtl(this.s, proc.mm, 'vm_insert_page', () => {
       if (proc.mm.pt.flags(addr) !== 0) return 'EBUSY';

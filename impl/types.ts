@@ -166,6 +166,10 @@ export type ImplState = {
   nextAnonVma: number;
   failNth: number;
   slab: Map<number, string>;
+  /** The slab page of each kmalloc object of a page (PageSlab), by object. */
+  slabPage: Map<number, number>;
+  /** The pfns of those pages: folio_test_slab. */
+  slabPfns: Set<number>;
   nextSlabId: number;
   nextDriverFileId: number;
   notifiers: Map<number, ImplNotifier>;

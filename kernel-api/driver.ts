@@ -23,6 +23,11 @@ export const FOLL_FORCE = 0x10;
 export const FOLL_NOFAULT = 0x80000;
 export const FOLL_PIN = 0x40000;
 
+/** PAGE_SIZE in bytes: kmalloc(tag, gfp, KMALLOC_PAGE) is a page-sized object (kmalloc-4k, a slab page). */
+export const KMALLOC_PAGE = 4096;
+/** KMALLOC_MAX_CACHE_SIZE on x86-64 (PAGE_SIZE << 1): above it kmalloc goes to the page allocator. */
+export const KMALLOC_MAX_CACHE_SIZE = 8192;
+
 /** PTRACE_MODE_* of ptrace_may_access. */
 export type PtraceMode = 'read' | 'attach';
 
@@ -155,9 +160,17 @@ export interface DriverKernel {
   /** Kernel access to a page's contents through the direct map. */
   page_read(pfn: number): number;
   page_write(pfn: number, value: number): void;
-  /** A slab object; null when fault injection fails it. GFP_KERNEL (the default) may sleep; GFP_ATOMIC does not. */
-  kmalloc(tag: string, gfp?: 'GFP_KERNEL' | 'GFP_ATOMIC'): number | null;
+  /**
+   * A slab object; null when fault injection fails it. GFP_KERNEL (the default) may sleep;
+   * GFP_ATOMIC does not. `bytes` is its size: a small object by default; PAGE_SIZE
+   * (KMALLOC_PAGE) is an object of the kmalloc-4k cache, a whole page of a slab — a page
+   * with PageSlab set (folio_test_slab), which virt_to_page names. Sizes above
+   * KMALLOC_MAX_CACHE_SIZE (kmalloc_large) are not modelled.
+   */
+  kmalloc(tag: string, gfp?: 'GFP_KERNEL' | 'GFP_ATOMIC', bytes?: number): number | null;
   kfree(obj: number): void;
+  /** virt_to_page of a page-sized kmalloc object: the pfn of its slab page. */
+  virt_to_page(obj: number): number;
   /** remap_pfn_range, vm_insert_page, vmf_insert_pfn: may sleep (page-table allocation); take vma's mm's PTL. */
   remap_pfn_range(vma: DriverVma, addr: number, pfn: number, nrPages: number): Errno | 0;
   vm_insert_page(vma: DriverVma, addr: number, pfn: number): Errno | 0;

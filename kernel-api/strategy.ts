@@ -12,7 +12,7 @@ export type InvariantId =
   | 'refcount-balance' | 'mapcount' | 'no-stale-pte' | 'remote-coherence' | 'cow-isolation'
   | 'exclusive-anon' | 'zero-page' | 'file-integrity' | 'rss-counters' | 'swap-accounting'
   | 'vma-wellformed' | 'no-leak' | 'access-control' | 'slab' | 'differential' | 'kernel-assert'
-  | 'pagemap-scan' | 'hang' | 'deadlock' | 'lock-order' | 'sleep-in-atomic' | 'lock-leak' | 'pin-coherence';
+  | 'pagemap-scan' | 'hang' | 'deadlock' | 'lock-order' | 'sleep-in-atomic' | 'lock-leak' | 'pin-coherence' | 'driver-mmap';
 
 export type DriverArgs = Record<string, number | boolean | string>;
 
@@ -112,6 +112,13 @@ export type StrategyDefinition = {
    * How user space maps one of this strategy's fds (f_op name `driver`): the offset and
    * length an mmap should use. Absent: small offsets and lengths.
    */
+  /**
+   * The errnos the design's ->mmap gives (its own range check's, say) when the mapping
+   * request itself is bad: declared, `driver-mmap` judges every mmap of the design's fds
+   * that its ->mmap refused with another errno a flaw — a request the design says it maps
+   * (a failed allocation, ENOMEM, and the core's own checks before ->mmap are not judged).
+   */
+  readonly mmapRefusesOnly?: readonly Errno[];
   mmapArgs?(ctx: GenContext, c: Choice, pid: number, driver: string, fd: number): { pgoff: number; lengthPages: number; prot?: number; shared?: boolean } | null;
   /**
    * The design's basic use, as operations from an empty machine (with `config`'s address

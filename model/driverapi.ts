@@ -11,7 +11,7 @@ import { LockViolation } from '../kernel-api/locks.ts';
 import type { Tid } from '../kernel-api/sched.ts';
 import { mmapLock, notifierWq, pidOfTask, taskName, withPtl } from './locks.ts';
 import { activeInvalidations, type ActiveInvalidation } from './notifier.ts';
-import { FOLL_GET, FOLL_PIN } from '../kernel-api/driver.ts';
+import { FOLL_GET, FOLL_PIN, KMALLOC_PAGE } from '../kernel-api/driver.ts';
 import { PROT_WRITE } from '../kernel-api/op.ts';
 import type { Errno } from '../kernel-api/outcome.ts';
 import type { ModelDriverFile, ModelState, Process, Vma } from './types.ts';
@@ -135,17 +135,47 @@ export class ModelDriverKernel implements DriverKernel {
   page_read(pfn: number): number { return pfnValue(this.s, pfn); }
   page_write(pfn: number, value: number): void { setPfnValue(this.s, pfn, value >>> 0); }
 
-  kmalloc(tag: string, gfp: 'GFP_KERNEL' | 'GFP_ATOMIC' = 'GFP_KERNEL'): number | null {
+  /**
+   * kmalloc: a slab object. A page-sized one (bytes >= PAGE_SIZE, up to
+   * KMALLOC_MAX_CACHE_SIZE: __kmalloc from the kmalloc-4k cache) has a page of its own
+   * here, marked PageSlab: one object per slab page, the slab's reference its refcount
+   * (Linux 6.18 allocates slab pages frozen, refcount 0; either way vm_insert_page refuses
+   * them, validate_page_before_insert's folio_test_slab).
+   */
+  kmalloc(tag: string, gfp: 'GFP_KERNEL' | 'GFP_ATOMIC' = 'GFP_KERNEL', bytes = 0): number | null {
+    assert(bytes <= KMALLOC_PAGE, `kmalloc of ${bytes} bytes: objects above a page (kmalloc-8k, kmalloc_large) are not modelled`);
     if (gfp === 'GFP_KERNEL') this.s.locks.preemptPoint('kmalloc');
-    if (shouldFailAlloc(this.s)) return null;
+    let page = -1;
+    if (bytes >= KMALLOC_PAGE) {
+      // One allocation, one fail_nth count: the slab page's (allocFrame counts it).
+      const frame = allocFrame(this.s, 'driver', 0);
+      if (frame === null) return null;
+      page = frame.pfn;
+    } else if (shouldFailAlloc(this.s)) return null;
     const id = this.s.nextSlabId++;
     this.s.slab.set(id, tag);
+    if (page !== -1) {
+      this.s.slabPage.set(id, page);
+      this.s.slabPfns.add(page);
+    }
     return id;
   }
 
   kfree(obj: number): void {
     assert(this.s.slab.has(obj), `kfree of slab object ${obj} that is not allocated (double free)`, 'slab');
     this.s.slab.delete(obj);
+    const page = this.s.slabPage.get(obj);
+    if (page === undefined) return;
+    // The slab page goes back to the page allocator: its last reference, unless a PTE or GUP still holds one.
+    this.s.slabPage.delete(obj);
+    this.s.slabPfns.delete(page);
+    this.put_page(page);
+  }
+
+  virt_to_page(obj: number): number {
+    const page = this.s.slabPage.get(obj);
+    assert(page !== undefined, `virt_to_page of slab object ${obj}, which has no page of its own (not a live page-sized kmalloc)`);
+    return page;
   }
 
   /**
@@ -200,15 +230,30 @@ export class ModelDriverKernel implements DriverKernel {
     return 0;
   }
 
-  /** vm_insert_page: a point (page-table allocation), then under the PTL: EBUSY unless pte_none. */
+  /**
+   * vm_insert_page (mm/memory.c): EFAULT outside the VMA; on a VMA not yet VM_MIXEDMAP,
+   * BUG_ON(mmap_read_trylock(mm)) — the caller must hold the mmap_lock for write, as ->mmap
+   * does (a fault handler, under the read lock, must have set VM_MIXEDMAP in ->mmap) — and
+   * BUG_ON(VM_PFNMAP), then vm_flags_set(VM_MIXEDMAP); then insert_page:
+   * validate_page_before_insert refuses (EINVAL) a page with no reference, an anonymous
+   * page or a slab page (folio_test_slab: what kmalloc gives), then a point (get_locked_pte
+   * may allocate a page table), then under the PTL insert_page_into_pte_locked: EBUSY
+   * unless pte_none, else folio_get, inc_mm_counter(mm_counter_file),
+   * folio_add_file_rmap_pte and the PTE (writable only in a shared writable VMA:
+   * vm_page_prot).
+   */
   vm_insert_page(dvma: DriverVma, addr: number, pfn: number): Errno | 0 {
     const [proc, vma] = this.vmaToFill(dvma);
     if (addr < vma.start || addr >= vma.end) return 'EFAULT';
+    if (!vma.mixedmap) {
+      assert(this.s.locks.holds(mmapLock(this.s, proc.pid), 'write'),
+        `vm_insert_page into map#${vma.id} of P${proc.pid}, not VM_MIXEDMAP, without its mmap_lock held for write (BUG_ON(mmap_read_trylock))`);
+      // BUG_ON(vma->vm_flags & VM_PFNMAP) before a VMA becomes VM_MIXEDMAP: a pfn map has no pages to count.
+      assert(!vma.pfnmap, `vm_insert_page into map#${vma.id}, a VM_PFNMAP VMA`);
+      vma.mixedmap = true;
+    }
     const frame = frameOf(this.s, pfn);
-    if (frame.kind === 'anon' || frame.refcount === 0) return 'EINVAL';
-    // BUG_ON(vma->vm_flags & VM_PFNMAP) before a VMA becomes VM_MIXEDMAP: a pfn map has no pages to count.
-    assert(vma.mixedmap || !vma.pfnmap, `vm_insert_page into map#${vma.id}, a VM_PFNMAP VMA`);
-    vma.mixedmap = true;
+    if (frame.refcount === 0 || frame.kind === 'anon' || this.s.slabPfns.has(pfn)) return 'EINVAL';
     this.s.locks.preemptPoint('vm_insert_page');
     return withPtl(this.s, proc.pid, 'vm_insert_page', () => {
       if (proc.mm.ptes.has(addr)) return 'EBUSY';

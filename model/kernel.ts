@@ -38,7 +38,7 @@ export function newModelState(config: KernelConfig, locks?: LockTable): ModelSta
   const s: ModelState = {
     config, step: 0, frames: new Map(), freed: new Map(), nextPfn: 1, zeroPfn: 0, processes: new Map(), running: new Set(), nextPid: 1,
     files: new Map(), nextFileId: 1, nextShmemId: 1, swap: new Map(), nextSlot: 1, nextVmaId: 1, nextAnonVma: 1,
-    failNth: 0, slab: new Map(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(), nextNotifierId: 1,
+    failNth: 0, slab: new Map(), slabPage: new Map(), slabPfns: new Set(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(), nextNotifierId: 1,
     skipPtraceCheck: false, skipForkDmaCopy: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
     lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map() },

@@ -168,6 +168,10 @@ export type ModelState = {
   failNth: number;
   /** Live kmalloc objects by id → tag. */
   slab: Map<number, string>;
+  /** The slab page of each kmalloc object of a page (PageSlab), by object: virt_to_page's answer. */
+  slabPage: Map<number, number>;
+  /** The pfns of those pages: folio_test_slab. */
+  slabPfns: Set<number>;
   nextSlabId: number;
   nextDriverFileId: number;
   notifiers: Map<number, ModelNotifier>;

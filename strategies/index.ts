@@ -10,12 +10,13 @@ import { kbufRemap } from './kbuf-remap.ts';
 import { mapFiles } from './map-files.ts';
 import { procMemNotify } from './proc-mem-notify.ts';
 import { pinBuffers } from './pin-buffers.ts';
+import { kbufInsert, kbufInsertKmalloc } from './kbuf-insert.ts';
 
-export const STRATEGIES: readonly StrategyDefinition[] = [procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify, pinBuffers];
+export const STRATEGIES: readonly StrategyDefinition[] = [procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify, pinBuffers, kbufInsert, kbufInsertKmalloc];
 
 /** The strategy called `name`, or undefined. */
 export function strategyByName(name: string): StrategyDefinition | undefined {
   return STRATEGIES.find((s) => s.name === name);
 }
 
-export { procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify, pinBuffers };
+export { procMemMmap, pidfdMem, kbufFault, kbufRemap, mapFiles, procMemNotify, pinBuffers, kbufInsert, kbufInsertKmalloc };

@@ -63,8 +63,8 @@ export abstract class KbufDriver implements StrategyInstance {
     const info: MmapInfo = { slab, pages: [] };
     this.infos.set(slab, info);
     for (let i = 0; i < BUFFER_PAGES; i++) {
-      const page = this.k.alloc_page();
-      if (page === null) throw new DriverBug(`${this.name}: open writes to the NULL page that alloc_page returned`);
+      const page = this.allocBufferPage();
+      if (page === null) throw new DriverBug(`${this.name}: open writes to the NULL page that ${this.pageAllocator} returned`);
       info.pages.push(page);
     }
     this.k.page_write(info.pages[0], ASDF); // memcpy(info->data, "asdf", BUFFER_SIZE)
@@ -100,6 +100,14 @@ export abstract class KbufDriver implements StrategyInstance {
     this.k.kfree(info.slab);
     this.infos.delete(info.slab);
     file.privateData = null;
+  }
+
+  /** What allocates a buffer page, as the C names it (for the NULL dereference's message). */
+  protected readonly pageAllocator: string = 'alloc_page';
+
+  /** One page of the buffer ("allocate a page for each entry"): alloc_page unless a design says otherwise. */
+  protected allocBufferPage(): number | null {
+    return this.k.alloc_page();
   }
 
   protected abstract freeBufferPage(pfn: number): void;

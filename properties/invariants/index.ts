@@ -5,6 +5,7 @@ import { exclusiveAnon, mapcount, noStalePte, pinCoherence, refcountBalance, zer
 import { noLeak, rssCounters, swapAccounting, vmaWellformed } from './accounting.ts';
 import { cowIsolation, fileIntegrity, remoteCoherence } from './content.ts';
 import { accessControl } from './access.ts';
+import { driverMmap } from './driver.ts';
 import { pagemapScan } from './pagemap.ts';
 import { messageCause, RAISED, raisedCause } from './raised.ts';
 import type { Op } from '../../kernel-api/op.ts';
@@ -15,7 +16,7 @@ export { takeCensus } from './census.ts';
 
 export const INVARIANTS: readonly Invariant[] = [
   noStalePte, refcountBalance, mapcount, exclusiveAnon, pinCoherence, zeroPage, rssCounters, swapAccounting,
-  vmaWellformed, cowIsolation, fileIntegrity, remoteCoherence, accessControl, noLeak, pagemapScan,
+  vmaWellformed, cowIsolation, fileIntegrity, remoteCoherence, accessControl, driverMmap, noLeak, pagemapScan,
 ];
 
 /** Ids checked by the step checker, plus those reported from elsewhere (assertions, differential). */
