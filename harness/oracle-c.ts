@@ -65,7 +65,7 @@ function syscallText(line: string): string {
     case 'pwrite': return `pwrite(file ${n[0]}, ${n[2]}, page ${n[1]})`;
     case 'truncate': return `ftruncate(file ${n[0]}, ${n[1]} pages)`;
     case 'mmap': {
-      const flags = [n[4] ? 'MAP_SHARED' : 'MAP_PRIVATE', n[6] < 0 ? 'MAP_ANONYMOUS' : '', ['', 'MAP_FIXED', 'MAP_FIXED_NOREPLACE', 'MAP_FIXED_NOREPLACE'][n[5]]].filter((x) => x !== '');
+      const flags = [n[4] ? 'MAP_SHARED' : 'MAP_PRIVATE', n[6] < 0 ? 'MAP_ANONYMOUS' : '', ['', 'MAP_FIXED', 'MAP_FIXED_NOREPLACE', 'MAP_FIXED_NOREPLACE'][n[5]], n[9] ? 'MAP_LOCKED' : ''].filter((x) => x !== '');
       const fd = n[6] < 0 ? '-1' : `open(file ${n[6]}, ${n[8] ? 'O_RDWR' : 'O_RDONLY'})`;
       return `P${n[0]}: mmap(${hexBytes(n[1])}, ${n[2]} bytes, ${protText(n[3])}, ${flags.join('|')}, ${fd}, offset ${n[7]})`;
     }
@@ -73,6 +73,10 @@ function syscallText(line: string): string {
     case 'mprotect': return `P${n[0]}: mprotect(${hexBytes(n[1])}, ${n[2]} bytes, ${protText(n[3])})`;
     case 'madvise': return `P${n[0]}: madvise(${hexBytes(n[1])}, ${n[2]} bytes, MADV_${w[3]})`;
     case 'mincore': return `P${n[0]}: mincore(${hexBytes(n[1])}, ${n[2]} bytes, vec)`;
+    case 'mlock': return `P${n[0]}: ${n[3] ? 'mlock2' : 'mlock'}(${hexBytes(n[1])}, ${n[2]} bytes${n[3] ? ', MLOCK_ONFAULT' : ''})`;
+    case 'munlock': return `P${n[0]}: munlock(${hexBytes(n[1])}, ${n[2]} bytes)`;
+    case 'mlockall': return `P${n[0]}: mlockall(${n[1]})`;
+    case 'munlockall': return `P${n[0]}: munlockall()`;
     case 'mremap': {
       const flags = [n[4] ? 'MREMAP_MAYMOVE' : '', n[5] ? 'MREMAP_FIXED' : '', n[7] ? 'MREMAP_DONTUNMAP' : ''].filter((x) => x !== '').join('|') || '0';
       return `P${n[0]}: mremap(${hexBytes(n[1])}, ${n[2]} bytes, ${n[3]} bytes, ${flags}${n[5] ? `, ${hexBytes(n[6])}` : ''})`;

@@ -28,7 +28,7 @@ import seedrandom from 'seedrandom';
 import type { Op, OpName } from '../kernel-api/op.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import { err, formatOutcome } from '../kernel-api/outcome.ts';
-import { PM_FILE, PM_MMAP_EXCLUSIVE, PM_PRESENT } from '../kernel-api/op.ts';
+import { MCL_CURRENT, PM_FILE, PM_MMAP_EXCLUSIVE, PM_PRESENT } from '../kernel-api/op.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { MapRange } from '../kernel-api/observation.ts';
 import { ModelKernel } from '../model/kernel.ts';
@@ -89,6 +89,7 @@ export const ORACLE_OPS: readonly OpName[] = [
   'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'creat', 'pread',
   'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev', 'set_dumpable',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir', 'mincore',
+  'mlock', 'munlock', 'mlockall', 'munlockall',
 ];
 
 /** The calls of the subset that not every kernel has: the oracle's start-up probe for each (its header's "caps"). */
@@ -125,13 +126,19 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
         addr = modelOutcome.value;
       }
       // Address, length and file offset in bytes, as for munmap.
-      return `mmap ${op.pid} ${bytesText(addr)} ${bytesText(op.lengthPages)} ${op.prot} ${b(op.shared)} ${placement} ${op.file ?? -1} ${bytesText(op.pgoff ?? 0)} ${op.mode === 'r' ? 0 : 1}`;
+      return `mmap ${op.pid} ${bytesText(addr)} ${bytesText(op.lengthPages)} ${op.prot} ${b(op.shared)} ${placement} ${op.file ?? -1} ${bytesText(op.pgoff ?? 0)} ${op.mode === 'r' ? 0 : 1} ${b(op.locked)}`;
     }
     // Address (from the region's base) and length in bytes: a fraction of a page is a byte value.
     case 'munmap': return `munmap ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)}`;
     case 'mprotect': return `mprotect ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)} ${op.prot}`;
     case 'madvise': return `madvise ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)} ${op.advice}`;
     case 'mincore': return `mincore ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)}`;
+    case 'mlock': return `mlock ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)} ${b(op.onfault)}`;
+    case 'munlock': return `munlock ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)}`;
+    // MCL_CURRENT would lock and fault in the replayer's own mappings too (its code, stack,
+    // libc): not the model's address space, so not replayed (SIMPLIFICATIONS.md).
+    case 'mlockall': return (op.flags & MCL_CURRENT) !== 0 ? null : `mlockall ${op.pid} ${op.flags}`;
+    case 'munlockall': return `munlockall ${op.pid}`;
     case 'mremap': {
       let fixed = b(op.fixed);
       let newAddr = op.newAddr ?? 0;
@@ -643,7 +650,8 @@ export function generateOracleTrace(seed: string, config: Readonly<KernelConfig>
   for (let attempt = 0; ops.length < length && attempt < length * 4; attempt++) {
     const choices = Array.from({ length: CHOICES_PER_STEP }, () => Math.floor(prng() * 2 ** 31));
     const drawn = builder.next(choices);
-    if (drawn === null || !ORACLE_OPS.includes(drawn.op)) continue;
+    // mlockall(MCL_CURRENT) would lock the replayer's own mappings (SIMPLIFICATIONS.md).
+    if (drawn === null || !ORACLE_OPS.includes(drawn.op) || (drawn.op === 'mlockall' && (drawn.flags & MCL_CURRENT) !== 0)) continue;
     const op = drawn.op === 'pagemap_scan' ? plainerScan(drawn, k, prng) : drawn.op === 'uffd_register_wp' ? plainerRegister(drawn, k, prng) : drawn;
     ops.push(op);
     let outcome: Outcome;

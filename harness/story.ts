@@ -21,6 +21,12 @@ function at(addr: number): string {
   return `${hex(page)}+${b - page * PAGE_BYTES}B`;
 }
 /** A length in pages (`3p`), or in bytes when it is not whole pages (`4097B`). */
+function mclText(flags: number): string {
+  const names = [[1, 'MCL_CURRENT'], [2, 'MCL_FUTURE'], [4, 'MCL_ONFAULT']] as const;
+  const out: string[] = names.filter(([bit]) => (flags & bit) !== 0).map(([, n]) => n);
+  if ((flags & ~7) !== 0) out.push(`0x${(flags & ~7).toString(16)}`);
+  return out.join('|') || '0';
+}
 function len(pages: number): string {
   return Number.isInteger(pages) ? `${pages}p` : `${toBytes(pages)}B`;
 }
@@ -36,13 +42,17 @@ export function formatOp(op: Op): string {
     case 'mmap': {
       const what = op.fd !== undefined ? `fd=${op.fd}` : op.file !== undefined ? `file=${op.file}${op.mode === 'r' ? ' O_RDONLY' : ''}` : 'anon';
       const where = op.fixed ? ` MAP_FIXED@${at(op.addr)}` : op.noreplace ? ` MAP_FIXED_NOREPLACE@${at(op.addr)}` : op.addr ? ` hint=${at(op.addr)}` : '';
-      return `P${op.pid}: mmap(${len(op.lengthPages)}, ${PROT[op.prot] ?? op.prot}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, ${what}${op.pgoff ? ` pgoff=${at(op.pgoff)}` : ''}${where})`;
+      return `P${op.pid}: mmap(${len(op.lengthPages)}, ${PROT[op.prot] ?? op.prot}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, ${what}${op.pgoff ? ` pgoff=${at(op.pgoff)}` : ''}${op.locked ? ' MAP_LOCKED' : ''}${where})`;
     }
     case 'munmap': return `P${op.pid}: munmap(${at(op.addr)}, ${len(op.lengthPages)})`;
     case 'mprotect': return `P${op.pid}: mprotect(${at(op.addr)}, ${len(op.lengthPages)}, ${PROT[op.prot] ?? op.prot})`;
     case 'madvise': return `P${op.pid}: madvise(${at(op.addr)}, ${len(op.lengthPages)}, MADV_${op.advice})`;
     case 'mremap': return `P${op.pid}: mremap(${at(op.addr)}, ${len(op.oldPages)} → ${len(op.newPages)}${op.maymove ? ', MAYMOVE' : ''}${op.fixed ? `, FIXED@${at(op.newAddr ?? 0)}` : ''}${op.dontunmap ? ', DONTUNMAP' : ''})`;
     case 'mincore': return `P${op.pid}: mincore(${at(op.addr)}, ${len(op.lengthPages)})`;
+    case 'mlock': return `P${op.pid}: ${op.onfault ? 'mlock2' : 'mlock'}(${at(op.addr)}, ${len(op.lengthPages)}${op.onfault ? ', MLOCK_ONFAULT' : ''})`;
+    case 'munlock': return `P${op.pid}: munlock(${at(op.addr)}, ${len(op.lengthPages)})`;
+    case 'mlockall': return `P${op.pid}: mlockall(${mclText(op.flags)})`;
+    case 'munlockall': return `P${op.pid}: munlockall()`;
     case 'read': return `P${op.pid}: read ${hex(op.addr)}`;
     case 'write': return `P${op.pid}: write ${hex(op.addr)} ← ${op.value}`;
     case 'fork': return `P${op.pid}: fork()`;

@@ -44,7 +44,7 @@ export function anonVmaPrepare(s: ImplState, proc: ImplProcess, vma: ImplVma): v
 function reusableAnonVma(old: ImplVma, a: ImplVma, b: ImplVma): number {
   const compatible = a.end === b.start && a.vmFile === b.vmFile && a.driverFile === b.driverFile && a.shared === b.shared &&
     a.mayWrite === b.mayWrite && a.account === b.account && a.pfnmap === b.pfnmap && a.mixedmap === b.mixedmap &&
-    a.io === b.io && a.dontcopy === b.dontcopy && a.dontexpand === b.dontexpand && a.wipeonfork === b.wipeonfork && (a.uffdCtx !== 0) === (b.uffdCtx !== 0) &&
+    a.io === b.io && a.dontcopy === b.dontcopy && a.dontexpand === b.dontexpand && a.wipeonfork === b.wipeonfork && a.locked === b.locked && a.lockonfault === b.lockonfault && (a.uffdCtx !== 0) === (b.uffdCtx !== 0) &&
     b.pgoff === a.pgoff + (b.start - a.start);
   return compatible && old.anonVma !== 0 && !old.forkChild ? old.anonVma : 0;
 }

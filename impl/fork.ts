@@ -76,6 +76,9 @@ function dupVma(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: Impl
   if (copy.anonVma !== 0) s.anonVmaRoot.set(copy.anonVma, anonVmaRootOf(s, vma.anonVma));
   copy.forkChild = linked; // anon_vma_fork: a chain of more than one (vma_is_fork_child)
   copy.uffdCtx = 0; // dup_userfaultfd without UFFD_FEATURE_EVENT_FORK
+  // dup_mmap: vm_flags_clear(tmp, VM_LOCKED_MASK); the child's def_flags are cleared too (mm_init).
+  copy.locked = false;
+  copy.lockonfault = false;
   if (copy.driverFile) fileGet(copy.driverFile);
   inodeGet(s, copy.file);
   insertVma(s, child.mm, copy);

@@ -41,7 +41,7 @@ export function frameView(s: ImplState, pfn: number): FrameView {
 export function vmaView(v: ImplVma): VmaView {
   return {
     start: v.start, end: v.end, prot: v.prot, shared: v.shared, mayWrite: v.mayWrite, file: v.file, pgoff: v.pgoff,
-    pfnmap: v.pfnmap, mixedmap: v.mixedmap, io: v.io, dontcopy: v.dontcopy, dontexpand: v.dontexpand, wipeonfork: v.wipeonfork,
+    pfnmap: v.pfnmap, mixedmap: v.mixedmap, io: v.io, dontcopy: v.dontcopy, dontexpand: v.dontexpand, wipeonfork: v.wipeonfork, locked: v.locked, lockonfault: v.lockonfault,
     driver: v.vmOps?.name ?? '', id: v.id, softDirty: v.softDirty, uffdWp: v.uffdCtx !== 0,
   };
 }

@@ -4,9 +4,10 @@
  * tables, a typed-array frame pool, rmap chains, an LRU list, an interval tree of MMU
  * notifiers. Every step runs to completion or throws a KernelAssertionError (a bug).
  */
-import { mmapPages, mremapPages, withPageRange } from '../kernel-api/bytes.ts';
-import type { Op } from '../kernel-api/op.ts';
-import { callerPid, madviseLockMode, taskOf } from '../kernel-api/op.ts';
+import { mlockPages, mmapPages, mremapPages, withPageRange } from '../kernel-api/bytes.ts';
+import { mlockallFlags, mlockPopulate, mlockRange, mmPopulate } from './mlock.ts';
+import type { MmapOp, Op } from '../kernel-api/op.ts';
+import { callerPid, madviseLockMode, MCL_CURRENT, taskOf } from '../kernel-api/op.ts';
 import { LockTable, type LockMode } from '../kernel-api/locks.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
@@ -207,6 +208,29 @@ export class ImplKernel implements Kernel {
     return r;
   }
 
+  /** The VMA at `addr` is VM_LOCKED and not VM_LOCKONFAULT. */
+  private lockedAt(proc: ImplProcess, addr: number): boolean {
+    const v = proc.mm.vmas.lookup(addr);
+    return v !== null && v !== undefined && v.locked && !v.lockonfault;
+  }
+
+  /** vm_mmap_pgoff: do_mmap under mmap_lock for write, then mm_populate of a VM_LOCKED mapping (errors ignored). */
+  private mmap(proc: ImplProcess, op: MmapOp): Outcome {
+    const s = this.state;
+    let len = 0;
+    const r = this.locked(proc, 'write', 'vm_mmap_pgoff', () => {
+      const o = mmapPages(op);
+      if ('errno' in o) return err(o.errno);
+      len = o.lengthPages;
+      return mmap(s, proc, o);
+    });
+    if (r.kind === 'ok' && (op.locked === true || proc.mm.defLocked) && !proc.mm.defLockOnFault) {
+      const e = mmPopulate(s, proc, r.value, r.value + len, true);
+      if (e === 'ESRCH') return err(e);
+    }
+    return r;
+  }
+
   private withProcess(pid: number, f: (p: ImplProcess) => Outcome): Outcome {
     const proc = runningProcess(this.state, pid);
     return proc === undefined ? err('ESRCH') : f(proc);
@@ -219,10 +243,7 @@ export class ImplKernel implements Kernel {
         // Its byte arguments: the offset checked at the syscall, before mmap_lock; the length
         // and a hint rounded by do_mmap, under it (mmapPages).
         if (op.pgoff !== undefined && !Number.isInteger(op.pgoff)) return err('EINVAL');
-        return this.locked(proc, 'write', 'vm_mmap_pgoff', () => {
-          const o = mmapPages(op);
-          return 'errno' in o ? err(o.errno) : mmap(s, proc, o);
-        });
+        return this.mmap(proc, op);
       // do_vmi_munmap checks (start, len) under the mmap lock __vm_munmap took.
       case 'munmap': return this.locked(proc, 'write', 'vm_munmap', () => withPageRange('munmap', op, (o) => munmap(s, proc, o)));
       // do_mprotect_pkey and is_valid_madvise check (start, len) before they lock.
@@ -230,7 +251,14 @@ export class ImplKernel implements Kernel {
       case 'mremap': {
         // Its byte arguments are checked and rounded before mmap_lock (check_mremap_params).
         const o = mremapPages(op);
-        return 'errno' in o ? err(o.errno) : this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, o));
+        if ('errno' in o) return err(o.errno);
+        const r = this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, o));
+        // do_mremap: a VM_LOCKED VMA that grew has its new part faulted in (mm_populate).
+        if (r.kind === 'ok' && o.newPages > o.oldPages && this.lockedAt(proc, r.value)) {
+          const e = mmPopulate(s, proc, r.value + o.oldPages, r.value + o.newPages, true);
+          if (e === 'ESRCH') return err(e);
+        }
+        return r;
       }
       case 'madvise': {
         // get_lock_mode: the advices that change vm_flags take the mmap_lock for write (kernel-api/op.ts).
@@ -257,6 +285,23 @@ export class ImplKernel implements Kernel {
       case 'process_vm_writev': return this.remoteAccess(proc, op);
       case 'pagemap_read': return pagemapRead(s, proc, op);
       case 'mincore': return withPageRange('mincore', op, (o) => mincore(s, proc, o));
+      case 'mlock':
+      case 'munlock': {
+        const o = mlockPages(op);
+        const r = this.locked(proc, 'write', op.op === 'mlock' ? 'do_mlock' : 'do_munlock', () => mlockRange(s, proc, o));
+        return r.kind !== 'ok' || o === null || o.op !== 'mlock' || o.onfault === true ? r : mlockPopulate(s, proc, o);
+      }
+      case 'mlockall':
+      case 'munlockall': {
+        const flags = op.op === 'mlockall' ? op.flags : 0;
+        const r = this.locked(proc, 'write', op.op, () => mlockallFlags(s, proc, flags, op.op === 'munlockall'));
+        // mm_populate(0, TASK_SIZE): errors ignored.
+        if (r.kind === 'ok' && (flags & MCL_CURRENT) !== 0) {
+          const e = mmPopulate(s, proc, 0, s.config.taskSizePages, true);
+          if (e === 'ESRCH') return err(e);
+        }
+        return r;
+      }
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);
       // validate_range before mmap_lock.

@@ -16,6 +16,7 @@ import { fileGet, fileRelease } from './driverfile.ts';
 import { insertVma, newVmaId, removeVma, splitAround, vmaLookup, vmasIn } from './vma.ts';
 import type { VmaMerge } from './vma-merge.ts';
 import { isMergeableVma, vmaAttrs, vmaIsSpecial, vmaMergeExistingRange, vmaMergeNewRange, vmaModify, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
+import { mlockFutureOk, populateVmaPageRange } from './mlock.ts';
 import { zapRange } from './zap.ts';
 import { fail } from './assert.ts';
 import { invalidateEnd, invalidateRange } from './notifier.ts';
@@ -121,6 +122,8 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
     if (typeof found === 'string') return err(found);
     addr = found;
   }
+  // do_mmap: can_do_mlock holds (RLIMIT_MEMLOCK is not 0); mlock_future_ok for a VM_LOCKED mapping.
+  if ((op.locked === true || proc.mm.defLocked) && !mlockFutureOk(proc, len)) return err('EAGAIN');
   if (target.denied !== undefined) return err(target.denied);
   if (op.fixed) {
     const e = doMunmap(s, proc, addr, addr + len);
@@ -141,6 +144,9 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
   );
   vma.account = !op.shared && (op.prot & PROT_WRITE) !== 0; // accountable_mapping
   vma.vmFile = vmFile;
+  // MAP_LOCKED, and mm->def_flags after mlockall(MCL_FUTURE).
+  vma.locked = op.locked === true || proc.mm.defLocked;
+  vma.lockonfault = proc.mm.defLockOnFault;
   // vma_merge_new_range, before any VMA is allocated or f_op->mmap runs.
   const merge: VmaMerge = {
     prev: vmaPrevOf(proc.mm, addr), middle: undefined, next: vmaNextOf(proc.mm, addr), start: addr, end: addr + len,
@@ -165,6 +171,11 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
     if (e !== 0) {
       zapRange(s, proc, addr, addr + len, 'unmap');
       return err(e);
+    }
+    // __mmap_complete: a VM_SPECIAL mapping is not locked.
+    if (vmaIsSpecial(vma)) {
+      vma.locked = false;
+      vma.lockonfault = false;
     }
     fileGet(target.driverFile);
     inodeGet(s, file);
@@ -226,6 +237,8 @@ function mprotectFixup(
   const target = vmaModify(s, proc.mm, prev, vma, start, end, vmaAttrs(vma, { prot, account }));
   if (typeof target === 'string') return target;
   const removesWrite = (vma.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
+  // A private VM_LOCKED VMA becoming writable has its pages COW-broken now (populate_vma_page_range).
+  const populates = vma.locked && (vma.prot & PROT_WRITE) === 0 && !vma.shared && (prot & PROT_WRITE) !== 0;
   target.prot = prot;
   target.account = account;
   if (removesWrite) {
@@ -236,6 +249,7 @@ function mprotectFixup(
     });
     invalidateEnd(s, proc.pid);
   }
+  if (populates) populateVmaPageRange(s, proc, target, start, end); // errors ignored
   return target;
 }
 

@@ -18,11 +18,24 @@ import { fail } from './assert.ts';
 
 /** shrink_folio_list for one frame. Returns true when the frame left memory. */
 export function shrinkFrame(s: ImplState, pfn: number): boolean {
+  if (mappedLocked(s, pfn)) return false;
   const kind = s.pool.flags[pfn] & F_KIND;
   if (kind === KIND_ANON) return shrinkAnon(s, pfn);
   if (kind === KIND_FILE) return shrinkFile(s, pfn);
   if (kind === KIND_SHMEM) return shrinkShmem(s, pfn);
   return false;
+}
+
+/**
+ * A mapping of the frame lies in a VM_LOCKED VMA: folio_referenced_one (folio_check_references
+ * keeps it, FOLIOREF_ACTIVATE) and try_to_unmap_one (without TTU_IGNORE_MLOCK) stop there,
+ * so reclaim keeps the page.
+ */
+function mappedLocked(s: ImplState, pfn: number): boolean {
+  let any = false;
+  for (const p of s.processes.values()) if (p.mm.vmas.all().some((v) => v.locked)) any = true;
+  if (!any) return false;
+  return s.rmap.walk(pfn).some(([pid, addr]) => s.processes.get(pid)!.mm.vmas.lookup(addr)?.locked === true);
 }
 
 /** The PTE at (proc, addr) still maps `pfn` with a normal present entry. */

@@ -42,6 +42,9 @@ export class ImplVma implements DriverVma, TreeVma {
   vmFile = 0;
   /** VM_WIPEONFORK (MADV_WIPEONFORK): dup_mmap gives the child this range empty, private anonymous memory only. */
   wipeonfork = false;
+  /** VM_LOCKED and VM_LOCKONFAULT (impl/mlock.ts): reclaim skips the pages; fork clears both. */
+  locked = false;
+  lockonfault = false;
   firstStart = 0;
   lastEnd = 0;
   maxGap = 0;
@@ -78,6 +81,8 @@ export class ImplVma implements DriverVma, TreeVma {
     copy.account = this.account;
     copy.vmFile = this.vmFile;
     copy.wipeonfork = this.wipeonfork;
+    copy.locked = this.locked;
+    copy.lockonfault = this.lockonfault;
     return copy;
   }
 }
@@ -92,6 +97,9 @@ export class ImplMm {
   /** This mm's mmap_lock and PTL in the lock table, looked up on first use (impl/locks.ts). */
   mmapLock: LockRef | null = null;
   ptl: LockRef | null = null;
+  /** mm->def_flags' VM_LOCKED and VM_LOCKONFAULT (mlockall(MCL_FUTURE)): every new VMA gets them. */
+  defLocked = false;
+  defLockOnFault = false;
   constructor(readonly pid: number, quicklist: Quicklist) {
     this.pt = new PageTable(quicklist);
   }

@@ -14,14 +14,14 @@ import { assert } from './assert.ts';
 import { mergeUnlinkVma, splitVma, vmaSetRange } from './vma.ts';
 
 /** The vm_flags, vm_file and userfaultfd context a range has or will have. */
-export type VmaAttrs = Pick<ImplVma, 'prot' | 'shared' | 'mayWrite' | 'account' | 'pfnmap' | 'mixedmap' | 'io' | 'dontcopy' | 'dontexpand' | 'wipeonfork' |
+export type VmaAttrs = Pick<ImplVma, 'prot' | 'shared' | 'mayWrite' | 'account' | 'pfnmap' | 'mixedmap' | 'io' | 'dontcopy' | 'dontexpand' | 'wipeonfork' | 'locked' | 'lockonfault' |
   'file' | 'vmFile' | 'driverFile' | 'uffdCtx'>;
 
 /** The attributes of `vma` with `change` applied: what a vma_modify is asked to give it (no copy of the whole VMA). */
 export function vmaAttrs(vma: VmaAttrs, change: Partial<VmaAttrs>): VmaAttrs {
   return {
     prot: vma.prot, shared: vma.shared, mayWrite: vma.mayWrite, account: vma.account, pfnmap: vma.pfnmap, mixedmap: vma.mixedmap,
-    io: vma.io, dontcopy: vma.dontcopy, dontexpand: vma.dontexpand, wipeonfork: vma.wipeonfork, file: vma.file, vmFile: vma.vmFile, driverFile: vma.driverFile,
+    io: vma.io, dontcopy: vma.dontcopy, dontexpand: vma.dontexpand, wipeonfork: vma.wipeonfork, locked: vma.locked, lockonfault: vma.lockonfault, file: vma.file, vmFile: vma.vmFile, driverFile: vma.driverFile,
     uffdCtx: vma.uffdCtx, ...change,
   };
 }
@@ -54,7 +54,7 @@ export function isMergeableVma(attrs: VmaAttrs, other: VmaAttrs): boolean {
   return attrs.prot === other.prot && attrs.shared === other.shared && attrs.mayWrite === other.mayWrite &&
     attrs.account === other.account && attrs.pfnmap === other.pfnmap && attrs.mixedmap === other.mixedmap &&
     attrs.io === other.io && attrs.dontcopy === other.dontcopy && attrs.dontexpand === other.dontexpand &&
-    attrs.wipeonfork === other.wipeonfork &&
+    attrs.wipeonfork === other.wipeonfork && attrs.locked === other.locked && attrs.lockonfault === other.lockonfault &&
     attrs.file === other.file && attrs.vmFile === other.vmFile && attrs.driverFile === other.driverFile &&
     attrs.uffdCtx === other.uffdCtx;
 }

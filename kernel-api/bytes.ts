@@ -74,6 +74,18 @@ export function withPageRange<T extends { addr: number; lengthPages: number }, R
 }
 
 /**
+ * do_mlock / do_munlock's range: len = PAGE_ALIGN(len + offset_in_page(start)), start &=
+ * PAGE_MASK, so a byte range widens to the pages it touches; nothing is EINVAL. A negative
+ * length (read as size_t) is huge: null, for the kernels to refuse as Linux does.
+ */
+export function mlockPages<T extends { addr: number; lengthPages: number }>(op: T): T | null {
+  if (op.lengthPages < 0) return null;
+  if (Number.isInteger(op.addr) && Number.isInteger(op.lengthPages)) return op;
+  const addr = Math.floor(op.addr);
+  return { ...op, addr, lengthPages: Math.ceil(op.addr + op.lengthPages) - addr };
+}
+
+/**
  * mmap's byte arguments (x86-64 sys_mmap, do_mmap and __get_unmapped_area, Linux 6.18): an
  * unaligned file offset is EINVAL before anything else (off & ~PAGE_MASK); a byte length is
  * PAGE_ALIGNed, a negative one (read as size_t) is ENOMEM (it wraps to 0, or is past TASK_SIZE);

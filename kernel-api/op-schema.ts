@@ -74,7 +74,7 @@ export const OP_SCHEMA: OpSchema = {
   clone: { pid: int },
   mmap: {
     pid: int, addr: bytes, lengthPages: bytes, prot: int, shared: bool, fixed: optBool, noreplace: optBool,
-    file: optInt, pgoff: optBytes, mode: { type: OPEN_MODES, optional: true }, fd: optInt,
+    file: optInt, pgoff: optBytes, mode: { type: OPEN_MODES, optional: true }, fd: optInt, locked: optBool,
   },
   munmap: { pid: int, addr: bytes, lengthPages: bytes },
   mprotect: { pid: int, addr: bytes, lengthPages: bytes, prot: int },
@@ -101,6 +101,10 @@ export const OP_SCHEMA: OpSchema = {
   drv: { strategy: { type: 'strategy' }, call: { type: 'call' }, args: { type: 'driver-args' } },
   pagemap_read: { pid: int, target: int, addr: int, count: optInt },
   mincore: { pid: int, addr: bytes, lengthPages: bytes },
+  mlock: { pid: int, addr: bytes, lengthPages: bytes, onfault: optBool },
+  munlock: { pid: int, addr: bytes, lengthPages: bytes },
+  mlockall: { pid: int, flags: int },
+  munlockall: { pid: int },
   clear_refs: { pid: int, target: int, mode: int },
   // The type says `async: true`; false is accepted as the kernels answer it with EINVAL.
   uffd_register_wp: { pid: int, addr: bytes, lengthPages: bytes, async: bool },

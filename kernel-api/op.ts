@@ -86,6 +86,8 @@ export type MmapOp = {
   mode?: OpenMode;
   /** A driver fd of `pid` (from a strategy's open call) to map instead of a file. */
   fd?: number;
+  /** MAP_LOCKED: VM_LOCKED from the start, and the pages faulted in (errors ignored). */
+  locked?: boolean;
 };
 
 /** close(2) of a driver fd. */
@@ -113,6 +115,21 @@ export type MremapOp = {
 };
 
 export type MadviseOp = { op: 'madvise'; pid: number; addr: number; lengthPages: number; advice: Advice };
+
+/**
+ * mlock(addr, len), or mlock2(addr, len, MLOCK_ONFAULT) with `onfault` (mm/mlock.c): VM_LOCKED
+ * (and VM_LOCKONFAULT) on the range, then its pages faulted in unless on-fault. A byte range
+ * widens to whole pages (start rounded down, end up). Reclaim skips the pages of a VM_LOCKED
+ * VMA; fork does not pass the lock on.
+ */
+export type MlockOp = { op: 'mlock'; pid: number; addr: number; lengthPages: number; onfault?: boolean };
+export type MunlockOp = { op: 'munlock'; pid: number; addr: number; lengthPages: number };
+/** mlockall(flags): MCL_CURRENT 1, MCL_FUTURE 2, MCL_ONFAULT 4. */
+export type MlockallOp = { op: 'mlockall'; pid: number; flags: number };
+export type MunlockallOp = { op: 'munlockall'; pid: number };
+export const MCL_CURRENT = 1, MCL_FUTURE = 2, MCL_ONFAULT = 4;
+/** RLIMIT_MEMLOCK's default (MLOCK_LIMIT, 8 MiB) in pages: what an unprivileged process may lock. */
+export const MLOCK_LIMIT_PAGES = 2048;
 export type ReadOp = { op: 'read'; pid: number; addr: number };
 export type WriteOp = { op: 'write'; pid: number; addr: number; value: number };
 export type ForkOp = { op: 'fork'; pid: number };
@@ -245,7 +262,7 @@ export type Op = OpCommon & (
   | ProcMemReadOp | ProcMemWriteOp | ProcessVmReadvOp | ProcessVmWritevOp
   | SetDumpableOp | FailNthOp | CloseOp | DriverOp
   | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp
-  | MincoreOp);
+  | MincoreOp | MlockOp | MunlockOp | MlockallOp | MunlockallOp);
 
 export type OpName = Op['op'];
 
@@ -255,7 +272,7 @@ export const CORE_OP_NAMES: readonly OpName[] = [
   'reclaim', 'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write',
   'process_vm_readv', 'process_vm_writev', 'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
-  'mincore',
+  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall',
 ];
 
 /**

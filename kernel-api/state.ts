@@ -55,6 +55,9 @@ export type VmaView = {
   dontexpand: boolean;
   /** VM_WIPEONFORK: the child of a fork gets this range empty. */
   wipeonfork: boolean;
+  /** VM_LOCKED (mlock, mlockall, MAP_LOCKED) and VM_LOCKONFAULT. */
+  locked: boolean;
+  lockonfault: boolean;
   /** Name of the driver (strategy) whose vm_ops this VMA has, or ''. */
   driver: string;
   /** Stable id for stories and repros (`map#N`). */

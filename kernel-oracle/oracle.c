@@ -53,6 +53,9 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -153,7 +156,7 @@ enum cmd_kind {
   C_MMAP = 1, C_MUNMAP, C_MPROTECT, C_MREMAP, C_MADVISE, C_READ, C_WRITE, C_FORK, C_EXIT,
   C_PROC_MEM_READ, C_PROC_MEM_WRITE, C_PVM_READ, C_PVM_WRITE, C_SET_DUMPABLE,
   C_PAGEMAP_READ, C_PAGEMAP_SCAN, C_CLEAR_REFS, C_UFFD_REGISTER_WP, C_MAP_FILES_READDIR,
-  C_MINCORE,
+  C_MINCORE, C_MLOCK, C_MUNLOCK, C_MLOCKALL, C_MUNLOCKALL,
 };
 
 #define CMD_ARGS 16
@@ -246,7 +249,7 @@ static uintptr_t real_at(int64_t bytes) {
 static uintptr_t real_addr(int64_t page) { return real_at(page * (int64_t)PAGE_BYTES); }
 
 /*
- * The start of a range of `len` bytes from model byte address `bytes` (real_range: in pages): a
+ * The start of a range of `len` bytes from model byte address `bytes`: a
  * range of the region that runs past the model's TASK_SIZE runs past the kernel's, by as much
  * (so that each side refuses it as beyond user space); any other range starts at real_at.
  */
@@ -256,7 +259,6 @@ static uintptr_t real_span(int64_t bytes, int64_t len) {
   return real_at(bytes);
 }
 
-static uintptr_t real_range(int64_t page, int64_t pages) { return real_span(page * (int64_t)PAGE_BYTES, pages * (int64_t)PAGE_BYTES); }
 
 /* TASK_SIZE: the first page-aligned address that MAP_FIXED_NOREPLACE refuses with ENOMEM (one page probed at a time, unmapped at once). */
 static uintptr_t probe_task_size(void) {
@@ -338,8 +340,8 @@ static struct reply user_access(uintptr_t addr, int write, uint32_t value) {
 }
 
 static struct reply do_mmap(const struct cmd *c) {
-  /* a: addr, len, prot, shared, placement (0 hint, 1 fixed, 2 noreplace, 3 placed), file, offset, rw; addr, len and offset in bytes */
-  int flags = c->a[3] ? MAP_SHARED : MAP_PRIVATE;
+  /* a: addr, len, prot, shared, placement (0 hint, 1 fixed, 2 noreplace, 3 placed), file, offset, rw, MAP_LOCKED; addr, len and offset in bytes */
+  int flags = (c->a[3] ? MAP_SHARED : MAP_PRIVATE) | (c->a[8] ? MAP_LOCKED : 0);
   int placement = (int)c->a[4];
   if (placement == 1) flags |= MAP_FIXED;
   if (placement == 2 || placement == 3) flags |= MAP_FIXED_NOREPLACE;
@@ -429,6 +431,22 @@ static struct reply do_mincore(const struct cmd *c) {
   if (mincore((void *)real_span(c->a[0], c->a[1]), (size_t)c->a[1], vec) != 0) return r_errno(errno);
   for (int64_t i = 0; i < n; i++) reply_values[i] = vec[i] & 1;
   return r_values(n, (int)n);
+}
+
+/*
+ * mlock, mlock2(MLOCK_ONFAULT) and munlock of a byte address (from REGION_BASE) and a byte
+ * length, placed at the kernel's edges (real_span); mlockall(flags) and munlockall.
+ */
+static struct reply do_mlock(const struct cmd *c) {
+  void *at = (void *)real_span(c->a[0], c->a[1]);
+  switch (c->kind) {
+    case C_MUNLOCK: return call_result(munlock(at, (size_t)c->a[1]));
+    case C_MLOCKALL: return call_result(mlockall((int)c->a[0]));
+    case C_MUNLOCKALL: return call_result(munlockall());
+    default:
+      if (c->a[2]) return call_result((int)syscall(SYS_mlock2, at, (size_t)c->a[1], MLOCK_ONFAULT));
+      return call_result(mlock(at, (size_t)c->a[1]));
+  }
 }
 
 /* read(2) of /proc/<target>/pagemap: `count` entries from page `addr`; values are bits 55..63. */
@@ -603,6 +621,7 @@ static void process_loop(int slot) {
       case C_SET_DUMPABLE: r = call_result(prctl(PR_SET_DUMPABLE, (unsigned long)c.a[0], 0, 0, 0)); break;
       case C_PAGEMAP_READ: r = pagemap_read(&c); break;
       case C_MINCORE: r = do_mincore(&c); break;
+      case C_MLOCK: case C_MUNLOCK: case C_MLOCKALL: case C_MUNLOCKALL: r = do_mlock(&c); break;
       case C_PAGEMAP_SCAN: r = pagemap_scan(&c); break;
       case C_CLEAR_REFS: r = clear_refs(&c); break;
       case C_UFFD_REGISTER_WP: r = uffd_register_wp(&c); break;
@@ -908,7 +927,7 @@ static struct reply run_line(const char *line) {
   if (strcmp(name, "exit") == 0) return exit_proc(pid);
   if (strcmp(name, "mmap") == 0) {
     c.kind = C_MMAP;
-    for (int i = 0; i < 8; i++) c.a[i] = x[i + 1];
+    for (int i = 0; i < 9; i++) c.a[i] = x[i + 1];
     if (c.a[5] >= 0) {
       if (!valid_file(c.a[5])) return r_errno(EBADF);
       file_path((int)c.a[5], c.path, sizeof c.path);
@@ -948,6 +967,12 @@ static struct reply run_line(const char *line) {
     }
   } else if (strcmp(name, "uffd_register_wp") == 0) {
     c.kind = C_UFFD_REGISTER_WP; c.a[0] = x[1]; c.a[1] = x[2];
+  } else if (strcmp(name, "mlock") == 0 || strcmp(name, "munlock") == 0) {
+    c.kind = name[1] == 'u' ? C_MUNLOCK : C_MLOCK; c.a[0] = x[1]; c.a[1] = x[2]; c.a[2] = x[3];
+  } else if (strcmp(name, "mlockall") == 0) {
+    c.kind = C_MLOCKALL; c.a[0] = x[1];
+  } else if (strcmp(name, "munlockall") == 0) {
+    c.kind = C_MUNLOCKALL;
   } else if (strncmp(name, "proc_mem_", 9) == 0 || strncmp(name, "process_vm_", 11) == 0) {
     if (!running(x[1])) return r_errno(ESRCH);
     int is_write = strcmp(name, "proc_mem_write") == 0 || strcmp(name, "process_vm_writev") == 0;

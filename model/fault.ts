@@ -41,7 +41,7 @@ export function anonVmaPrepare(s: ModelState, proc: Process, vma: Vma): void {
 function reusableAnonVma(old: Vma, a: Vma, b: Vma): number {
   const compatible = a.end === b.start && a.vmFile === b.vmFile && a.driverFile === b.driverFile && a.shared === b.shared &&
     a.mayWrite === b.mayWrite && a.account === b.account && a.pfnmap === b.pfnmap && a.mixedmap === b.mixedmap &&
-    a.io === b.io && a.dontcopy === b.dontcopy && a.dontexpand === b.dontexpand && a.wipeonfork === b.wipeonfork && (a.uffdCtx !== 0) === (b.uffdCtx !== 0) &&
+    a.io === b.io && a.dontcopy === b.dontcopy && a.dontexpand === b.dontexpand && a.wipeonfork === b.wipeonfork && a.locked === b.locked && a.lockonfault === b.lockonfault && (a.uffdCtx !== 0) === (b.uffdCtx !== 0) &&
     b.pgoff === a.pgoff + (b.start - a.start);
   return compatible && old.anonVma !== 0 && !old.forkChild ? old.anonVma : 0;
 }

@@ -22,7 +22,7 @@ import { mmapLock, releaseIfHeld } from './locks.ts';
 import { anonVmaRootOf } from './reclaim.ts';
 
 export function newMm(): Mm {
-  return { vmas: [], ptes: new Map(), rss: { anon: 0, file: 0, shmem: 0, swap: 0 }, uffdWpMarkers: new Set() };
+  return { vmas: [], ptes: new Map(), rss: { anon: 0, file: 0, shmem: 0, swap: 0 }, uffdWpMarkers: new Set(), defLocked: false, defLockOnFault: false };
 }
 
 /**
@@ -79,7 +79,8 @@ function dupVma(s: ModelState, parent: Process, child: Process, vma: Vma): boole
   // anon_vma_fork, no copy_page_range); it keeps the flag.
   const linked = vma.anonVma !== 0 && !vma.wipeonfork;
   const copy: Vma = {
-    ...vma, id: newVmaId(s), mm: child.pid, anonVma: linked ? s.nextAnonVma++ : 0, forkChild: linked, uffdCtx: 0,
+    // dup_mmap: vm_flags_clear(tmp, VM_LOCKED_MASK); the child's def_flags are cleared too (mm_init).
+    ...vma, id: newVmaId(s), mm: child.pid, anonVma: linked ? s.nextAnonVma++ : 0, forkChild: linked, uffdCtx: 0, locked: false, lockonfault: false,
   };
   if (copy.anonVma !== 0) s.anonVmaRoot.set(copy.anonVma, anonVmaRootOf(s, vma.anonVma));
   if (copy.driverFile) fileGet(copy.driverFile);

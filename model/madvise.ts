@@ -71,12 +71,14 @@ export function madvise(s: ModelState, proc: Process, op: MadviseOp): Outcome {
 function madviseVma(s: ModelState, proc: Process, prev: Vma | undefined, vma: Vma, start: number, end: number, advice: Advice): Vma | Errno {
   switch (advice) {
     case 'DONTNEED':
-      if (vma.pfnmap) return 'EINVAL';
+      // madvise_dontneed_free_valid_vma: VM_PFNMAP, and VM_LOCKED (MADV_DONTNEED_LOCKED aside).
+      if (vma.pfnmap || vma.locked) return 'EINVAL';
       zapRange(s, proc, start, end, 'clear');
       return vma;
     case 'PAGEOUT':
     case 'COLD':
-      if (vma.pfnmap) return 'EINVAL';
+      // can_madv_lru_vma: not VM_LOCKED, VM_PFNMAP or VM_HUGETLB.
+      if (vma.pfnmap || vma.locked) return 'EINVAL';
       for (const frame of unsharedFrames(s, proc, start, end)) {
         // A notifier callback of an earlier frame's reclaim may have slept and let another
         // task free this one (reclaim needs no mmap_lock).
@@ -92,11 +94,11 @@ function madviseVma(s: ModelState, proc: Process, prev: Vma | undefined, vma: Vm
       // never fails per VMA. Readahead is not emulated (README, Known simplifications).
       return vma;
     case 'REMOVE': {
-      // madvise_remove (VM_LOCKED not emulated): no vm_file EINVAL; not VM_SHARED with
+      // madvise_remove: VM_LOCKED EINVAL; no vm_file EINVAL; not VM_SHARED with
       // VM_MAYWRITE (vma_is_shared_maywrite) EACCES; then vfs_fallocate(PUNCH_HOLE |
       // KEEP_SIZE): a driver's file is no regular file (ENODEV); shmem and regular files
       // (tmpfs, ext4) punch the hole. The mmap_lock Linux drops around it is kept here.
-      if (vma.file === -1 && vma.driverFile === null) return 'EINVAL';
+      if (vma.locked || (vma.file === -1 && vma.driverFile === null)) return 'EINVAL';
       if (!vma.shared || !vma.mayWrite) return 'EACCES';
       if (vma.driverFile !== null || vma.file === -1) return 'ENODEV';
       const file = fileOf(s, vma.file);

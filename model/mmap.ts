@@ -17,6 +17,7 @@ import { insertVma, newVmaId, removeVma, splitAround, vmasIn } from './vma.ts';
 import type { VmaMerge } from './vma-merge.ts';
 import { isMergeableVma, vmaIsSpecial, vmaMergeExistingRange, vmaMergeNewRange, vmaModify, vmaNextOf, vmaPrevOf } from './vma-merge.ts';
 import { assert } from './assert.ts';
+import { mlockFutureOk, populateVmaPageRange } from './mlock.ts';
 import { zapRange } from './zap.ts';
 import { withInvalidation } from './notifier.ts';
 
@@ -132,6 +133,8 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
     if (typeof found === 'string') return err(found);
     addr = found;
   }
+  // do_mmap: can_do_mlock holds (RLIMIT_MEMLOCK is not 0); mlock_future_ok for a VM_LOCKED mapping.
+  if ((op.locked === true || proc.mm.defLocked) && !mlockFutureOk(proc, len)) return err('EAGAIN');
   if (target.denied !== undefined) return err(target.denied);
   if (op.fixed) {
     const e = doMunmap(s, proc, addr, addr + len);
@@ -149,6 +152,8 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
     id: newVmaId(s), mm: proc.pid, start: addr, end: addr + len, prot: op.prot, shared: op.shared,
     mayWrite: target.mayWrite, file, pgoff: file === -1 && target.driverFile === null ? addr : pgoff,
     pfnmap: false, mixedmap: false, io: false, dontcopy: false, dontexpand: false, wipeonfork: false, anonVma: 0, forkChild: false,
+    // MAP_LOCKED, and mm->def_flags after mlockall(MCL_FUTURE).
+    locked: op.locked === true || proc.mm.defLocked, lockonfault: proc.mm.defLockOnFault,
     account: accountableMapping(op), vmFile, vmOps: null, driverFile: target.driverFile, privateData: null, softDirty: true, uffdCtx: 0,
   };
   // vma_merge_new_range, before any VMA is allocated or f_op->mmap runs: a range that
@@ -176,6 +181,11 @@ export function mmapRegion(s: ModelState, proc: Process, op: MmapOp, target: Mma
     if (e !== 0) {
       zapRange(s, proc, addr, addr + len, 'unmap');
       return err(e);
+    }
+    // __mmap_complete: a VM_SPECIAL mapping is not locked.
+    if (vmaIsSpecial(vma)) {
+      vma.locked = false;
+      vma.lockonfault = false;
     }
     fileGet(target.driverFile);
     inodeGet(s, file);
@@ -245,6 +255,8 @@ function mprotectFixup(s: ModelState, proc: Process, vma: Vma, prev: Vma | undef
   const target = vmaModify(s, proc.mm, prev, vma, start, end, { ...vma, prot, account });
   if (typeof target === 'string') return target;
   const removesWrite = (vma.prot & PROT_WRITE) !== 0 && (prot & PROT_WRITE) === 0;
+  // A private VM_LOCKED VMA becoming writable has its pages COW-broken now (populate_vma_page_range).
+  const populates = vma.locked && (vma.prot & PROT_WRITE) === 0 && !vma.shared && (prot & PROT_WRITE) !== 0;
   target.prot = prot; // vm_flags_reset
   target.account = account;
   if (removesWrite) {
@@ -254,6 +266,7 @@ function mprotectFixup(s: ModelState, proc: Process, vma: Vma, prev: Vma | undef
       }
     });
   }
+  if (populates) populateVmaPageRange(s, proc, target, start, end); // errors ignored
   return target;
 }
 

@@ -70,8 +70,19 @@ function withRmapLock<T>(s: ModelState, frame: Frame, mappings: Array<[Process, 
 /** The frame is still the live one at its pfn (a notifier callback that slept may have let another task free it). */
 const live = (s: ModelState, frame: Frame) => s.frames.get(frame.pfn) === frame;
 
+/**
+ * A mapping of the frame lies in a VM_LOCKED VMA: folio_referenced_one (folio_check_references
+ * keeps it, FOLIOREF_ACTIVATE) and try_to_unmap_one (without TTU_IGNORE_MLOCK) stop there,
+ * so reclaim keeps the page.
+ */
+function mappedLocked(s: ModelState, frame: Frame): boolean {
+  if (!processesInOrder(s).some((p) => p.mm.vmas.some((v) => v.locked))) return false;
+  return rmapWalk(s, frame).some(([proc, addr]) => vmaLookup(proc.mm, addr)?.locked === true);
+}
+
 /** shrink_folio_list for one frame. Returns true when the frame left memory. */
 export function shrinkFrame(s: ModelState, frame: Frame): boolean {
+  if (mappedLocked(s, frame)) return false;
   if (frame.kind === 'anon') return shrinkAnon(s, frame);
   if (frame.kind === 'file') return shrinkFile(s, frame);
   if (frame.kind === 'shmem') return shrinkShmem(s, frame);

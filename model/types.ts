@@ -75,6 +75,9 @@ export type Vma = {
   dontexpand: boolean;
   /** VM_WIPEONFORK (MADV_WIPEONFORK): dup_mmap gives the child this range empty, private anonymous memory only. */
   wipeonfork: boolean;
+  /** VM_LOCKED and VM_LOCKONFAULT (model/mlock.ts): reclaim skips the pages; fork clears both. */
+  locked: boolean;
+  lockonfault: boolean;
   /** anon_vma identity, or 0 while none was prepared (a read fault of the zero page prepares none). */
   anonVma: number;
   /**
@@ -103,6 +106,9 @@ export type Mm = {
   rss: RssCounters;
   /** Empty PTEs holding a uffd-wp marker (PTE_MARKER_UFFD_WP); never where `ptes` has an entry. */
   uffdWpMarkers: Set<number>;
+  /** mm->def_flags' VM_LOCKED and VM_LOCKONFAULT (mlockall(MCL_FUTURE)): every new VMA gets them. */
+  defLocked: boolean;
+  defLockOnFault: boolean;
 };
 
 export type Process = {

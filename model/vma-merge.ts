@@ -14,7 +14,7 @@ import { assert } from './assert.ts';
 import { dropVmaFileRef, splitVma } from './vma.ts';
 
 /** The vm_flags, vm_file and userfaultfd context a range has or will have. */
-export type VmaAttrs = Pick<Vma, 'prot' | 'shared' | 'mayWrite' | 'account' | 'pfnmap' | 'mixedmap' | 'io' | 'dontcopy' | 'dontexpand' | 'wipeonfork' |
+export type VmaAttrs = Pick<Vma, 'prot' | 'shared' | 'mayWrite' | 'account' | 'pfnmap' | 'mixedmap' | 'io' | 'dontcopy' | 'dontexpand' | 'wipeonfork' | 'locked' | 'lockonfault' |
   'file' | 'vmFile' | 'driverFile' | 'uffdCtx'>;
 
 /** struct vma_merge_struct: the range being placed or changed and what it will be. */
@@ -45,7 +45,7 @@ export function isMergeableVma(attrs: VmaAttrs, other: VmaAttrs): boolean {
   return attrs.prot === other.prot && attrs.shared === other.shared && attrs.mayWrite === other.mayWrite &&
     attrs.account === other.account && attrs.pfnmap === other.pfnmap && attrs.mixedmap === other.mixedmap &&
     attrs.io === other.io && attrs.dontcopy === other.dontcopy && attrs.dontexpand === other.dontexpand &&
-    attrs.wipeonfork === other.wipeonfork &&
+    attrs.wipeonfork === other.wipeonfork && attrs.locked === other.locked && attrs.lockonfault === other.lockonfault &&
     attrs.file === other.file && attrs.vmFile === other.vmFile && attrs.driverFile === other.driverFile &&
     attrs.uffdCtx === other.uffdCtx;
 }

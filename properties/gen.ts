@@ -38,7 +38,7 @@ export const CORE_KINDS = [
   'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev',
   'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
-  'mincore',
+  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall',
 ] as const;
 
 /** Base weights before swarm testing rescales them. */
@@ -47,7 +47,7 @@ const CORE_WEIGHT: Record<(typeof CORE_KINDS)[number], number> = {
   oom: 1, creat: 1, pread: 2, pwrite: 2, truncate: 1, proc_mem_read: 2, proc_mem_write: 2, process_vm_readv: 1,
   process_vm_writev: 1, set_dumpable: 1, fail_nth: 1, close: 1,
   pagemap_read: 2, clear_refs: 1, uffd_register_wp: 1, pagemap_scan: 3, map_files_readdir: 1,
-  mincore: 2,
+  mincore: 2, mlock: 2, munlock: 1, mlockall: 1, munlockall: 1,
 };
 
 export type OpKind = { name: string; weight: number; strategy?: StrategyDefinition; call?: StrategyDefinition['calls'][number] };
@@ -91,7 +91,7 @@ const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];
 const NO_VIEWS: readonly RemoteView[] = [];
 
 /** Core operations on an address or a range of the calling process (their pid is drawn by memPid). */
-const ON_MEMORY: ReadonlySet<string> = new Set(['munmap', 'mprotect', 'madvise', 'mremap', 'read', 'write', 'reclaim', 'uffd_register_wp', 'mincore']);
+const ON_MEMORY: ReadonlySet<string> = new Set(['munmap', 'mprotect', 'madvise', 'mremap', 'read', 'write', 'reclaim', 'uffd_register_wp', 'mincore', 'mlock', 'munlock']);
 
 /** Values strategy calls returned, remembered under the key their call names. */
 type Remembered = Map<string, number[]>;
@@ -434,6 +434,11 @@ export class TraceBuilder implements GenContext {
       case 'mprotect': return { op: 'mprotect', pid, ...this.byteRange(pid, c), prot: c.pick(PROTS) };
       case 'madvise': return { op: 'madvise', pid, ...this.byteRange(pid, c), advice: c.pick(ADVICES) };
       case 'mincore': return { op: 'mincore', pid, ...this.byteRange(pid, c) };
+      case 'mlock': return c.int(4) === 0 ? { op: 'mlock', pid, ...this.byteRange(pid, c), onfault: true } : { op: 'mlock', pid, ...this.byteRange(pid, c) };
+      case 'munlock': return { op: 'munlock', pid, ...this.byteRange(pid, c) };
+      // MCL_CURRENT, MCL_FUTURE, both, with MCL_ONFAULT, and now and then a refused mix.
+      case 'mlockall': return { op: 'mlockall', pid, flags: c.pick([1, 2, 3, 5, 6, 7, 4, 8]) };
+      case 'munlockall': return { op: 'munlockall', pid };
       case 'mremap': return this.mremap(pid, c);
       case 'read': return { op: 'read', pid, addr: this.addr(pid, c) };
       case 'write': return { op: 'write', pid, addr: this.addr(pid, c), value: this.value(c) };
@@ -524,6 +529,7 @@ export class TraceBuilder implements GenContext {
         if (hint.shared !== undefined) op.shared = hint.shared;
       }
     }
+    if (c.int(16) === 0) op.locked = true; // MAP_LOCKED
     // One time in 32, a byte value in the address, the length or the file offset
     // (kernel-api/bytes.ts mmapPages).
     if (c.int(32) === 0) {

@@ -30,7 +30,7 @@
  */
 import type { Op } from '../kernel-api/op.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
-import type { KernelInspect } from '../kernel-api/state.ts';
+import type { KernelInspect, PteView } from '../kernel-api/state.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
 import { residency } from './invariants/content.ts';
 
@@ -174,13 +174,15 @@ export class Ghost {
     // shmem object (EINVAL, EACCES, ENODEV), having punched the holes before it.
     if (op.op === 'madvise' && op.advice === 'REMOVE' && outcome.kind === 'errno' && op.lengthPages > 0) {
       const end = op.addr + op.lengthPages;
-      const refused = [...k.vmas(op.pid)].find((v) => v.end > op.addr && v.start < end && !(v.shared && v.mayWrite && v.file !== -1 && v.driver === ''));
+      const refused = [...k.vmas(op.pid)].find((v) => v.end > op.addr && v.start < end && (v.locked || !(v.shared && v.mayWrite && v.file !== -1 && v.driver === '')));
       if (refused !== undefined && refused.start > op.addr) this.madvise(op.pid, op.addr, refused.start, op.advice);
       return;
     }
     if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'EINVAL' && op.lengthPages > 0 && op.advice !== 'WIPEONFORK' && op.advice !== 'KEEPONFORK') {
       const end = op.addr + op.lengthPages;
-      const pfnmap = [...k.vmas(op.pid)].find((v) => v.pfnmap && v.end > op.addr && v.start < end);
+      // VM_PFNMAP refuses every such advice; VM_LOCKED refuses DONTNEED, PAGEOUT and COLD.
+      const lockedRefuses = op.advice === 'DONTNEED' || op.advice === 'PAGEOUT' || op.advice === 'COLD';
+      const pfnmap = [...k.vmas(op.pid)].find((v) => (v.pfnmap || (lockedRefuses && v.locked)) && v.end > op.addr && v.start < end);
       if (pfnmap !== undefined && pfnmap.start > op.addr) this.madvise(op.pid, op.addr, pfnmap.start, op.advice);
       return;
     }
@@ -211,16 +213,16 @@ export class Ghost {
     // before: the private file pages among them that now have a COW copy of their own (an
     // anonymous frame, the kernel says) keep the file's contents of now.
     if (op.op === 'madvise' && op.advice === 'POPULATE_WRITE' && outcome.kind === 'errno') {
-      const p = this.procs.get(op.pid);
-      if (p === undefined) return;
-      const ptes = new Map(k.ptes(op.pid));
-      for (const r of p.ranges) {
-        if (r.backing.kind !== 'private-file') continue;
-        for (let addr = Math.max(op.addr, r.start); addr < Math.min(op.addr + op.lengthPages, r.end); addr++) {
-          const pte = ptes.get(addr);
-          if (pte?.kind === 'present' && k.frame(pte.pfn)?.kind === 'anon') this.cowCopy(p, r, addr);
-        }
-      }
+      this.cowCopiesMade(op.pid, op.addr, op.addr + op.lengthPages, k);
+      return;
+    }
+    // mlock and mlockall fault their pages in (__mm_populate), with a write fault where the
+    // VMA is private and writable: private file pages are COW-copied then, what they hold
+    // kept, whatever the outcome (a populate that stops keeps the pages before). The kernel
+    // says which pages got a copy of their own (an anonymous frame).
+    if (op.op === 'mlock' || op.op === 'mlockall') {
+      if (op.op === 'mlock') this.cowCopiesMade(op.pid, Math.floor(op.addr), Math.ceil(op.addr + Math.max(0, op.lengthPages)), k);
+      else this.cowCopiesMade(op.pid, -Infinity, Infinity, k);
       return;
     }
     // A MAP_FIXED mmap that fails after __mmap_setup has cleared the old mapping's PTEs
@@ -248,7 +250,11 @@ export class Ghost {
         if (op.index >= (this.fileSize.get(op.file) ?? 0)) this.fileSize.set(op.file, op.index + 1);
         return;
       case 'truncate': this.truncate(op.file, op.sizePages); return;
-      case 'mmap': this.mmap(op, outcome.value, k); return;
+      case 'mmap':
+        this.mmap(op, outcome.value, k);
+        // MAP_LOCKED (or mlockall(MCL_FUTURE)) populated it: COW copies of private file pages.
+        this.cowCopiesMade(op.pid, outcome.value, outcome.value + op.lengthPages, k);
+        return;
       case 'munmap': this.unmap(op.pid, op.addr, op.addr + op.lengthPages); return;
       case 'mremap': this.mremap(op, outcome.value); return;
       case 'madvise': this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice); return;
@@ -384,6 +390,21 @@ export class Ghost {
       }
     }
     // WILLNEED (readahead) and POPULATE_READ (faulting in) change no contents.
+  }
+
+  /** The private file pages of [start, end) that the kernel now maps with a frame of their own: COW copies made by a fault that stored nothing. */
+  private cowCopiesMade(pid: number, start: number, end: number, k: KernelInspect): void {
+    const p = this.procs.get(pid);
+    if (p === undefined) return;
+    let ptes: Map<number, PteView> | undefined;
+    for (const r of p.ranges) {
+      if (r.backing.kind !== 'private-file' || r.end <= start || r.start >= end) continue;
+      ptes ??= new Map(k.ptes(pid));
+      for (let addr = Math.max(start, r.start); addr < Math.min(end, r.end); addr++) {
+        const pte = ptes.get(addr);
+        if (pte?.kind === 'present' && k.frame(pte.pfn)?.kind === 'anon') this.cowCopy(p, r, addr);
+      }
+    }
   }
 
   /** A private file page COW-copied by a write fault that stored nothing: it keeps what the file holds now. */

@@ -61,7 +61,7 @@ describe('repro op schema', () => {
     ['a misspelt field', { op: 'munmap', pid: 1, addr: 16, lenghtPages: 1 }, 'ops[1].lenghtPages'],
     ['a reclaim with neither shape', { op: 'reclaim' }, 'ops[1]'],
     ['a reclaim with both shapes', { op: 'reclaim', count: 1, pid: 1 }, 'ops[1].pid'],
-    ['an unknown operation', { op: 'mlock', pid: 1 }, 'ops[1].op'],
+    ['an unknown operation', { op: 'mlock3', pid: 1 }, 'ops[1].op'],
     ['null', null, 'ops[1]'],
     ['a drv op of an unknown strategy', { ...open, strategy: 'nope', args: { pid: 1, target: 1 } }, 'ops[1].strategy'],
     ['a drv op of a strategy the repro does not load', { ...open, strategy: 'pidfd-mem', call: 'pidfd_mem', args: { pid: 1, target: 1 } }, 'ops[1].strategy'],

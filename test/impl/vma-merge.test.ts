@@ -52,7 +52,7 @@ function modelKernel(): MergeKernel {
   const mm = s.processes.get(1)!.mm;
   const base = (start: number, end: number, pgoff: number): Vma => ({
     id: s.nextVmaId++, mm: 1, start, end, prot: RW, shared: false, mayWrite: true, file: -1, vmFile: 0, pgoff, pfnmap: false,
-    mixedmap: false, io: false, dontcopy: false, dontexpand: false, wipeonfork: false, anonVma: 0, forkChild: false, account: true,
+    mixedmap: false, io: false, dontcopy: false, dontexpand: false, wipeonfork: false, locked: false, lockonfault: false, anonVma: 0, forkChild: false, account: true,
     vmOps: null, driverFile: null, privateData: null, softDirty: false, uffdCtx: 0,
   });
   const attrsOf = (a: Attrs | undefined): Vma => ({ ...base(0, 1, 0), ...a });

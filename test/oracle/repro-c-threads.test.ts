@@ -68,7 +68,7 @@ describe('the C reproducer of a concurrent trace', () => {
   it('groups the operations the model ran in one top-level step into one concurrent segment', () => {
     const steps = threadedSteps(THREADS);
     expect(steps.map((s) => s.line)).toEqual([
-      'spawn 1000', 'mmap 1 4096000 8192 3 0 2 -1 0 1', 'write 1 1000 7', 'clone 1', 'munmap 1 4096000 8192', 'read 1 1000', 'read 1 1000',
+      'spawn 1000', 'mmap 1 4096000 8192 3 0 2 -1 0 1 0', 'write 1 1000 7', 'clone 1', 'munmap 1 4096000 8192', 'read 1 1000', 'read 1 1000',
     ]);
     expect(steps.map((s) => s.race)).toEqual([0, 0, 0, 0, 1, 1, 0]);
     expect(steps.map((s) => s.tid)).toEqual([0, 0, 0, 0, 0, 2, 2]);
