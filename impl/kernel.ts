@@ -225,6 +225,8 @@ export class ImplKernel implements Kernel {
       return mmap(s, proc, o);
     });
     if (r.kind === 'ok' && (op.locked === true || proc.mm.defLocked) && !proc.mm.defLockOnFault) {
+      // The mapping is there for every thread once mmap_lock is dropped, before mm_populate.
+      s.locks.linearized(r);
       const e = mmPopulate(s, proc, r.value, r.value + len, true);
       if (e === 'ESRCH') return err(e);
     }
@@ -255,6 +257,7 @@ export class ImplKernel implements Kernel {
         const r = this.locked(proc, 'write', 'do_mremap', () => mremap(s, proc, o));
         // do_mremap: a VM_LOCKED VMA that grew has its new part faulted in (mm_populate).
         if (r.kind === 'ok' && o.newPages > o.oldPages && this.lockedAt(proc, r.value)) {
+          s.locks.linearized(r);
           const e = mmPopulate(s, proc, r.value + o.oldPages, r.value + o.newPages, true);
           if (e === 'ESRCH') return err(e);
         }

@@ -86,21 +86,26 @@ export function mmPopulate(s: ModelState, proc: Process, start: number, end: num
   return withMmapLock(s, proc.mm, 'read', '__mm_populate', () => {
     // Killed while it waited (a fatal signal: GUP gives -EINTR, the task dies): nothing more.
     if (!taskAlive(s, proc)) return 'ESRCH' as const;
-    for (let addr = start; addr < end;) {
-      const vma = findVma(proc, addr);
-      if (vma === undefined || vma.start >= end) break;
-      addr = Math.max(addr, vma.start);
-      const stop = Math.min(vma.end, end);
-      if (vma.io || vma.pfnmap || vma.lockonfault) {
-        addr = stop;
-        continue;
-      }
-      const e = populateVmaPageRange(s, proc, vma, addr, stop);
-      if (e !== 0 && !ignoreErrors) return e;
-      addr = stop;
-    }
-    return 0;
+    return s.locks.uninterrupted(() => populateRange(s, proc, start, end, ignoreErrors));
   });
+}
+
+/** __mm_populate's walk, VMA by VMA, once it holds mmap_lock (no other task starts inside: LockTable.uninterrupted). */
+function populateRange(s: ModelState, proc: Process, start: number, end: number, ignoreErrors: boolean): Errno | 0 {
+  for (let addr = start; addr < end;) {
+    const vma = findVma(proc, addr);
+    if (vma === undefined || vma.start >= end) break;
+    addr = Math.max(addr, vma.start);
+    const stop = Math.min(vma.end, end);
+    if (vma.io || vma.pfnmap || vma.lockonfault) {
+      addr = stop;
+      continue;
+    }
+    const e = populateVmaPageRange(s, proc, vma, addr, stop);
+    if (e !== 0 && !ignoreErrors) return e;
+    addr = stop;
+  }
+  return 0;
 }
 
 /** populate_vma_page_range: __get_user_pages with FOLL_TOUCH, FOLL_WRITE on a private writable VMA, FOLL_FORCE unless PROT_NONE. */

@@ -249,7 +249,7 @@ function mprotectFixup(
     });
     invalidateEnd(s, proc.pid);
   }
-  if (populates) populateVmaPageRange(s, proc, target, start, end); // errors ignored
+  if (populates) s.locks.uninterrupted(() => populateVmaPageRange(s, proc, target, start, end)); // errors ignored
   return target;
 }
 

@@ -29,6 +29,7 @@
  * deadlock is always raised: the task cannot go on.
  */
 import { WouldBlock, type SchedHooks, type Tid } from './sched.ts';
+import type { Outcome } from './outcome.ts';
 
 export type LockKind = 'rwsem' | 'mutex' | 'spinlock' | 'srcu';
 /** A mutex or spinlock is always taken for write. */
@@ -418,10 +419,32 @@ export class LockTable {
   preemptPoint(where: string): void {
     this.mightSleep(where);
     this.points += 1;
-    if (this.hooks === null) return;
+    if (this.hooks === null || this.uninterruptedDepth > 0) return;
     const me = this.current;
     this.hooks.preempt(where);
     this.current = me;
+  }
+
+  private uninterruptedDepth = 0;
+
+  /**
+   * Run `f` with no operation of another task started at its scheduling points (they still
+   * count, and might_sleep is still judged). For a populate (__mm_populate, and
+   * populate_vma_page_range under mprotect): ghost memory cannot tell which of its COW copies
+   * a racing store preceded, so that race is not explored (README: simplifications).
+   */
+  uninterrupted<T>(f: () => T): T {
+    this.uninterruptedDepth += 1;
+    try {
+      return f();
+    } finally {
+      this.uninterruptedDepth -= 1;
+    }
+  }
+
+  /** The current operation has taken effect (SchedHooks.linearized). */
+  linearized(outcome: Outcome): void {
+    this.hooks?.linearized?.(outcome);
   }
 
   /** Enter / leave a context that must not sleep (mmu_notifier_invalidate_range_start_nonblock). */

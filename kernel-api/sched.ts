@@ -18,6 +18,7 @@
  * (README: "Design decisions", and kernel-oracle/SIMPLIFICATIONS.md).
  */
 import type { LockMode, LockRef } from './locks.ts';
+import type { Outcome } from './outcome.ts';
 
 /** A task id: Linux's tid. A process's main thread has tid == pid; task 0 runs the ops no process issues (reclaim by count, file ops, fault injection). */
 export type Tid = number;
@@ -26,6 +27,13 @@ export type Tid = number;
 export interface SchedHooks {
   /** The current task may sleep at `where`: another task's operation may run to completion here. */
   preempt(where: string): void;
+  /**
+   * The current operation has taken effect, with this outcome, and what it does next changes
+   * no memory user space sees before it completes — bar the COW copies of a populate, which
+   * ghost memory takes at completion: vm_mmap_pgoff's do_mmap done, mm_populate to come. An
+   * operation run nested after this point sees its effect (properties/sched.ts).
+   */
+  linearized?(outcome: Outcome): void;
 }
 
 /** A task would have to wait for a lock another task holds: the nested schedule cannot go on. */

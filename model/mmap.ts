@@ -266,7 +266,7 @@ function mprotectFixup(s: ModelState, proc: Process, vma: Vma, prev: Vma | undef
       }
     });
   }
-  if (populates) populateVmaPageRange(s, proc, target, start, end); // errors ignored
+  if (populates) s.locks.uninterrupted(() => populateVmaPageRange(s, proc, target, start, end)); // errors ignored
   return target;
 }
 

@@ -60,6 +60,13 @@ type GhostProcess = {
 /** What a read must return: a value, SIGBUS, or nothing known. */
 export type Expectation = { kind: 'value'; value: number } | { kind: 'sigbus' } | { kind: 'unmapped' } | { kind: 'unknown' };
 
+/**
+ * Which part of an operation `Ghost.apply` takes: all of it; or, for one that took effect
+ * before it completed (properties/sched.ts `Linearized`), the effect at that instant, then
+ * the rest at its completion.
+ */
+export type GhostPart = 'whole' | 'effect' | 'rest';
+
 export class Ghost {
   private readonly procs = new Map<number, GhostProcess>();
   /** Object contents: 'f<id>' for regular files, 'shm<n>' for shared anonymous memory. */
@@ -135,13 +142,21 @@ export class Ghost {
    * Apply one step. `k` is consulted only for what the operation itself names but the ghost
    * cannot know: which inode a mapping of an fd maps. `views` are the strategies' remote views.
    */
-  apply(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
+  apply(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[], part: GhostPart = 'whole'): void {
     this.lost = [];
-    this.applyOp(op, outcome, k, views);
+    this.applyOp(op, outcome, k, views, part);
     this.settle(op, k);
   }
 
-  private applyOp(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[]): void {
+  private applyOp(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[], part: GhostPart): void {
+    // The rest of an operation that took effect before it completed (an mmap or mremap whose
+    // new VM_LOCKED range is populated after mmap_lock is dropped): the populate's COW copies.
+    if (part === 'rest') {
+      if (outcome.kind !== 'ok') return; // killed while it populated (ESRCH): its task is dying
+      if (op.op === 'mmap') this.populated({ ...op, addr: outcome.value }, k);
+      if (op.op === 'mremap') this.populated({ ...op, newAddr: outcome.value }, k);
+      return;
+    }
     // ESRCH: the calling thread is not there (gone, or killed meanwhile): nothing was done. But
     // a driver's ->mmap may refuse with ESRCH too (its target gone) after a MAP_FIXED mmap
     // cleared the range: that case is the failed MAP_FIXED rule's below, which asks the
@@ -252,11 +267,13 @@ export class Ghost {
       case 'truncate': this.truncate(op.file, op.sizePages); return;
       case 'mmap':
         this.mmap(op, outcome.value, k);
-        // MAP_LOCKED (or mlockall(MCL_FUTURE)) populated it: COW copies of private file pages.
-        this.cowCopiesMade(op.pid, outcome.value, outcome.value + op.lengthPages, k);
+        if (part === 'whole') this.populated({ ...op, addr: outcome.value }, k);
         return;
       case 'munmap': this.unmap(op.pid, op.addr, op.addr + op.lengthPages); return;
-      case 'mremap': this.mremap(op, outcome.value); return;
+      case 'mremap':
+        this.mremap(op, outcome.value);
+        if (part === 'whole') this.populated({ ...op, newAddr: outcome.value }, k);
+        return;
       case 'madvise': this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice); return;
       case 'write': this.store(op.pid, op.addr, op.value >>> 0, k, views); return;
       case 'proc_mem_write':
@@ -390,6 +407,22 @@ export class Ghost {
       }
     }
     // WILLNEED (readahead) and POPULATE_READ (faulting in) change no contents.
+  }
+
+  /**
+   * A new VM_LOCKED range faulted in (mm_populate after do_mmap, or after do_mremap grew a
+   * locked VMA; MAP_LOCKED or mlockall(MCL_FUTURE)): COW copies of private file pages. `op`
+   * carries where the mapping landed (mmap: addr; mremap: newAddr).
+   */
+  private populated(op: Extract<Op, { op: 'mmap' | 'mremap' }>, k: KernelInspect): void {
+    if (op.op === 'mmap') {
+      this.cowCopiesMade(op.pid, op.addr, op.addr + Math.ceil(op.lengthPages), k);
+      return;
+    }
+    const at = op.newAddr ?? op.addr;
+    const oldEnd = at + Math.ceil(op.oldPages);
+    const newEnd = at + Math.ceil(op.newPages);
+    if (newEnd > oldEnd && [...k.vmas(op.pid)].some((v) => v.locked && v.start <= oldEnd && oldEnd < v.end)) this.cowCopiesMade(op.pid, oldEnd, newEnd, k);
   }
 
   /** The private file pages of [start, end) that the kernel now maps with a frame of their own: COW copies made by a fault that stored nothing. */

@@ -37,6 +37,13 @@ export type Completed = {
   readonly vma?: VmaView;
 };
 
+/**
+ * An operation that took effect before it completed (SchedHooks.linearized): ghost memory
+ * takes its effect before `ran[before]` (or last, if none completed since), the rest of it
+ * (a populate's COW copies) at its completion.
+ */
+export type Linearized = { readonly op: Op; readonly outcome: Outcome; readonly before: number };
+
 /** Where a nested operation started: the task it preempted, at which point, holding what. */
 export type Preemption = {
   readonly task: Tid;
@@ -106,6 +113,8 @@ export class NestedScheduler implements SchedHooks {
    * operation's permission check saw lies among those of its interval (properties/session.ts).
    */
   readonly processTables: ProcessView[][] = [];
+  /** The operations that took effect before they completed, in the order they did. */
+  readonly early: Linearized[] = [];
   private readonly stack: Frame[] = [];
   private global = 0;
 
@@ -151,6 +160,11 @@ export class NestedScheduler implements SchedHooks {
     // Only an operation that ran changed anything: one not started after all (it waited at
     // its entry lock) leaves the preempted one as it was, un-takeable still.
     if (this.runOne(start, true)) top.nestedStarted = true;
+  }
+
+  linearized(outcome: Outcome): void {
+    const top = this.stack[this.stack.length - 1];
+    if (top !== undefined) this.early.push({ op: top.op, outcome, before: this.ran.length });
   }
 
   private busy(task: Tid): boolean {

@@ -193,8 +193,16 @@ export class Session {
     const startedAt = new Map(sched.started.map((o, i) => [o, i]));
     // ghosts[m]: ghost memory after ran[0 .. m-1]; processTables[m]: the process table then.
     const ghosts: Ghost[] = byOutcome.length > 0 ? [this.ghost.clone()] : [];
-    for (const c of sched.ran) {
-      this.ghost.apply(c.op, c.outcome, k, views);
+    // An operation that took effect before it completed (an mmap whose populate a fork ran
+    // nested in: the child has the mapping) is taken then, and the rest of it at completion.
+    const early = new Map(sched.early.map((e) => [e.op, e]));
+    let next = 0;
+    for (const [j, c] of sched.ran.entries()) {
+      for (; next < sched.early.length && sched.early[next]!.before <= j; next++) {
+        const e = sched.early[next]!;
+        this.ghost.apply(e.op, e.outcome, k, views, 'effect');
+      }
+      this.ghost.apply(c.op, c.outcome, k, views, early.has(c.op) ? 'rest' : 'whole');
       if (byOutcome.length > 0) ghosts.push(this.ghost.clone());
     }
     for (const [i, c] of sched.ran.entries()) {
@@ -217,7 +225,8 @@ export class Session {
           const outer = sched.ran[j]!;
           if (startedAt.get(outer.op)! > startedAt.get(c.op)!) continue;
           g ??= ghosts[i + 1]!.clone();
-          g.apply(outer.op, outer.outcome, k, views);
+          const took = early.get(outer.op);
+          g.apply(outer.op, outer.outcome, k, views, took !== undefined && took.before <= i ? 'rest' : 'whole');
           const at = withProcessTable(k, sched.processTables[j + 1] ?? [...k.processes()]);
           broken = checkAll(new StepContext(at, this.opts.config, g, c.op, c.outcome, views, indexOf(c.op), this.opts.strategies), byOutcome);
         }

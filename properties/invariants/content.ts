@@ -175,6 +175,10 @@ function sideOf(op: Op, view: RemoteView, shownZero: boolean, atSetup: boolean):
       if (!byTarget) break;
       return madviseSide(op.advice, shownZero);
     case 'mremap': return byTarget ? 'mremap' : 'other';
+    // populate_vma_page_range of a VM_LOCKED range (mlock, mlockall(MCL_CURRENT), and mprotect
+    // making a locked private VMA writable): a write fault on a private writable VMA breaks
+    // COW as a store would, a read fault maps a page that was not resident.
+    case 'mlock': case 'mlockall': case 'mprotect': if (!byTarget) break; return shownZero ? 'never-resident' : 'cow-break';
     case 'reclaim': return 'reclaim';
     case 'truncate': return 'truncate';
     default: break;

@@ -2,7 +2,7 @@
  * driver-mmap: a design that declares what its ->mmap refuses (StrategyDefinition
  * .mmapRefusesOnly: its own range check's errno) maps every other request of its fds. An
  * mmap of such an fd refused with another errno, where the core's checks before ->mmap
- * (do_mmap: a zero length or bad prot EINVAL; ENOMEM, EOVERFLOW, EBADF, EPERM, EEXIST,
+ * (sys_mmap: an unaligned offset, EINVAL; do_mmap: a zero length or bad prot EINVAL; ENOMEM, EOVERFLOW, EBADF, EPERM, EEXIST,
  * EACCES) cannot have given it, was refused by the design's ->mmap for a request the
  * design says it maps: a driver that cannot map its buffer (seed 002's kmalloc'd pages,
  * which vm_insert_page refuses as slab pages, EINVAL).
@@ -23,8 +23,10 @@ export const driverMmap: Invariant = {
     if (op.op !== 'mmap' || op.fd === undefined || outcome.kind !== 'errno') return null;
     const errno = outcome.errno;
     if (CORE_ERRNOS.has(errno)) return null;
-    // do_mmap's own EINVAL: a zero, negative or fractional length, unknown prot bits, a fractional address.
-    if (errno === 'EINVAL' && (!Number.isSafeInteger(op.lengthPages) || op.lengthPages < 1 || (op.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0 || !Number.isSafeInteger(op.addr))) return null;
+    // The core's own EINVAL: sys_mmap's unaligned offset (mmapPages), do_mmap's zero length
+    // and unknown prot bits, an unaligned MAP_FIXED address (__get_unmapped_area).
+    if (errno === 'EINVAL' && ((op.pgoff !== undefined && !Number.isInteger(op.pgoff)) || !Number.isSafeInteger(op.lengthPages) || op.lengthPages < 1 ||
+      (op.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0 || !Number.isSafeInteger(op.addr))) return null;
     let driver: string | undefined;
     for (const f of k.fds(op.pid)) if (f.fd === op.fd) driver = f.driver;
     if (driver === undefined) return null;

@@ -169,6 +169,35 @@ describe('scheduling points of the core operations', () => {
     expect(k.locks.holdsAny(1) || k.locks.holdsAny(0)).toBe(false);
   });
 
+  it('mmap(MAP_LOCKED) takes effect at do_mmap, then lets another task in only at the populate\'s mmap_lock', () => {
+    const k = new ModelKernel();
+    okValue(k, { op: 'spawn' });
+    const events: string[] = [];
+    k.locks.hooks = {
+      preempt: (where) => void events.push(where),
+      linearized: (o) => void events.push(`linearized ${o.kind}`),
+    };
+    let a = 0;
+    try {
+      a = okValue(k, { op: 'mmap', pid: 1, addr: 0, lengthPages: 3, prot: RW, shared: false, locked: true });
+    } finally {
+      k.locks.hooks = null;
+    }
+    // Three write faults ran inside the populate, each past points of its own, none offered.
+    expect(events).toEqual(['vm_mmap_pgoff', 'linearized ok', '__mm_populate']);
+    expect(k.locks.points).toBeGreaterThan(2);
+    expect([...k.inspect.ptes(1)].filter(([addr, p]) => addr >= a && addr < a + 3 && p.kind === 'present')).toHaveLength(3);
+    // Without MAP_LOCKED nothing follows do_mmap: no early effect.
+    events.length = 0;
+    k.locks.hooks = { preempt: (where) => void events.push(where), linearized: () => void events.push('linearized') };
+    try {
+      okValue(k, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: RW, shared: false });
+    } finally {
+      k.locks.hooks = null;
+    }
+    expect(events).toEqual(['vm_mmap_pgoff']);
+  });
+
   it('a validation error of an op on its own mm still takes the entry lock first; ESRCH takes none', () => {
     const k = new ModelKernel();
     okValue(k, { op: 'spawn' });
