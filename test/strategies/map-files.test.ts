@@ -66,7 +66,7 @@ describe('strategies/index', () => {
   it('registers every strategy once under its name', () => {
     const names = STRATEGIES.map((s) => s.name);
     expect(new Set(names).size).toBe(names.length);
-    expect(names).toEqual(['proc-mem-mmap', 'pidfd-mem', 'kbuf-fault', 'kbuf-remap', 'map-files', 'proc-mem-notify', 'pin-buffers']);
+    expect(names).toEqual(['proc-mem-mmap', 'pidfd-mem', 'kbuf-fault', 'kbuf-remap', 'map-files', 'proc-mem-notify', 'pin-buffers', 'kbuf-insert', 'kbuf-insert-kmalloc']);
     for (const s of STRATEGIES) expect(strategyByName(s.name)).toBe(s);
     expect(strategyByName('nope')).toBeUndefined();
   });
