@@ -77,6 +77,7 @@ function syscallText(line: string): string {
     case 'munlock': return `P${n[0]}: munlock(${hexBytes(n[1])}, ${n[2]} bytes)`;
     case 'mlockall': return `P${n[0]}: mlockall(${n[1]})`;
     case 'munlockall': return `P${n[0]}: munlockall()`;
+    case 'msync': return `P${n[0]}: msync(${hexBytes(n[1])}, ${n[2]} bytes, ${n[3]})`;
     case 'mremap': {
       const flags = [n[4] ? 'MREMAP_MAYMOVE' : '', n[5] ? 'MREMAP_FIXED' : '', n[7] ? 'MREMAP_DONTUNMAP' : ''].filter((x) => x !== '').join('|') || '0';
       return `P${n[0]}: mremap(${hexBytes(n[1])}, ${n[2]} bytes, ${n[3]} bytes, ${flags}${n[5] ? `, ${hexBytes(n[6])}` : ''})`;

@@ -89,7 +89,7 @@ export const ORACLE_OPS: readonly OpName[] = [
   'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'creat', 'pread',
   'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev', 'set_dumpable',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir', 'mincore',
-  'mlock', 'munlock', 'mlockall', 'munlockall',
+  'mlock', 'munlock', 'mlockall', 'munlockall', 'msync',
 ];
 
 /** The calls of the subset that not every kernel has: the oracle's start-up probe for each (its header's "caps"). */
@@ -139,6 +139,7 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
     // libc): not the model's address space, so not replayed (SIMPLIFICATIONS.md).
     case 'mlockall': return (op.flags & MCL_CURRENT) !== 0 ? null : `mlockall ${op.pid} ${op.flags}`;
     case 'munlockall': return `munlockall ${op.pid}`;
+    case 'msync': return `msync ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)} ${op.flags}`;
     case 'mremap': {
       let fixed = b(op.fixed);
       let newAddr = op.newAddr ?? 0;

@@ -21,12 +21,14 @@ function at(addr: number): string {
   return `${hex(page)}+${b - page * PAGE_BYTES}B`;
 }
 /** A length in pages (`3p`), or in bytes when it is not whole pages (`4097B`). */
-function mclText(flags: number): string {
-  const names = [[1, 'MCL_CURRENT'], [2, 'MCL_FUTURE'], [4, 'MCL_ONFAULT']] as const;
+function flagsText(flags: number, names: readonly (readonly [number, string])[]): string {
+  const known = names.reduce((m, [bit]) => m | bit, 0);
   const out: string[] = names.filter(([bit]) => (flags & bit) !== 0).map(([, n]) => n);
-  if ((flags & ~7) !== 0) out.push(`0x${(flags & ~7).toString(16)}`);
+  if ((flags & ~known) !== 0) out.push(`0x${(flags & ~known).toString(16)}`);
   return out.join('|') || '0';
 }
+const mclText = (flags: number) => flagsText(flags, [[1, 'MCL_CURRENT'], [2, 'MCL_FUTURE'], [4, 'MCL_ONFAULT']]);
+const msText = (flags: number) => flagsText(flags, [[1, 'MS_ASYNC'], [2, 'MS_INVALIDATE'], [4, 'MS_SYNC']]);
 function len(pages: number): string {
   return Number.isInteger(pages) ? `${pages}p` : `${toBytes(pages)}B`;
 }
@@ -53,6 +55,7 @@ export function formatOp(op: Op): string {
     case 'munlock': return `P${op.pid}: munlock(${at(op.addr)}, ${len(op.lengthPages)})`;
     case 'mlockall': return `P${op.pid}: mlockall(${mclText(op.flags)})`;
     case 'munlockall': return `P${op.pid}: munlockall()`;
+    case 'msync': return `P${op.pid}: msync(${at(op.addr)}, ${len(op.lengthPages)}, ${msText(op.flags)})`;
     case 'read': return `P${op.pid}: read ${hex(op.addr)}`;
     case 'write': return `P${op.pid}: write ${hex(op.addr)} ← ${op.value}`;
     case 'fork': return `P${op.pid}: fork()`;

@@ -4,7 +4,7 @@
  * tables, a typed-array frame pool, rmap chains, an LRU list, an interval tree of MMU
  * notifiers. Every step runs to completion or throws a KernelAssertionError (a bug).
  */
-import { mlockPages, mmapPages, mremapPages, withPageRange } from '../kernel-api/bytes.ts';
+import { mlockPages, mmapPages, mremapPages, withPageRange, msyncPages } from '../kernel-api/bytes.ts';
 import { mlockallFlags, mlockPopulate, mlockRange, mmPopulate } from './mlock.ts';
 import type { MmapOp, Op } from '../kernel-api/op.ts';
 import { callerPid, madviseLockMode, MCL_CURRENT, taskOf } from '../kernel-api/op.ts';
@@ -29,6 +29,7 @@ import { fdputAll, mmLock, releaseIfHeld, runDeferredFput, taskName } from './lo
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { mincore } from './mincore.ts';
+import { msync } from './msync.ts';
 import { madvise } from './madvise.ts';
 import { fork } from './fork.ts';
 import { exitProcess, oomKill } from './exit.ts';
@@ -304,6 +305,11 @@ export class ImplKernel implements Kernel {
           if (e === 'ESRCH') return err(e);
         }
         return r;
+      }
+      case 'msync': {
+        const o = msyncPages(op);
+        if ('errno' in o) return o.errno === 0 ? ok(0) : err(o.errno);
+        return msync(s, proc, o.addr, o.addr + o.lengthPages, o.flags);
       }
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);

@@ -57,7 +57,7 @@ export function anonVmaRootOf(s: ImplState, anonVma: number): number {
  * holds an rmap lock for write across a point. A frame mapped nowhere needs no walk.
  * Null when there is nothing to lock.
  */
-function rmapLock(s: ImplState, pfn: number, mappings: Array<[number, number]>): LockRef | null {
+export function rmapLock(s: ImplState, pfn: number, mappings: Array<[number, number]>): LockRef | null {
   if (mappings.length === 0) return null;
   let lock: LockRef;
   if ((s.pool.flags[pfn] & F_KIND) === KIND_ANON) {

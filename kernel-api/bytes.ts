@@ -86,6 +86,23 @@ export function mlockPages<T extends { addr: number; lengthPages: number }>(op: 
 }
 
 /**
+ * msync's arguments (SYSCALL_DEFINE3(msync), Linux 6.18), checked before mmap_lock: unknown
+ * flags, an unaligned start, or MS_ASYNC with MS_SYNC are EINVAL; len = PAGE_ALIGN(len), and
+ * an end below the start (a negative length read as size_t) is ENOMEM; a length that rounds
+ * to nothing (0, or a negative byte count PAGE_ALIGN wraps to 0) is 0 at once: `{ errno: 0 }`.
+ */
+export function msyncPages<T extends { addr: number; lengthPages: number; flags: number }>(op: T): T | { errno: Errno | 0 } {
+  const MS_ASYNC = 1, MS_INVALIDATE = 2, MS_SYNC = 4;
+  if (!Number.isSafeInteger(op.flags) || (op.flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) !== 0 || op.flags < 0) return { errno: 'EINVAL' };
+  if (!Number.isInteger(op.addr)) return { errno: 'EINVAL' };
+  if ((op.flags & MS_ASYNC) !== 0 && (op.flags & MS_SYNC) !== 0) return { errno: 'EINVAL' };
+  const pages = Math.ceil(op.lengthPages) || 0;
+  if (pages < 0) return { errno: 'ENOMEM' };
+  if (pages === 0) return { errno: 0 };
+  return pages === op.lengthPages ? op : { ...op, lengthPages: pages };
+}
+
+/**
  * mmap's byte arguments (x86-64 sys_mmap, do_mmap and __get_unmapped_area, Linux 6.18): an
  * unaligned file offset is EINVAL before anything else (off & ~PAGE_MASK); a byte length is
  * PAGE_ALIGNed, a negative one (read as size_t) is ENOMEM (it wraps to 0, or is past TASK_SIZE);

@@ -105,6 +105,7 @@ export const OP_SCHEMA: OpSchema = {
   munlock: { pid: int, addr: bytes, lengthPages: bytes },
   mlockall: { pid: int, flags: int },
   munlockall: { pid: int },
+  msync: { pid: int, addr: bytes, lengthPages: bytes, flags: int },
   clear_refs: { pid: int, target: int, mode: int },
   // The type says `async: true`; false is accepted as the kernels answer it with EINVAL.
   uffd_register_wp: { pid: int, addr: bytes, lengthPages: bytes, async: bool },

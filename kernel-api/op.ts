@@ -221,6 +221,15 @@ export type MapFilesReaddirOp = { op: 'map_files_readdir'; pid: number; target: 
  */
 export type MincoreOp = { op: 'mincore'; pid: number; addr: number; lengthPages: number };
 
+/**
+ * msync(addr, len, flags) by `pid` (mm/msync.c): MS_SYNC writes the dirty pages of each
+ * shared file mapping in the range back (vfs_fsync_range: folio_clear_dirty_for_io cleans and
+ * write-protects their PTEs first, folio_mkclean); MS_ASYNC does nothing; MS_INVALIDATE is
+ * EBUSY on a VM_LOCKED VMA. A hole is ENOMEM (at once for MS_ASYNC alone, else at the end).
+ */
+export type MsyncOp = { op: 'msync'; pid: number; addr: number; lengthPages: number; flags: number };
+export const MS_ASYNC = 1, MS_INVALIDATE = 2, MS_SYNC = 4;
+
 /** The most pages one mincore op asks for (a limit of the emulation: the kernel's bounce page holds 4096). */
 export const MINCORE_PAGES_MAX = 4096;
 
@@ -262,7 +271,7 @@ export type Op = OpCommon & (
   | ProcMemReadOp | ProcMemWriteOp | ProcessVmReadvOp | ProcessVmWritevOp
   | SetDumpableOp | FailNthOp | CloseOp | DriverOp
   | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp
-  | MincoreOp | MlockOp | MunlockOp | MlockallOp | MunlockallOp);
+  | MincoreOp | MlockOp | MunlockOp | MlockallOp | MunlockallOp | MsyncOp);
 
 export type OpName = Op['op'];
 
@@ -272,7 +281,7 @@ export const CORE_OP_NAMES: readonly OpName[] = [
   'reclaim', 'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write',
   'process_vm_readv', 'process_vm_writev', 'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
-  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall',
+  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall', 'msync',
 ];
 
 /**

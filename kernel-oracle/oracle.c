@@ -156,7 +156,7 @@ enum cmd_kind {
   C_MMAP = 1, C_MUNMAP, C_MPROTECT, C_MREMAP, C_MADVISE, C_READ, C_WRITE, C_FORK, C_EXIT,
   C_PROC_MEM_READ, C_PROC_MEM_WRITE, C_PVM_READ, C_PVM_WRITE, C_SET_DUMPABLE,
   C_PAGEMAP_READ, C_PAGEMAP_SCAN, C_CLEAR_REFS, C_UFFD_REGISTER_WP, C_MAP_FILES_READDIR,
-  C_MINCORE, C_MLOCK, C_MUNLOCK, C_MLOCKALL, C_MUNLOCKALL,
+  C_MINCORE, C_MLOCK, C_MUNLOCK, C_MLOCKALL, C_MUNLOCKALL, C_MSYNC,
 };
 
 #define CMD_ARGS 16
@@ -434,6 +434,14 @@ static struct reply do_mincore(const struct cmd *c) {
 }
 
 /*
+ * msync(addr, len, flags) of the calling process, a byte address (from REGION_BASE) and a
+ * byte length placed at the kernel's edges (real_span).
+ */
+static struct reply do_msync(const struct cmd *c) {
+  return call_result(msync((void *)real_span(c->a[0], c->a[1]), (size_t)c->a[1], (int)c->a[2]));
+}
+
+/*
  * mlock, mlock2(MLOCK_ONFAULT) and munlock of a byte address (from REGION_BASE) and a byte
  * length, placed at the kernel's edges (real_span); mlockall(flags) and munlockall.
  */
@@ -621,6 +629,7 @@ static void process_loop(int slot) {
       case C_SET_DUMPABLE: r = call_result(prctl(PR_SET_DUMPABLE, (unsigned long)c.a[0], 0, 0, 0)); break;
       case C_PAGEMAP_READ: r = pagemap_read(&c); break;
       case C_MINCORE: r = do_mincore(&c); break;
+      case C_MSYNC: r = do_msync(&c); break;
       case C_MLOCK: case C_MUNLOCK: case C_MLOCKALL: case C_MUNLOCKALL: r = do_mlock(&c); break;
       case C_PAGEMAP_SCAN: r = pagemap_scan(&c); break;
       case C_CLEAR_REFS: r = clear_refs(&c); break;
@@ -893,6 +902,7 @@ static int advice_code(const char *name) {
  *   spawn UID | creat SIZE | pread FILE INDEX | pwrite FILE INDEX VALUE | truncate FILE SIZE
  *   mmap PID ADDR LEN PROT SHARED PLACEMENT FILE PGOFF RW   (FILE -1: anonymous)
  *   munmap PID ADDR LEN | mprotect PID ADDR LEN PROT | madvise PID ADDR LEN ADVICE | mincore PID ADDR LEN (bytes)
+ *   msync PID ADDR LEN FLAGS (bytes)
  *   mremap PID ADDR OLD NEW MAYMOVE FIXED NEWADDR | read PID ADDR | write PID ADDR VALUE
  *   fork PID | exit PID | set_dumpable PID 0|1
  *   proc_mem_read PID TARGET ADDR | proc_mem_write PID TARGET ADDR VALUE (and process_vm_readv/writev)
@@ -941,6 +951,8 @@ static struct reply run_line(const char *line) {
     c.kind = C_MADVISE; c.a[0] = x[1]; c.a[1] = x[2]; c.a[2] = advice_code(word);
   } else if (strcmp(name, "mincore") == 0) {
     c.kind = C_MINCORE; c.a[0] = x[1]; c.a[1] = x[2];
+  } else if (strcmp(name, "msync") == 0) {
+    c.kind = C_MSYNC; c.a[0] = x[1]; c.a[1] = x[2]; c.a[2] = x[3];
   } else if (strcmp(name, "mremap") == 0) {
     c.kind = C_MREMAP;
     for (int i = 0; i < 7; i++) c.a[i] = x[i + 1];

@@ -137,6 +137,7 @@ static struct reply task_exec(const struct cmd *c) {
     case C_SET_DUMPABLE: return call_result(prctl(PR_SET_DUMPABLE, (unsigned long)c->a[0], 0, 0, 0));
     case C_PAGEMAP_READ: return pagemap_read(c);
     case C_MINCORE: return do_mincore(c);
+    case C_MSYNC: return do_msync(c);
     case C_MLOCK: case C_MUNLOCK: case C_MLOCKALL: case C_MUNLOCKALL: return do_mlock(c);
     case C_PAGEMAP_SCAN: return pagemap_scan(c);
     case C_CLEAR_REFS: return clear_refs(c);

@@ -3,7 +3,7 @@
  * exposes its state through the inspection interface. Every step runs to completion or
  * throws a KernelAssertionError (a bug); errnos and signals are outcomes.
  */
-import { mlockPages, mmapPages, mremapPages, withPageRange } from '../kernel-api/bytes.ts';
+import { mlockPages, mmapPages, mremapPages, msyncPages, withPageRange } from '../kernel-api/bytes.ts';
 import { mlockallFlags, mlockPopulate, mlockRange, mmPopulate } from './mlock.ts';
 import type { MmapOp, Op } from '../kernel-api/op.ts';
 import { callerPid, madviseLockMode, MCL_CURRENT, taskOf } from '../kernel-api/op.ts';
@@ -23,6 +23,7 @@ import { fdputAll, mmapLock, releaseIfHeld, runDeferredFput, taskName } from './
 import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { mincore } from './mincore.ts';
+import { msync } from './msync.ts';
 import { madvise } from './madvise.ts';
 import { fork, newMm } from './fork.ts';
 import { exitProcess, oomKill } from './exit.ts';
@@ -289,6 +290,11 @@ export class ModelKernel implements Kernel {
           if (e === 'ESRCH') return err(e);
         }
         return r;
+      }
+      case 'msync': {
+        const o = msyncPages(op);
+        if ('errno' in o) return o.errno === 0 ? ok(0) : err(o.errno);
+        return msync(s, proc, o.addr, o.addr + o.lengthPages, o.flags);
       }
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);

@@ -46,7 +46,7 @@ export function anonVmaRootOf(s: ModelState, anonVma: number): number {
  * scheduling point of its own, so it is taken with a trylock, which cannot fail: nothing
  * holds an rmap lock for write across a point. A frame mapped nowhere needs no walk.
  */
-function withRmapLock<T>(s: ModelState, frame: Frame, mappings: Array<[Process, number]>, f: () => T): T {
+export function withRmapLock<T>(s: ModelState, frame: Frame, mappings: Array<[Process, number]>, f: () => T): T {
   if (mappings.length === 0) return f();
   let lock;
   if (frame.kind === 'anon') {

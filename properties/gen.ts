@@ -38,7 +38,7 @@ export const CORE_KINDS = [
   'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev',
   'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
-  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall',
+  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall', 'msync',
 ] as const;
 
 /** Base weights before swarm testing rescales them. */
@@ -47,7 +47,7 @@ const CORE_WEIGHT: Record<(typeof CORE_KINDS)[number], number> = {
   oom: 1, creat: 1, pread: 2, pwrite: 2, truncate: 1, proc_mem_read: 2, proc_mem_write: 2, process_vm_readv: 1,
   process_vm_writev: 1, set_dumpable: 1, fail_nth: 1, close: 1,
   pagemap_read: 2, clear_refs: 1, uffd_register_wp: 1, pagemap_scan: 3, map_files_readdir: 1,
-  mincore: 2, mlock: 2, munlock: 1, mlockall: 1, munlockall: 1,
+  mincore: 2, mlock: 2, munlock: 1, mlockall: 1, munlockall: 1, msync: 2,
 };
 
 export type OpKind = { name: string; weight: number; strategy?: StrategyDefinition; call?: StrategyDefinition['calls'][number] };
@@ -91,7 +91,7 @@ const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];
 const NO_VIEWS: readonly RemoteView[] = [];
 
 /** Core operations on an address or a range of the calling process (their pid is drawn by memPid). */
-const ON_MEMORY: ReadonlySet<string> = new Set(['munmap', 'mprotect', 'madvise', 'mremap', 'read', 'write', 'reclaim', 'uffd_register_wp', 'mincore', 'mlock', 'munlock']);
+const ON_MEMORY: ReadonlySet<string> = new Set(['munmap', 'mprotect', 'madvise', 'mremap', 'read', 'write', 'reclaim', 'uffd_register_wp', 'mincore', 'mlock', 'munlock', 'msync']);
 
 /** Values strategy calls returned, remembered under the key their call names. */
 type Remembered = Map<string, number[]>;
@@ -439,6 +439,8 @@ export class TraceBuilder implements GenContext {
       // MCL_CURRENT, MCL_FUTURE, both, with MCL_ONFAULT, and now and then a refused mix.
       case 'mlockall': return { op: 'mlockall', pid, flags: c.pick([1, 2, 3, 5, 6, 7, 4, 8]) };
       case 'munlockall': return { op: 'munlockall', pid };
+      // MS_SYNC most, MS_ASYNC, MS_INVALIDATE alone or with either, none, and now and then a refused mix.
+      case 'msync': return { op: 'msync', pid, ...this.byteRange(pid, c), flags: c.pick([4, 4, 1, 6, 2, 3, 0, 5, 8]) };
       case 'mremap': return this.mremap(pid, c);
       case 'read': return { op: 'read', pid, addr: this.addr(pid, c) };
       case 'write': return { op: 'write', pid, addr: this.addr(pid, c), value: this.value(c) };

@@ -29,6 +29,8 @@
  * simplifications"). A lost store is kept in `lost` for remote-coherence.
  */
 import type { Op } from '../kernel-api/op.ts';
+import { MS_INVALIDATE, MS_SYNC } from '../kernel-api/op.ts';
+import { msyncPages } from '../kernel-api/bytes.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import type { KernelInspect, PteView } from '../kernel-api/state.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
@@ -255,6 +257,10 @@ export class Ghost {
       this.failedFixedMmap(op.pid, op.newAddr, op.newAddr + op.newPages, k);
       return;
     }
+    if (op.op === 'msync') {
+      this.msync(op, outcome, k);
+      return;
+    }
     if (outcome.kind !== 'ok') return;
     switch (op.op) {
       case 'spawn': this.procs.set(outcome.value, { ranges: [], priv: new Map(), views: new Map() }); return;
@@ -283,6 +289,33 @@ export class Ghost {
       // check_stable_address_space; a range a notifier refused keeps its pages): they go at its exit.
       case 'exit': this.procs.delete(op.pid); return;
       default: return;
+    }
+  }
+
+  /**
+   * msync(MS_SYNC) writes back the dirty pages of the shared file mappings it walks
+   * (vfs_fsync_range): clean again, kept in the cache. The walk stops, that VMA not synced, at
+   * the first VM_LOCKED VMA under MS_INVALIDATE (EBUSY) or a shared driver mapping (its file
+   * has no ->fsync: EINVAL); at a hole it goes on (ENOMEM at the end). Which VMAs are locked
+   * or a driver's, the kernel says; the pages it cleans are ghost memory's own dirty set.
+   */
+  private msync(op: Extract<Op, { op: 'msync' }>, outcome: Outcome, k: KernelInspect): void {
+    const o = msyncPages(op);
+    if ('errno' in o || (o.flags & MS_SYNC) === 0 || this.dirty.size === 0) return;
+    if (outcome.kind === 'errno' && outcome.errno !== 'ENOMEM' && outcome.errno !== 'EBUSY' && outcome.errno !== 'EINVAL') return;
+    const p = this.procs.get(op.pid);
+    if (p === undefined) return;
+    let end = o.addr + o.lengthPages;
+    for (const v of k.vmas(op.pid)) {
+      if (v.end <= o.addr || v.start >= end) continue;
+      if (((o.flags & MS_INVALIDATE) !== 0 && v.locked) || (v.shared && v.driver !== '')) end = Math.max(o.addr, v.start);
+    }
+    for (const r of p.ranges) {
+      const b = r.backing;
+      if (b.kind !== 'shared' || !b.obj.startsWith('f') || r.end <= o.addr || r.start >= end) continue;
+      const lo = Math.max(o.addr, r.start);
+      const hi = Math.min(end, r.end);
+      for (let a = lo; a < hi; a++) this.dirty.delete(`${b.obj}:${b.pgoff + (a - r.start)}`);
     }
   }
 

@@ -13,6 +13,7 @@ import { ImplKernel } from '../../impl/kernel.ts';
 import { DEFAULT_CONFIG } from '../../kernel-api/config.ts';
 import { procMemMmap } from '../../strategies/proc-mem-mmap.ts';
 import type { Op } from '../../kernel-api/op.ts';
+import { MS_SYNC } from '../../kernel-api/op.ts';
 import type { Outcome } from '../../kernel-api/outcome.ts';
 import type { Kernel } from '../../kernel-api/kernel.ts';
 import { Session } from '../../properties/session.ts';
@@ -144,6 +145,40 @@ describe('ghost memory follows Linux: the store through the view is lost at recl
       const read = step({ op: 'read', pid: 2, addr: a });
       expect(read).toEqual({ outcome: { kind: 'ok', value: 5 }, violation: null });
       expect(step({ op: 'pread', file, index: 0 }).outcome).toEqual({ kind: 'ok', value: 5 });
+    });
+
+    it(`${kernel}: msync(MS_SYNC) writes the target's dirty page back and cleans it: a later store through the view is lost at reclaim, as on Linux`, () => {
+      const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
+      const step = (op: Op) => s.step(op);
+      const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+      val({ op: 'spawn' });
+      const file = val({ op: 'creat', sizePages: 1 });
+      const a = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, file });
+      val({ op: 'fork', pid: 1 });
+      expect(step({ op: 'write', pid: 2, addr: a, value: 5 }).violation).toBeNull();
+      expect(step({ op: 'msync', pid: 2, addr: a, lengthPages: 1, flags: MS_SYNC })).toEqual({ outcome: { kind: 'ok', value: 0 }, violation: null });
+      expect(step({ op: 'pread', file, index: 0 }).outcome).toEqual({ kind: 'ok', value: 5 });
+      const fd = val({ op: 'drv', strategy: 'proc-mem-mmap', call: 'open', args: { pid: 1, target: 2 } });
+      const v = (step({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, fd, pgoff: a }).outcome as { value: number }).value;
+      expect(step({ op: 'write', pid: 1, addr: v, value: 77 }).violation).toBeNull();
+      expect(step({ op: 'munmap', pid: 1, addr: v, lengthPages: 1 }).violation).toBeNull();
+      expect(step({ op: 'reclaim', pid: 2, addr: a }).violation).toMatchObject({ invariant: 'remote-coherence', cause: 'reclaim:lost-write' });
+      expect(step({ op: 'read', pid: 2, addr: a })).toEqual({ outcome: { kind: 'ok', value: 5 }, violation: null });
+    });
+
+    it(`${kernel}: after msync(MS_SYNC) the target's own store faults again and dirties the page (folio_mkclean write-protected it): it survives reclaim`, () => {
+      const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [], exclude: NOT_JUDGED });
+      const step = (op: Op) => s.step(op);
+      const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+      val({ op: 'spawn' });
+      const file = val({ op: 'creat', sizePages: 1 });
+      const a = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, file });
+      expect(step({ op: 'write', pid: 1, addr: a, value: 5 }).violation).toBeNull();
+      expect(step({ op: 'msync', pid: 1, addr: a, lengthPages: 1, flags: MS_SYNC }).violation).toBeNull();
+      expect(new Map(s.view.ptes(1)).get(a)).toMatchObject({ kind: 'present', write: false, dirty: false });
+      expect(step({ op: 'write', pid: 1, addr: a, value: 6 }).violation).toBeNull();
+      expect(step({ op: 'reclaim', pid: 1, addr: a })).toEqual({ outcome: { kind: 'ok', value: 1 }, violation: null });
+      expect(step({ op: 'read', pid: 1, addr: a })).toEqual({ outcome: { kind: 'ok', value: 6 }, violation: null });
     });
 
     it(`${kernel}: no report when the target dirtied the page itself before the store through the view`, () => {
