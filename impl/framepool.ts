@@ -35,6 +35,8 @@ export const F_COLD = 1 << 8;
 export const F_ON_LRU = 1 << 9;
 /** A new anonymous page not yet mapped or in the swap cache: reclaim does not see it (model/types.ts Frame.fresh). */
 export const F_FRESH = 1 << 10;
+/** MADV_FREE made it lazily free (PG_swapbacked clear): model/types.ts Frame.lazyfree. */
+export const F_LAZYFREE = 1 << 11;
 
 const CAPACITY_MIN = 64;
 /** The most frames mem_map reserves address space for at once (32 Mi: 1.6 GiB of struct page). */

@@ -8,7 +8,7 @@ import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
 } from '../kernel-api/state.ts';
 import type { ImplProcess, ImplState, ImplVma } from './types.ts';
-import { F_ANON_EXCLUSIVE, F_DIRTY, F_FREED, F_KIND, F_RESERVED, KIND_FILE, KIND_NAMES, KIND_SHMEM } from './framepool.ts';
+import { F_ANON_EXCLUSIVE, F_DIRTY, F_FREED, F_KIND, F_LAZYFREE, F_RESERVED, KIND_FILE, KIND_NAMES, KIND_SHMEM } from './framepool.ts';
 import {
   PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE,
 } from './pagetable.ts';
@@ -34,6 +34,7 @@ export function frameView(s: ImplState, pfn: number): FrameView {
   return {
     pfn, kind: KIND_NAMES[kind], refcount: p.refcount[pfn], mapcount: p.mapcount[pfn], pincount: p.pins(pfn),
     dirty: (f & F_DIRTY) !== 0, reserved: (f & F_RESERVED) !== 0, anonExclusive: (f & F_ANON_EXCLUSIVE) !== 0,
+    lazyfree: (f & F_LAZYFREE) !== 0,
     swapSlot: p.swapSlot(pfn), file: p.file(pfn), index: paged ? p.index[pfn] : -1, value: p.value[pfn],
   };
 }

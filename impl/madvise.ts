@@ -8,8 +8,11 @@ import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { ImplProcess, ImplState, ImplVma } from './types.ts';
 import { frameOf } from './frames.ts';
-import { F_KIND, F_RESERVED, KIND_DRIVER } from './framepool.ts';
-import { PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from './pagetable.ts';
+import { F_DIRTY, F_KIND, F_LAZYFREE, F_RESERVED, KIND_ANON, KIND_DRIVER } from './framepool.ts';
+import { PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from './pagetable.ts';
+import { withInvalidation } from './notifier.ts';
+import { withPtl } from './locks.ts';
+import { folioFreeSwap, freeSwapAndCache } from './swap.ts';
 import { madviseSpan } from '../kernel-api/bytes.ts';
 import { vmaAttrs, vmaModify, vmaPrevOf } from './vma-merge.ts';
 import { fail } from './assert.ts';
@@ -22,7 +25,7 @@ import { GUP_ATTEMPTS_MAX } from './access.ts';
 import { PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
 
 const ADVICES: readonly Advice[] = [
-  'DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK', 'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE',
+  'DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK', 'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE', 'FREE',
 ];
 
 /** madvise_walk_vmas: VMA by VMA with the VMA before as prev; a hole gives ENOMEM after the rest is done. */
@@ -74,6 +77,12 @@ function madviseVma(
       // madvise_dontneed_free_valid_vma: VM_PFNMAP, and VM_LOCKED (MADV_DONTNEED_LOCKED aside).
       if (vma.pfnmap || vma.locked) return 'EINVAL';
       zapRange(s, proc, start, end, 'clear');
+      return vma;
+    case 'FREE':
+      // madvise_dontneed_free_valid_vma, then madvise_free_single_vma (model/madvise.ts).
+      if (vma.pfnmap || vma.locked) return 'EINVAL';
+      if (vma.file !== -1 || vma.driverFile !== null || vma.vmOps !== null) return 'EINVAL';
+      madviseFree(s, proc, start, end);
       return vma;
     case 'PAGEOUT':
     case 'COLD':
@@ -132,6 +141,31 @@ function madviseVma(
       return target;
     }
   }
+}
+
+/** madvise_free_pte_range under an MMU_NOTIFY_CLEAR invalidation (model/madvise.ts madviseFree). */
+function madviseFree(s: ImplState, proc: ImplProcess, start: number, end: number): void {
+  const pool = s.pool;
+  const pt = proc.mm.pt;
+  withInvalidation(s, proc.pid, start, end, 'clear', () => withPtl(s, proc.mm, 'madvise_free_pte_range', () => {
+    for (const addr of pt.collect(start, end)) {
+      const flags = pt.flags(addr);
+      if ((flags & PTE_SWAP) !== 0) {
+        const slot = pt.idx(addr);
+        pt.clear(addr);
+        proc.mm.rss.swap -= 1;
+        freeSwapAndCache(s, slot);
+        continue;
+      }
+      if ((flags & PTE_PRESENT) === 0 || (flags & PTE_SPECIAL) !== 0) continue;
+      const pfn = frameOf(s, pt.idx(addr));
+      if ((pool.flags[pfn]! & F_KIND) !== KIND_ANON || pool.mapcount[pfn]! > 1) continue;
+      if (pool.swapSlot(pfn) !== -1 && !folioFreeSwap(s, pfn)) continue;
+      pool.flags[pfn]! &= ~F_DIRTY;
+      pool.flags[pfn]! |= F_LAZYFREE;
+      if ((flags & PTE_DIRTY) !== 0) pt.setFlags(addr, flags & ~PTE_DIRTY);
+    }
+  }));
 }
 
 /** Frames mapped in [start, end) by a normal PTE and by no other mapping (mapcount 1), with their allocation sequence numbers. */

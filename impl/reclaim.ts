@@ -6,7 +6,7 @@
  */
 import type { ImplProcess, ImplState } from './types.ts';
 import { frameOf, putPage, rssCounterOf } from './frames.ts';
-import { F_ANON_EXCLUSIVE, F_DIRTY, F_FRESH, F_KIND, F_RESERVED, KIND_ANON, KIND_FILE, KIND_SHMEM } from './framepool.ts';
+import { F_ANON_EXCLUSIVE, F_DIRTY, F_FRESH, F_KIND, F_LAZYFREE, F_RESERVED, KIND_ANON, KIND_FILE, KIND_SHMEM } from './framepool.ts';
 import { PTE_DIRTY, PTE_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP } from './pagetable.ts';
 import { addToSwapCache, allocSwapSlot, assertSlot } from './swap.ts';
 import { deleteFromPageCache, fileOf, writeback } from './pagecache.ts';
@@ -76,6 +76,7 @@ const live = (s: ImplState, pfn: number, seq: number) => s.pool.isLive(pfn) && s
 
 function shrinkAnon(s: ImplState, pfn: number): boolean {
   const pool = s.pool;
+  if ((pool.flags[pfn]! & F_LAZYFREE) !== 0) return shrinkLazyfree(s, pfn);
   if (pool.swapSlot(pfn) === -1) {
     if (pool.pins(pfn) > 0) return false;
     const slot = allocSwapSlot(s, pool.value[pfn]);
@@ -105,6 +106,46 @@ function shrinkAnon(s: ImplState, pfn: number): boolean {
   if (s.swap.count[slot] === 0) s.swap.release(slot);
   putPage(s, pfn);
   return true;
+}
+
+/** shrink_folio_list for a lazily freed anonymous page (model/reclaim.ts shrinkLazyfree). */
+function shrinkLazyfree(s: ImplState, pfn: number): boolean {
+  const pool = s.pool;
+  const seq = pool.seq[pfn];
+  const mappings = s.rmap.walk(pfn);
+  const lock = rmapLock(s, pfn, mappings);
+  let discarded = true;
+  try {
+    for (const [pid, addr] of mappings) {
+      invalidateRange(s, pid, addr, addr + 1, 'clear');
+      const gone = !live(s, pfn, seq) || (pool.flags[pfn]! & F_LAZYFREE) === 0;
+      const proc = s.processes.get(pid);
+      const flags = gone || proc === undefined ? 0 : stillMaps(proc, addr, pfn);
+      let stop = gone;
+      if (proc !== undefined && flags !== 0) {
+        stop = withPtl(s, proc.mm, 'try_to_unmap_one', () => {
+          if ((flags & PTE_DIRTY) !== 0) pool.flags[pfn]! |= F_DIRTY;
+          if ((pool.flags[pfn]! & F_DIRTY) !== 0 || pool.refcount[pfn] !== pool.mapcount[pfn]) {
+            pool.flags[pfn]! &= ~F_LAZYFREE; // folio_set_swapbacked
+            return true;
+          }
+          proc.mm.pt.clear(addr);
+          unmapOne(s, proc, addr, pfn);
+          return false;
+        });
+      }
+      invalidateEnd(s, pid);
+      if (stop) {
+        discarded = false;
+        break;
+      }
+    }
+  } catch (e) {
+    if (lock !== null) releaseIfHeld(s, lock, 'rmap_walk');
+    throw e;
+  }
+  if (lock !== null) s.locks.release(lock, 'rmap_walk');
+  return discarded && !live(s, pfn, seq);
 }
 
 /** try_to_unmap of an anonymous frame in the swap cache; false when it stopped (pinned, or the frame went). */

@@ -66,7 +66,7 @@ function oneOf<T extends string>(members: Record<T, true>): readonly T[] {
   return Object.keys(members) as T[];
 }
 const ADVICES = oneOf<Advice>({ DONTNEED: true, PAGEOUT: true, COLD: true, DONTFORK: true, DOFORK: true,
-  WILLNEED: true, WIPEONFORK: true, KEEPONFORK: true, POPULATE_READ: true, POPULATE_WRITE: true, REMOVE: true });
+  WILLNEED: true, WIPEONFORK: true, KEEPONFORK: true, POPULATE_READ: true, POPULATE_WRITE: true, REMOVE: true, FREE: true });
 const OPEN_MODES = oneOf<OpenMode>({ r: true, rw: true });
 
 export const OP_SCHEMA: OpSchema = {

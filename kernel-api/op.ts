@@ -16,7 +16,9 @@ export type Prot = number;
 /** The advice values that `madvise` emulates. */
 export type Advice = 'DONTNEED' | 'PAGEOUT' | 'COLD' | 'DONTFORK' | 'DOFORK'
   // issue 17: readahead (not emulated), VM_WIPEONFORK set/clear, prefaulting (madvise_populate).
-  | 'WILLNEED' | 'WIPEONFORK' | 'KEEPONFORK' | 'POPULATE_READ' | 'POPULATE_WRITE' | 'REMOVE';
+  | 'WILLNEED' | 'WIPEONFORK' | 'KEEPONFORK' | 'POPULATE_READ' | 'POPULATE_WRITE' | 'REMOVE'
+  // MADV_FREE: lazily free private anonymous pages (reclaim discards them while clean).
+  | 'FREE';
 
 /**
  * madvise's get_lock_mode (mm/madvise.c): the advices that change vm_flags (DONTFORK, DOFORK,
@@ -26,7 +28,7 @@ export type Advice = 'DONTNEED' | 'PAGEOUT' | 'COLD' | 'DONTFORK' | 'DOFORK'
 export function madviseLockMode(advice: Advice): 'read' | 'write' | null {
   switch (advice) {
     case 'DONTFORK': case 'DOFORK': case 'WIPEONFORK': case 'KEEPONFORK': return 'write';
-    case 'DONTNEED': case 'PAGEOUT': case 'COLD': case 'WILLNEED': case 'POPULATE_READ': case 'POPULATE_WRITE': case 'REMOVE': return 'read';
+    case 'DONTNEED': case 'PAGEOUT': case 'COLD': case 'WILLNEED': case 'POPULATE_READ': case 'POPULATE_WRITE': case 'REMOVE': case 'FREE': return 'read';
     default: return null;
   }
 }

@@ -23,6 +23,8 @@ export type FrameView = {
   reserved: boolean;
   /** PageAnonExclusive: this anonymous page belongs to exactly one mm. */
   anonExclusive: boolean;
+  /** MADV_FREE's lazily free anonymous page (PG_swapbacked clear): reclaim discards it while clean. */
+  lazyfree: boolean;
   /** Swap slot of the swap cache entry holding this frame, or -1. */
   swapSlot: number;
   /** Owning file (page cache or shmem) and index, or -1. */

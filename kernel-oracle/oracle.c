@@ -412,7 +412,8 @@ static int madvise_advice(int64_t code) {
     case 7: return MADV_KEEPONFORK;
     case 8: return MADV_POPULATE_READ;
     case 9: return MADV_POPULATE_WRITE;
-    default: return MADV_REMOVE;
+    case 10: return MADV_REMOVE;
+    default: return MADV_FREE;
   }
 }
 
@@ -891,9 +892,9 @@ static int running(int64_t pid) { return pid >= 1 && pid < next_pid && procs[pid
 
 static int advice_code(const char *name) {
   static const char *const names[] = {
-    "DONTNEED", "PAGEOUT", "COLD", "DONTFORK", "DOFORK", "WILLNEED", "WIPEONFORK", "KEEPONFORK", "POPULATE_READ", "POPULATE_WRITE", "REMOVE",
+    "DONTNEED", "PAGEOUT", "COLD", "DONTFORK", "DOFORK", "WILLNEED", "WIPEONFORK", "KEEPONFORK", "POPULATE_READ", "POPULATE_WRITE", "REMOVE", "FREE",
   };
-  for (int i = 0; i < 11; i++) if (strcmp(name, names[i]) == 0) return i;
+  for (int i = 0; i < 12; i++) if (strcmp(name, names[i]) == 0) return i;
   return -1;
 }
 

@@ -12,7 +12,7 @@ const byKey = <T>(m: Map<number, T> | undefined): Array<[number, T]> => (m === u
 export function frameView(f: Frame): FrameView {
   return {
     pfn: f.pfn, kind: f.kind, refcount: f.refcount, mapcount: f.mapcount, pincount: f.pincount, dirty: f.dirty,
-    reserved: f.reserved, anonExclusive: f.anonExclusive, swapSlot: f.swapSlot, file: f.file, index: f.index, value: f.value,
+    reserved: f.reserved, anonExclusive: f.anonExclusive, lazyfree: f.lazyfree === true, swapSlot: f.swapSlot, file: f.file, index: f.index, value: f.value,
   };
 }
 

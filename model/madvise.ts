@@ -13,6 +13,9 @@ import { madviseSpan } from '../kernel-api/bytes.ts';
 import { findVma } from './vma.ts';
 import { vmaModify, vmaPrevOf } from './vma-merge.ts';
 import { assert } from './assert.ts';
+import { withInvalidation } from './notifier.ts';
+import { withPtl } from './locks.ts';
+import { folioFreeSwap, freeSwapAndCache } from './swap.ts';
 import { ptesIn, zapRange } from './zap.ts';
 import { shrinkFrame } from './reclaim.ts';
 import { fileOf, punchHole } from './pagecache.ts';
@@ -22,7 +25,7 @@ import { GUP_ATTEMPTS_MAX } from './access.ts';
 import { PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
 
 const ADVICES: readonly Advice[] = [
-  'DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK', 'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE',
+  'DONTNEED', 'PAGEOUT', 'COLD', 'DONTFORK', 'DOFORK', 'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE', 'FREE',
 ];
 
 /** madvise_walk_vmas: VMA by VMA with the VMA before as prev; a hole gives ENOMEM after the rest is done. */
@@ -87,6 +90,14 @@ function madviseVma(s: ModelState, proc: Process, prev: Vma | undefined, vma: Vm
         else shrinkFrame(s, frame);
       }
       return vma;
+    case 'FREE':
+      // madvise_dontneed_free_valid_vma: VM_PFNMAP and VM_LOCKED refused; then
+      // madvise_free_single_vma: anonymous memory only (vma_is_anonymous: no vm_ops, so no
+      // file, shmem or driver mapping).
+      if (vma.pfnmap || vma.locked) return 'EINVAL';
+      if (vma.file !== -1 || vma.driverFile !== null || vma.vmOps !== null) return 'EINVAL';
+      madviseFree(s, proc, start, end);
+      return vma;
     case 'WILLNEED':
       // madvise_willneed schedules readahead only: swap-in of swap entries into the swap cache
       // (anon: swapin_walk_ops; shmem: shmem_swapin_range) or vfs_fadvise(POSIX_FADV_WILLNEED)
@@ -132,6 +143,36 @@ function madviseVma(s: ModelState, proc: Process, prev: Vma | undefined, vma: Vm
       return target;
     }
   }
+}
+
+/**
+ * madvise_free_single_vma → madvise_free_pte_range, inside an MMU_NOTIFY_CLEAR invalidation
+ * of the range: a swap entry is dropped (free_swap_and_cache: the page reads zero again); an
+ * anonymous page this mm alone maps (folio_maybe_mapped_shared false) is made clean — its
+ * swap cache copy freed first (folio_free_swap), or the page left alone if a swap entry
+ * still needs that copy —, its PTE cleaned too, and marked lazily free (folio_mark_lazyfree):
+ * reclaim discards it while it stays clean; a store dirties the PTE and keeps it. The zero
+ * page and special PTEs are left.
+ */
+function madviseFree(s: ModelState, proc: Process, start: number, end: number): void {
+  withInvalidation(s, proc.pid, start, end, 'clear', () => withPtl(s, proc.pid, 'madvise_free_pte_range', () => {
+    for (const addr of ptesIn(proc, start, end)) {
+      const pte = proc.mm.ptes.get(addr)!;
+      if (pte.kind === 'swap') {
+        proc.mm.ptes.delete(addr);
+        proc.mm.rss.swap -= 1;
+        freeSwapAndCache(s, pte.slot);
+        continue;
+      }
+      if (pte.special) continue;
+      const frame = frameOf(s, pte.pfn);
+      if (frame.kind !== 'anon' || frame.mapcount > 1) continue;
+      if (frame.swapSlot !== -1 && !folioFreeSwap(s, frame)) continue;
+      frame.dirty = false;
+      pte.dirty = false;
+      frame.lazyfree = true;
+    }
+  }));
 }
 
 /** Frames mapped in [start, end) by a normal PTE and by no other mapping (mapcount 1). */

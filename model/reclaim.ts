@@ -90,6 +90,7 @@ export function shrinkFrame(s: ModelState, frame: Frame): boolean {
 }
 
 function shrinkAnon(s: ModelState, frame: Frame): boolean {
+  if (frame.lazyfree === true) return shrinkLazyfree(s, frame);
   if (frame.swapSlot === -1) {
     // shrink_folio_list: a folio that may be pinned for DMA is kept before add_to_swap, so
     // it takes no slot and does not enter the swap cache.
@@ -134,6 +135,40 @@ function shrinkAnon(s: ModelState, frame: Frame): boolean {
   if (entry.count === 0) s.swap.delete(entry.slot);
   putPage(s, frame);
   return true;
+}
+
+/**
+ * shrink_folio_list for a lazily freed anonymous page (MADV_FREE, !PG_swapbacked): no swap
+ * slot. try_to_unmap_one discards each mapping while the page is clean and only its
+ * mappings hold it (ref_count == 1 + map_count, the 1 reclaim's isolation reference); a
+ * dirty PTE (a store since MADV_FREE), a dirty page (a GUP write) or another reference (a
+ * pin, a GUP or driver reference) puts PG_swapbacked back and stops there: the page stays,
+ * an ordinary anonymous page again, the mappings discarded before it gone.
+ */
+function shrinkLazyfree(s: ModelState, frame: Frame): boolean {
+  const mappings = rmapWalk(s, frame);
+  const discarded = withRmapLock(s, frame, mappings, () => {
+    for (const [proc, addr] of mappings) {
+      const stop = withInvalidation(s, proc.pid, addr, addr + 1, 'clear', () => {
+        if (!live(s, frame) || frame.lazyfree !== true) return true;
+        const pte = proc.mm.ptes.get(addr);
+        if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) return false;
+        return withPtl(s, proc.pid, 'try_to_unmap_one', () => {
+          if (pte.dirty) frame.dirty = true;
+          if (frame.dirty || frame.refcount !== frame.mapcount) {
+            delete frame.lazyfree; // folio_set_swapbacked
+            return true;
+          }
+          proc.mm.ptes.delete(addr);
+          unmapOne(s, proc, frame); // the last mapping's reference was the last: the page is freed
+          return false;
+        });
+      });
+      if (stop) return false;
+    }
+    return true;
+  });
+  return discarded && !live(s, frame);
 }
 
 function unmapOne(s: ModelState, proc: Process, frame: Frame): void {

@@ -28,6 +28,11 @@ export type Frame = {
    * folio_add_lru_vma), so reclaim does not see it.
    */
   fresh?: boolean;
+  /**
+   * MADV_FREE made it lazily free (folio_mark_lazyfree: PG_swapbacked clear): reclaim
+   * discards it, without swap, while it is clean and only its mappings hold it.
+   */
+  lazyfree?: boolean;
   pfn: number;
   kind: FrameKind;
   refcount: number;

@@ -83,7 +83,7 @@ export type Swarm = {
 const ADVICES: readonly Advice[] = [
   'DONTNEED', 'PAGEOUT', 'DONTNEED', 'COLD', 'DONTNEED', 'DONTFORK', 'DOFORK',
   // issue 17
-  'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE',
+  'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE', 'FREE', 'FREE',
 ];
 const LENGTHS = [1, 1, 2, 3, 4, 8, 16, 64];
 const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];

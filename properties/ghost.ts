@@ -32,7 +32,7 @@ import type { Op } from '../kernel-api/op.ts';
 import { MS_INVALIDATE, MS_SYNC } from '../kernel-api/op.ts';
 import { msyncPages } from '../kernel-api/bytes.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
-import type { KernelInspect, PteView } from '../kernel-api/state.ts';
+import type { KernelInspect, PteView, VmaView } from '../kernel-api/state.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
 import { residency } from './invariants/content.ts';
 
@@ -60,7 +60,17 @@ type GhostProcess = {
 };
 
 /** What a read must return: a value, SIGBUS, or nothing known. */
-export type Expectation = { kind: 'value'; value: number } | { kind: 'sigbus' } | { kind: 'unmapped' } | { kind: 'unknown' };
+export type Expectation =
+  | { kind: 'value'; value: number }
+  // MADV_FREE's lazily freed page: its value until reclaim discards it, 0 after.
+  | { kind: 'lazyfree'; value: number }
+  | { kind: 'sigbus' } | { kind: 'unmapped' } | { kind: 'unknown' };
+
+/**
+ * A private value MADV_FREE lazily freed is kept as value + LAZY: it reads as the value until
+ * reclaim discards the page (it reads 0 then); a store makes it a plain value again.
+ */
+const LAZY = 2 ** 32;
 
 /**
  * Which part of an operation `Ghost.apply` takes: all of it; or, for one that took effect
@@ -80,6 +90,8 @@ export class Ghost {
   private readonly shmemByInode = new Map<number, string>();
   /** Regular-file pages dirtied by a write path and not yet written back, as 'f<id>:<index>'. */
   private readonly dirty = new Set<string>();
+  /** Processes that may hold lazily freed values (MADV_FREE): settle looks for their discarded pages. */
+  private readonly lazyPids = new Set<number>();
   /** Stores through a special PTE to a clean regular-file page, by 'f<id>:<index>'. */
   private readonly fragile = new Map<string, Fragile>();
   /** The dirty pages some process mapped after the last step, with their frame: what a reclaim may unmap. */
@@ -100,6 +112,7 @@ export class Ghost {
     g.lost = [...this.lost];
     g.mappedDirty = new Map(this.mappedDirty);
     g.nextShm = this.nextShm;
+    for (const pid of this.lazyPids) g.lazyPids.add(pid);
     return g;
   }
 
@@ -110,7 +123,10 @@ export class Ghost {
     if (p === undefined || r === undefined) return { kind: 'unmapped' };
     const b = r.backing;
     if (b.kind === 'unknown') return { kind: 'unknown' };
-    if (b.kind === 'anon') return { kind: 'value', value: p.priv.get(addr) ?? 0 };
+    if (b.kind === 'anon') {
+      const v = p.priv.get(addr) ?? 0;
+      return v >= LAZY ? { kind: 'lazyfree', value: v - LAZY } : { kind: 'value', value: v };
+    }
     if (b.kind === 'shared') return this.objectRead(b.obj, b.pgoff + (addr - r.start));
     const index = b.pgoff + (addr - r.start);
     if (index >= (this.fileSize.get(b.file) ?? 0)) return { kind: 'sigbus' };
@@ -197,9 +213,11 @@ export class Ghost {
     }
     if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'EINVAL' && op.lengthPages > 0 && op.advice !== 'WIPEONFORK' && op.advice !== 'KEEPONFORK') {
       const end = op.addr + op.lengthPages;
-      // VM_PFNMAP refuses every such advice; VM_LOCKED refuses DONTNEED, PAGEOUT and COLD.
-      const lockedRefuses = op.advice === 'DONTNEED' || op.advice === 'PAGEOUT' || op.advice === 'COLD';
-      const pfnmap = [...k.vmas(op.pid)].find((v) => (v.pfnmap || (lockedRefuses && v.locked)) && v.end > op.addr && v.start < end);
+      // VM_PFNMAP refuses every such advice; VM_LOCKED refuses DONTNEED, PAGEOUT, COLD and
+      // FREE; FREE refuses all but anonymous memory (vma_is_anonymous).
+      const lockedRefuses = op.advice === 'DONTNEED' || op.advice === 'PAGEOUT' || op.advice === 'COLD' || op.advice === 'FREE';
+      const refuses = (v: VmaView) => v.pfnmap || (lockedRefuses && v.locked) || (op.advice === 'FREE' && (v.file !== -1 || v.driver !== ''));
+      const pfnmap = [...k.vmas(op.pid)].find((v) => refuses(v) && v.end > op.addr && v.start < end);
       if (pfnmap !== undefined && pfnmap.start > op.addr) this.madvise(op.pid, op.addr, pfnmap.start, op.advice);
       return;
     }
@@ -431,6 +449,14 @@ export class Ghost {
         const contents = this.objects.get(r.backing.obj);
         for (let addr = Math.max(start, r.start); addr < Math.min(end, r.end); addr++) contents?.delete(r.backing.pgoff + (addr - r.start));
       }
+    } else if (advice === 'FREE') {
+      // The private anonymous pages are lazily freed: each reads as it is until reclaim
+      // discards it (settle learns which from the kernel: its PTE is gone), 0 after.
+      for (const r of p.ranges) {
+        if (r.backing.kind !== 'anon') continue;
+        for (const [addr, v] of p.priv) if (addr >= Math.max(start, r.start) && addr < Math.min(end, r.end) && v !== 0 && v < LAZY) p.priv.set(addr, v + LAZY);
+      }
+      this.lazyPids.add(pid);
     } else if (advice === 'POPULATE_WRITE') {
       // A write fault on each page (madvise_populate, FOLL_WRITE): a private file page is COW
       // copied now, with the file's contents, and a later change to the file no longer reaches it.
@@ -525,6 +551,7 @@ export class Ghost {
     const childViews = new Map([...p.views].filter(([a]) => copied(a)));
     for (const v of views) if (v.pid === parent && copied(v.addr)) childViews.set(v.addr, { target: v.target, targetAddr: v.targetAddr });
     this.procs.set(child, { ranges, priv, views: childViews });
+    if (this.lazyPids.has(parent)) this.lazyPids.add(child);
   }
 
   /** folio_mark_dirty of a regular-file page by a write path: what is in it now will be written back. */
@@ -535,10 +562,29 @@ export class Ghost {
   }
 
   /**
+   * Lazily freed pages reclaim discarded (try_to_unmap_one's MADV_FREE case clears the PTE)
+   * or MADV_FREE dropped from swap: no PTE is left there, and the page reads 0 from now on.
+   * One the process stored to again is a plain value already (store).
+   */
+  private settleLazyfree(k: KernelInspect): void {
+    for (const pid of [...this.lazyPids]) {
+      const p = this.procs.get(pid);
+      const lazy = p === undefined ? [] : [...p.priv].filter(([, v]) => v >= LAZY);
+      if (lazy.length === 0) {
+        this.lazyPids.delete(pid);
+        continue;
+      }
+      const ptes = new Map(k.ptes(pid));
+      for (const [addr] of lazy) if (!ptes.has(addr)) p!.priv.delete(addr);
+    }
+  }
+
+  /**
    * After a step: pageout of the regular-file pages it wrote back, and the fragile stores
    * whose page left the page cache (lost: the next read finds the backing store's value).
    */
   private settle(op: Op, k: KernelInspect): void {
+    if (this.lazyPids.size > 0) this.settleLazyfree(k);
     if (this.dirty.size === 0 && this.fragile.size === 0) {
       this.mappedDirty.clear();
       return;

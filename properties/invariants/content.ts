@@ -46,10 +46,13 @@ export const cowIsolation: Invariant = {
     const v = (wrong: keyof typeof READ_WRONGS): Violation => ({ invariant: 'cow-isolation', cause: wrong, pid, addr, message: '' });
     if (outcome.kind === 'ok') {
       if (want.kind === 'value' && want.value !== outcome.value) return { ...v('wrong-value'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, ghost memory says ${want.value}` };
+      if (want.kind === 'lazyfree' && want.value !== outcome.value && outcome.value !== 0) {
+        return { ...v('wrong-value'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, ghost memory says ${want.value} (or 0 once reclaim discards the page MADV_FREE freed lazily)` };
+      }
       if (want.kind === 'sigbus' && op.op === 'read') return { ...v('no-sigbus'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but the page lies past the end of its file (SIGBUS)` };
       if (want.kind === 'unmapped') return { ...v('unmapped'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but nothing is mapped there` };
     }
-    if (outcome.kind === 'signal' && outcome.signal === 'SIGBUS' && want.kind === 'value') {
+    if (outcome.kind === 'signal' && outcome.signal === 'SIGBUS' && (want.kind === 'value' || want.kind === 'lazyfree')) {
       return { ...v('sigbus'), message: `${how} of P${pid} at ${hex(addr)} raised SIGBUS, ghost memory says it holds ${want.value}` };
     }
     return null;

@@ -31,6 +31,25 @@ function agree(ops: Op[]): number[][] {
 }
 
 describe.skipIf(!oracle().ok || !swap.ok)('oracle with swap: PAGEOUT and swap-in agree with the kernel', () => {
+  it('MADV_FREE drops a swapped-out page at once (free_swap_and_cache): it reads 0', () => {
+    const ops: Op[] = [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: A, lengthPages: 2, prot: RW, shared: false, noreplace: true },
+      { op: 'write', pid: 1, addr: A, value: 7 },
+      { op: 'write', pid: 1, addr: A + 1, value: 8 },
+      { op: 'madvise', pid: 1, addr: A, lengthPages: 2, advice: 'PAGEOUT' },
+      { op: 'pagemap_read', pid: 1, target: 1, addr: A, count: 2 },
+      { op: 'madvise', pid: 1, addr: A, lengthPages: 1, advice: 'FREE' },
+      { op: 'pagemap_read', pid: 1, target: 1, addr: A, count: 2 },
+      { op: 'read', pid: 1, addr: A },
+      { op: 'read', pid: 1, addr: A + 1 },
+    ];
+    const out = agree(ops);
+    expect(out[5].map((f) => f & (PM_SWAP | PM_PRESENT))).toEqual([PM_SWAP, PM_SWAP]);
+    expect(out[7].map((f) => f & (PM_SWAP | PM_PRESENT))).toEqual([0, PM_SWAP]);
+    expect(checkTrace(oracleBinary(), ops).kernel.steps.slice(8).map((x) => x.outcome)).toEqual([{ kind: 'ok', value: 0 }, { kind: 'ok', value: 8 }]);
+  });
+
   it('the model gets swap slots when the machine has swap', () => {
     expect(oracleConfig().swapSlotsMax).toBeGreaterThan(0);
   });

@@ -129,6 +129,22 @@ for (const kernel of ['model', 'impl'] as const) {
       expectOnly(verdicts(s, read, outcome), 'cow-isolation', new RegExp(`read of P1 at 0x${A.toString(16)} returned 99, ghost memory says 11`));
     });
 
+    it('cow-isolation after MADV_FREE: the value or 0 (reclaim discarded it), nothing else; a store makes it one value again', () => {
+      const s = twoPages(kernel);
+      run(s, [{ op: 'madvise', pid: 1, addr: A, lengthPages: 2, advice: 'FREE' }, { op: 'write', pid: 1, addr: A + 1, value: 13 }]);
+      // Reclaim discards the clean page (it reads 0 after) and keeps the one stored to since.
+      expect(run(s, [{ op: 'reclaim', count: 8 }, { op: 'read', pid: 1, addr: A }, { op: 'read', pid: 1, addr: A + 1 }]).slice(1))
+        .toEqual([{ kind: 'ok', value: 0 }, { kind: 'ok', value: 13 }]);
+      const t = twoPages(kernel);
+      run(t, [{ op: 'madvise', pid: 1, addr: A, lengthPages: 2, advice: 'FREE' }, { op: 'write', pid: 1, addr: A + 1, value: 13 }]);
+      t.primary.corrupt({ kind: 'set-value', pfn: anonFrameAt(t, 1, A), value: 99 });
+      const read: Op = { op: 'read', pid: 1, addr: A };
+      expectOnly(verdicts(t, read, t.primary.step(read)), 'cow-isolation', /returned 99, ghost memory says 11 \(or 0 once reclaim discards/);
+      t.primary.corrupt({ kind: 'set-value', pfn: anonFrameAt(t, 1, A + 1), value: 0 });
+      const again: Op = { op: 'read', pid: 1, addr: A + 1 };
+      expectOnly(verdicts(t, again, t.primary.step(again)), 'cow-isolation', /returned 0, ghost memory says 13$/);
+    });
+
     it('exclusive-anon reports a COW-shared page mapped writable', () => {
       const s = twoPages(kernel);
       run(s, [{ op: 'fork', pid: 1 }]);
