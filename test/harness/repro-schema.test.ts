@@ -55,7 +55,7 @@ describe('repro op schema', () => {
     ['a written value as a string', { op: 'write', pid: 1, addr: 16, value: 'x' }, 'ops[1].value'],
     ['mremap arguments as strings', { op: 'mremap', pid: 1, addr: '16', oldPages: '1', newPages: '2' }, 'ops[1].addr'],
     ['a pagemap_scan with only a pid', { op: 'pagemap_scan', pid: 1 }, 'ops[1].start'],
-    ['an advice madvise does not emulate', { op: 'madvise', pid: 1, addr: 16, lengthPages: 1, advice: 'FREE' }, 'ops[1].advice'],
+    ['an advice madvise does not emulate', { op: 'madvise', pid: 1, addr: 16, lengthPages: 1, advice: 'HUGEPAGE' }, 'ops[1].advice'],
     ['an open mode that is not r or rw', { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, file: 1, mode: 'w' }, 'ops[1].mode'],
     ['dumpable as a number', { op: 'set_dumpable', pid: 1, dumpable: 1 }, 'ops[1].dumpable'],
     ['a misspelt field', { op: 'munmap', pid: 1, addr: 16, lenghtPages: 1 }, 'ops[1].lenghtPages'],
