@@ -9,6 +9,7 @@
  */
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../../kernel-api/op.ts';
 import type { Errno } from '../../kernel-api/outcome.ts';
+import { mmapPages } from '../../kernel-api/bytes.ts';
 import type { Invariant } from './types.ts';
 
 /** What do_mmap/mmap_region may give before or around f_op->mmap, whatever the driver does. */
@@ -25,7 +26,7 @@ export const driverMmap: Invariant = {
     if (CORE_ERRNOS.has(errno)) return null;
     // The core's own EINVAL: sys_mmap's unaligned offset (mmapPages), do_mmap's zero length
     // and unknown prot bits, an unaligned MAP_FIXED address (__get_unmapped_area).
-    if (errno === 'EINVAL' && ((op.pgoff !== undefined && !Number.isInteger(op.pgoff)) || !Number.isSafeInteger(op.lengthPages) || op.lengthPages < 1 ||
+    if (errno === 'EINVAL' && ('errno' in mmapPages(op) || !Number.isSafeInteger(op.lengthPages) || op.lengthPages < 1 ||
       (op.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0 || !Number.isSafeInteger(op.addr))) return null;
     let driver: string | undefined;
     for (const f of k.fds(op.pid)) if (f.fd === op.fd) driver = f.driver;

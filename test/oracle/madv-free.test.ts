@@ -5,19 +5,11 @@
  * one a fork shares is left alone (folio_maybe_mapped_shared) (a swapped-out page: swap.test.ts); file, shared and locked mappings are EINVAL, a hole ENOMEM after the rest.
  */
 import { describe, expect, it } from 'vitest';
-import type { Op } from '../../kernel-api/op.ts';
-import { formatOutcome } from '../../kernel-api/outcome.ts';
-import { checkTrace } from '../../harness/oracle.ts';
-import { oracle, oracleBinary } from './helpers.ts';
+import { agreeOutcomes as agree, oracle } from './helpers.ts';
 
 const RW = 3;
 const A = 1000;
 
-function agree(ops: Op[]): string[] {
-  const v = checkTrace(oracleBinary(), ops);
-  if (v.result !== 'agree') throw new Error(`${v.result} at step ${v.step + 1} (${JSON.stringify(ops[v.step])}): ${JSON.stringify(v.differences, null, 1)}`);
-  return v.kernel.steps.map((s) => formatOutcome(s.outcome));
-}
 
 describe.skipIf(!oracle().ok)('oracle: MADV_FREE agrees with Linux', () => {
   it('discarded while clean, kept once stored to or shared, refused outside private anonymous memory', () => {

@@ -6,21 +6,13 @@
  * store after MS_SYNC still lands (the PTE was write-protected and clean, folio_mkclean).
  */
 import { describe, expect, it } from 'vitest';
-import type { Op } from '../../kernel-api/op.ts';
 import { MS_ASYNC, MS_INVALIDATE, MS_SYNC } from '../../kernel-api/op.ts';
-import { formatOutcome } from '../../kernel-api/outcome.ts';
-import { checkTrace } from '../../harness/oracle.ts';
-import { oracle, oracleBinary } from './helpers.ts';
+import { agreeOutcomes as agree, oracle } from './helpers.ts';
 
 const RW = 3;
 const A = 1000;
 const BYTE = 1 / 4096;
 
-function agree(ops: Op[]): string[] {
-  const v = checkTrace(oracleBinary(), ops);
-  if (v.result !== 'agree') throw new Error(`${v.result} at step ${v.step + 1} (${JSON.stringify(ops[v.step])}): ${JSON.stringify(v.differences, null, 1)}`);
-  return v.kernel.steps.map((s) => formatOutcome(s.outcome));
-}
 
 describe.skipIf(!oracle().ok)('oracle: msync agrees with Linux', () => {
   it('argument checks, holes, EBUSY under MS_INVALIDATE of a locked VMA, and stores after MS_SYNC', () => {
