@@ -279,7 +279,7 @@ static int64_t model_page(uintptr_t addr) { return (int64_t)((int64_t)(addr - RE
 
 static const char *errno_name(int e) {
   switch (e) {
-    case EPERM: return "EPERM"; case ENOENT: return "ENOENT"; case ESRCH: return "ESRCH";
+    case EPERM: return "EPERM"; case ENOENT: return "ENOENT"; case ESRCH: return "ESRCH"; case EINTR: return "EINTR";
     case EIO: return "EIO"; case ENXIO: return "ENXIO"; case E2BIG: return "E2BIG";
     case EBADF: return "EBADF"; case EAGAIN: return "EAGAIN"; case ENOMEM: return "ENOMEM";
     case EACCES: return "EACCES"; case EFAULT: return "EFAULT"; case EBUSY: return "EBUSY";

@@ -58,7 +58,10 @@ class MapFiles implements StrategyInstance {
     if (!this.k.ptrace_may_access(pid, target, 'read')) return err('EACCES');
     const mm = this.k.get_task_mm(target);
     if (mm === null) return ok(0);
-    this.k.mmap_read_lock(mm);
+    if (this.k.mmap_read_lock_killable(mm) !== 0) {
+      this.k.mmput(mm);
+      return err('EINTR');
+    }
     const collected: Array<{ start: number; end: number }> = [];
     let addr = 0;
     for (let walked = 0; walked < VMAS_WALKED_MAX; walked++) {

@@ -73,7 +73,13 @@ type MemView = {
   readonly vmas: Set<DriverVma>;
   /** Per faulting task, the page its fault's first call took; under `lock`. */
   readonly pending: Map<Tid, Prefetch>;
-  /** References: the file's, and one per fault between dropping and retaking the mmap_lock. */
+  /**
+   * `proc-mem-notify:view->ref_lock`, a spinlock: it guards `refs` alone, and is taken
+   * innermost, so a get or put may run anywhere (a fault under the mmap_lock, ->release
+   * with nothing held). What the last put frees may sleep and is done after it is dropped.
+   */
+  readonly refLock: LockRef;
+  /** References: the file's, and one per fault between dropping and retaking the mmap_lock; under `refLock`. */
   refs: number;
 };
 
@@ -81,6 +87,8 @@ type MemView = {
 export type ProcMemNotifyOptions = {
   /** Skip mmu_interval_read_retry before the install (a broken variant: stale PTEs). */
   readonly skipReadRetry?: boolean;
+  /** Free the view with `ref_lock` still held (a broken variant: mmu_interval_notifier_remove sleeps under a spinlock). */
+  readonly freeUnderRefLock?: boolean;
 };
 
 export class ProcMemNotify implements StrategyInstance {
@@ -133,7 +141,7 @@ export class ProcMemNotify implements StrategyInstance {
     }
     view = {
       slab, target, mm, notifier, lock: this.k.mutex_init(`${NAME}:view->lock`),
-      vmas: new Set(), pending: new Map(), refs: 1,
+      refLock: this.k.spin_lock_init(`${NAME}:view->ref_lock`), vmas: new Set(), pending: new Map(), refs: 1,
     };
     this.views.add(view);
     const fd = this.k.anon_inode_getfd(pid, this.fops, view);
@@ -146,18 +154,19 @@ export class ProcMemNotify implements StrategyInstance {
 
   /** Drop a reference; the last one frees the view: its kept pages, the notifier, the mm. No lock is held. */
   private viewPut(view: MemView): void {
-    if (view.refs > 1) {
-      view.refs -= 1;
-      return;
-    }
-    // First the call that may wait (for an invalidation in progress), then the changes.
+    this.k.spin_lock(view.refLock);
+    const last = --view.refs === 0;
+    if (!last || this.opts.freeUnderRefLock !== true) this.k.spin_unlock(view.refLock);
+    if (!last) return;
+    // No one else can reach the view now. First the call that may wait (for an
+    // invalidation in progress), then the changes.
     this.k.mmu_interval_notifier_remove(view.notifier);
-    view.refs = 0;
     for (const p of view.pending.values()) if (typeof p.page === 'number') this.k.put_page(p.page);
     view.pending.clear();
     this.k.kfree(view.slab);
     this.k.mmput(view.mm);
     this.views.delete(view);
+    if (this.opts.freeUnderRefLock === true) this.k.spin_unlock(view.refLock);
   }
 
   /** ->mmap, with the caller's mmap_lock held for write. */
@@ -249,7 +258,9 @@ export class ProcMemNotify implements StrategyInstance {
     // before it faults, so every fault here is a user fault.)
     if (!flags.allowRetry) return { kind: 'sigbus' };
     const seq = this.k.mmu_interval_read_begin(view.notifier);
+    this.k.spin_lock(view.refLock);
     view.refs += 1;
+    this.k.spin_unlock(view.refLock);
     this.k.mmap_read_unlock(this.k.current_mm());
     // The mmap_lock is dropped: neither `vma` nor `addr`'s mapping may be used from here on.
     this.k.mmap_read_lock(view.mm);

@@ -73,6 +73,19 @@ describe('proc-mem-notify', () => {
     ]);
   });
 
+  it('drops the view reference under its spinlock and frees after it: a variant that frees under it sleeps in atomic context', () => {
+    const close: Op[] = [{ op: 'munmap', pid: 1, addr: V, lengthPages: 2 }, { op: 'close', pid: 1, fd: 3 }];
+    const s = new Session({ kernel: 'diff', config: FUZZ_CONFIG, strategies: [procMemNotify] });
+    for (const op of [...setup, { op: 'read', pid: 1, addr: V } as Op, ...close]) expect(s.step(op).violation, JSON.stringify(op)).toBeNull();
+    expect([...s.primary.strategy('proc-mem-notify')!.holds()]).toEqual([]);
+    const broken: StrategyDefinition = { ...procMemNotify, create: (k) => new ProcMemNotify(k, { freeUnderRefLock: true }) };
+    const b = new Session({ kernel: 'diff', config: FUZZ_CONFIG, strategies: [broken] });
+    for (const op of [...setup, close[0]]) expect(b.step(op).violation, JSON.stringify(op)).toBeNull();
+    const v = b.step(close[1]).violation;
+    expect(v?.invariant).toBe('sleep-in-atomic');
+    expect(v?.message).toMatch(/proc-mem-notify:view->ref_lock/);
+  });
+
   it('needs ptrace attach rights to open', () => {
     const out = steps([{ op: 'spawn' }, { op: 'fork', pid: 1 }, { op: 'drv', strategy: 'proc-mem-notify', call: 'open', args: { pid: 2, target: 1 } }]);
     expect(out[2]).toEqual({ kind: 'errno', errno: 'EACCES' });
