@@ -119,7 +119,8 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
     case 'truncate': return `truncate ${op.file} ${op.sizePages}`;
     case 'mmap': {
       if (op.fd !== undefined) return null;
-      let placement = op.fixed ? 1 : op.noreplace ? 2 : 0;
+      // MAP_FIXED_NOREPLACE implies MAP_FIXED (do_mmap), so with both it decides.
+      let placement = op.noreplace ? 2 : op.fixed ? 1 : 0;
       let addr = op.addr;
       if (placement === 0 && modelOutcome.kind === 'ok') {
         placement = 3;

@@ -4,7 +4,7 @@
  * tables, a typed-array frame pool, rmap chains, an LRU list, an interval tree of MMU
  * notifiers. Every step runs to completion or throws a KernelAssertionError (a bug).
  */
-import { mlockPages, mmapPages, mremapPages, withPageRange, msyncPages } from '../kernel-api/bytes.ts';
+import { mlockPages, mmapPages, mprotectArgs, mremapPages, withPageRange, msyncPages } from '../kernel-api/bytes.ts';
 import { mlockallFlags, mlockPopulate, mlockRange, mmPopulate } from './mlock.ts';
 import type { MmapOp, Op } from '../kernel-api/op.ts';
 import { callerPid, madviseLockMode, MCL_CURRENT, taskOf } from '../kernel-api/op.ts';
@@ -250,7 +250,11 @@ export class ImplKernel implements Kernel {
       // do_vmi_munmap checks (start, len) under the mmap lock __vm_munmap took.
       case 'munmap': return this.locked(proc, 'write', 'vm_munmap', () => withPageRange('munmap', op, (o) => munmap(s, proc, o)));
       // do_mprotect_pkey and is_valid_madvise check (start, len) before they lock.
-      case 'mprotect': return withPageRange('mprotect', op, (o) => this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, o)));
+      case 'mprotect': return withPageRange('mprotect', op, (o) => {
+        const e = mprotectArgs(o.addr, o.lengthPages, o.prot);
+        if (e !== null) return e === 0 ? ok(0) : err(e);
+        return this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, o));
+      });
       case 'mremap': {
         // Its byte arguments are checked and rounded before mmap_lock (check_mremap_params).
         const o = mremapPages(op);

@@ -20,7 +20,9 @@ import { dropUffdWpMarkers } from './zap.ts';
 
 export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   const { addr, oldPages, newPages } = op;
-  if ((op.fixed && !op.maymove) || newPages === 0 || oldPages === 0) return err('EINVAL');
+  // check_mremap_params: a zero old_len is allowed ("duplicate shm area"), a zero or silly
+  // (past TASK_SIZE, or negative as size_t) new_len is not (model/mremap.ts).
+  if ((op.fixed && !op.maymove) || newPages === 0 || newPages > s.config.taskSizePages) return err('EINVAL');
   // check_mremap_params: MREMAP_DONTUNMAP is always a move and never resizes.
   if (op.dontunmap && (!op.maymove || oldPages !== newPages)) return err('EINVAL');
   if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
@@ -35,7 +37,10 @@ export function mremap(s: ImplState, proc: ImplProcess, op: MremapOp): Outcome {
   // do_mremap: vma_lookup (EFAULT), then check_prep_vma, whose range checks apply only
   // when the call maps something new (it grows, or moves with MREMAP_FIXED) — all before a
   // shrink unmaps anything or MREMAP_FIXED clears the target.
-  if (vmaLookup(proc.mm, addr) === undefined) return err('EFAULT');
+  const found = vmaLookup(proc.mm, addr);
+  if (found === undefined) return err('EFAULT');
+  // check_prep_vma: a zero old_len duplicates a shared mapping; a private one is refused.
+  if (oldPages === 0 && !found.shared) return err('EINVAL');
   // check_prep_vma: a DONTUNMAP move maps something new (vrm_implies_new_addr) and refuses
   // VM_DONTEXPAND | VM_PFNMAP VMAs.
   if (op.dontunmap) {
@@ -124,8 +129,9 @@ function moveVma(
     if (e === 0 && vma.end !== addr + oldPages) e = vma.vmOps.may_split(vma, addr + oldPages);
     if (e !== 0) return err(e);
   }
-  // MREMAP_DONTUNMAP keeps the old VMA whole (model/mremap.ts).
-  const e = dontunmap ? 0 : splitAround(s, mm, addr, addr + oldPages);
+  // MREMAP_DONTUNMAP, or a zero old_len, keeps the old VMA whole (model/mremap.ts).
+  const keepOld = dontunmap || oldPages === 0;
+  const e = keepOld ? 0 : splitAround(s, mm, addr, addr + oldPages);
   if (e !== 0) return err(e);
   const old = vmaLookup(mm, addr)!;
   const moved = copyVma(s, proc, old, addr, newAddr, newPages);
@@ -134,26 +140,29 @@ function moveVma(
   // drops the uffd-wp bits and markers.
   moved.softDirty = true;
   moved.uffdCtx = 0;
-  invalidateRange(s, proc.pid, addr, addr + oldPages, 'unmap');
-  const pt = mm.pt;
-  for (const at of pt.collect(addr, addr + oldPages)) {
-    const flags = pt.flags(at);
-    const idx = pt.idx(at);
-    const to = newAddr + (at - addr);
-    pt.clear(at);
-    // move_soft_dirty_pte: a moved entry is marked soft-dirty, present or swap.
-    pt.set(to, idx, (flags | PTE_SOFT_DIRTY) & ~PTE_UFFD_WP);
-    if ((flags & PTE_PRESENT) !== 0 && (flags & PTE_SPECIAL) === 0) s.rmap.move(idx, proc.pid, at, to);
+  // move_page_tables of a zero length returns at once: no invalidation, nothing to move.
+  if (oldPages > 0) {
+    invalidateRange(s, proc.pid, addr, addr + oldPages, 'unmap');
+    const pt = mm.pt;
+    for (const at of pt.collect(addr, addr + oldPages)) {
+      const flags = pt.flags(at);
+      const idx = pt.idx(at);
+      const to = newAddr + (at - addr);
+      pt.clear(at);
+      // move_soft_dirty_pte: a moved entry is marked soft-dirty, present or swap.
+      pt.set(to, idx, (flags | PTE_SOFT_DIRTY) & ~PTE_UFFD_WP);
+      if ((flags & PTE_PRESENT) !== 0 && (flags & PTE_SPECIAL) === 0) s.rmap.move(idx, proc.pid, at, to);
+    }
+    dropUffdWpMarkers(mm, addr, addr + oldPages);
+    invalidateEnd(s, proc.pid);
   }
-  dropUffdWpMarkers(mm, addr, addr + oldPages);
-  invalidateEnd(s, proc.pid);
   if (dontunmap) {
     // dontunmap_complete: the old VMA keeps VM_ACCOUNT; a wholly moved one loses its anon_vma.
     if (moved !== old && addr === old.start && addr + oldPages === old.end) {
       old.anonVma = 0;
       old.forkChild = false;
     }
-  } else {
+  } else if (oldPages > 0) {
     unmapSourceVma(s, proc, addr, addr + oldPages);
   }
   return ok(newAddr);

@@ -6,6 +6,7 @@
  * that a new syscall is wired by naming its rule here and calling `pageRange` at its entry.
  */
 import type { Errno } from './outcome.ts';
+import { PROT_EXEC, PROT_READ, PROT_WRITE } from './op.ts';
 
 export const PAGE_BYTES = 4096;
 
@@ -102,6 +103,43 @@ export function msyncPages<T extends { addr: number; lengthPages: number; flags:
   return pages === op.lengthPages ? op : { ...op, lengthPages: pages };
 }
 
+/** Pages in a 64-bit address space: a negative page number or length is read as size_t is. */
+const ADDRESS_SPACE_PAGES = 2 ** 52;
+
+/** PROT_SEM and the two PROT_GROWS* bits (asm-generic/mman-common.h). */
+export const PROT_SEM = 0x8, PROT_GROWSDOWN = 0x01000000, PROT_GROWSUP = 0x02000000;
+/** The protection bits a VMA keeps (calc_vm_prot_bits: VM_READ, VM_WRITE, VM_EXEC). */
+export const PROT_RWX = PROT_READ | PROT_WRITE | PROT_EXEC;
+
+/**
+ * do_mprotect_pkey's own checks (Linux 6.18), in its order, on the whole-page range
+ * withPageRange gave (it checked the start's alignment): PROT_GROWSDOWN with PROT_GROWSUP
+ * EINVAL; a zero length 0; a range that wraps (end <= start, as size_t) ENOMEM; then
+ * arch_validate_prot, once the GROWS bits are taken off: any bit but PROT_READ, PROT_WRITE,
+ * PROT_EXEC and PROT_SEM EINVAL (PROT_SEM is accepted and changes nothing on x86). Null: go
+ * on to the VMA lookup under mmap_lock, where a GROWS bit is decided (mprotectGrows).
+ */
+export function mprotectArgs(addr: number, lengthPages: number, prot: number): Errno | 0 | null {
+  if ((prot & (PROT_GROWSDOWN | PROT_GROWSUP)) === (PROT_GROWSDOWN | PROT_GROWSUP)) return 'EINVAL';
+  if (lengthPages === 0) return 0;
+  const start = addr < 0 ? addr + ADDRESS_SPACE_PAGES : addr;
+  if (start + (lengthPages < 0 ? lengthPages + ADDRESS_SPACE_PAGES : lengthPages) >= ADDRESS_SPACE_PAGES) return 'ENOMEM';
+  if ((prot & ~(PROT_GROWSDOWN | PROT_GROWSUP | PROT_RWX | PROT_SEM)) !== 0) return 'EINVAL';
+  return null;
+}
+
+/**
+ * do_mprotect_pkey with PROT_GROWSDOWN or PROT_GROWSUP, once it found `first`, the first VMA
+ * the range overlaps (vma_find): no VMA is VM_GROWSDOWN or VM_GROWSUP here (no operation
+ * makes a stack-like mapping; x86 has no VM_GROWSUP at all), so it fails: ENOMEM with no VMA
+ * in the range (GROWSDOWN) or none at its start (GROWSUP), else EINVAL. Null without a GROWS bit.
+ */
+export function mprotectGrows(prot: number, start: number, first: { start: number } | undefined): Errno | null {
+  if ((prot & PROT_GROWSDOWN) !== 0) return first === undefined ? 'ENOMEM' : 'EINVAL';
+  if ((prot & PROT_GROWSUP) !== 0) return first === undefined || first.start > start ? 'ENOMEM' : 'EINVAL';
+  return null;
+}
+
 /**
  * mmap's byte arguments (x86-64 sys_mmap, do_mmap and __get_unmapped_area, Linux 6.18): an
  * unaligned file offset is EINVAL before anything else (off & ~PAGE_MASK); a byte length is
@@ -109,12 +147,14 @@ export function msyncPages<T extends { addr: number; lengthPages: number; flags:
  * a hint is rounded down (round_hint_to_min, and x86's arch_get_unmapped_area_topdown masks
  * it with PAGE_MASK). An unaligned MAP_FIXED or MAP_FIXED_NOREPLACE address stays as it is:
  * __get_unmapped_area refuses it with EINVAL after its TASK_SIZE check (ENOMEM) and before
- * mmap_min_addr's (EPERM), so both kernels check it there.
+ * mmap_min_addr's (EPERM), so both kernels check it there. prot is not checked at all:
+ * calc_vm_prot_bits keeps PROT_READ, PROT_WRITE and PROT_EXEC and ignores every other bit.
  */
-export function mmapPages<T extends { addr: number; lengthPages: number; pgoff?: number; fixed?: boolean; noreplace?: boolean }>(
+export function mmapPages<T extends { addr: number; lengthPages: number; prot: number; pgoff?: number; fixed?: boolean; noreplace?: boolean }>(
   op: T,
 ): T | { errno: Errno } {
   if (op.pgoff !== undefined && !Number.isInteger(op.pgoff)) return { errno: 'EINVAL' };
+  if ((op.prot & ~PROT_RWX) !== 0) op = { ...op, prot: op.prot & PROT_RWX };
   const hint = op.fixed !== true && op.noreplace !== true;
   if (Number.isInteger(op.lengthPages) && (Number.isInteger(op.addr) || !hint)) return op;
   let lengthPages = op.lengthPages;
@@ -143,8 +183,6 @@ export function mremapPages<T extends { addr: number; oldPages: number; newPages
   return { ...op, oldPages: Math.ceil(op.oldPages) || 0, newPages: Math.ceil(op.newPages) || 0 };
 }
 
-/** Pages in a 64-bit address space: a negative page number or length is read as size_t is. */
-const ADDRESS_SPACE_PAGES = 2 ** 52;
 
 /**
  * madvise's whole-page range against user space's end (is_valid_madvise, then the VMA walk),

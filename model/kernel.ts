@@ -3,7 +3,7 @@
  * exposes its state through the inspection interface. Every step runs to completion or
  * throws a KernelAssertionError (a bug); errnos and signals are outcomes.
  */
-import { mlockPages, mmapPages, mremapPages, msyncPages, withPageRange } from '../kernel-api/bytes.ts';
+import { mlockPages, mmapPages, mprotectArgs, mremapPages, msyncPages, withPageRange } from '../kernel-api/bytes.ts';
 import { mlockallFlags, mlockPopulate, mlockRange, mmPopulate } from './mlock.ts';
 import type { MmapOp, Op } from '../kernel-api/op.ts';
 import { callerPid, madviseLockMode, MCL_CURRENT, taskOf } from '../kernel-api/op.ts';
@@ -235,7 +235,11 @@ export class ModelKernel implements Kernel {
       // do_vmi_munmap checks (start, len) under the mmap lock __vm_munmap took.
       case 'munmap': return this.locked(proc, 'write', 'vm_munmap', () => withPageRange('munmap', op, (o) => munmap(s, proc, o)));
       // do_mprotect_pkey and is_valid_madvise check (start, len) before they lock.
-      case 'mprotect': return withPageRange('mprotect', op, (o) => this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, o)));
+      case 'mprotect': return withPageRange('mprotect', op, (o) => {
+        const e = mprotectArgs(o.addr, o.lengthPages, o.prot);
+        if (e !== null) return e === 0 ? ok(0) : err(e);
+        return this.locked(proc, 'write', 'do_mprotect_pkey', () => mprotect(s, proc, o));
+      });
       case 'mremap': {
         // Its byte arguments are checked and rounded before mmap_lock (check_mremap_params).
         const o = mremapPages(op);

@@ -6,7 +6,8 @@
  */
 import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import type { MmapOp, MprotectOp, MunmapOp } from '../kernel-api/op.ts';
-import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kernel-api/op.ts';
+import { PROT_WRITE } from '../kernel-api/op.ts';
+import { mprotectGrows, PROT_RWX } from '../kernel-api/bytes.ts';
 import { err, ok } from '../kernel-api/outcome.ts';
 import type { ModelDriverFile, ModelState, Process, Vma } from './types.ts';
 import { shouldFailAlloc } from './frames.ts';
@@ -21,7 +22,6 @@ import { mlockFutureOk, populateVmaPageRange } from './mlock.ts';
 import { zapRange } from './zap.ts';
 import { withInvalidation } from './notifier.ts';
 
-const PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC;
 
 export function validRange(s: ModelState, addr: number, lengthPages: number): boolean {
   return Number.isSafeInteger(addr) && Number.isSafeInteger(lengthPages) && addr >= 0 && lengthPages >= 0 &&
@@ -74,11 +74,14 @@ export type MmapTarget = { file: number; pgoff: number; mayWrite: boolean;
 
 export function mmap(s: ModelState, proc: Process, op: MmapOp): Outcome {
   const len = op.lengthPages;
-  if (len === 0 || (op.prot & ~PROT_ALL) !== 0) return err('EINVAL');
+  // ksys_mmap_pgoff's fget comes first; prot is not checked (mmapPages kept its VM_* bits).
+  if (op.fd !== undefined && !proc.fds.has(op.fd)) return err('EBADF');
+  if (len === 0) return err('EINVAL');
   // A negative address: a hint is ignored, a fixed one is past TASK_SIZE (ENOMEM, below). A
   // fixed one may be a byte address (mmapPages rounded the rest): EINVAL below, in its place.
-  if (!Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(Math.floor(op.addr))) return err('EINVAL');
-  if (len > s.config.taskSizePages) return err('ENOMEM');
+  if (!Number.isSafeInteger(len) || !Number.isSafeInteger(Math.floor(op.addr))) return err('EINVAL');
+  // A negative length, read as size_t, is past TASK_SIZE once PAGE_ALIGNed (or wraps to 0): ENOMEM.
+  if (len < 0 || len > s.config.taskSizePages) return err('ENOMEM');
   let target: MmapTarget = { file: -1, pgoff: 0, mayWrite: true, vmFile: 0, driverFile: null };
   const pgoff = op.pgoff ?? 0;
   if (!Number.isSafeInteger(pgoff) || pgoff < 0 || pgoff + len > 2 ** 52) return err('EOVERFLOW');
@@ -208,13 +211,16 @@ function accountableMapping(op: MmapOp): boolean {
 
 /** do_mprotect_pkey: VMA by VMA, each through mprotect_fixup with the VMA before it as prev. */
 export function mprotect(s: ModelState, proc: Process, op: MprotectOp): Outcome {
-  // A negative start is an address in the kernel's half (size_t): ENOMEM below, as end <= start or no VMA there.
-  if ((op.prot & ~PROT_ALL) !== 0 || !Number.isSafeInteger(op.addr)) return err('EINVAL');
+  // The checks before mmap_lock (prot's among them) are mprotectArgs', at the entry. A
+  // negative start is an address in the kernel's half (size_t): no VMA there, ENOMEM.
+  if (!Number.isSafeInteger(op.addr)) return err('EINVAL');
   if (op.lengthPages === 0) return ok(0);
+  const prot = op.prot & PROT_RWX;
   const start = op.addr;
   const end = op.addr + op.lengthPages;
-  if (!validRange(s, start, op.lengthPages)) return err('ENOMEM');
-  let vma: Vma | undefined = vmasIn(proc.mm, start, end)[0];
+  let vma: Vma | undefined = validRange(s, start, op.lengthPages) ? vmasIn(proc.mm, start, end)[0] : undefined;
+  const grows = mprotectGrows(op.prot, start, vma);
+  if (grows !== null) return err(grows);
   if (vma === undefined || vma.start > start) return err('ENOMEM');
   let prev = vma.start < start ? vma : vmaPrevOf(proc.mm, start);
   let cursor = start;
@@ -224,9 +230,9 @@ export function mprotect(s: ModelState, proc: Process, op: MprotectOp): Outcome 
   for (let steps = 0; vma !== undefined && vma.start < end; steps++) {
     assert(steps < stepsMax, `mprotect walk of [${start}, ${end}) does not end`);
     if (vma.start > cursor) { result = 'ENOMEM'; break; }
-    if ((op.prot & PROT_WRITE) !== 0 && !vma.mayWrite) { result = 'EACCES'; break; }
+    if ((prot & PROT_WRITE) !== 0 && !vma.mayWrite) { result = 'EACCES'; break; }
     const to = Math.min(end, vma.end);
-    const fixed = mprotectFixup(s, proc, vma, prev, cursor, to, op.prot);
+    const fixed = mprotectFixup(s, proc, vma, prev, cursor, to, prot);
     if (typeof fixed === 'string') { result = fixed; break; }
     prev = fixed;
     cursor = fixed.end; // vma_iter_end: a merge may have reached past `to`

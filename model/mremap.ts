@@ -20,7 +20,9 @@ import { dropUffdWpMarkers, ptesIn } from './zap.ts';
 
 export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   const { addr, oldPages, newPages } = op;
-  if ((op.fixed && !op.maymove) || newPages === 0 || oldPages === 0) return err('EINVAL');
+  // check_mremap_params: a zero old_len is allowed ("duplicate shm area"), a zero or silly
+  // (past TASK_SIZE, or negative as size_t) new_len is not.
+  if ((op.fixed && !op.maymove) || newPages === 0 || newPages > s.config.taskSizePages) return err('EINVAL');
   // check_mremap_params: MREMAP_DONTUNMAP is always a move and never resizes.
   if (op.dontunmap && (!op.maymove || oldPages !== newPages)) return err('EINVAL');
   if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(newPages) || newPages < 0) return err('EINVAL');
@@ -36,7 +38,11 @@ export function mremap(s: ModelState, proc: Process, op: MremapOp): Outcome {
   // do_mremap: vma_lookup (EFAULT), then check_prep_vma, whose range checks apply only
   // when the call maps something new (it grows, or moves with MREMAP_FIXED) — all before a
   // shrink unmaps anything or MREMAP_FIXED clears the target.
-  if (vmaLookup(proc.mm, addr) === undefined) return err('EFAULT');
+  const found = vmaLookup(proc.mm, addr);
+  if (found === undefined) return err('EFAULT');
+  // check_prep_vma: a zero old_len duplicates a shared mapping (move_vma leaves the old range
+  // alone, as do_vmi_munmap refuses its zero length); a private one is refused.
+  if (oldPages === 0 && !found.shared) return err('EINVAL');
   // check_prep_vma: a DONTUNMAP move maps something new (vrm_implies_new_addr) and refuses
   // VM_DONTEXPAND | VM_PFNMAP VMAs.
   if (op.dontunmap) {
@@ -127,7 +133,9 @@ function moveVma(
     if (e !== 0) return err(e);
   }
   // MREMAP_DONTUNMAP keeps the old VMA whole (nothing is unmapped, so nothing splits it).
-  const e = dontunmap ? 0 : splitAround(s, proc.mm, addr, addr + oldPages);
+  // A zero old_len keeps the old VMA whole too: the copy is a second mapping of its object.
+  const keepOld = dontunmap || oldPages === 0;
+  const e = keepOld ? 0 : splitAround(s, proc.mm, addr, addr + oldPages);
   if (e !== 0) return err(e);
   const old = vmaLookup(proc.mm, addr)!;
   const moved = copyVma(s, proc, old, addr, newAddr, newPages);
@@ -136,7 +144,8 @@ function moveVma(
   // (mremap_userfaultfd_prep: userfaultfd_reset_ctx) and move_ptes drops the uffd-wp bits and markers.
   moved.softDirty = true;
   moved.uffdCtx = 0;
-  withInvalidation(s, proc.pid, addr, addr + oldPages, 'unmap', () => {
+  // move_page_tables of a zero length returns at once: no invalidation, nothing to move.
+  if (oldPages > 0) withInvalidation(s, proc.pid, addr, addr + oldPages, 'unmap', () => {
     for (const at of ptesIn(proc, addr, addr + oldPages)) {
       const pte = proc.mm.ptes.get(at)!;
       proc.mm.ptes.delete(at);
@@ -148,7 +157,7 @@ function moveVma(
     dropUffdWpMarkers(proc.mm, addr, addr + oldPages);
   });
   if (dontunmap) dontunmapComplete(old, moved, addr, addr + oldPages);
-  else unmapSourceVma(s, proc, addr, addr + oldPages);
+  else if (oldPages > 0) unmapSourceVma(s, proc, addr, addr + oldPages);
   return ok(newAddr);
 }
 

@@ -399,6 +399,14 @@ export class Ghost {
       else if (newPages > oldPages) growInPlace(p, addr, oldPages, newPages);
       return;
     }
+    if (oldPages === 0) {
+      // A zero old_len maps the shared object at addr a second time, from addr's offset
+      // (check_prep_vma refuses a private mapping); the old mapping stays as it is.
+      const r = p.ranges.find((x) => x.start <= addr && addr < x.end);
+      this.unmap(op.pid, newAddr, newAddr + newPages);
+      if (r !== undefined) insertRange(p, { ...r, start: newAddr, end: newAddr + newPages, backing: shiftBacking(r.backing, addr - r.start) });
+      return;
+    }
     // A move: the surviving part of the old range goes to newAddr with its private values.
     const keep = Math.min(oldPages, newPages);
     const moved = p.ranges.filter((r) => r.end > addr && r.start < addr + keep).map((r) => {

@@ -2,12 +2,11 @@
  * driver-mmap: a design that declares what its ->mmap refuses (StrategyDefinition
  * .mmapRefusesOnly: its own range check's errno) maps every other request of its fds. An
  * mmap of such an fd refused with another errno, where the core's checks before ->mmap
- * (sys_mmap: an unaligned offset, EINVAL; do_mmap: a zero length or bad prot EINVAL; ENOMEM, EOVERFLOW, EBADF, EPERM, EEXIST,
+ * (sys_mmap: an unaligned offset, EINVAL; do_mmap: a zero length EINVAL; ENOMEM, EOVERFLOW, EBADF, EPERM, EEXIST,
  * EACCES) cannot have given it, was refused by the design's ->mmap for a request the
  * design says it maps: a driver that cannot map its buffer (seed 002's kmalloc'd pages,
  * which vm_insert_page refuses as slab pages, EINVAL).
  */
-import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../../kernel-api/op.ts';
 import type { Errno } from '../../kernel-api/outcome.ts';
 import { mmapPages } from '../../kernel-api/bytes.ts';
 import type { Invariant } from './types.ts';
@@ -24,10 +23,10 @@ export const driverMmap: Invariant = {
     if (op.op !== 'mmap' || op.fd === undefined || outcome.kind !== 'errno') return null;
     const errno = outcome.errno;
     if (CORE_ERRNOS.has(errno)) return null;
-    // The core's own EINVAL: sys_mmap's unaligned offset (mmapPages), do_mmap's zero length
-    // and unknown prot bits, an unaligned MAP_FIXED address (__get_unmapped_area).
-    if (errno === 'EINVAL' && ('errno' in mmapPages(op) || !Number.isSafeInteger(op.lengthPages) || op.lengthPages < 1 ||
-      (op.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0 || !Number.isSafeInteger(op.addr))) return null;
+    // The core's own EINVAL: sys_mmap's unaligned offset (mmapPages), do_mmap's zero length,
+    // an unaligned MAP_FIXED address (__get_unmapped_area). Unknown prot bits are ignored.
+    if (errno === 'EINVAL' && ('errno' in mmapPages(op) || !Number.isSafeInteger(Math.ceil(op.lengthPages)) || op.lengthPages === 0 ||
+      !Number.isSafeInteger(op.addr))) return null;
     let driver: string | undefined;
     for (const f of k.fds(op.pid)) if (f.fd === op.fd) driver = f.driver;
     if (driver === undefined) return null;
