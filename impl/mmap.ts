@@ -117,7 +117,8 @@ export function mmapRegion(s: ImplState, proc: ImplProcess, op: MmapOp, target: 
   if (op.fixed || op.noreplace) {
     if (op.addr < 0 || op.addr + len > s.config.taskSizePages) return err('ENOMEM'); // __get_unmapped_area: addr > TASK_SIZE - len
     if (!Number.isInteger(op.addr)) return err('EINVAL'); // then offset_in_page(addr)
-    if (op.addr < s.config.mmapMinAddrPages) return err('EPERM'); // then security_mmap_addr
+    // then security_mmap_addr: cap_mmap_addr lets only CAP_SYS_RAWIO (uid 0 here) below mmap_min_addr.
+    if (op.addr < s.config.mmapMinAddrPages && proc.uid !== 0) return err('EPERM');
     if (op.noreplace && !rangeIsFree(proc, op.addr, op.addr + len)) return err('EEXIST');
     addr = op.addr;
   } else {

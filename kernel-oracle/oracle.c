@@ -275,7 +275,12 @@ static uintptr_t probe_task_size(void) {
   return hi;
 }
 
-static int64_t model_page(uintptr_t addr) { return (int64_t)((int64_t)(addr - REGION_BASE) / (int64_t)PAGE_BYTES); }
+/* A real address as a model page: real_at's inverse (the low addresses below mmap_min_addr, the region, TASK_SIZE and up). */
+static int64_t model_page(uintptr_t addr) {
+  if (addr <= MIN_ADDR_BYTES) return (int64_t)(addr / PAGE_BYTES); /* an end of the low part too */
+  if (addr >= task_size_real) return (int64_t)((addr - task_size_real + REGION_BYTES) / PAGE_BYTES);
+  return (int64_t)((int64_t)(addr - REGION_BASE) / (int64_t)PAGE_BYTES);
+}
 
 static const char *errno_name(int e) {
   switch (e) {
@@ -578,7 +583,8 @@ static struct reply map_files_readdir(const struct cmd *c) {
     }
     unsigned long start, end;
     if (sscanf(ent->d_name, "%lx-%lx", &start, &end) != 2) continue; /* "." and ".." */
-    if (start < REGION_BASE || end > REGION_BASE + REGION_PAGES * PAGE_BYTES) continue; /* libc, the oracle */
+    /* the region, and below mmap_min_addr what root may map there (the model's pages below its own) */
+    if (!(end <= MIN_ADDR_BYTES) && (start < REGION_BASE || end > REGION_BASE + REGION_PAGES * PAGE_BYTES)) continue; /* libc, the oracle */
     if (n + 2 > VALUES_MAX) { closedir(d); return r_errno(EOVERFLOW); }
     reply_values[n++] = model_page(start);
     reply_values[n++] = model_page(end);
@@ -807,7 +813,8 @@ static void observe_process(int pid) {
     char perms[8], dev[16];
     int consumed = 0;
     if (sscanf(line, "%lx-%lx %7s %lx %15s %lu %n", &start, &end, perms, &offset, dev, &inode, &consumed) < 6) continue;
-    if (start < REGION_BASE || end > REGION_BASE + REGION_PAGES * PAGE_BYTES) continue;
+    /* the region, and below mmap_min_addr what root may map there (the model's pages below its own) */
+    if (!(end <= MIN_ADDR_BYTES) && (start < REGION_BASE || end > REGION_BASE + REGION_PAGES * PAGE_BYTES)) continue;
     char *name = line + consumed;
     name[strcspn(name, "\n")] = '\0';
     printf("%s[%lld,%lld,\"%s\",", first ? "" : ",", (long long)model_page(start), (long long)model_page(end), perms);

@@ -100,7 +100,8 @@ function vmaToResize(proc: Process, addr: number, oldPages: number, newPages: nu
 function mremapTo(s: ModelState, proc: Process, op: MremapOp): Outcome {
   const newAddr = op.newAddr ?? 0;
   let oldPages = op.oldPages;
-  if (newAddr < s.config.mmapMinAddrPages) return err('EPERM');
+  // get_unmapped_area(MAP_FIXED)'s security_mmap_addr, as mmap's (cap_mmap_addr).
+  if (newAddr < s.config.mmapMinAddrPages && proc.uid !== 0) return err('EPERM');
   let e = doMunmap(s, proc, newAddr, newAddr + op.newPages);
   if (e !== 0) return err(e);
   if (oldPages > op.newPages) {

@@ -60,3 +60,13 @@ describe.skipIf(!oracle().ok)('oracle: argument checks agree with Linux 6.18', (
       { op: 'write', pid: 1, addr: A + 10, value: 3 }, { op: 'read', pid: 1, addr: to }]).slice(-1)).toEqual(['= 3']);
   });
 });
+
+describe.skipIf(!oracle().ok)('oracle: mmap_min_addr as cap_mmap_addr applies it', () => {
+  it('root (CAP_SYS_RAWIO) may map and mremap below mmap_min_addr; another user gets EPERM', () => {
+    expect(agreeOutcomes([{ op: 'spawn', uid: 0 }, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: false, fixed: true },
+      { op: 'write', pid: 1, addr: 0, value: 4 }, { op: 'read', pid: 1, addr: 0 }])).toEqual(['= 1', '= 0', '= 0', '= 4']);
+    expect(agreeOutcomes([{ op: 'spawn', uid: 0 }, { op: 'mmap', pid: 1, addr: A, lengthPages: 1, prot: 3, shared: false, fixed: true },
+      { op: 'mremap', pid: 1, addr: A, oldPages: 1, newPages: 1, maymove: true, fixed: true, newAddr: 0 }])).toEqual(['= 1', `= ${A}`, '= 0']);
+    expect(agreeOutcomes([{ op: 'spawn' }, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: false, noreplace: true }])).toEqual(['= 1', '-EPERM']);
+  });
+});
