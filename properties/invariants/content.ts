@@ -131,6 +131,7 @@ const SIDES = {
   'cow-break': 'the target broke COW',
   unmap: 'the target unmapped the page',
   dontneed: 'the target zapped the page with MADV_DONTNEED',
+  free: 'the target freed the page with MADV_FREE',
   mremap: 'the target moved the page with mremap',
   exit: 'the target exited',
   'oom-kill': 'the target was OOM-killed',
@@ -193,6 +194,9 @@ function sideOf(op: Op, view: RemoteView, shownZero: boolean, atSetup: boolean):
 function madviseSide(advice: Advice, shownZero: boolean): Side {
   switch (advice) {
     case 'DONTNEED': return 'dontneed';
+    // madvise_free_pte_range drops a swap entry at once (free_swap_and_cache); a present page
+    // goes lazily, at reclaim (that step is the reclaim side).
+    case 'FREE': return 'free';
     case 'PAGEOUT': case 'COLD': return 'reclaim';
     // madvise_populate: a write fault (FAULT_FLAG_WRITE) breaks COW as a store would; a read
     // fault maps a page that was not resident. Either way the same flaw as the store or the read.
@@ -285,6 +289,7 @@ function coherenceWords(side: Side, how: How, t: number, now: Residency, op: Op,
     case 'cow-break': return `the mirror still maps the frame the target had before its COW break ${at}${op.op === 'process_vm_readv' ? ' (FOLL_PIN unshared the page)' : ''}; P${t} now has ${has}`;
     case 'unmap': return `the mirror still maps the frame P${t} had before it unmapped the page ${at}; P${t} now has ${has}`;
     case 'dontneed': return `the mirror still maps the frame P${t} had before MADV_DONTNEED zapped it ${at}; P${t} now has ${has}`;
+    case 'free': return `the mirror still maps the frame P${t} had before MADV_FREE dropped it ${at}; P${t} now has ${has}`;
     case 'mremap': return `the mirror still maps the frame P${t} had before mremap moved it away ${at}; P${t} now has ${has}`;
     case 'reclaim': return `the mirror still maps a frame reclaim took from P${t} ${at}, which is in neither the swap cache nor the page cache; P${t} now has ${has}`;
     case 'oom-kill': return `the mirror still maps the frame the OOM reaper tore down in P${t} ${at} (__oom_reap_task_mm, before the victim exits); P${t} now has ${has}`;

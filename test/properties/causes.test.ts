@@ -41,6 +41,11 @@ describe('causes', () => {
       // The target zaps it.
       const zap: Op[] = [...pmm, { op: 'madvise', pid: 2, addr: PAGE, lengthPages: 1, advice: 'DONTNEED' }];
       expect(replayOps(session(kernel), zap).failure!.cause).toBe('dontneed:old-frame');
+      // MADV_FREE of the page once it is swapped out drops the swap entry: the free side.
+      const free: Op[] = [...pmm, { op: 'reclaim', pid: 2, addr: PAGE }, { op: 'madvise', pid: 2, addr: PAGE, lengthPages: 1, advice: 'FREE' }];
+      const f = replayOps(session(kernel), free).failure!;
+      expect(f.cause).toBe('free:old-frame');
+      expect(f.message).toMatch(new RegExp(`before MADV_FREE dropped it at step ${pmm.length + 2}; P2 now has no page there`));
       // MADV_POPULATE_WRITE breaks COW as the store does: the same flaw, not another.
       const populate: Op[] = [...pmm, { op: 'madvise', pid: 2, addr: PAGE, lengthPages: 1, advice: 'POPULATE_WRITE' }];
       expect(replayOps(session(kernel), populate).failure!.cause).toBe('cow-break:old-frame');
