@@ -49,8 +49,10 @@ const hexBytes = (offset: number) => {
 const hex = (page: number) => hexBytes(page * PAGE_BYTES);
 
 function protText(prot: number): string {
-  const bits = [[1, 'PROT_READ'], [2, 'PROT_WRITE'], [4, 'PROT_EXEC']] as const;
-  const names = bits.filter(([b]) => (prot & b) !== 0).map(([, n]) => n);
+  const bits = [[1, 'PROT_READ'], [2, 'PROT_WRITE'], [4, 'PROT_EXEC'], [8, 'PROT_SEM']] as const;
+  const names: string[] = bits.filter(([b]) => (prot & b) !== 0).map(([, n]) => n);
+  const rest = prot & ~15;
+  if (rest !== 0) names.push(`0x${(rest >>> 0).toString(16)}`);
   return names.length === 0 ? 'PROT_NONE' : names.join('|');
 }
 

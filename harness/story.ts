@@ -36,6 +36,11 @@ import { taskOf } from '../kernel-api/op.ts';
 import { NO_PENDING, TraceCursor, type Preemption } from '../properties/sched.ts';
 
 const PROT = ['---', 'r--', '-w-', 'rw-', '--x', 'r-x', '-wx', 'rwx'];
+/** A prot argument as rwx, with PROT_SEM and any other bit spelled out (`r--|PROT_SEM`, `r--|0x10`). */
+function protArg(prot: number): string {
+  const rest = prot & ~7 & ~8;
+  return `${PROT[prot & 7]}${prot & 8 ? '|PROT_SEM' : ''}${rest !== 0 ? `|0x${(rest >>> 0).toString(16)}` : ''}`;
+}
 
 /** One operation as a line of a program. */
 export function formatOp(op: Op): string {
@@ -44,10 +49,10 @@ export function formatOp(op: Op): string {
     case 'mmap': {
       const what = op.fd !== undefined ? `fd=${op.fd}` : op.file !== undefined ? `file=${op.file}${op.mode === 'r' ? ' O_RDONLY' : ''}` : 'anon';
       const where = op.fixed ? ` MAP_FIXED@${at(op.addr)}` : op.noreplace ? ` MAP_FIXED_NOREPLACE@${at(op.addr)}` : op.addr ? ` hint=${at(op.addr)}` : '';
-      return `P${op.pid}: mmap(${len(op.lengthPages)}, ${PROT[op.prot] ?? op.prot}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, ${what}${op.pgoff ? ` pgoff=${at(op.pgoff)}` : ''}${op.locked ? ' MAP_LOCKED' : ''}${where})`;
+      return `P${op.pid}: mmap(${len(op.lengthPages)}, ${protArg(op.prot)}, ${op.shared ? 'MAP_SHARED' : 'MAP_PRIVATE'}, ${what}${op.pgoff ? ` pgoff=${at(op.pgoff)}` : ''}${op.locked ? ' MAP_LOCKED' : ''}${where})`;
     }
     case 'munmap': return `P${op.pid}: munmap(${at(op.addr)}, ${len(op.lengthPages)})`;
-    case 'mprotect': return `P${op.pid}: mprotect(${at(op.addr)}, ${len(op.lengthPages)}, ${PROT[op.prot] ?? op.prot})`;
+    case 'mprotect': return `P${op.pid}: mprotect(${at(op.addr)}, ${len(op.lengthPages)}, ${protArg(op.prot)})`;
     case 'madvise': return `P${op.pid}: madvise(${at(op.addr)}, ${len(op.lengthPages)}, MADV_${op.advice})`;
     case 'mremap': return `P${op.pid}: mremap(${at(op.addr)}, ${len(op.oldPages)} → ${len(op.newPages)}${op.maymove ? ', MAYMOVE' : ''}${op.fixed ? `, FIXED@${at(op.newAddr ?? 0)}` : ''}${op.dontunmap ? ', DONTUNMAP' : ''})`;
     case 'mincore': return `P${op.pid}: mincore(${at(op.addr)}, ${len(op.lengthPages)})`;

@@ -86,7 +86,12 @@ const ADVICES: readonly Advice[] = [
   'WILLNEED', 'WIPEONFORK', 'KEEPONFORK', 'POPULATE_READ', 'POPULATE_WRITE', 'REMOVE', 'FREE', 'FREE',
 ];
 const LENGTHS = [1, 1, 2, 3, 4, 8, 16, 64];
-const PROTS = [3, 3, 3, 1, 0, 2, 7, 5];
+/**
+ * Protections drawn for mmap and mprotect: mostly read-write, and now and then PROT_SEM
+ * (8, which mprotect accepts and neither call keeps) or a bit no call knows (0x10: mmap
+ * ignores it, mprotect refuses it with EINVAL), so that both argument checks are exercised.
+ */
+const PROTS = [3, 3, 3, 1, 0, 2, 7, 5, 3 | 8, 1 | 0x10];
 
 const NO_VIEWS: readonly RemoteView[] = [];
 
