@@ -149,7 +149,11 @@ export function sortedFailures(failures: Iterable<CampaignFailure>): CampaignFai
   return [...failures].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
-export type RunReport = { run: number; steps: number; failures: CampaignFailure[]; lockEdges: LockEdge[] };
+export type RunReport = {
+  run: number; steps: number; failures: CampaignFailure[]; lockEdges: LockEdge[];
+  /** Set when a worker thinned `lockEdges` (lock-graph.ts thinEdges): the class pairs the run takes both ways. */
+  lockBothWays?: string[];
+};
 
 /** A campaign failure's cause, derived from its message where none was named. */
 export function campaignCause(f: Pick<CampaignFailure, 'invariant' | 'cause' | 'message' | 'ops'>): string {

@@ -49,21 +49,51 @@ export function shiftIds(op: Op, dt: number, df: number): Op {
   return o;
 }
 
+/** The class pairs (sorted, NUL-joined) a run's edges take both ways. */
+function pairsBothWays(edges: readonly LockEdge[]): string[] {
+  const mine = new Set<string>();
+  for (const e of edges) mine.add(`${e.from}\u0000${e.to}`);
+  const out: string[] = [];
+  for (const e of edges) if (e.from <= e.to && mine.has(`${e.to}\u0000${e.from}`)) out.push(`${e.from}\u0000${e.to}`);
+  return out;
+}
+
+/**
+ * What a worker posts of a run's edges: those it has not posted for an earlier run (a
+ * worker's runs come in increasing order, so its first run of an edge is its lowest, and the
+ * supervisor keeps the lowest over all workers: the graph is the same for any worker count),
+ * and the pairs the run takes both ways, which the thinned edges may no longer show. Most
+ * runs take only edges already seen, and the structured clone of every edge of every run was
+ * a twentieth of a worker's time.
+ */
+export function thinEdges(edges: readonly LockEdge[], posted: Set<string>): { edges: LockEdge[]; bothWays: string[] } {
+  const fresh: LockEdge[] = [];
+  for (const e of edges) {
+    const key = `${e.from}\u0000${e.to}`;
+    if (posted.has(key)) continue;
+    posted.add(key);
+    fresh.push({ from: e.from, to: e.to, where: e.where });
+  }
+  return { edges: fresh, bothWays: pairsBothWays(edges) };
+}
+
 /** The edges of a campaign's runs: each edge's lowest run, and the class pairs one run takes both ways. */
 export class CampaignLockGraph {
   private readonly first = new Map<string, number>();
   private readonly own = new Set<string>();
 
-  /** A run's edges (in any order of runs: the lowest run of an edge is kept). */
-  add(run: number, edges: readonly LockEdge[]): void {
-    const mine = new Set<string>();
-    for (const e of edges) mine.add(`${e.from}\u0000${e.to}`);
+  /**
+   * A run's edges (in any order of runs: the lowest run of an edge is kept). `bothWays`:
+   * the class pairs the run takes both ways, when `edges` were thinned (thinEdges) and no
+   * longer show them.
+   */
+  add(run: number, edges: readonly LockEdge[], bothWays?: readonly string[]): void {
     for (const e of edges) {
       const key = `${e.from}\u0000${e.to}`;
       const had = this.first.get(key);
       if (had === undefined || run < had) this.first.set(key, run);
-      if (mine.has(`${e.to}\u0000${e.from}`)) this.own.add([e.from, e.to].sort().join('\u0000'));
     }
+    for (const pair of bothWays ?? pairsBothWays(edges)) this.own.add(pair);
   }
 
   /**

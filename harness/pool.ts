@@ -215,7 +215,7 @@ class Supervisor {
   }
 
   private record(report: RunReport): void {
-    this.locks.add(report.run, report.lockEdges);
+    this.locks.add(report.run, report.lockEdges, report.lockBothWays);
     this.result.runs += 1;
     this.result.steps += report.steps;
     if (this.warm === undefined && this.allReady !== undefined && this.elapsedMs() - this.allReady.ms >= (this.opts.warmupMs ?? 0)) {

@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import type { StrategyDefinition } from '../kernel-api/strategy.ts';
 import { STRATEGIES } from '../strategies/index.ts';
 import { runOne } from './campaign.ts';
+import { thinEdges } from './lock-graph.ts';
 import { makePlan, PHASE_BUILD, PHASE_IDLE, beat } from './runner.ts';
 import type { WorkerInit, ToWorker, FromWorker } from './pool.ts';
 
@@ -36,6 +37,8 @@ const strategies = init.strategies.map((name) => {
 const plan = makePlan(init.seed, init.kernel, init.config, strategies, init.stepsMax, init.withCore, init.lookPast);
 const hb = new Int32Array(init.heartbeat);
 const seen = new Set<string>();
+/** The lock-order edges this worker has posted (lock-graph.ts thinEdges). */
+const postedEdges = new Set<string>();
 
 port.on('message', (m: ToWorker) => {
   if (m.type !== 'run') return;
@@ -43,7 +46,8 @@ port.on('message', (m: ToWorker) => {
     beat(hb, run, 0, PHASE_BUILD); // from here on the heartbeat names this run
     const report = runOne(plan, run, seen, hb, (ops) => post({ type: 'shrinking', run, ops }));
     beat(hb, run, 0, PHASE_IDLE);
-    return report;
+    const thin = thinEdges(report.lockEdges, postedEdges);
+    return { ...report, lockEdges: thin.edges, lockBothWays: thin.bothWays };
   });
   post({ type: 'done', reports });
 });
