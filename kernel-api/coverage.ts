@@ -14,7 +14,7 @@
  * What is not here: paths the emulation does not have (userfaultfd MISSING faults,
  * page_mkwrite, THP, NUMA migration), and the struct fields a driver reads (zeroPfn).
  */
-import type { DriverKernel } from './driver.ts';
+import type { DriverKernel, MmuNotifierRange } from './driver.ts';
 
 export type CoveragePoint = { readonly id: string; readonly description: string };
 
@@ -145,8 +145,10 @@ const KERNEL_PATHS = [
   ['gupZeroPage', 'gup:zero_page', 'the zero page returned, no reference taken'],
   ['gupPin', 'gup:FOLL_PIN', 'a page pinned (pincount and a reference)'],
   ['gupGet', 'gup:FOLL_GET', 'a page referenced (FOLL_GET)'],
-  ['procMemEacces', 'gup:access_remote_vm:EACCES', '/proc/<pid>/mem refused by the ptrace check'],
-  ['procMemAccess', 'gup:access_remote_vm', '/proc/<pid>/mem or process_vm_* copied a page through GUP'],
+  ['procMemEacces', 'gup:access_remote_vm:EACCES', '/proc/<pid>/mem refused (mode 0600 or ptrace_may_access)'],
+  ['procMemAccess', 'gup:access_remote_vm', '/proc/<pid>/mem: a page copied through FOLL_FORCE GUP'],
+  ['processVmEperm', 'gup:process_vm_rw:EPERM', 'process_vm_readv/writev refused by ptrace_may_access'],
+  ['processVmRw', 'gup:process_vm_rw', 'process_vm_readv/writev: a page copied through FOLL_PIN'],
   // mm/mmu_notifier.c
   ['invalidateRangeStart', 'notifier:invalidate_range_start', 'mmu_notifier_invalidate_range_start (subscribed or not)'],
   ['invalidateNonblock', 'notifier:invalidate_range_start_nonblock', 'a non-blockable range (the OOM reaper, an atomic zap_vma_ptes)'],
@@ -196,6 +198,18 @@ export const DRIVER_POINT: Readonly<Record<DriverFunction, number>> = Object.fre
 export const COVER: Readonly<Record<KernelPathKey, number>> = Object.freeze(
   Object.fromEntries(KERNEL_PATHS.map(([key], i) => [key, DRIVER_FUNCTIONS.length + i])) as Record<KernelPathKey, number>,
 );
+
+/** The point of a callback told of an invalidation `event` (mmu_notifier_range.event). */
+export function notifierEventPoint(event: MmuNotifierRange['event']): number {
+  switch (event) {
+    case 'unmap': return COVER.notifyUnmap;
+    case 'clear': return COVER.notifyClear;
+    case 'protection': return COVER.notifyProtection;
+    case 'oom': return COVER.notifyOom;
+    case 'exit': return COVER.notifyRelease;
+    case 'migrate': return COVER.notifyMigrate;
+  }
+}
 
 /** The names of the driver-API functions that have a point, in order. */
 export const DRIVER_FUNCTION_NAMES: readonly string[] = DRIVER_FUNCTIONS.map(([fn]) => fn);
