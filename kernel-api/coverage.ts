@@ -158,7 +158,7 @@ const KERNEL_PATHS = [
   ['notifyProtection', 'notifier:MMU_NOTIFY_PROTECTION_VMA', 'a callback told of a protection change (mprotect, folio_mkclean, uffd-wp)'],
   ['notifyOom', 'notifier:MMU_NOTIFY_UNMAP:oom_reap', 'a callback told of the OOM reaper\'s zap'],
   ['notifyRelease', 'notifier:MMU_NOTIFY_RELEASE', 'a callback told of exit_mmap'],
-  ['notifyMigrate', 'notifier:MMU_NOTIFY_MIGRATE', 'a callback told of a page migration'],
+  ['notifyMigrate', 'notifier:MMU_NOTIFY_MIGRATE', 'a callback told of a page migration (an event of the API no emulated path sends yet)'],
   // mm/vmscan.c, mm/swapfile.c, mm/oom_kill.c
   ['shrinkFolio', 'reclaim:shrink_folio_list', 'reclaim considers a page'],
   ['reclaimMlocked', 'reclaim:VM_LOCKED', 'a page an mlocked VMA maps is kept'],

@@ -1,8 +1,9 @@
 /**
  * Runs the model and the optimised kernel side by side on one generated trace, comparing
  * the scheduling points each step passes (by name, in order), the Outcome of every step,
- * the coverage points counted (kernel-api/coverage.ts) and observe() after it. A divergence is reported with the
- * seed, the step and the trace prefix as JSON lines, which replay it.
+ * the coverage points each has counted (kernel-api/coverage.ts) and observe() after it. A
+ * divergence is reported with the seed, the step and the trace prefix as JSON lines, which
+ * replay it.
  */
 import seedrandom from 'seedrandom';
 import type { Kernel } from '../../kernel-api/kernel.ts';
