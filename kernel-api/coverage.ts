@@ -2,8 +2,9 @@
  * Coverage points: a fixed, ordered list of the driver-API calls and kernel paths both
  * kernels count as they run — each function of the driver API (kernel-api/driver.ts), each
  * fault case of mm/memory.c, each outcome of GUP (mm/gup.c), each MMU notifier event
- * (mm/mmu_notifier.c) and the reclaim, swap and OOM paths (mm/vmscan.c, mm/swapfile.c,
- * mm/oom_kill.c) — named as Linux names them. A planted bug in a path no trace reaches
+ * (mm/mmu_notifier.c), the cases of fork's copy_page_range and of zap_pte_range, and the
+ * reclaim, swap and OOM paths (mm/vmscan.c, mm/swapfile.c, mm/oom_kill.c) — named as Linux
+ * names them. A planted bug in a path no trace reaches
  * cannot be found; `mapfuzz fuzz --json` says which paths a campaign reached, and how often.
  *
  * Each kernel counts into its lock table's `coverage` (kernel-api/locks.ts `cover`), one
@@ -159,6 +160,17 @@ const KERNEL_PATHS = [
   ['notifyOom', 'notifier:MMU_NOTIFY_UNMAP:oom_reap', 'a callback told of the OOM reaper\'s zap'],
   ['notifyRelease', 'notifier:MMU_NOTIFY_RELEASE', 'a callback told of exit_mmap'],
   ['notifyMigrate', 'notifier:MMU_NOTIFY_MIGRATE', 'a callback told of a page migration (an event of the API no emulated path sends yet)'],
+  // kernel/fork.c dup_mmap, mm/memory.c copy_page_range
+  ['forkDontcopy', 'fork:VM_DONTCOPY', 'dup_mmap skips a VM_DONTCOPY VMA'],
+  ['forkWipeonfork', 'fork:VM_WIPEONFORK', 'a VM_WIPEONFORK VMA: the child gets it empty (no copy_page_range)'],
+  ['copyNonpresentPte', 'fork:copy_nonpresent_pte', 'a swap entry shared with the child (swap_duplicate)'],
+  ['copyPresentPteSpecial', 'fork:copy_present_pte:special', 'a special PTE (PFN map, zero page) copied as it is'],
+  ['copyPresentPage', 'fork:copy_present_page', 'a maybe-pinned exclusive anonymous page copied at fork (page_needs_cow_for_dma)'],
+  ['copyPresentPte', 'fork:copy_present_pte', 'a page shared with the child (write-protected in a COW mapping)'],
+  // mm/memory.c zap_pte_range
+  ['zapPresentPte', 'zap:zap_present_pte', 'a PTE of a normal page zapped: mapcount and the reference dropped'],
+  ['zapPresentPteSpecial', 'zap:zap_present_pte:special', 'a special PTE zapped (no page behind it to drop)'],
+  ['zapSwapEntry', 'zap:zap_nonpresent_ptes:swap', 'a swap entry zapped'],
   // mm/vmscan.c, mm/swapfile.c, mm/oom_kill.c
   ['shrinkFolio', 'reclaim:shrink_folio_list', 'reclaim considers a page'],
   ['reclaimMlocked', 'reclaim:VM_LOCKED', 'a page an mlocked VMA maps is kept'],

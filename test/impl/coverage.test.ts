@@ -63,7 +63,7 @@ describe('coverage points', () => {
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.length).toBe(COVERAGE_POINTS_COUNT);
     for (const p of COVERAGE_POINTS) {
-      expect(p.id).toMatch(/^(driver|fault|gup|notifier|reclaim|swap|oom):\S+$/);
+      expect(p.id).toMatch(/^(driver|fault|gup|notifier|fork|zap|reclaim|swap|oom):\S+$/);
       expect(p.description.length, p.id).toBeGreaterThan(0);
       expect(p.description, p.id).not.toMatch(/\n/);
     }
@@ -117,7 +117,10 @@ describe('kernel paths counted', () => {
     expect(delta(ks, before)).toEqual({
       'fault:do_user_addr_fault': 1, 'fault:handle_mm_fault': 1, 'fault:do_wp_page': 1, 'fault:wp_page_copy:zero_page': 1, 'notifier:invalidate_range_start': 1,
     });
+    before = ks.model.locks.coverage.slice();
     step(ks, { op: 'fork', pid: 1 });
+    // copy_page_range of the one present page, under the parent's MMU_NOTIFY_PROTECTION range.
+    expect(delta(ks, before)).toEqual({ 'fork:copy_present_pte': 1, 'notifier:invalidate_range_start': 1 });
     before = ks.model.locks.coverage.slice();
     step(ks, { op: 'write', pid: 1, addr: a, value: 6 });
     step(ks, { op: 'write', pid: 2, addr: a, value: 7 });
@@ -132,6 +135,13 @@ describe('kernel paths counted', () => {
     expect(delta(ks, before)).toEqual({
       'fault:do_user_addr_fault': 2, 'fault:handle_mm_fault': 1, 'fault:do_anonymous_page': 1, 'fault:bad_area:SIGSEGV': 1,
     });
+    before = ks.model.locks.coverage.slice();
+    step(ks, { op: 'read', pid: 2, addr: a + 1 });
+    step(ks, { op: 'munmap', pid: 1, addr: a, lengthPages: 2 });
+    step(ks, { op: 'read', pid: 1, addr: a });
+    step(ks, { op: 'munmap', pid: 2, addr: a, lengthPages: 2 });
+    // P1 held its copy of page 0; P2 its reused page 0 and page 1, now written.
+    expect(delta(ks, before)).toEqual({ 'zap:zap_present_pte': 3, 'notifier:invalidate_range_start': 2, 'fault:do_user_addr_fault': 1, 'fault:bad_area:SIGSEGV': 1 });
   });
 
   it('file faults: read, shared write, private write (do_cow_fault), beyond EOF', () => {
