@@ -1,17 +1,18 @@
 /**
  * Coverage (kernel-api/coverage.ts) of a default campaign, and what counting it costs.
  *
- *     npx tsx bench/coverage.ts [--runs N] [--seed S] [--pairs P] [--block B] [--json FILE]
+ *     npx tsx bench/coverage.ts [--runs N] [--seed S] [--pairs P] [--block B] [--aa] [--json FILE]
  *
  * Reach: the campaign `mapfuzz fuzz` runs by default — kernel diff, the core operations and
  * every strategy in turn, FUZZ_CONFIG and STEPS_MAX, the corpus's known flaws looked past,
- * two workers — for a fixed seed and run count (default 2000 runs, seed 1); printed: every
- * point it never reached, by group.
+ * two workers — for a fixed seed and run count (default 2000 runs, seed 1; 0: skip it);
+ * printed: every point it never reached, in list order.
  *
  * Cost: checked steps per second of the same block of runs (generation, step, every
  * invariant: harness/runner.ts runChain, shrinking not timed) with counting and with
  * LockTable.cover replaced by an empty function, in turn, `pairs` times in this one process,
- * the "off" block first in every other pair; rates in main-thread CPU time. The figure is the
+ * the "off" block first in every other pair, after two warm-up blocks of each; rates in
+ * main-thread CPU time. The figure is the
  * median over the pairs of on ÷ off (1.00: counting costs nothing measurable).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -64,7 +65,8 @@ async function reach(): Promise<{ counts: number[]; runs: number; steps: number;
 }
 
 const counting = LockTable.prototype.cover;
-const notCounting = function cover(this: LockTable, _point: number): void {};
+/** --aa: both blocks count (an A/A run: the noise of the ratio on this machine). */
+const notCounting = args.includes('--aa') ? counting : function cover(this: LockTable, _point: number): void {};
 
 /** Steps per main-thread CPU second of runs [from, from + block) of the default mix, counting or not. */
 function blockRate(on: boolean, from: number): { stepsPerCpuSec: number; steps: number; cpuMs: number } {
@@ -79,7 +81,8 @@ function blockRate(on: boolean, from: number): { stepsPerCpuSec: number; steps: 
 }
 
 function cost(): { ratioMedian: number; ratios: number[]; onStepsPerCpuSec: number; offStepsPerCpuSec: number } {
-  blockRate(true, 0); // warm-up, not counted
+  // Warm-up, not counted: both variants compiled (a switch deoptimises the call sites once).
+  for (const on of [true, false, true, false]) blockRate(on, 0);
   const ratios: number[] = [];
   let on = { steps: 0, cpuMs: 0 };
   let off = { steps: 0, cpuMs: 0 };
@@ -101,14 +104,18 @@ function cost(): { ratioMedian: number; ratios: number[]; onStepsPerCpuSec: numb
   };
 }
 
-const r = await reach();
-const never = unreachedPoints(r.counts);
-console.log(`default campaign, seed ${seed}: ${r.runs} runs, ${r.steps} checked steps in ${(r.elapsedMs / 1000).toFixed(1)} s (2 workers)`);
-console.log(`reached ${COVERAGE_POINTS.length - never.length} of ${COVERAGE_POINTS.length} points; never reached:`);
-for (const p of never) console.log(`  ${p.id.padEnd(44)} ${p.description}`);
+// --runs 0: the cost alone.
+const r = runs === 0 ? null : await reach();
+const never = r === null ? [] : unreachedPoints(r.counts);
+if (r !== null) {
+  console.log(`default campaign, seed ${seed}: ${r.runs} runs, ${r.steps} checked steps in ${(r.elapsedMs / 1000).toFixed(1)} s (2 workers)`);
+  console.log(`reached ${COVERAGE_POINTS.length - never.length} of ${COVERAGE_POINTS.length} points; never reached:`);
+  for (const p of never) console.log(`  ${p.id.padEnd(44)} ${p.description}`);
+}
 const c = cost();
 console.log(`cost: checked steps/s counting ÷ not counting, median of ${pairs} pairs of ${block} runs: ${c.ratioMedian.toFixed(3)} ` +
   `(${c.ratios.map((x) => x.toFixed(3)).join(', ')}; pooled ${c.onStepsPerCpuSec} vs ${c.offStepsPerCpuSec} steps per CPU second)`);
 if (jsonFile !== undefined) {
-  writeFileSync(jsonFile, `${JSON.stringify({ seed, runs: r.runs, steps: r.steps, elapsedMs: r.elapsedMs, never: never.map((p) => p.id), coverage: coverageJson(r.counts), cost: c }, null, 2)}\n`);
+  const campaign = r === null ? {} : { runs: r.runs, steps: r.steps, elapsedMs: r.elapsedMs, never: never.map((p) => p.id), coverage: coverageJson(r.counts) };
+  writeFileSync(jsonFile, `${JSON.stringify({ seed, ...campaign, cost: c }, null, 2)}\n`);
 }

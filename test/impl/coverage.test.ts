@@ -180,6 +180,22 @@ describe('kernel paths counted', () => {
     expect(countOf(ks, 'doSwapPageCache')).toEqual([0, 0]);
   });
 
+  it('check_stable_address_space: a remote access to an OOM victim\'s page before its exit is SIGBUS (EIO)', () => {
+    const ks = kernels();
+    step(ks, { op: 'spawn' });
+    step(ks, { op: 'spawn', uid: 0 });
+    const a = step(ks, { op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: RW, shared: false });
+    step(ks, { op: 'oom', pid: 1 });
+    const before = ks.model.locks.coverage.slice();
+    const m = ks.model.step({ op: 'proc_mem_read', pid: 2, target: 1, addr: a });
+    expect(ks.impl.step({ op: 'proc_mem_read', pid: 2, target: 1, addr: a })).toEqual(m);
+    expect(m).toEqual({ kind: 'errno', errno: 'EIO' });
+    expect(delta(ks, before)).toEqual({
+      'gup:access_remote_vm': 1, 'gup:__get_user_pages': 1, 'gup:faultin_page': 1, 'fault:handle_mm_fault': 1,
+      'fault:check_stable_address_space': 1, 'gup:EFAULT:VM_FAULT_SIGBUS': 1,
+    });
+  });
+
   it('GUP through the driver API: follow_page, faultin, FOLL_FORCE COW, EFAULT for a hole and for check_vma_flags, and notifier events', () => {
     const ks = kernels();
     step(ks, { op: 'spawn' });
