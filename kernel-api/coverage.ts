@@ -106,7 +106,7 @@ const KERNEL_PATHS = [
   ['unstableAddressSpace', 'fault:check_stable_address_space', 'MMF_UNSTABLE: a fault on an mm the OOM reaper tore down, SIGBUS'],
   ['doFaultNoHandler', 'fault:do_fault:no_fault', 'a VM_PFNMAP/MIXEDMAP or driver VMA without ->fault: SIGBUS'],
   ['fileBeyondEof', 'fault:filemap_fault:beyond_eof', 'a file fault past i_size: SIGBUS'],
-  ['doReadFault', 'fault:do_read_fault', 'a read of a file page (or a private file page written through FOLL_FORCE-free read)'],
+  ['doReadFault', 'fault:do_read_fault', 'a read of a file or shmem page: the page-cache page mapped'],
   ['doSharedFault', 'fault:do_shared_fault', 'a write of a shared file or shmem page: mapped writable, dirtied'],
   ['doCowFault', 'fault:do_cow_fault', 'a write of a private file page (or a driver page): copied to anonymous memory'],
   ['driverFault', 'fault:__do_fault:vm_ops->fault', 'a driver\'s ->fault called'],
