@@ -34,6 +34,7 @@ import { InfeasibleSchedule } from '../properties/sched.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
 import { commandDef, commandHelp, COMMANDS, flagSpec } from './commands.ts';
 import { nonNegativeInt, outputPath, parseArgs, type Parsed, positiveInt, probeFile, UsageError, writableDir } from './args.ts';
+import { coverageJson, coverageLine } from '../kernel-api/coverage.ts';
 
 const HELP = `mapfuzz — property-based fuzzing of memory-mapping semantics
 
@@ -413,6 +414,7 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
   else if (stoppedAtMax) out.log(`stopped after ${maxFailures} new failure${maxFailures === 1 ? '' : 's'} (--max-failures)`);
   out.log(`${result.runs} traces, ${result.steps} checked steps in ${(result.elapsedMs / 1000).toFixed(1)} s ` +
     `(${Math.round(result.steps / Math.max(0.001, result.elapsedMs / 1000))} steps/s, ${workers} worker${workers === 1 ? '' : 's'})`);
+  out.log(coverageLine(result.coverage));
   for (const r of reports) {
     const note = r.note === undefined ? '' : r.held === true ? ` (held back: ${r.note})` : ` (${r.note}: ${r.file})`;
     out.log(`${statusOf(r).padEnd(5)} ${r.failure.strategy} ${r.failure.invariant}: ${campaignCause(r.failure)}, ${r.failure.ops.length} steps — ${r.failure.message}${note}`);
@@ -437,6 +439,8 @@ async function fuzz(argv: readonly string[], out: Out): Promise<number> {
         invariant: r.failure.invariant, cause: campaignCause(r.failure), kernel: r.failure.kernel, strategy: r.failure.strategy, ops: r.failure.ops,
         message: r.failure.message, known: r.known, held: r.held === true, file: r.file, ...(r.note === undefined ? {} : { note: r.note }), run: r.failure.run, foundAfterMs: r.failure.foundAfterMs,
       })),
+      // How often each driver-API call and kernel path ran, zeros included (kernel-api/coverage.ts).
+      coverage: coverageJson(result.coverage),
     }, null, 2)}\n`);
   }
   if (junitFile !== undefined) writeOutput(errors, '--junit', junitFile, formatJunit(report));

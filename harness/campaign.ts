@@ -20,6 +20,7 @@ import { failureSignature } from './repro.ts';
 import { causeOf } from '../properties/invariants/index.ts';
 import { CampaignLockGraph } from './lock-graph.ts';
 import { makePlan, runChain, runSeed, sessionBase, strategyName, traceOf, beat, PHASE_SHRINK, type Heartbeat, type LockEdge, type RunPlan } from './runner.ts';
+import { addCoverage, emptyCoverage } from '../kernel-api/coverage.ts';
 
 export { runSeed } from './runner.ts';
 
@@ -70,7 +71,8 @@ export type CampaignFailure = {
   originalLength: number;
 };
 
-export type CampaignResult = { seed: number; runs: number; steps: number; elapsedMs: number; failures: CampaignFailure[] };
+/** `coverage`: each coverage point's count (kernel-api/coverage.ts), summed over the runs. */
+export type CampaignResult = { seed: number; runs: number; steps: number; elapsedMs: number; failures: CampaignFailure[]; coverage: number[] };
 
 /** The run indexes of a shard, in order, up to `runs` (unbounded without). */
 export function* shardRuns(runs: number | undefined, shard: Shard = { index: 1, count: 1 }): Generator<number> {
@@ -150,7 +152,7 @@ export function sortedFailures(failures: Iterable<CampaignFailure>): CampaignFai
 }
 
 export type RunReport = {
-  run: number; steps: number; failures: CampaignFailure[]; lockEdges: LockEdge[];
+  run: number; steps: number; failures: CampaignFailure[]; lockEdges: LockEdge[]; coverage: Uint32Array;
   /** Set when a worker thinned `lockEdges` (lock-graph.ts thinEdges): the class pairs the run takes both ways. */
   lockBothWays?: string[];
 };
@@ -187,7 +189,7 @@ export function runOne(plan: RunPlan, run: number, seen: Set<string>, hb?: Heart
       ops: shrunk.ops, originalLength: link.ops.length,
     });
   }
-  return { run, steps: chain.steps, failures, lockEdges: chain.lockEdges };
+  return { run, steps: chain.steps, failures, lockEdges: chain.lockEdges, coverage: chain.coverage };
 }
 
 /** The campaign in this thread (harness/pool.ts runs it on worker threads). */
@@ -198,13 +200,14 @@ export function runCampaign(opts: CampaignOptions): CampaignResult {
   const failures = new Map<string, CampaignFailure>();
   const seen = new Set<string>();
   const locks = new CampaignLockGraph();
-  const result: CampaignResult = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [] };
+  const result: CampaignResult = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [], coverage: emptyCoverage() };
   let lastProgress = t0;
   for (const run of shardRuns(opts.runs, opts.shard)) {
     if (opts.timeMs !== undefined && now() - t0 >= opts.timeMs) break;
     const report = runOne(plan, run, seen);
     result.runs += 1;
     result.steps += report.steps;
+    addCoverage(result.coverage, report.coverage);
     locks.add(run, report.lockEdges);
     for (const f of report.failures) mergeFailure(failures, { ...f, foundAfterMs: Math.round(now() - t0) });
     if (opts.onProgress !== undefined && now() - lastProgress >= 1000) {

@@ -17,6 +17,10 @@ import {
 } from './campaign.ts';
 import { CampaignLockGraph } from './lock-graph.ts';
 import { makePlan, prefixOps, runSeed, sessionBase, strategyName, traceOf, PHASE_BUILD, PHASE_SHRINK, type RunPlan } from './runner.ts';
+import { addCoverage, COVERAGE_POINTS_COUNT, emptyCoverage } from '../kernel-api/coverage.ts';
+
+/** What an abandoned run (a hang, a crash) counted: nothing; its worker is gone. */
+const NO_COVERAGE = new Uint32Array(COVERAGE_POINTS_COUNT);
 
 export type WorkerInit = {
   seed: number; kernel: KernelChoice; config: KernelConfig; strategies: string[]; withCore: boolean; stepsMax: number;
@@ -117,7 +121,7 @@ class Supervisor {
   constructor(private readonly opts: ParallelOptions, private readonly resolve: (r: ParallelResult) => void, private readonly reject: (e: Error) => void) {
     this.plan = makePlan(opts.seed, opts.kernel, opts.config, opts.strategies, opts.stepsMax, opts.withCore, opts.lookPast ?? null);
     this.runs = shardRuns(opts.runs, opts.shard);
-    this.result = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [], workers: opts.workers, hangs: 0, crashes: 0, interrupted: false, steady: { steps: 0, ms: 0 } };
+    this.result = { seed: opts.seed, runs: 0, steps: 0, elapsedMs: 0, failures: [], coverage: emptyCoverage(), workers: opts.workers, hangs: 0, crashes: 0, interrupted: false, steady: { steps: 0, ms: 0 } };
   }
 
   start(): void {
@@ -218,6 +222,7 @@ class Supervisor {
     this.locks.add(report.run, report.lockEdges, report.lockBothWays);
     this.result.runs += 1;
     this.result.steps += report.steps;
+    addCoverage(this.result.coverage, report.coverage);
     if (this.warm === undefined && this.allReady !== undefined && this.elapsedMs() - this.allReady.ms >= (this.opts.warmupMs ?? 0)) {
       this.warm = { steps: this.result.steps, ms: this.elapsedMs() };
     }
@@ -283,7 +288,7 @@ class Supervisor {
     slot.queue = [];
     slot.batches = 0;
     const shrinking = slot.shrinking?.run === run ? slot.shrinking.ops : null;
-    this.record({ run, steps: step, failures: [this.abortedFailure(run, invariant, message, step, phase, shrinking)], lockEdges: [] });
+    this.record({ run, steps: step, failures: [this.abortedFailure(run, invariant, message, step, phase, shrinking)], lockEdges: [], coverage: NO_COVERAGE });
     if ((!this.exhausted || this.returned.length > 0) && this.respawns < RESPAWNS_MAX) {
       this.respawns += 1;
       this.spawn();

@@ -116,7 +116,11 @@ export function traceOf(plan: RunPlan, run: number): GeneratedTrace {
 export type ChainLink = { invariant: InvariantId; cause: string; message: string; step: number; ops: Op[] };
 /** A dependency of lockdep's class graph a run recorded: `to` taken while `from` was held. */
 export type LockEdge = { readonly from: string; readonly to: string; readonly where: string };
-export type ChainResult = { links: ChainLink[]; steps: number; lockEdges: LockEdge[] };
+/**
+ * `coverage`: the primary kernel's counts (kernel-api/coverage.ts) of the pass that ran
+ * furthest, so a trace re-run for the next link of its chain is counted once.
+ */
+export type ChainResult = { links: ChainLink[]; steps: number; lockEdges: LockEdge[]; coverage: Uint32Array };
 
 /**
  * Run a trace's failure chain (see the header). `steps` counts the distinct steps checked.
@@ -129,8 +133,10 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
   let checkFrom = 0;
   let steps = 0;
   const edges = new Map<string, LockEdge>();
+  let coverage: Uint32Array | null = null;
   for (let pass = 0; pass < CHAIN_LINKS_MAX; pass++) {
     const r = runPass(base, trace, excluded, checkFrom, run, hb);
+    if (coverage === null || r.ops.length > steps) coverage = r.coverage;
     steps = Math.max(steps, r.ops.length);
     for (const e of r.lockEdges) if (!edges.has(`${e.from}\u0000${e.to}`)) edges.set(`${e.from}\u0000${e.to}`, e);
     if (r.failure === null) break;
@@ -144,7 +150,7 @@ export function runChain(base: SessionOptions, trace: GeneratedTrace, run: numbe
     // concurrent step ran are judged together): the next pass checks from its start.
     checkFrom = r.failure.topStep;
   }
-  return { links, steps, lockEdges: [...edges.values()] };
+  return { links, steps, lockEdges: [...edges.values()], coverage: coverage! };
 }
 
 /** The class dependencies the session's primary kernel recorded. */
@@ -166,7 +172,7 @@ export function generatedRun(base: SessionOptions, trace: GeneratedTrace, run: n
 /** Where a pass stops short (prefixOps): before stepping the operation of index `at`, which `buildLast` keeps unexecuted. */
 type PassStop = { at: number; buildLast: boolean };
 
-type Pass = { ops: Op[]; abandoned?: true; lockEdges: LockEdge[]; failure: { invariant: InvariantId; cause?: string; message: string; step: number; topStep: number } | null };
+type Pass = { ops: Op[]; abandoned?: true; lockEdges: LockEdge[]; coverage: Uint32Array; failure: { invariant: InvariantId; cause?: string; message: string; step: number; topStep: number } | null };
 
 /**
  * One pass: build and step the trace's operations (then the teardown), checking every
@@ -210,19 +216,19 @@ function runPass(
   };
   const segments: Segments = new Segments(trace, builder, top);
   for (let i = 0; i < trace.steps.length;) {
-    if (stop !== undefined && !stop.buildLast && ops.length >= stop.at) return { ops, failure: null, abandoned: true, lockEdges: [] };
+    if (stop !== undefined && !stop.buildLast && ops.length >= stop.at) return { ops, failure: null, abandoned: true, lockEdges: [], coverage: session.primary.locks.coverage };
     beat(hb, run, ops.length, PHASE_BUILD);
     const r = segments.next(i);
     i = r.nextStep;
-    if (r.failure === 'abandon') return { ops, failure: null, abandoned: true, lockEdges: edgesOf(session) };
-    if (r.failure !== null) return { ops, failure: r.failure, lockEdges: edgesOf(session) };
+    if (r.failure === 'abandon') return { ops, failure: null, abandoned: true, lockEdges: edgesOf(session), coverage: session.primary.locks.coverage };
+    if (r.failure !== null) return { ops, failure: r.failure, lockEdges: edgesOf(session), coverage: session.primary.locks.coverage };
   }
   for (const pid of builder.pids()) {
     const failure = top({ op: 'exit', pid }, NO_PENDING, null);
-    if (failure === 'abandon') return { ops, failure: null, abandoned: true, lockEdges: edgesOf(session) };
-    if (failure !== null) return { ops, failure, lockEdges: edgesOf(session) };
+    if (failure === 'abandon') return { ops, failure: null, abandoned: true, lockEdges: edgesOf(session), coverage: session.primary.locks.coverage };
+    if (failure !== null) return { ops, failure, lockEdges: edgesOf(session), coverage: session.primary.locks.coverage };
   }
-  return { ops, failure: null, lockEdges: edgesOf(session) };
+  return { ops, failure: null, lockEdges: edgesOf(session), coverage: session.primary.locks.coverage };
 }
 
 /** Operations a concurrent segment may hold: those judged by their effect, not by a reading of the state at one instant. */

@@ -16,6 +16,7 @@ import { failureSignature, type Repro } from './repro.ts';
 import { campaignCause } from './campaign.ts';
 import { causeTitle } from '../properties/invariants/index.ts';
 import { formatOp } from './story.ts';
+import { addCoverage, coverageJson, emptyCoverage } from '../kernel-api/coverage.ts';
 
 export type Verdict =
   | { status: 'holds' }
@@ -34,6 +35,8 @@ export type Scorecard = {
   runs: Record<string, number>;
   /** Every distinct flaw, strategy by strategy, in signature order. */
   flaws: Flaw[];
+  /** Each coverage point's count over every strategy's campaign, zeros included (kernel-api/coverage.ts). */
+  coverage: Record<string, number>;
 };
 
 /** Invariants a scorecard reports on: every checked one, plus assertion-borne ones. */
@@ -68,7 +71,8 @@ export type ScorecardOptions = {
  * step is reported as a `hang` of that design instead of stopping the card.
  */
 export async function runScorecard(opts: ScorecardOptions): Promise<Scorecard> {
-  const card: Scorecard = { timeMs: opts.timeMs, kernel: opts.kernel, strategies: {}, runs: {}, flaws: [] };
+  const card: Scorecard = { timeMs: opts.timeMs, kernel: opts.kernel, strategies: {}, runs: {}, flaws: [], coverage: {} };
+  const coverage = emptyCoverage();
   const expectedSignatures = new Set(opts.corpus.filter((r) => r.expect === 'reproduces').map((r) => failureSignature(r)));
   const share = shares(opts.strategies);
   for (const [i, s] of opts.strategies.entries()) {
@@ -77,6 +81,7 @@ export async function runScorecard(opts: ScorecardOptions): Promise<Scorecard> {
       workers: opts.workers, stepTimeoutMs: opts.stepTimeoutMs,
       ...(opts.runsPerStrategy !== undefined ? { runs: opts.runsPerStrategy } : { timeMs: opts.timeMs * share[i] }),
     });
+    addCoverage(coverage, result.coverage);
     const row: Record<string, Verdict> = {};
     for (const id of SCORED) row[id] = { status: 'holds' };
     for (const f of result.failures) {
@@ -99,6 +104,7 @@ export async function runScorecard(opts: ScorecardOptions): Promise<Scorecard> {
     card.runs[s.name] = result.runs;
     opts.onStrategy?.(s.name, result.runs, result.failures.length);
   }
+  card.coverage = coverageJson(coverage);
   return card;
 }
 

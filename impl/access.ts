@@ -15,6 +15,7 @@ import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_W
 import { doWpPage, GUP_FAULT, handleMmFault, type VmFault } from './fault.ts';
 import { mmLock, releaseIfHeld, runDeferredFput, withMmapLock } from './locks.ts';
 import type { FaultFlags } from '../kernel-api/driver.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 import { vmaLookup } from './vma.ts';
 import { taskAlive } from './process.ts';
 
@@ -24,7 +25,10 @@ const userWritable = (vma: ImplVma) => (vma.prot & PROT_WRITE) !== 0;
 /** A user fault; an OOM from fault injection is retried once (fail-nth is one-shot). */
 function userFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags): Exclude<VmFault, 'OOM'> {
   let r = handleMmFault(s, proc, vma, addr, write, ff);
-  if (r === 'OOM') r = handleMmFault(s, proc, vma, addr, write, ff);
+  if (r === 'OOM') {
+    s.locks.cover(COVER.faultOomRetry);
+    r = handleMmFault(s, proc, vma, addr, write, ff);
+  }
   if (!(r !== 'OOM')) fail(`user fault at ${addr} of P${proc.pid} failed twice with VM_FAULT_OOM`);
   return r;
 }
@@ -56,6 +60,7 @@ function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolea
   const pt = proc.mm.pt;
   if (allowed(vmaLookup(proc.mm, addr), write) && permits(pt, addr, write)) return 0;
   const lock = mmLock(s, proc.mm);
+  s.locks.cover(COVER.doUserAddrFault);
   s.locks.acquire(lock, 'read', 'do_user_addr_fault');
   try {
     let retries = 0;
@@ -63,13 +68,20 @@ function userAccess(s: ImplState, proc: ImplProcess, addr: number, write: boolea
       // Another thread's exit_group may have run at the lock's point: the task is dead (ESRCH).
       if (!taskAlive(s, proc)) return 'ESRCH';
       const vma = vmaLookup(proc.mm, addr);
-      if (!allowed(vma, write)) return 'SIGSEGV';
+      if (!allowed(vma, write)) {
+        s.locks.cover(COVER.badArea);
+        return 'SIGSEGV';
+      }
       if (permits(pt, addr, write)) return 0;
       const points = s.locks.points;
       if (!(faults <= FAULT_RETRIES_MAX)) fail(`${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after ${faults} successful faults`);
       const r = userFault(s, proc, vma, addr, write, { allowRetry: true, tried: retries > 0 });
-      if (r === 'SIGBUS') return 'SIGBUS';
+      if (r === 'SIGBUS') {
+        s.locks.cover(COVER.faultSigbus);
+        return 'SIGBUS';
+      }
       if (r === 'RETRY') {
+        s.locks.cover(COVER.faultRetry);
         retries += 1;
         if (retries > FAULT_RETRIES_MAX) s.locks.waitForFailedTrylock('do_user_addr_fault');
         if (!(retries <= FAULT_RETRIES_MAX)) fail(`fault at ${addr} of P${proc.pid} retried forever (${retries} times VM_FAULT_RETRY)`);
@@ -119,12 +131,19 @@ function isAncestor(s: ImplState, ancestor: number, proc: ImplProcess): boolean 
   return false;
 }
 
-function gupVmaAllowed(vma: ImplVma, gupFlags: number): boolean {
-  if (vma.io || vma.pfnmap) return false;
+function gupVmaAllowed(s: ImplState, vma: ImplVma, gupFlags: number): boolean {
+  if (vma.io || vma.pfnmap) {
+    s.locks.cover(COVER.gupVmIoPfnmap);
+    return false;
+  }
   const force = (gupFlags & FOLL_FORCE) !== 0;
   if ((gupFlags & FOLL_WRITE) !== 0) {
-    if ((vma.prot & PROT_WRITE) === 0 && (!force || vma.shared || !vma.mayWrite)) return false;
+    if ((vma.prot & PROT_WRITE) === 0 && (!force || vma.shared || !vma.mayWrite)) {
+      s.locks.cover(COVER.gupVmaFlags);
+      return false;
+    }
   } else if ((vma.prot & PROT_READ) === 0 && !force) {
+    s.locks.cover(COVER.gupVmaFlags);
     return false;
   }
   return true;
@@ -145,7 +164,12 @@ export const GUP_ATTEMPTS_MAX = 4;
  */
 export function gupOne(s: ImplState, target: ImplProcess, addr: number, gupFlags: number): number | Errno {
   const vma = vmaLookup(target.mm, addr);
-  if (vma === undefined || !gupVmaAllowed(vma, gupFlags)) return 'EFAULT';
+  s.locks.cover(COVER.gup);
+  if (vma === undefined) {
+    s.locks.cover(COVER.gupNoVma);
+    return 'EFAULT';
+  }
+  if (!gupVmaAllowed(s, vma, gupFlags)) return 'EFAULT';
   const write = (gupFlags & FOLL_WRITE) !== 0;
   const pt = target.mm.pt;
   for (let attempt = 0; attempt < GUP_ATTEMPTS_MAX; attempt++) {
@@ -153,22 +177,42 @@ export function gupOne(s: ImplState, target: ImplProcess, addr: number, gupFlags
     const present = (flags & PTE_PRESENT) !== 0;
     const needsFault = !present || (write && !canFollowWrite(s, vma, addr, flags));
     if (needsFault) {
-      if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
+      if ((gupFlags & FOLL_NOFAULT) !== 0) {
+        s.locks.cover(COVER.gupNofault);
+        return 'EFAULT';
+      }
+      s.locks.cover(COVER.gupFaultin);
+      if (write && (vma.prot & PROT_WRITE) === 0) s.locks.cover(COVER.gupForceCow);
       const r = handleMmFault(s, target, vma, addr, write, GUP_FAULT);
-      if (r === 'OOM') return 'ENOMEM';
-      if (r === 'SIGBUS') return 'EFAULT';
+      if (r === 'OOM') {
+        s.locks.cover(COVER.gupFaultEnomem);
+        return 'ENOMEM';
+      }
+      if (r === 'SIGBUS') {
+        s.locks.cover(COVER.gupFaultEfault);
+        return 'EFAULT';
+      }
       s.locks.preemptPoint('get_user_pages_remote');
       continue;
     }
     if ((gupFlags & FOLL_PIN) !== 0 && !write && mustUnshare(s, flags, pt.idx(addr))) {
-      if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
+      if ((gupFlags & FOLL_NOFAULT) !== 0) {
+        s.locks.cover(COVER.gupNofault);
+        return 'EFAULT';
+      }
+      s.locks.cover(COVER.gupUnshare);
       const r = doWpPage(s, target, vma, addr, false);
-      if (r === 'OOM') return 'ENOMEM';
+      if (r === 'OOM') {
+        s.locks.cover(COVER.gupFaultEnomem);
+        return 'ENOMEM';
+      }
       s.locks.preemptPoint('get_user_pages_remote');
       continue;
     }
+    s.locks.cover(COVER.gupFollowPage);
     return grab(s, pt.idx(addr), gupFlags);
   }
+  s.locks.cover(COVER.gupRetriesExhausted);
   return 'EFAULT';
 }
 
@@ -187,8 +231,12 @@ function mustUnshare(s: ImplState, flags: number, pfn: number): boolean {
 }
 
 function grab(s: ImplState, pfn: number, gupFlags: number): number {
-  if (pfn === s.zeroPfn) return pfn;
+  if (pfn === s.zeroPfn) {
+    s.locks.cover(COVER.gupZeroPage);
+    return pfn;
+  }
   frameOf(s, pfn);
+  s.locks.cover((gupFlags & FOLL_PIN) !== 0 ? COVER.gupPin : COVER.gupGet);
   if ((gupFlags & FOLL_PIN) !== 0) s.pool.setPins(pfn, s.pool.pins(pfn) + 1);
   if ((gupFlags & (FOLL_PIN | FOLL_GET)) !== 0) getPage(s, pfn);
   return pfn;
@@ -203,7 +251,11 @@ export function unpinPage(s: ImplState, pfn: number): void {
 }
 
 export function procMemAccess(s: ImplState, caller: ImplProcess, target: ImplProcess, addr: number, value?: number): Outcome {
-  if (!procMemPermission(caller, target) || !ptraceMayAccess(s, caller, target, 'attach')) return err('EACCES');
+  if (!procMemPermission(caller, target) || !ptraceMayAccess(s, caller, target, 'attach')) {
+    s.locks.cover(COVER.procMemEacces);
+    return err('EACCES');
+  }
+  s.locks.cover(COVER.procMemAccess);
   const flags = FOLL_FORCE | FOLL_GET | (value === undefined ? 0 : FOLL_WRITE);
   // __access_remote_vm: the target's mmap_lock for read around the GUP, the copy and the put.
   return withMmapLock(s, target.mm, 'read', 'access_remote_vm', () => {
@@ -220,7 +272,11 @@ export function procMemAccess(s: ImplState, caller: ImplProcess, target: ImplPro
 }
 
 export function processVmAccess(s: ImplState, caller: ImplProcess, target: ImplProcess, addr: number, value?: number): Outcome {
-  if (!ptraceMayAccess(s, caller, target, 'attach')) return err('EPERM');
+  if (!ptraceMayAccess(s, caller, target, 'attach')) {
+    s.locks.cover(COVER.processVmEperm);
+    return err('EPERM');
+  }
+  s.locks.cover(COVER.processVmRw);
   const flags = FOLL_PIN | (value === undefined ? 0 : FOLL_WRITE);
   // process_vm_rw_single_vec: the target's mmap_lock for read around the pin only.
   const pfn = withMmapLock(s, target.mm, 'read', 'process_vm_rw_single_vec', () => gupOne(s, target, addr, flags));

@@ -11,6 +11,7 @@ import { zapRange, zapUnnotified } from './zap.ts';
 import type { InvalidateEvent } from './notifier.ts';
 import { withMmapLock } from './locks.ts';
 import { taskAlive, taskExists } from './process.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /** exit_mmap: every VMA zapped and removed, in address order. */
 export function exitMm(s: ImplState, proc: ImplProcess, event: InvalidateEvent): void {
@@ -67,6 +68,7 @@ export function exitProcess(s: ImplState, proc: ImplProcess): boolean {
 export function oomKill(s: ImplState, proc: ImplProcess): boolean {
   const reaped = withMmapLock(s, proc.mm, 'read', 'oom_reap_task_mm', () => {
     if (!taskAlive(s, proc)) return false;
+    s.locks.cover(COVER.oomReap);
     // Marked once the lock is held: nothing changes before an operation's first lock.
     proc.oomReaped = true;
     proc.killed = true;

@@ -17,6 +17,7 @@ import { fileOf, findOrCreatePage } from './pagecache.ts';
 import { mapFrame } from './zap.ts';
 import { invalidateEnd, invalidateRange } from './notifier.ts';
 import type { FaultFlags } from '../kernel-api/driver.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /** 0, or a VM_FAULT code: RETRY when ->fault released the mmap_lock (only with `allowRetry`). */
 export type VmFault = 0 | 'SIGBUS' | 'OOM' | 'RETRY';
@@ -51,6 +52,7 @@ function reusableAnonVma(old: ImplVma, a: ImplVma, b: ImplVma): number {
 
 /** handle_mm_fault for one page of `vma`, with the mm's mmap_lock held for read (or write). */
 export function handleMmFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags = GUP_FAULT): VmFault {
+  s.locks.cover(COVER.handleMmFault);
   const flags = proc.mm.pt.flags(addr);
   if (flags === 0 && proc.mm.uffdWpMarkers.has(addr)) return handlePteMarker(s, proc, vma, addr, write, ff);
   if (flags === 0) return doPteMissing(s, proc, vma, addr, write, ff);
@@ -64,6 +66,7 @@ export function handleMmFault(s: ImplState, proc: ImplProcess, vma: ImplVma, add
  * would, keeping the uffd-wp bit (so write-protected); a write then resolves in do_wp_page.
  */
 function handlePteMarker(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags): VmFault {
+  s.locks.cover(COVER.handlePteMarker);
   const pt = proc.mm.pt;
   proc.mm.uffdWpMarkers.delete(addr);
   if (vma.uffdCtx === 0) return doPteMissing(s, proc, vma, addr, write, ff);
@@ -80,18 +83,26 @@ function handlePteMarker(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: nu
 function doPteMissing(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags): VmFault {
   if (vma.vmOps?.fault) return doDriverFault(s, proc, vma, addr, write, ff);
   // do_fault: a VMA with vm_ops (or a driver's file) but no ->fault cannot be filled.
-  if (vma.pfnmap || vma.mixedmap || vma.vmOps !== null || vma.driverFile !== null) return 'SIGBUS';
+  if (vma.pfnmap || vma.mixedmap || vma.vmOps !== null || vma.driverFile !== null) {
+    s.locks.cover(COVER.doFaultNoHandler);
+    return 'SIGBUS';
+  }
   if (vma.file === -1) return doAnonymousPage(s, proc, vma, addr, write);
   return doFileFault(s, proc, vma, addr, write);
 }
 
 function doAnonymousPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
   // check_stable_address_space: the OOM reaper has begun tearing the mm down (MMF_UNSTABLE).
-  if (proc.oomReaped) return 'SIGBUS';
+  if (proc.oomReaped) {
+    s.locks.cover(COVER.unstableAddressSpace);
+    return 'SIGBUS';
+  }
   if (!write) {
+    s.locks.cover(COVER.doAnonymousPageZero);
     proc.mm.pt.set(addr, s.zeroPfn, PTE_PRESENT | PTE_SOFT_DIRTY | PTE_SPECIAL);
     return 0;
   }
+  s.locks.cover(COVER.doAnonymousPage);
   anonVmaPrepare(s, proc, vma);
   const pfn = allocFrame(s, KIND_ANON, 0);
   if (pfn === -1) return 'OOM';
@@ -103,13 +114,20 @@ function doAnonymousPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: nu
 function doFileFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
   const file = fileOf(s, vma.file);
   const index = vma.pgoff + (addr - vma.start);
-  if (index >= file.sizePages) return 'SIGBUS';
+  if (index >= file.sizePages) {
+    s.locks.cover(COVER.fileBeyondEof);
+    return 'SIGBUS';
+  }
   const page = findOrCreatePage(s, file, index);
   if (page === -1) return 'OOM';
   s.lru.touch(page, s.step);
   // finish_fault's check_stable_address_space for a private mapping ("we might have lost our CoWed page").
-  if (!vma.shared && proc.oomReaped) return 'SIGBUS';
+  if (!vma.shared && proc.oomReaped) {
+    s.locks.cover(COVER.unstableAddressSpace);
+    return 'SIGBUS';
+  }
   if (write && !vma.shared) return doCowFault(s, proc, vma, addr, s.pool.value[page]);
+  s.locks.cover(write ? COVER.doSharedFault : COVER.doReadFault);
   getPage(s, page);
   mapFrame(s, proc.mm, addr, page, write && vmaWritable(vma), write);
   if (write) s.pool.flags[page] |= F_DIRTY;
@@ -117,6 +135,7 @@ function doFileFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number
 }
 
 function doCowFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, value: number): VmFault {
+  s.locks.cover(COVER.doCowFault);
   anonVmaPrepare(s, proc, vma);
   const copy = allocFrame(s, KIND_ANON, value);
   if (copy === -1) return 'OOM';
@@ -131,17 +150,26 @@ function doCowFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
  * !pte_none under the PTL), and then the page is dropped and the access retries.
  */
 function doDriverFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean, ff: FaultFlags): VmFault {
+  s.locks.cover(COVER.driverFault);
   const index = vma.pgoff + (addr - vma.start);
   const pointsBefore = s.locks.points;
   const r = vma.vmOps!.fault!(vma, addr, index, write, ff);
   const slept = s.locks.points !== pointsBefore;
-  if (r.kind === 'sigbus') return 'SIGBUS';
-  if (r.kind === 'oom') return 'OOM';
+  if (r.kind === 'sigbus') {
+    s.locks.cover(COVER.driverFaultSigbus);
+    return 'SIGBUS';
+  }
+  if (r.kind === 'oom') {
+    s.locks.cover(COVER.driverFaultOom);
+    return 'OOM';
+  }
   if (r.kind === 'retry') {
+    s.locks.cover(COVER.driverFaultRetry);
     if (!ff.allowRetry) fail(`${vma.vmOps!.name}: VM_FAULT_RETRY at ${addr} of P${proc.pid} without FAULT_FLAG_ALLOW_RETRY`);
     return 'RETRY';
   }
   if (r.kind === 'nopage') {
+    s.locks.cover(COVER.driverFaultNopage);
     if ((proc.mm.pt.flags(addr) & PTE_PRESENT) === 0) {
       // Another task may have zapped what the handler installed while it slept: the
       // access retries. Without a scheduling point, nobody could have: a driver bug.
@@ -150,9 +178,11 @@ function doDriverFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: numb
     }
     return handleMmFault(s, proc, vma, addr, write, ff);
   }
+  s.locks.cover(COVER.driverFaultPage);
   const page = frameOf(s, r.pfn);
   exposePfn(s, page);
   if (proc.mm.pt.flags(addr) !== 0) {
+    s.locks.cover(COVER.driverFaultRaced);
     // finish_fault: !pte_none under the PTL, another task mapped it: drop vmf->page.
     putPage(s, page);
     return 0;
@@ -176,11 +206,13 @@ function doSwapPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
   const pool = s.pool;
   let pfn = s.swap.cachePfn[slot];
   if (pfn !== -1) {
+    s.locks.cover(COVER.doSwapPageCache);
     frameOf(s, pfn);
     getPage(s, pfn);
   } else {
     pfn = allocFrame(s, KIND_ANON, s.swap.value[slot]);
     if (pfn === -1) return 'OOM';
+    s.locks.cover(COVER.doSwapPageRead);
     pool.owner[pfn] = slot;
     s.swap.cachePfn[slot] = pfn;
     pool.refcount[pfn] += 1;
@@ -190,6 +222,8 @@ function doSwapPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
   proc.mm.rss.swap -= 1;
   if (write && pool.refcount[pfn] === 2) folioFreeSwap(s, pfn);
   const reuse = (pteFlags & PTE_EXCLUSIVE) !== 0 || pool.refcount[pfn] === 1;
+  if (reuse) s.locks.cover(COVER.doSwapPageReuse);
+  if ((pteFlags & PTE_UFFD_WP) !== 0) s.locks.cover(COVER.doSwapPageUffdWp);
   // A uffd-wp swap entry comes back write-protected with the bit kept.
   const writable = reuse && vmaWritable(vma) && (pteFlags & PTE_UFFD_WP) === 0;
   pt.clear(addr);
@@ -214,7 +248,12 @@ function canReuseAnon(s: ImplState, pfn: number): boolean {
 export function doWpPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, makeWritable: boolean): VmFault {
   const pt = proc.mm.pt;
   // userfaultfd_pte_wp in asynchronous mode: the write is allowed; only the bit goes.
-  if (makeWritable && (pt.flags(addr) & PTE_UFFD_WP) !== 0) pt.setFlags(addr, pt.flags(addr) & ~PTE_UFFD_WP);
+  s.locks.cover(COVER.doWpPage);
+  if (!makeWritable) s.locks.cover(COVER.wpUnshare);
+  if (makeWritable && (pt.flags(addr) & PTE_UFFD_WP) !== 0) {
+    s.locks.cover(COVER.uffdWpAsync);
+    pt.setFlags(addr, pt.flags(addr) & ~PTE_UFFD_WP);
+  }
   const flags = pt.flags(addr);
   const target = pt.idx(addr);
   if (!((flags & PTE_PRESENT) !== 0)) fail(`do_wp_page at ${addr} without a present PTE`);
@@ -222,6 +261,7 @@ export function doWpPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: nu
     // vm_normal_page() is NULL for every special PTE, the zero page included: a shared
     // mapping makes it writable in place (wp_pfn_shared), a private one copies.
     if (vma.shared) {
+      s.locks.cover(COVER.wpPfnShared);
       pt.setFlags(addr, vmaWritable(vma) ? flags | PTE_WRITE : flags & ~PTE_WRITE); // wp_pfn_shared
       return 0;
     }
@@ -230,13 +270,18 @@ export function doWpPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: nu
   const pfn = frameOf(s, target);
   const pool = s.pool;
   if ((pool.flags[pfn] & F_KIND) === KIND_ANON) {
-    if ((pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 || canReuseAnon(s, pfn)) {
+    const exclusive = (pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0;
+    if (exclusive || canReuseAnon(s, pfn)) {
+      s.locks.cover(exclusive ? COVER.wpPageReuse : COVER.wpCanReuseAnonFolio);
       pool.flags[pfn] |= F_ANON_EXCLUSIVE;
       return wpPageReuse(s, proc, vma, addr, makeWritable, pfn);
     }
     return wpPageCopy(s, proc, vma, addr, makeWritable);
   }
-  if (vma.shared) return wpPageReuse(s, proc, vma, addr, makeWritable, pfn);
+  if (vma.shared) {
+    s.locks.cover(COVER.wpPageShared);
+    return wpPageReuse(s, proc, vma, addr, makeWritable, pfn); // wp_page_shared
+  }
   return wpPageCopy(s, proc, vma, addr, makeWritable);
 }
 
@@ -252,9 +297,10 @@ function wpPageReuse(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number
 
 /** wp_page_copy: a new exclusive anonymous page with the old contents replaces the PTE's page. */
 function wpPageCopy(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, makeWritable: boolean): VmFault {
-  anonVmaPrepare(s, proc, vma);
   const pt = proc.mm.pt;
   const flags = pt.flags(addr);
+  s.locks.cover((flags & PTE_SPECIAL) !== 0 ? COVER.wpPageCopyZero : COVER.wpPageCopy);
+  anonVmaPrepare(s, proc, vma);
   const old = pt.idx(addr);
   const copy = allocFrame(s, KIND_ANON, pfnValue(s, old));
   if (copy === -1) return 'OOM';
@@ -264,6 +310,7 @@ function wpPageCopy(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
   invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
   if ((pt.flags(addr) & PTE_PRESENT) === 0 || pt.idx(addr) !== old) {
     // A callback slept and another task changed the PTE (wp_page_copy's !pte_same): drop the copy.
+    s.locks.cover(COVER.wpPageCopyRaced);
     putPage(s, copy);
     invalidateEnd(s, proc.pid);
     return 0;

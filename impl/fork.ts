@@ -21,6 +21,7 @@ import { exitMm } from './exit.ts';
 import { invalidateEnd, invalidateRange } from './notifier.ts';
 import { mmLock, releaseIfHeld } from './locks.ts';
 import { anonVmaRootOf } from './reclaim.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /**
  * fork, called with the parent's mmap_lock held for write (impl/kernel.ts): the child's
@@ -42,6 +43,7 @@ export function fork(s: ImplState, parent: ImplProcess): Outcome {
   try {
     s.locks.acquire(childLock, 'write', 'dup_mmap', 1);
     for (const vma of parent.mm.vmas.all()) {
+      if (vma.dontcopy) s.locks.cover(COVER.forkDontcopy);
       if (vma.dontcopy || !parent.mm.vmas.has(vma)) continue;
       if (shouldFailAlloc(s) || !dupVma(s, parent, child, vma)) {
         exitMm(s, child, 'exit');
@@ -84,7 +86,10 @@ function dupVma(s: ImplState, parent: ImplProcess, child: ImplProcess, vma: Impl
   insertVma(s, child.mm, copy);
   copy.vmOps?.open?.(copy);
   // dup_mmap: copy_page_range is not called for VM_WIPEONFORK (the child faults in zero pages).
-  if (vma.wipeonfork) return true;
+  if (vma.wipeonfork) {
+    s.locks.cover(COVER.forkWipeonfork);
+    return true;
+  }
   if (vma.anonVma === 0 && !vma.pfnmap && !vma.mixedmap) return true;
   // copy_page_range write-protects a COW mapping in the parent: MMU_NOTIFY_PROTECTION_PAGE.
   if (isCowMapping(vma)) invalidateRange(s, parent.pid, vma.start, vma.end, 'protection');
@@ -105,6 +110,7 @@ function copyPteRange(s: ImplState, parent: ImplProcess, child: ImplProcess, vma
   ppt.forEach(vma.start, vma.end, (addr, flags, idx) => {
     if (!ok) return;
     if ((flags & PTE_SWAP) !== 0) {
+      s.locks.cover(COVER.copyNonpresentPte);
       swapDuplicate(s, idx);
       const shared = flags & ~PTE_EXCLUSIVE;
       ppt.setFlags(addr, shared);
@@ -113,12 +119,14 @@ function copyPteRange(s: ImplState, parent: ImplProcess, child: ImplProcess, vma
       return;
     }
     if ((flags & PTE_SPECIAL) !== 0) {
+      s.locks.cover(COVER.copyPresentPteSpecial);
       cpt.set(addr, idx, flags & ~PTE_UFFD_WP);
       return;
     }
     const pfn = frameOf(s, idx);
     const anon = (pool.flags[pfn] & F_KIND) === KIND_ANON;
     if (anon && (pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 && pool.pins(pfn) > 0 && !s.skipForkDmaCopy) {
+      s.locks.cover(COVER.copyPresentPage);
       const copy = allocFrame(s, KIND_ANON, pool.value[pfn]);
       if (copy === -1) {
         ok = false;
@@ -128,6 +136,7 @@ function copyPteRange(s: ImplState, parent: ImplProcess, child: ImplProcess, vma
       mapFrame(s, child.mm, addr, copy, (vma.prot & PROT_WRITE) !== 0, true);
       return;
     }
+    s.locks.cover(COVER.copyPresentPte);
     if (anon) pool.flags[pfn] &= ~F_ANON_EXCLUSIVE;
     let childFlags = flags;
     if (cow && (flags & PTE_WRITE) !== 0) {

@@ -16,6 +16,7 @@
  */
 import type { ActiveInvalidation, ImplNotifier, ImplState } from './types.ts';
 import { assert } from './assert.ts';
+import { COVER, notifierEventPoint } from '../kernel-api/coverage.ts';
 
 export type InvalidateEvent = 'unmap' | 'clear' | 'protection' | 'oom' | 'exit' | 'migrate';
 
@@ -69,6 +70,7 @@ function callCallbacks(s: ImplState, hits: readonly ImplNotifier[], pid: number,
       // A callback of an earlier notifier may have removed this one.
       if (s.notifiers.get(n.id) !== n) continue;
       n.seq += 2;
+      s.locks.cover(notifierEventPoint(event));
       const fine = n.ops.invalidate(n, { start: Math.max(start, n.start), end: Math.min(end, n.end), event, blockable });
       // A blockable range never fails (Linux WARNs and goes on); a non-blockable one stops here.
       if (!fine && !blockable) return false;
@@ -93,6 +95,7 @@ function hitsOf(s: ImplState, pid: number, start: number, end: number): ImplNoti
  * progress until the matching invalidateEnd (after the PTEs changed).
  */
 export function invalidateRange(s: ImplState, pid: number, start: number, end: number, event: InvalidateEvent): ActiveInvalidation {
+  s.locks.cover(COVER.invalidateRangeStart);
   if (unobserved(s)) return UNTRACKED;
   const inv: ActiveInvalidation = { pid, start, end, task: s.locks.current };
   push(s, inv);
@@ -129,6 +132,7 @@ export function invalidateEnd(s: ImplState, pid: number): void {
  * caller leaves the range alone. True: in progress until invalidateEnd.
  */
 export function invalidateRangeNonblock(s: ImplState, pid: number, start: number, end: number, event: InvalidateEvent): boolean {
+  s.locks.cover(COVER.invalidateNonblock);
   if (unobserved(s)) return true;
   const inv: ActiveInvalidation = { pid, start, end, task: s.locks.current };
   push(s, inv);
@@ -141,7 +145,10 @@ export function invalidateRangeNonblock(s: ImplState, pid: number, start: number
     pop(s, inv);
     throw e;
   }
-  if (!fine) pop(s, inv);
+  if (!fine) {
+    s.locks.cover(COVER.invalidateNonblockRefused);
+    pop(s, inv);
+  }
   return fine;
 }
 

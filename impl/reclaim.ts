@@ -15,10 +15,15 @@ import { anonVmaLock, iMmapLock, releaseIfHeld, withPtl } from './locks.ts';
 import { vmaLookup } from './vma.ts';
 import type { LockRef } from '../kernel-api/locks.ts';
 import { fail } from './assert.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /** shrink_folio_list for one frame. Returns true when the frame left memory. */
 export function shrinkFrame(s: ImplState, pfn: number): boolean {
-  if (mappedLocked(s, pfn)) return false;
+  s.locks.cover(COVER.shrinkFolio);
+  if (mappedLocked(s, pfn)) {
+    s.locks.cover(COVER.reclaimMlocked);
+    return false;
+  }
   const kind = s.pool.flags[pfn] & F_KIND;
   if (kind === KIND_ANON) return shrinkAnon(s, pfn);
   if (kind === KIND_FILE) return shrinkFile(s, pfn);
@@ -78,9 +83,16 @@ function shrinkAnon(s: ImplState, pfn: number): boolean {
   const pool = s.pool;
   if ((pool.flags[pfn]! & F_LAZYFREE) !== 0) return shrinkLazyfree(s, pfn);
   if (pool.swapSlot(pfn) === -1) {
-    if (pool.pins(pfn) > 0) return false;
+    if (pool.pins(pfn) > 0) {
+      s.locks.cover(COVER.reclaimPinnedKept);
+      return false;
+    }
     const slot = allocSwapSlot(s, pool.value[pfn]);
-    if (slot === -1) return false;
+    if (slot === -1) {
+      s.locks.cover(COVER.swapFull);
+      return false;
+    }
+    s.locks.cover(COVER.addToSwap);
     addToSwapCache(s, pfn, slot);
   }
   const seq = pool.seq[pfn];
@@ -100,7 +112,11 @@ function shrinkAnon(s: ImplState, pfn: number): boolean {
     s.swap.value[slot] = pool.value[pfn];
     pool.flags[pfn] &= ~F_DIRTY;
   }
-  if (pool.refcount[pfn] !== 1) return false;
+  if (pool.refcount[pfn] !== 1) {
+    s.locks.cover(COVER.reclaimReferenced);
+    return false;
+  }
+  s.locks.cover(COVER.pageoutAnon);
   s.swap.cachePfn[slot] = -1;
   pool.owner[pfn] = -1;
   if (s.swap.count[slot] === 0) s.swap.release(slot);
@@ -126,9 +142,11 @@ function shrinkLazyfree(s: ImplState, pfn: number): boolean {
         stop = withPtl(s, proc.mm, 'try_to_unmap_one', () => {
           if ((flags & PTE_DIRTY) !== 0) pool.flags[pfn]! |= F_DIRTY;
           if ((pool.flags[pfn]! & F_DIRTY) !== 0 || pool.refcount[pfn] !== pool.mapcount[pfn]) {
+            s.locks.cover(COVER.lazyfreeRedirtied);
             pool.flags[pfn]! &= ~F_LAZYFREE; // folio_set_swapbacked
             return true;
           }
+          s.locks.cover(COVER.lazyfreeDiscard);
           proc.mm.pt.clear(addr);
           unmapOne(s, proc, addr, pfn);
           return false;
@@ -152,13 +170,17 @@ function shrinkLazyfree(s: ImplState, pfn: number): boolean {
 function unmapAnon(s: ImplState, pfn: number, seq: number, mappings: Array<[number, number]>): boolean {
   const pool = s.pool;
   for (const [pid, addr] of mappings) {
-    if ((pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 && pool.pins(pfn) > 0) return false;
+    if ((pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0 && pool.pins(pfn) > 0) {
+      s.locks.cover(COVER.tryToUnmapExclusivePinned);
+      return false;
+    }
     invalidateRange(s, pid, addr, addr + 1, 'clear');
     const gone = !live(s, pfn, seq) || pool.swapSlot(pfn) === -1;
     const proc = s.processes.get(pid);
     const flags = gone || proc === undefined ? 0 : stillMaps(proc, addr, pfn);
     if (proc !== undefined && flags !== 0) {
       withPtl(s, proc.mm, 'try_to_unmap_one', () => {
+        s.locks.cover(COVER.tryToUnmapAnon);
         const slot = pool.swapSlot(pfn);
         const exclusive = (pool.flags[pfn] & F_ANON_EXCLUSIVE) !== 0;
         proc.mm.pt.set(addr, slot, PTE_SWAP | (exclusive ? PTE_EXCLUSIVE : 0) | (flags & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
@@ -200,6 +222,7 @@ function unmapFilePage(s: ImplState, pfn: number): boolean {
       const flags = gone || proc === undefined ? 0 : stillMaps(proc, addr, pfn);
       if (proc !== undefined && flags !== 0) {
         withPtl(s, proc.mm, 'try_to_unmap_one', () => {
+          s.locks.cover(COVER.tryToUnmapFile);
           proc.mm.pt.clear(addr);
           if ((flags & PTE_DIRTY) !== 0) s.pool.flags[pfn] |= F_DIRTY;
           unmapOne(s, proc, addr, pfn);
@@ -224,7 +247,11 @@ function shrinkFile(s: ImplState, pfn: number): boolean {
   if (!unmapFilePage(s, pfn)) return false;
   const file = fileOf(s, s.pool.file(pfn));
   writeback(s, file, pfn);
-  if (s.pool.refcount[pfn] !== 1) return false;
+  if (s.pool.refcount[pfn] !== 1) {
+    s.locks.cover(COVER.reclaimReferenced);
+    return false;
+  }
+  s.locks.cover(COVER.pageoutFile);
   deleteFromPageCache(s, file, pfn);
   return true;
 }
@@ -232,9 +259,16 @@ function shrinkFile(s: ImplState, pfn: number): boolean {
 function shrinkShmem(s: ImplState, pfn: number): boolean {
   if (s.pool.file(pfn) === -1) return false;
   if (!unmapFilePage(s, pfn)) return false;
-  if (s.pool.refcount[pfn] !== 1) return false;
+  if (s.pool.refcount[pfn] !== 1) {
+    s.locks.cover(COVER.reclaimReferenced);
+    return false;
+  }
   const slot = allocSwapSlot(s, s.pool.value[pfn]);
-  if (slot === -1) return false;
+  if (slot === -1) {
+    s.locks.cover(COVER.swapFull);
+    return false;
+  }
+  s.locks.cover(COVER.shmemWriteout);
   s.swap.count[slot] = 1;
   const file = fileOf(s, s.pool.file(pfn));
   file.swapped.set(s.pool.index[pfn], slot);

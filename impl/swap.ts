@@ -7,6 +7,7 @@ import { F_FRESH } from './framepool.ts';
 import type { ImplState } from './types.ts';
 import { fail } from './assert.ts';
 import { putPage, shouldFailAlloc } from './frames.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 export function assertSlot(s: ImplState, slot: number): number {
   if (!(s.swap.isLive(slot))) fail(`swap slot ${slot} is not allocated`);
@@ -43,12 +44,14 @@ export function folioFreeSwap(s: ImplState, pfn: number): boolean {
   const slot = s.pool.swapSlot(pfn);
   if (slot === -1) return false;
   if (s.swap.count[assertSlot(s, slot)] > 0) return false;
+  s.locks.cover(COVER.folioFreeSwap);
   deleteFromSwapCache(s, pfn);
   return true;
 }
 
 /** free_swap_and_cache: one swap entry is gone. */
 export function freeSwapAndCache(s: ImplState, slot: number): void {
+  s.locks.cover(COVER.freeSwapAndCache);
   assertSlot(s, slot);
   if (!(s.swap.count[slot] > 0)) fail(`swap slot ${slot} freed with count ${s.swap.count[slot]}`);
   s.swap.count[slot] -= 1;

@@ -11,6 +11,7 @@ import { PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRIT
 import { folioFreeSwap, freeSwapAndCache } from './swap.ts';
 import { invalidateEnd, invalidateRange, invalidateRangeNonblock, type InvalidateEvent } from './notifier.ts';
 import { mmPtl } from './locks.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /** Map `pfn` at `addr` with a normal (refcounted, rmap'd) PTE; the caller passes in its reference. */
 export function mapFrame(s: ImplState, mm: ImplMm, addr: number, pfn: number, write: boolean, dirty: boolean): void {
@@ -26,11 +27,16 @@ export function mapFrame(s: ImplState, mm: ImplMm, addr: number, pfn: number, wr
 export function zapPte(s: ImplState, mm: ImplMm, addr: number, flags: number, idx: number): void {
   mm.pt.clear(addr);
   if ((flags & PTE_SWAP) !== 0) {
+    s.locks.cover(COVER.zapSwapEntry);
     mm.rss.swap -= 1;
     freeSwapAndCache(s, idx);
     return;
   }
-  if ((flags & PTE_SPECIAL) !== 0) return;
+  if ((flags & PTE_SPECIAL) !== 0) {
+    s.locks.cover(COVER.zapPresentPteSpecial);
+    return;
+  }
+  s.locks.cover(COVER.zapPresentPte);
   const pfn = frameOf(s, idx);
   const pool = s.pool;
   if ((flags & PTE_DIRTY) !== 0) pool.flags[pfn] |= F_DIRTY;

@@ -47,7 +47,10 @@ export interface Kernel {
    * The operation ends back in user space: a lock still held then is `lock-leak`.
    */
   step(op: Op): Outcome;
-  /** The kernel's lock table: mmap_lock, PTL, rmap locks, drivers' locks, and lockdep. */
+  /**
+   * The kernel's lock table: mmap_lock, PTL, rmap locks, drivers' locks, and lockdep; and
+   * `locks.coverage`, how often this kernel reached each coverage point (kernel-api/coverage.ts).
+   */
   readonly locks: LockTable;
   readonly inspect: KernelInspect;
   /** The strategies loaded into this kernel, by name. */

@@ -30,6 +30,7 @@
  */
 import { WouldBlock, type SchedHooks, type Tid } from './sched.ts';
 import type { Outcome } from './outcome.ts';
+import { COVERAGE_POINTS_COUNT } from './coverage.ts';
 
 export type LockKind = 'rwsem' | 'mutex' | 'spinlock' | 'srcu';
 /** A mutex or spinlock is always taken for write. */
@@ -180,8 +181,18 @@ export class LockTable {
   private readonly failedTry = new Map<Tid, { readonly lock: LockState; readonly mode: LockMode }>();
   /** The warnings raised; the others are let pass as Linux lets them (see the header). */
   checks: ReadonlySet<LockWarning> = new Set(LOCK_WARNINGS);
+  /**
+   * How often this kernel reached each coverage point (kernel-api/coverage.ts), by index.
+   * Kept here because the lock table is the one object both kernels carry everywhere.
+   */
+  readonly coverage = new Uint32Array(COVERAGE_POINTS_COUNT);
 
   constructor(private readonly stepNow: () => number, readonly taskName: TaskNamer = (t) => `P${t}`) {}
+
+  /** Count one pass through coverage point `point` (COVER.x or DRIVER_POINT.fn: a constant index). */
+  cover(point: number): void {
+    this.coverage[point] += 1;
+  }
 
   /** The lock instance named `key` (created on first use), of class `cls`. */
   lock(key: string, cls: string, kind: LockKind, name: string = key): LockRef {

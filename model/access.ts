@@ -16,6 +16,7 @@ import { vmaLookup } from './vma.ts';
 import { taskAlive } from './process.ts';
 import { mmapLock, releaseIfHeld, runDeferredFput, withMmapLock } from './locks.ts';
 import type { FaultFlags } from '../kernel-api/driver.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /** x86 without protection keys: any of r/w/x lets user space read. */
 const userReadable = (vma: Vma) => (vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0;
@@ -37,7 +38,10 @@ function ptePermits(pte: Pte | undefined, write: boolean): pte is PresentPte {
  */
 function userFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags): Exclude<VmFault, 'OOM'> {
   let r = handleMmFault(s, proc, vma, addr, write, flags);
-  if (r === 'OOM') r = handleMmFault(s, proc, vma, addr, write, flags);
+  if (r === 'OOM') {
+    s.locks.cover(COVER.faultOomRetry);
+    r = handleMmFault(s, proc, vma, addr, write, flags);
+  }
   assert(r !== 'OOM', `user fault at ${addr} of P${proc.pid} failed twice with VM_FAULT_OOM`);
   return r;
 }
@@ -57,6 +61,7 @@ function userAccess(s: ModelState, proc: Process, addr: number, write: boolean):
   const pte0 = proc.mm.ptes.get(addr);
   if (accessAllowed(vmaLookup(proc.mm, addr), write) && ptePermits(pte0, write)) return pte0;
   const lock = mmapLock(s, proc.pid);
+  s.locks.cover(COVER.doUserAddrFault);
   s.locks.acquire(lock, 'read', 'do_user_addr_fault');
   try {
     let retries = 0;
@@ -64,14 +69,21 @@ function userAccess(s: ModelState, proc: Process, addr: number, write: boolean):
       // Another thread's exit_group may have run at the lock's point: the task is dead (ESRCH).
       if (!taskAlive(s, proc)) return 'ESRCH';
       const vma = vmaLookup(proc.mm, addr);
-      if (!accessAllowed(vma, write)) return 'SIGSEGV';
+      if (!accessAllowed(vma, write)) {
+        s.locks.cover(COVER.badArea);
+        return 'SIGSEGV';
+      }
       const pte = proc.mm.ptes.get(addr);
       if (ptePermits(pte, write)) return pte;
       const points = s.locks.points;
       assert(faults <= FAULT_RETRIES_MAX, `${write ? 'write' : 'read'} at ${addr} of P${proc.pid}: no ${write ? 'writable ' : ''}PTE after ${faults} successful faults`);
       const r = userFault(s, proc, vma, addr, write, { allowRetry: true, tried: retries > 0 });
-      if (r === 'SIGBUS') return 'SIGBUS';
+      if (r === 'SIGBUS') {
+        s.locks.cover(COVER.faultSigbus);
+        return 'SIGBUS';
+      }
       if (r === 'RETRY') {
+        s.locks.cover(COVER.faultRetry);
         retries += 1;
         if (retries > FAULT_RETRIES_MAX) s.locks.waitForFailedTrylock('do_user_addr_fault');
         assert(retries <= FAULT_RETRIES_MAX, `fault at ${addr} of P${proc.pid} retried forever (${retries} times VM_FAULT_RETRY)`);
@@ -127,12 +139,19 @@ function isAncestor(s: ModelState, ancestor: number, proc: Process): boolean {
 }
 
 /** check_vma_flags of GUP. */
-function gupVmaAllowed(vma: Vma, gupFlags: number): boolean {
-  if (vma.io || vma.pfnmap) return false;
+function gupVmaAllowed(s: ModelState, vma: Vma, gupFlags: number): boolean {
+  if (vma.io || vma.pfnmap) {
+    s.locks.cover(COVER.gupVmIoPfnmap);
+    return false;
+  }
   const force = (gupFlags & FOLL_FORCE) !== 0;
   if ((gupFlags & FOLL_WRITE) !== 0) {
-    if ((vma.prot & PROT_WRITE) === 0 && (!force || vma.shared || !vma.mayWrite)) return false;
+    if ((vma.prot & PROT_WRITE) === 0 && (!force || vma.shared || !vma.mayWrite)) {
+      s.locks.cover(COVER.gupVmaFlags);
+      return false;
+    }
   } else if ((vma.prot & PROT_READ) === 0 && !force) {
+    s.locks.cover(COVER.gupVmaFlags);
     return false;
   }
   return true;
@@ -150,28 +169,53 @@ export const GUP_ATTEMPTS_MAX = 4;
  */
 export function gupOne(s: ModelState, target: Process, addr: number, gupFlags: number): number | Errno {
   const vma = vmaLookup(target.mm, addr);
-  if (vma === undefined || !gupVmaAllowed(vma, gupFlags)) return 'EFAULT';
+  s.locks.cover(COVER.gup);
+  if (vma === undefined) {
+    s.locks.cover(COVER.gupNoVma);
+    return 'EFAULT';
+  }
+  if (!gupVmaAllowed(s, vma, gupFlags)) return 'EFAULT';
   const write = (gupFlags & FOLL_WRITE) !== 0;
   for (let attempt = 0; attempt < GUP_ATTEMPTS_MAX; attempt++) {
     const pte = target.mm.ptes.get(addr);
     const needsFault = pte?.kind !== 'present' || (write && !canFollowWrite(s, vma, pte));
     if (needsFault) {
-      if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
+      if ((gupFlags & FOLL_NOFAULT) !== 0) {
+        s.locks.cover(COVER.gupNofault);
+        return 'EFAULT';
+      }
+      s.locks.cover(COVER.gupFaultin);
+      if (write && (vma.prot & PROT_WRITE) === 0) s.locks.cover(COVER.gupForceCow);
       const r = handleMmFault(s, target, vma, addr, write, GUP_FAULT);
-      if (r === 'OOM') return 'ENOMEM';
-      if (r === 'SIGBUS') return 'EFAULT';
+      if (r === 'OOM') {
+        s.locks.cover(COVER.gupFaultEnomem);
+        return 'ENOMEM';
+      }
+      if (r === 'SIGBUS') {
+        s.locks.cover(COVER.gupFaultEfault);
+        return 'EFAULT';
+      }
       s.locks.preemptPoint('get_user_pages_remote');
       continue;
     }
     if ((gupFlags & FOLL_PIN) !== 0 && !write && mustUnshare(s, pte)) {
-      if ((gupFlags & FOLL_NOFAULT) !== 0) return 'EFAULT';
+      if ((gupFlags & FOLL_NOFAULT) !== 0) {
+        s.locks.cover(COVER.gupNofault);
+        return 'EFAULT';
+      }
+      s.locks.cover(COVER.gupUnshare);
       const r = doWpPage(s, target, vma, addr, pte, false);
-      if (r === 'OOM') return 'ENOMEM';
+      if (r === 'OOM') {
+        s.locks.cover(COVER.gupFaultEnomem);
+        return 'ENOMEM';
+      }
       s.locks.preemptPoint('get_user_pages_remote');
       continue;
     }
+    s.locks.cover(COVER.gupFollowPage);
     return grab(s, pte, gupFlags);
   }
+  s.locks.cover(COVER.gupRetriesExhausted);
   return 'EFAULT';
 }
 
@@ -191,8 +235,12 @@ function mustUnshare(s: ModelState, pte: PresentPte): boolean {
 }
 
 function grab(s: ModelState, pte: PresentPte, gupFlags: number): number {
-  if (pte.pfn === s.zeroPfn) return pte.pfn;
+  if (pte.pfn === s.zeroPfn) {
+    s.locks.cover(COVER.gupZeroPage);
+    return pte.pfn;
+  }
   const frame = frameOf(s, pte.pfn);
+  s.locks.cover((gupFlags & FOLL_PIN) !== 0 ? COVER.gupPin : COVER.gupGet);
   if ((gupFlags & FOLL_PIN) !== 0) frame.pincount += 1;
   if ((gupFlags & (FOLL_PIN | FOLL_GET)) !== 0) getPage(frame);
   return frame.pfn;
@@ -218,7 +266,11 @@ function procMemPermission(caller: Process, target: Process): boolean {
 
 /** access_remote_vm for /proc/<pid>/mem: FOLL_FORCE, a reference held only while copying. */
 export function procMemAccess(s: ModelState, caller: Process, target: Process, addr: number, value?: number): Outcome {
-  if (!procMemPermission(caller, target) || !ptraceMayAccess(s, caller, target, 'attach')) return err('EACCES');
+  if (!procMemPermission(caller, target) || !ptraceMayAccess(s, caller, target, 'attach')) {
+    s.locks.cover(COVER.procMemEacces);
+    return err('EACCES');
+  }
+  s.locks.cover(COVER.procMemAccess);
   const flags = FOLL_FORCE | FOLL_GET | (value === undefined ? 0 : FOLL_WRITE);
   // __access_remote_vm: the target's mmap_lock for read around the GUP, the copy and the put.
   return withMmapLock(s, target.pid, 'read', 'access_remote_vm', () => {
@@ -236,7 +288,11 @@ export function procMemAccess(s: ModelState, caller: Process, target: Process, a
 
 /** process_vm_readv / writev of one page: a FOLL_PIN (FOLL_WRITE to write), then unpin. */
 export function processVmAccess(s: ModelState, caller: Process, target: Process, addr: number, value?: number): Outcome {
-  if (!ptraceMayAccess(s, caller, target, 'attach')) return err('EPERM');
+  if (!ptraceMayAccess(s, caller, target, 'attach')) {
+    s.locks.cover(COVER.processVmEperm);
+    return err('EPERM');
+  }
+  s.locks.cover(COVER.processVmRw);
   const flags = FOLL_PIN | (value === undefined ? 0 : FOLL_WRITE);
   // process_vm_rw_single_vec: the target's mmap_lock for read around the pin only.
   const pfn = withMmapLock(s, target.pid, 'read', 'process_vm_rw_single_vec', () => gupOne(s, target, addr, flags));

@@ -7,6 +7,7 @@ import type {
   Capability, DriverKernel, DriverVma, FaultResult, FileOperations, MmHandle, MmuIntervalNotifier, MmuIntervalNotifierOps, PtraceMode,
 } from '../kernel-api/driver.ts';
 import type { LockRef } from '../kernel-api/locks.ts';
+import { DRIVER_POINT } from '../kernel-api/coverage.ts';
 import { LockViolation } from '../kernel-api/locks.ts';
 import type { Tid } from '../kernel-api/sched.ts';
 import { mmapLock, notifierWq, pidOfTask, taskName, withPtl } from './locks.ts';
@@ -40,10 +41,12 @@ export class ModelDriverKernel implements DriverKernel {
   get zeroPfn(): number { return this.s.zeroPfn; }
 
   taskAlive(pid: number): boolean {
+    this.s.locks.cover(DRIVER_POINT.taskAlive);
     return runningProcess(this.s, pid) !== undefined;
   }
 
   ptrace_may_access(caller: number, target: number, mode: PtraceMode): boolean {
+    this.s.locks.cover(DRIVER_POINT.ptrace_may_access);
     const c = runningProcess(this.s, caller);
     const t = runningProcess(this.s, target);
     return c !== undefined && t !== undefined && ptraceMayAccess(this.s, c, t, mode);
@@ -51,16 +54,21 @@ export class ModelDriverKernel implements DriverKernel {
 
   /** No capability model beyond uid: uid 0 holds every capability. */
   capable(pid: number, _cap: Capability): boolean {
+    this.s.locks.cover(DRIVER_POINT.capable);
     return runningProcess(this.s, pid)?.uid === 0;
   }
 
   get_task_mm(pid: number): MmHandle | null {
+    this.s.locks.cover(DRIVER_POINT.get_task_mm);
     return runningProcess(this.s, pid) === undefined ? null : { pid, generation: 0 };
   }
 
-  mmput(_mm: MmHandle): void {}
+  mmput(_mm: MmHandle): void {
+    this.s.locks.cover(DRIVER_POINT.mmput);
+  }
 
   mm_reaped(mm: MmHandle): boolean {
+    this.s.locks.cover(DRIVER_POINT.mm_reaped);
     const proc = this.s.processes.get(mm.pid);
     return proc === undefined || proc.oomReaped || proc.state === 'exited';
   }
@@ -70,11 +78,13 @@ export class ModelDriverKernel implements DriverKernel {
   }
 
   find_vma(mm: MmHandle, addr: number): DriverVma | null {
+    this.s.locks.cover(DRIVER_POINT.find_vma);
     const proc = this.liveMm(mm);
     return proc?.mm.vmas.find((v) => v.end > addr) ?? null;
   }
 
   find_exact_vma(mm: MmHandle, start: number, end: number): DriverVma | null {
+    this.s.locks.cover(DRIVER_POINT.find_exact_vma);
     const vma = this.liveMm(mm) && vmaLookup(this.liveMm(mm)!.mm, start);
     return vma !== undefined && vma.start === start && vma.end === end ? vma : null;
   }
@@ -87,27 +97,37 @@ export class ModelDriverKernel implements DriverKernel {
   }
 
   get_user_pages_remote(mm: MmHandle, addr: number, gupFlags: number): number | Errno {
+    this.s.locks.cover(DRIVER_POINT.get_user_pages_remote);
     this.assertMmapLocked(mm, 'get_user_pages_remote');
     const proc = this.liveMm(mm);
     return proc === undefined ? 'EFAULT' : gupOne(this.s, proc, addr, (gupFlags | FOLL_GET) & ~FOLL_PIN);
   }
 
   pin_user_pages_remote(mm: MmHandle, addr: number, gupFlags: number): number | Errno {
+    this.s.locks.cover(DRIVER_POINT.pin_user_pages_remote);
     this.assertMmapLocked(mm, 'get_user_pages_remote');
     const proc = this.liveMm(mm);
     return proc === undefined ? 'EFAULT' : gupOne(this.s, proc, addr, (gupFlags | FOLL_PIN) & ~FOLL_GET);
   }
 
   unpin_user_page(pfn: number): void {
+    this.s.locks.cover(DRIVER_POINT.unpin_user_page);
     unpinPage(this.s, pfn);
     this.dropOrphanSwapCache(pfn);
   }
 
   get_page(pfn: number): void {
+    this.s.locks.cover(DRIVER_POINT.get_page);
     if (pfn !== this.s.zeroPfn) getPage(frameOf(this.s, pfn));
   }
 
   put_page(pfn: number): void {
+    this.s.locks.cover(DRIVER_POINT.put_page);
+    this.releasePage(pfn);
+  }
+
+  /** put_page's work, for __free_page and kfree too (counted as theirs). */
+  private releasePage(pfn: number): void {
     if (pfn === this.s.zeroPfn) return;
     const frame = this.s.frames.get(pfn);
     assert(frame !== undefined, `put_page of freed pfn ${pfn}`, 'refcount-balance');
@@ -122,18 +142,32 @@ export class ModelDriverKernel implements DriverKernel {
   }
 
   alloc_page(): number | null {
+    this.s.locks.cover(DRIVER_POINT.alloc_page);
     this.s.locks.preemptPoint('alloc_page');
     return allocFrame(this.s, 'driver', 0)?.pfn ?? null;
   }
 
   __free_page(pfn: number): void {
-    this.put_page(pfn);
+    this.s.locks.cover(DRIVER_POINT.__free_page);
+    this.releasePage(pfn);
   }
 
-  SetPageReserved(pfn: number): void { frameOf(this.s, pfn).reserved = true; }
-  ClearPageReserved(pfn: number): void { frameOf(this.s, pfn).reserved = false; }
-  page_read(pfn: number): number { return pfnValue(this.s, pfn); }
-  page_write(pfn: number, value: number): void { setPfnValue(this.s, pfn, value >>> 0); }
+  SetPageReserved(pfn: number): void {
+    this.s.locks.cover(DRIVER_POINT.SetPageReserved);
+    frameOf(this.s, pfn).reserved = true;
+  }
+  ClearPageReserved(pfn: number): void {
+    this.s.locks.cover(DRIVER_POINT.ClearPageReserved);
+    frameOf(this.s, pfn).reserved = false;
+  }
+  page_read(pfn: number): number {
+    this.s.locks.cover(DRIVER_POINT.page_read);
+    return pfnValue(this.s, pfn);
+  }
+  page_write(pfn: number, value: number): void {
+    this.s.locks.cover(DRIVER_POINT.page_write);
+    setPfnValue(this.s, pfn, value >>> 0);
+  }
 
   /**
    * kmalloc: a slab object. A page-sized one (bytes >= PAGE_SIZE, up to
@@ -143,6 +177,7 @@ export class ModelDriverKernel implements DriverKernel {
    * them, validate_page_before_insert's folio_test_slab).
    */
   kmalloc(tag: string, gfp: 'GFP_KERNEL' | 'GFP_ATOMIC' = 'GFP_KERNEL', bytes = 0): number | null {
+    this.s.locks.cover(DRIVER_POINT.kmalloc);
     assert(bytes <= KMALLOC_PAGE, `kmalloc of ${bytes} bytes: objects above a page (kmalloc-8k, kmalloc_large) are not modelled`);
     if (gfp === 'GFP_KERNEL') this.s.locks.preemptPoint('kmalloc');
     let page = -1;
@@ -162,6 +197,7 @@ export class ModelDriverKernel implements DriverKernel {
   }
 
   kfree(obj: number): void {
+    this.s.locks.cover(DRIVER_POINT.kfree);
     assert(this.s.slab.has(obj), `kfree of slab object ${obj} that is not allocated (double free)`, 'slab');
     this.s.slab.delete(obj);
     const page = this.s.slabPage.get(obj);
@@ -169,10 +205,11 @@ export class ModelDriverKernel implements DriverKernel {
     // The slab page goes back to the page allocator: its last reference, unless a PTE or GUP still holds one.
     this.s.slabPage.delete(obj);
     this.s.slabPfns.delete(page);
-    this.put_page(page);
+    this.releasePage(page);
   }
 
   virt_to_page(obj: number): number {
+    this.s.locks.cover(DRIVER_POINT.virt_to_page);
     const page = this.s.slabPage.get(obj);
     assert(page !== undefined, `virt_to_page of slab object ${obj}, which has no page of its own (not a live page-sized kmalloc)`);
     return page;
@@ -215,6 +252,7 @@ export class ModelDriverKernel implements DriverKernel {
    * under the mm's PTL. The VMA's flags are set before (vm_flags_set), as in Linux.
    */
   remap_pfn_range(dvma: DriverVma, addr: number, pfn: number, nrPages: number): Errno | 0 {
+    this.s.locks.cover(DRIVER_POINT.remap_pfn_range);
     const [proc, vma] = this.vmaToFill(dvma);
     if (addr < vma.start || addr + nrPages > vma.end || nrPages <= 0) return 'EINVAL';
     if (!vma.shared && vma.mayWrite) {
@@ -243,6 +281,7 @@ export class ModelDriverKernel implements DriverKernel {
    * vm_page_prot).
    */
   vm_insert_page(dvma: DriverVma, addr: number, pfn: number): Errno | 0 {
+    this.s.locks.cover(DRIVER_POINT.vm_insert_page);
     const [proc, vma] = this.vmaToFill(dvma);
     if (addr < vma.start || addr >= vma.end) return 'EFAULT';
     if (!vma.mixedmap) {
@@ -266,6 +305,7 @@ export class ModelDriverKernel implements DriverKernel {
 
   /** vmf_insert_pfn: a point (page-table allocation), then under the PTL; a PTE already there is left alone (VM_FAULT_NOPAGE). */
   vmf_insert_pfn(dvma: DriverVma, addr: number, pfn: number): FaultResult {
+    this.s.locks.cover(DRIVER_POINT.vmf_insert_pfn);
     const [proc, vma] = this.vmaToFill(dvma);
     assert(vma.pfnmap || vma.mixedmap, `vmf_insert_pfn into map#${vma.id} without VM_PFNMAP or VM_MIXEDMAP`);
     if (addr < vma.start || addr >= vma.end) return { kind: 'sigbus' };
@@ -278,6 +318,7 @@ export class ModelDriverKernel implements DriverKernel {
 
   /** zap_page_range_single: the notifiers of vma's mm, then the PTEs under the PTL (zapRange). */
   zap_vma_ptes(dvma: DriverVma, addr: number, nrPages: number, atomic = false): boolean {
+    this.s.locks.cover(DRIVER_POINT.zap_vma_ptes);
     const [proc, vma] = this.vmaOf(dvma);
     if (!vma.pfnmap || addr < vma.start || addr + nrPages > vma.end) return true;
     return zapRange(this.s, proc, addr, addr + nrPages, 'clear', undefined, !atomic);
@@ -288,6 +329,7 @@ export class ModelDriverKernel implements DriverKernel {
    * insert as Linux's might_lock would report it), then the interval is inserted.
    */
   mmu_interval_notifier_insert(mm: MmHandle, start: number, lengthPages: number, ops: MmuIntervalNotifierOps): MmuIntervalNotifier | Errno {
+    this.s.locks.cover(DRIVER_POINT.mmu_interval_notifier_insert);
     if (this.liveMm(mm) === undefined) return 'ESRCH';
     if (lengthPages <= 0 || start < 0) return 'EINVAL';
     this.s.locks.preemptPoint('mmu_interval_notifier_insert');
@@ -319,6 +361,7 @@ export class ModelDriverKernel implements DriverKernel {
 
   /** A point; waits for an invalidation of the notifier's mm in progress; then it is gone. */
   mmu_interval_notifier_remove(n: MmuIntervalNotifier): void {
+    this.s.locks.cover(DRIVER_POINT.mmu_interval_notifier_remove);
     assert(this.s.notifiers.has(n.id), `mmu_interval_notifier_remove of unknown notifier ${n.id}`);
     this.s.locks.preemptPoint('mmu_interval_notifier_remove');
     this.waitForInvalidation(n.mm, activeInvalidations(this.s, n.mm), 'mmu_interval_notifier_remove');
@@ -327,6 +370,7 @@ export class ModelDriverKernel implements DriverKernel {
 
   /** A point; waits while an invalidation overlapping the interval is in progress; then the sequence. */
   mmu_interval_read_begin(n: MmuIntervalNotifier): number {
+    this.s.locks.cover(DRIVER_POINT.mmu_interval_read_begin);
     this.s.locks.preemptPoint('mmu_interval_read_begin');
     this.waitForInvalidation(n.mm, activeInvalidations(this.s, n.mm, n.start, n.end), 'mmu_interval_read_begin');
     return this.seqOf(n);
@@ -337,114 +381,142 @@ export class ModelDriverKernel implements DriverKernel {
   }
 
   mmu_interval_read_retry(n: MmuIntervalNotifier, seq: number): boolean {
+    this.s.locks.cover(DRIVER_POINT.mmu_interval_read_retry);
     return this.seqOf(n) !== seq;
   }
 
   mmu_interval_check_retry(n: MmuIntervalNotifier, seq: number): boolean {
-    return this.mmu_interval_read_retry(n, seq);
+    this.s.locks.cover(DRIVER_POINT.mmu_interval_check_retry);
+    return this.seqOf(n) !== seq;
   }
 
   current(): Tid {
+    this.s.locks.cover(DRIVER_POINT.current);
     return this.s.locks.current;
   }
 
   current_mm(): MmHandle {
+    this.s.locks.cover(DRIVER_POINT.current_mm);
     return { pid: pidOfTask(this.s, this.s.locks.current), generation: 0 };
   }
 
   mmap_read_lock(mm: MmHandle): void {
+    this.s.locks.cover(DRIVER_POINT.mmap_read_lock);
     this.s.locks.acquire(mmapLock(this.s, mm.pid), 'read', 'mmap_read_lock');
   }
 
   mmap_read_lock_killable(mm: MmHandle): 0 | 'EINTR' {
+    this.s.locks.cover(DRIVER_POINT.mmap_read_lock_killable);
     this.s.locks.acquire(mmapLock(this.s, mm.pid), 'read', 'mmap_read_lock_killable');
     return 0;
   }
 
   mmap_read_unlock(mm: MmHandle): void {
+    this.s.locks.cover(DRIVER_POINT.mmap_read_unlock);
     this.s.locks.release(mmapLock(this.s, mm.pid), 'mmap_read_unlock');
   }
   mmap_read_trylock(mm: MmHandle): boolean {
+    this.s.locks.cover(DRIVER_POINT.mmap_read_trylock);
     return this.s.locks.tryAcquire(mmapLock(this.s, mm.pid), 'read', 'mmap_read_trylock');
   }
 
   mutex_init(cls: string): LockRef {
+    this.s.locks.cover(DRIVER_POINT.mutex_init);
     return this.s.locks.newLock(cls, 'mutex', cls);
   }
 
   spin_lock_init(cls: string): LockRef {
+    this.s.locks.cover(DRIVER_POINT.spin_lock_init);
     return this.s.locks.newLock(cls, 'spinlock', cls);
   }
 
   mutex_lock(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.mutex_lock);
     this.s.locks.acquire(l, 'write', 'mutex_lock');
   }
 
   mutex_trylock(l: LockRef): boolean {
+    this.s.locks.cover(DRIVER_POINT.mutex_trylock);
     return this.s.locks.tryAcquire(l, 'write', 'mutex_trylock');
   }
 
   mutex_unlock(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.mutex_unlock);
     this.s.locks.release(l, 'mutex_unlock');
   }
 
   init_rwsem(cls: string): LockRef {
+    this.s.locks.cover(DRIVER_POINT.init_rwsem);
     return this.s.locks.newLock(cls, 'rwsem', cls);
   }
 
   down_read(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.down_read);
     this.s.locks.acquire(l, 'read', 'down_read');
   }
 
   down_read_trylock(l: LockRef): boolean {
+    this.s.locks.cover(DRIVER_POINT.down_read_trylock);
     return this.s.locks.tryAcquire(l, 'read', 'down_read_trylock');
   }
 
   up_read(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.up_read);
     this.s.locks.release(l, 'up_read');
   }
 
   down_write(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.down_write);
     this.s.locks.acquire(l, 'write', 'down_write');
   }
 
   up_write(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.up_write);
     this.s.locks.release(l, 'up_write');
   }
 
   spin_lock(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.spin_lock);
     this.s.locks.spinLock(l, 'spin_lock');
   }
 
   spin_unlock(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.spin_unlock);
     this.s.locks.release(l, 'spin_unlock');
   }
 
   init_srcu_struct(cls: string): LockRef {
+    this.s.locks.cover(DRIVER_POINT.init_srcu_struct);
     return this.s.locks.newLock(cls, 'srcu', cls);
   }
 
   srcu_read_lock(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.srcu_read_lock);
     this.s.locks.srcuReadLock(l, 'srcu_read_lock');
   }
 
   srcu_read_unlock(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.srcu_read_unlock);
     this.s.locks.release(l, 'srcu_read_unlock');
   }
 
   synchronize_srcu(l: LockRef): void {
+    this.s.locks.cover(DRIVER_POINT.synchronize_srcu);
     this.s.locks.synchronizeSrcu(l, 'synchronize_srcu');
   }
 
   srcu_readers_active(l: LockRef): boolean {
+    this.s.locks.cover(DRIVER_POINT.srcu_readers_active);
     return this.s.locks.srcuReadersActive(l);
   }
 
   might_sleep(where: string): void {
+    this.s.locks.cover(DRIVER_POINT.might_sleep);
     this.s.locks.preemptPoint(where);
   }
 
   anon_inode_getfd(pid: number, fop: FileOperations, privateData: unknown): number | Errno {
+    this.s.locks.cover(DRIVER_POINT.anon_inode_getfd);
     const proc = runningProcess(this.s, pid);
     if (proc === undefined) return 'ESRCH';
     this.s.locks.preemptPoint('anon_inode_getfd');
@@ -457,6 +529,7 @@ export class ModelDriverKernel implements DriverKernel {
   }
 
   open_vma_file(pid: number, dvma: DriverVma, mode: 'r' | 'rw'): number | Errno {
+    this.s.locks.cover(DRIVER_POINT.open_vma_file);
     const [, vma] = this.vmaOf(dvma);
     if (vma.file === -1) return 'EBADF';
     const proc = runningProcess(this.s, pid);
@@ -469,6 +542,7 @@ export class ModelDriverKernel implements DriverKernel {
   }
 
   vma_inode(dvma: DriverVma): number {
+    this.s.locks.cover(DRIVER_POINT.vma_inode);
     return (dvma as Vma).file;
   }
 
@@ -478,6 +552,7 @@ export class ModelDriverKernel implements DriverKernel {
    * single-threaded process's fdget takes none, as Linux's.
    */
   fdget(pid: number, fd: number): ModelDriverFile | null {
+    this.s.locks.cover(DRIVER_POINT.fdget);
     const file = runningProcess(this.s, pid)?.fds.get(fd) ?? null;
     if (file === null || threadsOf(this.s, pid).length <= 1) return file;
     fileGet(file);
@@ -489,6 +564,7 @@ export class ModelDriverKernel implements DriverKernel {
   }
 
   close_fd(pid: number, fd: number): Errno | 0 {
+    this.s.locks.cover(DRIVER_POINT.close_fd);
     const proc = runningProcess(this.s, pid);
     const file = proc?.fds.get(fd);
     if (proc === undefined || file === undefined) return 'EBADF';

@@ -12,6 +12,7 @@ import { zapRange, zapUnnotified } from './zap.ts';
 import type { InvalidateEvent } from './notifier.ts';
 import { withMmapLock } from './locks.ts';
 import { taskAlive, taskExists } from './process.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /** exit_mmap: every VMA zapped and removed, in address order. */
 export function exitMm(s: ModelState, proc: Process, event: InvalidateEvent): void {
@@ -68,6 +69,7 @@ export function exitProcess(s: ModelState, proc: Process): boolean {
 export function oomKill(s: ModelState, proc: Process): boolean {
   const reaped = withMmapLock(s, proc.pid, 'read', 'oom_reap_task_mm', () => {
     if (!taskAlive(s, proc)) return false;
+    s.locks.cover(COVER.oomReap);
     // Marked once the lock is held: nothing changes before an operation's first lock.
     proc.oomReaped = true;
     proc.killed = true;

@@ -13,6 +13,7 @@ import { fileOf, findOrCreatePage } from './pagecache.ts';
 import { mapFrame, rssCounterOf } from './zap.ts';
 import { withInvalidation } from './notifier.ts';
 import type { FaultFlags } from '../kernel-api/driver.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /** 0, or a VM_FAULT code: RETRY when ->fault released the mmap_lock (only with `allowRetry`). */
 export type VmFault = 0 | 'SIGBUS' | 'OOM' | 'RETRY';
@@ -48,6 +49,7 @@ function reusableAnonVma(old: Vma, a: Vma, b: Vma): number {
 
 /** handle_mm_fault for one page of `vma`, with the mm's mmap_lock held for read (or write). */
 export function handleMmFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags = GUP_FAULT): VmFault {
+  s.locks.cover(COVER.handleMmFault);
   const pte = proc.mm.ptes.get(addr);
   if (pte === undefined && proc.mm.uffdWpMarkers.has(addr)) return handlePteMarker(s, proc, vma, addr, write, flags);
   if (pte === undefined) return doPteMissing(s, proc, vma, addr, write, flags);
@@ -63,6 +65,7 @@ export function handleMmFault(s: ModelState, proc: Process, vma: Vma, addr: numb
  * mode clears the bit. A VMA no longer registered just drops the marker.
  */
 function handlePteMarker(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags): VmFault {
+  s.locks.cover(COVER.handlePteMarker);
   proc.mm.uffdWpMarkers.delete(addr);
   if (vma.uffdCtx === 0) return doPteMissing(s, proc, vma, addr, write, flags);
   const r = doPteMissing(s, proc, vma, addr, write, flags);
@@ -79,7 +82,10 @@ function handlePteMarker(s: ModelState, proc: Process, vma: Vma, addr: number, w
 function doPteMissing(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags): VmFault {
   if (vma.vmOps?.fault) return doDriverFault(s, proc, vma, addr, write, flags);
   // do_fault: a VMA with vm_ops (or a driver's file) but no ->fault cannot be filled.
-  if (vma.pfnmap || vma.mixedmap || vma.vmOps !== null || vma.driverFile !== null) return 'SIGBUS';
+  if (vma.pfnmap || vma.mixedmap || vma.vmOps !== null || vma.driverFile !== null) {
+    s.locks.cover(COVER.doFaultNoHandler);
+    return 'SIGBUS';
+  }
   if (vma.file === -1) return doAnonymousPage(s, proc, vma, addr, write);
   return doFileFault(s, proc, vma, addr, write);
 }
@@ -87,11 +93,16 @@ function doPteMissing(s: ModelState, proc: Process, vma: Vma, addr: number, writ
 /** do_anonymous_page: the zero page for a read, a fresh exclusive page for a write. */
 function doAnonymousPage(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
   // check_stable_address_space: the OOM reaper has begun tearing the mm down (MMF_UNSTABLE).
-  if (proc.oomReaped) return 'SIGBUS';
+  if (proc.oomReaped) {
+    s.locks.cover(COVER.unstableAddressSpace);
+    return 'SIGBUS';
+  }
   if (!write) {
+    s.locks.cover(COVER.doAnonymousPageZero);
     proc.mm.ptes.set(addr, { kind: 'present', pfn: s.zeroPfn, write: false, dirty: false, softDirty: true, special: true, uffdWp: false });
     return 0;
   }
+  s.locks.cover(COVER.doAnonymousPage);
   anonVmaPrepare(s, proc, vma);
   const frame = allocFrame(s, 'anon', 0);
   if (frame === null) return 'OOM';
@@ -104,13 +115,20 @@ function doAnonymousPage(s: ModelState, proc: Process, vma: Vma, addr: number, w
 function doFileFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
   const file = fileOf(s, vma.file);
   const index = vma.pgoff + (addr - vma.start);
-  if (index >= file.sizePages) return 'SIGBUS';
+  if (index >= file.sizePages) {
+    s.locks.cover(COVER.fileBeyondEof);
+    return 'SIGBUS';
+  }
   const page = findOrCreatePage(s, file, index);
   if (page === null) return 'OOM';
   page.lru = s.step;
   // finish_fault's check_stable_address_space for a private mapping ("we might have lost our CoWed page").
-  if (!vma.shared && proc.oomReaped) return 'SIGBUS';
+  if (!vma.shared && proc.oomReaped) {
+    s.locks.cover(COVER.unstableAddressSpace);
+    return 'SIGBUS';
+  }
   if (write && !vma.shared) return doCowFault(s, proc, vma, addr, page.value);
+  s.locks.cover(write ? COVER.doSharedFault : COVER.doReadFault);
   getPage(page);
   mapFrame(proc.mm, addr, page, write && vmaWritable(vma), write);
   if (write) page.dirty = true;
@@ -119,6 +137,7 @@ function doFileFault(s: ModelState, proc: Process, vma: Vma, addr: number, write
 
 /** do_cow_fault: a private write copies the file page into a new anonymous page. */
 function doCowFault(s: ModelState, proc: Process, vma: Vma, addr: number, value: number): VmFault {
+  s.locks.cover(COVER.doCowFault);
   anonVmaPrepare(s, proc, vma);
   const copy = allocFrame(s, 'anon', value);
   if (copy === null) return 'OOM';
@@ -133,17 +152,26 @@ function doCowFault(s: ModelState, proc: Process, vma: Vma, addr: number, value:
  * !pte_none under the PTL), and then the page is dropped and the access retries.
  */
 function doDriverFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean, flags: FaultFlags): VmFault {
+  s.locks.cover(COVER.driverFault);
   const index = vma.pgoff + (addr - vma.start);
   const pointsBefore = s.locks.points;
   const r = vma.vmOps!.fault!(vma, addr, index, write, flags);
   const slept = s.locks.points !== pointsBefore;
-  if (r.kind === 'sigbus') return 'SIGBUS';
-  if (r.kind === 'oom') return 'OOM';
+  if (r.kind === 'sigbus') {
+    s.locks.cover(COVER.driverFaultSigbus);
+    return 'SIGBUS';
+  }
+  if (r.kind === 'oom') {
+    s.locks.cover(COVER.driverFaultOom);
+    return 'OOM';
+  }
   if (r.kind === 'retry') {
+    s.locks.cover(COVER.driverFaultRetry);
     assert(flags.allowRetry, `${vma.vmOps!.name}: VM_FAULT_RETRY at ${addr} of P${proc.pid} without FAULT_FLAG_ALLOW_RETRY`);
     return 'RETRY';
   }
   if (r.kind === 'nopage') {
+    s.locks.cover(COVER.driverFaultNopage);
     if (proc.mm.ptes.get(addr)?.kind !== 'present') {
       // Another task may have zapped what the handler installed while it slept: the
       // access retries. Without a scheduling point, nobody could have: a driver bug.
@@ -152,8 +180,10 @@ function doDriverFault(s: ModelState, proc: Process, vma: Vma, addr: number, wri
     }
     return handleMmFault(s, proc, vma, addr, write, flags);
   }
+  s.locks.cover(COVER.driverFaultPage);
   const page = frameOf(s, r.pfn);
   if (proc.mm.ptes.has(addr)) {
+    s.locks.cover(COVER.driverFaultRaced);
     // finish_fault: !pte_none under the PTL, another task mapped it: drop vmf->page.
     putPage(s, page);
     return 0;
@@ -176,11 +206,13 @@ function doSwapPage(s: ModelState, proc: Process, vma: Vma, addr: number, write:
   const entry = slotOf(s, pte.slot);
   let frame: Frame;
   if (entry.cachePfn !== -1) {
+    s.locks.cover(COVER.doSwapPageCache);
     frame = frameOf(s, entry.cachePfn);
     getPage(frame);
   } else {
     const fresh = allocFrame(s, 'anon', entry.value);
     if (fresh === null) return 'OOM';
+    s.locks.cover(COVER.doSwapPageRead);
     frame = fresh;
     // swapin_readahead adds the new frame to the swap cache; the allocation's reference
     // is the fault's own and the cache takes one more.
@@ -194,6 +226,8 @@ function doSwapPage(s: ModelState, proc: Process, vma: Vma, addr: number, write:
   proc.mm.rss.swap -= 1;
   if (write && frame.refcount === 2) folioFreeSwap(s, frame);
   const reuse = pte.exclusive || frame.refcount === 1;
+  if (reuse) s.locks.cover(COVER.doSwapPageReuse);
+  if (pte.uffdWp) s.locks.cover(COVER.doSwapPageUffdWp);
   const writable = reuse && vmaWritable(vma);
   proc.mm.ptes.delete(addr);
   // The fault's reference becomes the mapping's.
@@ -223,11 +257,17 @@ function canReuseAnon(s: ModelState, frame: Frame): boolean {
  */
 export function doWpPage(s: ModelState, proc: Process, vma: Vma, addr: number, pte: PresentPte, makeWritable: boolean): VmFault {
   // userfaultfd_pte_wp in asynchronous mode: the write is allowed; only the bit goes.
-  if (makeWritable && pte.uffdWp) pte.uffdWp = false;
+  s.locks.cover(COVER.doWpPage);
+  if (!makeWritable) s.locks.cover(COVER.wpUnshare);
+  if (makeWritable && pte.uffdWp) {
+    s.locks.cover(COVER.uffdWpAsync);
+    pte.uffdWp = false;
+  }
   if (pte.special) {
     // vm_normal_page() is NULL for every special PTE, the zero page included: a shared
     // mapping makes it writable in place (wp_pfn_shared), a private one copies.
     if (vma.shared) {
+      s.locks.cover(COVER.wpPfnShared);
       pte.write = vmaWritable(vma);
       return 0;
     }
@@ -235,13 +275,18 @@ export function doWpPage(s: ModelState, proc: Process, vma: Vma, addr: number, p
   }
   const frame = frameOf(s, pte.pfn);
   if (frame.kind === 'anon') {
-    if (frame.anonExclusive || canReuseAnon(s, frame)) {
+    const exclusive = frame.anonExclusive;
+    if (exclusive || canReuseAnon(s, frame)) {
+      s.locks.cover(exclusive ? COVER.wpPageReuse : COVER.wpCanReuseAnonFolio);
       frame.anonExclusive = true;
       return wpPageReuse(proc, vma, pte, makeWritable, frame);
     }
     return wpPageCopy(s, proc, vma, addr, pte, makeWritable);
   }
-  if (vma.shared) return wpPageReuse(proc, vma, pte, makeWritable, frame); // wp_page_shared
+  if (vma.shared) {
+    s.locks.cover(COVER.wpPageShared);
+    return wpPageReuse(proc, vma, pte, makeWritable, frame); // wp_page_shared
+  }
   return wpPageCopy(s, proc, vma, addr, pte, makeWritable);
 }
 
@@ -256,6 +301,7 @@ function wpPageReuse(_proc: Process, vma: Vma, pte: PresentPte, makeWritable: bo
 
 /** wp_page_copy: a new exclusive anonymous page with the old contents replaces the PTE's page. */
 function wpPageCopy(s: ModelState, proc: Process, vma: Vma, addr: number, pte: PresentPte, makeWritable: boolean): VmFault {
+  s.locks.cover(pte.special ? COVER.wpPageCopyZero : COVER.wpPageCopy);
   anonVmaPrepare(s, proc, vma);
   const copy = allocFrame(s, 'anon', pfnValue(s, pte.pfn));
   if (copy === null) return 'OOM';
@@ -264,6 +310,7 @@ function wpPageCopy(s: ModelState, proc: Process, vma: Vma, addr: number, pte: P
   withInvalidation(s, proc.pid, addr, addr + 1, 'clear', () => {
     if (proc.mm.ptes.get(addr) !== pte) {
       // A callback slept and another task changed the PTE (wp_page_copy's !pte_same): drop the copy.
+      s.locks.cover(COVER.wpPageCopyRaced);
       putPage(s, copy);
       return;
     }

@@ -20,6 +20,7 @@ import { exitMm } from './exit.ts';
 import { withInvalidation } from './notifier.ts';
 import { mmapLock, releaseIfHeld } from './locks.ts';
 import { anonVmaRootOf } from './reclaim.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 export function newMm(): Mm {
   return { vmas: [], ptes: new Map(), rss: { anon: 0, file: 0, shmem: 0, swap: 0 }, uffdWpMarkers: new Set(), defLocked: false, defLockOnFault: false };
@@ -44,6 +45,7 @@ export function fork(s: ModelState, parent: Process): Outcome {
   try {
     s.locks.acquire(childLock, 'write', 'dup_mmap', 1);
     for (const vma of [...parent.mm.vmas]) {
+      if (vma.dontcopy) s.locks.cover(COVER.forkDontcopy);
       if (vma.dontcopy || !parent.mm.vmas.includes(vma)) continue;
       if (shouldFailAlloc(s) || !dupVma(s, parent, child, vma)) {
         // dup_mmap failed: the half-built child is torn down and fork returns ENOMEM.
@@ -87,7 +89,10 @@ function dupVma(s: ModelState, parent: Process, child: Process, vma: Vma): boole
   inodeGet(s, copy.file);
   child.mm.vmas.push(copy);
   copy.vmOps?.open?.(copy);
-  if (vma.wipeonfork) return true;
+  if (vma.wipeonfork) {
+    s.locks.cover(COVER.forkWipeonfork);
+    return true;
+  }
   if (vma.anonVma === 0 && !vma.pfnmap && !vma.mixedmap) return true;
   // copy_page_range write-protects a COW mapping in the parent: MMU_NOTIFY_PROTECTION_PAGE.
   const copyPtes = () => {
@@ -102,6 +107,7 @@ function dupVma(s: ModelState, parent: Process, child: Process, vma: Vma): boole
 function copyPte(s: ModelState, parent: Process, child: Process, vma: Vma, addr: number): boolean {
   const pte = parent.mm.ptes.get(addr)!;
   if (pte.kind === 'swap') {
+    s.locks.cover(COVER.copyNonpresentPte);
     swapDuplicate(s, pte.slot);
     pte.exclusive = false;
     child.mm.ptes.set(addr, { ...pte, uffdWp: false });
@@ -109,18 +115,21 @@ function copyPte(s: ModelState, parent: Process, child: Process, vma: Vma, addr:
     return true;
   }
   if (pte.special) {
+    s.locks.cover(COVER.copyPresentPteSpecial);
     child.mm.ptes.set(addr, { ...pte, uffdWp: false });
     return true;
   }
   const frame = frameOf(s, pte.pfn);
   if (frame.kind === 'anon' && frame.anonExclusive && frame.pincount > 0 && !s.skipForkDmaCopy) {
     // copy_present_page: the child gets its own copy now; the parent keeps the pinned page.
+    s.locks.cover(COVER.copyPresentPage);
     const copy = allocFrame(s, 'anon', frame.value);
     if (copy === null) return false;
     copy.anonExclusive = true;
     mapFrame(child.mm, addr, copy, (vma.prot & PROT_WRITE) !== 0, true);
     return true;
   }
+  s.locks.cover(COVER.copyPresentPte);
   if (frame.kind === 'anon') frame.anonExclusive = false; // folio_try_dup_anon_rmap_pte
   if (isCowMapping(vma)) pte.write = false;
   getPage(frame);

@@ -13,6 +13,7 @@ import type { MmuIntervalNotifierOps } from '../kernel-api/driver.ts';
 import type { Tid } from '../kernel-api/sched.ts';
 import type { ModelState } from './types.ts';
 import { assert } from './assert.ts';
+import { COVER, notifierEventPoint } from '../kernel-api/coverage.ts';
 
 export type ModelNotifier = {
   id: number;
@@ -43,6 +44,7 @@ export const INVALIDATE_NESTING_MAX = 8;
  * left alone, and nothing is in progress any more).
  */
 export function invalidateRangeStart(s: ModelState, pid: number, start: number, end: number, event: InvalidateEvent, blockable = true): ActiveInvalidation | null {
+  s.locks.cover(blockable ? COVER.invalidateRangeStart : COVER.invalidateNonblock);
   const task = s.locks.current;
   const inv: ActiveInvalidation = { pid, start, end, task };
   s.invalidations.push(inv);
@@ -61,6 +63,7 @@ export function invalidateRangeStart(s: ModelState, pid: number, start: number, 
       // A callback of an earlier notifier may have removed this one.
       if (s.notifiers.get(n.id) !== n) continue;
       n.seq += 2;
+      s.locks.cover(notifierEventPoint(event));
       const fine = n.ops.invalidate(n, { start: Math.max(start, n.start), end: Math.min(end, n.end), event, blockable });
       // A blockable range never fails (Linux WARNs and goes on); a non-blockable one stops here.
       if (!fine && !blockable) {
@@ -77,6 +80,7 @@ export function invalidateRangeStart(s: ModelState, pid: number, start: number, 
     else s.notifierNesting.set(task, nesting);
   }
   if (refused) {
+    s.locks.cover(COVER.invalidateNonblockRefused);
     invalidateRangeEnd(s, inv);
     return null;
   }

@@ -15,6 +15,7 @@ import { ptesIn, rssCounterOf } from './zap.ts';
 import { assert } from './assert.ts';
 import { anonVmaLock, iMmapLock, releaseIfHeld, withPtl } from './locks.ts';
 import { vmaLookup } from './vma.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /** Frames on the LRU lists, oldest first. */
 export function lruFrames(s: ModelState): Frame[] {
@@ -82,7 +83,11 @@ function mappedLocked(s: ModelState, frame: Frame): boolean {
 
 /** shrink_folio_list for one frame. Returns true when the frame left memory. */
 export function shrinkFrame(s: ModelState, frame: Frame): boolean {
-  if (mappedLocked(s, frame)) return false;
+  s.locks.cover(COVER.shrinkFolio);
+  if (mappedLocked(s, frame)) {
+    s.locks.cover(COVER.reclaimMlocked);
+    return false;
+  }
   if (frame.kind === 'anon') return shrinkAnon(s, frame);
   if (frame.kind === 'file') return shrinkFile(s, frame);
   if (frame.kind === 'shmem') return shrinkShmem(s, frame);
@@ -94,21 +99,32 @@ function shrinkAnon(s: ModelState, frame: Frame): boolean {
   if (frame.swapSlot === -1) {
     // shrink_folio_list: a folio that may be pinned for DMA is kept before add_to_swap, so
     // it takes no slot and does not enter the swap cache.
-    if (frame.pincount > 0) return false;
+    if (frame.pincount > 0) {
+      s.locks.cover(COVER.reclaimPinnedKept);
+      return false;
+    }
     const entry = allocSwapSlot(s, frame.value);
-    if (entry === null) return false;
+    if (entry === null) {
+      s.locks.cover(COVER.swapFull);
+      return false;
+    }
+    s.locks.cover(COVER.addToSwap);
     addToSwapCache(frame, entry);
   }
   const mappings = rmapWalk(s, frame);
   const unmapped = withRmapLock(s, frame, mappings, () => {
     for (const [proc, addr] of mappings) {
       // try_to_unmap_one: folio_try_share_anon_rmap_pte fails on a maybe-pinned exclusive page.
-      if (frame.anonExclusive && frame.pincount > 0) return false;
+      if (frame.anonExclusive && frame.pincount > 0) {
+        s.locks.cover(COVER.tryToUnmapExclusivePinned);
+        return false;
+      }
       const gone = withInvalidation(s, proc.pid, addr, addr + 1, 'clear', () => {
         if (!live(s, frame) || frame.swapSlot === -1) return true;
         const pte = proc.mm.ptes.get(addr);
         if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) return false;
         withPtl(s, proc.pid, 'try_to_unmap_one', () => {
+          s.locks.cover(COVER.tryToUnmapAnon);
           proc.mm.ptes.set(addr, { kind: 'swap', slot: frame.swapSlot, exclusive: frame.anonExclusive, softDirty: pte.softDirty, uffdWp: pte.uffdWp });
           slotOf(s, frame.swapSlot).count += 1;
           if (pte.dirty) frame.dirty = true;
@@ -129,7 +145,11 @@ function shrinkAnon(s: ModelState, frame: Frame): boolean {
     entry.value = frame.value;
     frame.dirty = false;
   }
-  if (frame.refcount !== 1) return false;
+  if (frame.refcount !== 1) {
+    s.locks.cover(COVER.reclaimReferenced);
+    return false;
+  }
+  s.locks.cover(COVER.pageoutAnon);
   entry.cachePfn = -1;
   frame.swapSlot = -1;
   if (entry.count === 0) s.swap.delete(entry.slot);
@@ -156,9 +176,11 @@ function shrinkLazyfree(s: ModelState, frame: Frame): boolean {
         return withPtl(s, proc.pid, 'try_to_unmap_one', () => {
           if (pte.dirty) frame.dirty = true;
           if (frame.dirty || frame.refcount !== frame.mapcount) {
+            s.locks.cover(COVER.lazyfreeRedirtied);
             delete frame.lazyfree; // folio_set_swapbacked
             return true;
           }
+          s.locks.cover(COVER.lazyfreeDiscard);
           proc.mm.ptes.delete(addr);
           unmapOne(s, proc, frame); // the last mapping's reference was the last: the page is freed
           return false;
@@ -191,6 +213,7 @@ function unmapFilePage(s: ModelState, frame: Frame): boolean {
         const pte = proc.mm.ptes.get(addr);
         if (pte?.kind !== 'present' || pte.pfn !== frame.pfn) return false;
         withPtl(s, proc.pid, 'try_to_unmap_one', () => {
+          s.locks.cover(COVER.tryToUnmapFile);
           proc.mm.ptes.delete(addr);
           if (pte.dirty) frame.dirty = true;
           unmapOne(s, proc, frame);
@@ -208,7 +231,11 @@ function shrinkFile(s: ModelState, frame: Frame): boolean {
   if (!unmapFilePage(s, frame)) return false;
   const file = fileOf(s, frame.file);
   writeback(file, frame);
-  if (frame.refcount !== 1) return false;
+  if (frame.refcount !== 1) {
+    s.locks.cover(COVER.reclaimReferenced);
+    return false;
+  }
+  s.locks.cover(COVER.pageoutFile);
   deleteFromPageCache(s, file, frame);
   return true;
 }
@@ -217,9 +244,16 @@ function shrinkFile(s: ModelState, frame: Frame): boolean {
 function shrinkShmem(s: ModelState, frame: Frame): boolean {
   if (frame.file === -1) return false;
   if (!unmapFilePage(s, frame)) return false;
-  if (frame.refcount !== 1) return false;
+  if (frame.refcount !== 1) {
+    s.locks.cover(COVER.reclaimReferenced);
+    return false;
+  }
   const entry = allocSwapSlot(s, frame.value);
-  if (entry === null) return false;
+  if (entry === null) {
+    s.locks.cover(COVER.swapFull);
+    return false;
+  }
+  s.locks.cover(COVER.shmemWriteout);
   entry.count = 1;
   const file = fileOf(s, frame.file);
   file.swapped.set(frame.index, entry.slot);

@@ -6,6 +6,7 @@
 import type { Frame, ModelState, SwapSlot } from './types.ts';
 import { assert } from './assert.ts';
 import { frameOf, putPage, shouldFailAlloc } from './frames.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 export function slotOf(s: ModelState, slot: number): SwapSlot {
   const entry = s.swap.get(slot);
@@ -48,6 +49,7 @@ function deleteFromSwapCache(s: ModelState, frame: Frame): void {
 export function folioFreeSwap(s: ModelState, frame: Frame): boolean {
   if (frame.swapSlot === -1) return false;
   if (slotOf(s, frame.swapSlot).count > 0) return false;
+  s.locks.cover(COVER.folioFreeSwap);
   deleteFromSwapCache(s, frame);
   return true;
 }
@@ -57,6 +59,7 @@ export function folioFreeSwap(s: ModelState, frame: Frame): boolean {
  * unmapped and otherwise unreferenced, both go.
  */
 export function freeSwapAndCache(s: ModelState, slot: number): void {
+  s.locks.cover(COVER.freeSwapAndCache);
   const entry = slotOf(s, slot);
   assert(entry.count > 0, `swap slot ${slot} freed with count ${entry.count}`);
   entry.count -= 1;

@@ -9,6 +9,7 @@ import { frameOf, putPage } from './frames.ts';
 import { folioFreeSwap, freeSwapAndCache } from './swap.ts';
 import { invalidateRangeEnd, invalidateRangeStart, type InvalidateEvent } from './notifier.ts';
 import { withPtl } from './locks.ts';
+import { COVER } from '../kernel-api/coverage.ts';
 
 /** mm_counter(): which RSS counter a mapped frame is accounted in. */
 export function rssCounterOf(frame: Frame): keyof RssCounters {
@@ -30,11 +31,16 @@ export function mapFrame(mm: Mm, addr: number, frame: Frame, write: boolean, dir
 export function zapPte(s: ModelState, mm: Mm, addr: number, pte: Pte): void {
   mm.ptes.delete(addr);
   if (pte.kind === 'swap') {
+    s.locks.cover(COVER.zapSwapEntry);
     mm.rss.swap -= 1;
     freeSwapAndCache(s, pte.slot);
     return;
   }
-  if (pte.special) return;
+  if (pte.special) {
+    s.locks.cover(COVER.zapPresentPteSpecial);
+    return;
+  }
+  s.locks.cover(COVER.zapPresentPte);
   const frame = frameOf(s, pte.pfn);
   if (pte.dirty) frame.dirty = true;
   assert(frame.mapcount > 0, `zap of pfn ${frame.pfn} at ${addr} with mapcount ${frame.mapcount}`, 'mapcount');

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatScorecard, runScorecard, SCORED } from '../../harness/scorecard.ts';
 import { loadRepro } from '../../harness/repro.ts';
+import { COVERAGE_POINTS } from '../../kernel-api/coverage.ts';
 import { STRATEGIES } from '../../strategies/index.ts';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +30,10 @@ describe('scorecard', () => {
     expect(zero.promised).toBe(false);
     expect(zero.repro.at(-1)).toMatchObject({ op: 'mmap', fd: expect.any(Number) });
     for (const v of Object.values(card.strategies['map-files'])) expect(v.status).toBe('holds');
+    // Coverage over both campaigns: every point, zeros included; proc-mem-mmap's open of /proc/<pid>/mem reaches access_remote_vm.
+    expect(Object.keys(card.coverage)).toEqual(COVERAGE_POINTS.map((p) => p.id));
+    expect(card.coverage['gup:access_remote_vm']).toBeGreaterThan(0);
+    expect(Object.values(card.coverage).every((n) => Number.isInteger(n) && n >= 0)).toBe(true);
     const table = formatScorecard(card);
     expect(table).toMatch(/^proc-mem-mmap .*✗4 [\d.]+s exp np/m);
     expect(table).toMatch(/^map-files +│ holds/m);

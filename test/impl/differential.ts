@@ -1,8 +1,9 @@
 /**
  * Runs the model and the optimised kernel side by side on one generated trace, comparing
- * the scheduling points each step passes (by name, in order), the Outcome of every step
- * and observe() after it. A divergence is reported with the
- * seed, the step and the trace prefix as JSON lines, which replay it.
+ * the scheduling points each step passes (by name, in order), the Outcome of every step,
+ * the coverage points each has counted (kernel-api/coverage.ts) and observe() after it. A
+ * divergence is reported with the seed, the step and the trace prefix as JSON lines, which
+ * replay it.
  */
 import seedrandom from 'seedrandom';
 import type { Kernel } from '../../kernel-api/kernel.ts';
@@ -12,6 +13,7 @@ import { ModelKernel } from '../../model/kernel.ts';
 import { ImplKernel } from '../../impl/kernel.ts';
 import { observe } from '../../properties/observe.ts';
 import { TraceGen, traceConfig, type TraceKind } from './tracegen.ts';
+import { COVERAGE_POINTS } from '../../kernel-api/coverage.ts';
 
 export type TraceResult = {
   steps: number;
@@ -83,6 +85,13 @@ function firstDifference(a: unknown, b: unknown, path = ''): string {
   return path;
 }
 
+/** The first coverage point (kernel-api/coverage.ts) the two kernels counted differently, or null: both count the same paths. */
+function firstCoverageDifference(model: Kernel, impl: Kernel): { id: string; model: number; impl: number } | null {
+  const [m, k] = [model.locks.coverage, impl.locks.coverage];
+  for (let i = 0; i < m.length; i++) if (m[i] !== k[i]) return { id: COVERAGE_POINTS[i].id, model: m[i], impl: k[i] };
+  return null;
+}
+
 export function runTrace(seed: string, stepsMax: number): TraceResult {
   const config = traceConfig(seedrandom(`${seed}/config`));
   const model = new ModelKernel(config);
@@ -107,6 +116,8 @@ export function runTrace(seed: string, stepsMax: number): TraceResult {
     if (!jsonEqual(m.outcome, k.outcome)) {
       return { steps: i + 1, divergence: describeDivergence(seed, trace, 'outcomes differ', m.outcome, k.outcome), ops };
     }
+    const d = firstCoverageDifference(model, impl);
+    if (d !== null) return { steps: i + 1, divergence: describeDivergence(seed, trace, `coverage counts differ at ${d.id}`, d.model, d.impl), ops };
     gen.learn(op, m.outcome!);
     const om = observe(model.inspect);
     const ok = observe(impl.inspect);
