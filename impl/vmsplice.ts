@@ -117,7 +117,7 @@ export function vmsplice(s: ImplState, proc: ImplProcess, op: VmspliceOp): Outco
 export function pipeRead(s: ImplState, proc: ImplProcess, op: PipeReadOp): Outcome {
   const pipe = s.pipes.lookup(op.pipe, proc.pid);
   if (pipe === undefined) return err('EBADF');
-  if (op.pages < 0) return err('EINVAL');
+  if (op.pages < 0) return err('EFAULT'); // vfs_read's access_ok of a count read as size_t
   if (op.pages === 0) return ok(0);
   return withLock(s, pipeLock(s.locks, pipe.id), 'write', 'pipe_read', () => {
     if (!taskAlive(s, proc)) return err('ESRCH');

@@ -146,12 +146,12 @@ export function vmsplice(s: ModelState, proc: Process, op: VmspliceOp): Outcome 
 /**
  * pipe_read with O_NONBLOCK, under pipe_lock: up to `pages` buffers, each copied out
  * (copy_page_to_iter of the page as it is now) and released (pipe_buf_release: put_page).
- * A negative count is EINVAL (rw_verify_area), 0 reads nothing, an empty pipe is EAGAIN.
+ * A negative count is EFAULT (vfs_read's access_ok, before rw_verify_area), 0 reads nothing, an empty pipe is EAGAIN.
  */
 export function pipeRead(s: ModelState, proc: Process, op: PipeReadOp): Outcome {
   const pipe = s.pipes.lookup(op.pipe, proc.pid);
   if (pipe === undefined) return err('EBADF');
-  if (op.pages < 0) return err('EINVAL');
+  if (op.pages < 0) return err('EFAULT'); // vfs_read's access_ok of a count read as size_t
   if (op.pages === 0) return ok(0);
   return withLock(s, pipeLock(s.locks, pipe.id), 'write', 'pipe_read', () => {
     if (!taskAlive(s, proc)) return err('ESRCH');
