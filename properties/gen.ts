@@ -495,14 +495,16 @@ export class TraceBuilder implements GenContext {
     return pipe === undefined ? op : { ...op, pipe };
   }
 
-  /** read(2) of a pipe by one of its holders (now and then by another process), 1 page most often. */
+  /** read(2) of a pipe by one of its holders (now and then by another process), 1 page most often, now and then none. */
   private pipeRead(c: Choice): Op | null {
     const pipes = [...this.k.pipes()];
     if (pipes.length === 0) return null;
-    const p = c.pick(pipes);
+    // Mostly one that holds a page: an empty pipe is EAGAIN, read or not.
+    const full = pipes.filter((x) => x.pfns.length > 0);
+    const p = full.length > 0 && c.int(4) !== 0 ? c.pick(full) : c.pick(pipes);
     const running = p.holders.filter((h) => this.pids().includes(h));
     const pid = running.length > 0 && c.int(8) !== 0 ? c.pick(running) : this.pid(c);
-    return { op: 'pipe_read', pid, pipe: p.id, pages: c.pick([1, 1, 1, 2, 4, 16, 0]) };
+    return { op: 'pipe_read', pid, pipe: p.id, pages: c.pick([1, 1, 1, 1, 2, 4, 16, 1, 2, 0]) };
   }
 
   /** Half the time, an OOM victim (killed and reaped, not yet exited) if there is one: its do_exit runs. */
