@@ -97,6 +97,7 @@ export function vmsplice(s: ImplState, proc: ImplProcess, op: VmspliceOp): Outco
   if (op.lengthPages < 0 || op.addr < 0 || op.addr + op.lengthPages > s.config.taskSizePages) return err('EFAULT');
   if (op.lengthPages === 0) return ok(0);
   const splice = (): Outcome => {
+    if (!taskAlive(s, proc)) return err('ESRCH');
     if (pipe !== null && !PipeTable.hasRoom(pipe)) return err('EAGAIN');
     const r = iterToPipe(s, proc, pipe, op.addr, op.addr + op.lengthPages);
     if (!taskAlive(s, proc)) {
@@ -111,7 +112,14 @@ export function vmsplice(s: ImplState, proc: ImplProcess, op: VmspliceOp): Outco
     const made = s.pipes.create(proc.pid, r.bufs)!;
     return okValues(r.bufs.length, [made.id]);
   };
-  return pipe === null ? splice() : withLock(s, pipeLock(s.locks, pipe.id), 'write', 'vmsplice_to_pipe', splice);
+  // One scheduling point, before anything changes: pipe_lock (pipe2's for a new pipe); past
+  // it, no other task starts (README: simplifications), so the pages are taken as they stand
+  // at completion, where ghost memory takes the operation.
+  if (pipe === null) {
+    s.locks.preemptPoint('do_pipe2');
+    return s.locks.uninterrupted(splice);
+  }
+  return withLock(s, pipeLock(s.locks, pipe.id), 'write', 'vmsplice_to_pipe', () => s.locks.uninterrupted(splice));
 }
 
 export function pipeRead(s: ImplState, proc: ImplProcess, op: PipeReadOp): Outcome {
@@ -119,14 +127,14 @@ export function pipeRead(s: ImplState, proc: ImplProcess, op: PipeReadOp): Outco
   if (pipe === undefined) return err('EBADF');
   if (op.pages < 0) return err('EFAULT'); // vfs_read's access_ok of a count read as size_t
   if (op.pages === 0) return ok(0);
-  return withLock(s, pipeLock(s.locks, pipe.id), 'write', 'pipe_read', () => {
+  return withLock(s, pipeLock(s.locks, pipe.id), 'write', 'pipe_read', () => s.locks.uninterrupted(() => {
     if (!taskAlive(s, proc)) return err('ESRCH');
     if (pipe.bufs.length === 0) return err('EAGAIN');
     const taken = pipe.bufs.splice(0, Math.min(op.pages, pipe.bufs.length));
     const values = taken.map((b) => pfnValue(s, b.pfn));
     for (const b of taken) pipeBufRelease(s, b.pfn);
     return okValues(taken.length, values);
-  });
+  }));
 }
 
 export function exitPipes(s: ImplState, pid: number): void {

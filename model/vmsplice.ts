@@ -125,6 +125,7 @@ export function vmsplice(s: ModelState, proc: Process, op: VmspliceOp): Outcome 
   if (op.lengthPages < 0 || op.addr < 0 || op.addr + op.lengthPages > s.config.taskSizePages) return err('EFAULT');
   if (op.lengthPages === 0) return ok(0);
   const splice = (): Outcome => {
+    if (!taskAlive(s, proc)) return err('ESRCH');
     if (pipe !== null && !PipeTable.hasRoom(pipe)) return err('EAGAIN');
     const r = iterToPipe(s, proc, pipe, op.addr, op.addr + op.lengthPages);
     // Killed meanwhile (another thread's exit_group): the pipe goes at its last fput, the pages with it.
@@ -140,7 +141,14 @@ export function vmsplice(s: ModelState, proc: Process, op: VmspliceOp): Outcome 
     const made = s.pipes.create(proc.pid, r.bufs)!;
     return okValues(r.bufs.length, [made.id]);
   };
-  return pipe === null ? splice() : withLock(s, pipeLock(s.locks, pipe.id), 'write', 'vmsplice_to_pipe', splice);
+  // One scheduling point, before anything changes: pipe_lock (pipe2's for a new pipe); past
+  // it, no other task starts (README: simplifications), so the pages are taken as they stand
+  // at completion, where ghost memory takes the operation.
+  if (pipe === null) {
+    s.locks.preemptPoint('do_pipe2');
+    return s.locks.uninterrupted(splice);
+  }
+  return withLock(s, pipeLock(s.locks, pipe.id), 'write', 'vmsplice_to_pipe', () => s.locks.uninterrupted(splice));
 }
 
 /**
@@ -153,14 +161,14 @@ export function pipeRead(s: ModelState, proc: Process, op: PipeReadOp): Outcome 
   if (pipe === undefined) return err('EBADF');
   if (op.pages < 0) return err('EFAULT'); // vfs_read's access_ok of a count read as size_t
   if (op.pages === 0) return ok(0);
-  return withLock(s, pipeLock(s.locks, pipe.id), 'write', 'pipe_read', () => {
+  return withLock(s, pipeLock(s.locks, pipe.id), 'write', 'pipe_read', () => s.locks.uninterrupted(() => {
     if (!taskAlive(s, proc)) return err('ESRCH');
     if (pipe.bufs.length === 0) return err('EAGAIN');
     const taken = pipe.bufs.splice(0, Math.min(op.pages, pipe.bufs.length));
     const values = taken.map((b) => pfnValue(s, b.pfn));
     for (const b of taken) pipeBufRelease(s, b.pfn);
     return okValues(taken.length, values);
-  });
+  }));
 }
 
 /** exit_files of `proc` (after exit_mm): the pipes it was the last to hold are freed, their pages released. */
