@@ -3,7 +3,9 @@
  * reference keeps the page through reclaim (try_to_unmap leaves a swap entry, the extra
  * reference keeps the folio in the swap cache), so a pipe read returns its value; and when
  * the last holder exits after the process's own swap entry went, the pipe's put_page leaves
- * a swap-cache page nothing names, which is dropped (no-leak holds, no slot is left).
+ * a swap-cache page nothing names, which is dropped (no-leak holds, no slot is left). Ghost
+ * memory judges the pipe read without a false alarm where stores reach the page: before a
+ * fork, and after it in a VM_DONTCOPY range (fork leaves the parent's page exclusive).
  */
 import { describe, expect, it } from 'vitest';
 import type { Op } from '../../kernel-api/op.ts';
@@ -47,6 +49,25 @@ describe('vmsplice inside the emulation', () => {
       expect([...k.pipes()]).toEqual([]);
       expect([...k.swapSlots()]).toEqual([]);
       expect([...k.frames()].map((f) => f.kind)).toEqual(['zero']);
+    });
+
+    it(`ghost memory follows the page: a store before fork and one fork leaves alone show, one after fork does not (${kernel})`, () => {
+      const s = session(kernel);
+      const out = run(s, [
+        { op: 'spawn' },
+        { op: 'mmap', pid: 1, addr: 0, lengthPages: 2, prot: 3, shared: false },
+        { op: 'write', pid: 1, addr: A - 1, value: 1 },
+        { op: 'write', pid: 1, addr: A, value: 2 },
+        { op: 'madvise', pid: 1, addr: A - 1, lengthPages: 1, advice: 'DONTFORK' },
+        { op: 'vmsplice', pid: 1, addr: A - 1, lengthPages: 2 },
+        { op: 'write', pid: 1, addr: A, value: 5 },
+        { op: 'fork', pid: 1 },
+        { op: 'write', pid: 1, addr: A - 1, value: 3 },
+        { op: 'write', pid: 1, addr: A, value: 4 },
+        { op: 'write', pid: 2, addr: A, value: 6 },
+        { op: 'pipe_read', pid: 2, pipe: 1, pages: 2 },
+      ]);
+      expect(out[11]).toEqual({ kind: 'ok', value: 2, values: [3, 5] });
     });
   }
 });

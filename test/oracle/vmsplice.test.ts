@@ -52,6 +52,23 @@ describe.skipIf(!oracle().ok)('oracle: vmsplice agrees with Linux', () => {
     expect(out[19]).toBe('= 6');
   });
 
+  it('fork leaves a VM_DONTCOPY page to the parent: its store after fork still reaches the pipe', () => {
+    const out = agreeOutcomes([
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: A, lengthPages: 2, prot: RW, shared: false, noreplace: true },
+      { op: 'write', pid: 1, addr: A, value: 1 },
+      { op: 'write', pid: 1, addr: A + 1, value: 2 },
+      { op: 'madvise', pid: 1, addr: A, lengthPages: 1, advice: 'DONTFORK' },
+      { op: 'vmsplice', pid: 1, addr: A, lengthPages: 2 },
+      { op: 'fork', pid: 1 },
+      { op: 'write', pid: 1, addr: A, value: 3 },
+      { op: 'write', pid: 1, addr: A + 1, value: 4 },
+      { op: 'pipe_read', pid: 2, pipe: 1, pages: 2 },
+    ]);
+    expect(out[5]).toBe('= 2 [1]');
+    expect(out[9]).toBe('= 2 [3, 2]');
+  });
+
   it('pipe room, holes, permissions, the zero page, a file page, and errors', () => {
     const out = agreeOutcomes([
       { op: 'spawn' },
