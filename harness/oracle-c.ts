@@ -80,6 +80,8 @@ function syscallText(line: string): string {
     case 'mlockall': return `P${n[0]}: mlockall(${n[1]})`;
     case 'munlockall': return `P${n[0]}: munlockall()`;
     case 'msync': return `P${n[0]}: msync(${hexBytes(n[1])}, ${n[2]} bytes, ${n[3]})`;
+    case 'vmsplice': return `P${n[0]}: vmsplice(${n[1] === 0 ? `new pipe ${n[4]}` : `pipe ${n[1]}`}, page ${n[2]}, ${n[3]} pages, SPLICE_F_NONBLOCK)`;
+    case 'pipe_read': return `P${n[0]}: read(pipe ${n[1]}, ${n[2]} pages)`;
     case 'mremap': {
       const flags = [n[4] ? 'MREMAP_MAYMOVE' : '', n[5] ? 'MREMAP_FIXED' : '', n[7] ? 'MREMAP_DONTUNMAP' : ''].filter((x) => x !== '').join('|') || '0';
       return `P${n[0]}: mremap(${hexBytes(n[1])}, ${n[2]} bytes, ${n[3]} bytes, ${flags}${n[5] ? `, ${hexBytes(n[6])}` : ''})`;

@@ -89,7 +89,7 @@ export const ORACLE_OPS: readonly OpName[] = [
   'spawn', 'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'read', 'write', 'fork', 'exit', 'creat', 'pread',
   'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev', 'set_dumpable',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir', 'mincore',
-  'mlock', 'munlock', 'mlockall', 'munlockall', 'msync',
+  'mlock', 'munlock', 'mlockall', 'munlockall', 'msync', 'vmsplice', 'pipe_read',
 ];
 
 /** The calls of the subset that not every kernel has: the oracle's start-up probe for each (its header's "caps"). */
@@ -141,6 +141,12 @@ export function oracleLine(op: Op, modelOutcome: Outcome): string | null {
     case 'mlockall': return (op.flags & MCL_CURRENT) !== 0 ? null : `mlockall ${op.pid} ${op.flags}`;
     case 'munlockall': return `munlockall ${op.pid}`;
     case 'msync': return `msync ${op.pid} ${bytesText(op.addr)} ${bytesText(op.lengthPages)} ${op.flags}`;
+    // Pages, not bytes. A new pipe is kept under the id the model gave it (0 when it made none).
+    case 'vmsplice': {
+      const made = op.pipe === undefined && modelOutcome.kind === 'ok' ? modelOutcome.values?.[0] ?? 0 : 0;
+      return `vmsplice ${op.pid} ${op.pipe ?? 0} ${op.addr} ${op.lengthPages} ${made}`;
+    }
+    case 'pipe_read': return `pipe_read ${op.pid} ${op.pipe} ${op.pages}`;
     case 'mremap': {
       let fixed = b(op.fixed);
       let newAddr = op.newAddr ?? 0;

@@ -61,6 +61,8 @@ export function formatOp(op: Op): string {
     case 'mlockall': return `P${op.pid}: mlockall(${mclText(op.flags)})`;
     case 'munlockall': return `P${op.pid}: munlockall()`;
     case 'msync': return `P${op.pid}: msync(${at(op.addr)}, ${len(op.lengthPages)}, ${msText(op.flags)})`;
+    case 'vmsplice': return `P${op.pid}: vmsplice(${op.pipe === undefined ? 'new pipe' : `pipe ${op.pipe}`}, ${at(op.addr)}, ${len(op.lengthPages)}, SPLICE_F_NONBLOCK)`;
+    case 'pipe_read': return `P${op.pid}: read(pipe ${op.pipe}, ${len(op.pages)})`;
     case 'read': return `P${op.pid}: read ${hex(op.addr)}`;
     case 'write': return `P${op.pid}: write ${hex(op.addr)} ← ${op.value}`;
     case 'fork': return `P${op.pid}: fork()`;

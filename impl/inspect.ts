@@ -4,6 +4,7 @@
  * by pfn, files by id, swap slots by number). A freed pfn is no frame.
  */
 import type { StrategyInstance } from '../kernel-api/driver.ts';
+import type { PipeView } from '../kernel-api/pipes.ts';
 import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
 } from '../kernel-api/state.ts';
@@ -133,6 +134,10 @@ export class ImplInspect implements KernelInspect {
     for (const name of [...this.strategies.keys()].sort()) out.push(...this.strategies.get(name)!.holds());
     for (const [pfn, holder] of byKey(this.s.strayHolds)) out.push({ pfn, holder, pins: 0, refs: 1 });
     return out;
+  }
+
+  pipes(): Iterable<PipeView> {
+    return this.s.pipes.views();
   }
 
   slabObjects(): Iterable<{ id: number; tag: string }> {

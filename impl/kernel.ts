@@ -30,6 +30,8 @@ import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { mincore } from './mincore.ts';
 import { msync } from './msync.ts';
+import { exitPipes, pipeRead, vmsplice } from './vmsplice.ts';
+import { PipeTable } from '../kernel-api/pipes.ts';
 import { madvise } from './madvise.ts';
 import { fork } from './fork.ts';
 import { exitProcess, oomKill } from './exit.ts';
@@ -53,7 +55,7 @@ export function newImplState(config: KernelConfig, locks?: LockTable): ImplState
     notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, skipForkDmaCopy: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
     lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map() },
-    threads: new Map(), invalidations: new Map(), notifierNesting: new Map(), deferredFput: new Map(), fdgetHeld: new Map(), anonVmaRoot: new Map(),
+    threads: new Map(), invalidations: new Map(), notifierNesting: new Map(), deferredFput: new Map(), fdgetHeld: new Map(), anonVmaRoot: new Map(), pipes: new PipeTable(),
   };
   const zero = allocFrame(s, KIND_ZERO, 0);
   if (!(zero !== -1)) fail('the zero page could not be allocated');
@@ -276,8 +278,15 @@ export class ImplKernel implements Kernel {
       }
       case 'read': return userRead(s, proc, op.addr);
       case 'write': return userWrite(s, proc, op.addr, op.value);
-      case 'fork': return this.locked(proc, 'write', 'dup_mmap', () => fork(s, proc));
-      case 'exit': return exitProcess(s, proc) ? ok(0) : err('ESRCH');
+      case 'fork': {
+        const r = this.locked(proc, 'write', 'dup_mmap', () => fork(s, proc));
+        if (r.kind === 'ok') s.pipes.fork(proc.pid, r.value); // copy_files
+        return r;
+      }
+      case 'exit':
+        if (!exitProcess(s, proc)) return err('ESRCH');
+        exitPipes(s, proc.pid);
+        return ok(0);
       case 'oom': return oomKill(s, proc) ? ok(0) : err('ESRCH');
       case 'set_dumpable': proc.dumpable = op.dumpable; return ok(0);
       case 'close': {
@@ -315,6 +324,8 @@ export class ImplKernel implements Kernel {
         if ('errno' in o) return o.errno === 0 ? ok(0) : err(o.errno);
         return msync(s, proc, o.addr, o.addr + o.lengthPages, o.flags);
       }
+      case 'vmsplice': return vmsplice(s, proc, op);
+      case 'pipe_read': return pipeRead(s, proc, op);
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);
       // validate_range before mmap_lock.

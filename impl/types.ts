@@ -16,6 +16,7 @@ import type { SwapMap } from './swapmap.ts';
 import type { IntervalTree } from './intervaltree.ts';
 import type { LockRef, LockTable } from '../kernel-api/locks.ts';
 import type { Tid } from '../kernel-api/sched.ts';
+import type { PipeTable } from '../kernel-api/pipes.ts';
 
 export type ImplDriverFile = DriverFile & {
   refcount: number;
@@ -208,6 +209,8 @@ export type ImplState = {
   fdgetHeld: Map<Tid, ImplDriverFile[]>;
   /** anon_vma → its root (anon_vma->root, shared with the parent's after fork); absent: its own root. */
   anonVmaRoot: Map<number, number>;
+  /** Pipes vmsplice filled, each buffer holding a page reference (kernel-api/pipes.ts). */
+  pipes: PipeTable;
 };
 
 export { SHMEM_ID_BASE } from '../kernel-api/state.ts';

@@ -106,6 +106,8 @@ export const OP_SCHEMA: OpSchema = {
   mlockall: { pid: int, flags: int },
   munlockall: { pid: int },
   msync: { pid: int, addr: bytes, lengthPages: bytes, flags: int },
+  vmsplice: { pid: int, pipe: optInt, addr: int, lengthPages: int },
+  pipe_read: { pid: int, pipe: int, pages: int },
   clear_refs: { pid: int, target: int, mode: int },
   // The type says `async: true`; false is accepted as the kernels answer it with EINVAL.
   uffd_register_wp: { pid: int, addr: bytes, lengthPages: bytes, async: bool },

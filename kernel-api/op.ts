@@ -232,6 +232,23 @@ export type MincoreOp = { op: 'mincore'; pid: number; addr: number; lengthPages:
 export type MsyncOp = { op: 'msync'; pid: number; addr: number; lengthPages: number; flags: number };
 export const MS_ASYNC = 1, MS_INVALIDATE = 2, MS_SYNC = 4;
 
+/**
+ * vmsplice(fd, {addr, len}, 1, SPLICE_F_NONBLOCK) by `pid` into `pipe` (fs/splice.c
+ * vmsplice_to_pipe; kernel-api/pipes.ts), or, without `pipe`, into a new one pipe2(O_NONBLOCK)
+ * made first and kept only when something was spliced. Each page becomes a buffer holding a
+ * reference get_user_pages_fast took (FOLL_GET, not FOLL_PIN: iov_iter_get_pages2). The ok
+ * outcome's value is the pages spliced; `values` is [the new pipe's id] when it made one. A
+ * full pipe is EAGAIN, an unmapped first page EFAULT, a pipe `pid` does not hold EBADF.
+ */
+export type VmspliceOp = { op: 'vmsplice'; pid: number; pipe?: number; addr: number; lengthPages: number };
+
+/**
+ * read(2) by `pid` of up to `pages` pages from `pipe` (O_NONBLOCK; fs/pipe.c pipe_read): each
+ * buffer consumed is copied and its page reference dropped. The ok outcome's value is the
+ * pages read and `values` what each page held then; an empty pipe is EAGAIN.
+ */
+export type PipeReadOp = { op: 'pipe_read'; pid: number; pipe: number; pages: number };
+
 /** The most pages one mincore op asks for (a limit of the emulation: the kernel's bounce page holds 4096). */
 export const MINCORE_PAGES_MAX = 4096;
 
@@ -273,7 +290,7 @@ export type Op = OpCommon & (
   | ProcMemReadOp | ProcMemWriteOp | ProcessVmReadvOp | ProcessVmWritevOp
   | SetDumpableOp | FailNthOp | CloseOp | DriverOp
   | PagemapReadOp | ClearRefsOp | UffdRegisterWpOp | PagemapScanOp | MapFilesReaddirOp
-  | MincoreOp | MlockOp | MunlockOp | MlockallOp | MunlockallOp | MsyncOp);
+  | MincoreOp | MlockOp | MunlockOp | MlockallOp | MunlockallOp | MsyncOp | VmspliceOp | PipeReadOp);
 
 export type OpName = Op['op'];
 
@@ -283,7 +300,7 @@ export const CORE_OP_NAMES: readonly OpName[] = [
   'reclaim', 'oom', 'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write',
   'process_vm_readv', 'process_vm_writev', 'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
-  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall', 'msync',
+  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall', 'msync', 'vmsplice', 'pipe_read',
 ];
 
 /**

@@ -6,7 +6,7 @@
 /** The errno names the emulated kernel returns, with Linux's numbers. */
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
-  EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19, EINVAL: 22, ENOSPC: 28, ENOTTY: 25,
+  EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19, EINVAL: 22, EMFILE: 24, ENOSPC: 28, ENOTTY: 25,
   EOVERFLOW: 75, EOPNOTSUPP: 95,
 } as const;
 export type Errno = keyof typeof ERRNO;

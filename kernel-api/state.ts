@@ -3,6 +3,7 @@
  * invariants of `properties/` judge either kernel. A view names things the way
  * `include/linux/mm_types.h` does; it holds no logic.
  */
+import type { PipeView } from './pipes.ts';
 
 /** Shmem objects (shared anonymous memory) have ids from here up; regular files below. */
 export const SHMEM_ID_BASE = 1 << 20;
@@ -134,6 +135,8 @@ export interface KernelInspect {
   swapSlots(): Iterable<SwapSlotView>;
   /** References drivers hold, as their own state names them. */
   driverHolds(): Iterable<DriverHold>;
+  /** Pipes and the page each buffer holds a reference to (vmsplice; kernel-api/pipes.ts), by id. */
+  pipes(): Iterable<PipeView>;
   /** Open fds across all processes (driver files and inode fds). */
   openFdCount(): number;
   /** The fd table of `pid`, by fd: each fd's f_op name ('file' for a regular file or shmem inode). */

@@ -156,7 +156,7 @@ enum cmd_kind {
   C_MMAP = 1, C_MUNMAP, C_MPROTECT, C_MREMAP, C_MADVISE, C_READ, C_WRITE, C_FORK, C_EXIT,
   C_PROC_MEM_READ, C_PROC_MEM_WRITE, C_PVM_READ, C_PVM_WRITE, C_SET_DUMPABLE,
   C_PAGEMAP_READ, C_PAGEMAP_SCAN, C_CLEAR_REFS, C_UFFD_REGISTER_WP, C_MAP_FILES_READDIR,
-  C_MINCORE, C_MLOCK, C_MUNLOCK, C_MLOCKALL, C_MUNLOCKALL, C_MSYNC,
+  C_MINCORE, C_MLOCK, C_MUNLOCK, C_MLOCKALL, C_MUNLOCKALL, C_MSYNC, C_VMSPLICE, C_PIPE_READ,
 };
 
 #define CMD_ARGS 16
@@ -289,7 +289,7 @@ static const char *errno_name(int e) {
     case EBADF: return "EBADF"; case EAGAIN: return "EAGAIN"; case ENOMEM: return "ENOMEM";
     case EACCES: return "EACCES"; case EFAULT: return "EFAULT"; case EBUSY: return "EBUSY";
     case EEXIST: return "EEXIST"; case ENODEV: return "ENODEV"; case EINVAL: return "EINVAL";
-    case ENOSPC: return "ENOSPC"; case ENOTTY: return "ENOTTY"; case EOVERFLOW: return "EOVERFLOW";
+    case EMFILE: return "EMFILE"; case ENOSPC: return "ENOSPC"; case ENOTTY: return "ENOTTY"; case EOVERFLOW: return "EOVERFLOW";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     default: return NULL;
   }
@@ -445,6 +445,65 @@ static struct reply do_mincore(const struct cmd *c) {
  */
 static struct reply do_msync(const struct cmd *c) {
   return call_result(msync((void *)real_span(c->a[0], c->a[1]), (size_t)c->a[1], (int)c->a[2]));
+}
+
+/*
+ * The pipes vmsplice filled (kernel-api/pipes.ts), by the model's id: [0] the read end, [1]
+ * the write end, 0 for an id this process does not hold. A fork's child has a copy, as its
+ * fd table is one; a spawned process starts from the controller's, which holds none.
+ */
+#define PIPES_MAX 512
+#define PIPE_DEF_BUFFERS 16
+static int pipe_fds[PIPES_MAX + 1][2];
+
+static int pipe_held(int64_t id) { return id >= 1 && id <= PIPES_MAX && pipe_fds[id][1] > 0; }
+
+/*
+ * vmsplice(2) of one iovec (a page address, a length in pages) into pipe a[0] with
+ * SPLICE_F_NONBLOCK (no SPLICE_F_GIFT); a[0] == 0: into a new pipe2(O_NONBLOCK), kept as
+ * id a[3] (the model's) only when a page went in. The value is the pages spliced.
+ */
+static struct reply do_vmsplice(const struct cmd *c) {
+  int fds[2];
+  int made = c->a[0] == 0;
+  if (!made) {
+    if (!pipe_held(c->a[0])) return r_errno(EBADF);
+    fds[0] = pipe_fds[c->a[0]][0];
+    fds[1] = pipe_fds[c->a[0]][1];
+  } else if (pipe2(fds, O_NONBLOCK) != 0) {
+    return r_errno(errno);
+  }
+  struct iovec iov = { (void *)real_addr(c->a[1]), (size_t)c->a[2] * PAGE_BYTES };
+  ssize_t n = vmsplice(fds[1], &iov, 1, SPLICE_F_NONBLOCK);
+  int e = errno;
+  if (made && n <= 0) {
+    close(fds[0]);
+    close(fds[1]);
+  }
+  if (n < 0) return r_errno(e);
+  if (!made || n == 0) return r_ok(n / PAGE_BYTES);
+  if (c->a[3] < 1 || c->a[3] > PIPES_MAX || pipe_fds[c->a[3]][1] > 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return r_errno(EMFILE);
+  }
+  pipe_fds[c->a[3]][0] = fds[0];
+  pipe_fds[c->a[3]][1] = fds[1];
+  reply_values[0] = c->a[3];
+  return r_values(n / PAGE_BYTES, 1);
+}
+
+/* read(2) of up to a[1] pages from pipe a[0] (O_NONBLOCK): the value is the pages read, the values the first word of each. */
+static struct reply do_pipe_read(const struct cmd *c) {
+  static uint32_t buf[PIPE_DEF_BUFFERS * PAGE_BYTES / 4];
+  if (!pipe_held(c->a[0])) return r_errno(EBADF);
+  int64_t pages = c->a[1] > PIPE_DEF_BUFFERS ? PIPE_DEF_BUFFERS : c->a[1];
+  ssize_t n = read(pipe_fds[c->a[0]][0], pages < 0 ? NULL : buf, pages < 0 ? (size_t)-1 : (size_t)pages * PAGE_BYTES);
+  if (n < 0) return r_errno(errno);
+  if (n == 0) return r_ok(0);
+  int k = (int)(n / PAGE_BYTES);
+  for (int i = 0; i < k; i++) reply_values[i] = buf[(size_t)i * PAGE_BYTES / 4];
+  return r_values(k, k);
 }
 
 /*
@@ -637,6 +696,8 @@ static void process_loop(int slot) {
       case C_PAGEMAP_READ: r = pagemap_read(&c); break;
       case C_MINCORE: r = do_mincore(&c); break;
       case C_MSYNC: r = do_msync(&c); break;
+      case C_VMSPLICE: r = do_vmsplice(&c); break;
+      case C_PIPE_READ: r = do_pipe_read(&c); break;
       case C_MLOCK: case C_MUNLOCK: case C_MLOCKALL: case C_MUNLOCKALL: r = do_mlock(&c); break;
       case C_PAGEMAP_SCAN: r = pagemap_scan(&c); break;
       case C_CLEAR_REFS: r = clear_refs(&c); break;
@@ -911,6 +972,7 @@ static int advice_code(const char *name) {
  *   mmap PID ADDR LEN PROT SHARED PLACEMENT FILE PGOFF RW   (FILE -1: anonymous)
  *   munmap PID ADDR LEN | mprotect PID ADDR LEN PROT | madvise PID ADDR LEN ADVICE | mincore PID ADDR LEN (bytes)
  *   msync PID ADDR LEN FLAGS (bytes)
+ *   vmsplice PID PIPE ADDR LEN NEWID (pages; PIPE 0: a new pipe, kept as NEWID) | pipe_read PID PIPE PAGES
  *   mremap PID ADDR OLD NEW MAYMOVE FIXED NEWADDR | read PID ADDR | write PID ADDR VALUE
  *   fork PID | exit PID | set_dumpable PID 0|1
  *   proc_mem_read PID TARGET ADDR | proc_mem_write PID TARGET ADDR VALUE (and process_vm_readv/writev)
@@ -961,6 +1023,10 @@ static struct reply run_line(const char *line) {
     c.kind = C_MINCORE; c.a[0] = x[1]; c.a[1] = x[2];
   } else if (strcmp(name, "msync") == 0) {
     c.kind = C_MSYNC; c.a[0] = x[1]; c.a[1] = x[2]; c.a[2] = x[3];
+  } else if (strcmp(name, "vmsplice") == 0) {
+    c.kind = C_VMSPLICE; c.a[0] = x[1]; c.a[1] = x[2]; c.a[2] = x[3]; c.a[3] = x[4];
+  } else if (strcmp(name, "pipe_read") == 0) {
+    c.kind = C_PIPE_READ; c.a[0] = x[1]; c.a[1] = x[2];
   } else if (strcmp(name, "mremap") == 0) {
     c.kind = C_MREMAP;
     for (int i = 0; i < 7; i++) c.a[i] = x[i + 1];

@@ -138,6 +138,8 @@ static struct reply task_exec(const struct cmd *c) {
     case C_PAGEMAP_READ: return pagemap_read(c);
     case C_MINCORE: return do_mincore(c);
     case C_MSYNC: return do_msync(c);
+    case C_VMSPLICE: return do_vmsplice(c);
+    case C_PIPE_READ: return do_pipe_read(c);
     case C_MLOCK: case C_MUNLOCK: case C_MLOCKALL: case C_MUNLOCKALL: return do_mlock(c);
     case C_PAGEMAP_SCAN: return pagemap_scan(c);
     case C_CLEAR_REFS: return clear_refs(c);

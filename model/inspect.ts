@@ -1,5 +1,6 @@
 /** The inspection interface over the model's plain state: copies, in arrays, in the defined orders. */
 import type { StrategyInstance } from '../kernel-api/driver.ts';
+import type { PipeView } from '../kernel-api/pipes.ts';
 import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
 } from '../kernel-api/state.ts';
@@ -87,6 +88,10 @@ export class ModelInspect implements KernelInspect {
   *driverHolds(): Iterable<DriverHold> {
     for (const name of [...this.strategies.keys()].sort()) yield* this.strategies.get(name)!.holds();
     for (const [pfn, holder] of byKey(this.s.strayHolds)) yield { pfn, holder, pins: 0, refs: 1 };
+  }
+
+  pipes(): Iterable<PipeView> {
+    return this.s.pipes.views();
   }
 
   slabObjects(): Iterable<{ id: number; tag: string }> {

@@ -24,6 +24,8 @@ import { mmap, mprotect, munmap } from './mmap.ts';
 import { mremap } from './mremap.ts';
 import { mincore } from './mincore.ts';
 import { msync } from './msync.ts';
+import { exitPipes, pipeRead, vmsplice } from './vmsplice.ts';
+import { PipeTable } from '../kernel-api/pipes.ts';
 import { madvise } from './madvise.ts';
 import { fork, newMm } from './fork.ts';
 import { exitProcess, oomKill } from './exit.ts';
@@ -45,6 +47,7 @@ export function newModelState(config: KernelConfig, locks?: LockTable): ModelSta
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
     lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map() },
     threads: new Map(), invalidations: [], notifierNesting: new Map(), deferredFput: new Map(), fdgetHeld: new Map(), anonVmaRoot: new Map(),
+    pipes: new PipeTable(),
   };
   const zero = allocFrame(s, 'zero', 0)!;
   s.zeroPfn = zero.pfn;
@@ -261,8 +264,15 @@ export class ModelKernel implements Kernel {
       }
       case 'read': return userRead(s, proc, op.addr);
       case 'write': return userWrite(s, proc, op.addr, op.value);
-      case 'fork': return this.locked(proc, 'write', 'dup_mmap', () => fork(s, proc));
-      case 'exit': return exitProcess(s, proc) ? ok(0) : err('ESRCH');
+      case 'fork': {
+        const r = this.locked(proc, 'write', 'dup_mmap', () => fork(s, proc));
+        if (r.kind === 'ok') s.pipes.fork(proc.pid, r.value); // copy_files: the child's fd table holds the pipes too
+        return r;
+      }
+      case 'exit':
+        if (!exitProcess(s, proc)) return err('ESRCH');
+        exitPipes(s, proc.pid);
+        return ok(0);
       case 'oom': return oomKill(s, proc) ? ok(0) : err('ESRCH');
       case 'set_dumpable': proc.dumpable = op.dumpable; return ok(0);
       case 'close': {
@@ -300,6 +310,8 @@ export class ModelKernel implements Kernel {
         if ('errno' in o) return o.errno === 0 ? ok(0) : err(o.errno);
         return msync(s, proc, o.addr, o.addr + o.lengthPages, o.flags);
       }
+      case 'vmsplice': return vmsplice(s, proc, op);
+      case 'pipe_read': return pipeRead(s, proc, op);
       case 'pagemap_scan': return pagemapScan(s, proc, op);
       case 'clear_refs': return clearRefs(s, proc, op);
       // validate_range before mmap_lock.

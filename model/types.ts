@@ -9,6 +9,7 @@ import type { VmOperations, DriverFile } from '../kernel-api/driver.ts';
 import type { ModelNotifier, ActiveInvalidation } from './notifier.ts';
 import type { LockRef, LockTable } from '../kernel-api/locks.ts';
 import type { Tid } from '../kernel-api/sched.ts';
+import type { PipeTable } from '../kernel-api/pipes.ts';
 
 /** A driver's struct file as the model keeps it: f_count and whether release ran. */
 export type ModelDriverFile = DriverFile & {
@@ -213,6 +214,8 @@ export type ModelState = {
   fdgetHeld: Map<Tid, ModelDriverFile[]>;
   /** anon_vma → its root (anon_vma->root, shared with the parent's after fork); absent: its own root. */
   anonVmaRoot: Map<number, number>;
+  /** Pipes vmsplice filled, each buffer holding a page reference (kernel-api/pipes.ts). */
+  pipes: PipeTable;
 };
 
 export { SHMEM_ID_BASE } from '../kernel-api/state.ts';

@@ -38,7 +38,7 @@ export const CORE_KINDS = [
   'creat', 'pread', 'pwrite', 'truncate', 'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev',
   'set_dumpable', 'fail_nth', 'close',
   'pagemap_read', 'clear_refs', 'uffd_register_wp', 'pagemap_scan', 'map_files_readdir',
-  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall', 'msync',
+  'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall', 'msync', 'vmsplice', 'pipe_read',
 ] as const;
 
 /** Base weights before swarm testing rescales them. */
@@ -47,7 +47,7 @@ const CORE_WEIGHT: Record<(typeof CORE_KINDS)[number], number> = {
   oom: 1, creat: 1, pread: 2, pwrite: 2, truncate: 1, proc_mem_read: 2, proc_mem_write: 2, process_vm_readv: 1,
   process_vm_writev: 1, set_dumpable: 1, fail_nth: 1, close: 1,
   pagemap_read: 2, clear_refs: 1, uffd_register_wp: 1, pagemap_scan: 3, map_files_readdir: 1,
-  mincore: 2, mlock: 2, munlock: 1, mlockall: 1, munlockall: 1, msync: 2,
+  mincore: 2, mlock: 2, munlock: 1, mlockall: 1, munlockall: 1, msync: 2, vmsplice: 2, pipe_read: 2,
 };
 
 export type OpKind = { name: string; weight: number; strategy?: StrategyDefinition; call?: StrategyDefinition['calls'][number] };
@@ -96,7 +96,7 @@ const PROTS = [3, 3, 3, 1, 0, 2, 7, 5, 3 | 8, 1 | 0x10];
 const NO_VIEWS: readonly RemoteView[] = [];
 
 /** Core operations on an address or a range of the calling process (their pid is drawn by memPid). */
-const ON_MEMORY: ReadonlySet<string> = new Set(['munmap', 'mprotect', 'madvise', 'mremap', 'read', 'write', 'reclaim', 'uffd_register_wp', 'mincore', 'mlock', 'munlock', 'msync']);
+const ON_MEMORY: ReadonlySet<string> = new Set(['munmap', 'mprotect', 'madvise', 'mremap', 'read', 'write', 'reclaim', 'uffd_register_wp', 'mincore', 'mlock', 'munlock', 'msync', 'vmsplice']);
 
 /** Values strategy calls returned, remembered under the key their call names. */
 type Remembered = Map<string, number[]>;
@@ -446,6 +446,8 @@ export class TraceBuilder implements GenContext {
       case 'munlockall': return { op: 'munlockall', pid };
       // MS_SYNC most, MS_ASYNC, MS_INVALIDATE alone or with either, none, and now and then a refused mix.
       case 'msync': return { op: 'msync', pid, ...this.byteRange(pid, c), flags: c.pick([4, 4, 1, 6, 2, 3, 0, 5, 8]) };
+      case 'vmsplice': return this.vmsplice(pid, c);
+      case 'pipe_read': return this.pipeRead(c);
       case 'mremap': return this.mremap(pid, c);
       case 'read': return { op: 'read', pid, addr: this.addr(pid, c) };
       case 'write': return { op: 'write', pid, addr: this.addr(pid, c), value: this.value(c) };
@@ -482,6 +484,32 @@ export class TraceBuilder implements GenContext {
       case 'map_files_readdir': return { op: 'map_files_readdir', pid, target: this.otherPid(pid, c) };
       case 'pagemap_scan': return this.pagemapScan(pid, c);
     }
+  }
+
+  /**
+   * vmsplice of a few pages, now and then more than a pipe holds (PIPE_DEF_BUFFERS 16), into
+   * a pipe the caller holds (mostly) or a new one; now and then a pipe it does not hold.
+   */
+  private vmsplice(pid: number, c: Choice): Op {
+    const lengthPages = c.pick([1, 1, 1, 2, 3, 4, 17]);
+    const held = [...this.k.pipes()].filter((p) => p.holders.includes(pid)).map((p) => p.id);
+    const all = [...this.k.pipes()].map((p) => p.id);
+    const roll = c.int(8);
+    const pipe = roll < 4 && held.length > 0 ? c.pick(held) : roll === 4 && all.length > 0 ? c.pick(all) : undefined;
+    const op: Op = { op: 'vmsplice', pid, addr: this.addr(pid, c), lengthPages };
+    return pipe === undefined ? op : { ...op, pipe };
+  }
+
+  /** read(2) of a pipe by one of its holders (now and then by another process), 1 page most often, now and then none. */
+  private pipeRead(c: Choice): Op | null {
+    const pipes = [...this.k.pipes()];
+    if (pipes.length === 0) return null;
+    // Mostly one that holds a page: an empty pipe is EAGAIN, read or not.
+    const full = pipes.filter((x) => x.pfns.length > 0);
+    const p = full.length > 0 && c.int(4) !== 0 ? c.pick(full) : c.pick(pipes);
+    const running = p.holders.filter((h) => this.pids().includes(h));
+    const pid = running.length > 0 && c.int(8) !== 0 ? c.pick(running) : this.pid(c);
+    return { op: 'pipe_read', pid, pipe: p.id, pages: c.pick([1, 1, 1, 1, 2, 4, 16, 1, 2, 0]) };
   }
 
   /** Half the time, an OOM victim (killed and reaped, not yet exited) if there is one: its do_exit runs. */

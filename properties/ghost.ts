@@ -35,6 +35,7 @@ import type { Outcome } from '../kernel-api/outcome.ts';
 import type { KernelInspect, PteView, VmaView } from '../kernel-api/state.ts';
 import type { RemoteView } from '../kernel-api/driver.ts';
 import { residency } from './invariants/content.ts';
+import { GhostPipes } from './ghost-pipes.ts';
 
 /** What backs a range: private anonymous, a shared object (shmem or file), a private file, or unknown. */
 type Backing =
@@ -98,6 +99,8 @@ export class Ghost {
   private mappedDirty = new Map<string, number>();
   /** Stores found lost by the last apply (its page left the cache clean). */
   lost: LostStore[] = [];
+  /** What each pipe buffer's page may hold (properties/ghost-pipes.ts). */
+  private pipeBufs = new GhostPipes();
 
   /** An independent copy: what ghost memory said at this instant (a concurrent step's checks, properties/session.ts). */
   clone(): Ghost {
@@ -110,6 +113,7 @@ export class Ghost {
     for (const key of this.dirty) g.dirty.add(key);
     for (const [key, f] of this.fragile) g.fragile.set(key, { ...f });
     g.lost = [...this.lost];
+    g.pipeBufs = this.pipeBufs.clone();
     g.mappedDirty = new Map(this.mappedDirty);
     g.nextShm = this.nextShm;
     for (const pid of this.lazyPids) g.lazyPids.add(pid);
@@ -134,6 +138,14 @@ export class Ghost {
     return cow !== undefined ? { kind: 'value', value: cow } : this.objectRead(`f${b.file}`, index);
   }
 
+  /**
+   * The values each page `op` read from its pipe may hold (null: not judged), as many as it
+   * returned: before the ghost took `op`, the pipe's first buffers; after, those it consumed.
+   */
+  pipeReadExpect(op: Extract<Op, { op: 'pipe_read' }>, count: number): (Set<number> | null)[] {
+    return this.pipeBufs.expectRead(op, op.pipe, count);
+  }
+
   /** The contents of regular file `id` at `index` (0 past what was written). */
   fileValue(id: number, index: number): number {
     return this.objects.get(`f${id}`)?.get(index) ?? 0;
@@ -151,6 +163,7 @@ export class Ghost {
   }
 
   private objectWrite(obj: string, index: number, value: number): void {
+    if (!this.pipeBufs.empty) this.pipeBufs.objectStore(`${obj}:${index}`, value);
     let contents = this.objects.get(obj);
     if (contents === undefined) this.objects.set(obj, (contents = new Map()));
     contents.set(index, value);
@@ -162,6 +175,7 @@ export class Ghost {
    */
   apply(op: Op, outcome: Outcome, k: KernelInspect, views: readonly RemoteView[], part: GhostPart = 'whole'): void {
     this.lost = [];
+    this.pipeBufs.beginStep();
     this.applyOp(op, outcome, k, views, part);
     this.settle(op, k);
   }
@@ -179,7 +193,19 @@ export class Ghost {
     // a driver's ->mmap may refuse with ESRCH too (its target gone) after a MAP_FIXED mmap
     // cleared the range: that case is the failed MAP_FIXED rule's below, which asks the
     // kernel's VMAs (a range a dead caller never touched is still mapped there).
+    // A driver call may store into any page it reaches (its pins, its mirrors); a mremap
+    // moves pages, whatever it returned: pipe buffers are judged no further.
+    if (!this.pipeBufs.empty && op.op === 'drv') this.pipeBufs.unknownAll();
+    if (!this.pipeBufs.empty && op.op === 'mremap') this.pipeBufs.unknownFor(op.pid);
     if (outcome.kind === 'errno' && outcome.errno === 'ESRCH' && !(op.op === 'mmap' && op.fixed)) return;
+    if (op.op === 'vmsplice') {
+      this.vmsplice(op, outcome, k);
+      return;
+    }
+    if (op.op === 'pipe_read') {
+      if (outcome.kind === 'ok') this.pipeBufs.consumed(op, op.pipe, outcome.value);
+      return;
+    }
     // Byte addresses and lengths (a fraction of a page): Linux refuses an unaligned start
     // before it looks at a VMA, and rounds a byte length up to whole pages (PAGE_ALIGN).
     // mmap: an unaligned offset, or an unaligned MAP_FIXED address, is refused before anything
@@ -302,7 +328,10 @@ export class Ghost {
       case 'write': this.store(op.pid, op.addr, op.value >>> 0, k, views); return;
       case 'proc_mem_write':
       case 'process_vm_writev': this.store(op.target, op.addr, op.value >>> 0, k, views); return;
-      case 'fork': this.fork(op.pid, outcome.value, views); return;
+      case 'fork':
+        if (!this.pipeBufs.empty) this.pipeBufs.forked(op.pid, (addr) => this.forkLeavesPage(op.pid, addr, k));
+        this.fork(op.pid, outcome.value, views);
+        return;
       // The OOM reaper leaves the victim's mappings in place (reaped pages fault with SIGBUS,
       // check_stable_address_space; a range a notifier refused keeps its pages): they go at its exit.
       case 'exit': this.procs.delete(op.pid); return;
@@ -524,8 +553,10 @@ export class Ghost {
     const r = p?.ranges.find((x) => x.start <= addr && addr < x.end);
     if (p === undefined || r === undefined) return;
     const b = r.backing;
-    if (b.kind === 'anon' || b.kind === 'private-file') p.priv.set(addr, value);
-    else if (b.kind === 'shared') {
+    if (b.kind === 'anon' || b.kind === 'private-file') {
+      p.priv.set(addr, value);
+      if (!this.pipeBufs.empty) this.pipeBufs.privateStore(pid, addr, value);
+    } else if (b.kind === 'shared') {
       const index = b.pgoff + (addr - r.start);
       const key = `${b.obj}:${index}`;
       if (special === undefined) this.dirtied(b.obj, index);
@@ -536,6 +567,8 @@ export class Ghost {
       }
       this.objectWrite(b.obj, index, value);
     } else {
+      // A store through a driver mapping reaches whatever page it maps, perhaps one a pipe holds.
+      if (!this.pipeBufs.empty) this.pipeBufs.unknownAll();
       // A write through a shared remote view lands in the target's page (a private view COWs),
       // the view a fork copied likewise, while the view shows the frame the target has.
       const view = views.find((v) => v.pid === pid && v.addr === addr) ?? p.views.get(addr);
@@ -545,6 +578,47 @@ export class Ghost {
         this.store(view.target, view.targetAddr, value, k, [], { pfn: pfn?.kind === 'present' ? pfn.pfn : -1, by: pid, at: addr });
       }
     }
+  }
+
+  /**
+   * vmsplice put `outcome.value` pages from `op.addr` on into its pipe (the new one's id is
+   * the outcome's first value): each may hold what the process has there now, and later
+   * whatever a store that can reach that page stores (properties/ghost-pipes.ts).
+   */
+  private vmsplice(op: Extract<Op, { op: 'vmsplice' }>, outcome: Outcome, k: KernelInspect): void {
+    if (outcome.kind !== 'ok' || outcome.value <= 0) return;
+    const id = op.pipe ?? outcome.values?.[0];
+    if (id === undefined) return;
+    const vmas = [...k.vmas(op.pid)];
+    for (let addr = op.addr; addr < op.addr + outcome.value; addr++) {
+      const vma = vmas.find((v) => v.start <= addr && addr < v.end);
+      const p = this.procs.get(op.pid);
+      const r = p?.ranges.find((x) => x.start <= addr && addr < x.end);
+      const want = this.expect(op.pid, addr);
+      const values = want.kind === 'value' ? [want.value] : want.kind === 'lazyfree' ? [want.value, 0] : null;
+      if (p === undefined || r === undefined || vma === undefined || vma.driver !== '' || vma.pfnmap || values === null) {
+        this.pipeBufs.spliced(id, null, null);
+        continue;
+      }
+      const b = r.backing;
+      const index = b.kind === 'anon' || b.kind === 'unknown' ? 0 : b.pgoff + (addr - r.start);
+      if (b.kind === 'anon' || (b.kind === 'private-file' && p.priv.has(addr))) this.pipeBufs.spliced(id, values, { kind: 'private', pid: op.pid, addr, open: true });
+      else if (b.kind === 'private-file') this.pipeBufs.spliced(id, values, { kind: 'object', key: `f${b.file}:${index}`, pid: op.pid, addr });
+      else if (b.kind === 'shared') this.pipeBufs.spliced(id, values, { kind: 'object', key: `${b.obj}:${index}`, pid: op.pid, addr });
+      else this.pipeBufs.spliced(id, null, null);
+    }
+  }
+
+  /**
+   * Fork leaves the parent's page at `addr` exclusive and writable: a VM_DONTCOPY or
+   * VM_WIPEONFORK range (the child gets none of it), or a page a FOLL_PIN pin holds
+   * (copy_present_page gives the child a copy). Whether a pin holds it, the kernel says.
+   */
+  private forkLeavesPage(pid: number, addr: number, k: KernelInspect): boolean {
+    const r = this.procs.get(pid)?.ranges.find((x) => x.start <= addr && addr < x.end);
+    if (r === undefined || r.dontfork || r.wipeonfork) return true;
+    for (const [a, pte] of k.ptes(pid)) if (a === addr && pte.kind === 'present') return (k.frame(pte.pfn)?.pincount ?? 0) > 0;
+    return false;
   }
 
   private fork(parent: number, child: number, views: readonly RemoteView[]): void {

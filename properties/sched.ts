@@ -238,6 +238,7 @@ const ENTRY_LOCKED: ReadonlySet<string> = new Set([
   'mmap', 'munmap', 'mprotect', 'mremap', 'madvise', 'fork', 'exit', 'oom', 'read', 'write',
   'proc_mem_read', 'proc_mem_write', 'process_vm_readv', 'process_vm_writev', 'pagemap_read',
   'pagemap_scan', 'map_files_readdir', 'clear_refs', 'uffd_register_wp', 'mincore', 'mlock', 'munlock', 'mlockall', 'munlockall', 'msync',
+  'vmsplice', 'pipe_read',
 ]);
 
 /** The rest of a trace (a replay): operations from `from` on, taken in order. */

@@ -3,6 +3,7 @@
  * counts match the entries that name them, VMAs are well formed with PTEs only inside
  * them, and nothing is left over once every process has exited and every fd is closed.
  */
+import { referenceHolds } from './holds.ts';
 import type { KernelInspect, VmaView } from '../../kernel-api/state.ts';
 import type { Invariant } from './types.ts';
 import { list } from './snapshot.ts';
@@ -153,7 +154,7 @@ export const noLeak: Invariant = {
     for (const f of k.files()) if (!f.shmem) files.add(f.id);
     for (const f of k.frames()) {
       if (f.kind === 'zero' || (f.file !== -1 && files.has(f.file) && f.swapSlot === -1 && f.refcount === 1)) continue;
-      const holders = [...k.driverHolds()].filter((h) => h.pfn === f.pfn).map((h) => h.holder);
+      const holders = [...referenceHolds(k)].filter((h) => h.pfn === f.pfn).map((h) => h.holder);
       const cause = holders.length > 0 ? 'page:driver-hold' : f.pincount > 0 ? 'page:pin' : f.swapSlot !== -1 ? 'page:swap-cache' : f.file !== -1 ? 'page:page-cache' : 'page:unnamed-ref';
       return {
         invariant: 'no-leak', cause, pfn: f.pfn,

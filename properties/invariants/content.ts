@@ -33,6 +33,20 @@ export const cowIsolation: Invariant = {
       case 'read': pid = op.pid; addr = op.addr; how = 'read'; break;
       case 'proc_mem_read': pid = op.target; addr = op.addr; how = `/proc/${op.target}/mem read by P${op.pid}`; break;
       case 'process_vm_readv': pid = op.target; addr = op.addr; how = `process_vm_readv by P${op.pid}`; break;
+      case 'pipe_read': {
+        if (outcome.kind !== 'ok' || outcome.values === undefined) return null;
+        const sets = ghost.pipeReadExpect(op, outcome.values.length);
+        for (const [i, value] of outcome.values.entries()) {
+          const allowed = sets[i];
+          if (allowed === null || allowed === undefined || allowed.has(value)) continue;
+          return {
+            invariant: 'cow-isolation', cause: 'wrong-value', pid: op.pid,
+            message: `read of pipe ${op.pipe} by P${op.pid} returned ${value} from its buffer ${i + 1}, but the page vmsplice put there can hold only ` +
+              `${[...allowed].join(' or ')} (what it held then, or a later store that could reach it: after a fork, COW gives the writer another page)`,
+          };
+        }
+        return null;
+      }
       case 'pread': {
         if (outcome.kind !== 'ok') return null;
         const size = ghost.fileSizePages(op.file) ?? 0;

@@ -5,11 +5,12 @@
  */
 import type { Invariant, Violation } from './types.ts';
 import { hex } from '../../kernel-api/format.ts';
+import { referenceHolds } from './holds.ts';
 
-/** Driver holds by pfn: references and pins a driver's own data structures name. */
+/** Driver holds by pfn: references and pins a driver's own data structures name, and each pipe buffer's reference. */
 function holdsByPfn(ctx: Parameters<Invariant['check']>[0]): Map<number, { refs: number; pins: number; holders: string[] }> {
   const holds = new Map<number, { refs: number; pins: number; holders: string[] }>();
-  for (const h of ctx.k.driverHolds()) {
+  for (const h of referenceHolds(ctx.k)) {
     const entry = holds.get(h.pfn) ?? { refs: 0, pins: 0, holders: [] };
     entry.refs += h.refs;
     entry.pins += h.pins;
@@ -25,7 +26,7 @@ export const refcountBalance: Invariant = {
   // Which holder is wrong: a reference nobody names leaked (a pin list freed with its pages
   // still on it), or a named holder let go of more than it took.
   causes: [
-    { id: 'freed-while-held', title: 'driver holds a page that was freed' },
+    { id: 'freed-while-held', title: 'driver (or pipe buffer) holds a page that was freed' },
     { id: 'leaked-ref', title: 'page reference leaked: no PTE, cache or driver structure names it' },
     { id: 'over-released:driver-hold', title: 'driver hold over-released' },
     { id: 'over-released:swap-cache', title: 'swap cache reference over-released' },

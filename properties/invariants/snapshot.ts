@@ -9,6 +9,7 @@
 import type {
   DriverHold, FileView, FrameView, KernelInspect, ProcessView, PteView, SwapSlotView, VmaView,
 } from '../../kernel-api/state.ts';
+import type { PipeView } from '../../kernel-api/pipes.ts';
 
 /** Per-key answers (by file id), created on first use: most steps ask few kinds. */
 type Memo<T> = Map<number, T[]> | null;
@@ -28,6 +29,7 @@ export class InspectSnapshot implements KernelInspect {
   private backingByFile: Memo<[number, number]> = null;
   private swapSlotsList: SwapSlotView[] | null = null;
   private driverHoldsList: DriverHold[] | null = null;
+  private pipesList: PipeView[] | null = null;
   private slabList: Array<{ id: number; tag: string }> | null = null;
   private openFds = -1;
   private notifiers = -1;
@@ -47,6 +49,7 @@ export class InspectSnapshot implements KernelInspect {
     this.backingByFile = null;
     this.swapSlotsList = null;
     this.driverHoldsList = null;
+    this.pipesList = null;
     this.slabList = null;
     this.openFds = -1;
     this.notifiers = -1;
@@ -114,6 +117,10 @@ export class InspectSnapshot implements KernelInspect {
 
   driverHolds(): Iterable<DriverHold> {
     return (this.driverHoldsList ??= list(this.k.driverHolds()));
+  }
+
+  pipes(): Iterable<PipeView> {
+    return (this.pipesList ??= list(this.k.pipes()));
   }
 
   openFdCount(): number {

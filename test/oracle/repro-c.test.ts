@@ -40,6 +40,18 @@ const INTROSPECTION: Op[] = [
   { op: 'map_files_readdir', pid: 1, target: 1 },
 ];
 
+/** vmsplice, fork and COW (the CVE-2020-29374 shape): the C reproducer reads the pipe as the oracle does. */
+const VMSPLICE: Op[] = [
+  { op: 'spawn' },
+  { op: 'mmap', pid: 1, addr: 1000, lengthPages: 1, prot: 3, shared: false, noreplace: true },
+  { op: 'write', pid: 1, addr: 1000, value: 5 },
+  { op: 'fork', pid: 1 },
+  { op: 'vmsplice', pid: 2, addr: 1000, lengthPages: 1 },
+  { op: 'munmap', pid: 2, addr: 1000, lengthPages: 1 },
+  { op: 'write', pid: 1, addr: 1000, value: 6 },
+  { op: 'pipe_read', pid: 2, pipe: 1, pages: 1 },
+];
+
 /** Compile `ops` as a C reproducer, run it, return its per-step outcomes. */
 function runC(ops: Op[]): { kind: string; value?: number; values?: number[]; signal?: string }[] {
   const source = reproToC(ops);
@@ -71,6 +83,14 @@ describe.skipIf(!oracle().ok)('C reproducers', () => {
     expect(out[7]).toEqual({ kind: 'ok', value: 2, values: [256 | 64 | 4 | 2, 256 | 64 | 4 | 2] });
     expect(out[8]).toEqual({ kind: 'ok', value: 0 });
     expect(out[9]).toEqual({ kind: 'ok', value: 1, values: [1000, 1002] });
+  });
+
+  it('vmsplice and the pipe read compile to vmsplice(2) and read(2), with the model\'s pipe id', () => {
+    const source = reproToC(VMSPLICE);
+    expect(source).toContain('vmsplice(new pipe 1, page 1000, 1 pages, SPLICE_F_NONBLOCK)');
+    const out = runC(VMSPLICE);
+    expect(out[4]).toEqual({ kind: 'ok', value: 1, values: [1] });
+    expect(out[7]).toEqual({ kind: 'ok', value: 1, values: [5] });
   });
 
   it('reproToC gives a standalone program that compiles and replays the trace', () => {

@@ -145,6 +145,21 @@ for (const kernel of ['model', 'impl'] as const) {
       expectOnly(verdicts(t, again, t.primary.step(again)), 'cow-isolation', /returned 0, ghost memory says 13$/);
     });
 
+    it('cow-isolation of a pipe read: a store through the same PTE shows, one after fork (COW) must not (CVE-2020-29374)', () => {
+      const s = twoPages(kernel);
+      // Before fork the page is exclusive and writable: the store reaches the page the pipe holds.
+      const spliced = run(s, [{ op: 'vmsplice', pid: 1, addr: A, lengthPages: 1 }, { op: 'write', pid: 1, addr: A, value: 20 }]);
+      expect(spliced[0]).toEqual({ kind: 'ok', value: 1, values: [1] });
+      expect(run(s, [{ op: 'pipe_read', pid: 1, pipe: 1, pages: 1 }])).toEqual([{ kind: 'ok', value: 1, values: [20] }]);
+      // After fork neither side's store reaches it.
+      run(s, [{ op: 'vmsplice', pid: 1, addr: A + 1, lengthPages: 1 }, { op: 'fork', pid: 1 }, { op: 'write', pid: 1, addr: A + 1, value: 30 }, { op: 'write', pid: 2, addr: A + 1, value: 31 }]);
+      const pfn = [...s.primary.inspect.pipes()].find((p) => p.id === 2)!.pfns[0]!;
+      // A kernel that let the parent reuse the page the pipe holds: the pipe sees its store.
+      s.primary.corrupt({ kind: 'set-value', pfn, value: 30 });
+      const read: Op = { op: 'pipe_read', pid: 2, pipe: 2, pages: 1 };
+      expectOnly(verdicts(s, read, s.primary.step(read)), 'cow-isolation', /read of pipe 2 by P2 returned 30 from its buffer 1, but the page vmsplice put there can hold only 12 /);
+    });
+
     it('exclusive-anon reports a COW-shared page mapped writable', () => {
       const s = twoPages(kernel);
       run(s, [{ op: 'fork', pid: 1 }]);

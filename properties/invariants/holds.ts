@@ -1,0 +1,13 @@
+/**
+ * The references to frames that kernel structures other than PTEs and the page and swap
+ * caches name: a driver's own (its holds), and each pipe buffer's (vmsplice took it with
+ * FOLL_GET; its holder is named `pipe N`). refcount-balance counts them, no-leak names them.
+ */
+import type { DriverHold, KernelInspect } from '../../kernel-api/state.ts';
+
+export function* referenceHolds(k: KernelInspect): Iterable<DriverHold> {
+  yield* k.driverHolds();
+  for (const p of k.pipes()) {
+    for (const pfn of p.pfns) if (pfn !== k.zeroPfn) yield { pfn, holder: `pipe ${p.id}`, pins: 0, refs: 1 };
+  }
+}
