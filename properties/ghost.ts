@@ -29,7 +29,7 @@
  * simplifications"). A lost store is kept in `lost` for remote-coherence.
  */
 import type { Op } from '../kernel-api/op.ts';
-import { MS_INVALIDATE, MS_SYNC } from '../kernel-api/op.ts';
+import { MS_INVALIDATE, MS_SYNC, PROT_WRITE } from '../kernel-api/op.ts';
 import { msyncPages } from '../kernel-api/bytes.ts';
 import type { Outcome } from '../kernel-api/outcome.ts';
 import type { KernelInspect, PteView, VmaView } from '../kernel-api/state.ts';
@@ -285,6 +285,12 @@ export class Ghost {
       if (op.op === 'mlock') this.cowCopiesMade(op.pid, Math.floor(op.addr), Math.ceil(op.addr + Math.max(0, op.lengthPages)), k);
       else this.cowCopiesMade(op.pid, -Infinity, Infinity, k);
       return;
+    }
+    // mprotect_fixup: a private VM_LOCKED VMA made writable is populated at once
+    // (populate_vma_page_range, a write fault a page): its private file pages are COW-copied
+    // with what the file holds then, whatever the outcome (the VMAs before a hole were done).
+    if (op.op === 'mprotect' && (op.prot & PROT_WRITE) !== 0 && Number.isInteger(op.addr) && op.lengthPages > 0) {
+      this.cowCopiesMade(op.pid, op.addr, op.addr + Math.ceil(op.lengthPages), k);
     }
     // A MAP_FIXED mmap that fails after __mmap_setup has cleared the old mapping's PTEs
     // leaves a gap (mm/vma.c: vms_clean_up_area, then vms_abort_munmap_vmas finds the PTEs
