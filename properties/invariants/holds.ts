@@ -5,9 +5,11 @@
  */
 import type { DriverHold, KernelInspect } from '../../kernel-api/state.ts';
 
-export function* referenceHolds(k: KernelInspect): Iterable<DriverHold> {
-  yield* k.driverHolds();
+export function referenceHolds(k: KernelInspect): Iterable<DriverHold> {
+  let out: DriverHold[] | null = null;
   for (const p of k.pipes()) {
-    for (const pfn of p.pfns) if (pfn !== k.zeroPfn) yield { pfn, holder: `pipe ${p.id}`, pins: 0, refs: 1 };
+    for (const pfn of p.pfns) if (pfn !== k.zeroPfn) (out ??= [...k.driverHolds()]).push({ pfn, holder: `pipe ${p.id}`, pins: 0, refs: 1 });
   }
+  // Without a pipe buffer (most steps), the driver holds as they are.
+  return out ?? k.driverHolds();
 }
