@@ -8,7 +8,8 @@ import type { Op } from '../../kernel-api/op.ts';
 import type { Outcome } from '../../kernel-api/outcome.ts';
 import type { StrategyDefinition } from '../../kernel-api/strategy.ts';
 import { FUZZ_CONFIG } from '../../harness/config.ts';
-import { playBoth, shiftIds } from '../../harness/lock-graph.ts';
+import { CampaignLockGraph, playBoth, shiftIds, thinEdges } from '../../harness/lock-graph.ts';
+import type { LockEdge } from '../../harness/runner.ts';
 import { replayOps } from '../../properties/trace.ts';
 import { runCampaign } from '../../harness/campaign.ts';
 
@@ -118,5 +119,28 @@ describe('lock-order across a campaign', () => {
     expect(replayOps({ kernel: 'model', config: FUZZ_CONFIG, strategies: [fixedOrder], only: new Set(['lock-order'] as const) }, found[0].ops).failure?.invariant).toBe('lock-order');
     // Deterministic: the same seed gives the same repro.
     expect(runCampaign(opts).failures.find((f) => f.invariant === 'lock-order')?.ops).toEqual(found[0].ops);
+  });
+
+  it('a worker that posts each edge once gives the supervisor the graph it would build from every edge of every run', () => {
+    const e = (from: string, to: string): LockEdge => ({ from, to, where: `${from}>${to}` });
+    // Runs 0..5 of a campaign, as two workers would take them in turn (each its own runs in increasing order).
+    const runs: LockEdge[][] = [
+      [e('a', 'b'), e('b', 'c')], [e('a', 'b')], [e('b', 'a'), e('a', 'b')], [e('c', 'b')], [e('b', 'c'), e('c', 'a')], [e('a', 'c'), e('a', 'a')],
+    ];
+    const full = new CampaignLockGraph();
+    runs.forEach((edges, run) => full.add(run, edges));
+    for (const workers of [1, 2, 3]) {
+      const thin = new CampaignLockGraph();
+      const posted = Array.from({ length: workers }, () => new Set<string>());
+      runs.forEach((edges, run) => {
+        const t = thinEdges(edges, posted[run % workers]);
+        thin.add(run, t.edges, t.bothWays);
+      });
+      expect(thin, `${workers} workers`).toEqual(full);
+    }
+    // Run 2 takes a and b both ways though a→b was posted before it: its pair is still its own.
+    const posted = new Set<string>();
+    thinEdges(runs[0], posted);
+    expect(thinEdges(runs[2], posted)).toEqual({ edges: [e('b', 'a')], bothWays: ['a\u0000b'] });
   });
 });
