@@ -88,8 +88,8 @@ export function allows(allowed: readonly Expect[], o: Outcome): boolean {
     : e.kind === 'errno' ? e.errno === (o as { errno: Errno }).errno : e.signal === (o as { signal: Signal }).signal));
 }
 
-export function formatExpect(e: Expect): string {
-  return e.kind === 'ok' ? (e.value === undefined ? 'success' : `${e.value}`) : e.kind === 'errno' ? e.errno : e.signal;
+export function formatExpect(e: Expect, op?: Op): string {
+  return e.kind === 'ok' ? (e.value === undefined ? 'success' : op?.op === 'mmap' ? hex(e.value) : `${e.value}`) : e.kind === 'errno' ? e.errno : e.signal;
 }
 
 export class Predictor {
@@ -568,11 +568,11 @@ export function layoutDifference(want: readonly Area[], got: readonly Area[]): {
     const a = x[i];
     const b = y[i];
     if (a !== undefined && b !== undefined && a.start === b.start && a.end === b.end && a.attrs === b.attrs) continue;
-    const addr = Math.min(a?.start ?? Infinity, b?.start ?? Infinity);
     const at = (r: typeof a): string => (r === undefined ? 'nothing' : `[${hex(r.start)}, ${hex(r.end)}) prot ${r.attrs}`);
-    // Where they part: the earlier start, or the earlier end when both start together.
-    const part = a !== undefined && b !== undefined && a.start === b.start ? Math.min(a.end, b.end) : addr;
-    return { addr: part, want: at(a), got: at(b) };
+    // Where they part: the earlier start, or the earlier end when both start alike.
+    const alike = a !== undefined && b !== undefined && a.start === b.start && a.attrs === b.attrs;
+    const addr = alike ? Math.min(a.end, b.end) : Math.min(a?.start ?? Infinity, b?.start ?? Infinity);
+    return { addr, want: at(a), got: at(b) };
   }
   return null;
 }

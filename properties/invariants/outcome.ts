@@ -37,6 +37,11 @@ function callText(op: Op): string {
   }
 }
 
+/** An outcome as the call's caller reads it: mmap's address in hex. */
+function returned(op: Op, o: Outcome): string {
+  return op.op === 'mmap' && o.kind === 'ok' ? hex(o.value) : formatOutcome(o);
+}
+
 /** Judge `outcome` of `op` against `p`, made before it ran; `k` is the kernel after it. */
 export function judgeOutcome(p: Prediction, op: Op, outcome: Outcome, k: KernelInspect): Violation | null {
   if (!p.known) return null;
@@ -45,10 +50,10 @@ export function judgeOutcome(p: Prediction, op: Op, outcome: Outcome, k: KernelI
   // A task killed meanwhile (another thread's exit_group, an OOM kill) returns ESRCH from any call.
   if (outcome.kind === 'errno' && outcome.errno === 'ESRCH') return null;
   if (!allows(p.allowed, outcome)) {
-    const fixed = op.op === 'mmap' && p.place !== undefined && 'fixed' in p.place && outcome.kind === 'ok';
+    const fixed = op.op === 'mmap' && (op.fixed === true || op.noreplace === true) && outcome.kind === 'ok';
     const cause = fixed ? 'address:mmap' : op.op === 'read' || op.op === 'write' ? `signal:${op.op}` : `errno:${op.op}`;
-    const want = p.allowed.map(formatExpect).join(' or ');
-    return { invariant: 'outcome', cause, pid, addr: (op as { addr?: number }).addr, message: `${call} returned ${formatOutcome(outcome)} (${p.why}): Linux returns ${want}` };
+    const want = p.allowed.map((e) => formatExpect(e, op)).join(' or ');
+    return { invariant: 'outcome', cause, pid, addr: (op as { addr?: number }).addr, message: `${call} returned ${returned(op, outcome)} (${p.why}): Linux returns ${want}` };
   }
   if (op.op === 'mmap' && outcome.kind === 'ok' && p.place !== undefined && 'free' in p.place) {
     const len = Math.ceil(op.lengthPages);
@@ -64,7 +69,7 @@ export function judgeOutcome(p: Prediction, op: Op, outcome: Outcome, k: KernelI
   if (d === null) return null;
   return {
     invariant: 'outcome', cause: `extent:${op.op}`, pid, addr: d.addr,
-    message: `${call} returned ${formatOutcome(outcome)} (${p.why}), and at ${hex(d.addr)} P${pid} has ${d.got}: Linux leaves ${d.want}`,
+    message: `${call} returned ${returned(op, outcome)} (${p.why}), and at ${hex(d.addr)} P${pid} has ${d.got}: Linux leaves ${d.want}`,
   };
 }
 
