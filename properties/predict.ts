@@ -144,6 +144,15 @@ export class Predictor {
     this.stale = false;
   }
 
+  /**
+   * Steps it did not follow (nothing checked yet, a concurrent step, a schedule that could
+   * not be emulated): stale until the next sync, and a fail_nth among them stays armed.
+   */
+  missed(ops: readonly Op[]): void {
+    this.stale = true;
+    if (ops.some((o) => o.op === 'fail_nth')) this.failNth = true;
+  }
+
   /** What Linux returns for `op`, from the state before it. */
   predict(op: Op): Prediction {
     if (this.stale) return UNKNOWN('the predictor has not seen the state this step ran in');
@@ -208,6 +217,7 @@ export class Predictor {
         return exact(errno('EEXIST'), `MAP_FIXED_NOREPLACE over the mapping at ${hex(over[0]!.start)}`, () => proc.areas);
       }
       if (denied) return { known: true, allowed: [errno('EACCES'), ...later], why: 'a shared writable map of an O_RDONLY fd', after: (o) => (o.kind === 'errno' && o.errno === 'EACCES' ? proc.areas : undefined) };
+      if (op.fixed === true && splitsDriver(proc.areas, op.addr, op.addr + len)) return UNKNOWN("MAP_FIXED would split a driver's VMA (vm_ops->may_split)");
       const after = withArea(proc.areas, area(op.addr));
       return { known: true, allowed: [okv(op.addr), ...later], why: `MAP_FIXED${op.noreplace === true ? '_NOREPLACE' : ''} places it at ${hex(op.addr)}`, place: { fixed: op.addr },
         after: (o) => (o.kind === 'ok' ? after : o.kind === 'errno' && o.errno === 'EAGAIN' ? proc.areas : undefined) };
@@ -228,6 +238,7 @@ export class Predictor {
       return exact(errno('EINVAL'), 'munmap of an empty range or one past TASK_SIZE', () => proc.areas);
     }
     if (this.failNth) return UNKNOWN('a split may fail to allocate');
+    if (splitsDriver(proc.areas, addr, addr + len)) return UNKNOWN("a driver's VMA would be split (vm_ops->may_split)");
     return exact(okv(0), 'munmap of any range succeeds', () => cut(proc.areas, addr, addr + len));
   }
 
@@ -365,6 +376,7 @@ export class Predictor {
     }
     if (cursor < end) return exact(errno('ENOMEM'), `${name}(${hex(start)}, ${len} pages) across a hole at ${hex(cursor)}`);
     if (name === 'mlock' || this.failNth) return UNKNOWN('RLIMIT_MEMLOCK, a split or __mm_populate may refuse');
+    if (splitsDriver(proc.areas, start, end)) return UNKNOWN("a driver's VMA would be split (vm_ops->may_split)");
     return exact(okv(0), 'munlock of mapped memory');
   }
 
@@ -430,8 +442,9 @@ export class Predictor {
     const what = write ? 'store to' : 'load from';
     if (a === undefined) return exact({ kind: 'signal', signal: 'SIGSEGV' }, `a ${what} ${hex(addr)}, where nothing is mapped`);
     if ((a.prot & (write ? PROT_WRITE : PROT_ALL)) === 0) return exact({ kind: 'signal', signal: 'SIGSEGV' }, `a ${what} ${hex(addr)} in a VMA with prot ${a.prot}`);
-    if (a.file === -1 && a.driver === '') return exact(okv(write ? 0 : undefined), `a ${what} private anonymous memory it may access`);
-    return { known: true, allowed: [okv(write ? 0 : undefined), { kind: 'signal', signal: 'SIGBUS' }], why: `a ${what} a file or driver page` };
+    if (a.driver !== '') return UNKNOWN("a driver's fault handler decides");
+    if (a.file === -1) return exact(okv(write ? 0 : undefined), `a ${what} private anonymous memory it may access`);
+    return { known: true, allowed: [okv(write ? 0 : undefined), { kind: 'signal', signal: 'SIGBUS' }], why: `a ${what} a file page (past EOF: SIGBUS)` };
   }
 
   /**
@@ -452,8 +465,9 @@ export class Predictor {
       return exact(errno('EFAULT'), `${name} of ${hex(addr)} of P${target.pid}, a VMA with prot ${a.prot}${a.pfnmap ? ' (VM_PFNMAP)' : ''}`);
     }
     if (this.failNth) return UNKNOWN('GUP may fail to allocate');
-    if (a.file === -1 && a.driver === '') return exact(okv(write ? 0 : undefined), `${name} of private anonymous memory it may access`);
-    return { known: true, allowed: [okv(write ? 0 : undefined), errno('EFAULT')], why: `${name} of a file or driver page` };
+    if (a.driver !== '') return UNKNOWN("a driver's fault handler decides");
+    if (a.file === -1) return exact(okv(write ? 0 : undefined), `${name} of private anonymous memory it may access`);
+    return { known: true, allowed: [okv(write ? 0 : undefined), errno('EFAULT')], why: `${name} of a file page (past EOF: EFAULT)` };
   }
 
   /** __ptrace_may_access with Yama's ptrace_scope 1 for an attach: self, root, or the same uid, dumpable, and an ancestor. */
@@ -506,6 +520,14 @@ function areaOf(v: VmaView): Area {
     start: v.start, end: v.end, prot: v.prot, shared: v.shared, mayWrite: v.mayWrite, file: v.file, driver: v.driver,
     pfnmap: v.pfnmap, io: v.io, locked: v.locked, dontcopy: v.dontcopy, wipeonfork: v.wipeonfork,
   };
+}
+
+/**
+ * A driver's VMA that [start, end) would split: __split_vma asks its vm_ops->may_split,
+ * which may refuse (EINVAL), so what a call that splits it returns is the driver's to say.
+ */
+function splitsDriver(areas: readonly Area[], start: number, end: number): boolean {
+  return overlapping(areas, start, end).some((a) => a.driver !== '' && (a.start < start || a.end > end));
 }
 
 /** The areas meeting [start, end), in address order. */

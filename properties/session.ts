@@ -141,7 +141,7 @@ export class Session {
       this.primary.debugVm?.();
     } catch (e) {
       if (e instanceof InfeasibleSchedule) {
-        this.predictor.stale = true;
+        this.predictor.missed(started);
         this.steps = base + started.length;
         return { ran, started, violation: null, failedAt: -1, infeasible: e.message, preemptions };
       }
@@ -161,19 +161,22 @@ export class Session {
     if (sched !== null && started.length > 1) {
       const violation = this.judgeConcurrent(sched, views, (o) => base + started.indexOf(o));
       // No prediction is made for a concurrent step; the predictor takes the state it left.
-      this.predictor.stale = true;
-      if (predicting) this.predictor.sync(k, undefined, undefined, started.some((o) => o.op === 'fail_nth'));
+      this.predictor.missed(started);
+      if (predicting) this.predictor.sync(k);
       // Charged to the last operation started: a repro cut after it keeps the whole interleaving.
       return this.topResult(base, started, ran, preemptions, violation, violation === null ? -1 : started.length - 1);
     }
     for (const c of ran) {
       this.ghost.apply(c.op, c.outcome, k, views);
-      if (this.invariants.length === 0) continue;
+      if (this.invariants.length === 0) {
+        this.predictor.missed([c.op]);
+        continue;
+      }
       const predictor = predicting ? this.predictor : undefined;
       const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, base + started.indexOf(c.op), this.opts.strategies, undefined, predictor), this.invariants);
       if (violation !== null) return this.topResult(base, started, ran, preemptions, violation, started.length - 1);
       if (predicting) this.predictor.sync(k, c.op, c.outcome);
-      else this.predictor.stale = true;
+      else this.predictor.missed([c.op]);
     }
     return this.topResult(base, started, ran, preemptions, null, -1);
   }
