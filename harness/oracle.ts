@@ -18,7 +18,7 @@
  * simplifications of the model are listed in kernel-oracle/SIMPLIFICATIONS.md and counted
  * as `documented`, never dropped.
  */
-import { allows, formatExpect, Predictor, type Prediction } from '../properties/predict.ts';
+import { allows, formatExpect, Predictor, reason, type Prediction } from '../properties/predict.ts';
 import { bytesText } from '../kernel-api/bytes.ts';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -762,7 +762,7 @@ export function judgePredictions(model: ModelRun, kernel: KernelRun, ops: readon
     if (!p.known) { out.unknown += 1; continue; }
     const o = kernel.steps[i]!.outcome;
     if ((o.kind === 'errno' && o.errno === 'ESRCH') || allows(p.allowed, o)) { out.known += 1; continue; }
-    out.disagree.push({ ops: [...ops], step: i, message: `${ops[i]!.op} at step ${i + 1}: predicted ${p.allowed.map((e) => formatExpect(e, ops[i])).join(' or ')} (${p.why}), Linux ${formatOutcome(o)}` });
+    out.disagree.push({ ops: [...ops], step: i, message: `${ops[i]!.op} at step ${i + 1}: predicted ${p.allowed.map((e) => formatExpect(e, ops[i])).join(' or ')} (${reason(p)}), Linux ${formatOutcome(o)}` });
   }
   return out;
 }

@@ -66,8 +66,8 @@ export type Prediction =
     known: true;
     /** Each outcome Linux may give; the first is the one `why` explains. */
     allowed: readonly Expect[];
-    /** Why, in a kernel developer's words ("the range has a hole at 0x…"). */
-    why: string;
+    /** Why, in a kernel developer's words ("the range has a hole at 0x…"); a function when it costs a string to say. */
+    why: string | (() => string);
     /** The caller's areas after the operation, given its outcome (one of `allowed`); undefined: not predicted. */
     after?: (o: Outcome) => Area[] | undefined;
     /** The address a MAP_FIXED or MAP_FIXED_NOREPLACE mmap must return, or a range a new mapping must not overlap. */
@@ -75,12 +75,17 @@ export type Prediction =
   };
 
 export const UNKNOWN = (why: string): Prediction => ({ known: false, why });
-const exact = (e: Expect, why: string, after?: (o: Outcome) => Area[] | undefined): Prediction => ({ known: true, allowed: [e], why, ...(after ? { after } : {}) });
+const exact = (e: Expect, why: string | (() => string), after?: (o: Outcome) => Area[] | undefined): Prediction => ({ known: true, allowed: [e], why, ...(after ? { after } : {}) });
 const errno = (e: Errno): Expect => ({ kind: 'errno', errno: e });
 const okv = (value?: number): Expect => (value === undefined ? { kind: 'ok' } : { kind: 'ok', value });
 
 /** A page address as Linux would print it. */
 export const hex = (page: number): string => `0x${(page * 4096).toString(16)}`;
+
+/** A known prediction's reason, as text. */
+export function reason(p: { why: string | (() => string) }): string {
+  return typeof p.why === 'string' ? p.why : p.why();
+}
 
 /** Whether `o` is one of `allowed`. */
 export function allows(allowed: readonly Expect[], o: Outcome): boolean {
@@ -114,29 +119,41 @@ export class Predictor {
    * `op`'s outcome.
    */
   sync(k: KernelInspect, op?: Op, outcome?: Outcome, failNth = op?.op === 'fail_nth'): void {
+    if (failNth) this.failNth = true;
+    if (op === undefined || this.stale || WHOLE_SYNC.has(op.op)) {
+      this.syncAll(k, op, outcome);
+      return;
+    }
+    if (op.op === 'creat' && outcome?.kind === 'ok') this.files.add(outcome.value);
+    const pid = (op as { pid?: number }).pid;
+    const proc = pid === undefined ? undefined : this.procs.get(pid);
+    if (proc === undefined || NO_VMA_CHANGE.has(op.op)) {
+      if (proc !== undefined && op.op === 'set_dumpable') proc.dumpable = k.process(proc.pid)?.dumpable ?? proc.dumpable;
+      return;
+    }
+    proc.areas = [...k.vmas(proc.pid)].map(areaOf);
+    if (outcome?.kind !== 'ok') return;
+    // What mm->def_flags holds is followed from mlockall's outcome.
+    if (op.op === 'mlockall') proc.defLocked = (op.flags & MCL_FUTURE) !== 0;
+    else if (op.op === 'munlockall') proc.defLocked = false;
+  }
+
+  /** The whole process table and every process's VMAs, and the files, from the kernel. */
+  private syncAll(k: KernelInspect, op?: Op, outcome?: Outcome): void {
     const before = this.procs;
     const next = new Map<number, Proc>();
     for (const p of k.runningProcesses()) {
       const old = before.get(p.pid);
       const areas = [...k.vmas(p.pid)].map(areaOf);
-      // What mm->def_flags holds is followed from mlockall's outcome; after a step not seen, not known.
+      // After a step not seen, mm->def_flags is not known; a new process starts without VM_LOCKED.
       const defLocked = this.stale ? undefined : old === undefined ? false : old.defLocked;
       next.set(p.pid, { pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, areas, defLocked });
     }
-    if (op !== undefined && outcome?.kind === 'ok' && !this.stale) {
-      if (op.op === 'mlockall') {
-        const p = next.get(op.pid);
-        if (p !== undefined) p.defLocked = (op.flags & MCL_FUTURE) !== 0;
-      } else if (op.op === 'munlockall') {
-        const p = next.get(op.pid);
-        if (p !== undefined) p.defLocked = false;
-      } else if (op.op === 'fork') {
-        // dup_mm: mm->def_flags & VM_INIT_DEF_MASK; VM_LOCKED is not passed on, but say so only once checked.
-        const child = next.get(outcome.value);
-        if (child !== undefined) child.defLocked = undefined;
-      }
+    if (op?.op === 'fork' && outcome?.kind === 'ok' && !this.stale) {
+      // dup_mm: mm->def_flags & VM_INIT_DEF_MASK; VM_LOCKED is not passed on, but say so only once checked.
+      const child = next.get(outcome.value);
+      if (child !== undefined) child.defLocked = undefined;
     }
-    if (failNth) this.failNth = true;
     this.procs.clear();
     for (const [pid, p] of next) this.procs.set(pid, p);
     this.files.clear();
@@ -209,17 +226,17 @@ export class Predictor {
     });
     if (op.fixed === true || op.noreplace === true) {
       const { taskSizePages, mmapMinAddrPages } = this.config;
-      if (op.addr < 0 || op.addr + len > taskSizePages) return exact(errno('ENOMEM'), `a fixed address ${hex(op.addr)} + ${len} pages lies past TASK_SIZE`);
+      if (op.addr < 0 || op.addr + len > taskSizePages) return exact(errno('ENOMEM'), () => `a fixed address ${hex(op.addr)} + ${len} pages lies past TASK_SIZE`);
       if (!Number.isInteger(op.addr)) return exact(errno('EINVAL'), 'a fixed address not page aligned');
-      if (op.addr < mmapMinAddrPages) return exact(errno('EPERM'), `a fixed address ${hex(op.addr)} below vm.mmap_min_addr`);
+      if (op.addr < mmapMinAddrPages) return exact(errno('EPERM'), () => `a fixed address ${hex(op.addr)} below vm.mmap_min_addr`);
       const over = overlapping(proc.areas, op.addr, op.addr + len);
       if (op.noreplace === true && over.length > 0) {
-        return exact(errno('EEXIST'), `MAP_FIXED_NOREPLACE over the mapping at ${hex(over[0]!.start)}`, () => proc.areas);
+        return exact(errno('EEXIST'), () => `MAP_FIXED_NOREPLACE over the mapping at ${hex(over[0]!.start)}`, () => proc.areas);
       }
       if (denied) return { known: true, allowed: [errno('EACCES'), ...later], why: 'a shared writable map of an O_RDONLY fd', after: (o) => (o.kind === 'errno' && o.errno === 'EACCES' ? proc.areas : undefined) };
       if (op.fixed === true && splitsDriver(proc.areas, op.addr, op.addr + len)) return UNKNOWN("MAP_FIXED would split a driver's VMA (vm_ops->may_split)");
       const after = withArea(proc.areas, area(op.addr));
-      return { known: true, allowed: [okv(op.addr), ...later], why: `MAP_FIXED${op.noreplace === true ? '_NOREPLACE' : ''} places it at ${hex(op.addr)}`, place: { fixed: op.addr },
+      return { known: true, allowed: [okv(op.addr), ...later], why: () => `MAP_FIXED${op.noreplace === true ? '_NOREPLACE' : ''} places it at ${hex(op.addr)}`, place: { fixed: op.addr },
         after: (o) => (o.kind === 'ok' ? after : o.kind === 'errno' && o.errno === 'EAGAIN' ? proc.areas : undefined) };
     }
     // get_unmapped_area: a free range between mmap_min_addr and mmap_base (or the hint).
@@ -260,18 +277,18 @@ export class Predictor {
     if (end > this.config.taskSizePages) return UNKNOWN('mprotect of a range past TASK_SIZE');
     const over = overlapping(proc.areas, start, end);
     if (over.length === 0 || over[0]!.start > start) {
-      return exact(errno('ENOMEM'), `no VMA at ${hex(start)}`, () => proc.areas);
+      return exact(errno('ENOMEM'), () => `no VMA at ${hex(start)}`, () => proc.areas);
     }
     let tmp = over[0]!.start;
     let result: Errno | 0 = 0;
-    let why = `mprotect(${hex(start)}, ${len} pages) of mapped memory`;
+    let why: () => string = () => `mprotect(${hex(start)}, ${len} pages) of mapped memory`;
     for (const a of over) {
       if (a.driver !== '') return UNKNOWN("a driver's VMA in the range");
-      if (a.start !== tmp) { result = 'ENOMEM'; why = `mprotect(${hex(start)}, ${len} pages) across a hole at ${hex(tmp)}`; break; }
-      if ((prot & PROT_WRITE) !== 0 && !a.mayWrite) { result = 'EACCES'; why = `PROT_WRITE of the VMA at ${hex(a.start)} without VM_MAYWRITE`; break; }
+      if (a.start !== tmp) { result = 'ENOMEM'; const at = tmp; why = () => `mprotect(${hex(start)}, ${len} pages) across a hole at ${hex(at)}`; break; }
+      if ((prot & PROT_WRITE) !== 0 && !a.mayWrite) { result = 'EACCES'; why = () => `PROT_WRITE of the VMA at ${hex(a.start)} without VM_MAYWRITE`; break; }
       tmp = Math.min(a.end, end);
     }
-    if (result === 0 && tmp < end) { result = 'ENOMEM'; why = `mprotect(${hex(start)}, ${len} pages) past the last VMA, at ${hex(tmp)}`; }
+    if (result === 0 && tmp < end) { result = 'ENOMEM'; const at = tmp; why = () => `mprotect(${hex(start)}, ${len} pages) past the last VMA, at ${hex(at)}`; }
     // mprotect_fixup splits (an allocation) only where the protection changes.
     if (this.failNth && over.some((a) => a.prot !== prot)) return UNKNOWN('a split may fail to allocate');
     const applied = Math.max(start, Math.min(tmp, end));
@@ -284,7 +301,7 @@ export class Predictor {
    * ENOMEM once the rest is done; an advice a VMA refuses stops there with its errno.
    */
   private madvise(proc: Proc, op0: MadviseOp): Prediction {
-    if (madviseLockMode(op0.advice) === null) return exact(errno('EINVAL'), `advice ${op0.advice} is not one`);
+    if (madviseLockMode(op0.advice) === null) return exact(errno('EINVAL'), () => `advice ${op0.advice} is not one`);
     const r = pageRange('madvise', op0.addr, op0.lengthPages);
     if ('errno' in r) return exact(errno(r.errno), 'madvise checks its start and length', () => proc.areas);
     const { addr, lengthPages } = r;
@@ -310,7 +327,7 @@ export class Predictor {
       const from = Math.max(cursor, a.start);
       const to = Math.min(a.end, end);
       const refused = madviseRefuses(a, op0.advice);
-      if (refused !== null) return exact(errno(refused), `MADV_${op0.advice} of the VMA at ${hex(a.start)}${a.locked ? ' (VM_LOCKED)' : a.pfnmap ? ' (VM_PFNMAP)' : ''}`, () => areas);
+      if (refused !== null) return exact(errno(refused), () => `MADV_${op0.advice} of the VMA at ${hex(a.start)}${a.locked ? ' (VM_LOCKED)' : a.pfnmap ? ' (VM_PFNMAP)' : ''}`, () => areas);
       if (changes !== undefined && changes(a) !== null) {
         if (this.failNth) return UNKNOWN('a split may fail to allocate');
         areas = setAttr(areas, from, to, (x) => changes(x) ?? x);
@@ -319,8 +336,8 @@ export class Predictor {
     }
     if (cursor < end) { unmapped = true; if (hole < 0) hole = cursor; }
     const after = areas;
-    if (unmapped) return exact(errno('ENOMEM'), `madvise(${hex(addr)}, ${lengthPages} pages, MADV_${op0.advice}) across a hole at ${hex(hole < 0 ? end : hole)}`, () => after);
-    return exact(okv(0), `MADV_${op0.advice} of mapped memory`, () => after);
+    if (unmapped) return exact(errno('ENOMEM'), () => `madvise(${hex(addr)}, ${lengthPages} pages, MADV_${op0.advice}) across a hole at ${hex(hole < 0 ? end : hole)}`, () => after);
+    return exact(okv(0), () => `MADV_${op0.advice} of mapped memory`, () => after);
   }
 
   /**
@@ -331,13 +348,13 @@ export class Predictor {
   private populate(proc: Proc, start: number, end: number, write: boolean, tail: boolean): Prediction {
     let cursor = start;
     for (const a of overlapping(proc.areas, start, end)) {
-      if (a.start > cursor) return exact(errno('ENOMEM'), `MADV_POPULATE_${write ? 'WRITE' : 'READ'} reaches the hole at ${hex(cursor)}`);
-      if (a.io || a.pfnmap || (a.prot & (write ? PROT_WRITE : PROT_READ)) === 0) return exact(errno('EINVAL'), `MADV_POPULATE_${write ? 'WRITE' : 'READ'} of the VMA at ${hex(a.start)} (prot ${a.prot})`);
+      if (a.start > cursor) return exact(errno('ENOMEM'), () => `MADV_POPULATE_${write ? 'WRITE' : 'READ'} reaches the hole at ${hex(cursor)}`);
+      if (a.io || a.pfnmap || (a.prot & (write ? PROT_WRITE : PROT_READ)) === 0) return exact(errno('EINVAL'), () => `MADV_POPULATE_${write ? 'WRITE' : 'READ'} of the VMA at ${hex(a.start)} (prot ${a.prot})`);
       if (a.file !== -1 || a.driver !== '') return UNKNOWN('a file page may lie past EOF');
       if (this.failNth) return UNKNOWN('a fault may fail to allocate');
       cursor = Math.min(a.end, end);
     }
-    if (cursor < end || tail) return exact(errno('ENOMEM'), `MADV_POPULATE_${write ? 'WRITE' : 'READ'} reaches the hole at ${hex(cursor)}`);
+    if (cursor < end || tail) return exact(errno('ENOMEM'), () => `MADV_POPULATE_${write ? 'WRITE' : 'READ'} reaches the hole at ${hex(cursor)}`);
     return exact(okv(0), 'populating anonymous memory it may access', () => proc.areas);
   }
 
@@ -366,7 +383,7 @@ export class Predictor {
     const op = mlockPages(op0);
     if (op === null || !Number.isSafeInteger(op.addr) || !Number.isSafeInteger(op.lengthPages)) return UNKNOWN(`${name} of a negative or huge length`);
     const { addr: start, lengthPages: len } = op;
-    if (len === 0) return exact(okv(0), `${name} of length 0`);
+    if (len === 0) return exact(okv(0), () => `${name} of length 0`);
     if (start < 0) return UNKNOWN(`${name} of an address in the kernel half`);
     const end = start + len;
     let cursor = start;
@@ -374,7 +391,7 @@ export class Predictor {
       if (a.start > cursor) break;
       cursor = Math.min(a.end, end);
     }
-    if (cursor < end) return exact(errno('ENOMEM'), `${name}(${hex(start)}, ${len} pages) across a hole at ${hex(cursor)}`);
+    if (cursor < end) return exact(errno('ENOMEM'), () => `${name}(${hex(start)}, ${len} pages) across a hole at ${hex(cursor)}`);
     if (name === 'mlock' || this.failNth) return UNKNOWN('RLIMIT_MEMLOCK, a split or __mm_populate may refuse');
     if (splitsDriver(proc.areas, start, end)) return UNKNOWN("a driver's VMA would be split (vm_ops->may_split)");
     return exact(okv(0), 'munlock of mapped memory');
@@ -383,7 +400,7 @@ export class Predictor {
   /** SYSCALL_DEFINE1(mlockall): no flags, unknown ones or MCL_ONFAULT alone EINVAL; MCL_FUTURE alone always succeeds. */
   private mlockall(flags: number): Prediction {
     if (!Number.isSafeInteger(flags) || flags <= 0 || (flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)) !== 0 || flags === MCL_ONFAULT) {
-      return exact(errno('EINVAL'), `mlockall(${flags}): no MCL_CURRENT or MCL_FUTURE, or unknown flags`);
+      return exact(errno('EINVAL'), () => `mlockall(${flags}): no MCL_CURRENT or MCL_FUTURE, or unknown flags`);
     }
     if ((flags & MCL_CURRENT) === 0) return exact(okv(0), 'mlockall(MCL_FUTURE) only sets mm->def_flags');
     return UNKNOWN('MCL_CURRENT checks total_vm against RLIMIT_MEMLOCK and populates');
@@ -404,14 +421,14 @@ export class Predictor {
     let unmapped: Errno | 0 = 0;
     for (const a of overlapping(proc.areas, start, end)) {
       if (a.start > cursor) {
-        if (flags === MS_ASYNC) return exact(errno('ENOMEM'), `msync(MS_ASYNC) reaches the hole at ${hex(cursor)}`);
+        if (flags === MS_ASYNC) return exact(errno('ENOMEM'), () => `msync(MS_ASYNC) reaches the hole at ${hex(cursor)}`);
         unmapped = 'ENOMEM';
       }
-      if ((flags & MS_INVALIDATE) !== 0 && a.locked) return exact(errno('EBUSY'), `MS_INVALIDATE of the VM_LOCKED VMA at ${hex(a.start)}`);
+      if ((flags & MS_INVALIDATE) !== 0 && a.locked) return exact(errno('EBUSY'), () => `MS_INVALIDATE of the VM_LOCKED VMA at ${hex(a.start)}`);
       if (a.driver !== '' && (flags & MS_SYNC) !== 0 && a.shared) return UNKNOWN("fsync of a driver's file");
       cursor = Math.min(a.end, end);
     }
-    if (cursor < end) return exact(errno('ENOMEM'), `msync reaches the hole at ${hex(cursor)}`);
+    if (cursor < end) return exact(errno('ENOMEM'), () => `msync reaches the hole at ${hex(cursor)}`);
     return exact(unmapped === 0 ? okv(0) : errno(unmapped), unmapped === 0 ? 'msync of mapped memory' : 'msync across a hole');
   }
 
@@ -428,8 +445,8 @@ export class Predictor {
       if (a.start > cursor) break;
       cursor = Math.min(a.end, end);
     }
-    if (cursor < end) return exact(errno('ENOMEM'), `mincore(${hex(start)}, ${len} pages) reaches the hole at ${hex(cursor)}`);
-    return exact(okv(len), `mincore of ${len} mapped pages`);
+    if (cursor < end) return exact(errno('ENOMEM'), () => `mincore(${hex(start)}, ${len} pages) reaches the hole at ${hex(cursor)}`);
+    return exact(okv(len), () => `mincore of ${len} mapped pages`);
   }
 
   /**
@@ -440,11 +457,11 @@ export class Predictor {
   private access(proc: Proc, addr: number, write: boolean): Prediction {
     const a = areaAt(proc.areas, addr);
     const what = write ? 'store to' : 'load from';
-    if (a === undefined) return exact({ kind: 'signal', signal: 'SIGSEGV' }, `a ${what} ${hex(addr)}, where nothing is mapped`);
-    if ((a.prot & (write ? PROT_WRITE : PROT_ALL)) === 0) return exact({ kind: 'signal', signal: 'SIGSEGV' }, `a ${what} ${hex(addr)} in a VMA with prot ${a.prot}`);
+    if (a === undefined) return exact({ kind: 'signal', signal: 'SIGSEGV' }, () => `a ${what} ${hex(addr)}, where nothing is mapped`);
+    if ((a.prot & (write ? PROT_WRITE : PROT_ALL)) === 0) return exact({ kind: 'signal', signal: 'SIGSEGV' }, () => `a ${what} ${hex(addr)} in a VMA with prot ${a.prot}`);
     if (a.driver !== '') return UNKNOWN("a driver's fault handler decides");
-    if (a.file === -1) return exact(okv(write ? 0 : undefined), `a ${what} private anonymous memory it may access`);
-    return { known: true, allowed: [okv(write ? 0 : undefined), { kind: 'signal', signal: 'SIGBUS' }], why: `a ${what} a file page (past EOF: SIGBUS)` };
+    if (a.file === -1) return exact(okv(write ? 0 : undefined), () => `a ${what} private anonymous memory it may access`);
+    return { known: true, allowed: [okv(write ? 0 : undefined), { kind: 'signal', signal: 'SIGBUS' }], why: () => `a ${what} a file page (past EOF: SIGBUS)` };
   }
 
   /**
@@ -458,16 +475,16 @@ export class Predictor {
     const name = write ? 'process_vm_writev' : 'process_vm_readv';
     const may = this.ptraceMayAttach(caller, target);
     if (may === undefined) return UNKNOWN(`whether P${caller.pid} is an ancestor of P${target.pid}`);
-    if (!may) return exact(errno('EPERM'), `P${caller.pid} may not attach to P${target.pid}`);
+    if (!may) return exact(errno('EPERM'), () => `P${caller.pid} may not attach to P${target.pid}`);
     const a = areaAt(target.areas, addr);
-    if (a === undefined) return exact(errno('EFAULT'), `${name} of ${hex(addr)} of P${target.pid}, where nothing is mapped`);
+    if (a === undefined) return exact(errno('EFAULT'), () => `${name} of ${hex(addr)} of P${target.pid}, where nothing is mapped`);
     if (a.io || a.pfnmap || (a.prot & (write ? PROT_WRITE : PROT_READ)) === 0) {
-      return exact(errno('EFAULT'), `${name} of ${hex(addr)} of P${target.pid}, a VMA with prot ${a.prot}${a.pfnmap ? ' (VM_PFNMAP)' : ''}`);
+      return exact(errno('EFAULT'), () => `${name} of ${hex(addr)} of P${target.pid}, a VMA with prot ${a.prot}${a.pfnmap ? ' (VM_PFNMAP)' : ''}`);
     }
     if (this.failNth) return UNKNOWN('GUP may fail to allocate');
     if (a.driver !== '') return UNKNOWN("a driver's fault handler decides");
-    if (a.file === -1) return exact(okv(write ? 0 : undefined), `${name} of private anonymous memory it may access`);
-    return { known: true, allowed: [okv(write ? 0 : undefined), errno('EFAULT')], why: `${name} of a file page (past EOF: EFAULT)` };
+    if (a.file === -1) return exact(okv(write ? 0 : undefined), () => `${name} of private anonymous memory it may access`);
+    return { known: true, allowed: [okv(write ? 0 : undefined), errno('EFAULT')], why: () => `${name} of a file page (past EOF: EFAULT)` };
   }
 
   /** __ptrace_may_access with Yama's ptrace_scope 1 for an attach: self, root, or the same uid, dumpable, and an ancestor. */
@@ -487,6 +504,18 @@ export class Predictor {
     return undefined;
   }
 }
+
+/**
+ * Operations after which the whole state is taken again: they change the process table (a
+ * new process, one gone, children reparented) or, being a driver's, anything.
+ */
+const WHOLE_SYNC: ReadonlySet<OpName> = new Set<OpName>(['spawn', 'fork', 'exit', 'oom', 'drv', 'close', 'clone']);
+
+/** Operations that change no VMA of any process (faults, GUP, reclaim and file I/O leave vm_area_structs as they are). */
+const NO_VMA_CHANGE: ReadonlySet<OpName> = new Set<OpName>([
+  'read', 'write', 'mincore', 'msync', 'pread', 'pwrite', 'truncate', 'reclaim', 'fail_nth', 'creat', 'set_dumpable',
+  'process_vm_readv', 'process_vm_writev', 'proc_mem_read', 'proc_mem_write', 'pagemap_read', 'map_files_readdir',
+]);
 
 /** Advices that change vm_flags, and how (null: the VMA is already as asked). */
 const FLAG_ADVICE: Partial<Record<Advice, (a: Area) => Area | null>> = {
