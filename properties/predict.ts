@@ -15,6 +15,9 @@
  * process table as its state for the next operation (`sync`): that also covers what it does
  * not follow itself (a driver call, a fork's child, an OOM kill, a concurrent step).
  *
+ * How a call takes its byte arguments it reads for itself (properties/predict-args.ts), not
+ * from kernel-api/bytes.ts, the rules both kernels share.
+ *
  * What it does not cover: proc_mem_read/write (FOLL_FORCE), mremap past its argument checks,
  * mlock's success (RLIMIT_MEMLOCK, __mm_populate), pagemap, uffd, driver calls.
  */
@@ -24,7 +27,7 @@ import type { Errno, Outcome, Signal } from '../kernel-api/outcome.ts';
 import type { KernelConfig } from '../kernel-api/config.ts';
 import type { KernelInspect, VmaView } from '../kernel-api/state.ts';
 import { SHMEM_ID_BASE } from '../kernel-api/state.ts';
-import { madviseSpan, mlockPages, mmapPages, mremapPages, msyncPages, pageRange } from '../kernel-api/bytes.ts';
+import { argMadviseSpan, argMlock, argMmap, argMremap, argMsync, argRange } from './predict-args.ts';
 
 const PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC;
 
@@ -202,8 +205,9 @@ export class Predictor {
    */
   private mmap(proc: Proc, op0: MmapOp): Prediction {
     if (op0.fd !== undefined) return UNKNOWN("a driver's f_op->mmap decides");
-    const op = mmapPages(op0);
-    if ('errno' in op) return exact(errno(op.errno), 'mmap rounds its byte arguments first');
+    const r = argMmap(op0.addr, op0.lengthPages, op0.pgoff, op0.fixed === true || op0.noreplace === true);
+    if ('errno' in r) return exact(errno(r.errno), 'mmap rounds its byte arguments first');
+    const op = { ...op0, addr: r.addr, lengthPages: r.len };
     const len = op.lengthPages;
     if (len === 0) return exact(errno('EINVAL'), 'mmap of length 0');
     if ((op.prot & ~PROT_ALL) !== 0 || !Number.isSafeInteger(len) || len < 0 || !Number.isSafeInteger(Math.floor(op.addr))) return UNKNOWN('mmap arguments the predictor does not judge');
@@ -248,9 +252,9 @@ export class Predictor {
 
   /** do_vmi_munmap: an unaligned start, a zero length or a range past TASK_SIZE EINVAL; else the range is gone. */
   private munmap(proc: Proc, op0: MunmapOp): Prediction {
-    const r = pageRange('munmap', op0.addr, op0.lengthPages);
+    const r = argRange('munmap', op0.addr, op0.lengthPages);
     if ('errno' in r) return exact(errno(r.errno), 'munmap checks its start and length');
-    const { addr, lengthPages: len } = r;
+    const { addr, len } = r;
     if (len === 0 || !Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0 || addr + len > this.config.taskSizePages) {
       return exact(errno('EINVAL'), 'munmap of an empty range or one past TASK_SIZE', () => proc.areas);
     }
@@ -265,9 +269,9 @@ export class Predictor {
    * PROT_WRITE of a VMA without VM_MAYWRITE EACCES with everything before it changed.
    */
   private mprotect(proc: Proc, op0: MprotectOp): Prediction {
-    const r = pageRange('mprotect', op0.addr, op0.lengthPages);
+    const r = argRange('mprotect', op0.addr, op0.lengthPages);
     if ('errno' in r) return exact(errno(r.errno), 'mprotect checks its start and length', () => proc.areas);
-    const { addr: start, lengthPages: len } = r;
+    const { addr: start, len } = r;
     const prot = op0.prot;
     if ((prot & ~PROT_ALL) !== 0) return UNKNOWN('protection bits beyond PROT_READ|PROT_WRITE|PROT_EXEC');
     if (len === 0) return exact(okv(0), 'mprotect of length 0', () => proc.areas);
@@ -302,15 +306,15 @@ export class Predictor {
    */
   private madvise(proc: Proc, op0: MadviseOp): Prediction {
     if (madviseLockMode(op0.advice) === null) return exact(errno('EINVAL'), () => `advice ${op0.advice} is not one`);
-    const r = pageRange('madvise', op0.addr, op0.lengthPages);
+    const r = argRange('madvise', op0.addr, op0.lengthPages);
     if ('errno' in r) return exact(errno(r.errno), 'madvise checks its start and length', () => proc.areas);
-    const { addr, lengthPages } = r;
+    const { addr, len: lengthPages } = r;
     if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(lengthPages)) return UNKNOWN('madvise of a range beyond 2^53');
     if (lengthPages === 0) return exact(okv(0), 'madvise of length 0', () => proc.areas);
-    const span = madviseSpan(addr, lengthPages, this.config.taskSizePages);
+    const span = argMadviseSpan(addr, lengthPages, this.config.taskSizePages);
     let end = addr + lengthPages;
     let tail = false;
-    if (span !== null) {
+    if (span !== 'inside') {
       if ('errno' in span) return exact(errno(span.errno), 'madvise of a range past user space', () => proc.areas);
       end = addr + span.inside;
       tail = true;
@@ -360,8 +364,9 @@ export class Predictor {
 
   /** check_mremap_params (mm/mremap.c): the argument checks only, all EINVAL. */
   private mremap(op0: Extract<Op, { op: 'mremap' }>): Prediction {
-    const op = mremapPages(op0);
-    if ('errno' in op) return exact(errno(op.errno), 'mremap checks its byte arguments first');
+    const r = argMremap(op0.addr, op0.oldPages, op0.newPages, op0.newAddr, op0.fixed === true || op0.dontunmap === true);
+    if ('errno' in r) return exact(errno(r.errno), 'mremap checks its byte arguments first');
+    const op = { ...op0, oldPages: r.oldLen, newPages: r.newLen };
     if (!Number.isSafeInteger(op.newPages) || !Number.isSafeInteger(op.oldPages)) return UNKNOWN('mremap lengths beyond 2^53');
     if (op.newPages === 0) return exact(errno('EINVAL'), 'mremap to a new length of 0');
     if (op.newPages < 0 || op.newPages > this.config.taskSizePages) return exact(errno('EINVAL'), 'mremap to a new length past TASK_SIZE');
@@ -380,9 +385,9 @@ export class Predictor {
    * __mm_populate and is UNKNOWN.
    */
   private mlock(proc: Proc, name: 'mlock' | 'munlock', op0: { addr: number; lengthPages: number }): Prediction {
-    const op = mlockPages(op0);
-    if (op === null || !Number.isSafeInteger(op.addr) || !Number.isSafeInteger(op.lengthPages)) return UNKNOWN(`${name} of a negative or huge length`);
-    const { addr: start, lengthPages: len } = op;
+    const op = argMlock(op0.addr, op0.lengthPages);
+    if (op === null || !Number.isSafeInteger(op.addr) || !Number.isSafeInteger(op.len)) return UNKNOWN(`${name} of a negative or huge length`);
+    const { addr: start, len } = op;
     if (len === 0) return exact(okv(0), () => `${name} of length 0`);
     if (start < 0) return UNKNOWN(`${name} of an address in the kernel half`);
     const end = start + len;
@@ -412,11 +417,12 @@ export class Predictor {
    * (a regular file or shmem: 0).
    */
   private msync(proc: Proc, op0: MsyncOp): Prediction {
-    const op = msyncPages(op0);
+    const op = argMsync(op0.addr, op0.lengthPages, op0.flags);
     if ('errno' in op) return exact(op.errno === 0 ? okv(0) : errno(op.errno), 'msync checks its flags, start and length first');
-    const { addr: start, flags } = op;
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(op.lengthPages) || start < 0) return UNKNOWN('msync of a range beyond user space');
-    const end = start + op.lengthPages;
+    const { addr: start } = op;
+    const flags = op0.flags;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(op.len) || start < 0) return UNKNOWN('msync of a range beyond user space');
+    const end = start + op.len;
     let cursor = start;
     let unmapped: Errno | 0 = 0;
     for (const a of overlapping(proc.areas, start, end)) {
@@ -434,9 +440,9 @@ export class Predictor {
 
   /** sys_mincore: access_ok ENOMEM, then VMA by VMA (vma_lookup): a hole anywhere ENOMEM; else the page count. */
   private mincore(proc: Proc, addr0: number, len0: number): Prediction {
-    const r = pageRange('mincore', addr0, len0);
+    const r = argRange('mincore', addr0, len0);
     if ('errno' in r) return exact(errno(r.errno), 'mincore checks its start first');
-    const { addr: start, lengthPages: len } = r;
+    const { addr: start, len } = r;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(len) || start < 0 || len > MINCORE_PAGES_MAX) return UNKNOWN('mincore of a range the emulation limits');
     if (len < 0 || start + len > this.config.taskSizePages) return exact(errno('ENOMEM'), 'mincore of a range past TASK_SIZE');
     const end = start + len;
