@@ -232,7 +232,11 @@ export class Predictor {
       const { taskSizePages, mmapMinAddrPages } = this.config;
       if (op.addr < 0 || op.addr + len > taskSizePages) return exact(errno('ENOMEM'), () => `a fixed address ${hex(op.addr)} + ${len} pages lies past TASK_SIZE`);
       if (!Number.isInteger(op.addr)) return exact(errno('EINVAL'), 'a fixed address not page aligned');
-      if (op.addr < mmapMinAddrPages) return exact(errno('EPERM'), () => `a fixed address ${hex(op.addr)} below vm.mmap_min_addr`);
+      if (op.addr < mmapMinAddrPages) {
+        // security_mmap_addr → cap_mmap_addr: CAP_SYS_RAWIO may map below it (and an LSM may still refuse).
+        if (proc.uid === 0) return UNKNOWN('root below vm.mmap_min_addr');
+        return exact(errno('EPERM'), () => `a fixed address ${hex(op.addr)} below vm.mmap_min_addr`);
+      }
       const over = overlapping(proc.areas, op.addr, op.addr + len);
       if (op.noreplace === true && over.length > 0) {
         return exact(errno('EEXIST'), () => `MAP_FIXED_NOREPLACE over the mapping at ${hex(over[0]!.start)}`, () => proc.areas);
