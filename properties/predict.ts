@@ -92,8 +92,12 @@ export function reason(p: { why: string | (() => string) }): string {
 
 /** Whether `o` is one of `allowed`. */
 export function allows(allowed: readonly Expect[], o: Outcome): boolean {
-  return allowed.some((e) => e.kind === o.kind && (e.kind === 'ok' ? e.value === undefined || e.value === (o as { value: number }).value
-    : e.kind === 'errno' ? e.errno === (o as { errno: Errno }).errno : e.signal === (o as { signal: Signal }).signal));
+  for (const e of allowed) {
+    if (e.kind !== o.kind) continue;
+    if (e.kind === 'ok' ? e.value === undefined || e.value === (o as { value: number }).value
+      : e.kind === 'errno' ? e.errno === (o as { errno: Errno }).errno : e.signal === (o as { signal: Signal }).signal) return true;
+  }
+  return false;
 }
 
 export function formatExpect(e: Expect, op?: Op): string {
@@ -465,13 +469,13 @@ export class Predictor {
    * anonymous memory then succeeds; a file, shmem or driver page may be SIGBUS (past EOF).
    */
   private access(proc: Proc, addr: number, write: boolean): Prediction {
+    // The most frequent operations: their predictions are made once (the message names the address).
     const a = areaAt(proc.areas, addr);
-    const what = write ? 'store to' : 'load from';
-    if (a === undefined) return exact({ kind: 'signal', signal: 'SIGSEGV' }, () => `a ${what} ${hex(addr)}, where nothing is mapped`);
-    if ((a.prot & (write ? PROT_WRITE : PROT_ALL)) === 0) return exact({ kind: 'signal', signal: 'SIGSEGV' }, () => `a ${what} ${hex(addr)} in a VMA with prot ${a.prot}`);
-    if (a.driver !== '') return UNKNOWN("a driver's fault handler decides");
-    if (a.file === -1) return exact(okv(write ? 0 : undefined), () => `a ${what} private anonymous memory it may access`);
-    return { known: true, allowed: [okv(write ? 0 : undefined), { kind: 'signal', signal: 'SIGBUS' }], why: () => `a ${what} a file page (past EOF: SIGBUS)` };
+    if (a === undefined) return ACCESS.unmapped;
+    if ((a.prot & (write ? PROT_WRITE : PROT_ALL)) === 0) return write ? ACCESS.storeDenied : ACCESS.loadDenied;
+    if (a.driver !== '') return ACCESS.driver;
+    if (a.file === -1) return write ? ACCESS.storeAnon : ACCESS.loadAnon;
+    return write ? ACCESS.storeFile : ACCESS.loadFile;
   }
 
   /**
@@ -514,6 +518,20 @@ export class Predictor {
     return undefined;
   }
 }
+
+/** The predictions of a load or store (Predictor.access), one object each. */
+const SIGSEGV: Expect = { kind: 'signal', signal: 'SIGSEGV' };
+const SIGBUS: Expect = { kind: 'signal', signal: 'SIGBUS' };
+const ACCESS = {
+  unmapped: exact(SIGSEGV, 'nothing is mapped there'),
+  loadDenied: exact(SIGSEGV, 'the VMA there has none of PROT_READ, PROT_WRITE, PROT_EXEC'),
+  storeDenied: exact(SIGSEGV, 'the VMA there lacks PROT_WRITE'),
+  driver: UNKNOWN("a driver's fault handler decides"),
+  loadAnon: exact(okv(), 'private anonymous memory it may read'),
+  storeAnon: exact(okv(0), 'private anonymous memory it may write'),
+  loadFile: { known: true, allowed: [okv(), SIGBUS], why: 'a file page: past EOF, SIGBUS' } as Prediction,
+  storeFile: { known: true, allowed: [okv(0), SIGBUS], why: 'a file page: past EOF, SIGBUS' } as Prediction,
+};
 
 /**
  * Operations after which the whole state is taken again: they change the process table (a
