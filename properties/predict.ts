@@ -73,8 +73,8 @@ export type Prediction =
     why: string | (() => string);
     /** The caller's areas after the operation, given its outcome (one of `allowed`); undefined: not predicted. */
     after?: (o: Outcome) => Area[] | undefined;
-    /** The address a MAP_FIXED or MAP_FIXED_NOREPLACE mmap must return, or a range a new mapping must not overlap. */
-    place?: { fixed: number } | { free: Area[] };
+    /** For an mmap without MAP_FIXED: the areas its mapping must not overlap (Linux never replaces one then). */
+    place?: { free: Area[] };
   };
 
 export const UNKNOWN = (why: string): Prediction => ({ known: false, why });
@@ -114,11 +114,6 @@ export class Predictor {
   stale = false;
 
   constructor(readonly config: Readonly<KernelConfig>) {}
-
-  /** An independent copy, for a test that corrupts one side. */
-  areasOf(pid: number): readonly Area[] | undefined {
-    return this.procs.get(pid)?.areas;
-  }
 
   /**
    * Take the kernel's state as it now stands: its running processes and their VMAs, its
@@ -248,7 +243,7 @@ export class Predictor {
       if (denied) return { known: true, allowed: [errno('EACCES'), ...later], why: 'a shared writable map of an O_RDONLY fd', after: (o) => (o.kind === 'errno' && o.errno === 'EACCES' ? proc.areas : undefined) };
       if (op.fixed === true && splitsDriver(proc.areas, op.addr, op.addr + len)) return UNKNOWN("MAP_FIXED would split a driver's VMA (vm_ops->may_split)");
       const after = withArea(proc.areas, area(op.addr));
-      return { known: true, allowed: [okv(op.addr), ...later], why: () => `MAP_FIXED${op.noreplace === true ? '_NOREPLACE' : ''} places it at ${hex(op.addr)}`, place: { fixed: op.addr },
+      return { known: true, allowed: [okv(op.addr), ...later], why: () => `MAP_FIXED${op.noreplace === true ? '_NOREPLACE' : ''} places it at ${hex(op.addr)}`,
         after: (o) => (o.kind === 'ok' ? after : o.kind === 'errno' && o.errno === 'EAGAIN' ? proc.areas : undefined) };
     }
     // get_unmapped_area: a free range between mmap_min_addr and mmap_base (or the hint).
@@ -661,5 +656,3 @@ export const PREDICTED_OPS: readonly OpName[] = [
   'mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'mlock', 'munlock', 'mlockall', 'munlockall', 'msync', 'mincore',
   'read', 'write', 'process_vm_readv', 'process_vm_writev',
 ];
-
-export { MS_ASYNC, MS_INVALIDATE, MS_SYNC };

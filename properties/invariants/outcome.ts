@@ -55,7 +55,7 @@ export function judgeOutcome(p: Prediction, op: Op, outcome: Outcome, k: KernelI
     const want = p.allowed.map((e) => formatExpect(e, op)).join(' or ');
     return { invariant: 'outcome', cause, pid, addr: (op as { addr?: number }).addr, message: `${call()} returned ${returned(op, outcome)} (${reason(p)}): Linux returns ${want}` };
   }
-  if (op.op === 'mmap' && outcome.kind === 'ok' && p.place !== undefined && 'free' in p.place) {
+  if (op.op === 'mmap' && outcome.kind === 'ok' && p.place !== undefined) {
     const len = Math.ceil(op.lengthPages);
     const over = overlapping(p.place.free, outcome.value, outcome.value + len);
     if (over.length > 0) {
