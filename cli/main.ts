@@ -745,6 +745,9 @@ function oracle(argv: readonly string[], out: Out): number {
     (report.skipped > 0 ? `, ${report.skipped} skipped` : ''));
   // A trace the kernel cannot replay is never counted as agreeing: say why it was skipped.
   for (const [reason, n] of Object.entries(report.skippedBy)) out.log(`  skipped ${n}: ${reason}`);
+  const pr = report.predictor;
+  out.log(`outcome predictor against Linux: ${pr.known} steps known and right, ${pr.unknown} unknown, ${pr.disagree} disagree`);
+  for (const d of report.predictorDisagreements) out.log(`  predictor disagrees: ${d.message}`);
   for (const d of report.divergences) {
     const what = d.documented !== undefined ? `documented (${d.documented})` : 'diverge';
     out.log(`  ${what} at step ${d.step + 1}${d.knownModelBug ? ` (known: ${d.knownModelBug})` : ''}${d.flaky ? ' (flaky)' : ''}${d.repro ? ` → ${d.repro}${d.recordedBefore === true ? ' (recorded before, nothing written)' : ''}` : ''}`);
@@ -755,12 +758,12 @@ function oracle(argv: readonly string[], out: Out): number {
       runs: report.runs, agree: report.agree, diverge: report.diverge, documented: report.documented, skipped: report.skipped,
       documentedBy: report.documentedBy, divergencesBy: report.divergencesBy, skippedBy: report.skippedBy,
       opsCovered: report.opsCovered, seed: report.seed, elapsedMs: report.elapsedMs, swap: swap.line,
-      divergences: report.divergences,
+      divergences: report.divergences, predictor: report.predictor, predictorDisagreements: report.predictorDisagreements,
     }, null, 2)}\n`);
   }
   for (const e of errors) out.err(`mapfuzz: ${e}`);
   if (errors.length > 0) return 2;
-  return report.diverge === 0 ? 0 : 1;
+  return report.diverge === 0 && report.predictor.disagree === 0 ? 0 : 1;
 }
 
 /**

@@ -18,6 +18,7 @@
  * simplifications of the model are listed in kernel-oracle/SIMPLIFICATIONS.md and counted
  * as `documented`, never dropped.
  */
+import { allows, formatExpect, Predictor, reason, type Prediction } from '../properties/predict.ts';
 import { bytesText } from '../kernel-api/bytes.ts';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -271,6 +272,8 @@ function modelStep(k: ModelKernel, outcome: Outcome): SeenStep {
 
 export type ModelRun = {
   steps: SeenStep[]; lines: string[];
+  /** The outcome predictor's prediction of each step, made from the model's state before it (properties/predict.ts). */
+  predictions: Prediction[];
   /** The model failed an assertion at this step (its own bug): the run ends there; `lines` has the step as written. */
   crash?: { step: number; message: string };
 };
@@ -282,10 +285,12 @@ export type ModelRun = {
  */
 export function runModel(ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig(), emptyPtes?: readonly (readonly number[] | undefined)[]): ModelRun {
   const k = new ModelKernel(config);
-  const run: ModelRun = { steps: [], lines: [] };
+  const run: ModelRun = { steps: [], lines: [], predictions: [] };
+  const predictor = new Predictor(config);
   for (const [i, op] of ops.entries()) {
     const empty = emptyPtes?.[i];
     let outcome: Outcome;
+    run.predictions.push(predictor.predict(op));
     try {
       outcome = op.op === 'pagemap_scan' && empty !== undefined ? scanWithEmptyPtes(k, op, new Set(empty)) : k.step(op);
     } catch (e) {
@@ -299,6 +304,7 @@ export function runModel(ops: readonly Op[], config: Readonly<KernelConfig> = or
     if (line === null) throw new Error(`oracle: operation ${op.op} has no kernel counterpart (${JSON.stringify(op)})`);
     run.lines.push(line);
     run.steps.push(modelStep(k, outcome));
+    predictor.sync(k.inspect, op, outcome);
   }
   return run;
 }
@@ -563,7 +569,7 @@ export type CheckedTrace = Verdict & {
 export function checkTrace(binary: string, ops: readonly Op[], config: Readonly<KernelConfig> = oracleConfig()): CheckedTrace {
   const skipped = unsupportedReason(binary, ops);
   if (skipped !== undefined) {
-    const none: ModelRun = { steps: [], lines: [] };
+    const none: ModelRun = { steps: [], lines: [], predictions: [] };
     return { result: 'skipped', step: -1, differences: [], documented: [], skipped, model: none, kernel: { steps: [], softDirty: false, caps: kernelCapabilities(binary).caps } };
   }
   const plain = runModel(ops, config);
@@ -744,6 +750,30 @@ export function documentedRepros(dir: string): Map<string, string> {
   return found;
 }
 
+// ---- the outcome predictor against Linux -------------------------------------------------
+
+/** One step where the predictor (properties/predict.ts) said Linux gives what it did not. */
+export type PredictorDisagreement = { ops: Op[]; step: number; message: string };
+
+/**
+ * The predictor judged by Linux: each step's prediction (made from the model's state before
+ * it) against the kernel's outcome, up to and including the first step where the model and
+ * the kernel differ at all (`upTo`; past it the model's state is no longer the kernel's, so
+ * neither is the predictor's). A task Linux killed (ESRCH) is not judged.
+ */
+export function judgePredictions(model: ModelRun, kernel: KernelRun, ops: readonly Op[], upTo: number): { known: number; unknown: number; disagree: PredictorDisagreement[] } {
+  const out = { known: 0, unknown: 0, disagree: [] as PredictorDisagreement[] };
+  const last = Math.min(upTo < 0 ? model.predictions.length - 1 : upTo, model.predictions.length - 1, kernel.steps.length - 1);
+  for (let i = 0; i <= last; i++) {
+    const p = model.predictions[i]!;
+    if (!p.known) { out.unknown += 1; continue; }
+    const o = kernel.steps[i]!.outcome;
+    if ((o.kind === 'errno' && o.errno === 'ESRCH') || allows(p.allowed, o)) { out.known += 1; continue; }
+    out.disagree.push({ ops: [...ops], step: i, message: `${ops[i]!.op} at step ${i + 1}: predicted ${p.allowed.map((e) => formatExpect(e, ops[i])).join(' or ')} (${reason(p)}), Linux ${formatOutcome(o)}` });
+  }
+  return out;
+}
+
 // ---- the campaign -------------------------------------------------------------------------
 
 export type OracleDivergence = {
@@ -776,6 +806,9 @@ export type OracleReport = {
   divergencesBy: Record<string, number>;
   opsCovered: Record<string, number>;
   divergences: OracleDivergence[];
+  /** The outcome predictor's steps judged against Linux: known (and right), unknown, and those it got wrong. */
+  predictor: { known: number; unknown: number; disagree: number };
+  predictorDisagreements: PredictorDisagreement[];
   seed: number;
   elapsedMs: number;
   /** Why nothing ran: the oracle could not be built here. */
@@ -826,7 +859,7 @@ export function runOracle(opts: OracleOptions): OracleReport {
   const t0 = performance.now();
   const report: OracleReport = {
     runs: 0, agree: 0, diverge: 0, documented: 0, skipped: 0, skippedBy: {}, documentedBy: {}, divergencesBy: {}, opsCovered: {}, divergences: [],
-    seed: opts.seed, elapsedMs: 0,
+    predictor: { known: 0, unknown: 0, disagree: 0 }, predictorDisagreements: [], seed: opts.seed, elapsedMs: 0,
   };
   const built = buildOracle();
   if (!built.ok) return { ...report, unavailable: built.reason };
@@ -842,6 +875,13 @@ export function runOracle(opts: OracleOptions): OracleReport {
     for (const op of ops) report.opsCovered[op.op] = (report.opsCovered[op.op] ?? 0) + 1;
     const v = checkTrace(built.binary, ops);
     report.runs += 1;
+    if (v.result !== 'skipped') {
+      const j = judgePredictions(v.plainModel ?? v.model, v.kernel, ops, v.step);
+      report.predictor.known += j.known;
+      report.predictor.unknown += j.unknown;
+      report.predictor.disagree += j.disagree.length;
+      if (report.predictorDisagreements.length < 10) report.predictorDisagreements.push(...j.disagree.slice(0, 10 - report.predictorDisagreements.length));
+    }
     if (v.result === 'skipped') {
       report.skipped += 1;
       report.skippedBy[v.skipped!] = (report.skippedBy[v.skipped!] ?? 0) + 1;

@@ -42,6 +42,12 @@ export function corruptImpl(s: ImplState, c: Corruption): void {
       s.pool.release(pfn);
       return;
     }
+    case 'set-vma-prot': {
+      const vma = processOf(s, c.pid).mm.vmas.lookup(c.addr);
+      if (!(vma !== null && vma !== undefined)) fail(`no VMA at ${c.addr} of P${c.pid}`);
+      vma.prot = c.prot;
+      return;
+    }
     case 'make-writable': {
       const pt = processOf(s, c.pid).mm.pt;
       const flags = pt.flags(c.addr);

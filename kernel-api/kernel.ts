@@ -30,7 +30,9 @@ export type Corruption =
   /** fork shares a maybe-pinned anonymous page instead of copying it early (no page_needs_cow_for_dma). */
   | { kind: 'skip-fork-dma-copy' }
   /** The OOM reaper zaps the victim's private memory without telling the MMU notifiers. */
-  | { kind: 'oom-reap-no-notifier' };
+  | { kind: 'oom-reap-no-notifier' }
+  /** vm_flags_reset of the VMA at `addr` to `prot` with no mprotect (the PTEs left as they are): what an mprotect that went too far leaves. */
+  | { kind: 'set-vma-prot'; pid: number; addr: number; prot: number };
 
 /** A strategy as a kernel needs it: its name and a factory run once per kernel instance. */
 export type StrategyFactory = {

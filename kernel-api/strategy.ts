@@ -12,7 +12,7 @@ export type InvariantId =
   | 'refcount-balance' | 'mapcount' | 'no-stale-pte' | 'remote-coherence' | 'cow-isolation'
   | 'exclusive-anon' | 'zero-page' | 'file-integrity' | 'rss-counters' | 'swap-accounting'
   | 'vma-wellformed' | 'no-leak' | 'access-control' | 'slab' | 'differential' | 'kernel-assert'
-  | 'pagemap-scan' | 'hang' | 'deadlock' | 'lock-order' | 'sleep-in-atomic' | 'lock-leak' | 'pin-coherence' | 'driver-mmap';
+  | 'pagemap-scan' | 'hang' | 'deadlock' | 'lock-order' | 'sleep-in-atomic' | 'lock-leak' | 'pin-coherence' | 'driver-mmap' | 'outcome';
 
 export type DriverArgs = Record<string, number | boolean | string>;
 

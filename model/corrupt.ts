@@ -48,6 +48,12 @@ export function corruptModel(s: ModelState, c: Corruption): void {
       mm.ptes.set(c.to, pte);
       return;
     }
+    case 'set-vma-prot': {
+      const vma = processOf(s, c.pid).mm.vmas.find((v) => v.start <= c.addr && c.addr < v.end);
+      assert(vma !== undefined, `no VMA at ${c.addr} of P${c.pid}`);
+      vma.prot = c.prot;
+      return;
+    }
     case 'leak-frame': {
       const frame = allocFrame(s, 'anon', 0xdead);
       assert(frame !== null, 'leak-frame allocation failed');

@@ -14,6 +14,7 @@ import type { ProcessView, VmaView } from '../kernel-api/state.ts';
 import type { InvariantId, StrategyDefinition } from '../kernel-api/strategy.ts';
 import { LOCK_WARNINGS } from '../kernel-api/locks.ts';
 import { Ghost } from './ghost.ts';
+import { Predictor } from './predict.ts';
 import { causeOf, checkAll, selectInvariants, takeCensus, type CheckContext, type Invariant, type Violation } from './invariants/index.ts';
 import type { Census } from './invariants/census.ts';
 import { InspectSnapshot } from './invariants/snapshot.ts';
@@ -58,6 +59,8 @@ export class Session {
   /** The implementation compared against the model, in diff mode. */
   readonly shadow: Kernel | null;
   readonly ghost = new Ghost();
+  /** The outcome predictor (properties/predict.ts): kept only while `outcome` is checked. */
+  readonly predictor: Predictor;
   /**
    * The primary kernel as it stands between steps, for the checks of a step and for
    * generating the next operation: each answer is fetched once and dropped when it moves.
@@ -80,6 +83,7 @@ export class Session {
     this.primary = createKernel(opts.kernel === 'impl' ? 'impl' : 'model', opts.config, opts.strategies);
     this.shadow = opts.kernel === 'diff' ? createKernel('impl', opts.config, opts.strategies) : null;
     this.view = new InspectSnapshot(this.primary.inspect);
+    this.predictor = new Predictor(opts.config);
     this.select(opts.only);
   }
 
@@ -137,6 +141,7 @@ export class Session {
       this.primary.debugVm?.();
     } catch (e) {
       if (e instanceof InfeasibleSchedule) {
+        this.predictor.missed(started);
         this.steps = base + started.length;
         return { ran, started, violation: null, failedAt: -1, infeasible: e.message, preemptions };
       }
@@ -152,16 +157,26 @@ export class Session {
     }
     const views = this.remoteViews();
     const k = this.view;
+    const predicting = this.invariants.some((i) => i.id === 'outcome');
     if (sched !== null && started.length > 1) {
       const violation = this.judgeConcurrent(sched, views, (o) => base + started.indexOf(o));
+      // No prediction is made for a concurrent step; the predictor takes the state it left.
+      this.predictor.missed(started);
+      if (predicting) this.predictor.sync(k);
       // Charged to the last operation started: a repro cut after it keeps the whole interleaving.
       return this.topResult(base, started, ran, preemptions, violation, violation === null ? -1 : started.length - 1);
     }
     for (const c of ran) {
       this.ghost.apply(c.op, c.outcome, k, views);
-      if (this.invariants.length === 0) continue;
-      const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, base + started.indexOf(c.op), this.opts.strategies), this.invariants);
+      if (this.invariants.length === 0) {
+        this.predictor.missed([c.op]);
+        continue;
+      }
+      const predictor = predicting ? this.predictor : undefined;
+      const violation = checkAll(new StepContext(k, this.opts.config, this.ghost, c.op, c.outcome, views, base + started.indexOf(c.op), this.opts.strategies, undefined, predictor), this.invariants);
       if (violation !== null) return this.topResult(base, started, ran, preemptions, violation, started.length - 1);
+      if (predicting) this.predictor.sync(k, c.op, c.outcome);
+      else this.predictor.missed([c.op]);
     }
     return this.topResult(base, started, ran, preemptions, null, -1);
   }
@@ -333,7 +348,7 @@ class StepContext implements CheckContext {
   constructor(
     readonly k: InspectSnapshot, readonly config: Readonly<KernelConfig>, readonly ghost: Ghost,
     readonly op: Op, readonly outcome: Outcome, readonly remoteViews: readonly RemoteView[], readonly step: number,
-    readonly strategies: readonly StrategyDefinition[], readonly opVma?: VmaView,
+    readonly strategies: readonly StrategyDefinition[], readonly opVma?: VmaView, readonly predictor?: Predictor,
   ) {}
   get census(): Census {
     return (this.taken ??= takeCensus(this.k));

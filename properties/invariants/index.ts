@@ -7,6 +7,7 @@ import { cowIsolation, fileIntegrity, remoteCoherence } from './content.ts';
 import { accessControl } from './access.ts';
 import { driverMmap } from './driver.ts';
 import { pagemapScan } from './pagemap.ts';
+import { outcomeInvariant } from './outcome.ts';
 import { messageCause, RAISED, raisedCause } from './raised.ts';
 import type { Op } from '../../kernel-api/op.ts';
 
@@ -16,7 +17,7 @@ export { takeCensus } from './census.ts';
 
 export const INVARIANTS: readonly Invariant[] = [
   noStalePte, refcountBalance, mapcount, exclusiveAnon, pinCoherence, zeroPage, rssCounters, swapAccounting,
-  vmaWellformed, cowIsolation, fileIntegrity, remoteCoherence, accessControl, driverMmap, noLeak, pagemapScan,
+  vmaWellformed, cowIsolation, fileIntegrity, remoteCoherence, accessControl, driverMmap, noLeak, pagemapScan, outcomeInvariant,
 ];
 
 /** Ids checked by the step checker, plus those reported from elsewhere (assertions, differential). */

@@ -11,6 +11,7 @@ import type { Op } from '../../kernel-api/op.ts';
 import type { Outcome } from '../../kernel-api/outcome.ts';
 import type { Census } from './census.ts';
 import type { Ghost } from '../ghost.ts';
+import type { Predictor } from '../predict.ts';
 
 export type Violation = {
   invariant: InvariantId;
@@ -42,6 +43,11 @@ export type CheckContext = {
   strategies?: readonly StrategyDefinition[];
   /** In a concurrent step: the VMA a store's address lay in when it completed (sched.ts Completed.vma). */
   opVma?: VmaView;
+  /**
+   * The outcome predictor as it stood before the step (properties/predict.ts); absent where
+   * no prediction is made (a concurrent step, a check outside a session).
+   */
+  predictor?: Predictor;
 };
 
 /**
