@@ -275,6 +275,7 @@ export class Ghost {
     // anonymous frame, the kernel says) keep the file's contents of now.
     if (op.op === 'madvise' && op.advice === 'POPULATE_WRITE' && outcome.kind === 'errno') {
       this.cowCopiesMade(op.pid, op.addr, op.addr + op.lengthPages, k);
+      this.sharedPagesDirtied(op.pid, op.addr, op.addr + op.lengthPages, k);
       return;
     }
     // mlock and mlockall fault their pages in (__mm_populate), with a write fault where the
@@ -330,7 +331,10 @@ export class Ghost {
         this.mremap(op, outcome.value);
         if (part === 'whole') this.populated({ ...op, newAddr: outcome.value }, k);
         return;
-      case 'madvise': this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice); return;
+      case 'madvise':
+        this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice);
+        if (op.advice === 'POPULATE_WRITE') this.sharedPagesDirtied(op.pid, op.addr, op.addr + op.lengthPages, k);
+        return;
       case 'write': this.store(op.pid, op.addr, op.value >>> 0, k, views); return;
       case 'proc_mem_write':
       case 'process_vm_writev': this.store(op.target, op.addr, op.value >>> 0, k, views); return;
@@ -640,6 +644,27 @@ export class Ghost {
     for (const v of views) if (v.pid === parent && copied(v.addr)) childViews.set(v.addr, { target: v.target, targetAddr: v.targetAddr });
     this.procs.set(child, { ranges, priv, views: childViews });
     if (this.lazyPids.has(parent)) this.lazyPids.add(child);
+  }
+
+  /**
+   * MADV_POPULATE_WRITE's write faults on a shared file mapping dirty each page they reach
+   * (do_shared_fault → fault_dirty_shared_page), as a store would: a later store through a
+   * special PTE to such a page is written back with it. The kernel says which pages it
+   * reached (present and dirty now; a partial populate stops at an error).
+   */
+  private sharedPagesDirtied(pid: number, start: number, end: number, k: KernelInspect): void {
+    const p = this.procs.get(pid);
+    if (p === undefined || !Number.isInteger(start)) return;
+    let ptes: Map<number, PteView> | undefined;
+    for (const r of p.ranges) {
+      const b = r.backing;
+      if (b.kind !== 'shared' || !b.obj.startsWith('f') || r.end <= start || r.start >= end) continue;
+      ptes ??= new Map(k.ptes(pid));
+      for (let addr = Math.max(start, r.start); addr < Math.min(end, r.end); addr++) {
+        const pte = ptes.get(addr);
+        if (pte?.kind === 'present' && pte.dirty && !pte.special) this.dirtied(b.obj, b.pgoff + (addr - r.start));
+      }
+    }
   }
 
   /** folio_mark_dirty of a regular-file page by a write path: what is in it now will be written back. */
