@@ -16,7 +16,7 @@
  * main-thread CPU time. The figure is the
  * median over the pairs of on ÷ off (1.00: counting costs nothing measurable).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { COVERAGE_POINTS, coverageJson, unreachedPoints } from '../kernel-api/coverage.ts';
 import { LockTable } from '../kernel-api/locks.ts';
@@ -26,6 +26,7 @@ import { runCampaignParallel } from '../harness/pool.ts';
 import { failureSignature, loadRepro } from '../harness/repro.ts';
 import { makePlan, runChain, sessionBase, traceOf } from '../harness/runner.ts';
 import { STRATEGIES } from '../strategies/index.ts';
+import { mainThreadCpuMs } from './measure.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string, dflt: number) => {
@@ -39,15 +40,6 @@ const seed = flag('seed', 1);
 const pairs = flag('pairs', 7);
 const block = flag('block', 150);
 
-/** The main thread's CPU time in ms: Linux's schedstat (ns on the CPU), else the process's user + system time. */
-function mainThreadCpuMs(): number {
-  try {
-    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
-  } catch {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1000;
-  }
-}
 
 /** The signatures of the corpus's known flaws (as `mapfuzz fuzz` looks past them: expected repros of a design, not the core's). */
 function knownFlaws(): string[] {

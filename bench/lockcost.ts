@@ -25,11 +25,12 @@
  * the same choices; the operations built from them differ only where the kernels' answers do.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { KernelChoice } from '../properties/kernels.ts';
 import type { GeneratedTrace } from '../properties/trace.ts';
+import { mainThreadCpuMs } from './measure.ts';
 
 type Runner = typeof import('../harness/runner.ts');
 type Strategies = typeof import('../strategies/index.ts');
@@ -53,15 +54,6 @@ export type RunsRate = { stepsPerSec: number; stepsPerCpuSec: number; steps: num
 
 const KERNELS: readonly KernelChoice[] = ['model', 'impl', 'diff'];
 
-/** The main thread's CPU time in ms: Linux's schedstat (ns on the CPU), else the process's user + system time. */
-function mainThreadCpuMs(): number {
-  try {
-    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
-  } catch {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1000;
-  }
-}
 
 async function loadTree(dir: string): Promise<Tree> {
   const at = (p: string) => pathToFileURL(resolve(dir, p)).href;

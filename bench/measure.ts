@@ -6,6 +6,7 @@
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { readFileSync } from 'node:fs';
 
 v8.setFlagsFromString('--expose-gc');
 const collectGarbage = vm.runInNewContext('gc') as () => void;
@@ -50,4 +51,14 @@ export function measure(b: Bench, budget: Budget): Measured {
   }
   rates.sort((x, y) => x - y);
   return { opsPerSec: rates[Math.floor(rates.length / 2)], ops, rounds: budget.rounds };
+}
+
+/** The main thread's CPU time in ms: Linux's schedstat (ns on the CPU), else the process's user + system time. */
+export function mainThreadCpuMs(): number {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
 }
