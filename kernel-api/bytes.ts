@@ -106,6 +106,12 @@ export function msyncPages<T extends { addr: number; lengthPages: number; flags:
 /** Pages in a 64-bit address space: a negative page number or length is read as size_t is. */
 const ADDRESS_SPACE_PAGES = 2 ** 52;
 
+/** Whether [addr, addr + len), both read as size_t, wraps past the top of the address space (end <= start). */
+function wraps(addr: number, lengthPages: number): boolean {
+  const start = addr < 0 ? addr + ADDRESS_SPACE_PAGES : addr;
+  return start + (lengthPages < 0 ? lengthPages + ADDRESS_SPACE_PAGES : lengthPages) >= ADDRESS_SPACE_PAGES;
+}
+
 /** PROT_SEM and the two PROT_GROWS* bits (asm-generic/mman-common.h). */
 export const PROT_SEM = 0x8, PROT_GROWSDOWN = 0x01000000, PROT_GROWSUP = 0x02000000;
 /** The protection bits a VMA keeps (calc_vm_prot_bits: VM_READ, VM_WRITE, VM_EXEC). */
@@ -122,8 +128,7 @@ export const PROT_RWX = PROT_READ | PROT_WRITE | PROT_EXEC;
 export function mprotectArgs(addr: number, lengthPages: number, prot: number): Errno | 0 | null {
   if ((prot & (PROT_GROWSDOWN | PROT_GROWSUP)) === (PROT_GROWSDOWN | PROT_GROWSUP)) return 'EINVAL';
   if (lengthPages === 0) return 0;
-  const start = addr < 0 ? addr + ADDRESS_SPACE_PAGES : addr;
-  if (start + (lengthPages < 0 ? lengthPages + ADDRESS_SPACE_PAGES : lengthPages) >= ADDRESS_SPACE_PAGES) return 'ENOMEM';
+  if (wraps(addr, lengthPages)) return 'ENOMEM';
   if ((prot & ~(PROT_GROWSDOWN | PROT_GROWSUP | PROT_RWX | PROT_SEM)) !== 0) return 'EINVAL';
   return null;
 }
@@ -192,8 +197,7 @@ export function mremapPages<T extends { addr: number; oldPages: number; newPages
  * is advised before the rest gives ENOMEM.
  */
 export function madviseSpan(addr: number, lengthPages: number, taskSizePages: number): null | { errno: Errno } | { inside: number } {
-  const start = addr < 0 ? addr + ADDRESS_SPACE_PAGES : addr;
-  if (start + (lengthPages < 0 ? lengthPages + ADDRESS_SPACE_PAGES : lengthPages) >= ADDRESS_SPACE_PAGES) return { errno: 'EINVAL' };
+  if (wraps(addr, lengthPages)) return { errno: 'EINVAL' };
   if (addr >= 0 && lengthPages > 0 && addr + lengthPages <= taskSizePages) return null;
   return addr >= 0 && lengthPages > 0 && addr < taskSizePages ? { inside: taskSizePages - addr } : { errno: 'ENOMEM' };
 }

@@ -10,6 +10,8 @@
  * vmsplice, F_SETPIPE_SZ, closing one end (so readers and writers always exist: no EPIPE).
  */
 import type { LockRef, LockTable } from './locks.ts';
+import type { Errno } from './outcome.ts';
+import type { VmspliceOp } from './op.ts';
 
 /** PIPE_DEF_BUFFERS: the slots of a pipe as pipe(2) makes it (pipe->max_usage). */
 export const PIPE_DEF_BUFFERS = 16;
@@ -84,6 +86,24 @@ export class PipeTable {
       this.pipes.delete(id);
     }
     return released;
+  }
+
+  /**
+   * vmsplice's checks before it takes a page, which both kernels make alike: the pipe fd
+   * (fdget; one `pid` does not hold is EBADF), pipe2's fd limit for a new pipe (EMFILE at
+   * PIPES_MAX), the iovec's access_ok (EFAULT past TASK_SIZE or negative, as size_t). The
+   * pipe to splice into (null: a new one), or the call's result (0 for an empty iovec).
+   */
+  vmspliceTarget(op: VmspliceOp, pid: number, taskSizePages: number): { pipe: Pipe | null } | { result: Errno | 0 } {
+    let pipe: Pipe | null = null;
+    if (op.pipe !== undefined) {
+      pipe = this.lookup(op.pipe, pid) ?? null;
+      if (pipe === null) return { result: 'EBADF' };
+    } else if (this.pipes.size >= PIPES_MAX) {
+      return { result: 'EMFILE' };
+    }
+    if (op.lengthPages < 0 || op.addr < 0 || op.addr + op.lengthPages > taskSizePages) return { result: 'EFAULT' };
+    return op.lengthPages === 0 ? { result: 0 } : { pipe };
   }
 
   /** Every pipe, by id (most steps of most runs have none: nothing is allocated then). */

@@ -13,7 +13,7 @@ import type { Errno, Outcome } from '../kernel-api/outcome.ts';
 import { err, ok, okValues } from '../kernel-api/outcome.ts';
 import { FOLL_GET } from '../kernel-api/driver.ts';
 import type { PipeReadOp, VmspliceOp } from '../kernel-api/op.ts';
-import { PIPE_DEF_BUFFERS, PIPES_MAX, PipeTable, pipeLock } from '../kernel-api/pipes.ts';
+import { PIPE_DEF_BUFFERS, PipeTable, pipeLock } from '../kernel-api/pipes.ts';
 import type { Pipe, PipeBuffer } from '../kernel-api/pipes.ts';
 import type { ModelState, Process } from './types.ts';
 import { frameOf, getPage, pfnValue, putPage } from './frames.ts';
@@ -115,15 +115,9 @@ function iterToPipe(s: ModelState, proc: Process, pipe: Pipe | null, addr: numbe
  * pipe2(O_NONBLOCK) first: the pipe is kept only when a page went into it.
  */
 export function vmsplice(s: ModelState, proc: Process, op: VmspliceOp): Outcome {
-  let pipe: Pipe | null = null;
-  if (op.pipe !== undefined) {
-    pipe = s.pipes.lookup(op.pipe, proc.pid) ?? null;
-    if (pipe === null) return err('EBADF');
-  } else if (s.pipes.size >= PIPES_MAX) {
-    return err('EMFILE');
-  }
-  if (op.lengthPages < 0 || op.addr < 0 || op.addr + op.lengthPages > s.config.taskSizePages) return err('EFAULT');
-  if (op.lengthPages === 0) return ok(0);
+  const target = s.pipes.vmspliceTarget(op, proc.pid, s.config.taskSizePages);
+  if ('result' in target) return target.result === 0 ? ok(0) : err(target.result);
+  const pipe = target.pipe;
   const splice = (): Outcome => {
     if (!taskAlive(s, proc)) return err('ESRCH');
     if (pipe !== null && !PipeTable.hasRoom(pipe)) return err('EAGAIN');

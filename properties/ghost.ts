@@ -533,15 +533,23 @@ export class Ghost {
 
   /** The private file pages of [start, end) that the kernel now maps with a frame of their own: COW copies made by a fault that stored nothing. */
   private cowCopiesMade(pid: number, start: number, end: number, k: KernelInspect): void {
+    this.presentPages(pid, start, end, k, (r) => r.backing.kind === 'private-file', (p, r, addr, pte) => {
+      if (k.frame(pte.pfn)?.kind === 'anon') this.cowCopy(p, r, addr);
+    });
+  }
+
+  /** `f` for each page of [start, end) in a range `want` picks that the kernel maps present now. */
+  private presentPages(pid: number, start: number, end: number, k: KernelInspect, want: (r: Range) => boolean,
+    f: (p: GhostProcess, r: Range, addr: number, pte: Extract<PteView, { kind: 'present' }>) => void): void {
     const p = this.procs.get(pid);
     if (p === undefined) return;
     let ptes: Map<number, PteView> | undefined;
     for (const r of p.ranges) {
-      if (r.backing.kind !== 'private-file' || r.end <= start || r.start >= end) continue;
+      if (r.end <= start || r.start >= end || !want(r)) continue;
       ptes ??= new Map(k.ptes(pid));
       for (let addr = Math.max(start, r.start); addr < Math.min(end, r.end); addr++) {
         const pte = ptes.get(addr);
-        if (pte?.kind === 'present' && k.frame(pte.pfn)?.kind === 'anon') this.cowCopy(p, r, addr);
+        if (pte?.kind === 'present') f(p, r, addr, pte);
       }
     }
   }
@@ -653,18 +661,10 @@ export class Ghost {
    * reached (present and dirty now; a partial populate stops at an error).
    */
   private sharedPagesDirtied(pid: number, start: number, end: number, k: KernelInspect): void {
-    const p = this.procs.get(pid);
-    if (p === undefined || !Number.isInteger(start)) return;
-    let ptes: Map<number, PteView> | undefined;
-    for (const r of p.ranges) {
-      const b = r.backing;
-      if (b.kind !== 'shared' || !b.obj.startsWith('f') || r.end <= start || r.start >= end) continue;
-      ptes ??= new Map(k.ptes(pid));
-      for (let addr = Math.max(start, r.start); addr < Math.min(end, r.end); addr++) {
-        const pte = ptes.get(addr);
-        if (pte?.kind === 'present' && pte.dirty && !pte.special) this.dirtied(b.obj, b.pgoff + (addr - r.start));
-      }
-    }
+    if (!Number.isInteger(start)) return;
+    this.presentPages(pid, start, end, k, (r) => r.backing.kind === 'shared' && r.backing.obj.startsWith('f'), (_p, r, addr, pte) => {
+      if (pte.dirty && !pte.special && r.backing.kind === 'shared') this.dirtied(r.backing.obj, r.backing.pgoff + (addr - r.start));
+    });
   }
 
   /** folio_mark_dirty of a regular-file page by a write path: what is in it now will be written back. */

@@ -608,7 +608,7 @@ function withArea(areas: readonly Area[], area: Area): Area[] {
 }
 
 /** `areas` with [start, end) changed by `f`, split at its edges. */
-export function setAttr(areas: readonly Area[], start: number, end: number, f: (a: Area) => Area): Area[] {
+function setAttr(areas: readonly Area[], start: number, end: number, f: (a: Area) => Area): Area[] {
   const out: Area[] = [];
   for (const a of areas) {
     if (a.end <= start || a.start >= end) { out.push(a); continue; }

@@ -68,6 +68,8 @@ export class Session {
   readonly view: InspectSnapshot;
   /** The invariants checked after each step. */
   private invariants: readonly Invariant[] = [];
+  /** Whether `outcome` is among them: the predictor predicts and follows the steps only then. */
+  private predicting = false;
   /** The strategies' remote views while the kernel stands (remoteViews()); dropped with `view`. */
   private keptRemoteViews: readonly RemoteView[] | null = null;
   /** The points of attempts not started, per operation, in each kernel (properties/sched.ts UntakenPoints). */
@@ -95,6 +97,7 @@ export class Session {
   /** The invariants checked between steps, and the lockdep warnings both lock tables raise. */
   private select(only: ReadonlySet<InvariantId> | undefined): void {
     this.invariants = selectInvariants(only, this.opts.exclude);
+    this.predicting = this.invariants.some((i) => i.id === 'outcome');
     const warnings = new Set(LOCK_WARNINGS.filter((id) => (only === undefined || only.has(id)) && this.opts.exclude?.has(id) !== true));
     this.primary.locks.checks = warnings;
     if (this.shadow !== null) this.shadow.locks.checks = warnings;
@@ -157,7 +160,7 @@ export class Session {
     }
     const views = this.remoteViews();
     const k = this.view;
-    const predicting = this.invariants.some((i) => i.id === 'outcome');
+    const predicting = this.predicting;
     if (sched !== null && started.length > 1) {
       const violation = this.judgeConcurrent(sched, views, (o) => base + started.indexOf(o));
       // No prediction is made for a concurrent step; the predictor takes the state it left.

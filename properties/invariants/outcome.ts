@@ -43,7 +43,7 @@ function returned(op: Op, o: Outcome): string {
 }
 
 /** Judge `outcome` of `op` against `p`, made before it ran; `k` is the kernel after it. */
-export function judgeOutcome(p: Prediction, op: Op, outcome: Outcome, k: KernelInspect): Violation | null {
+function judgeOutcome(p: Prediction, op: Op, outcome: Outcome, k: KernelInspect): Violation | null {
   if (!p.known) return null;
   const pid = (op as { pid: number }).pid;
   const call = (): string => callText(op);
