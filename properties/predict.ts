@@ -55,6 +55,8 @@ type Proc = {
   areas: Area[];
   /** mm->def_flags has VM_LOCKED (mlockall(MCL_FUTURE)); undefined: not known (a fork's child). */
   defLocked: boolean | undefined;
+  /** The OOM reaper has torn its mm down (MMF_UNSTABLE); it stands until its own exit. */
+  oomReaped: boolean;
 };
 
 /** One outcome Linux may give: `value` absent, any value. */
@@ -149,7 +151,7 @@ export class Predictor {
       const areas = [...k.vmas(p.pid)].map(areaOf);
       // After a step not seen, mm->def_flags is not known; a new process starts without VM_LOCKED.
       const defLocked = this.stale ? undefined : old === undefined ? false : old.defLocked;
-      next.set(p.pid, { pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, areas, defLocked });
+      next.set(p.pid, { pid: p.pid, ppid: p.ppid, uid: p.uid, dumpable: p.dumpable, areas, defLocked, oomReaped: p.oomReaped });
     }
     if (op?.op === 'fork' && outcome?.kind === 'ok' && !this.stale) {
       // dup_mm: mm->def_flags & VM_INIT_DEF_MASK; VM_LOCKED is not passed on, but say so only once checked.
@@ -487,6 +489,9 @@ export class Predictor {
     if (!may) return exact(errno('EPERM'), () => `P${caller.pid} may not attach to P${target.pid}`);
     const a = areaAt(target.areas, addr);
     if (a === undefined) return exact(errno('EFAULT'), () => `${name} of ${hex(addr)} of P${target.pid}, where nothing is mapped`);
+    // __oom_reap_task_mm unmapped its private pages and a fault there is SIGBUS
+    // (check_stable_address_space); a shared page it left may still be reached.
+    if (target.oomReaped) return UNKNOWN(`P${target.pid}'s mm was OOM-reaped`);
     if (a.io || a.pfnmap || (a.prot & (write ? PROT_WRITE : PROT_READ)) === 0) {
       return exact(errno('EFAULT'), () => `${name} of ${hex(addr)} of P${target.pid}, a VMA with prot ${a.prot}${a.pfnmap ? ' (VM_PFNMAP)' : ''}`);
     }

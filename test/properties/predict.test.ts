@@ -139,6 +139,22 @@ for (const kernel of ['model', 'impl'] as const) {
       expect(said(s, { op: 'process_vm_readv', pid: 2, target: 3, addr: B })).toBe('EPERM');
       run(s, [ro, { op: 'process_vm_readv', pid: 1, target: 3, addr: B }, { op: 'process_vm_readv', pid: 2, target: 3, addr: B }]);
     });
+
+    it('process_vm_writev of an OOM-reaped target standing until its exit: not success (the reaper took its pages, a fault there is SIGBUS)', () => {
+      const s = session(kernel);
+      run(s, [
+        { op: 'spawn' },
+        { op: 'mmap', pid: 1, addr: B, lengthPages: 1, prot: 3, shared: false, fixed: true },
+        { op: 'write', pid: 1, addr: B, value: 7 },
+        { op: 'fork', pid: 1 },
+      ]);
+      const w: Op = { op: 'process_vm_writev', pid: 1, target: 2, addr: B, value: 5 };
+      expect(said(s, w)).toBe('0');
+      run(s, [{ op: 'oom', pid: 2 }]);
+      expect(said(s, w)).toBe('unknown');
+      // The kernels give EFAULT (GUP's fault: check_stable_address_space), and the step holds.
+      expect(run(s, [w])).toEqual([err('EFAULT')]);
+    });
   });
 
   describe(`outcome fails when the outcome or the state after it is wrong (${kernel})`, () => {
