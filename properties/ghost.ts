@@ -702,31 +702,23 @@ export class Ghost {
       this.mappedDirty.clear();
       return;
     }
+    // (No closures here: tsx's keepNames makes each one an Object.defineProperty per step.)
     const cached = new Map<number, Map<number, number>>();
-    const cacheOf = (file: number) => {
-      let m = cached.get(file);
-      if (m === undefined) cached.set(file, (m = new Map(k.pagecache(file))));
-      return m;
-    };
-    // Mapped by a normal PTE, whose dirty bit reaches the folio at zap or unmap: a mapcount,
-    // which counts exactly those (the mapcount invariant holds both kernels to it), instead
-    // of a walk of every PTE of every process at every step.
-    const mapped = { has: (pfn: number) => (k.frame(pfn)?.mapcount ?? 0) > 0 };
     const reclaim = op.op === 'reclaim' || (op.op === 'madvise' && op.advice === 'PAGEOUT');
     const before = this.mappedDirty;
     this.mappedDirty = new Map();
     for (const key of [...this.dirty]) {
       const [obj, index] = key.split(':');
-      const pfn = cacheOf(Number(obj.slice(1))).get(Number(index));
-      const unmappedByReclaim = reclaim && pfn !== undefined && before.get(key) === pfn && !mapped.has(pfn);
+      const pfn = pagecacheOf(cached, k, Number(obj.slice(1))).get(Number(index));
+      const unmappedByReclaim = reclaim && pfn !== undefined && before.get(key) === pfn && !mappedNow(k, pfn);
       if (pfn === undefined || unmappedByReclaim) this.dirty.delete(key);
-      else if (mapped.has(pfn)) this.mappedDirty.set(key, pfn);
+      else if (mappedNow(k, pfn)) this.mappedDirty.set(key, pfn);
     }
     for (const [key, f] of [...this.fragile]) {
       const [obj, i] = key.split(':');
       const file = Number(obj.slice(1));
       const index = Number(i);
-      if (cacheOf(file).get(index) === f.pfn) continue;
+      if (pagecacheOf(cached, k, file).get(index) === f.pfn) continue;
       this.fragile.delete(key);
       if (index >= (this.fileSize.get(file) ?? 0)) continue; // truncated: gone anyway
       // The page still holds the stored value (no later store changed it) and that differs
@@ -751,6 +743,22 @@ export class Ghost {
       }
     }
   }
+}
+
+/** `file`'s page cache (index → pfn), read from the kernel once per settle (`cached`). */
+function pagecacheOf(cached: Map<number, Map<number, number>>, k: KernelInspect, file: number): Map<number, number> {
+  let m = cached.get(file);
+  if (m === undefined) cached.set(file, (m = new Map(k.pagecache(file))));
+  return m;
+}
+
+/**
+ * Mapped by a normal PTE, whose dirty bit reaches the folio at zap or unmap: a mapcount,
+ * which counts exactly those (the mapcount invariant holds both kernels to it), instead of
+ * a walk of every PTE of every process at every step.
+ */
+function mappedNow(k: KernelInspect, pfn: number): boolean {
+  return (k.frame(pfn)?.mapcount ?? 0) > 0;
 }
 
 /** Whether `pid`'s page at `addr` maps the frame `target` has at `targetAddr` (mapped, or held in the swap or page cache). */

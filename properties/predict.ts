@@ -81,6 +81,13 @@ export type Prediction =
 
 export const UNKNOWN = (why: string): Prediction => ({ known: false, why });
 const exact = (e: Expect, why: string | (() => string), after?: (o: Outcome) => Area[] | undefined): Prediction => ({ known: true, allowed: [e], why, ...(after ? { after } : {}) });
+/**
+ * One of `allowed`. (A closure written as an object literal's property is named after it,
+ * and tsx's keepNames makes each such name an Object.defineProperty call; passed here, it
+ * is anonymous.)
+ */
+const oneOf = (allowed: Expect[], why: string | (() => string), after: (o: Outcome) => Area[] | undefined, place?: { free: Area[] }): Prediction =>
+  place === undefined ? { known: true, allowed, why, after } : { known: true, allowed, why, after, place };
 const errno = (e: Errno): Expect => ({ kind: 'errno', errno: e });
 const okv = (value?: number): Expect => (value === undefined ? { kind: 'ok' } : { kind: 'ok', value });
 
@@ -225,10 +232,6 @@ export class Predictor {
     if (op.locked === true || proc.defLocked !== false) later.push(errno('EAGAIN'));
     if (this.failNth) later.push(errno('ENOMEM'));
     const denied = op.file !== undefined && op.shared && op.mode === 'r' && (op.prot & PROT_WRITE) !== 0;
-    const area = (start: number): Area => ({
-      start, end: start + len, prot: op.prot, shared: op.shared, mayWrite: !(op.shared && op.mode === 'r'),
-      file: op.file ?? (op.shared ? SHMEM_ID_BASE : -1), driver: '', pfnmap: false, io: false, locked: false, dontcopy: false, wipeonfork: false,
-    });
     if (op.fixed === true || op.noreplace === true) {
       const { taskSizePages, mmapMinAddrPages } = this.config;
       if (op.addr < 0 || op.addr + len > taskSizePages) return exact(errno('ENOMEM'), () => `a fixed address ${hex(op.addr)} + ${len} pages lies past TASK_SIZE`);
@@ -242,17 +245,17 @@ export class Predictor {
       if (op.noreplace === true && over.length > 0) {
         return exact(errno('EEXIST'), () => `MAP_FIXED_NOREPLACE over the mapping at ${hex(over[0]!.start)}`, () => proc.areas);
       }
-      if (denied) return { known: true, allowed: [errno('EACCES'), ...later], why: 'a shared writable map of an O_RDONLY fd', after: (o) => (o.kind === 'errno' && o.errno === 'EACCES' ? proc.areas : undefined) };
+      if (denied) return oneOf([errno('EACCES'), ...later], 'a shared writable map of an O_RDONLY fd', (o) => (o.kind === 'errno' && o.errno === 'EACCES' ? proc.areas : undefined));
       if (op.fixed === true && splitsDriver(proc.areas, op.addr, op.addr + len)) return UNKNOWN("MAP_FIXED would split a driver's VMA (vm_ops->may_split)");
-      const after = withArea(proc.areas, area(op.addr));
-      return { known: true, allowed: [okv(op.addr), ...later], why: () => `MAP_FIXED${op.noreplace === true ? '_NOREPLACE' : ''} places it at ${hex(op.addr)}`,
-        after: (o) => (o.kind === 'ok' ? after : o.kind === 'errno' && o.errno === 'EAGAIN' ? proc.areas : undefined) };
+      const after = withArea(proc.areas, mmapArea(op, op.addr, len));
+      return oneOf([okv(op.addr), ...later], () => `MAP_FIXED${op.noreplace === true ? '_NOREPLACE' : ''} places it at ${hex(op.addr)}`,
+        (o) => (o.kind === 'ok' ? after : o.kind === 'errno' && o.errno === 'EAGAIN' ? proc.areas : undefined));
     }
     // get_unmapped_area: a free range between mmap_min_addr and mmap_base (or the hint).
     if (len > this.config.mmapBasePages / 4) return UNKNOWN('a free range may not be found');
-    if (denied) return { known: true, allowed: [errno('EACCES'), ...later], why: 'a shared writable map of an O_RDONLY fd', after: (o) => (o.kind === 'errno' && o.errno === 'EACCES' ? proc.areas : undefined) };
-    return { known: true, allowed: [okv(), ...later], why: 'a free range is found', place: { free: proc.areas },
-      after: (o) => (o.kind === 'ok' ? withArea(proc.areas, area(o.value)) : o.kind === 'errno' && o.errno === 'EAGAIN' ? proc.areas : undefined) };
+    if (denied) return oneOf([errno('EACCES'), ...later], 'a shared writable map of an O_RDONLY fd', (o) => (o.kind === 'errno' && o.errno === 'EACCES' ? proc.areas : undefined));
+    return oneOf([okv(), ...later], 'a free range is found',
+      (o) => (o.kind === 'ok' ? withArea(proc.areas, mmapArea(op, o.value, len)) : o.kind === 'errno' && o.errno === 'EAGAIN' ? proc.areas : undefined), { free: proc.areas });
   }
 
   /** do_vmi_munmap: an unaligned start, a zero length or a range past TASK_SIZE EINVAL; else the range is gone. */
@@ -570,6 +573,14 @@ function madviseRefuses(a: Area, advice: Advice): Errno | null {
     case 'DOFORK': return a.io ? 'EINVAL' : null;
     case 'POPULATE_READ': case 'POPULATE_WRITE': return null;
   }
+}
+
+/** The VMA an mmap of `len` pages at `start` makes (not merged with its neighbours). */
+function mmapArea(op: Extract<Op, { op: 'mmap' }>, start: number, len: number): Area {
+  return {
+    start, end: start + len, prot: op.prot, shared: op.shared, mayWrite: !(op.shared && op.mode === 'r'),
+    file: op.file ?? (op.shared ? SHMEM_ID_BASE : -1), driver: '', pfnmap: false, io: false, locked: false, dontcopy: false, wipeonfork: false,
+  };
 }
 
 function areaOf(v: VmaView): Area {

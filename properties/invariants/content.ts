@@ -3,7 +3,7 @@
  * (cow-isolation), files change only through write paths (file-integrity), and every
  * remote view shows its target's current page (remote-coherence).
  */
-import type { Cause, Invariant, Violation } from './types.ts';
+import type { Cause, Invariant } from './types.ts';
 import type { KernelInspect, PteView, VmaView } from '../../kernel-api/state.ts';
 import type { RemoteView } from '../../kernel-api/driver.ts';
 import type { Advice, Op } from '../../kernel-api/op.ts';
@@ -57,17 +57,16 @@ export const cowIsolation: Invariant = {
       default: return null;
     }
     const want = ghost.expect(pid, addr);
-    const v = (wrong: keyof typeof READ_WRONGS): Violation => ({ invariant: 'cow-isolation', cause: wrong, pid, addr, message: '' });
     if (outcome.kind === 'ok') {
-      if (want.kind === 'value' && want.value !== outcome.value) return { ...v('wrong-value'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, ghost memory says ${want.value}` };
+      if (want.kind === 'value' && want.value !== outcome.value) return { invariant: 'cow-isolation', cause: 'wrong-value', pid, addr, message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, ghost memory says ${want.value}` };
       if (want.kind === 'lazyfree' && want.value !== outcome.value && outcome.value !== 0) {
-        return { ...v('wrong-value'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, ghost memory says ${want.value} (or 0 once reclaim discards the page MADV_FREE freed lazily)` };
+        return { invariant: 'cow-isolation', cause: 'wrong-value', pid, addr, message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, ghost memory says ${want.value} (or 0 once reclaim discards the page MADV_FREE freed lazily)` };
       }
-      if (want.kind === 'sigbus' && op.op === 'read') return { ...v('no-sigbus'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but the page lies past the end of its file (SIGBUS)` };
-      if (want.kind === 'unmapped') return { ...v('unmapped'), message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but nothing is mapped there` };
+      if (want.kind === 'sigbus' && op.op === 'read') return { invariant: 'cow-isolation', cause: 'no-sigbus', pid, addr, message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but the page lies past the end of its file (SIGBUS)` };
+      if (want.kind === 'unmapped') return { invariant: 'cow-isolation', cause: 'unmapped', pid, addr, message: `${how} of P${pid} at ${hex(addr)} returned ${outcome.value}, but nothing is mapped there` };
     }
     if (outcome.kind === 'signal' && outcome.signal === 'SIGBUS' && (want.kind === 'value' || want.kind === 'lazyfree')) {
-      return { ...v('sigbus'), message: `${how} of P${pid} at ${hex(addr)} raised SIGBUS, ghost memory says it holds ${want.value}` };
+      return { invariant: 'cow-isolation', cause: 'sigbus', pid, addr, message: `${how} of P${pid} at ${hex(addr)} raised SIGBUS, ghost memory says it holds ${want.value}` };
     }
     return null;
   },

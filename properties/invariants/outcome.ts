@@ -46,20 +46,19 @@ function returned(op: Op, o: Outcome): string {
 function judgeOutcome(p: Prediction, op: Op, outcome: Outcome, k: KernelInspect): Violation | null {
   if (!p.known) return null;
   const pid = (op as { pid: number }).pid;
-  const call = (): string => callText(op);
   // A task killed meanwhile (another thread's exit_group, an OOM kill) returns ESRCH from any call.
   if (outcome.kind === 'errno' && outcome.errno === 'ESRCH') return null;
   if (!allows(p.allowed, outcome)) {
     const fixed = op.op === 'mmap' && (op.fixed === true || op.noreplace === true) && outcome.kind === 'ok';
     const cause = fixed ? 'address:mmap' : op.op === 'read' || op.op === 'write' ? `signal:${op.op}` : `errno:${op.op}`;
     const want = p.allowed.map((e) => formatExpect(e, op)).join(' or ');
-    return { invariant: 'outcome', cause, pid, addr: (op as { addr?: number }).addr, message: `${call()} returned ${returned(op, outcome)} (${reason(p)}): Linux returns ${want}` };
+    return { invariant: 'outcome', cause, pid, addr: (op as { addr?: number }).addr, message: `${callText(op)} returned ${returned(op, outcome)} (${reason(p)}): Linux returns ${want}` };
   }
   if (op.op === 'mmap' && outcome.kind === 'ok' && p.place !== undefined) {
     const len = Math.ceil(op.lengthPages);
     const over = overlapping(p.place.free, outcome.value, outcome.value + len);
     if (over.length > 0) {
-      return { invariant: 'outcome', cause: 'address:mmap', pid, addr: outcome.value, message: `${call()} returned ${hex(outcome.value)}, over the mapping at ${hex(over[0]!.start)}: without MAP_FIXED Linux never replaces one` };
+      return { invariant: 'outcome', cause: 'address:mmap', pid, addr: outcome.value, message: `${callText(op)} returned ${hex(outcome.value)}, over the mapping at ${hex(over[0]!.start)}: without MAP_FIXED Linux never replaces one` };
     }
   }
   const after = p.after?.(outcome);
@@ -69,7 +68,7 @@ function judgeOutcome(p: Prediction, op: Op, outcome: Outcome, k: KernelInspect)
   if (d === null) return null;
   return {
     invariant: 'outcome', cause: `extent:${op.op}`, pid, addr: d.addr,
-    message: `${call()} returned ${returned(op, outcome)} (${reason(p)}), and at ${hex(d.addr)} P${pid} has ${d.got}: Linux leaves ${d.want}`,
+    message: `${callText(op)} returned ${returned(op, outcome)} (${reason(p)}), and at ${hex(d.addr)} P${pid} has ${d.got}: Linux leaves ${d.want}`,
   };
 }
 
