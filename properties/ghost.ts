@@ -24,9 +24,12 @@
  * Which page a reclaim picks is the kernel's policy: the ghost learns only from the page
  * cache whether a page left it, and from the page tables whether reclaim unmapped it from
  * every process while a reference kept it in the cache (shrink_folio_list: try_to_unmap,
- * pageout, then __remove_mapping fails on the extra reference): written back too. A page
- * no process mapped, kept by a reference, is not seen as cleaned (README, "Known
- * simplifications"). A lost store is kept in `lost` for remote-coherence.
+ * pageout, then __remove_mapping fails on the extra reference): written back too; one no
+ * process mapped by a normal PTE, that a reclaim left in the cache clean, likewise (the
+ * folio's dirty flag is all there is of its dirtiness then, and a kernel that cleans a page
+ * without writing it back is still caught: the file then reads what the ghost says was
+ * written, or file-integrity fails once the page leaves the cache). A lost store is kept in
+ * `lost` for remote-coherence.
  */
 import type { Op } from '../kernel-api/op.ts';
 import { MS_INVALIDATE, MS_SYNC, PROT_WRITE } from '../kernel-api/op.ts';
@@ -710,9 +713,17 @@ export class Ghost {
     for (const key of [...this.dirty]) {
       const [obj, index] = key.split(':');
       const pfn = pagecacheOf(cached, k, Number(obj.slice(1))).get(Number(index));
-      const unmappedByReclaim = reclaim && pfn !== undefined && before.get(key) === pfn && !mappedNow(k, pfn);
-      if (pfn === undefined || unmappedByReclaim) this.dirty.delete(key);
-      else if (mappedNow(k, pfn)) this.mappedDirty.set(key, pfn);
+      if (pfn === undefined) {
+        this.dirty.delete(key);
+        continue;
+      }
+      const frame = k.frame(pfn);
+      const mapped = (frame?.mapcount ?? 0) > 0;
+      // A reclaim unmapped it from every process while a reference kept it in the cache, or
+      // found it mapped by none (only special PTEs, or nothing) and left it clean: pageout
+      // wrote it back, and __remove_mapping failed on the extra reference.
+      if (reclaim && !mapped && (before.get(key) === pfn || frame?.dirty === false)) this.dirty.delete(key);
+      else if (mapped) this.mappedDirty.set(key, pfn);
     }
     for (const [key, f] of [...this.fragile]) {
       const [obj, i] = key.split(':');
@@ -750,15 +761,6 @@ function pagecacheOf(cached: Map<number, Map<number, number>>, k: KernelInspect,
   let m = cached.get(file);
   if (m === undefined) cached.set(file, (m = new Map(k.pagecache(file))));
   return m;
-}
-
-/**
- * Mapped by a normal PTE, whose dirty bit reaches the folio at zap or unmap: a mapcount,
- * which counts exactly those (the mapcount invariant holds both kernels to it), instead of
- * a walk of every PTE of every process at every step.
- */
-function mappedNow(k: KernelInspect, pfn: number): boolean {
-  return (k.frame(pfn)?.mapcount ?? 0) > 0;
 }
 
 /** Whether `pid`'s page at `addr` maps the frame `target` has at `targetAddr` (mapped, or held in the swap or page cache). */

@@ -147,6 +147,31 @@ describe('ghost memory follows Linux: the store through the view is lost at recl
       expect(step({ op: 'pread', file, index: 0 }).outcome).toEqual({ kind: 'ok', value: 5 });
     });
 
+    it(`${kernel}: a page pwrite dirtied while only the view maps it, written back by a reclaim that keeps it for the driver's reference, is clean again: a later store through the view is lost`, () => {
+      const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
+      const step = (op: Op) => s.step(op);
+      const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+      val({ op: 'spawn' });
+      const file = val({ op: 'creat', sizePages: 1 });
+      const a = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 1, shared: true, file });
+      val({ op: 'fork', pid: 1 });
+      val({ op: 'read', pid: 2, addr: a });
+      const fd = val({ op: 'drv', strategy: 'proc-mem-mmap', call: 'open', args: { pid: 1, target: 2 } });
+      const v = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, fd, pgoff: a });
+      // Reclaim unmaps P2's page; the view's special PTE and the driver's reference keep it.
+      expect(step({ op: 'reclaim', pid: 2, addr: a }).violation).toBeNull();
+      expect(step({ op: 'pwrite', file, index: 0, value: 1 }).violation).toBeNull();
+      // Mapped by no normal PTE, dirty: pageout writes 1 back, the reference keeps the page.
+      expect(step({ op: 'reclaim', count: 8 }).violation).toBeNull();
+      expect(s.primary.inspect.frame(new Map(s.primary.inspect.pagecache(file)).get(0)!)).toMatchObject({ value: 1, dirty: false });
+      expect(step({ op: 'write', pid: 1, addr: v, value: 0 }).violation).toBeNull();
+      expect(step({ op: 'munmap', pid: 1, addr: v, lengthPages: 1 }).violation).toBeNull();
+      // The clean page is dropped and the file reads 1 again: the store through the view is
+      // the one lost (not a change of the file without a write path: 1 was pwritten).
+      expect(step({ op: 'reclaim', count: 8 }).violation).toMatchObject({ invariant: 'remote-coherence', cause: 'reclaim:lost-write' });
+      expect(step({ op: 'pread', file, index: 0 })).toEqual({ outcome: { kind: 'ok', value: 1 }, violation: null });
+    });
+
     it(`${kernel}: msync(MS_SYNC) writes the target's dirty page back and cleans it: a later store through the view is lost at reclaim, as on Linux`, () => {
       const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
       const step = (op: Op) => s.step(op);
