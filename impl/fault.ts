@@ -104,8 +104,15 @@ function doAnonymousPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: nu
   }
   s.locks.cover(COVER.doAnonymousPage);
   anonVmaPrepare(s, proc, vma);
+  // alloc_anon_folio may sleep: another thread may fault the page in (vmf_pte_changed).
+  s.locks.preemptPoint('alloc_anon_folio');
   const pfn = allocFrame(s, KIND_ANON, 0);
   if (pfn === -1) return 'OOM';
+  if (proc.mm.pt.flags(addr) !== 0) {
+    s.locks.cover(COVER.doAnonymousPageRaced);
+    putPage(s, pfn);
+    return 0;
+  }
   s.pool.flags[pfn] |= F_ANON_EXCLUSIVE;
   mapFrame(s, proc.mm, addr, pfn, vmaWritable(vma), true);
   return 0;
@@ -302,17 +309,26 @@ function wpPageCopy(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
   s.locks.cover((flags & PTE_SPECIAL) !== 0 ? COVER.wpPageCopyZero : COVER.wpPageCopy);
   anonVmaPrepare(s, proc, vma);
   const old = pt.idx(addr);
+  // do_wp_page's folio_get: the old page stays while folio_prealloc sleeps (put at the end).
+  const held = (flags & PTE_SPECIAL) === 0;
+  if (held) getPage(s, old);
+  s.locks.preemptPoint('folio_prealloc');
   const copy = allocFrame(s, KIND_ANON, pfnValue(s, old));
-  if (copy === -1) return 'OOM';
+  if (copy === -1) {
+    if (held) putPage(s, old);
+    return 'OOM';
+  }
   const pool = s.pool;
   pool.flags[copy] |= F_ANON_EXCLUSIVE;
   // The old PTE is cleared and replaced: secondary MMUs hear of it (MMU_NOTIFY_CLEAR).
   invalidateRange(s, proc.pid, addr, addr + 1, 'clear');
-  if ((pt.flags(addr) & PTE_PRESENT) === 0 || pt.idx(addr) !== old) {
-    // A callback slept and another task changed the PTE (wp_page_copy's !pte_same): drop the copy.
+  if (pt.flags(addr) !== flags || pt.idx(addr) !== old) {
+    // Another task changed the PTE while the copy was allocated or a callback slept
+    // (wp_page_copy's !pte_same under the PTL): drop the copy.
     s.locks.cover(COVER.wpPageCopyRaced);
     putPage(s, copy);
     invalidateEnd(s, proc.pid);
+    if (held) putPage(s, old);
     return 0;
   }
   pt.clear(addr);
@@ -328,5 +344,6 @@ function wpPageCopy(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
   const writable = makeWritable && vmaWritable(vma);
   mapFrame(s, proc.mm, addr, copy, writable, makeWritable);
   invalidateEnd(s, proc.pid);
+  if (held) putPage(s, old);
   return 0;
 }

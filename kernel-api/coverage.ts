@@ -103,6 +103,7 @@ const KERNEL_PATHS = [
   ['handlePteMarker', 'fault:handle_pte_marker', 'a fault on a uffd-wp PTE marker (pte_marker_handle_uffd_wp)'],
   ['doAnonymousPageZero', 'fault:do_anonymous_page:zero_page', 'a read of anonymous memory maps the zero page'],
   ['doAnonymousPage', 'fault:do_anonymous_page', 'a write of anonymous memory: a new exclusive page'],
+  ['doAnonymousPageRaced', 'fault:do_anonymous_page:!pte_none', 'another task filled the PTE while the new page was allocated: it is dropped'],
   ['unstableAddressSpace', 'fault:check_stable_address_space', 'MMF_UNSTABLE: a fault on an mm the OOM reaper tore down, SIGBUS'],
   ['doFaultNoHandler', 'fault:do_fault:no_fault', 'a VM_PFNMAP/MIXEDMAP or driver VMA without ->fault: SIGBUS'],
   ['fileBeyondEof', 'fault:filemap_fault:beyond_eof', 'a file fault past i_size: SIGBUS'],
@@ -128,7 +129,7 @@ const KERNEL_PATHS = [
   ['wpPageShared', 'fault:wp_page_shared', 'a write to a read-only PTE of a shared file page: made writable'],
   ['wpPageCopy', 'fault:wp_page_copy', 'copy-on-write: a new anonymous page replaces the PTE\'s page'],
   ['wpPageCopyZero', 'fault:wp_page_copy:zero_page', 'copy-on-write of a special PTE (the zero page or a PFN map)'],
-  ['wpPageCopyRaced', 'fault:wp_page_copy:!pte_same', 'the PTE changed while a notifier callback slept: the copy is dropped'],
+  ['wpPageCopyRaced', 'fault:wp_page_copy:!pte_same', 'the PTE changed while the copy was allocated or a notifier callback slept: the copy is dropped'],
   ['wpUnshare', 'fault:FAULT_FLAG_UNSHARE', 'an unshare fault (read-only FOLL_PIN of a shared anonymous page)'],
   // mm/gup.c
   ['gup', 'gup:__get_user_pages', 'GUP of one page (get_user_pages_remote, pin_user_pages_remote, access_remote_vm)'],

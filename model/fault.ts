@@ -4,7 +4,7 @@
  * do_wp_page with wp_page_reuse and wp_page_copy. The caller checked that the access is
  * allowed; a fault returns 0 or a VM_FAULT code as a value.
  */
-import type { Frame, ModelState, PresentPte, Process, Vma } from './types.ts';
+import type { Frame, ModelState, PresentPte, Process, Pte, Vma } from './types.ts';
 import { PROT_WRITE } from '../kernel-api/op.ts';
 import { assert } from './assert.ts';
 import { allocFrame, frameOf, getPage, pfnValue, putPage } from './frames.ts';
@@ -104,8 +104,16 @@ function doAnonymousPage(s: ModelState, proc: Process, vma: Vma, addr: number, w
   }
   s.locks.cover(COVER.doAnonymousPage);
   anonVmaPrepare(s, proc, vma);
+  // alloc_anon_folio (GFP_HIGHUSER_MOVABLE) may sleep: another thread may fault the same
+  // page in meanwhile, which vmf_pte_changed finds under the PTL.
+  s.locks.preemptPoint('alloc_anon_folio');
   const frame = allocFrame(s, 'anon', 0);
   if (frame === null) return 'OOM';
+  if (proc.mm.ptes.has(addr)) {
+    s.locks.cover(COVER.doAnonymousPageRaced);
+    putPage(s, frame);
+    return 0;
+  }
   frame.anonExclusive = true;
   mapFrame(proc.mm, addr, frame, vmaWritable(vma), true);
   return 0;
@@ -303,13 +311,21 @@ function wpPageReuse(_proc: Process, vma: Vma, pte: PresentPte, makeWritable: bo
 function wpPageCopy(s: ModelState, proc: Process, vma: Vma, addr: number, pte: PresentPte, makeWritable: boolean): VmFault {
   s.locks.cover(pte.special ? COVER.wpPageCopyZero : COVER.wpPageCopy);
   anonVmaPrepare(s, proc, vma);
+  // do_wp_page's folio_get: the old page stays while folio_prealloc sleeps (put at the end).
+  const held = pte.special ? null : frameOf(s, pte.pfn);
+  if (held !== null) getPage(held);
+  s.locks.preemptPoint('folio_prealloc');
   const copy = allocFrame(s, 'anon', pfnValue(s, pte.pfn));
-  if (copy === null) return 'OOM';
+  if (copy === null) {
+    if (held !== null) putPage(s, held);
+    return 'OOM';
+  }
   copy.anonExclusive = true;
   // The old PTE is cleared and replaced: secondary MMUs hear of it (MMU_NOTIFY_CLEAR).
   withInvalidation(s, proc.pid, addr, addr + 1, 'clear', () => {
-    if (proc.mm.ptes.get(addr) !== pte) {
-      // A callback slept and another task changed the PTE (wp_page_copy's !pte_same): drop the copy.
+    if (!samePte(proc.mm.ptes.get(addr), pte)) {
+      // Another task changed the PTE while the copy was allocated or a callback slept
+      // (wp_page_copy's !pte_same under the PTL): drop the copy.
       s.locks.cover(COVER.wpPageCopyRaced);
       putPage(s, copy);
       return;
@@ -326,5 +342,12 @@ function wpPageCopy(s: ModelState, proc: Process, vma: Vma, addr: number, pte: P
     const writable = makeWritable && vmaWritable(vma);
     mapFrame(proc.mm, addr, copy, writable, makeWritable);
   });
+  if (held !== null) putPage(s, held);
   return 0;
+}
+
+/** pte_same: the PTE holds the same value (a PTE rewritten alike is the same). */
+function samePte(now: Pte | undefined, was: PresentPte): boolean {
+  return now !== undefined && now.kind === 'present' && now.pfn === was.pfn && now.write === was.write && now.dirty === was.dirty &&
+    now.softDirty === was.softDirty && now.special === was.special && now.uffdWp === was.uffdWp;
 }

@@ -228,7 +228,7 @@ describe('the same locks and scheduling points as the model, operation by operat
     expect(perOp).toEqual([
       ['spawn', []],
       ['mmap', ['vm_mmap_pgoff']],
-      ['write', ['do_user_addr_fault']],
+      ['write', ['do_user_addr_fault', 'alloc_anon_folio']],
       ['write', []],
       ['read', []],
       ['read', ['do_user_addr_fault']],
@@ -238,10 +238,10 @@ describe('the same locks and scheduling points as the model, operation by operat
       ['fork', ['dup_mmap', 'dup_mmap']],
       ['proc_mem_read', ['access_remote_vm']],
       ['proc_mem_read', ['access_remote_vm', 'get_user_pages_remote']],
-      ['process_vm_readv', ['process_vm_rw_single_vec', 'get_user_pages_remote']],
+      ['process_vm_readv', ['process_vm_rw_single_vec', 'folio_prealloc', 'get_user_pages_remote']],
       ['process_vm_readv', ['process_vm_rw_single_vec']],
       ['process_vm_writev', ['process_vm_rw_single_vec', 'get_user_pages_remote']],
-      ['proc_mem_write', ['access_remote_vm', 'get_user_pages_remote']],
+      ['proc_mem_write', ['access_remote_vm', 'alloc_anon_folio', 'get_user_pages_remote']],
       ['pagemap_read', ['pagemap_read']],
       ['map_files_readdir', ['proc_map_files_readdir']],
       ['clear_refs', ['clear_refs_write']],
@@ -465,7 +465,7 @@ describe('the same locks and scheduling points as the model, operation by operat
     });
     const errors = i.log.filter((e) => (e as { error?: unknown }).error !== undefined);
     expect(errors).toEqual([{ op: 'drv', error: { name: 'KernelAssertionError', invariant: 'kernel-assert', message: 'get_user_pages_remote without mmap_lock of P1 held (mmap_assert_locked)' } }]);
-    expect(i.wheres(2)).toEqual(['mmap_read_lock', 'get_user_pages_remote', 'do_user_addr_fault', 'mmap_read_lock']);
+    expect(i.wheres(2)).toEqual(['mmap_read_lock', 'get_user_pages_remote', 'do_user_addr_fault', 'folio_prealloc', 'mmap_read_lock']);
   });
 
   it('VM_FAULT_RETRY: the lock is retaken, the VMA looked up again, the fault redone with tried; forever is an assertion', () => {

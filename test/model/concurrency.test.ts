@@ -120,7 +120,8 @@ describe('scheduling points of the core operations', () => {
     let a = 0;
     const mmap = points(k, () => { a = okValue(k, { op: 'mmap', pid: 1, addr: 0, lengthPages: 4, prot: RW, shared: false }); });
     expect(mmap).toEqual([{ where: 'vm_mmap_pgoff', task: 1, held: [] }]);
-    expect(wheres(k, { op: 'write', pid: 1, addr: a, value: 5 })).toEqual(['do_user_addr_fault']);
+    // The fault allocates the page (alloc_anon_folio may sleep): a point inside it.
+    expect(wheres(k, { op: 'write', pid: 1, addr: a, value: 5 })).toEqual(['do_user_addr_fault', 'alloc_anon_folio']);
     // A present PTE that permits the access: no fault, no lock, no point.
     expect(wheres(k, { op: 'write', pid: 1, addr: a, value: 6 })).toEqual([]);
     expect(wheres(k, { op: 'read', pid: 1, addr: a })).toEqual([]);
@@ -138,8 +139,9 @@ describe('scheduling points of the core operations', () => {
     // GUP of a present page: only the entry lock; of a page to fault in: the GUP point after the fault.
     expect(wheres(k, { op: 'proc_mem_read', pid: 1, target: 1, addr: a })).toEqual(['access_remote_vm']);
     expect(wheres(k, { op: 'proc_mem_read', pid: 1, target: 1, addr: a + 1 })).toEqual(['access_remote_vm', 'get_user_pages_remote']);
-    // A read-only pin of the page fork made COW-shared unshares it first: a fault, so the GUP point.
-    expect(wheres(k, { op: 'process_vm_readv', pid: 1, target: 1, addr: a })).toEqual(['process_vm_rw_single_vec', 'get_user_pages_remote']);
+    // A read-only pin of the page fork made COW-shared unshares it first: a fault that
+    // allocates the copy (folio_prealloc may sleep), then the GUP point.
+    expect(wheres(k, { op: 'process_vm_readv', pid: 1, target: 1, addr: a })).toEqual(['process_vm_rw_single_vec', 'folio_prealloc', 'get_user_pages_remote']);
     expect(wheres(k, { op: 'process_vm_readv', pid: 1, target: 1, addr: a })).toEqual(['process_vm_rw_single_vec']);
     expect(wheres(k, { op: 'pagemap_read', pid: 1, target: 1, addr: a, count: 4 })).toEqual(['pagemap_read']);
     expect(wheres(k, { op: 'map_files_readdir', pid: 1, target: 1 })).toEqual(['proc_map_files_readdir']);

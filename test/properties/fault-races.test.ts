@@ -1,0 +1,73 @@
+/**
+ * Two threads of one process fault the same page at once. The fault's page allocation may
+ * sleep (alloc_anon_folio in do_anonymous_page, folio_prealloc in wp_page_copy: both
+ * GFP_HIGHUSER_MOVABLE), so the other thread's fault can run there and fill the PTE first;
+ * Linux finds it under the PTL (vmf_pte_changed, !pte_same), drops its own page and the
+ * access retries onto the other's. Recorded switches put the second write at the first
+ * one's allocation, on both kernels and side by side, and every invariant holds.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Op } from '../../kernel-api/op.ts';
+import type { Outcome } from '../../kernel-api/outcome.ts';
+import { ok } from '../../kernel-api/outcome.ts';
+import { COVER } from '../../kernel-api/coverage.ts';
+import { FUZZ_CONFIG } from '../../harness/config.ts';
+import { Session } from '../../properties/session.ts';
+import { NO_PENDING, TraceCursor } from '../../properties/sched.ts';
+
+const B = 2 ** 30;
+
+/** Replay `ops` (recorded switches run nested, as properties/trace.ts replayOps does); every step must hold. */
+function replay(kernel: 'model' | 'impl' | 'diff', ops: Op[]): { s: Session; outcomes: Outcome[] } {
+  const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [] });
+  const outcomes: Outcome[] = [];
+  const cursor = new TraceCursor(ops, 0);
+  while (cursor.at < ops.length) {
+    const op = cursor.take();
+    const r = s.stepTop(op, op.switches === undefined ? NO_PENDING : cursor, null);
+    expect(r.infeasible, JSON.stringify(op)).toBeNull();
+    expect(r.violation, JSON.stringify(op)).toBeNull();
+    const at = outcomes.length;
+    for (const c of r.ran) outcomes[at + r.started.indexOf(c.op)] = c.outcome;
+  }
+  return { s, outcomes };
+}
+
+for (const kernel of ['model', 'impl', 'diff'] as const) {
+  describe(`two threads fault one page at once (${kernel})`, () => {
+    it('do_anonymous_page: the second write fills the PTE while the first allocates; the first drops its page and writes into the other\'s', () => {
+      const { s, outcomes } = replay(kernel, [
+        { op: 'spawn' },
+        { op: 'mmap', pid: 1, addr: B, lengthPages: 1, prot: 3, shared: false, fixed: true },
+        { op: 'clone', pid: 1 },
+        // Point 0: do_user_addr_fault's mmap_lock; point 1: alloc_anon_folio.
+        { op: 'write', pid: 1, addr: B, value: 1, switches: [{ at: 1, to: 2 }] },
+        { op: 'write', pid: 1, tid: 2, addr: B, value: 2 },
+        { op: 'read', pid: 1, addr: B },
+      ]);
+      expect(outcomes.slice(3)).toEqual([ok(0), ok(0), ok(1)]);
+      expect(s.primary.locks.coverage[COVER.doAnonymousPageRaced]).toBe(1);
+      // One page is left, mapped once: the dropped one was freed.
+      expect([...s.primary.inspect.frames()].filter((f) => f.kind === 'anon')).toMatchObject([{ mapcount: 1, refcount: 1, value: 1 }]);
+    });
+
+    it('wp_page_copy: the second write copies the COW-shared page while the first allocates its copy; the first drops it (!pte_same)', () => {
+      const { s, outcomes } = replay(kernel, [
+        { op: 'spawn' },
+        { op: 'mmap', pid: 1, addr: B, lengthPages: 1, prot: 3, shared: false, fixed: true },
+        { op: 'write', pid: 1, addr: B, value: 5 },
+        { op: 'clone', pid: 1 },
+        { op: 'fork', pid: 1 },
+        // Point 0: do_user_addr_fault's mmap_lock; point 1: folio_prealloc.
+        { op: 'write', pid: 1, addr: B, value: 1, switches: [{ at: 1, to: 2 }] },
+        { op: 'write', pid: 1, tid: 2, addr: B, value: 2 },
+        { op: 'read', pid: 1, addr: B },
+        { op: 'read', pid: 3, addr: B },
+      ]);
+      expect(outcomes.slice(5)).toEqual([ok(0), ok(0), ok(1), ok(5)]);
+      expect(s.primary.locks.coverage[COVER.wpPageCopyRaced]).toBe(1);
+      // The child's page and the parent's one copy; the first write's copy was freed.
+      expect([...s.primary.inspect.frames()].filter((f) => f.kind === 'anon').map((f) => [f.value, f.mapcount, f.refcount]).sort()).toEqual([[1, 1, 1], [5, 1, 1]]);
+    });
+  });
+}
