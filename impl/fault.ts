@@ -14,6 +14,7 @@ import {
 } from './pagetable.ts';
 import { assertSlot, folioFreeSwap } from './swap.ts';
 import { fileOf, findOrCreatePage } from './pagecache.ts';
+import { invalidateLock, withLock } from './locks.ts';
 import { mapFrame } from './zap.ts';
 import { invalidateEnd, invalidateRange } from './notifier.ts';
 import type { FaultFlags } from '../kernel-api/driver.ts';
@@ -125,8 +126,15 @@ function doFileFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number
     s.locks.cover(COVER.fileBeyondEof);
     return 'SIGBUS';
   }
-  const page = findOrCreatePage(s, file, index);
+  // Not cached: filemap_fault takes the invalidate_lock shared to bring it in (a point).
+  const page = file.pagecache.has(index) ? findOrCreatePage(s, file, index)
+    : withLock(s, invalidateLock(s, file.id), 'read', 'filemap_fault', () => findOrCreatePage(s, file, index));
   if (page === -1) return 'OOM';
+  if (proc.mm.pt.flags(addr) !== 0) {
+    // finish_fault: !pte_none under the PTL, another thread mapped it while this one slept.
+    s.locks.cover(COVER.fileFaultRaced);
+    return 0;
+  }
   s.lru.touch(page, s.step);
   // finish_fault's check_stable_address_space for a private mapping ("we might have lost our CoWed page").
   if (!vma.shared && proc.oomReaped) {

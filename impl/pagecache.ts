@@ -11,7 +11,7 @@ import { F_DIRTY, F_KIND, KIND_ANON, KIND_FILE, KIND_SHMEM } from './framepool.t
 import { PTE_SPECIAL, PTE_SWAP } from './pagetable.ts';
 import { assertSlot, freeSwapAndCache } from './swap.ts';
 import { zapRange } from './zap.ts';
-import { iMmapLock, releaseIfHeld } from './locks.ts';
+import { iMmapLock, invalidateLock, releaseIfHeld, withLock } from './locks.ts';
 import { processesInOrder } from './process.ts';
 
 export function fileOf(s: ImplState, id: number): ImplFile {
@@ -119,6 +119,10 @@ export function truncateFile(s: ImplState, file: ImplFile, sizePages: number): v
 
 /** FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE of pages [start, end): as model/pagecache.ts punchHole (even_cows = 0). */
 export function punchHole(s: ImplState, file: ImplFile, start: number, end: number): void {
+  withLock(s, invalidateLock(s, file.id), 'write', 'filemap_invalidate_lock', () => punchHoleLocked(s, file, start, end));
+}
+
+function punchHoleLocked(s: ImplState, file: ImplFile, start: number, end: number): void {
   const lock = iMmapLock(s, file.id);
   if (!s.locks.tryAcquire(lock, 'read', 'unmap_mapping_range')) fail(`hole punch of file ${file.id}: ${lock.name} not free for read`);
   const pool = s.pool;

@@ -113,6 +113,7 @@ const KERNEL_PATHS = [
   ['driverFault', 'fault:__do_fault:vm_ops->fault', 'a driver\'s ->fault called'],
   ['driverFaultPage', 'fault:finish_fault:vmf->page', '->fault returned a page; finish_fault maps it'],
   ['driverFaultRaced', 'fault:finish_fault:!pte_none', 'another task filled the PTE while ->fault slept: the page is dropped'],
+  ['fileFaultRaced', 'fault:finish_fault:!pte_none:file', 'another thread mapped the file page while this fault waited for the invalidate_lock: nothing to do'],
   ['driverFaultNopage', 'fault:VM_FAULT_NOPAGE', '->fault installed the PTE itself (vmf_insert_pfn, vm_insert_page)'],
   ['driverFaultSigbus', 'fault:->fault:VM_FAULT_SIGBUS', '->fault returned VM_FAULT_SIGBUS'],
   ['driverFaultOom', 'fault:->fault:VM_FAULT_OOM', '->fault returned VM_FAULT_OOM'],

@@ -10,6 +10,7 @@ import { assert } from './assert.ts';
 import { allocFrame, frameOf, getPage, pfnValue, putPage } from './frames.ts';
 import { folioFreeSwap, slotOf } from './swap.ts';
 import { fileOf, findOrCreatePage } from './pagecache.ts';
+import { invalidateLock, withLock } from './locks.ts';
 import { mapFrame, rssCounterOf } from './zap.ts';
 import { withInvalidation } from './notifier.ts';
 import type { FaultFlags } from '../kernel-api/driver.ts';
@@ -127,8 +128,15 @@ function doFileFault(s: ModelState, proc: Process, vma: Vma, addr: number, write
     s.locks.cover(COVER.fileBeyondEof);
     return 'SIGBUS';
   }
-  const page = findOrCreatePage(s, file, index);
+  // Not cached: filemap_fault takes the invalidate_lock shared to bring it in (a point).
+  const page = file.pagecache.has(index) ? findOrCreatePage(s, file, index)
+    : withLock(s, invalidateLock(s, file.id), 'read', 'filemap_fault', () => findOrCreatePage(s, file, index));
   if (page === null) return 'OOM';
+  if (proc.mm.ptes.has(addr)) {
+    // finish_fault: !pte_none under the PTL, another thread mapped it while this one slept.
+    s.locks.cover(COVER.fileFaultRaced);
+    return 0;
+  }
   page.lru = s.step;
   // finish_fault's check_stable_address_space for a private mapping ("we might have lost our CoWed page").
   if (!vma.shared && proc.oomReaped) {

@@ -34,6 +34,16 @@ export function ptl(s: ModelState, pid: number): LockRef {
   return l;
 }
 
+/**
+ * mapping->invalidate_lock of `file`: a hole punch holds it for write (shmem_fallocate's
+ * shmem_falloc, a filesystem's filemap_invalidate_lock), a fault that must bring a page into
+ * the page cache takes it for read (filemap_fault's filemap_invalidate_lock_shared; shmem's
+ * shmem_falloc_wait): no fault fills the hole while it is punched.
+ */
+export function invalidateLock(s: ModelState, file: number): LockRef {
+  return s.locks.lock(`invalidate_lock:F${file}`, 'mapping->invalidate_lock', 'rwsem', `invalidate_lock of file ${file}`);
+}
+
 export function notifierWq(s: ModelState, pid: number): LockRef {
   return s.locks.lock(`mmu_notifier_wq:P${pid}`, 'mmu_notifier_wq', 'mutex', `the MMU notifier invalidation of P${pid}`);
 }

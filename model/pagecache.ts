@@ -10,7 +10,7 @@ import { allocFrame, frameOf, putPage } from './frames.ts';
 import { freeSwapAndCache, slotOf } from './swap.ts';
 import { processesInOrder } from './process.ts';
 import { zapRange } from './zap.ts';
-import { iMmapLock, releaseIfHeld } from './locks.ts';
+import { iMmapLock, invalidateLock, releaseIfHeld, withLock } from './locks.ts';
 
 export function fileOf(s: ModelState, id: number): File {
   const file = s.files.get(id);
@@ -116,6 +116,10 @@ export function truncateFile(s: ModelState, file: File, sizePages: number): void
  * cache and the backing store (shmem: its swap), so the range reads zero. The size stays.
  */
 export function punchHole(s: ModelState, file: File, start: number, end: number): void {
+  withLock(s, invalidateLock(s, file.id), 'write', 'filemap_invalidate_lock', () => punchHoleLocked(s, file, start, end));
+}
+
+function punchHoleLocked(s: ModelState, file: File, start: number, end: number): void {
   const lock = iMmapLock(s, file.id);
   assert(s.locks.tryAcquire(lock, 'read', 'unmap_mapping_range'), `hole punch of file ${file.id}: ${lock.name} not free for read`);
   const keepCows = (_addr: number, pte: Pte) => pte.kind === 'swap' || (!pte.special && frameOf(s, pte.pfn).kind === 'anon');

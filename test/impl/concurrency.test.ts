@@ -251,7 +251,7 @@ describe('the same locks and scheduling points as the model, operation by operat
       ['reclaim', []],
       ['creat', []],
       ['mmap', ['vm_mmap_pgoff']],
-      ['write', ['do_user_addr_fault']],
+      ['write', ['do_user_addr_fault', 'filemap_fault']],
       ['reclaim', []],
       ['truncate', []],
       ['pwrite', []],

@@ -156,7 +156,8 @@ describe('scheduling points of the core operations', () => {
     expect(wheres(k, { op: 'reclaim', count: 10 })).toEqual([]);
     const file = okValue(k, { op: 'creat', sizePages: 2 });
     const fm = okValue(k, { op: 'mmap', pid: 1, addr: 0, lengthPages: 2, prot: RW, shared: true, file });
-    okValue(k, { op: 'write', pid: 1, addr: fm, value: 1 });
+    // A file page not in the page cache is brought in under the invalidate_lock (shared): a point.
+    expect(wheres(k, { op: 'write', pid: 1, addr: fm, value: 1 })).toEqual(['do_user_addr_fault', 'filemap_fault']);
     expect(wheres(k, { op: 'truncate', file, sizePages: 0 })).toEqual([]);
     expect(wheres(k, { op: 'pwrite', file, index: 0, value: 3 })).toEqual([]);
     expect(wheres(k, { op: 'pread', file, index: 0 })).toEqual([]);

@@ -14,6 +14,8 @@ import { COVER } from '../../kernel-api/coverage.ts';
 import { FUZZ_CONFIG } from '../../harness/config.ts';
 import { Session } from '../../properties/session.ts';
 import { NO_PENDING, TraceCursor } from '../../properties/sched.ts';
+import { replayOps } from '../../properties/trace.ts';
+import { procMemNotify } from '../../strategies/proc-mem-notify.ts';
 
 const B = 2 ** 30;
 
@@ -51,6 +53,22 @@ for (const kernel of ['model', 'impl', 'diff'] as const) {
       expect([...s.primary.inspect.frames()].filter((f) => f.kind === 'anon')).toMatchObject([{ mapcount: 1, refcount: 1, value: 1 }]);
     });
 
+    it('a file fault: the second write maps the page while the first waits for the invalidate_lock; the first finds the PTE (finish_fault\'s !pte_none)', () => {
+      const { s, outcomes } = replay(kernel, [
+        { op: 'spawn' },
+        { op: 'creat', sizePages: 1 },
+        { op: 'mmap', pid: 1, addr: B, lengthPages: 1, prot: 3, shared: true, file: 1, fixed: true },
+        { op: 'clone', pid: 1 },
+        // Point 0: do_user_addr_fault's mmap_lock; point 1: filemap_fault's invalidate_lock.
+        { op: 'write', pid: 1, addr: B, value: 1, switches: [{ at: 1, to: 2 }] },
+        { op: 'write', pid: 1, tid: 2, addr: B, value: 2 },
+        { op: 'read', pid: 1, addr: B },
+        { op: 'pread', file: 1, index: 0 },
+      ]);
+      expect(outcomes.slice(4)).toEqual([ok(0), ok(0), ok(1), ok(1)]);
+      expect(s.primary.locks.coverage[COVER.fileFaultRaced]).toBe(1);
+    });
+
     it('wp_page_copy: the second write copies the COW-shared page while the first allocates its copy; the first drops it (!pte_same)', () => {
       const { s, outcomes } = replay(kernel, [
         { op: 'spawn' },
@@ -68,6 +86,43 @@ for (const kernel of ['model', 'impl', 'diff'] as const) {
       expect(s.primary.locks.coverage[COVER.wpPageCopyRaced]).toBe(1);
       // The child's page and the parent's one copy; the first write's copy was freed.
       expect([...s.primary.inspect.frames()].filter((f) => f.kind === 'anon').map((f) => [f.value, f.mapcount, f.refcount]).sort()).toEqual([[1, 1, 1], [5, 1, 1]]);
+    });
+  });
+}
+
+/**
+ * A fault that must bring a file page in takes mapping->invalidate_lock shared; a hole punch
+ * (MADV_REMOVE) holds it for write throughout (shmem_fallocate, filemap_invalidate_lock), so
+ * no fault fills the hole while it is punched: one started inside the punch (at a notifier
+ * callback's mutex) would wait, and that schedule is not one the nested scheduler can take.
+ * It used to run, and ghost memory, which orders the write before the punch it completed
+ * inside, reported a cow-isolation failure Linux cannot show.
+ */
+for (const kernel of ['model', 'impl', 'diff'] as const) {
+  describe(`a fault into a hole being punched waits for the punch (${kernel})`, () => {
+    const ops = (at: number): Op[] => [
+      { op: 'spawn' },
+      { op: 'clone', pid: 1 },
+      { op: 'mmap', pid: 1, addr: B, lengthPages: 3, prot: 3, shared: true, fixed: true },
+      { op: 'drv', strategy: 'proc-mem-notify', call: 'open', args: { pid: 1, target: 1 } },
+      // Points of the madvise: 0 do_madvise's mmap_lock, 1 filemap_invalidate_lock, 2 the notifier callback's mutex.
+      { op: 'madvise', pid: 1, addr: B, lengthPages: 1, advice: 'REMOVE', switches: [{ at, to: 2 }] },
+      { op: 'write', pid: 1, tid: 2, addr: B, value: 1 },
+      { op: 'read', pid: 1, addr: B },
+    ];
+    const opts = { kernel, config: FUZZ_CONFIG, strategies: [procMemNotify] };
+
+    it('inside the punch (at the callback\'s mutex): the write would wait for the invalidate_lock, an infeasible schedule, not a failure', () => {
+      const r = replayOps(opts, ops(2));
+      expect(r.failure).toBeNull();
+      expect(r.infeasible).toMatch(/task 2 would wait in filemap_fault for invalidate_lock of file \d+, held by task 1/);
+    });
+
+    it('before the punch takes the lock: the write runs first, and the punch removes what it wrote', () => {
+      const r = replayOps(opts, ops(1));
+      expect(r.failure).toBeNull();
+      expect(r.infeasible).toBeUndefined();
+      expect(r.outcomes.slice(4)).toEqual([ok(0), ok(0), ok(0)]);
     });
   });
 }
