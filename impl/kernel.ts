@@ -54,7 +54,7 @@ export function newImplState(config: KernelConfig, locks?: LockTable): ImplState
     nextAnonVma: 1, failNth: 0, slab: new Map(), slabPage: new Map(), slabPfns: new Set(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(),
     notifierTrees: new Map(), nextNotifierId: 1, skipPtraceCheck: false, skipForkDmaCopy: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
-    lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map() },
+    lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map(), invalidate: new Map() },
     threads: new Map(), invalidations: new Map(), notifierNesting: new Map(), deferredFput: new Map(), fdgetHeld: new Map(), anonVmaRoot: new Map(), pipes: new PipeTable(),
   };
   const zero = allocFrame(s, KIND_ZERO, 0);

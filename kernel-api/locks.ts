@@ -541,24 +541,26 @@ export class LockTable {
 
   /** lockdep's check_prevs_add: a dependency from every held class to this one, and no cycle. */
   private checkOrder(tid: Tid, held: TaskLocks, l: LockState, classKey: string, where: string, mode: LockMode): void {
+    // The held stack read in place (no entry object per held lock: this runs at every lock taken).
     for (let i = 0; i < held.length; i++) {
-      const h = { lock: held.locks[i]!, mode: held.modes[i]!, classKey: held.classKeys[i]!, where: held.wheres[i]! };
-      if (h.lock === l) {
+      const hLock = held.locks[i]!;
+      if (hLock === l) {
         // A write on either side waits for itself: tryTake calls that a deadlock. Two reads
         // deadlock as soon as a writer queues between them, which lockdep reports.
-        if (h.mode === 'read' && mode === 'read') {
-          this.warn(new LockViolation(`possible recursive locking: ${this.taskName(tid)} takes ${l.name} for read in ${where} while holding it for read (taken in ${h.where}); a writer queued between the two deadlocks`, 'lock-order'));
+        if (held.modes[i] === 'read' && mode === 'read') {
+          this.warn(new LockViolation(`possible recursive locking: ${this.taskName(tid)} takes ${l.name} for read in ${where} while holding it for read (taken in ${held.wheres[i]!}); a writer queued between the two deadlocks`, 'lock-order'));
         }
         continue;
       }
-      if (h.classKey === classKey) {
+      const hKey = held.classKeys[i]!;
+      if (hKey === classKey) {
         this.warn(new LockViolation(
-          `possible recursive locking: ${this.taskName(tid)} takes ${l.name}${mode === 'read' ? ' (read)' : ''} in ${where} while holding ${h.lock.name} (taken in ${h.where}), the same lock class ${l.cls} without a nesting annotation`,
+          `possible recursive locking: ${this.taskName(tid)} takes ${l.name}${mode === 'read' ? ' (read)' : ''} in ${where} while holding ${hLock.name} (taken in ${held.wheres[i]!}), the same lock class ${l.cls} without a nesting annotation`,
           'lock-order',
         ));
         continue;
       }
-      this.addDependency(h.classKey, classKey, h.where, where);
+      this.addDependency(hKey, classKey, held.wheres[i]!, where);
     }
   }
 

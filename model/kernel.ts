@@ -45,7 +45,7 @@ export function newModelState(config: KernelConfig, locks?: LockTable): ModelSta
     failNth: 0, slab: new Map(), slabPage: new Map(), slabPfns: new Set(), nextSlabId: 1, nextDriverFileId: 1, notifiers: new Map(), nextNotifierId: 1,
     skipPtraceCheck: false, skipForkDmaCopy: false, strayHolds: new Map(), nextUffdCtx: 1,
     locks: locks ?? new LockTable(() => s.step, (tid) => taskName(s, tid)),
-    lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map() },
+    lockRefs: { mmap: new Map(), ptl: new Map(), iMmap: new Map(), anonVma: new Map(), invalidate: new Map() },
     threads: new Map(), invalidations: [], notifierNesting: new Map(), deferredFput: new Map(), fdgetHeld: new Map(), anonVmaRoot: new Map(),
     pipes: new PipeTable(),
   };

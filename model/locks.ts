@@ -41,7 +41,9 @@ export function ptl(s: ModelState, pid: number): LockRef {
  * shmem_falloc_wait): no fault fills the hole while it is punched.
  */
 export function invalidateLock(s: ModelState, file: number): LockRef {
-  return s.locks.lock(`invalidate_lock:F${file}`, 'mapping->invalidate_lock', 'rwsem', `invalidate_lock of file ${file}`);
+  let l = s.lockRefs.invalidate.get(file);
+  if (l === undefined) s.lockRefs.invalidate.set(file, (l = s.locks.lock(`invalidate_lock:F${file}`, 'mapping->invalidate_lock', 'rwsem', `invalidate_lock of file ${file}`)));
+  return l;
 }
 
 export function notifierWq(s: ModelState, pid: number): LockRef {

@@ -155,6 +155,7 @@ export type LockRefs = {
   readonly ptl: Map<number, LockRef>;
   readonly iMmap: Map<number, LockRef>;
   readonly anonVma: Map<number, LockRef>;
+  readonly invalidate: Map<number, LockRef>;
 };
 
 export type ModelState = {
