@@ -120,6 +120,9 @@ function doAnonymousPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: nu
 }
 
 function doFileFault(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number, write: boolean): VmFault {
+  // do_cow_fault's folio_prealloc comes first, and may sleep (a truncate may run, or another
+  // thread fault the page in: the EOF and !pte_none checks below come after it).
+  if (write && !vma.shared) s.locks.preemptPoint('folio_prealloc');
   const file = fileOf(s, vma.file);
   const index = vma.pgoff + (addr - vma.start);
   if (index >= file.sizePages) {

@@ -122,6 +122,9 @@ function doAnonymousPage(s: ModelState, proc: Process, vma: Vma, addr: number, w
 
 /** do_read_fault, do_cow_fault and do_shared_fault over the page cache (or shmem). */
 function doFileFault(s: ModelState, proc: Process, vma: Vma, addr: number, write: boolean): VmFault {
+  // do_cow_fault's folio_prealloc comes first, and may sleep (a truncate may run, or another
+  // thread fault the page in: the EOF and !pte_none checks below come after it).
+  if (write && !vma.shared) s.locks.preemptPoint('folio_prealloc');
   const file = fileOf(s, vma.file);
   const index = vma.pgoff + (addr - vma.start);
   if (index >= file.sizePages) {

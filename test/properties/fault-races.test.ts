@@ -1,9 +1,10 @@
 /**
  * Two threads of one process fault the same page at once. The fault's page allocation may
- * sleep (alloc_anon_folio in do_anonymous_page, folio_prealloc in wp_page_copy: both
- * GFP_HIGHUSER_MOVABLE), so the other thread's fault can run there and fill the PTE first;
- * Linux finds it under the PTL (vmf_pte_changed, !pte_same), drops its own page and the
- * access retries onto the other's. Recorded switches put the second write at the first
+ * sleep (alloc_anon_folio in do_anonymous_page, folio_prealloc in wp_page_copy and
+ * do_cow_fault: GFP_HIGHUSER_MOVABLE), and so may bringing a file page into the page cache
+ * (filemap_fault's invalidate_lock), so the other thread's fault can run there and fill the
+ * PTE first; Linux finds it under the PTL (vmf_pte_changed, !pte_same, finish_fault's
+ * !pte_none), drops its own page and the access retries onto the other's. Recorded switches put the second write at the first
  * one's allocation, on both kernels and side by side, and every invariant holds.
  */
 import { describe, expect, it } from 'vitest';
@@ -66,6 +67,23 @@ for (const kernel of ['model', 'impl', 'diff'] as const) {
         { op: 'pread', file: 1, index: 0 },
       ]);
       expect(outcomes.slice(4)).toEqual([ok(0), ok(0), ok(1), ok(1)]);
+      expect(s.primary.locks.coverage[COVER.fileFaultRaced]).toBe(1);
+    });
+
+    it('do_cow_fault: the second write COW-faults the private file page while the first allocates its copy; the first finds the PTE', () => {
+      const { s, outcomes } = replay(kernel, [
+        { op: 'spawn' },
+        { op: 'creat', sizePages: 1 },
+        { op: 'pwrite', file: 1, index: 0, value: 7 },
+        { op: 'mmap', pid: 1, addr: B, lengthPages: 1, prot: 3, shared: false, file: 1, fixed: true },
+        { op: 'clone', pid: 1 },
+        // Point 0: do_user_addr_fault's mmap_lock; point 1: do_cow_fault's folio_prealloc.
+        { op: 'write', pid: 1, addr: B, value: 1, switches: [{ at: 1, to: 2 }] },
+        { op: 'write', pid: 1, tid: 2, addr: B, value: 2 },
+        { op: 'read', pid: 1, addr: B },
+        { op: 'pread', file: 1, index: 0 },
+      ]);
+      expect(outcomes.slice(5)).toEqual([ok(0), ok(0), ok(1), ok(7)]);
       expect(s.primary.locks.coverage[COVER.fileFaultRaced]).toBe(1);
     });
 
