@@ -144,3 +144,39 @@ for (const kernel of ['model', 'impl', 'diff'] as const) {
     });
   });
 }
+
+/**
+ * MADV_DONTNEED zaps VMA by VMA under the mmap_lock for read; a thread's store may run while
+ * it sleeps in a notifier callback (proc-mem-notify's mutex), before or after its page's
+ * zap. Either way the read after it sees what Linux would: the store's value if the zap of
+ * that VMA came first, else 0. (Ghost memory used to take the store before the whole zap,
+ * as it completed first, and reported cow-isolation when the zap had come first.)
+ */
+for (const kernel of ['model', 'impl', 'diff'] as const) {
+  describe(`a store while MADV_DONTNEED sleeps in a notifier callback (${kernel})`, () => {
+    const ops = (at: number): Op[] => [
+      { op: 'spawn' },
+      { op: 'mmap', pid: 1, addr: B + 4, lengthPages: 1, prot: 1, shared: false, fixed: true },
+      { op: 'mmap', pid: 1, addr: B, lengthPages: 4, prot: 3, shared: false, fixed: true },
+      { op: 'clone', pid: 1 },
+      { op: 'drv', strategy: 'proc-mem-notify', call: 'open', args: { pid: 1, target: 1 } },
+      // Points: 0 do_madvise's mmap_lock; 1 the callback's mutex for [B, B+4) (before its zap), 2 for [B+4, B+5).
+      { op: 'madvise', pid: 1, addr: B, lengthPages: 5, advice: 'DONTNEED', switches: [{ at, to: 2 }] },
+      { op: 'write', pid: 1, tid: 2, addr: B, value: 1 },
+      { op: 'read', pid: 1, addr: B },
+    ];
+    const opts = { kernel, config: FUZZ_CONFIG, strategies: [procMemNotify] };
+
+    it('after the zap of its VMA: the store stays, and the read sees it', () => {
+      const r = replayOps(opts, ops(2));
+      expect(r.failure).toBeNull();
+      expect(r.outcomes.slice(5)).toEqual([ok(0), ok(0), ok(1)]);
+    });
+
+    it('before the zap of its VMA: the zap takes it, and the read sees 0', () => {
+      const r = replayOps(opts, ops(1));
+      expect(r.failure).toBeNull();
+      expect(r.outcomes.slice(5)).toEqual([ok(0), ok(0), ok(0)]);
+    });
+  });
+}
