@@ -228,7 +228,9 @@ export class Ghost {
     }
     // madvise over a range with holes applies to the mapped parts, then returns ENOMEM;
     // one that meets a PFN map (EINVAL for DONTNEED) has done the VMAs before it.
-    if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'ENOMEM') {
+    // MADV_POPULATE_WRITE's ENOMEM may be a failed allocation instead, its faults stopped
+    // anywhere: what they reached, the kernel says (below).
+    if (op.op === 'madvise' && outcome.kind === 'errno' && outcome.errno === 'ENOMEM' && op.advice !== 'POPULATE_WRITE') {
       this.madvise(op.pid, op.addr, op.addr + op.lengthPages, op.advice);
       return;
     }
