@@ -4,10 +4,20 @@
  * them this tree's concurrent runs (the same traces with `swarm.concurrency` 1 and 2 in
  * turn: random switches, PCT).
  *
- *     git worktree add --detach ../base main && cp -al node_modules ../base/
+ *     git worktree add --detach ../base c6fd074 && cp -al node_modules ../base/
  *     npx tsx bench/lockcost.ts --base ../base [--quick] [--kernels model,impl,diff]
- *                               [--strategy NAME] [--pairs N] [--this DIR] [--json FILE]
+ *                               [--strategy NAME] [--pairs N] [--part MS] [--this DIR] [--json FILE]
+ *     npx tsx bench/lockcost.ts --ablate [the same options but --base]
  *     (LOCKCOST_V8_FLAGS='--flag …': V8 flags for the workers, for experiments)
+ *
+ * `--base DIR` compares with another tree (c6fd074 is the last one before the locks; every
+ * check and path added since is in the ratio too). `--ablate` compares this tree with
+ * itself, its base worker's kernel-api/locks.ts, impl/locks.ts and model/locks.ts replaced
+ * (bench/ablate/: a module resolution hook) by ones whose lock table takes, checks and
+ * records nothing and whose with-lock helpers just call the function: the locks' own cost,
+ * in the same run, on the same traces (a sequential run of the core operations depends on
+ * the table only through the lock invariants, which never break on them). `--part MS`: the
+ * CPU time of a block (300 ms; 150 with --quick).
  *
  * Each tree runs in a process of its own (its campaign code imported from its folder, so
  * neither tree's JIT state or heap shares anything with the other's; this tree's concurrent
@@ -109,9 +119,10 @@ class Worker {
   private pending: ((r: RunsRate) => void) | null = null;
   readonly ready: Promise<void>;
 
-  constructor(dir: string) {
-    // tsx comes from the tree's own node_modules.
-    this.child = fork(fileURLToPath(import.meta.url), ['--worker', resolve(dir)], { cwd: resolve(dir), execArgv: ['--import', 'tsx', ...(process.env.LOCKCOST_V8_FLAGS?.split(' ').filter((f) => f !== '') ?? [])] });
+  constructor(dir: string, ablated = false) {
+    // tsx comes from the tree's own node_modules; the ablated tree's hook is registered after it.
+    const ablate = ablated ? ['--import', pathToFileURL(resolve(import.meta.dirname, 'ablate/register.mjs')).href] : [];
+    this.child = fork(fileURLToPath(import.meta.url), ['--worker', resolve(dir)], { cwd: resolve(dir), execArgv: ['--import', 'tsx', ...ablate, ...(process.env.LOCKCOST_V8_FLAGS?.split(' ').filter((f) => f !== '') ?? [])] });
     this.ready = new Promise((ok, fail) => {
       this.child.once('error', fail);
       this.child.once('exit', (code) => fail(new Error(`the worker on ${dir} exited (${code})`)));
@@ -219,19 +230,21 @@ async function main(): Promise<void> {
   };
   const workerDir = flag('--worker');
   if (workerDir !== undefined) return worker(workerDir);
-  const baseDir = flag('--base');
-  if (baseDir === undefined) {
-    throw new Error('bench/lockcost.ts needs --base DIR: a checkout of the tree before the locks (git worktree add --detach DIR main; cp -al node_modules DIR/)');
-  }
   const thisDir = flag('--this') ?? resolve(import.meta.dirname, '..');
+  const ablate = argv.includes('--ablate');
+  const baseDir = ablate ? thisDir : flag('--base');
+  if (baseDir === undefined || (ablate && flag('--base') !== undefined)) {
+    console.error('bench/lockcost.ts needs --base DIR (a checkout of the tree before the locks: git worktree add --detach DIR c6fd074; cp -al node_modules DIR/) or --ablate (this tree against itself with bench/ablate/locks.ts, a lock table that takes and checks nothing), not both');
+    process.exit(2);
+  }
   const quick = argv.includes('--quick');
   const strategy = flag('--strategy') ?? null;
   const jsonFile = flag('--json');
   const kernels = (flag('--kernels')?.split(',') ?? KERNELS) as KernelChoice[];
-  const partMs = quick ? 150 : 300;
+  const partMs = Number(flag('--part') ?? (quick ? 150 : 300));
   const pairs = Number(flag('--pairs') ?? (quick ? 8 : 20));
   const seed = Number(flag('--seed') ?? 1);
-  const base = new Worker(baseDir);
+  const base = new Worker(baseDir, ablate);
   const mine = new Worker(thisDir);
   const mineConcurrent = new Worker(thisDir);
   await Promise.all([base.ready, mine.ready, mineConcurrent.ready]);
@@ -253,7 +266,7 @@ async function main(): Promise<void> {
     mineConcurrent.stop();
   }
   if (jsonFile !== undefined) {
-    writeFileSync(jsonFile, JSON.stringify({ seed, strategy: strategy ?? 'core', partMs, pairs, base: resolve(baseDir), this: resolve(thisDir), kernels: out }, null, 2) + '\n');
+    writeFileSync(jsonFile, JSON.stringify({ seed, strategy: strategy ?? 'core', partMs, pairs, base: ablate ? 'this tree, its lock table ablated (bench/ablate/locks.ts)' : resolve(baseDir), this: resolve(thisDir), kernels: out }, null, 2) + '\n');
     console.log(`wrote ${jsonFile}`);
   }
 }
