@@ -99,12 +99,18 @@ describe('dirty tracking: a store through a special PTE dirties no page', () => 
 /** Seed 000's lockdep warning on every mmap of another's mem file: known, not these tests' business. */
 const NOT_JUDGED = new Set(['lock-order'] as const);
 
+/** A session of seed 000's design (its lockdep warning not judged): `val` is an ok outcome's value, else -1. */
+function viewSession(kernel: 'model' | 'impl') {
+  const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
+  const step = (op: Op) => s.step(op);
+  const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+  return { s, step, val };
+}
+
 describe('ghost memory follows Linux: the store through the view is lost at reclaim', () => {
   for (const kernel of ['model', 'impl'] as const) {
     it(`${kernel}: remote-coherence reports the lost write when the clean page is dropped; the ghost then expects the old value`, () => {
-      const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
-      const step = (op: Op) => s.step(op);
-      const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+      const { s, step, val } = viewSession(kernel);
       val({ op: 'spawn' });
       const file = val({ op: 'creat', sizePages: 1 });
       const a = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 1, shared: true, file });
@@ -127,9 +133,7 @@ describe('ghost memory follows Linux: the store through the view is lost at recl
     });
 
     it(`${kernel}: a dirty page reclaim wrote back but the driver's reference kept is clean again: a later store through the view is lost`, () => {
-      const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
-      const step = (op: Op) => s.step(op);
-      const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+      const { step, val } = viewSession(kernel);
       val({ op: 'spawn' });
       const file = val({ op: 'creat', sizePages: 1 });
       const a = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, file });
@@ -148,9 +152,7 @@ describe('ghost memory follows Linux: the store through the view is lost at recl
     });
 
     it(`${kernel}: a page pwrite dirtied while only the view maps it, written back by a reclaim that keeps it for the driver's reference, is clean again: a later store through the view is lost`, () => {
-      const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
-      const step = (op: Op) => s.step(op);
-      const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+      const { s, step, val } = viewSession(kernel);
       val({ op: 'spawn' });
       const file = val({ op: 'creat', sizePages: 1 });
       const a = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 1, shared: true, file });
@@ -173,9 +175,7 @@ describe('ghost memory follows Linux: the store through the view is lost at recl
     });
 
     it(`${kernel}: msync(MS_SYNC) writes the target's dirty page back and cleans it: a later store through the view is lost at reclaim, as on Linux`, () => {
-      const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
-      const step = (op: Op) => s.step(op);
-      const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+      const { step, val } = viewSession(kernel);
       val({ op: 'spawn' });
       const file = val({ op: 'creat', sizePages: 1 });
       const a = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, file });
@@ -207,9 +207,7 @@ describe('ghost memory follows Linux: the store through the view is lost at recl
     });
 
     it(`${kernel}: no report when the target dirtied the page itself before the store through the view`, () => {
-      const s = new Session({ kernel, config: FUZZ_CONFIG, strategies: [procMemMmap], exclude: NOT_JUDGED });
-      const step = (op: Op) => s.step(op);
-      const val = (op: Op) => { const r = step(op); return r.outcome.kind === 'ok' ? r.outcome.value : -1; };
+      const { step, val } = viewSession(kernel);
       val({ op: 'spawn' });
       const file = val({ op: 'creat', sizePages: 1 });
       const a = val({ op: 'mmap', pid: 1, addr: 0, lengthPages: 1, prot: 3, shared: true, file });
