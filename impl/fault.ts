@@ -235,6 +235,15 @@ function doSwapPage(s: ImplState, proc: ImplProcess, vma: ImplVma, addr: number,
     s.swap.cachePfn[slot] = pfn;
     pool.refcount[pfn] += 1;
   }
+  // swapin_readahead's I/O, folio_lock_or_retry: they may sleep, and another thread's fault,
+  // a MADV_DONTNEED or a reclaim may change the PTE meanwhile (pte_same, out_nomap).
+  s.locks.preemptPoint('swapin');
+  if (pt.flags(addr) !== pteFlags || pt.idx(addr) !== slot) {
+    s.locks.cover(COVER.doSwapPageRaced);
+    putPage(s, pfn);
+    if (pool.refcount[pfn] > 0 && pool.mapcount[pfn] === 0) folioFreeSwap(s, pfn);
+    return 0;
+  }
   s.lru.touch(pfn, s.step);
   s.swap.count[slot] -= 1;
   proc.mm.rss.swap -= 1;

@@ -120,6 +120,7 @@ const KERNEL_PATHS = [
   ['driverFaultRetry', 'fault:->fault:VM_FAULT_RETRY', '->fault dropped mmap_lock and returned VM_FAULT_RETRY'],
   ['doSwapPageCache', 'fault:do_swap_page:swap_cache', 'swap-in of a page still in the swap cache'],
   ['doSwapPageRead', 'fault:do_swap_page:swapin_readahead', 'swap-in read from the slot into a new swap-cache page'],
+  ['doSwapPageRaced', 'fault:do_swap_page:!pte_same', 'the PTE changed while the swap-in slept: the page is put back'],
   ['doSwapPageReuse', 'fault:do_swap_page:exclusive', 'the swapped-in page is mapped exclusive (writable if the VMA is)'],
   ['doSwapPageUffdWp', 'fault:do_swap_page:uffd_wp', 'a uffd-wp swap entry comes back write-protected'],
   ['doWpPage', 'fault:do_wp_page', 'a write (or unshare) fault on a present, write-protected PTE'],

@@ -239,6 +239,17 @@ function doSwapPage(s: ModelState, proc: Process, vma: Vma, addr: number, write:
     entry.cachePfn = frame.pfn;
     frame.refcount += 1;
   }
+  // swapin_readahead's I/O, folio_lock_or_retry: they may sleep, and another thread's fault,
+  // a MADV_DONTNEED or a reclaim may change the PTE meanwhile (pte_same under the PTL,
+  // out_nomap): the fault's reference is dropped and the access retries.
+  s.locks.preemptPoint('swapin');
+  const now = proc.mm.ptes.get(addr);
+  if (now === undefined || now.kind !== 'swap' || now.slot !== pte.slot || now.exclusive !== pte.exclusive || now.softDirty !== pte.softDirty || now.uffdWp !== pte.uffdWp) {
+    s.locks.cover(COVER.doSwapPageRaced);
+    putPage(s, frame);
+    if (frame.refcount > 0 && frame.mapcount === 0) folioFreeSwap(s, frame);
+    return 0;
+  }
   frame.lru = s.step;
   // swap_free: this entry no longer names the slot.
   entry.count -= 1;

@@ -4,7 +4,8 @@
  * do_cow_fault: GFP_HIGHUSER_MOVABLE), and so may bringing a file page into the page cache
  * (filemap_fault's invalidate_lock), so the other thread's fault can run there and fill the
  * PTE first; Linux finds it under the PTL (vmf_pte_changed, !pte_same, finish_fault's
- * !pte_none), drops its own page and the access retries onto the other's. Recorded switches put the second write at the first
+ * !pte_none), drops its own page and the access retries onto the other's. A swap-in may
+ * sleep too (its I/O, the folio lock): a MADV_DONTNEED can drop the entry meanwhile. Recorded switches put the second write at the first
  * one's allocation, on both kernels and side by side, and every invariant holds.
  */
 import { describe, expect, it } from 'vitest';
@@ -85,6 +86,40 @@ for (const kernel of ['model', 'impl', 'diff'] as const) {
       ]);
       expect(outcomes.slice(5)).toEqual([ok(0), ok(0), ok(1), ok(7)]);
       expect(s.primary.locks.coverage[COVER.fileFaultRaced]).toBe(1);
+    });
+
+    it('do_swap_page: the second read swaps the page in while the first sleeps in the swap-in; the first puts its reference back (!pte_same)', () => {
+      const { s, outcomes } = replay(kernel, [
+        { op: 'spawn' },
+        { op: 'mmap', pid: 1, addr: B, lengthPages: 1, prot: 3, shared: false, fixed: true },
+        { op: 'write', pid: 1, addr: B, value: 5 },
+        { op: 'reclaim', pid: 1, addr: B },
+        { op: 'clone', pid: 1 },
+        // Point 0: do_user_addr_fault's mmap_lock; point 1: the swap-in.
+        { op: 'read', pid: 1, addr: B, switches: [{ at: 1, to: 2 }] },
+        { op: 'read', pid: 1, tid: 2, addr: B },
+        { op: 'write', pid: 1, addr: B, value: 6 },
+      ]);
+      expect(outcomes.slice(5)).toEqual([ok(5), ok(5), ok(0)]);
+      expect(s.primary.locks.coverage[COVER.doSwapPageRaced]).toBe(1);
+      expect([...s.primary.inspect.frames()].filter((f) => f.kind === 'anon').map((f) => [f.value, f.mapcount])).toEqual([[6, 1]]);
+    });
+
+    it('do_swap_page: a MADV_DONTNEED by another thread drops the swap entry while the fault sleeps in the swap-in; the fault puts the page back, and nothing is left', () => {
+      const { s, outcomes } = replay(kernel, [
+        { op: 'spawn' },
+        { op: 'mmap', pid: 1, addr: B, lengthPages: 1, prot: 3, shared: false, fixed: true },
+        { op: 'write', pid: 1, addr: B, value: 5 },
+        { op: 'reclaim', pid: 1, addr: B },
+        { op: 'clone', pid: 1 },
+        { op: 'read', pid: 1, addr: B, switches: [{ at: 1, to: 2 }] },
+        { op: 'madvise', pid: 1, tid: 2, addr: B, lengthPages: 1, advice: 'DONTNEED' },
+      ]);
+      // The zap came first: the read retried onto an empty PTE and found the zero page.
+      expect(outcomes.slice(5)).toEqual([ok(0), ok(0)]);
+      expect(s.primary.locks.coverage[COVER.doSwapPageRaced]).toBe(1);
+      expect([...s.primary.inspect.frames()].filter((f) => f.kind === 'anon')).toEqual([]);
+      expect([...s.primary.inspect.swapSlots()]).toEqual([]);
     });
 
     it('wp_page_copy: the second write copies the COW-shared page while the first allocates its copy; the first drops it (!pte_same)', () => {
