@@ -243,8 +243,7 @@ function doSwapPage(s: ModelState, proc: Process, vma: Vma, addr: number, write:
   // a MADV_DONTNEED or a reclaim may change the PTE meanwhile (pte_same under the PTL,
   // out_nomap): the fault's reference is dropped and the access retries.
   s.locks.preemptPoint('swapin');
-  const now = proc.mm.ptes.get(addr);
-  if (now === undefined || now.kind !== 'swap' || now.slot !== pte.slot || now.exclusive !== pte.exclusive || now.softDirty !== pte.softDirty || now.uffdWp !== pte.uffdWp) {
+  if (!samePte(proc.mm.ptes.get(addr), pte)) {
     s.locks.cover(COVER.doSwapPageRaced);
     putPage(s, frame);
     if (frame.refcount > 0 && frame.mapcount === 0) folioFreeSwap(s, frame);
@@ -368,8 +367,9 @@ function wpPageCopy(s: ModelState, proc: Process, vma: Vma, addr: number, pte: P
   return 0;
 }
 
-/** pte_same: the PTE holds the same value (a PTE rewritten alike is the same). */
-function samePte(now: Pte | undefined, was: PresentPte): boolean {
-  return now !== undefined && now.kind === 'present' && now.pfn === was.pfn && now.write === was.write && now.dirty === was.dirty &&
-    now.softDirty === was.softDirty && now.special === was.special && now.uffdWp === was.uffdWp;
+/** pte_same: the PTE holds the same value, present or swap entry (one rewritten alike is the same). */
+function samePte(now: Pte | undefined, was: Pte): boolean {
+  if (now === undefined || now.softDirty !== was.softDirty || now.uffdWp !== was.uffdWp) return false;
+  if (now.kind === 'present') return was.kind === 'present' && now.pfn === was.pfn && now.write === was.write && now.dirty === was.dirty && now.special === was.special;
+  return was.kind === 'swap' && now.slot === was.slot && now.exclusive === was.exclusive;
 }

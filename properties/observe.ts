@@ -155,19 +155,9 @@ export function liveObservationsEqual(a: KernelInspect, b: KernelInspect, runnin
     if (p.pid !== q.pid || p.state !== q.state) return null;
     if (p.rss.anon !== q.rss.anon || p.rss.file !== q.rss.file || p.rss.shmem !== q.rss.shmem || p.rss.swap !== q.rss.swap) return null;
     if (!sameInStep(a.vmas(p.pid), b.vmas(q.pid), sameMapLine)) return null;
-    // sameInStep written out: a closure made per process would be one more
-    // Object.defineProperty per process and step (tsx's keepNames names each).
-    const ia = a.ptes(p.pid)[Symbol.iterator]();
-    const ib = b.ptes(q.pid)[Symbol.iterator]();
-    for (;;) {
-      const m = ia.next();
-      const n = ib.next();
-      if (m.done === true || n.done === true) {
-        if (m.done !== n.done) return null;
-        break;
-      }
-      if (!pageEqual(fillPage(x, a, canonA, swapA, m.value[0], m.value[1]), fillPage(y, b, canonB, swapB, n.value[0], n.value[1]))) return null;
-    }
+    // The comparison passed inline: an anonymous closure (one bound to a name would be an
+    // Object.defineProperty per process and step, tsx's keepNames naming it).
+    if (!sameInStep(a.ptes(p.pid), b.ptes(q.pid), (m, n) => pageEqual(fillPage(x, a, canonA, swapA, m[0], m[1]), fillPage(y, b, canonB, swapB, n[0], n[1])))) return null;
     if (p.state === 'running') running.push(p.pid);
   }
   return running;
